@@ -1,0 +1,1 @@
+"""Balance Gateway: one GraphQL endpoint in front of African payment providers."""

@@ -1,0 +1,62 @@
+"""A configured provider account, as adapters see it, and the `Secret` wrapper.
+
+Secrets print as `Secret('**********')`, so a stray log line or repr cannot leak them;
+`fingerprint` gives a stable, non-reversible name for cache keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from gateway.domain import AccountInfo, Capability, ProviderKind
+
+
+class Secret:
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(b"balance-gateway:" + self._value.encode()).hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    id: str
+    provider: ProviderKind
+    base_url: str
+    label: str
+    capabilities: tuple[Capability, ...]
+    credentials: dict[str, Secret] = field(default_factory=dict)
+    currency: str | None = None
+    country: str | None = None
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    timeout_seconds: float = 10.0
+
+    @property
+    def info(self) -> AccountInfo:
+        return AccountInfo(self.id, self.provider, self.label, self.capabilities)
+
+    def secret(self, name: str) -> str:
+        return self.credentials[name].reveal()
+
+    def optional_secret(self, name: str) -> str | None:
+        secret = self.credentials.get(name)
+        return secret.reveal() if secret else None

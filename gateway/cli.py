@@ -1,0 +1,143 @@
+"""`balance-gateway serve | simulate | export-schema [--check] | check-config`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import uvicorn
+
+from gateway.errors import ConfigError
+from gateway.settings import Settings, config_path, load_settings
+
+SCHEMA_FILE = Path("schema.graphql")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(config_path(args.config, os.environ))
+
+
+def check_config(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    names = ", ".join(f"{a.id} ({a.provider.value})" for a in settings.accounts.values())
+    print(f"configuration OK: profile {settings.server.profile}; accounts: {names}")
+    return 0
+
+
+class _SimulatorServer(uvicorn.Server):
+    """Runs beside the gateway; the gateway's server owns the signal handlers."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve(settings: Settings, host: str, port: int, simulator_port: int | None) -> None:
+    from gateway.app import create_app
+
+    gateway = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings), host=host, port=port, log_level="info", server_header=False
+        )
+    )
+    if simulator_port is None:
+        await gateway.serve()
+        return
+    from gateway.simulator import create_simulator
+
+    simulator = _SimulatorServer(
+        uvicorn.Config(
+            create_simulator().app, host="127.0.0.1", port=simulator_port, log_level="warning"
+        )
+    )
+    sim_task = asyncio.create_task(simulator.serve())
+    try:
+        await gateway.serve()
+    finally:
+        simulator.should_exit = True
+        await sim_task
+
+
+def serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings.server.development:
+        logging.getLogger("gateway").warning(
+            "development profile: GraphiQL and introspection are on; do not expose this"
+        )
+    asyncio.run(_serve(settings, args.host, args.port, args.simulator_port))
+    return 0
+
+
+def simulate(args: argparse.Namespace) -> int:
+    from gateway.simulator import create_simulator
+
+    uvicorn.run(create_simulator().app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def export_schema(args: argparse.Namespace) -> int:
+    from gateway.schema import sdl
+
+    text = sdl()
+    target = Path(args.output)
+    if args.check:
+        current = target.read_text(encoding="utf-8") if target.exists() else ""
+        if current != text:
+            print(
+                f"{target} differs from the schema in code: run `balance-gateway export-schema`",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{target} is up to date")
+        return 0
+    target.write_text(text, encoding="utf-8")
+    print(f"wrote {target}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="balance-gateway", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("serve", help="serve the gateway")
+    p.add_argument("--config", help="TOML config file (default: $GATEWAY_CONFIG)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--simulator-port",
+        type=int,
+        default=None,
+        help="also serve the provider simulator on 127.0.0.1:PORT (demo)",
+    )
+    p.set_defaults(run=serve)
+
+    p = commands.add_parser("simulate", help="serve the provider simulator alone")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8001)
+    p.set_defaults(run=simulate)
+
+    p = commands.add_parser("export-schema", help="write schema.graphql from the code")
+    p.add_argument("--check", action="store_true", help="fail if the file differs instead")
+    p.add_argument("--output", default=str(SCHEMA_FILE))
+    p.set_defaults(run=export_schema)
+
+    p = commands.add_parser("check-config", help="report every problem in a config file")
+    p.add_argument("--config", help="TOML config file (default: $GATEWAY_CONFIG)")
+    p.set_defaults(run=check_config)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except ConfigError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2

@@ -1,0 +1,206 @@
+"""Pure values the whole gateway speaks: money, assets, countries, balances.
+
+Nothing here does I/O. Amounts are `Decimal` built from the upstream's raw text and keep
+its precision; times are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+
+
+class ProviderKind(Enum):
+    OURVOICE = "ourvoice"
+    MAGMA_ONEPAY = "magma_onepay"
+    MUDA = "muda"
+    PAYMOB_BILLS = "paymob_bills"
+
+
+class Capability(Enum):
+    BALANCE = "BALANCE"
+    TRANSACTIONS = "TRANSACTIONS"
+    TOP_UP = "TOP_UP"
+
+
+class AssetKind(Enum):
+    CASH = "CASH"
+    PREPAID_CREDIT = "PREPAID_CREDIT"
+    COLLATERAL = "COLLATERAL"
+    COMMISSION = "COMMISSION"
+
+
+# ISO 4217 minor units for the currencies these providers use (and their neighbours).
+# A currency missing here is rejected as unknown rather than guessed.
+CURRENCY_EXPONENTS: dict[str, int] = {
+    "XOF": 0,
+    "XAF": 0,
+    "GNF": 0,
+    "UGX": 0,
+    "RWF": 0,
+    "BIF": 0,
+    "KMF": 0,
+    "DJF": 0,
+    "KES": 2,
+    "TZS": 2,
+    "GHS": 2,
+    "EGP": 2,
+    "SLE": 2,
+    "CDF": 2,
+    "NGN": 2,
+    "ZAR": 2,
+    "ZMW": 2,
+    "MWK": 2,
+    "MZN": 2,
+    "ETB": 2,
+    "MAD": 2,
+    "GMD": 2,
+    "LRD": 2,
+    "CVE": 2,
+    "SSP": 2,
+    "SDG": 2,
+    "BWP": 2,
+    "NAD": 2,
+    "MGA": 2,
+    "MRU": 2,
+    "DZD": 2,
+    "TND": 3,
+    "LYD": 3,
+    "USD": 2,
+    "EUR": 2,
+    "GBP": 2,
+}
+
+
+def is_known_currency(code: object) -> bool:
+    return isinstance(code, str) and code in CURRENCY_EXPONENTS
+
+
+@dataclass(frozen=True)
+class Money:
+    amount: Decimal
+    currency: str
+
+    def __post_init__(self) -> None:
+        if not self.amount.is_finite():
+            raise ValueError("money must be finite")
+        if not is_known_currency(self.currency):
+            raise ValueError(f"unknown currency {self.currency!r}")
+
+    def __add__(self, other: Money) -> Money:
+        if other.currency != self.currency:
+            raise ValueError("cannot add different currencies")
+        return Money(self.amount + other.amount, self.currency)
+
+
+@dataclass(frozen=True)
+class Country:
+    code: str  # ISO 3166-1 alpha-2
+    name: str
+    dial_prefix: str | None = None
+    currency: str | None = None
+    raw_code: str | None = None  # the provider's own code, when it is not ISO (Magma "RDC")
+
+
+COUNTRIES: dict[str, Country] = {
+    c.code: c
+    for c in (
+        Country("BJ", "Benin", "+229", "XOF"),
+        Country("BF", "Burkina Faso", "+226", "XOF"),
+        Country("CI", "Côte d'Ivoire", "+225", "XOF"),
+        Country("CM", "Cameroon", "+237", "XAF"),
+        Country("CD", "DR Congo", "+243", "CDF"),
+        Country("EG", "Egypt", "+20", "EGP"),
+        Country("GH", "Ghana", "+233", "GHS"),
+        Country("GN", "Guinea", "+224", "GNF"),
+        Country("KE", "Kenya", "+254", "KES"),
+        Country("ML", "Mali", "+223", "XOF"),
+        Country("SN", "Senegal", "+221", "XOF"),
+        Country("SL", "Sierra Leone", "+232", "SLE"),
+        Country("TZ", "Tanzania", "+255", "TZS"),
+        Country("TG", "Togo", "+228", "XOF"),
+        Country("UG", "Uganda", "+256", "UGX"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Asset:
+    code: str
+    currency: str
+    kind: AssetKind
+    issuer: str | None = None
+
+
+@dataclass(frozen=True)
+class Balance:
+    """One balance line. `id` is globally unique and stable: `<account>:<provider key>`."""
+
+    id: str
+    asset: Asset
+    total: Money
+    available: Money
+    pending: Money | None = None
+    country: Country | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    """What clients may know about a configured account (never its credentials)."""
+
+    id: str
+    provider: ProviderKind
+    label: str
+    capabilities: tuple[Capability, ...]
+
+
+@dataclass(frozen=True)
+class AccountBalance:
+    account: AccountInfo
+    balances: tuple[Balance, ...]
+    fetched_at: datetime
+    stale: bool = False
+
+
+@dataclass(frozen=True)
+class ProviderFailure:
+    account: AccountInfo
+    code: str  # an ErrorCode value
+    message: str
+    retryable: bool
+    retry_after_seconds: int | None = None
+
+
+AccountBalanceResult = AccountBalance | ProviderFailure
+
+
+@dataclass(frozen=True)
+class CurrencyTotal:
+    currency: str
+    kind: AssetKind
+    total: Money
+    available: Money
+
+
+def totals(results: list[AccountBalanceResult]) -> list[CurrencyTotal]:
+    """Add like with like only: same currency and same asset kind, answered accounts only."""
+    sums: dict[tuple[str, AssetKind], tuple[Money, Money]] = {}
+    for result in results:
+        if not isinstance(result, AccountBalance):
+            continue
+        for balance in result.balances:
+            key = (balance.total.currency, balance.asset.kind)
+            if key in sums:
+                total, available = sums[key]
+                sums[key] = (total + balance.total, available + balance.available)
+            else:
+                sums[key] = (balance.total, balance.available)
+    return [
+        CurrencyTotal(currency, kind, total, available)
+        for (currency, kind), (total, available) in sorted(
+            sums.items(), key=lambda item: (item[0][0], item[0][1].value)
+        )
+    ]

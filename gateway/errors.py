@@ -1,0 +1,154 @@
+"""One error tree for the whole gateway; every error carries a stable code.
+
+    GatewayError (code, message, retryable, retry_after_seconds)
+    ├── ClientError                  the caller's fault: VALIDATION, NOT_FOUND, FORBIDDEN, …
+    ├── ConfigError                  the configuration is unusable (a list of problems)
+    └── UpstreamError                a provider failed (provider, account, upstream status/code)
+        ├── UpstreamUnauthorized     401/403 (never served stale, drops cached data)
+        ├── UpstreamRateLimited      429 or our own budget (retry_after_seconds)
+        ├── UpstreamUnavailable      5xx, connection refused, provider says "try later"
+        ├── UpstreamTimeout          connect/read timeout or the request deadline
+        ├── UpstreamBadResponse      body does not parse, wrong types, too large, redirect
+        └── UpstreamRejected         a definite 4xx refusal of this request
+
+Messages are safe to show to clients: they never contain secrets, upstream URLs or
+upstream bodies. Details meant for operators go to `detail`, which is logged, not returned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class ErrorCode(Enum):
+    """Stable codes shared by the schema, this module and `extensions.code`. Never rename."""
+
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    NOT_FOUND = "NOT_FOUND"
+    VALIDATION = "VALIDATION"
+    RATE_LIMITED = "RATE_LIMITED"
+    INTERNAL = "INTERNAL"
+    UPSTREAM_UNAUTHORIZED = "UPSTREAM_UNAUTHORIZED"
+    UPSTREAM_RATE_LIMITED = "UPSTREAM_RATE_LIMITED"
+    UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
+    UPSTREAM_TIMEOUT = "UPSTREAM_TIMEOUT"
+    UPSTREAM_BAD_RESPONSE = "UPSTREAM_BAD_RESPONSE"
+    UPSTREAM_REJECTED = "UPSTREAM_REJECTED"
+    CIRCUIT_OPEN = "CIRCUIT_OPEN"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    UNSUPPORTED = "UNSUPPORTED"
+
+
+class GatewayError(Exception):
+    code: ErrorCode = ErrorCode.INTERNAL
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        detail: str | None = None,
+        retry_after_seconds: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+        self.retry_after_seconds = retry_after_seconds
+
+
+class ClientError(GatewayError):
+    code = ErrorCode.VALIDATION
+
+
+class NotFound(ClientError):
+    code = ErrorCode.NOT_FOUND
+
+
+class Unsupported(ClientError):
+    code = ErrorCode.UNSUPPORTED
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the configuration: where, what, and how to fix it."""
+
+    location: str
+    message: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.location}: {self.message}"
+        return f"{text} (fix: {self.fix})" if self.fix else text
+
+
+class ConfigError(GatewayError):
+    code = ErrorCode.INTERNAL
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class UpstreamContext:
+    """What an upstream error knows about where it came from (operators only)."""
+
+    provider: str
+    account: str
+    status: int | None = None
+    upstream_code: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class UpstreamError(GatewayError):
+    code = ErrorCode.UPSTREAM_UNAVAILABLE
+    retryable = True
+    default_message = "The provider is unavailable."
+
+    def __init__(
+        self,
+        context: UpstreamContext,
+        message: str | None = None,
+        *,
+        detail: str | None = None,
+        retry_after_seconds: int | None = None,
+    ) -> None:
+        super().__init__(
+            message or self.default_message,
+            detail=detail,
+            retry_after_seconds=retry_after_seconds,
+        )
+        self.context = context
+
+
+class UpstreamUnauthorized(UpstreamError):
+    code = ErrorCode.UPSTREAM_UNAUTHORIZED
+    retryable = False
+    default_message = "The provider refused the gateway's credentials."
+
+
+class UpstreamRateLimited(UpstreamError):
+    code = ErrorCode.UPSTREAM_RATE_LIMITED
+    default_message = "The provider's rate limit was reached."
+
+
+class UpstreamUnavailable(UpstreamError):
+    code = ErrorCode.UPSTREAM_UNAVAILABLE
+
+
+class UpstreamTimeout(UpstreamError):
+    code = ErrorCode.UPSTREAM_TIMEOUT
+    default_message = "The provider did not answer in time."
+
+
+class UpstreamBadResponse(UpstreamError):
+    code = ErrorCode.UPSTREAM_BAD_RESPONSE
+    default_message = "The provider sent a response the gateway cannot read."
+
+
+class UpstreamRejected(UpstreamError):
+    code = ErrorCode.UPSTREAM_REJECTED
+    retryable = False
+    default_message = "The provider rejected the request."

@@ -1,0 +1,55 @@
+"""What every provider adapter offers, and the plain-data spec the registry lists.
+
+An adapter is built per account with the shared `UpstreamClient` and the gateway's clock.
+It keeps pure parse functions (body → domain values) apart from its one I/O step, and
+raises only `UpstreamError`s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from gateway.accounts import AccountConfig
+from gateway.domain import Balance, Capability, ProviderKind
+from gateway.errors import UpstreamContext
+from gateway.upstream import Clock, UpstreamClient
+
+
+class BalanceProvider(Protocol):
+    async def fetch_balances(self) -> tuple[Balance, ...]:
+        """Every balance line of the account, normalised; raises UpstreamError."""
+        ...
+
+
+AdapterFactory = Callable[[AccountConfig, UpstreamClient, Clock], BalanceProvider]
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """How to build and configure one provider kind (one registry line each)."""
+
+    kind: ProviderKind
+    factory: AdapterFactory
+    required_credentials: frozenset[str]
+    optional_credentials: frozenset[str] = frozenset()
+    default_currency: str | None = None  # None: the provider states currencies itself
+    capabilities: tuple[Capability, ...] = (Capability.BALANCE,)
+
+    @property
+    def currency_from_config(self) -> bool:
+        return self.default_currency is not None
+
+
+def upstream_context(account: AccountConfig) -> UpstreamContext:
+    return UpstreamContext(provider=account.provider.value, account=account.id)
+
+
+def join_url(base_url: str, path: str) -> str:
+    """Base URL + absolute path, without doubling a version segment both carry (`/v1`)."""
+    base = base_url.rstrip("/")
+    first = "/" + path.lstrip("/").split("/", 1)[0]
+    if first != "/" and base.endswith(first):
+        base = base[: -len(first)]
+    return base + path

@@ -1,0 +1,113 @@
+"""Magma OnePay: mobile-money floats per country, Bearer private key (+ X-User-Secret).
+
+Envelope `{"code": 200, "message": "OK", "data": [...]}` (a bare array is accepted too).
+`code` is the HTTP status in the envelope but the ISO country in items; DR Congo comes as
+the non-ISO `RDC` (mapped to `CD`, raw kept). Timestamps have no zone: the account's
+`timezone` (UTC by default) applies. `pending = balance - balance_available`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.accounts import AccountConfig
+from gateway.domain import COUNTRIES, Asset, AssetKind, Balance, Country, Money, ProviderKind
+from gateway.errors import UpstreamContext
+from gateway.providers.base import ProviderSpec, join_url, upstream_context
+from gateway.upstream import Clock, UpstreamClient, status_error
+from gateway.wire import WireReader
+
+BALANCE_PATH = "/v1/misc/balance"
+NON_ISO_COUNTRIES = {"RDC": "CD"}
+
+
+def parse_country(reader: WireReader, item: Any, where: str) -> Country:
+    raw_code = reader.string(item, "code", where)
+    code = NON_ISO_COUNTRIES.get(raw_code.upper(), raw_code.upper())
+    if len(code) != 2 or not code.isalpha():
+        reader.fail(f"{where}.code: not a country code")
+    known = COUNTRIES.get(code)
+    return Country(
+        code=code,
+        name=reader.optional_string(item, "name", where) or (known.name if known else code),
+        dial_prefix=reader.optional_string(item, "prefix", where),
+        currency=reader.currency(item.get("currency"), f"{where}.currency"),
+        raw_code=raw_code if raw_code != code else None,
+    )
+
+
+def parse_item(reader: WireReader, item: Any, where: str, account: AccountConfig) -> Balance:
+    item = reader.object(item, where)
+    country = parse_country(reader, item, where)
+    currency = country.currency or ""
+    total = reader.number(item, "balance", where)
+    available = reader.number(item, "balance_available", where)
+    updated = item.get("last_updated_at")
+    return Balance(
+        id=f"{account.id}:{country.code}:{currency}",
+        asset=Asset(code=currency, currency=currency, kind=AssetKind.CASH),
+        country=country,
+        total=Money(total, currency),
+        available=Money(available, currency),
+        pending=Money(total - available, currency),
+        updated_at=(
+            None
+            if updated is None
+            else reader.timestamp(updated, f"{where}.last_updated_at", account.timezone)
+        ),
+    )
+
+
+def parse_balances(
+    raw: bytes, account: AccountConfig, context: UpstreamContext
+) -> tuple[Balance, ...]:
+    reader = WireReader(context)
+    body = reader.loads(raw)
+    if isinstance(body, dict):
+        code = reader.number(body, "code", "body")
+        if code != 200:
+            raise status_error(context, int(code) if code == code.to_integral() else 0)
+        body = reader.field(body, "data", "body")
+    items = reader.array(body, "data")
+    balances = tuple(
+        parse_item(reader, item, f"data[{i}]", account) for i, item in enumerate(items)
+    )
+    if len({b.id for b in balances}) != len(balances):
+        reader.fail("data: the same country and currency twice")
+    return balances
+
+
+class MagmaOnePay:
+    def __init__(self, account: AccountConfig, http: UpstreamClient, clock: Clock) -> None:
+        self.account = account
+        self.http = http
+        self.context = upstream_context(account)
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "Authorization": f"Bearer {self.account.secret('private_key')}",
+            "Accept": "application/json",
+        }
+        secret = self.account.optional_secret("secret_key")
+        if secret:
+            headers["X-User-Secret"] = secret
+        return headers
+
+    async def fetch_balances(self) -> tuple[Balance, ...]:
+        response = await self.http.send(
+            self.context,
+            "GET",
+            join_url(self.account.base_url, BALANCE_PATH),
+            headers=self.headers(),
+            timeout_seconds=self.account.timeout_seconds,
+        )
+        self.http.raise_for_status(self.context, response)
+        return parse_balances(response.body, self.account, self.context)
+
+
+SPEC = ProviderSpec(
+    kind=ProviderKind.MAGMA_ONEPAY,
+    factory=MagmaOnePay,
+    required_credentials=frozenset({"private_key"}),
+    optional_credentials=frozenset({"secret_key"}),
+)

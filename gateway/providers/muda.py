@@ -1,0 +1,195 @@
+"""Muda Pay: Ugandan ledger balances behind a token exchange.
+
+`POST /v1/clients/oauth/token` trades the api/secret key pair for a JWT that expires after
+`expires_in` seconds. The token is cached until shortly before then; concurrent callers
+share one refresh, and a 401 on a read refreshes once and retries once. The envelope's own
+`status` is authoritative (HTTP 200 may carry a failure); a balance failure (400 "Failed
+to fetch balances") means the provider is unavailable, not that the caller erred.
+Balances are 7-decimal strings; `c`-prefixed assets are collateral, never cash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.accounts import AccountConfig
+from gateway.domain import COUNTRIES, Asset, AssetKind, Balance, Money, ProviderKind
+from gateway.errors import UpstreamContext
+from gateway.providers.base import ProviderSpec, join_url, upstream_context
+from gateway.upstream import Clock, UpstreamClient, UpstreamResponse, status_error
+from gateway.wire import WireReader
+
+TOKEN_PATH = "/v1/clients/oauth/token"
+BALANCE_PATH = "/v1/payment/balance"
+REFRESH_MARGIN_SECONDS = 60.0
+CURRENCY_COUNTRY = {"UGX": "UG", "KES": "KE", "TZS": "TZ"}
+
+
+def effective_status(response: UpstreamResponse) -> int:
+    """The envelope's own `status` when the body has one, else the HTTP status."""
+    try:
+        body = json.loads(response.body)
+    except ValueError:
+        return response.status
+    status = body.get("status") if isinstance(body, dict) else None
+    if isinstance(status, int) and not isinstance(status, bool):
+        return status
+    return response.status
+
+
+def envelope_data(reader: WireReader, response: UpstreamResponse, failure_status: int) -> Any:
+    """`data` of a successful envelope; otherwise the typed error for its `status`.
+
+    `failure_status` says how to read a body-level 400 (a failed balance fetch is the
+    provider's trouble, not the caller's)."""
+    if not 200 <= response.status < 300:
+        status = effective_status(response)
+        if status == 200:  # an error status over a body that claims success
+            status = response.status
+    else:
+        body = reader.object(reader.loads(response.body), "body")
+        number = reader.number(body, "status", "body")
+        if number == 200:
+            return body.get("data")
+        status = int(number) if number == number.to_integral() else 0
+    raise status_error(reader.context, failure_status if status == 400 else status)
+
+
+def asset_of(reader: WireReader, item: Mapping[str, Any], where: str) -> Asset:
+    code = reader.string(item, "asset_code", where)
+    currency = reader.currency(item.get("currency"), f"{where}.currency")
+    collateral = code == "c" + currency
+    if code not in (currency, "c" + currency):
+        reader.fail(f"{where}.asset_code: does not match its currency")
+    return Asset(
+        code=code,
+        currency=currency,
+        kind=AssetKind.COLLATERAL if collateral else AssetKind.CASH,
+        issuer=reader.optional_string(item, "asset_issuer", where),
+    )
+
+
+def parse_balances(
+    response: UpstreamResponse, account: AccountConfig, context: UpstreamContext
+) -> tuple[Balance, ...]:
+    reader = WireReader(context)
+    items = reader.array(envelope_data(reader, response, failure_status=503), "data")
+    balances = []
+    for i, raw_item in enumerate(items):
+        where = f"data[{i}]"
+        item = reader.object(raw_item, where)
+        asset = asset_of(reader, item, where)
+        money = Money(reader.decimal_string(item, "balance", where), asset.currency)
+        balances.append(
+            Balance(
+                id=f"{account.id}:{asset.code}:{asset.issuer or ''}",
+                asset=asset,
+                total=money,
+                available=money,
+                country=COUNTRIES.get(CURRENCY_COUNTRY.get(asset.currency, "")),
+            )
+        )
+    if len({b.id for b in balances}) != len(balances):
+        reader.fail("data: the same asset and issuer twice")
+    return tuple(balances)
+
+
+@dataclass(frozen=True)
+class Token:
+    value: str
+    expires_at: float
+
+
+def parse_token(response: UpstreamResponse, context: UpstreamContext, now: float) -> Token:
+    reader = WireReader(context)
+    data = reader.object(envelope_data(reader, response, failure_status=401), "data")
+    expires_in = reader.number(data, "expires_in", "data")
+    if expires_in <= 0:
+        reader.fail("data.expires_in: not positive")
+    return Token(reader.string(data, "access_token", "data"), now + float(expires_in))
+
+
+class TokenCache:
+    """One cached token per account; one refresh at a time, shared by every waiter."""
+
+    def __init__(self, fetch: Callable[[], Awaitable[Token]], clock: Clock) -> None:
+        self._fetch = fetch
+        self._clock = clock
+        self._token: Token | None = None
+        self._lock = asyncio.Lock()
+
+    def _usable(self, token: Token | None) -> bool:
+        return token is not None and self._clock() < token.expires_at - REFRESH_MARGIN_SECONDS
+
+    async def get(self) -> str:
+        if self._usable(self._token):
+            assert self._token is not None
+            return self._token.value
+        async with self._lock:
+            if not self._usable(self._token):
+                self._token = await self._fetch()
+            assert self._token is not None
+            return self._token.value
+
+    def reject(self, value: str) -> None:
+        """The upstream refused `value`: forget it, unless a newer token replaced it."""
+        if self._token is not None and self._token.value == value:
+            self._token = None
+
+
+class Muda:
+    def __init__(self, account: AccountConfig, http: UpstreamClient, clock: Clock) -> None:
+        self.account = account
+        self.http = http
+        self.clock = clock
+        self.context = upstream_context(account)
+        self.tokens = TokenCache(self._exchange, clock)
+
+    async def _exchange(self) -> Token:
+        response = await self.http.send(
+            self.context,
+            "POST",
+            join_url(self.account.base_url, TOKEN_PATH),
+            headers={"Accept": "application/json"},
+            json_body={
+                "api_key": self.account.secret("api_key"),
+                "secret_key": self.account.secret("secret_key"),
+            },
+            timeout_seconds=self.account.timeout_seconds,
+        )
+        return parse_token(response, self.context, self.clock())
+
+    async def _get(self, path: str) -> UpstreamResponse:
+        """A read with the current token; on 401, one refresh and one retry."""
+        token = await self.tokens.get()
+        response = await self._send_get(path, token)
+        if effective_status(response) == 401:
+            self.tokens.reject(token)
+            response = await self._send_get(path, await self.tokens.get())
+        if response.status in (401, 403, 429) or response.status >= 500:
+            self.http.raise_for_status(self.context, response)  # reads Retry-After
+        return response
+
+    async def _send_get(self, path: str, token: str) -> UpstreamResponse:
+        return await self.http.send(
+            self.context,
+            "GET",
+            join_url(self.account.base_url, path),
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout_seconds=self.account.timeout_seconds,
+        )
+
+    async def fetch_balances(self) -> tuple[Balance, ...]:
+        response = await self._get(BALANCE_PATH)
+        return parse_balances(response, self.account, self.context)
+
+
+SPEC = ProviderSpec(
+    kind=ProviderKind.MUDA,
+    factory=Muda,
+    required_credentials=frozenset({"api_key", "secret_key"}),
+)

@@ -1,0 +1,59 @@
+"""Every GraphQL error leaves with `extensions.code`; unexpected ones are masked.
+
+A `GatewayError` keeps its safe message and code. Parse and validation errors (no original
+exception) are VALIDATION. Anything else is a bug: the client sees "Internal error." with
+INTERNAL and a request id, and the exception is logged with that id, never returned.
+Errors a resolver deferred (`context.errors`, e.g. NOT_FOUND ids in `balances`) are added.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from gateway.errors import ErrorCode, GatewayError
+
+log = logging.getLogger("gateway.graphql")
+
+
+def coded(error: GraphQLError) -> GraphQLError:
+    original = error.original_error
+    if isinstance(original, GraphQLError):  # re-raised GraphQL errors keep their own shape
+        return coded(original)
+    if error.extensions and "code" in error.extensions:
+        return error
+    if isinstance(original, GatewayError):
+        message, code = original.message, original.code.value
+    elif original is None:
+        message, code = error.message, ErrorCode.VALIDATION.value
+    else:
+        request_id = uuid.uuid4().hex[:16]
+        log.error("unexpected error (request %s)", request_id, exc_info=original)
+        return GraphQLError(
+            "Internal error.",
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": ErrorCode.INTERNAL.value, "requestId": request_id},
+        )
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions={"code": code},
+    )
+
+
+class CodedErrors(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        deferred = getattr(self.execution_context.context, "errors", None) or []
+        if result is None or not (result.errors or deferred):
+            return
+        result.errors = [coded(e) for e in [*(result.errors or []), *deferred]]

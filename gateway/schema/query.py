@@ -1,0 +1,72 @@
+"""Root query: accounts, one account, the dashboard's `balances` report, countries."""
+
+from __future__ import annotations
+
+import strawberry
+from graphql import GraphQLError
+
+from gateway import domain
+from gateway.domain import ProviderKind
+from gateway.errors import ClientError, ErrorCode
+from gateway.schema.context import Context
+from gateway.schema.types import Account, BalanceReport, Country, CurrencyTotal, result_of
+
+MAX_ACCOUNTS_PER_QUERY = 100
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Configured accounts, optionally of one provider.")
+    def accounts(
+        self, info: strawberry.Info[Context, None], provider: ProviderKind | None = None
+    ) -> list[Account]:
+        return [Account.of(a) for a in info.context.service.accounts(provider)]
+
+    @strawberry.field(description="One account by id; null when there is no such account.")
+    def account(self, info: strawberry.Info[Context, None], id: strawberry.ID) -> Account | None:
+        found = info.context.service.account(str(id))
+        return Account.of(found) if found else None
+
+    @strawberry.field(
+        description="Balances of the given accounts (default: all), fetched concurrently. "
+        "A failing account is a ProviderFailure in its place; an unknown id is a NOT_FOUND "
+        "error and makes the report incomplete."
+    )
+    async def balances(
+        self,
+        info: strawberry.Info[Context, None],
+        account_ids: list[strawberry.ID] | None = None,
+        providers: list[ProviderKind] | None = None,
+    ) -> BalanceReport:
+        service = info.context.service
+        if account_ids is None:
+            ids = [a.id for a in service.accounts()]
+        else:
+            ids = list(dict.fromkeys(str(i) for i in account_ids))
+        if len(ids) > MAX_ACCOUNTS_PER_QUERY:
+            raise ClientError(f"At most {MAX_ACCOUNTS_PER_QUERY} accounts per query.")
+        missing = [i for i in ids if service.account(i) is None]
+        for account_id in missing:
+            info.context.errors.append(
+                GraphQLError(
+                    f"No account {account_id!r}.",
+                    path=info.path.as_list(),
+                    extensions={"code": ErrorCode.NOT_FOUND.value},
+                )
+            )
+        wanted = [
+            i
+            for i in ids
+            if (account := service.account(i))
+            and (providers is None or account.provider in providers)
+        ]
+        results = await info.context.balance_loader.load_many(wanted)
+        return BalanceReport(
+            results=[result_of(r) for r in results],
+            totals=[CurrencyTotal.of(t) for t in domain.totals(list(results))],
+            complete=not missing and all(isinstance(r, domain.AccountBalance) for r in results),
+        )
+
+    @strawberry.field(description="Countries the gateway knows, with dial prefix and currency.")
+    def countries(self) -> list[Country]:
+        return [Country.of(c) for c in sorted(domain.COUNTRIES.values(), key=lambda c: c.code)]

@@ -1,0 +1,173 @@
+"""GraphQL output types (contract names from DESIGN.md), each built from a domain value."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from gateway import domain
+from gateway.errors import ErrorCode as DomainErrorCode
+
+if TYPE_CHECKING:
+    from gateway.schema.context import Context
+
+# The domain enums are the GraphQL enums (registered here, so `domain` stays Strawberry-free).
+strawberry.enum(domain.ProviderKind, name="Provider")
+strawberry.enum(domain.Capability, name="Capability")
+strawberry.enum(domain.AssetKind, name="AssetKind")
+strawberry.enum(DomainErrorCode, name="ErrorCode")
+
+
+@strawberry.type
+class Money:
+    amount: Decimal
+    currency: str
+
+    @classmethod
+    def of(cls, money: domain.Money) -> Money:
+        return cls(amount=money.amount, currency=money.currency)
+
+
+@strawberry.type
+class Country:
+    code: str = strawberry.field(description="ISO 3166-1 alpha-2.")
+    name: str
+    dial_prefix: str | None
+    currency: str | None
+    raw_code: str | None = strawberry.field(
+        description="The provider's own code where it is not ISO (Magma's RDC for CD)."
+    )
+
+    @classmethod
+    def of(cls, country: domain.Country) -> Country:
+        return cls(
+            code=country.code,
+            name=country.name,
+            dial_prefix=country.dial_prefix,
+            currency=country.currency,
+            raw_code=country.raw_code,
+        )
+
+
+@strawberry.type
+class Asset:
+    code: str
+    currency: str
+    kind: domain.AssetKind
+    issuer: str | None
+
+    @classmethod
+    def of(cls, asset: domain.Asset) -> Asset:
+        return cls(code=asset.code, currency=asset.currency, kind=asset.kind, issuer=asset.issuer)
+
+
+@strawberry.type
+class Balance:
+    id: strawberry.ID
+    asset: Asset
+    country: Country | None
+    total: Money
+    available: Money
+    pending: Money | None
+    updated_at: datetime | None
+
+    @classmethod
+    def of(cls, balance: domain.Balance) -> Balance:
+        return cls(
+            id=strawberry.ID(balance.id),
+            asset=Asset.of(balance.asset),
+            country=Country.of(balance.country) if balance.country else None,
+            total=Money.of(balance.total),
+            available=Money.of(balance.available),
+            pending=Money.of(balance.pending) if balance.pending else None,
+            updated_at=balance.updated_at,
+        )
+
+
+@strawberry.type
+class Account:
+    id: strawberry.ID
+    provider: domain.ProviderKind
+    label: str
+    capabilities: list[domain.Capability]
+
+    @classmethod
+    def of(cls, info: domain.AccountInfo) -> Account:
+        return cls(
+            id=strawberry.ID(info.id),
+            provider=info.provider,
+            label=info.label,
+            capabilities=list(info.capabilities),
+        )
+
+    @strawberry.field
+    async def balance(self, info: strawberry.Info[Context, None]) -> AccountBalanceResult:
+        return result_of(await info.context.balance_loader.load(str(self.id)))
+
+
+@strawberry.type
+class AccountBalance:
+    account: Account
+    balances: list[Balance]
+    fetched_at: datetime
+    stale: bool
+
+
+@strawberry.type
+class ProviderFailure:
+    account: Account
+    code: DomainErrorCode
+    message: str
+    retryable: bool
+    retry_after_seconds: int | None
+
+
+AccountBalanceResult = Annotated[
+    AccountBalance | ProviderFailure, strawberry.union("AccountBalanceResult")
+]
+
+
+def result_of(result: domain.AccountBalanceResult) -> AccountBalance | ProviderFailure:
+    if isinstance(result, domain.AccountBalance):
+        return AccountBalance(
+            account=Account.of(result.account),
+            balances=[Balance.of(b) for b in result.balances],
+            fetched_at=result.fetched_at,
+            stale=result.stale,
+        )
+    return ProviderFailure(
+        account=Account.of(result.account),
+        code=DomainErrorCode(result.code),
+        message=result.message,
+        retryable=result.retryable,
+        retry_after_seconds=result.retry_after_seconds,
+    )
+
+
+@strawberry.type
+class CurrencyTotal:
+    currency: str
+    kind: domain.AssetKind
+    total: Money
+    available: Money
+
+    @classmethod
+    def of(cls, total: domain.CurrencyTotal) -> CurrencyTotal:
+        return cls(
+            currency=total.currency,
+            kind=total.kind,
+            total=Money.of(total.total),
+            available=Money.of(total.available),
+        )
+
+
+@strawberry.type
+class BalanceReport:
+    results: list[AccountBalanceResult]
+    totals: list[CurrencyTotal]
+    complete: bool = strawberry.field(
+        description="True when every requested account answered (stale answers included)."
+    )

@@ -1,0 +1,68 @@
+"""A faithful fake of every provider, written from the providers' own docs.
+
+`create_simulator()` mounts each fake under its own prefix (`/ourvoice`, `/magma`,
+`/muda`, `/paymob`) and adds control routes under `/_sim`. Nothing here imports
+`gateway.providers`: the contract tests would otherwise test adapters against themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from gateway.simulator import magma_onepay, muda, ourvoice, paymob_bills
+from gateway.simulator.state import Faults, SimState
+
+PREFIXES = {
+    "ourvoice": "/ourvoice",
+    "magma_onepay": "/magma",
+    "muda": "/muda",
+    "paymob_bills": "/paymob",
+}
+
+
+class Simulator:
+    """The fake providers plus handles tests use: `state` (faults, counters, clock) and
+    `muda_tokens`."""
+
+    def __init__(self, state: SimState | None = None) -> None:
+        self.state = state or SimState()
+        self.muda_tokens = muda.MudaTokens(self.state)
+        self.app = Starlette(
+            routes=[
+                Mount(PREFIXES["ourvoice"], routes=ourvoice.routes(self.state)),
+                Mount(PREFIXES["magma_onepay"], routes=magma_onepay.routes(self.state)),
+                Mount(PREFIXES["muda"], routes=muda.routes(self.state, self.muda_tokens)),
+                Mount(PREFIXES["paymob_bills"], routes=paymob_bills.routes(self.state)),
+                Route("/_sim/faults", self._list_faults, methods=["GET"]),
+                Route("/_sim/faults/{tenant}", self._set_faults, methods=["PUT", "DELETE"]),
+                Route("/_sim/calls", self._calls, methods=["GET"]),
+            ]
+        )
+
+    async def _list_faults(self, request: Request) -> Response:
+        return JSONResponse(self.state.faults_as_json())
+
+    async def _set_faults(self, request: Request) -> Response:
+        tenant = request.path_params["tenant"]
+        if request.method == "DELETE":
+            self.state.clear_faults(tenant)
+            return Response(status_code=204)
+        try:
+            data: Any = json.loads(await request.body())
+            self.state.faults[tenant] = Faults.from_json(data if isinstance(data, dict) else {})
+        except (ValueError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+        return JSONResponse(self.state.faults_as_json()[tenant])
+
+    async def _calls(self, request: Request) -> Response:
+        return JSONResponse(dict(self.state.calls))
+
+
+def create_simulator(state: SimState | None = None) -> Simulator:
+    return Simulator(state)

@@ -1,0 +1,104 @@
+"""Fake Muda Pay (from provider-docs/muda.txt): token exchange, `{"status", "message",
+"data"}` envelope, 7-decimal balance strings.
+
+`POST /v1/clients/oauth/token` with `{"api_key", "secret_key"}` issues a JWT-shaped token
+that expires after `token_ttl` seconds of the simulator's clock; `revoke_tokens` makes
+every issued token of a tenant fail with 401, as after a key rotation upstream.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.simulator.seed import MUDA, MudaTenant
+from gateway.simulator.state import SimState, bearer, json_response, with_faults
+
+DEFAULT_TOKEN_TTL = 7200
+
+
+def error_body(status: int, message: str) -> dict[str, object]:
+    return {"status": status, "message": message, "data": None}
+
+
+def _b64(data: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+class MudaTokens:
+    def __init__(self, state: SimState, ttl: int = DEFAULT_TOKEN_TTL) -> None:
+        self.state = state
+        self.ttl = ttl
+        self.issued: dict[str, tuple[str, float]] = {}  # token → (tenant, expires at)
+
+    def issue(self, tenant: str) -> str:
+        expires = self.state.clock() + self.ttl
+        header = _b64({"alg": "HS256", "typ": "JWT"})
+        payload = _b64({"sub": tenant, "exp": int(expires), "jti": secrets.token_hex(8)})
+        token = f"{header}.{payload}.{secrets.token_urlsafe(24)}"
+        self.issued[token] = (tenant, expires)
+        return token
+
+    def tenant_of(self, token: str | None) -> str | None:
+        tenant, expires = self.issued.get(token or "", (None, 0.0))
+        return tenant if tenant is not None and self.state.clock() < expires else None
+
+    def revoke(self, tenant: str) -> None:
+        self.issued = {t: v for t, v in self.issued.items() if v[0] != tenant}
+
+
+def routes(
+    state: SimState, tokens: MudaTokens, tenants: tuple[MudaTenant, ...] = MUDA
+) -> list[Route]:
+    by_key = {t.api_key: t for t in tenants}
+    by_name = {t.name: t for t in tenants}
+
+    async def token(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return json_response(error_body(400, "Invalid request body"), 400)
+        tenant = by_key.get(str(body.get("api_key")))
+        if tenant is None or body.get("secret_key") != tenant.secret_key:
+            state.count("anonymous", "token")
+            return json_response(error_body(401, "Invalid credentials"), 401)
+
+        async def handle() -> Response:
+            data = {
+                "access_token": tokens.issue(tenant.name),
+                "token_type": "Bearer",
+                "expires_in": tokens.ttl,
+            }
+            return json_response({"status": 200, "message": "success", "data": data})
+
+        return await with_faults(state, tenant.name, "token", error_body, handle)
+
+    async def balance(request: Request) -> Response:
+        name = tokens.tenant_of(bearer(request))
+        if name is None:
+            state.count("anonymous", "balance")
+            return json_response(error_body(401, "Unauthorized"), 401)
+        tenant = by_name[name]
+
+        async def handle() -> Response:
+            return json_response(
+                {
+                    "status": 200,
+                    "message": "Balance fetched successfully",
+                    "data": list(tenant.balances),
+                }
+            )
+
+        return await with_faults(state, name, "balance", error_body, handle)
+
+    return [
+        Route("/v1/clients/oauth/token", token, methods=["POST"]),
+        Route("/v1/payment/balance", balance, methods=["GET"]),
+    ]

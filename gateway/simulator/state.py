@@ -1,0 +1,112 @@
+"""Simulator state shared by every fake provider: clock, fault switches, call counters.
+
+Fault switches are per tenant (one tenant = one provider account, found from its
+credentials) and are named: `latency_seconds`, `status` (answer that HTTP status with the
+provider's own error body), `retry_after` (with status 429), `malformed` (a truncated
+body), `hang` (never answer). Tests set them in-process (`state.set_faults`) or over HTTP
+(`PUT /_sim/faults/{tenant}`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, fields
+from decimal import Decimal
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+HANG_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class Faults:
+    latency_seconds: float = 0.0
+    status: int | None = None
+    retry_after: str | None = None
+    malformed: bool = False
+    hang: bool = False
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Faults:
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown fault switches: {sorted(unknown)}")
+        return cls(**data)
+
+
+class SimState:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.faults: dict[str, Faults] = {}
+        self.calls: Counter[str] = Counter()
+
+    def set_faults(self, tenant: str, **switches: Any) -> None:
+        self.faults[tenant] = Faults(**switches)
+
+    def clear_faults(self, tenant: str | None = None) -> None:
+        if tenant is None:
+            self.faults.clear()
+        else:
+            self.faults.pop(tenant, None)
+
+    def count(self, tenant: str, route: str) -> None:
+        self.calls[f"{tenant}:{route}"] += 1
+
+    def calls_to(self, tenant: str, route: str) -> int:
+        return self.calls[f"{tenant}:{route}"]
+
+    def faults_as_json(self) -> dict[str, dict[str, Any]]:
+        return {tenant: asdict(f) for tenant, f in self.faults.items()}
+
+
+def dumps(value: Any) -> str:
+    """JSON text with `Decimal` written as a raw JSON number (exactly its digits)."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)}: {dumps(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(dumps(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(dumps(value), status, headers, media_type="application/json")
+
+
+ErrorBody = Callable[[int, str], Any]
+Handler = Callable[[], Awaitable[Response]]
+
+
+async def with_faults(
+    state: SimState, tenant: str, route: str, error_body: ErrorBody, handler: Handler
+) -> Response:
+    """Count the call, then apply the tenant's fault switches around `handler`."""
+    state.count(tenant, route)
+    faults = state.faults.get(tenant, Faults())
+    if faults.hang:
+        await asyncio.sleep(HANG_SECONDS)
+    if faults.latency_seconds:
+        await asyncio.sleep(faults.latency_seconds)
+    if faults.status is not None:
+        headers = {"Retry-After": faults.retry_after} if faults.retry_after else None
+        return json_response(error_body(faults.status, "Simulated failure"), faults.status, headers)
+    response = await handler()
+    if faults.malformed:
+        body = bytes(response.body)
+        return Response(
+            body[: max(1, len(body) // 2)], response.status_code, media_type="application/json"
+        )
+    return response
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None

@@ -1,0 +1,153 @@
+"""The one place that talks HTTP to providers.
+
+One `httpx.AsyncClient` per process (aiohttp transport by default; tests inject
+`httpx.ASGITransport` to reach the simulator in-process). Every call gets connect/read
+timeouts plus a hard per-attempt deadline (so an injected transport that hangs is bounded
+too), redirects are never followed, and the body is read in chunks up to a cap. Transport
+failures and HTTP statuses become typed `UpstreamError`s here, so adapters only parse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from gateway.errors import (
+    UpstreamBadResponse,
+    UpstreamContext,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnauthorized,
+    UpstreamUnavailable,
+)
+
+log = logging.getLogger("gateway.upstream")
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class UpstreamResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+def default_transport() -> httpx.AsyncBaseTransport:
+    from httpx_aiohttp import AiohttpTransport
+
+    return AiohttpTransport()
+
+
+class UpstreamClient:
+    def __init__(
+        self,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        wall_clock: Clock = time.time,
+    ) -> None:
+        self._client = httpx.AsyncClient(
+            transport=transport or default_transport(),
+            follow_redirects=False,
+            trust_env=False,
+        )
+        self.max_body_bytes = max_body_bytes
+        self._wall_clock = wall_clock
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def send(
+        self,
+        context: UpstreamContext,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        timeout_seconds: float,
+    ) -> UpstreamResponse:
+        """Send once and return the raw response, whatever its status; transport failures raise."""
+        timeout = httpx.Timeout(timeout_seconds)
+        try:
+            async with asyncio.timeout(timeout_seconds):
+                async with self._client.stream(
+                    method, url, headers=headers, json=json_body, timeout=timeout
+                ) as response:
+                    body = await self._read_capped(context, response)
+        except TimeoutError as exc:
+            raise UpstreamTimeout(context, detail="deadline exceeded") from exc
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout(context, detail=type(exc).__name__) from exc
+        except httpx.TransportError as exc:
+            raise UpstreamUnavailable(context, detail=type(exc).__name__) from exc
+        return UpstreamResponse(response.status_code, response.headers, body)
+
+    def raise_for_status(self, context: UpstreamContext, response: UpstreamResponse) -> None:
+        """Raise the typed error for any non-2xx HTTP status."""
+        if not 200 <= response.status < 300:
+            retry_after = parse_retry_after(response.headers.get("retry-after"), self._wall_clock())
+            raise status_error(context, response.status, retry_after)
+
+    async def _read_capped(self, context: UpstreamContext, response: httpx.Response) -> bytes:
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise UpstreamBadResponse(context, detail="declared body over the size cap")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise UpstreamBadResponse(context, detail="body over the size cap")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def status_error(
+    context: UpstreamContext, status: int, retry_after_seconds: int | None = None
+) -> UpstreamError:
+    """Map a failing status (HTTP, or an envelope's own) to its typed error."""
+    ctx = UpstreamContext(context.provider, context.account, status, context.upstream_code)
+    if status in (401, 403):
+        return UpstreamUnauthorized(ctx)
+    if status == 429:
+        return UpstreamRateLimited(ctx, retry_after_seconds=retry_after_seconds)
+    if 300 <= status < 400:
+        return UpstreamBadResponse(ctx, detail="redirect refused")
+    if status >= 500:
+        return UpstreamUnavailable(ctx)
+    if 400 <= status < 500:
+        return UpstreamRejected(ctx)
+    return UpstreamBadResponse(ctx, detail=f"unexpected status {status}")
+
+
+def parse_retry_after(value: str | None, now: float) -> int | None:
+    """`Retry-After` in seconds or as an HTTP-date → whole seconds from now (≥ 0)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return int(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0, int(when.timestamp() - now + 0.999))
+
+
+def utc_now(clock: Clock) -> datetime:
+    return datetime.fromtimestamp(clock(), UTC)
