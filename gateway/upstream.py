@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import httpx
 
 from gateway.errors import (
@@ -89,10 +90,8 @@ class UpstreamClient:
                     body = await self._read_capped(context, response)
         except TimeoutError as exc:
             raise UpstreamTimeout(context, detail="deadline exceeded") from exc
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(context, detail=type(exc).__name__) from exc
         except httpx.TransportError as exc:
-            raise UpstreamUnavailable(context, detail=type(exc).__name__) from exc
+            raise transport_error(context, exc) from exc
         return UpstreamResponse(response.status_code, response.headers, body)
 
     def raise_for_status(self, context: UpstreamContext, response: UpstreamResponse) -> None:
@@ -131,6 +130,19 @@ def status_error(
     if 400 <= status < 500:
         return UpstreamRejected(ctx)
     return UpstreamBadResponse(ctx, detail=f"unexpected status {status}")
+
+
+def transport_error(context: UpstreamContext, exc: httpx.TransportError) -> UpstreamError:
+    """Classify by the underlying cause: httpx-aiohttp reports a refused connection and a
+    reset after the request was written as `httpx.ConnectTimeout`, so its class alone lies."""
+    cause = exc.__cause__
+    if isinstance(cause, asyncio.TimeoutError) or (
+        cause is None and isinstance(exc, httpx.TimeoutException)
+    ):
+        return UpstreamTimeout(context, detail=type(exc).__name__)
+    if isinstance(cause, aiohttp.ClientConnectorError) or isinstance(exc, httpx.ConnectError):
+        return UpstreamUnavailable(context, detail="connection failed")
+    return UpstreamUnavailable(context, detail=f"connection lost ({type(cause or exc).__name__})")
 
 
 def parse_retry_after(value: str | None, now: float) -> int | None:

@@ -161,7 +161,13 @@ class Muda:
             },
             timeout_seconds=self.account.timeout_seconds,
         )
+        self._raise_for_transport_status(response)
         return parse_token(response, self.context, self.clock())
+
+    def _raise_for_transport_status(self, response: UpstreamResponse) -> None:
+        """Statuses that mean the same at HTTP level whatever the body says (with Retry-After)."""
+        if response.status in (403, 429) or response.status >= 500:
+            self.http.raise_for_status(self.context, response)
 
     async def _get(self, path: str) -> UpstreamResponse:
         """A read with the current token; on 401, one refresh and one retry."""
@@ -170,8 +176,7 @@ class Muda:
         if effective_status(response) == 401:
             self.tokens.reject(token)
             response = await self._send_get(path, await self.tokens.get())
-        if response.status in (401, 403, 429) or response.status >= 500:
-            self.http.raise_for_status(self.context, response)  # reads Retry-After
+        self._raise_for_transport_status(response)
         return response
 
     async def _send_get(self, path: str, token: str) -> UpstreamResponse:

@@ -2,8 +2,9 @@
 "data"}` envelope, 7-decimal balance strings.
 
 `POST /v1/clients/oauth/token` with `{"api_key", "secret_key"}` issues a JWT-shaped token
-that expires after `token_ttl` seconds of the simulator's clock; `revoke_tokens` makes
-every issued token of a tenant fail with 401, as after a key rotation upstream.
+that expires after `ttl` seconds of the simulator's clock. `revoke(tenant)` makes every
+issued token of a tenant fail with 401 (as after a key rotation upstream); `refuse_all`
+refuses every token, new ones included.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class MudaTokens:
         self.state = state
         self.ttl = ttl
         self.issued: dict[str, tuple[str, float]] = {}  # token → (tenant, expires at)
+        self.refuse_all = False  # fault switch: issue tokens, then refuse every one
 
     def issue(self, tenant: str) -> str:
         expires = self.state.clock() + self.ttl
@@ -46,7 +48,9 @@ class MudaTokens:
 
     def tenant_of(self, token: str | None) -> str | None:
         tenant, expires = self.issued.get(token or "", (None, 0.0))
-        return tenant if tenant is not None and self.state.clock() < expires else None
+        if tenant is None or self.refuse_all or self.state.clock() >= expires:
+            return None
+        return tenant
 
     def revoke(self, tenant: str) -> None:
         self.issued = {t: v for t, v in self.issued.items() if v[0] != tenant}

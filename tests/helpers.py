@@ -1,0 +1,100 @@
+"""Test helpers: a settable clock, demo settings, and an in-process gateway on the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gateway.accounts import AccountConfig, Secret
+from gateway.app import create_app
+from gateway.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_CONFIG = ROOT / "deploy" / "demo.toml"
+START = 1_717_461_806.0  # 2024-06-04T00:43:26Z
+
+
+class FakeClock:
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def demo_settings() -> Settings:
+    return load_settings(str(DEMO_CONFIG), env={})
+
+
+def with_account(settings: Settings, account_id: str, **changes: Any) -> Settings:
+    """Settings with one account changed (credentials given as plain strings)."""
+    account = settings.accounts[account_id]
+    credentials = dict(account.credentials)
+    for name in ("api_key", "private_key", "secret_key", "public_key"):
+        if name in changes:
+            credentials[name] = Secret(changes.pop(name))
+    updated = dataclasses.replace(account, credentials=credentials, **changes)
+    return dataclasses.replace(settings, accounts={**settings.accounts, account_id: updated})
+
+
+def first_account_of(settings: Settings, provider: str) -> AccountConfig:
+    return next(a for a in settings.accounts.values() if a.provider.value == provider)
+
+
+def refuse_float(text: str) -> Any:
+    raise AssertionError(f"a float reached the output: {text}")
+
+
+class GatewayClient:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.http = client
+
+    async def post(self, query: str, variables: dict[str, Any] | None = None) -> httpx.Response:
+        return await self.http.post("/graphql", json={"query": query, "variables": variables})
+
+    async def query(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = await self.post(query, variables)
+        assert response.status_code == 200, response.text
+        # Money must be strings end to end: any JSON float in a response fails the test.
+        result: dict[str, Any] = json.loads(response.text, parse_float=refuse_float)
+        return result
+
+
+@asynccontextmanager
+async def running_gateway(
+    settings: Settings,
+    transport: httpx.AsyncBaseTransport,
+    clock: Callable[[], float],
+) -> AsyncIterator[GatewayClient]:
+    """The real app, lifespan included, reached in-process; providers via `transport`."""
+    app = create_app(settings, transport=transport, clock=clock)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://gateway"
+        ) as client,
+    ):
+        yield GatewayClient(client)
+
+
+class DelayTransport(httpx.AsyncBaseTransport):
+    """Forwards to `inner` after a short pause, so concurrent requests are really in flight
+    together even on an in-process transport."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, seconds: float = 0.01) -> None:
+        self.inner = inner
+        self.seconds = seconds
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(self.seconds)
+        return await self.inner.handle_async_request(request)
