@@ -20,10 +20,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 
 from gateway.providers import PROVIDERS
 from gateway.schema import build_schema
 from gateway.schema.context import Context
+from gateway.schema.errors import coded
 from gateway.service import BalanceService
 from gateway.settings import Settings
 from gateway.upstream import Clock, UpstreamClient
@@ -35,6 +38,13 @@ class GatewayGraphQL(GraphQL[Context, None]):
     ) -> Context:
         assert isinstance(request, Request)
         return Context(request=request, service=request.app.state.service)
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        if result.errors:
+            result.errors = [coded(error) for error in result.errors]
+        return await super().process_result(request, result)
 
 
 def create_app(

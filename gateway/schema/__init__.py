@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import (
     DisableIntrospection,
     ParserCache,
@@ -11,21 +14,35 @@ from strawberry.extensions import (
 )
 from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
-from gateway.schema.errors import CodedErrors
+from gateway.schema.errors import DeferredErrors
 from gateway.schema.query import Query
 from gateway.schema.scalars import SCALAR_MAP
+
+log = logging.getLogger("gateway.graphql")
+
+
+class QuietSchema(strawberry.Schema):
+    """Client mistakes are not server errors: only unexpected exceptions are logged, once,
+    with their request id, by `gateway.schema.errors.coded`."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        for error in errors:
+            log.debug("graphql error: %s", error.message)
 
 
 def build_schema(*, development: bool = False) -> strawberry.Schema:
     extensions: list[type[SchemaExtension] | object] = [
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
-        CodedErrors,
+        DeferredErrors,
     ]
     if not development:
         extensions.append(DisableIntrospection)
-    return strawberry.Schema(
+    return QuietSchema(
         query=Query,
         extensions=extensions,  # type: ignore[arg-type]
         config=StrawberryConfig(scalar_map=SCALAR_MAP),

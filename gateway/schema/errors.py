@@ -3,7 +3,9 @@
 A `GatewayError` keeps its safe message and code. Parse and validation errors (no original
 exception) are VALIDATION. Anything else is a bug: the client sees "Internal error." with
 INTERNAL and a request id, and the exception is logged with that id, never returned.
-Errors a resolver deferred (`context.errors`, e.g. NOT_FOUND ids in `balances`) are added.
+`coded` runs on the final result in the HTTP view, so parse errors are covered too.
+Errors a resolver deferred (`context.errors`, e.g. NOT_FOUND ids in `balances`) are added
+by `DeferredErrors`.
 """
 
 from __future__ import annotations
@@ -49,11 +51,12 @@ def coded(error: GraphQLError) -> GraphQLError:
     )
 
 
-class CodedErrors(SchemaExtension):
+class DeferredErrors(SchemaExtension):
+    """Adds the errors resolvers deferred in `context.errors` to the result."""
+
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
         deferred = getattr(self.execution_context.context, "errors", None) or []
-        if result is None or not (result.errors or deferred):
-            return
-        result.errors = [coded(e) for e in [*(result.errors or []), *deferred]]
+        if result is not None and deferred:
+            result.errors = [*(result.errors or []), *deferred]
