@@ -191,10 +191,18 @@ async def test_providers_filter_and_account_lookups(
         "ourvoice-ci",
     ]
     assert data["balances"]["complete"] is True
-    assert data["accounts"] == [{"id": "muda-ug", "label": "Muda Pay Uganda", "provider": "MUDA",
-                                 "capabilities": ["BALANCE"]}]  # fmt: skip
+    assert data["accounts"] == [
+        {
+            "id": "muda-ug",
+            "label": "Muda Pay Uganda",
+            "provider": "MUDA",
+            "capabilities": ["BALANCE"],
+        }
+    ]
     assert [b["id"] for b in data["account"]["balance"]["balances"]] == [
-        "paymob-eg:available:EGP", "paymob-eg:commission:EGP"]  # fmt: skip
+        "paymob-eg:available:EGP",
+        "paymob-eg:commission:EGP",
+    ]
     assert data["missing"] is None
     congo = next(c for c in data["countries"] if c["code"] == "CD")
     assert congo == {"code": "CD", "name": "DR Congo", "dialPrefix": "+243", "currency": "CDF"}
@@ -266,3 +274,29 @@ def test_an_unexpected_exception_is_masked_with_a_request_id() -> None:
     assert error.extensions is not None
     assert error.extensions["code"] == "INTERNAL"
     assert len(error.extensions["requestId"]) == 16
+
+
+async def test_cors_only_for_configured_origins(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    import dataclasses
+
+    settings = demo_settings()
+    settings = dataclasses.replace(
+        settings,
+        server=dataclasses.replace(settings.server, cors_origins=("https://dash.example",)),
+    )
+    preflight = {
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type",
+    }
+    async with running_gateway(settings, sim_transport, clock) as gateway:
+        allowed = await gateway.http.options(
+            "/graphql", headers={"origin": "https://dash.example", **preflight}
+        )
+        other = await gateway.http.options(
+            "/graphql", headers={"origin": "https://evil.example", **preflight}
+        )
+    assert allowed.headers["access-control-allow-origin"] == "https://dash.example"
+    assert "access-control-allow-credentials" not in allowed.headers
+    assert "access-control-allow-origin" not in other.headers

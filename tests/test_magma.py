@@ -22,9 +22,14 @@ CTX = UpstreamContext("magma_onepay", "magma")
 
 def item(**changes: object) -> dict[str, object]:
     base: dict[str, object] = {
-        "name": "DR Congo", "prefix": "+243", "code": "RDC", "currency": "CDF",
-        "balance": 10.5, "balance_available": 10.25, "last_updated_at": "2024-06-04 00:43:26",
-    }  # fmt: skip
+        "name": "DR Congo",
+        "prefix": "+243",
+        "code": "RDC",
+        "currency": "CDF",
+        "balance": 10.5,
+        "balance_available": 10.25,
+        "last_updated_at": "2024-06-04 00:43:26",
+    }
     return {**base, **changes}
 
 

@@ -100,8 +100,13 @@ def test_http_200_carrying_404_is_rejected() -> None:
 
 
 def row(**changes: object) -> dict[str, object]:
-    base: dict[str, object] = {"id": 1, "asset_code": "cUGX", "asset_issuer": "issuer_ugx",
-                               "currency": "UGX", "balance": "650.0000000"}  # fmt: skip
+    base: dict[str, object] = {
+        "id": 1,
+        "asset_code": "cUGX",
+        "asset_issuer": "issuer_ugx",
+        "currency": "UGX",
+        "balance": "650.0000000",
+    }
     return {**base, **changes}
 
 

@@ -50,9 +50,13 @@ async def test_headers_sign_the_path_as_sent_and_ask_for_english(
     adapter = PaymobBills(ACCOUNT, http, clock, nonce=lambda: NONCE)
     headers = adapter.headers("GET", "http://127.0.0.1:8001/paymob/api/v1/balance/?page=2")
     expected = signature_header(
-        "GET", "/paymob/api/v1/balance/", "demo-paymob-public-key", "demo-paymob-secret-key",
-        "20240604T0043", NONCE,
-    )  # fmt: skip
+        "GET",
+        "/paymob/api/v1/balance/",
+        "demo-paymob-public-key",
+        "demo-paymob-secret-key",
+        "20240604T0043",
+        NONCE,
+    )
     assert headers["Authorization"] == expected
     assert headers["Accept-Language"] == "en"
 

@@ -52,8 +52,10 @@ async def test_a_declared_oversized_body_is_refused_before_reading() -> None:
 
 async def test_an_undeclared_oversized_body_stops_at_the_cap() -> None:
     body = Chunks(b"x" * 512, 5000)
-    await expect(httpx.MockTransport(lambda r: httpx.Response(200, stream=body)),
-                 ErrorCode.UPSTREAM_BAD_RESPONSE)  # fmt: skip
+    await expect(
+        httpx.MockTransport(lambda r: httpx.Response(200, stream=body)),
+        ErrorCode.UPSTREAM_BAD_RESPONSE,
+    )
     assert body.sent <= 3  # read no further than the cap
 
 
@@ -97,10 +99,15 @@ def test_retry_after_in_seconds_or_as_an_http_date(value: str | None, expected: 
     assert parse_retry_after(value, FakeClock()()) == expected
 
 
-@pytest.mark.parametrize(("status", "code"), [(301, ErrorCode.UPSTREAM_BAD_RESPONSE),
-                                              (302, ErrorCode.UPSTREAM_BAD_RESPONSE),
-                                              (404, ErrorCode.UPSTREAM_REJECTED),
-                                              (403, ErrorCode.UPSTREAM_UNAUTHORIZED)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (301, ErrorCode.UPSTREAM_BAD_RESPONSE),
+        (302, ErrorCode.UPSTREAM_BAD_RESPONSE),
+        (404, ErrorCode.UPSTREAM_REJECTED),
+        (403, ErrorCode.UPSTREAM_UNAUTHORIZED),
+    ],
+)
 async def test_statuses_map_to_codes(status: int, code: ErrorCode) -> None:
     transport = httpx.MockTransport(
         lambda r: httpx.Response(status, headers={"location": "http://elsewhere/"})

@@ -1,0 +1,167 @@
+"""Settings: every problem at once with location and fix; secrets by reference, never shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.accounts import Secret
+from gateway.cli import main as cli_main
+from gateway.errors import ConfigError
+from gateway.settings import load_settings, parse_settings
+from tests.helpers import DEMO_CONFIG
+
+GOOD_ACCOUNT = {
+    "provider": "muda",
+    "base_url": "https://api.muda.tech",
+    "api_key": "env:MUDA_KEY",
+    "secret_key": "file:{secret_file}",
+}
+
+
+def problems(data: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, str]:
+    with pytest.raises(ConfigError) as raised:
+        parse_settings(data, env or {})
+    return {p.location: f"{p.message} | {p.fix}" for p in raised.value.problems}
+
+
+def test_the_demo_config_loads_five_accounts_over_four_providers() -> None:
+    settings = load_settings(str(DEMO_CONFIG), env={})
+    assert list(settings.accounts) == [
+        "ourvoice-sn",
+        "ourvoice-ci",
+        "magma",
+        "muda-ug",
+        "paymob-eg",
+    ]
+    assert len({a.provider for a in settings.accounts.values()}) == 4
+    assert settings.server.development
+
+
+def test_profile_is_production_unless_set(tmp_path: Path) -> None:
+    secret = tmp_path / "s"
+    secret.write_text("from-file\n")
+    account = {**GOOD_ACCOUNT, "secret_key": f"file:{secret}"}
+    settings = parse_settings({"accounts": {"muda-ug": account}}, {"MUDA_KEY": "from-env"})
+    assert settings.server.profile == "production"
+    muda = settings.accounts["muda-ug"]
+    assert muda.secret("api_key") == "from-env"
+    assert muda.secret("secret_key") == "from-file"  # trailing newline stripped
+    assert "from-env" not in repr(settings) and "from-file" not in repr(settings)
+
+
+def test_every_problem_is_reported_at_once_with_location_and_fix() -> None:
+    found = problems(
+        {
+            "server": {"profile": "staging", "colour": "blue", "request_deadline_seconds": -1},
+            "cache": {},
+            "accounts": {
+                "Bad Id": {
+                    "provider": "muda",
+                    "base_url": "https://x",
+                    "api_key": "env:A",
+                    "secret_key": "env:B",
+                },
+                "mg": {
+                    "provider": "magma_onepay",
+                    "base_url": "ftp://x",
+                    "private_key": "inline",
+                    "currency": "XOF",
+                    "api_key": "env:NOPE",
+                },
+                "ov": {
+                    "provider": "ourvoice",
+                    "base_url": "https://x",
+                    "currency": "ZZZ",
+                    "timezone": "Mars/Olympus",
+                    "country": "XX",
+                    "timeout_seconds": "10",
+                },
+                "pm": {"provider": "paymob", "base_url": "https://x"},
+            },
+        },
+        env={"A": "a", "B": "b"},
+    )
+    expected = {
+        "cache",
+        "server.colour",
+        "server.profile",
+        "server.request_deadline_seconds",
+        "accounts.Bad Id",
+        "accounts.mg.base_url",
+        "accounts.mg.private_key",
+        "accounts.mg.currency",
+        "accounts.mg.api_key",
+        "accounts.ov.currency",
+        "accounts.ov.timezone",
+        "accounts.ov.country",
+        "accounts.ov.timeout_seconds",
+        "accounts.ov.api_key",
+        "accounts.pm.provider",
+    }
+    assert set(found) == expected
+    assert "development" in found["accounts.mg.private_key"]  # inline secret in production
+    assert "ourvoice, magma_onepay, muda, paymob_bills" in found["accounts.pm.provider"]
+    assert all(" | " in text and not text.endswith(" | ") for text in found.values())
+
+
+def test_missing_env_and_unreadable_file_secrets_are_named() -> None:
+    found = problems({"accounts": {"m": {**GOOD_ACCOUNT, "secret_key": "file:/no/such/file"}}})
+    assert "MUDA_KEY" in found["accounts.m.api_key"]
+    assert "accounts.m.secret_key" in found
+
+
+def test_no_accounts_is_a_problem() -> None:
+    assert "accounts" in problems({"server": {"profile": "development"}})
+
+
+def test_secrets_never_print() -> None:
+    secret = Secret("s3cr3t")
+    assert "s3cr3t" not in f"{secret} {secret!r} {[secret]}"
+    assert secret.reveal() == "s3cr3t"
+    assert secret.fingerprint() != Secret("other").fingerprint()
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "gateway.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_check_config_exits_zero_on_the_demo(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["check-config", "--config", str(DEMO_CONFIG)]) == 0
+    assert "configuration OK" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+def test_a_broken_config_names_the_problem_and_exits_non_zero(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(
+        tmp_path,
+        '[accounts.x]\nprovider = "muda"\nbase_url = "https://x"\napi_key = "inline-secret-value"\n',
+    )
+    assert cli_main([command, "--config", path]) == 2
+    err = capsys.readouterr().err
+    assert "accounts.x.secret_key" in err and "accounts.x.api_key" in err
+    assert "inline-secret-value" not in err
+
+
+@pytest.mark.parametrize("text", ["[server\nprofile=1", "\xff\xfe"])
+def test_unparseable_toml_is_reported(
+    text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli_main(["check-config", "--config", write(tmp_path, text)]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+
+
+def test_config_path_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("GATEWAY_CONFIG", raising=False)
+    assert cli_main(["check-config"]) == 2
+    assert "GATEWAY_CONFIG" in capsys.readouterr().err
+    monkeypatch.setenv("GATEWAY_CONFIG", str(DEMO_CONFIG))
+    assert cli_main(["check-config"]) == 0
