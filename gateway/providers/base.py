@@ -46,6 +46,18 @@ def upstream_context(account: AccountConfig) -> UpstreamContext:
     return UpstreamContext(provider=account.provider.value, account=account.id)
 
 
+async def get_ok(
+    http: UpstreamClient, account: AccountConfig, url: str, headers: dict[str, str]
+) -> bytes:
+    """One GET within the account's timeout; the body of a 2xx, a typed error otherwise."""
+    context = upstream_context(account)
+    response = await http.send(
+        context, "GET", url, headers=headers, timeout_seconds=account.timeout_seconds
+    )
+    http.raise_for_status(context, response)
+    return response.body
+
+
 def join_url(base_url: str, path: str) -> str:
     """Base URL + absolute path, without doubling a version segment both carry (`/v1`)."""
     base = base_url.rstrip("/")

@@ -13,7 +13,7 @@ from typing import Any
 from gateway.accounts import AccountConfig
 from gateway.domain import COUNTRIES, Asset, AssetKind, Balance, Country, Money, ProviderKind
 from gateway.errors import UpstreamContext
-from gateway.providers.base import ProviderSpec, join_url, upstream_context
+from gateway.providers.base import ProviderSpec, get_ok, join_url, upstream_context
 from gateway.upstream import Clock, UpstreamClient, status_error
 from gateway.wire import WireReader
 
@@ -94,15 +94,9 @@ class MagmaOnePay:
         return headers
 
     async def fetch_balances(self) -> tuple[Balance, ...]:
-        response = await self.http.send(
-            self.context,
-            "GET",
-            join_url(self.account.base_url, BALANCE_PATH),
-            headers=self.headers(),
-            timeout_seconds=self.account.timeout_seconds,
-        )
-        self.http.raise_for_status(self.context, response)
-        return parse_balances(response.body, self.account, self.context)
+        url = join_url(self.account.base_url, BALANCE_PATH)
+        body = await get_ok(self.http, self.account, url, self.headers())
+        return parse_balances(body, self.account, self.context)
 
 
 SPEC = ProviderSpec(

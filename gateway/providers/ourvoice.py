@@ -14,7 +14,7 @@ from typing import Any
 from gateway.accounts import AccountConfig
 from gateway.domain import COUNTRIES, Asset, AssetKind, Balance, Capability, Money, ProviderKind
 from gateway.errors import UpstreamContext, UpstreamUnavailable
-from gateway.providers.base import ProviderSpec, join_url, upstream_context
+from gateway.providers.base import ProviderSpec, get_ok, join_url, upstream_context
 from gateway.upstream import Clock, UpstreamClient
 from gateway.wire import WireReader
 
@@ -61,15 +61,9 @@ class OurVoice:
         }
 
     async def fetch_balances(self) -> tuple[Balance, ...]:
-        response = await self.http.send(
-            self.context,
-            "GET",
-            join_url(self.account.base_url, BALANCE_PATH),
-            headers=self.headers(),
-            timeout_seconds=self.account.timeout_seconds,
-        )
-        self.http.raise_for_status(self.context, response)
-        return (parse_balance(response.body, self.account, self.context),)
+        url = join_url(self.account.base_url, BALANCE_PATH)
+        body = await get_ok(self.http, self.account, url, self.headers())
+        return (parse_balance(body, self.account, self.context),)
 
 
 SPEC = ProviderSpec(

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from gateway.accounts import AccountConfig
 from gateway.domain import COUNTRIES, Asset, AssetKind, Balance, Money, ProviderKind
 from gateway.errors import UpstreamContext
-from gateway.providers.base import ProviderSpec, join_url, upstream_context
+from gateway.providers.base import ProviderSpec, get_ok, join_url, upstream_context
 from gateway.upstream import Clock, UpstreamClient
 from gateway.wire import WireReader
 
@@ -100,15 +100,8 @@ class PaymobBills:
 
     async def fetch_balances(self) -> tuple[Balance, ...]:
         url = join_url(self.account.base_url, BALANCE_PATH)
-        response = await self.http.send(
-            self.context,
-            "GET",
-            url,
-            headers=self.headers("GET", url),
-            timeout_seconds=self.account.timeout_seconds,
-        )
-        self.http.raise_for_status(self.context, response)
-        return parse_balances(response.body, self.account, self.context)
+        body = await get_ok(self.http, self.account, url, self.headers("GET", url))
+        return parse_balances(body, self.account, self.context)
 
 
 SPEC = ProviderSpec(
