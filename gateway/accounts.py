@@ -49,10 +49,22 @@ class AccountConfig:
     country: str | None = None
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     timeout_seconds: float = 10.0
+    fresh_seconds: float = 15.0
+    stale_seconds: float = 300.0
+    calls_per_minute: int | None = None
+    calls_per_day: int | None = None
 
     @property
     def info(self) -> AccountInfo:
         return AccountInfo(self.id, self.provider, self.label, self.capabilities)
+
+    def fingerprint(self) -> str:
+        """Names this connection (provider, URL, credentials) in cache keys without
+        revealing any secret: two accounts differ here whenever their data may differ."""
+        digest = hashlib.sha256(f"{self.provider.value}\n{self.base_url}".encode())
+        for name in sorted(self.credentials):
+            digest.update(f"\n{name}={self.credentials[name].fingerprint()}".encode())
+        return digest.hexdigest()[:20]
 
     def secret(self, name: str) -> str:
         return self.credentials[name].reveal()

@@ -6,12 +6,14 @@ live in the lifespan; per-request state lives in the GraphQL context.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -23,13 +25,22 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
+from gateway.accounts import AccountConfig
+from gateway.breaker import CircuitBreaker
+from gateway.budget import Budget, Limits
+from gateway.cache import Generations, ReadThroughCache
+from gateway.channel import Channel, RetryPolicy, Sleep
+from gateway.clock import Clock
+from gateway.metrics import Metrics
 from gateway.providers import PROVIDERS
+from gateway.providers.base import upstream_context
 from gateway.schema import build_schema
 from gateway.schema.context import Context
 from gateway.schema.errors import coded
 from gateway.service import BalanceService
 from gateway.settings import Settings
-from gateway.upstream import Clock, UpstreamClient
+from gateway.store import Store, open_store
+from gateway.upstream import UpstreamClient
 
 
 class GatewayGraphQL(GraphQL[Context, None]):
@@ -52,30 +63,47 @@ def create_app(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     clock: Clock = time.time,
+    sleep: Sleep = asyncio.sleep,
 ) -> Starlette:
-    """Build the gateway. `transport` reaches the providers (default: aiohttp);
-    `clock` (seconds since the epoch) drives token expiry and `fetchedAt`."""
+    """Build the gateway. `transport` reaches the providers (default: aiohttp); `clock`
+    (seconds since the epoch) drives freshness, budgets, breakers and token expiry; `sleep`
+    is how retries wait (tests pass one that does not)."""
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = open_store(settings.cache.url, f"{settings.cache.namespace}:v1")
         http = UpstreamClient(
-            transport, max_body_bytes=settings.server.max_upstream_body_bytes, wall_clock=clock
+            transport, max_body_bytes=settings.upstream.max_body_bytes, wall_clock=clock
         )
         adapters = {
-            account.id: PROVIDERS[account.provider].factory(account, http, clock)
+            account.id: PROVIDERS[account.provider].factory(
+                account, channel_for(account, settings, http, store, metrics, clock, sleep), clock
+            )
             for account in settings.accounts.values()
         }
+        cache = ReadThroughCache(
+            store, clock, metrics, fill_wait_seconds=settings.cache.fill_wait_seconds
+        )
         app.state.service = BalanceService(
-            settings.accounts, adapters, clock, settings.server.request_deadline_seconds
+            settings.accounts,
+            adapters,
+            cache,
+            Generations(store),
+            settings.server.request_deadline_seconds,
         )
         try:
             yield
         finally:
             await http.aclose()
+            await store.close()
 
     async def healthz(request: Request) -> Response:
         ready = getattr(request.app.state, "service", None) is not None
         return JSONResponse({"status": "ok" if ready else "starting"}, 200 if ready else 503)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     development = settings.server.development
     graphql = GatewayGraphQL(
@@ -98,6 +126,35 @@ def create_app(
         )
     routes: list[Any] = [
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+def channel_for(
+    account: AccountConfig,
+    settings: Settings,
+    http: UpstreamClient,
+    store: Store,
+    metrics: Metrics,
+    clock: Clock,
+    sleep: Sleep,
+) -> Channel:
+    upstream = settings.upstream
+    return Channel(
+        http,
+        upstream_context(account),
+        timeout_seconds=account.timeout_seconds,
+        retry=RetryPolicy(
+            upstream.max_attempts, upstream.backoff_base_seconds, upstream.backoff_max_seconds
+        ),
+        breaker=CircuitBreaker(upstream.breaker_failures, upstream.breaker_cooldown_seconds, clock),
+        budget=Budget(
+            account.id, Limits(account.calls_per_minute, account.calls_per_day), store, clock
+        ),
+        max_concurrency=upstream.max_concurrency,
+        metrics=metrics,
+        clock=clock,
+        sleep=sleep,
+    )

@@ -9,7 +9,8 @@
         ├── UpstreamUnavailable      5xx, connection refused, provider says "try later"
         ├── UpstreamTimeout          connect/read timeout or the request deadline
         ├── UpstreamBadResponse      body does not parse, wrong types, too large, redirect
-        └── UpstreamRejected         a definite 4xx refusal of this request
+        ├── UpstreamRejected         a definite 4xx refusal of this request
+        └── CircuitOpen              the account's breaker is open: not even tried
 
 Messages are safe to show to clients: they never contain secrets, upstream URLs or
 upstream bodies. Details meant for operators go to `detail`, which is logged, not returned.
@@ -152,3 +153,8 @@ class UpstreamRejected(UpstreamError):
     code = ErrorCode.UPSTREAM_REJECTED
     retryable = False
     default_message = "The provider rejected the request."
+
+
+class CircuitOpen(UpstreamError):
+    code = ErrorCode.CIRCUIT_OPEN
+    default_message = "The provider is failing; the gateway is not calling it for now."

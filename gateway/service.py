@@ -1,8 +1,8 @@
-"""Use cases: list accounts and fetch their balances concurrently, with partial results.
+"""Use cases: list accounts and read their balances concurrently, with partial results.
 
-No HTTP and no GraphQL here. Each account is fetched in its own task under the overall
-request deadline; a failing, slow or buggy adapter becomes a `ProviderFailure` in its
-place and never blanks the others.
+No HTTP and no GraphQL here. One request sets one deadline for every upstream attempt it
+causes; each account is read through the cache in its own task, and a failing, slow or
+buggy account becomes a `ProviderFailure` in its place, never blanking the others.
 """
 
 from __future__ import annotations
@@ -10,21 +10,29 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 
 from gateway.accounts import AccountConfig
+from gateway.cache import Codec, Freshness, Generations, ReadThroughCache
+from gateway.channel import request_deadline
+from gateway.codec import decode_balances, encode_balances
 from gateway.domain import (
     AccountBalance,
     AccountBalanceResult,
     AccountInfo,
+    Balance,
     ProviderFailure,
     ProviderKind,
 )
 from gateway.errors import ErrorCode, UpstreamError
 from gateway.providers import BalanceProvider
-from gateway.upstream import Clock
 
 log = logging.getLogger("gateway.service")
+BALANCES = Codec[tuple[Balance, ...]](encode_balances, decode_balances)
+DEADLINE_GRACE_SECONDS = 0.25  # the per-attempt deadline fires first; this is the backstop
+
+
+def balance_key(account: AccountConfig) -> str:
+    return f"balance:{account.id}:{account.fingerprint()}"
 
 
 class BalanceService:
@@ -32,12 +40,14 @@ class BalanceService:
         self,
         accounts: Mapping[str, AccountConfig],
         adapters: Mapping[str, BalanceProvider],
-        clock: Clock,
+        cache: ReadThroughCache,
+        generations: Generations,
         deadline_seconds: float,
     ) -> None:
         self._accounts = dict(accounts)
         self._adapters = dict(adapters)
-        self._clock = clock
+        self._cache = cache
+        self.generations = generations
         self.deadline_seconds = deadline_seconds
 
     def accounts(self, provider: ProviderKind | None = None) -> list[AccountInfo]:
@@ -51,16 +61,28 @@ class BalanceService:
         account = self._accounts.get(account_id)
         return account.info if account else None
 
+    def fresh_seconds(self, account_id: str) -> float:
+        return self._accounts[account_id].fresh_seconds
+
     async def balances(self, account_ids: Iterable[str]) -> list[AccountBalanceResult]:
-        """One result per id (ids must exist), in order, all fetched concurrently."""
-        ids = list(account_ids)
-        return list(await asyncio.gather(*(self._balance(i) for i in ids)))
+        """One result per id (ids must exist), in order, all read concurrently."""
+        with request_deadline(self.deadline_seconds):
+            return list(await asyncio.gather(*(self._balance(i) for i in account_ids)))
+
+    async def invalidate(self, account_id: str) -> None:
+        """Forget the account's cached balance and every cached response that included it."""
+        await self._cache.drop(balance_key(self._accounts[account_id]))
+        await self.generations.bump(account_id)
 
     async def _balance(self, account_id: str) -> AccountBalanceResult:
         account = self._accounts[account_id]
+        freshness = Freshness(account.fresh_seconds, account.stale_seconds)
+        fetch = self._adapters[account_id].fetch_balances
         try:
-            async with asyncio.timeout(self.deadline_seconds):
-                balances = await self._adapters[account_id].fetch_balances()
+            async with asyncio.timeout(self.deadline_seconds + DEADLINE_GRACE_SECONDS):
+                cached = await self._cache.read(
+                    balance_key(account), account_id, freshness, fetch, BALANCES
+                )
         except UpstreamError as exc:
             log.warning(
                 "account %s failed: %s (%s)", account_id, exc.code.value, exc.detail or exc.message
@@ -81,5 +103,4 @@ class BalanceService:
             return ProviderFailure(
                 account.info, ErrorCode.INTERNAL.value, "Internal error.", retryable=False
             )
-        fetched_at = datetime.fromtimestamp(self._clock(), UTC)
-        return AccountBalance(account.info, balances, fetched_at)
+        return AccountBalance(account.info, cached.value, cached.fetched_at, stale=cached.stale)

@@ -25,7 +25,24 @@ from gateway.providers import PROVIDERS
 
 PROFILES = ("production", "development")
 ACCOUNT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-SERVER_KEYS = {"profile", "cors_origins", "request_deadline_seconds", "max_upstream_body_bytes"}
+SERVER_KEYS = {"profile", "cors_origins", "request_deadline_seconds"}
+CACHE_KEYS = {
+    "url",
+    "fresh_seconds",
+    "stale_seconds",
+    "namespace",
+    "fill_wait_seconds",
+    "response_cache",
+}
+UPSTREAM_KEYS = {
+    "max_attempts",
+    "backoff_base_seconds",
+    "backoff_max_seconds",
+    "breaker_failures",
+    "breaker_cooldown_seconds",
+    "max_concurrency",
+    "max_body_bytes",
+}
 ACCOUNT_KEYS = {
     "provider",
     "base_url",
@@ -34,6 +51,10 @@ ACCOUNT_KEYS = {
     "country",
     "timezone",
     "timeout_seconds",
+    "fresh_seconds",
+    "stale_seconds",
+    "calls_per_minute",
+    "calls_per_day",
 }
 CREDENTIAL_KEYS = {"api_key", "private_key", "secret_key", "public_key"}
 
@@ -43,7 +64,6 @@ class ServerSettings:
     profile: str = "production"
     cors_origins: tuple[str, ...] = ()
     request_deadline_seconds: float = 8.0
-    max_upstream_body_bytes: int = 1024 * 1024
 
     @property
     def development(self) -> bool:
@@ -51,8 +71,31 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class CacheSettings:
+    url: str = "memory://"
+    fresh_seconds: float = 15.0
+    stale_seconds: float = 300.0
+    namespace: str = "balance-gateway"
+    fill_wait_seconds: float = 2.0
+    response_cache: bool = True
+
+
+@dataclass(frozen=True)
+class UpstreamSettings:
+    max_attempts: int = 3
+    backoff_base_seconds: float = 0.1
+    backoff_max_seconds: float = 2.0
+    breaker_failures: int = 5
+    breaker_cooldown_seconds: float = 30.0
+    max_concurrency: int = 8
+    max_body_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
     accounts: dict[str, AccountConfig] = field(default_factory=dict)
 
 
@@ -117,17 +160,41 @@ class _Checker:
         return value
 
     def number(
-        self, data: Mapping[str, Any], key: str, location: str, default: float, high: float
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        location: str,
+        default: float,
+        high: float,
+        *,
+        zero: bool = False,
     ) -> float:
         value = data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= high:
+        ok = not isinstance(value, bool) and isinstance(value, int | float)
+        if not ok or not (0 < value <= high or (zero and value == 0)):
+            lowest = "at least" if zero else "above"
             self.add(
                 f"{location}.{key}",
-                f"must be a number above 0 and at most {high}",
+                f"must be a number {lowest} 0 and at most {high}",
                 f"for example {key} = {default}",
             )
             return default
         return float(value)
+
+    def whole(
+        self, data: Mapping[str, Any], key: str, location: str, default: int | None, high: int
+    ) -> int | None:
+        value = data.get(key, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+            self.add(
+                f"{location}.{key}",
+                f"must be a whole number from 1 to {high}",
+                f"for example {key} = {default or 1}",
+            )
+            return default
+        return value
 
     def secret(self, value: Any, location: str, development: bool) -> Secret | None:
         if not isinstance(value, str) or not value:
@@ -165,18 +232,20 @@ class _Checker:
 
 def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     check = _Checker(env)
-    check.unknown(data, {"server", "accounts"}, "")
+    check.unknown(data, {"server", "cache", "upstream", "accounts"}, "")
     server = _server(check, check.table(data, "server", "server"))
+    cache = _cache(check, check.table(data, "cache", "cache"))
+    upstream = _upstream(check, check.table(data, "upstream", "upstream"))
     accounts: dict[str, AccountConfig] = {}
     for account_id, raw in check.table(data, "accounts", "accounts").items():
-        account = _account(check, account_id, raw, server.development)
+        account = _account(check, account_id, raw, server.development, cache)
         if account is not None:
             accounts[account_id] = account
     if not data.get("accounts"):
         check.add("accounts", "no accounts configured", "add at least one [accounts.NAME] table")
     if check.problems:
         raise ConfigError(check.problems)
-    return Settings(server=server, accounts=accounts)
+    return Settings(server=server, cache=cache, upstream=upstream, accounts=accounts)
 
 
 def _server(check: _Checker, raw: Mapping[str, Any]) -> ServerSettings:
@@ -197,16 +266,67 @@ def _server(check: _Checker, raw: Mapping[str, Any]) -> ServerSettings:
             'name each origin exactly; "*" is not allowed',
         )
         origins = []
-    body_cap = check.number(raw, "max_upstream_body_bytes", "server", 1024 * 1024, 64 * 1024 * 1024)
     return ServerSettings(
         profile=profile,
         cors_origins=tuple(origins),
         request_deadline_seconds=check.number(raw, "request_deadline_seconds", "server", 8.0, 120),
-        max_upstream_body_bytes=int(body_cap),
     )
 
 
-def _account(check: _Checker, account_id: str, raw: Any, development: bool) -> AccountConfig | None:
+def _cache(check: _Checker, raw: Mapping[str, Any]) -> CacheSettings:
+    check.unknown(raw, CACHE_KEYS, "cache")
+    default = CacheSettings()
+    url = check.string(raw, "url", "cache", default.url)
+    if urlsplit(url).scheme not in ("memory", "redis", "rediss"):
+        check.add(
+            "cache.url",
+            f"unsupported cache URL {url!r}",
+            'use "memory://" or "redis://host:6379/0"',
+        )
+        url = default.url
+    namespace = check.string(raw, "namespace", "cache", default.namespace)
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", namespace):
+        check.add(
+            "cache.namespace",
+            "must be 1-64 letters, digits or _ . : -",
+            'e.g. namespace = "balance-gateway"',
+        )
+        namespace = default.namespace
+    response_cache = raw.get("response_cache", default.response_cache)
+    if not isinstance(response_cache, bool):
+        check.add("cache.response_cache", "must be true or false", "response_cache = true")
+        response_cache = default.response_cache
+    return CacheSettings(
+        url=url,
+        fresh_seconds=check.number(raw, "fresh_seconds", "cache", 15.0, 86_400, zero=True),
+        stale_seconds=check.number(raw, "stale_seconds", "cache", 300.0, 7 * 86_400, zero=True),
+        namespace=namespace,
+        fill_wait_seconds=check.number(raw, "fill_wait_seconds", "cache", 2.0, 30),
+        response_cache=response_cache,
+    )
+
+
+def _upstream(check: _Checker, raw: Mapping[str, Any]) -> UpstreamSettings:
+    check.unknown(raw, UPSTREAM_KEYS, "upstream")
+    d = UpstreamSettings()
+    where = "upstream"
+    return UpstreamSettings(
+        max_attempts=check.whole(raw, "max_attempts", where, d.max_attempts, 10) or 1,
+        backoff_base_seconds=check.number(raw, "backoff_base_seconds", where, 0.1, 10),
+        backoff_max_seconds=check.number(raw, "backoff_max_seconds", where, 2.0, 60),
+        breaker_failures=check.whole(raw, "breaker_failures", where, d.breaker_failures, 1000)
+        or d.breaker_failures,
+        breaker_cooldown_seconds=check.number(raw, "breaker_cooldown_seconds", where, 30.0, 3600),
+        max_concurrency=check.whole(raw, "max_concurrency", where, d.max_concurrency, 1000)
+        or d.max_concurrency,
+        max_body_bytes=check.whole(raw, "max_body_bytes", where, d.max_body_bytes, 64 << 20)
+        or d.max_body_bytes,
+    )
+
+
+def _account(
+    check: _Checker, account_id: str, raw: Any, development: bool, cache: CacheSettings
+) -> AccountConfig | None:
     where = f"accounts.{account_id}"
     if not ACCOUNT_ID.match(account_id):
         check.add(
@@ -259,6 +379,10 @@ def _account(check: _Checker, account_id: str, raw: Any, development: bool) -> A
         check.add(f"{where}.timezone", f"unknown time zone {zone_name!r}", 'e.g. "Africa/Dakar"')
         zone = ZoneInfo("UTC")
     timeout = check.number(raw, "timeout_seconds", where, 10.0, 120)
+    fresh = check.number(raw, "fresh_seconds", where, cache.fresh_seconds, 86_400, zero=True)
+    stale = check.number(raw, "stale_seconds", where, cache.stale_seconds, 7 * 86_400, zero=True)
+    per_minute = check.whole(raw, "calls_per_minute", where, spec.calls_per_minute, 1_000_000)
+    per_day = check.whole(raw, "calls_per_day", where, spec.calls_per_day, 100_000_000)
     if len(check.problems) > start:
         return None
     return AccountConfig(
@@ -272,6 +396,10 @@ def _account(check: _Checker, account_id: str, raw: Any, development: bool) -> A
         country=country,
         timezone=zone,
         timeout_seconds=timeout,
+        fresh_seconds=fresh,
+        stale_seconds=stale,
+        calls_per_minute=per_minute,
+        calls_per_day=per_day,
     )
 
 

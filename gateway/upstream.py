@@ -13,14 +13,15 @@ import asyncio
 import email.utils
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 import aiohttp
 import httpx
 
+from gateway.clock import Clock
 from gateway.errors import (
     UpstreamBadResponse,
     UpstreamContext,
@@ -35,7 +36,6 @@ from gateway.errors import (
 log = logging.getLogger("gateway.upstream")
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
-Clock = Callable[[], float]
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,3 @@ def parse_retry_after(value: str | None, now: float) -> int | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0, int(when.timestamp() - now + 0.999))
-
-
-def utc_now(clock: Clock) -> datetime:
-    return datetime.fromtimestamp(clock(), UTC)

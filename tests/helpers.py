@@ -14,7 +14,14 @@ import httpx
 
 from gateway.accounts import AccountConfig, Secret
 from gateway.app import create_app
+from gateway.breaker import CircuitBreaker
+from gateway.budget import Budget, Limits
+from gateway.channel import Channel, RetryPolicy
+from gateway.metrics import Metrics
+from gateway.providers.base import upstream_context
 from gateway.settings import Settings, load_settings
+from gateway.store import Store, open_store
+from gateway.upstream import UpstreamClient
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = ROOT / "deploy" / "demo.toml"
@@ -70,6 +77,37 @@ class GatewayClient:
         return result
 
 
+async def no_sleep(seconds: float) -> None:
+    """Retries in tests wait for nothing (the clock is what moves)."""
+    await asyncio.sleep(0)
+
+
+def make_channel(
+    account: AccountConfig,
+    http: UpstreamClient,
+    clock: Callable[[], float],
+    *,
+    attempts: int = 1,
+    store: Store | None = None,
+    breaker: CircuitBreaker | None = None,
+    limits: Limits | None = None,
+    max_concurrency: int = 8,
+    sleep: Callable[[float], Any] = no_sleep,
+) -> Channel:
+    return Channel(
+        http,
+        upstream_context(account),
+        timeout_seconds=account.timeout_seconds,
+        retry=RetryPolicy(max_attempts=attempts),
+        breaker=breaker or CircuitBreaker(5, 30, clock),
+        budget=Budget(account.id, limits or Limits(), store or open_store("memory://", "t"), clock),
+        max_concurrency=max_concurrency,
+        metrics=Metrics(),
+        clock=clock,
+        sleep=sleep,
+    )
+
+
 @asynccontextmanager
 async def running_gateway(
     settings: Settings,
@@ -77,7 +115,7 @@ async def running_gateway(
     clock: Callable[[], float],
 ) -> AsyncIterator[GatewayClient]:
     """The real app, lifespan included, reached in-process; providers via `transport`."""
-    app = create_app(settings, transport=transport, clock=clock)
+    app = create_app(settings, transport=transport, clock=clock, sleep=no_sleep)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(

@@ -16,26 +16,46 @@ import pytest
 from tests.helpers import ROOT
 
 PACKAGE = ROOT / "gateway"
-SHARED = {"domain", "errors", "accounts", "wire"}
+SHARED = {"domain", "errors", "accounts", "wire", "clock", "metrics"}
 # layer → what it may import (besides SHARED and itself)
 ALLOWED: dict[str, set[str]] = {
     "cli": {"app", "schema", "settings", "simulator", "service", "providers", "upstream"},
     "__main__": {"cli"},
-    "app": {"schema", "service", "providers", "upstream", "settings"},
+    "app": {
+        "schema",
+        "service",
+        "providers",
+        "channel",
+        "upstream",
+        "settings",
+        "cache",
+        "store",
+        "breaker",
+        "budget",
+    },
     "settings": {"providers"},
     "schema": {"service"},
-    "service": {"providers", "upstream"},
-    "providers": {"upstream"},
+    "service": {"providers", "cache", "codec", "channel"},
+    "providers": {"channel", "upstream"},
+    "channel": {"upstream", "breaker", "budget"},
+    "cache": {"store"},
+    "codec": set(),
+    "budget": {"store"},
+    "breaker": set(),
+    "store": set(),
     "upstream": set(),
     "simulator": set(),
     "domain": set(),
     "errors": set(),
     "accounts": set(),
     "wire": set(),
+    "clock": set(),
+    "metrics": set(),
 }
 FORBIDDEN_THIRD_PARTY: dict[str, set[str]] = {
     "providers": {"strawberry", "starlette"},
-    "service": {"httpx", "aiohttp", "strawberry", "starlette"},
+    "service": {"httpx", "aiohttp", "strawberry", "starlette", "aiocache"},
+    "cache": {"aiocache", "httpx"},
     "domain": {"httpx", "strawberry", "starlette"},
     "simulator": {"strawberry"},
 }

@@ -13,7 +13,7 @@ from gateway.errors import ErrorCode, UpstreamError
 from gateway.providers import PROVIDERS
 from gateway.simulator import Simulator, seed
 from gateway.upstream import UpstreamClient
-from tests.helpers import FakeClock, demo_settings, first_account_of
+from tests.helpers import FakeClock, demo_settings, first_account_of, make_channel
 
 # What each provider's seed must look like once normalised: id → (total, available, kind).
 EXPECTED: dict[ProviderKind, dict[str, tuple[str, str, AssetKind]]] = {
@@ -53,7 +53,8 @@ def account_for(kind: ProviderKind, **changes: object) -> AccountConfig:
 
 
 def adapter(kind: ProviderKind, http: UpstreamClient, clock: FakeClock, **changes: object):  # type: ignore[no-untyped-def]
-    return PROVIDERS[kind].factory(account_for(kind, **changes), http, clock)
+    account = account_for(kind, **changes)
+    return PROVIDERS[kind].factory(account, make_channel(account, http, clock), clock)
 
 
 async def expect_error(coro: object, code: ErrorCode) -> UpstreamError:
@@ -81,7 +82,8 @@ async def test_wrong_credentials_are_upstream_unauthorized(
 ) -> None:
     account = account_for(kind)
     wrong = {name: Secret("wrong-" + s.reveal()) for name, s in account.credentials.items()}
-    bad = PROVIDERS[kind].factory(dataclasses.replace(account, credentials=wrong), http, clock)
+    account = dataclasses.replace(account, credentials=wrong)
+    bad = PROVIDERS[kind].factory(account, make_channel(account, http, clock), clock)
     error = await expect_error(bad.fetch_balances(), ErrorCode.UPSTREAM_UNAUTHORIZED)
     assert not error.retryable
 

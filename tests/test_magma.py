@@ -14,7 +14,7 @@ import pytest
 from gateway.errors import ErrorCode, UpstreamContext, UpstreamError
 from gateway.providers.magma_onepay import MagmaOnePay, parse_balances
 from gateway.upstream import UpstreamClient
-from tests.helpers import FakeClock, demo_settings
+from tests.helpers import FakeClock, demo_settings, make_channel
 
 ACCOUNT = demo_settings().accounts["magma"]
 CTX = UpstreamContext("magma_onepay", "magma")
@@ -98,11 +98,11 @@ async def test_secret_header_is_sent_only_when_configured(clock: FakeClock) -> N
         return httpx.Response(200, content=envelope(item()))
 
     http = UpstreamClient(httpx.MockTransport(handler), wall_clock=clock)
-    await MagmaOnePay(ACCOUNT, http, clock).fetch_balances()
+    await MagmaOnePay(ACCOUNT, make_channel(ACCOUNT, http, clock), clock).fetch_balances()
     no_secret = dataclasses.replace(
         ACCOUNT, credentials={"private_key": ACCOUNT.credentials["private_key"]}
     )
-    await MagmaOnePay(no_secret, http, clock).fetch_balances()
+    await MagmaOnePay(no_secret, make_channel(no_secret, http, clock), clock).fetch_balances()
     assert seen[0]["x-user-secret"] == "demo-magma-secret-key"
     assert seen[0]["authorization"] == "Bearer demo-magma-private-key"
     assert "x-user-secret" not in seen[1]

@@ -14,7 +14,7 @@ from gateway.providers.base import join_url
 from gateway.providers.muda import Muda, parse_balances
 from gateway.simulator import Simulator
 from gateway.upstream import UpstreamClient, UpstreamResponse
-from tests.helpers import DelayTransport, FakeClock, demo_settings
+from tests.helpers import DelayTransport, FakeClock, demo_settings, make_channel
 
 ACCOUNT = demo_settings().accounts["muda-ug"]
 CTX = UpstreamContext("muda", "muda-ug")
@@ -22,7 +22,7 @@ TENANT = "muda-ug"
 
 
 def muda(http: UpstreamClient, clock: FakeClock) -> Muda:
-    return Muda(ACCOUNT, http, clock)
+    return Muda(ACCOUNT, make_channel(ACCOUNT, http, clock), clock)
 
 
 async def test_the_token_is_exchanged_once_and_reused(
@@ -61,7 +61,7 @@ async def test_a_401_refreshes_once_for_twenty_concurrent_callers(
     await adapter.fetch_balances()
     sim.muda_tokens.revoke(TENANT)  # upstream forgot every token, ours included
     slow = UpstreamClient(DelayTransport(sim_transport), wall_clock=clock)  # all 20 in flight
-    adapter.http = slow
+    adapter.channel = make_channel(ACCOUNT, slow, clock)
     results = await asyncio.gather(*(adapter.fetch_balances() for _ in range(20)))
     await slow.aclose()
     assert all(len(r) == 6 for r in results)

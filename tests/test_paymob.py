@@ -16,7 +16,7 @@ from gateway.providers.paymob_bills import (
 )
 from gateway.simulator import Simulator
 from gateway.upstream import UpstreamClient
-from tests.helpers import FakeClock, demo_settings
+from tests.helpers import FakeClock, demo_settings, make_channel
 
 ACCOUNT = demo_settings().accounts["paymob-eg"]
 CTX = UpstreamContext("paymob_bills", "paymob-eg")
@@ -47,7 +47,7 @@ def test_timestamp_is_utc_to_the_minute() -> None:
 async def test_headers_sign_the_path_as_sent_and_ask_for_english(
     http: UpstreamClient, clock: FakeClock
 ) -> None:
-    adapter = PaymobBills(ACCOUNT, http, clock, nonce=lambda: NONCE)
+    adapter = PaymobBills(ACCOUNT, make_channel(ACCOUNT, http, clock), clock, nonce=lambda: NONCE)
     headers = adapter.headers("GET", "http://127.0.0.1:8001/paymob/api/v1/balance/?page=2")
     expected = signature_header(
         "GET",
@@ -62,7 +62,7 @@ async def test_headers_sign_the_path_as_sent_and_ask_for_english(
 
 
 async def test_a_replayed_nonce_is_refused(http: UpstreamClient, clock: FakeClock) -> None:
-    adapter = PaymobBills(ACCOUNT, http, clock, nonce=lambda: NONCE)
+    adapter = PaymobBills(ACCOUNT, make_channel(ACCOUNT, http, clock), clock, nonce=lambda: NONCE)
     await adapter.fetch_balances()
     with pytest.raises(UpstreamError) as raised:
         await adapter.fetch_balances()
@@ -72,12 +72,12 @@ async def test_a_replayed_nonce_is_refused(http: UpstreamClient, clock: FakeCloc
 async def test_a_skewed_clock_is_refused(http: UpstreamClient, sim: Simulator) -> None:
     skewed = FakeClock(sim.state.clock() - 15 * 60)
     with pytest.raises(UpstreamError) as raised:
-        await PaymobBills(ACCOUNT, http, skewed).fetch_balances()
+        await PaymobBills(ACCOUNT, make_channel(ACCOUNT, http, skewed), skewed).fetch_balances()
     assert raised.value.code is ErrorCode.UPSTREAM_UNAUTHORIZED
 
 
 async def test_fresh_nonces_sign_every_request(http: UpstreamClient, clock: FakeClock) -> None:
-    adapter = PaymobBills(ACCOUNT, http, clock)
+    adapter = PaymobBills(ACCOUNT, make_channel(ACCOUNT, http, clock), clock)
     for _ in range(3):
         assert len(await adapter.fetch_balances()) == 2
 

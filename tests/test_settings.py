@@ -56,7 +56,8 @@ def test_every_problem_is_reported_at_once_with_location_and_fix() -> None:
     found = problems(
         {
             "server": {"profile": "staging", "colour": "blue", "request_deadline_seconds": -1},
-            "cache": {},
+            "cache": {"url": "memcached://x", "fresh_seconds": -1},
+            "upstream": {"max_attempts": 0, "retries": 2},
             "accounts": {
                 "Bad Id": {
                     "provider": "muda",
@@ -85,7 +86,10 @@ def test_every_problem_is_reported_at_once_with_location_and_fix() -> None:
         env={"A": "a", "B": "b"},
     )
     expected = {
-        "cache",
+        "cache.url",
+        "cache.fresh_seconds",
+        "upstream.max_attempts",
+        "upstream.retries",
         "server.colour",
         "server.profile",
         "server.request_deadline_seconds",

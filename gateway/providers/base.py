@@ -1,6 +1,7 @@
 """What every provider adapter offers, and the plain-data spec the registry lists.
 
-An adapter is built per account with the shared `UpstreamClient` and the gateway's clock.
+An adapter is built per account with that account's `Channel` (the shared HTTP client
+behind its own bulkhead, breaker, budget and retries) and the gateway's clock.
 It keeps pure parse functions (body → domain values) apart from its one I/O step, and
 raises only `UpstreamError`s.
 """
@@ -12,9 +13,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.accounts import AccountConfig
+from gateway.channel import Channel, Headers
+from gateway.clock import Clock
 from gateway.domain import Balance, Capability, ProviderKind
 from gateway.errors import UpstreamContext
-from gateway.upstream import Clock, UpstreamClient
 
 
 class BalanceProvider(Protocol):
@@ -23,7 +25,7 @@ class BalanceProvider(Protocol):
         ...
 
 
-AdapterFactory = Callable[[AccountConfig, UpstreamClient, Clock], BalanceProvider]
+AdapterFactory = Callable[[AccountConfig, Channel, Clock], BalanceProvider]
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class ProviderSpec:
     optional_credentials: frozenset[str] = frozenset()
     default_currency: str | None = None  # None: the provider states currencies itself
     capabilities: tuple[Capability, ...] = (Capability.BALANCE,)
+    calls_per_minute: int | None = None  # the provider's documented quota, if any
+    calls_per_day: int | None = None
 
     @property
     def currency_from_config(self) -> bool:
@@ -46,15 +50,10 @@ def upstream_context(account: AccountConfig) -> UpstreamContext:
     return UpstreamContext(provider=account.provider.value, account=account.id)
 
 
-async def get_ok(
-    http: UpstreamClient, account: AccountConfig, url: str, headers: dict[str, str]
-) -> bytes:
-    """One GET within the account's timeout; the body of a 2xx, a typed error otherwise."""
-    context = upstream_context(account)
-    response = await http.send(
-        context, "GET", url, headers=headers, timeout_seconds=account.timeout_seconds
-    )
-    http.raise_for_status(context, response)
+async def get_ok(channel: Channel, url: str, headers: Headers) -> bytes:
+    """One GET (retried as reads are); the body of a 2xx, a typed error otherwise."""
+    response = await channel.send("GET", url, headers=headers)
+    channel.raise_for_status(response)
     return response.body
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.accounts import AccountConfig
+from gateway.channel import Channel
+from gateway.clock import Clock
 from gateway.domain import COUNTRIES, Asset, AssetKind, Balance, Country, Money, ProviderKind
 from gateway.errors import UpstreamContext
 from gateway.providers.base import ProviderSpec, get_ok, join_url, upstream_context
-from gateway.upstream import Clock, UpstreamClient, status_error
+from gateway.upstream import status_error
 from gateway.wire import WireReader
 
 BALANCE_PATH = "/v1/misc/balance"
@@ -78,9 +80,9 @@ def parse_balances(
 
 
 class MagmaOnePay:
-    def __init__(self, account: AccountConfig, http: UpstreamClient, clock: Clock) -> None:
+    def __init__(self, account: AccountConfig, channel: Channel, clock: Clock) -> None:
         self.account = account
-        self.http = http
+        self.channel = channel
         self.context = upstream_context(account)
 
     def headers(self) -> dict[str, str]:
@@ -95,7 +97,7 @@ class MagmaOnePay:
 
     async def fetch_balances(self) -> tuple[Balance, ...]:
         url = join_url(self.account.base_url, BALANCE_PATH)
-        body = await get_ok(self.http, self.account, url, self.headers())
+        body = await get_ok(self.channel, url, self.headers())
         return parse_balances(body, self.account, self.context)
 
 

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.accounts import AccountConfig
+from gateway.channel import Channel
+from gateway.clock import Clock
 from gateway.domain import COUNTRIES, Asset, AssetKind, Balance, Money, ProviderKind
 from gateway.errors import UpstreamContext
 from gateway.providers.base import ProviderSpec, join_url, upstream_context
-from gateway.upstream import Clock, UpstreamClient, UpstreamResponse, status_error
+from gateway.upstream import UpstreamResponse, status_error
 from gateway.wire import WireReader
 
 TOKEN_PATH = "/v1/clients/oauth/token"
@@ -142,16 +144,15 @@ class TokenCache:
 
 
 class Muda:
-    def __init__(self, account: AccountConfig, http: UpstreamClient, clock: Clock) -> None:
+    def __init__(self, account: AccountConfig, channel: Channel, clock: Clock) -> None:
         self.account = account
-        self.http = http
+        self.channel = channel
         self.clock = clock
         self.context = upstream_context(account)
         self.tokens = TokenCache(self._exchange, clock)
 
     async def _exchange(self) -> Token:
-        response = await self.http.send(
-            self.context,
+        response = await self.channel.send(
             "POST",
             join_url(self.account.base_url, TOKEN_PATH),
             headers={"Accept": "application/json"},
@@ -159,7 +160,7 @@ class Muda:
                 "api_key": self.account.secret("api_key"),
                 "secret_key": self.account.secret("secret_key"),
             },
-            timeout_seconds=self.account.timeout_seconds,
+            idempotent=True,  # a token exchange may be repeated safely
         )
         self._raise_for_transport_status(response)
         return parse_token(response, self.context, self.clock())
@@ -167,7 +168,7 @@ class Muda:
     def _raise_for_transport_status(self, response: UpstreamResponse) -> None:
         """Statuses that mean the same at HTTP level whatever the body says (with Retry-After)."""
         if response.status in (403, 429) or response.status >= 500:
-            self.http.raise_for_status(self.context, response)
+            self.channel.raise_for_status(response)
 
     async def _get(self, path: str) -> UpstreamResponse:
         """A read with the current token; on 401, one refresh and one retry."""
@@ -180,12 +181,10 @@ class Muda:
         return response
 
     async def _send_get(self, path: str, token: str) -> UpstreamResponse:
-        return await self.http.send(
-            self.context,
+        return await self.channel.send(
             "GET",
             join_url(self.account.base_url, path),
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            timeout_seconds=self.account.timeout_seconds,
         )
 
     async def fetch_balances(self) -> tuple[Balance, ...]:
@@ -197,4 +196,6 @@ SPEC = ProviderSpec(
     kind=ProviderKind.MUDA,
     factory=Muda,
     required_credentials=frozenset({"api_key", "secret_key"}),
+    calls_per_minute=100,  # Muda's documented quota: the budget stops us before its 429
+    calls_per_day=5000,
 )

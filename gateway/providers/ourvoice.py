@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.accounts import AccountConfig
+from gateway.channel import Channel
+from gateway.clock import Clock
 from gateway.domain import COUNTRIES, Asset, AssetKind, Balance, Capability, Money, ProviderKind
 from gateway.errors import UpstreamContext, UpstreamUnavailable
 from gateway.providers.base import ProviderSpec, get_ok, join_url, upstream_context
-from gateway.upstream import Clock, UpstreamClient
 from gateway.wire import WireReader
 
 BALANCE_PATH = "/v1/current/balance"
@@ -49,9 +50,9 @@ def parse_balance(raw: bytes, account: AccountConfig, context: UpstreamContext) 
 
 
 class OurVoice:
-    def __init__(self, account: AccountConfig, http: UpstreamClient, clock: Clock) -> None:
+    def __init__(self, account: AccountConfig, channel: Channel, clock: Clock) -> None:
         self.account = account
-        self.http = http
+        self.channel = channel
         self.context = upstream_context(account)
 
     def headers(self) -> dict[str, str]:
@@ -62,7 +63,7 @@ class OurVoice:
 
     async def fetch_balances(self) -> tuple[Balance, ...]:
         url = join_url(self.account.base_url, BALANCE_PATH)
-        body = await get_ok(self.http, self.account, url, self.headers())
+        body = await get_ok(self.channel, url, self.headers())
         return (parse_balance(body, self.account, self.context),)
 
 

@@ -20,10 +20,11 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from gateway.accounts import AccountConfig
+from gateway.channel import Channel
+from gateway.clock import Clock
 from gateway.domain import COUNTRIES, Asset, AssetKind, Balance, Money, ProviderKind
 from gateway.errors import UpstreamContext
 from gateway.providers.base import ProviderSpec, get_ok, join_url, upstream_context
-from gateway.upstream import Clock, UpstreamClient
 from gateway.wire import WireReader
 
 BALANCE_PATH = "/api/v1/balance/"
@@ -72,12 +73,12 @@ class PaymobBills:
     def __init__(
         self,
         account: AccountConfig,
-        http: UpstreamClient,
+        channel: Channel,
         clock: Clock,
         nonce: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self.account = account
-        self.http = http
+        self.channel = channel
         self.clock = clock
         self.nonce = nonce
         self.context = upstream_context(account)
@@ -100,7 +101,7 @@ class PaymobBills:
 
     async def fetch_balances(self) -> tuple[Balance, ...]:
         url = join_url(self.account.base_url, BALANCE_PATH)
-        body = await get_ok(self.http, self.account, url, self.headers("GET", url))
+        body = await get_ok(self.channel, url, lambda: self.headers("GET", url))
         return parse_balances(body, self.account, self.context)
 
 

@@ -1,0 +1,62 @@
+"""Per-account upstream call budgets (calls per minute and per day), fixed windows.
+
+Each upstream request takes one unit from both windows before it is sent; past either
+limit it is not sent and the caller gets the seconds until that window ends. Windows are
+named from the gateway's injectable clock, so tests move time instead of sleeping; the
+store's TTL only evicts old windows. Counters live in the shared store (Redis when the
+cache is), so replicas share one budget; if the store fails, a local count takes over so
+the budget still holds for this process.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from gateway.clock import Clock
+from gateway.store import Store
+
+WINDOWS = (("minute", 60), ("day", 86_400))
+
+
+@dataclass(frozen=True)
+class Limits:
+    per_minute: int | None = None
+    per_day: int | None = None
+
+    def of(self, window: str) -> int | None:
+        return self.per_minute if window == "minute" else self.per_day
+
+
+class Budget:
+    def __init__(self, account_id: str, limits: Limits, store: Store, clock: Clock) -> None:
+        self.account_id = account_id
+        self.limits = limits
+        self._store = store
+        self._clock = clock
+        self._local: Counter[str] = Counter()
+
+    @property
+    def limited(self) -> bool:
+        return self.limits.per_minute is not None or self.limits.per_day is not None
+
+    async def take(self) -> int | None:
+        """Take one call. None if allowed; else whole seconds until the full window ends."""
+        if not self.limited:
+            return None
+        now = self._clock()
+        for window, length in WINDOWS:
+            limit = self.limits.of(window)
+            if limit is None:
+                continue
+            start = int(now // length) * length
+            key = f"budget:{self.account_id}:{window}:{start}"
+            used = await self._store.incr(key, length + 60)
+            if used is None:  # store failing: count here instead
+                if key not in self._local and len(self._local) > 16:
+                    self._local.clear()  # old windows
+                self._local[key] += 1
+                used = self._local[key]
+            if used > limit:
+                return max(1, int(start + length - now + 0.999))
+        return None

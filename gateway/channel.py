@@ -1,0 +1,230 @@
+"""One account's way to its provider: the shared HTTP client plus that account's own
+bulkhead, circuit breaker, call budget and retry policy.
+
+Every attempt, in order: inside the request deadline? breaker not open? budget left? a
+bulkhead slot free (waiting no longer than the deadline)? Then one HTTP exchange, whose
+outcome feeds the breaker and the metrics. Reads (idempotent calls) retry 5xx, 429,
+timeouts and connection failures with full-jitter backoff, bounded attempts, all inside
+the deadline, honouring `Retry-After`; when the wait it asks for does not fit, the 429 is
+returned at once (the adapter reports UPSTREAM_RATE_LIMITED with `retryAfterSeconds`).
+Non-idempotent calls (money) are attempted exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.breaker import BreakerState, CircuitBreaker
+from gateway.budget import Budget
+from gateway.clock import Clock
+from gateway.errors import (
+    CircuitOpen,
+    UpstreamBadResponse,
+    UpstreamContext,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+)
+from gateway.metrics import Metrics
+from gateway.upstream import UpstreamClient, UpstreamResponse, parse_retry_after
+
+_DEADLINE: ContextVar[float | None] = ContextVar("upstream_deadline", default=None)
+
+
+@contextmanager
+def request_deadline(seconds: float) -> Iterator[None]:
+    """Every upstream attempt made inside this block finishes within `seconds` from now."""
+    token = _DEADLINE.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def remaining_seconds() -> float | None:
+    deadline = _DEADLINE.get()
+    return None if deadline is None else deadline - time.monotonic()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 3
+    backoff_base_seconds: float = 0.1
+    backoff_max_seconds: float = 2.0
+
+    def backoff(self, attempt: int, rng: Callable[[], float]) -> float:
+        """Full jitter: uniform in [0, min(max, base·2^attempt)]."""
+        ceiling: float = min(self.backoff_max_seconds, self.backoff_base_seconds * 2**attempt)
+        return rng() * ceiling
+
+
+Sleep = Callable[[float], Awaitable[Any]]
+Headers = Mapping[str, str] | Callable[[], Mapping[str, str]] | None
+
+
+class Channel:
+    def __init__(
+        self,
+        http: UpstreamClient,
+        context: UpstreamContext,
+        *,
+        timeout_seconds: float,
+        retry: RetryPolicy,
+        breaker: CircuitBreaker,
+        budget: Budget,
+        max_concurrency: int,
+        metrics: Metrics,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.http = http
+        self.context = context
+        self.timeout_seconds = timeout_seconds
+        self.retry = retry
+        self.breaker = breaker
+        self.budget = budget
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._metrics = metrics
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+
+    def raise_for_status(self, response: UpstreamResponse) -> None:
+        self.http.raise_for_status(self.context, response)
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Headers = None,
+        json_body: Any = None,
+        idempotent: bool | None = None,
+    ) -> UpstreamResponse:
+        """The response of the last attempt (any status); transport failures raise.
+        `headers` may be a function, called for every attempt (a signature with a
+        single-use nonce must be made anew for each)."""
+        idempotent = method in ("GET", "HEAD") if idempotent is None else idempotent
+        attempts = self.retry.max_attempts if idempotent else 1
+        for attempt in range(attempts):
+            last = attempt + 1 >= attempts
+            try:
+                response = await self._attempt(method, url, headers, json_body)
+            except (CircuitOpen, UpstreamBadResponse, UpstreamRateLimited):
+                raise  # not worth retrying within one request (the budget is our own)
+            except UpstreamError:
+                wait = self.retry.backoff(attempt, self._rng)
+                if last or not self._fits(wait):
+                    raise
+                await self._sleep(wait)
+                continue
+            if last or (response.status < 500 and response.status != 429):
+                return response
+            wait = self._retry_wait(response, attempt)
+            if not self._fits(wait):
+                return response
+            await self._sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _retry_wait(self, response: UpstreamResponse, attempt: int) -> float:
+        if response.status == 429:
+            retry_after = parse_retry_after(response.headers.get("retry-after"), self._clock())
+            if retry_after is not None:
+                return float(retry_after)
+        return self.retry.backoff(attempt, self._rng)
+
+    @staticmethod
+    def _fits(wait: float) -> bool:
+        remaining = remaining_seconds()
+        return remaining is None or wait < remaining - 0.05
+
+    async def _attempt(
+        self, method: str, url: str, headers: Headers, json_body: Any
+    ) -> UpstreamResponse:
+        account = self.context.account
+        remaining = remaining_seconds()
+        if remaining is not None and remaining <= 0:
+            raise UpstreamTimeout(self.context, detail="request deadline reached")
+        if self.breaker.state is BreakerState.OPEN:
+            return self._refuse_open()
+        wait = await self.budget.take()
+        if wait is not None:
+            self._metrics.budget_calls.labels(account, "refused").inc()
+            self._metrics.upstream_requests.labels(account, "budget").inc()
+            raise UpstreamRateLimited(
+                self.context,
+                retry_after_seconds=wait,
+                detail="the account's own call budget is spent",
+            )
+        if self.budget.limited:
+            self._metrics.budget_calls.labels(account, "taken").inc()
+        if not self.breaker.allow():
+            return self._refuse_open()
+        timeout = (
+            self.timeout_seconds if remaining is None else min(self.timeout_seconds, remaining)
+        )
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            self.breaker.record_neutral()
+            raise UpstreamTimeout(self.context, detail="no free connection slot") from None
+        outcome = "ok"
+        try:
+            self._metrics.upstream_in_flight.labels(account).inc()
+            response = await self.http.send(
+                self.context,
+                method,
+                url,
+                headers=headers() if callable(headers) else headers,
+                json_body=json_body,
+                timeout_seconds=timeout - (time.monotonic() - started),
+            )
+            outcome = outcome_of(response.status)
+            return response
+        except UpstreamError as exc:
+            outcome = (
+                "bad_response"
+                if isinstance(exc, UpstreamBadResponse)
+                else ("timeout" if isinstance(exc, UpstreamTimeout) else "connection")
+            )
+            raise
+        finally:
+            self._slots.release()
+            self._metrics.upstream_in_flight.labels(account).dec()
+            self._record(outcome, time.monotonic() - started)
+
+    def _refuse_open(self) -> UpstreamResponse:
+        self._metrics.upstream_requests.labels(self.context.account, "circuit_open").inc()
+        raise CircuitOpen(self.context, retry_after_seconds=self.breaker.retry_after())
+
+    def _record(self, outcome: str, seconds: float) -> None:
+        if outcome in ("http_5xx", "timeout", "connection"):
+            self.breaker.record_failure()
+        elif outcome == "ok":
+            self.breaker.record_success()
+        else:
+            self.breaker.record_neutral()
+        account = self.context.account
+        self._metrics.upstream_requests.labels(account, outcome).inc()
+        self._metrics.upstream_latency.labels(account, outcome).observe(seconds)
+        self._metrics.breaker_state.labels(account).set(self.breaker.state.value)
+
+
+def outcome_of(status: int) -> str:
+    if 200 <= status < 300:
+        return "ok"
+    if status == 429:
+        return "http_429"
+    if status >= 500:
+        return "http_5xx"
+    return "http_4xx" if status >= 400 else "redirect"

@@ -1,0 +1,73 @@
+"""Balances ⇄ JSON text for the cache: exact (Decimal as strings), versioned, pure.
+
+A cached entry is always a fresh copy when read back, so no request can mutate what the
+next one sees.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from gateway.domain import Asset, AssetKind, Balance, Country, Money
+
+FORMAT = 1
+
+
+def _money(money: Money | None) -> list[str] | None:
+    return None if money is None else [str(money.amount), money.currency]
+
+
+def _unmoney(value: Any) -> Money | None:
+    return None if value is None else Money(Decimal(value[0]), value[1])
+
+
+def _country(country: Country | None) -> list[str | None] | None:
+    if country is None:
+        return None
+    return [country.code, country.name, country.dial_prefix, country.currency, country.raw_code]
+
+
+def encode_balances(balances: tuple[Balance, ...], fetched_at: datetime) -> str:
+    rows = [
+        {
+            "id": b.id,
+            "asset": [b.asset.code, b.asset.currency, b.asset.kind.value, b.asset.issuer],
+            "total": _money(b.total),
+            "available": _money(b.available),
+            "pending": _money(b.pending),
+            "country": _country(b.country),
+            "updated_at": b.updated_at.isoformat() if b.updated_at else None,
+        }
+        for b in balances
+    ]
+    return json.dumps(
+        {"v": FORMAT, "fetched_at": fetched_at.isoformat(), "balances": rows}, separators=(",", ":")
+    )
+
+
+def decode_balances(text: str) -> tuple[tuple[Balance, ...], datetime] | None:
+    """None for anything this version did not write (then it is a miss, not an error)."""
+    try:
+        data = json.loads(text)
+        if data.get("v") != FORMAT:
+            return None
+        balances = tuple(
+            Balance(
+                id=row["id"],
+                asset=Asset(
+                    row["asset"][0], row["asset"][1], AssetKind(row["asset"][2]), row["asset"][3]
+                ),
+                total=_unmoney(row["total"]),  # type: ignore[arg-type]
+                available=_unmoney(row["available"]),  # type: ignore[arg-type]
+                pending=_unmoney(row["pending"]),
+                country=Country(*row["country"]) if row["country"] else None,
+                updated_at=datetime.fromisoformat(row["updated_at"]) if row["updated_at"] else None,
+            )
+            for row in data["balances"]
+        )
+        return balances, datetime.fromisoformat(data["fetched_at"])
+    except (ValueError, KeyError, TypeError, IndexError, ArithmeticError):
+        return None

@@ -1,0 +1,137 @@
+"""The shared key-value store behind the cache, single-flight markers and budgets.
+
+aiocache lives here and nowhere else (cashews could replace it behind `Store`). Values are
+strings the caller serialized, so every reader gets its own copy. A store never raises:
+when its backend fails (Redis down or failing mid-run) an operation returns its "nothing"
+answer, a warning is logged at most once per `WARN_EVERY_SECONDS`, and the next operation
+simply tries again — so recovery is automatic. Never call `clear()` on a shared Redis: it
+issues FLUSHDB whatever the namespace.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiocache import RedisCache, SimpleMemoryCache
+from aiocache.serializers import StringSerializer
+
+log = logging.getLogger("gateway.store")
+WARN_EVERY_SECONDS = 30.0
+OPERATION_TIMEOUT_SECONDS = 0.5
+
+
+class Store:
+    def __init__(self, backend: Any, *, shared: bool) -> None:
+        self._backend = backend
+        self.shared = shared  # True when other replicas see the same data
+        self._last_warning = 0.0
+        self.healthy = True
+
+    def _failed(self, operation: str, exc: BaseException) -> None:
+        self.healthy = False
+        now = time.monotonic()
+        if now - self._last_warning >= WARN_EVERY_SECONDS:
+            self._last_warning = now
+            log.warning(
+                "cache backend failing (%s: %s); answering without it",
+                operation,
+                type(exc).__name__,
+            )
+
+    def _ok(self) -> None:
+        if not self.healthy:
+            log.warning("cache backend recovered")
+            self.healthy = True
+
+    async def get(self, key: str) -> str | None:
+        try:
+            value = await self._backend.get(key)
+        except Exception as exc:
+            self._failed("get", exc)
+            return None
+        self._ok()
+        return value if isinstance(value, str) else None
+
+    async def multi_get(self, keys: list[str]) -> list[str | None]:
+        if not keys:
+            return []
+        try:
+            values = await self._backend.multi_get(keys)
+        except Exception as exc:
+            self._failed("multi_get", exc)
+            return [None] * len(keys)
+        self._ok()
+        return [v if isinstance(v, str) else None for v in values]
+
+    async def set(self, key: str, value: str, ttl_seconds: float) -> None:
+        try:
+            await self._backend.set(key, value, ttl=max(1, int(ttl_seconds + 0.999)))
+        except Exception as exc:
+            self._failed("set", exc)
+        else:
+            self._ok()
+
+    async def claim(self, key: str, value: str, ttl_seconds: float) -> bool:
+        """Set a marker only if absent: True when this caller should do the work. Also True
+        when the backend fails, since there is then nobody to coordinate with."""
+        try:
+            await self._backend.add(key, value, ttl=max(1, int(ttl_seconds + 0.999)))
+        except ValueError:
+            return False  # aiocache's "key already exists"
+        except Exception as exc:
+            self._failed("claim", exc)
+            return True
+        self._ok()
+        return True
+
+    async def delete(self, *keys: str) -> None:
+        for key in keys:
+            try:
+                await self._backend.delete(key)
+            except Exception as exc:
+                self._failed("delete", exc)
+                return
+
+    async def incr(self, key: str, ttl_seconds: float) -> int | None:
+        """Add one to a counter that expires `ttl_seconds` after its first increment.
+        None when the backend failed (the caller decides how to count then)."""
+        try:
+            value = int(await self._backend.increment(key, 1))
+            if value == 1:
+                await self._backend.expire(key, max(1, int(ttl_seconds + 0.999)))
+        except Exception as exc:
+            self._failed("incr", exc)
+            return None
+        self._ok()
+        return value
+
+    async def close(self) -> None:
+        try:
+            await self._backend.close()
+        except Exception as exc:
+            self._failed("close", exc)
+
+
+def open_store(url: str, namespace: str) -> Store:
+    """`memory://` or `redis://host:port/db` (password in the URL's userinfo)."""
+    parts = urlsplit(url)
+    serializer = StringSerializer()
+    if parts.scheme == "memory":
+        return Store(SimpleMemoryCache(serializer=serializer, namespace=namespace), shared=False)
+    if parts.scheme in ("redis", "rediss"):
+        backend = RedisCache(
+            serializer=serializer,
+            namespace=namespace,
+            endpoint=parts.hostname or "127.0.0.1",
+            port=parts.port or 6379,
+            db=int((parts.path or "/0").lstrip("/") or 0),
+            password=parts.password,
+            ssl=parts.scheme == "rediss",
+            timeout=OPERATION_TIMEOUT_SECONDS,
+            create_connection_timeout=OPERATION_TIMEOUT_SECONDS,
+        )
+        return Store(backend, shared=True)
+    raise ValueError(f"unsupported cache URL scheme {parts.scheme!r}")
