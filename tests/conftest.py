@@ -1,7 +1,14 @@
 from __future__ import annotations
 
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
 import httpx
 import pytest
+import redis
 
 from gateway.simulator import Simulator, create_simulator
 from gateway.simulator.state import SimState
@@ -29,3 +36,49 @@ async def http(sim_transport: httpx.AsyncBaseTransport, clock: FakeClock) -> Ups
     client = UpstreamClient(sim_transport, wall_clock=clock)
     yield client
     await client.aclose()
+
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def redis_reachable(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def run_prefix() -> str:
+    """Every key this test run writes starts with this; only these keys are removed."""
+    return f"bgtest-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def redis_url(run_prefix: str) -> Iterator[str]:
+    if not redis_reachable(REDIS_URL):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis at {REDIS_URL} is required in CI")
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    yield REDIS_URL
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        for key in client.scan_iter(match=f"{run_prefix}*", count=1000):
+            client.delete(key)
+    finally:
+        client.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def cache_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "memory":
+        return "memory://"
+    url: str = request.getfixturevalue("redis_url")
+    return url
+
+
+@pytest.fixture
+def namespace(run_prefix: str) -> str:
+    return f"{run_prefix}-{uuid.uuid4().hex[:8]}"

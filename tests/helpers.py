@@ -54,6 +54,19 @@ def with_account(settings: Settings, account_id: str, **changes: Any) -> Setting
     return dataclasses.replace(settings, accounts={**settings.accounts, account_id: updated})
 
 
+def with_cache(settings: Settings, url: str, namespace: str, **changes: Any) -> Settings:
+    """Settings on the given cache backend, every account's freshness reset to the
+    cache defaults (plus `changes` to [cache])."""
+    cache = dataclasses.replace(settings.cache, url=url, namespace=namespace, **changes)
+    accounts = {
+        k: dataclasses.replace(
+            a, fresh_seconds=cache.fresh_seconds, stale_seconds=cache.stale_seconds
+        )
+        for k, a in settings.accounts.items()
+    }
+    return dataclasses.replace(settings, cache=cache, accounts=accounts)
+
+
 def first_account_of(settings: Settings, provider: str) -> AccountConfig:
     return next(a for a in settings.accounts.values() if a.provider.value == provider)
 

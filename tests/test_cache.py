@@ -1,0 +1,204 @@
+"""The balance cache through the real app: hits, expiry, stale-if-error, 401, single
+flight, isolation between credentials — on the in-memory backend and on real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+import httpx
+import redis
+
+from gateway.accounts import Secret
+from gateway.simulator import Simulator
+from tests.helpers import (
+    DelayTransport,
+    FakeClock,
+    demo_settings,
+    running_gateway,
+    with_cache,
+)
+
+MAGMA = """{ balances(accountIds: ["magma"]) { complete results { __typename
+  ... on AccountBalance { fetchedAt stale balances { id total { amount } } }
+  ... on ProviderFailure { code retryAfterSeconds } } } }"""
+
+
+def result(response: dict[str, Any]) -> dict[str, Any]:
+    first: dict[str, Any] = response["data"]["balances"]["results"][0]
+    return first
+
+
+def settings_for(cache_url: str, namespace: str, **cache: Any) -> Any:
+    return with_cache(demo_settings(), cache_url, namespace, response_cache=False, **cache)
+
+
+async def test_a_fresh_entry_is_served_without_asking_upstream(
+    cache_url: str,
+    namespace: str,
+    sim: Simulator,
+    sim_transport: httpx.AsyncBaseTransport,
+    clock: FakeClock,
+) -> None:
+    async with running_gateway(settings_for(cache_url, namespace), sim_transport, clock) as gw:
+        first = result(await gw.query(MAGMA))
+        clock.advance(14)
+        second = result(await gw.query(MAGMA))
+    assert sim.state.calls_to("magma", "balance") == 1
+    assert second == first
+    assert second["stale"] is False
+
+
+async def test_an_expired_entry_is_fetched_again(
+    cache_url: str,
+    namespace: str,
+    sim: Simulator,
+    sim_transport: httpx.AsyncBaseTransport,
+    clock: FakeClock,
+) -> None:
+    async with running_gateway(settings_for(cache_url, namespace), sim_transport, clock) as gw:
+        first = result(await gw.query(MAGMA))
+        clock.advance(15)
+        second = result(await gw.query(MAGMA))
+    assert sim.state.calls_to("magma", "balance") == 2
+    assert second["fetchedAt"] > first["fetchedAt"]
+
+
+async def test_stale_if_error_inside_the_window_then_the_failure(
+    cache_url: str,
+    namespace: str,
+    sim: Simulator,
+    sim_transport: httpx.AsyncBaseTransport,
+    clock: FakeClock,
+) -> None:
+    async with running_gateway(settings_for(cache_url, namespace), sim_transport, clock) as gw:
+        fresh = result(await gw.query(MAGMA))
+        for fault in ({"status": 503}, {"status": 429, "retry_after": "5"}, {"malformed": True}):
+            sim.state.set_faults("magma", **fault)
+            clock.advance(20)
+            stale = (await gw.query(MAGMA))["data"]["balances"]
+            assert stale["complete"] is True  # a stale answer is still an answer
+            assert stale["results"][0]["stale"] is True
+            assert stale["results"][0]["fetchedAt"] == fresh["fetchedAt"]
+            assert stale["results"][0]["balances"] == fresh["balances"]
+        clock.advance(300)  # now past fresh + stale
+        failed = result(await gw.query(MAGMA))
+    assert failed["__typename"] == "ProviderFailure"
+
+
+async def test_401_after_a_warm_cache_returns_the_failure_and_drops_the_entry(
+    cache_url: str,
+    namespace: str,
+    sim: Simulator,
+    sim_transport: httpx.AsyncBaseTransport,
+    clock: FakeClock,
+) -> None:
+    async with running_gateway(settings_for(cache_url, namespace), sim_transport, clock) as gw:
+        await gw.query(MAGMA)
+        clock.advance(20)
+        sim.state.set_faults("magma", status=401)
+        refused = result(await gw.query(MAGMA))
+        sim.state.clear_faults()
+        again = result(await gw.query(MAGMA))  # inside what was the stale window
+    assert refused == {
+        "__typename": "ProviderFailure",
+        "code": "UPSTREAM_UNAUTHORIZED",
+        "retryAfterSeconds": None,
+    }
+    assert again["__typename"] == "AccountBalance"
+    assert sim.state.calls_to("magma", "balance") == 3
+
+
+async def test_fresh_seconds_zero_asks_every_time(
+    cache_url: str,
+    namespace: str,
+    sim: Simulator,
+    sim_transport: httpx.AsyncBaseTransport,
+    clock: FakeClock,
+) -> None:
+    settings = settings_for(cache_url, namespace, fresh_seconds=0)
+    async with running_gateway(settings, sim_transport, clock) as gw:
+        for _ in range(3):
+            await gw.query(MAGMA)
+    assert sim.state.calls_to("magma", "balance") == 3
+
+
+async def test_100_concurrent_cold_requests_make_one_upstream_call(
+    cache_url: str,
+    namespace: str,
+    sim: Simulator,
+    sim_transport: httpx.AsyncBaseTransport,
+    clock: FakeClock,
+) -> None:
+    slow = DelayTransport(sim_transport, 0.05)  # all 100 are waiting together
+    async with running_gateway(settings_for(cache_url, namespace), slow, clock) as gw:
+        answers = await asyncio.gather(*(gw.query(MAGMA) for _ in range(100)))
+    assert sim.state.calls_to("magma", "balance") == 1
+    assert all(result(a)["__typename"] == "AccountBalance" for a in answers)
+
+
+async def test_two_replicas_sharing_redis_make_one_upstream_call(
+    redis_url: str,
+    namespace: str,
+    sim: Simulator,
+    sim_transport: httpx.AsyncBaseTransport,
+    clock: FakeClock,
+) -> None:
+    settings = settings_for(redis_url, namespace)
+    slow = DelayTransport(sim_transport, 0.05)
+    async with (
+        running_gateway(settings, slow, clock) as a,
+        running_gateway(settings, slow, clock) as b,
+    ):
+        answers = await asyncio.gather(*(gw.query(MAGMA) for _ in range(50) for gw in (a, b)))
+    assert sim.state.calls_to("magma", "balance") == 1
+    assert len({str(result(x)["balances"]) for x in answers}) == 1
+
+
+async def test_same_account_id_with_other_credentials_never_shares_data(
+    cache_url: str,
+    namespace: str,
+    sim: Simulator,
+    sim_transport: httpx.AsyncBaseTransport,
+    clock: FakeClock,
+) -> None:
+    """Two deployments (or a key rotation) name an account alike; their data stays apart."""
+    query = """{ balances(accountIds: ["ourvoice-sn"]) { results {
+      ... on AccountBalance { balances { total { amount } } } } } }"""
+    senegal = settings_for(cache_url, namespace)
+    sn = senegal.accounts["ourvoice-sn"]
+    ivory = dataclasses.replace(
+        senegal,
+        accounts={
+            "ourvoice-sn": dataclasses.replace(
+                sn, credentials={"api_key": Secret("demo-ourvoice-ci-key")}
+            )
+        },
+    )
+    for _ in range(2):  # cold, then warm
+        async with (
+            running_gateway(senegal, sim_transport, clock) as a,
+            running_gateway(ivory, sim_transport, clock) as b,
+        ):
+            amount_a = result(await a.query(query))["balances"][0]["total"]["amount"]
+            amount_b = result(await b.query(query))["balances"][0]["total"]["amount"]
+        assert (amount_a, amount_b) == ("50000", "125750")
+
+
+async def test_no_raw_secret_in_any_redis_key_or_value(
+    redis_url: str, namespace: str, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    settings = settings_for(redis_url, namespace)
+    async with running_gateway(settings, sim_transport, clock) as gw:
+        await gw.query("{ balances { complete } }")
+    secrets = {s.reveal() for a in settings.accounts.values() for s in a.credentials.values()}
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{namespace}*"))
+        assert len(keys) >= 5
+        blob = b"".join(k + (client.get(k) or b"") for k in keys if client.type(k) == b"string")
+    finally:
+        client.close()
+    assert not any(secret.encode() in blob for secret in secrets)
+    assert b"demo-" not in blob

@@ -1,0 +1,116 @@
+"""Redis failing mid-run: answers continue from the upstreams, then caching recovers.
+
+Uses its own redis-server on a spare port (started and killed here), never the shared one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+
+from gateway.simulator import Simulator
+from tests.helpers import FakeClock, demo_settings, running_gateway, with_cache
+
+QUERY = '{ balances(accountIds: ["magma"]) { complete results { __typename } } }'
+
+
+def spare_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class RedisProcess:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        try:
+            for _ in range(200):
+                try:
+                    if client.ping():
+                        return
+                except redis.ConnectionError:
+                    time.sleep(0.02)
+            raise RuntimeError("redis-server did not start")
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(5)
+            self.process = None
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisProcess]:
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("redis-server is required in CI")
+        pytest.skip("no redis-server binary")
+    server = RedisProcess(spare_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_redis_dying_mid_run_then_returning(
+    own_redis: RedisProcess,
+    sim: Simulator,
+    sim_transport: httpx.AsyncBaseTransport,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = with_cache(
+        demo_settings(), f"redis://127.0.0.1:{own_redis.port}/0", "outage", response_cache=False
+    )
+    async with running_gateway(settings, sim_transport, clock) as gw:
+        await gw.query(QUERY)
+        await gw.query(QUERY)
+        assert sim.state.calls_to("magma", "balance") == 1  # cached in Redis
+
+        own_redis.stop()
+        with caplog.at_level(logging.WARNING, logger="gateway.store"):
+            for _ in range(3):
+                response = await gw.post(QUERY)
+                assert response.status_code == 200
+                assert response.json()["data"]["balances"]["complete"] is True
+        assert sim.state.calls_to("magma", "balance") == 4  # straight to the upstream
+        warnings = [r for r in caplog.records if "cache backend failing" in r.message]
+        assert len(warnings) == 1  # rate-limited, not one per operation
+
+        own_redis.start()
+        await gw.query(QUERY)
+        await gw.query(QUERY)
+        assert sim.state.calls_to("magma", "balance") == 5  # cached again
+    assert any("recovered" in r.message for r in caplog.records)
