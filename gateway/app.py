@@ -20,10 +20,6 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
-from strawberry.types import ExecutionResult
 
 from gateway.accounts import AccountConfig
 from gateway.breaker import CircuitBreaker
@@ -31,31 +27,16 @@ from gateway.budget import Budget, Limits
 from gateway.cache import Generations, ReadThroughCache
 from gateway.channel import Channel, RetryPolicy, Sleep
 from gateway.clock import Clock
+from gateway.endpoint import GatewayGraphQL, GraphQLEndpoint
 from gateway.metrics import Metrics
 from gateway.providers import PROVIDERS
 from gateway.providers.base import upstream_context
+from gateway.response_cache import ResponseCache
 from gateway.schema import build_schema
-from gateway.schema.context import Context
-from gateway.schema.errors import coded
 from gateway.service import BalanceService
 from gateway.settings import Settings
 from gateway.store import Store, open_store
 from gateway.upstream import UpstreamClient
-
-
-class GatewayGraphQL(GraphQL[Context, None]):
-    async def get_context(
-        self, request: Request | WebSocket, response: Response | WebSocket
-    ) -> Context:
-        assert isinstance(request, Request)
-        return Context(request=request, service=request.app.state.service)
-
-    async def process_result(
-        self, request: Request, result: ExecutionResult
-    ) -> GraphQLHTTPResponse:
-        if result.errors:
-            result.errors = [coded(error) for error in result.errors]
-        return await super().process_result(request, result)
 
 
 def create_app(
@@ -85,12 +66,20 @@ def create_app(
         cache = ReadThroughCache(
             store, clock, metrics, fill_wait_seconds=settings.cache.fill_wait_seconds
         )
-        app.state.service = BalanceService(
+        generations = Generations(store)
+        service = BalanceService(
             settings.accounts,
             adapters,
             cache,
-            Generations(store),
+            generations,
             settings.server.request_deadline_seconds,
+        )
+        response_cache = (
+            ResponseCache(store, generations, clock) if settings.cache.response_cache else None
+        )
+        app.state.service = service
+        app.state.graphql = GraphQLEndpoint(
+            graphql, service, response_cache, metrics, clock, settings.cache.fresh_seconds
         )
         try:
             yield
@@ -101,6 +90,10 @@ def create_app(
     async def healthz(request: Request) -> Response:
         ready = getattr(request.app.state, "service", None) is not None
         return JSONResponse({"status": "ok" if ready else "starting"}, 200 if ready else 503)
+
+    async def graphql_endpoint(request: Request) -> Response:
+        endpoint: GraphQLEndpoint = request.app.state.graphql
+        return await endpoint(request)
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
@@ -127,7 +120,7 @@ def create_app(
     routes: list[Any] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 

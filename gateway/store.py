@@ -53,7 +53,7 @@ class Store:
             self._failed("get", exc)
             return None
         self._ok()
-        return value if isinstance(value, str) else None
+        return _text(value)
 
     async def multi_get(self, keys: list[str]) -> list[str | None]:
         if not keys:
@@ -64,7 +64,7 @@ class Store:
             self._failed("multi_get", exc)
             return [None] * len(keys)
         self._ok()
-        return [v if isinstance(v, str) else None for v in values]
+        return [_text(v) for v in values]
 
     async def set(self, key: str, value: str, ttl_seconds: float) -> None:
         try:
@@ -113,6 +113,13 @@ class Store:
             await self._backend.close()
         except Exception as exc:
             self._failed("close", exc)
+
+
+def _text(value: object) -> str | None:
+    """Counters come back as int from the memory backend and as text from Redis."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value if isinstance(value, str) else None
 
 
 def open_store(url: str, namespace: str) -> Store:

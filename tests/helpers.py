@@ -76,8 +76,20 @@ def refuse_float(text: str) -> Any:
 
 
 class GatewayClient:
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: httpx.AsyncClient, app: Any) -> None:
         self.http = client
+        self.app = app
+
+    async def metric(self, name: str, **labels: str) -> float:
+        """A sample's value from `/metrics` (0 when absent)."""
+        text = (await self.http.get("/metrics")).text
+        wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        for line in text.splitlines():
+            if line.startswith(f"{name}{{{wanted}}} ") or (
+                not labels and line.startswith(name + " ")
+            ):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
 
     async def post(self, query: str, variables: dict[str, Any] | None = None) -> httpx.Response:
         return await self.http.post("/graphql", json={"query": query, "variables": variables})
@@ -135,7 +147,7 @@ async def running_gateway(
             transport=httpx.ASGITransport(app=app), base_url="http://gateway"
         ) as client,
     ):
-        yield GatewayClient(client)
+        yield GatewayClient(client, app)
 
 
 class DelayTransport(httpx.AsyncBaseTransport):

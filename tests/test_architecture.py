@@ -22,6 +22,8 @@ ALLOWED: dict[str, set[str]] = {
     "cli": {"app", "schema", "settings", "simulator", "service", "providers", "upstream"},
     "__main__": {"cli"},
     "app": {
+        "endpoint",
+        "response_cache",
         "schema",
         "service",
         "providers",
@@ -33,6 +35,8 @@ ALLOWED: dict[str, set[str]] = {
         "breaker",
         "budget",
     },
+    "endpoint": {"response_cache", "schema", "service"},
+    "response_cache": {"cache", "store"},
     "settings": {"providers"},
     "schema": {"service"},
     "service": {"providers", "cache", "codec", "channel"},

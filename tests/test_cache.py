@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from decimal import Decimal
 from typing import Any
 
 import httpx
 import redis
 
 from gateway.accounts import Secret
+from gateway.cache import Freshness, ReadThroughCache
+from gateway.domain import Asset, AssetKind, Balance, Money
+from gateway.metrics import Metrics
+from gateway.service import BALANCES
 from gateway.simulator import Simulator
+from gateway.store import open_store
 from tests.helpers import (
     DelayTransport,
     FakeClock,
@@ -202,3 +208,24 @@ async def test_no_raw_secret_in_any_redis_key_or_value(
         client.close()
     assert not any(secret.encode() in blob for secret in secrets)
     assert b"demo-" not in blob
+
+
+async def test_a_value_mutated_by_one_reader_is_not_seen_by_the_next(
+    cache_url: str, namespace: str, clock: FakeClock
+) -> None:
+    store = open_store(cache_url, namespace)
+    cache = ReadThroughCache(store, clock, Metrics())
+    money = Money(Decimal("10.50"), "EGP")
+    original = (Balance("x:1", Asset("EGP", "EGP", AssetKind.CASH), money, money),)
+
+    async def fetch() -> tuple[Balance, ...]:
+        return original
+
+    fresh = Freshness(15, 300)
+    first = await cache.read("k", "x", fresh, fetch, BALANCES)
+    object.__setattr__(first.value[0], "total", Money(Decimal("999"), "EGP"))  # a careless reader
+    second = await cache.read("k", "x", fresh, fetch, BALANCES)
+    await store.delete("k")
+    await store.close()
+    assert second.value[0].total.amount == Decimal("10.50")
+    assert second.value[0] is not first.value[0]

@@ -1,4 +1,5 @@
-"""Per-request GraphQL state: the service, a balance DataLoader, and deferred errors."""
+"""Per-request GraphQL state: the service, a balance DataLoader, deferred errors, and how
+long the answer may be cached (until its first balance stops being fresh)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from graphql import GraphQLError
 from starlette.requests import Request
 from strawberry.dataloader import DataLoader
 
-from gateway.domain import AccountBalanceResult
+from gateway.domain import AccountBalance, AccountBalanceResult
 from gateway.service import BalanceService
 
 
@@ -17,12 +18,25 @@ from gateway.service import BalanceService
 class Context:
     request: Request | None
     service: BalanceService
+    cache_until: float = 0.0
+    cacheable: bool = True
     balance_loader: DataLoader[str, AccountBalanceResult] = field(init=False)
     errors: list[GraphQLError] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # One fetch per account per request, however many fields ask for it.
         async def load(ids: Sequence[str]) -> list[AccountBalanceResult]:
-            return await self.service.balances(ids)
+            results = await self.service.balances(ids)
+            for result in results:
+                self._note(result)
+            return results
 
         self.balance_loader = DataLoader(load_fn=load)
+
+    def _note(self, result: AccountBalanceResult) -> None:
+        """Failures and stale answers are never cached; fresh ones until they go stale."""
+        if not isinstance(result, AccountBalance) or result.stale:
+            self.cacheable = False
+            return
+        fresh = self.service.fresh_seconds(result.account.id)
+        self.cache_until = min(self.cache_until, result.fetched_at.timestamp() + fresh)

@@ -27,15 +27,16 @@ PREFIXES = {
 
 
 class Simulator:
-    """The fake providers plus handles tests use: `state` (faults, counters, clock) and
-    `muda_tokens`."""
+    """The fake providers plus handles tests use: `state` (faults, counters, clock),
+    `muda_tokens` and `ourvoice` (its ledger of balances)."""
 
     def __init__(self, state: SimState | None = None) -> None:
         self.state = state or SimState()
         self.muda_tokens = muda.MudaTokens(self.state)
+        self.ourvoice = ourvoice.OurVoiceFake(self.state)
         self.app = Starlette(
             routes=[
-                Mount(PREFIXES["ourvoice"], routes=ourvoice.routes(self.state)),
+                Mount(PREFIXES["ourvoice"], routes=self.ourvoice.routes()),
                 Mount(PREFIXES["magma_onepay"], routes=magma_onepay.routes(self.state)),
                 Mount(PREFIXES["muda"], routes=muda.routes(self.state, self.muda_tokens)),
                 Mount(PREFIXES["paymob_bills"], routes=paymob_bills.routes(self.state)),

@@ -2,10 +2,12 @@
 
 `GET /v1/current/balance` → `{"data": {"success": true, "message": …, "data": <inner>}}`
 with `<inner>` a JSON-encoded string or an object, per tenant. Errors are Laravel-style
-`{"message": …}`.
+`{"message": …}`. Each tenant's credit is kept in `balances` (a ledger tests may change).
 """
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,18 +31,22 @@ def envelope(tenant: OurVoiceTenant, inner: dict[str, object]) -> dict[str, obje
     }
 
 
-def routes(state: SimState, tenants: tuple[OurVoiceTenant, ...] = OURVOICE) -> list[Route]:
-    by_key = {t.api_key: t for t in tenants}
+class OurVoiceFake:
+    def __init__(self, state: SimState, tenants: tuple[OurVoiceTenant, ...] = OURVOICE) -> None:
+        self.state = state
+        self.by_key = {t.api_key: t for t in tenants}
+        self.balances: dict[str, Decimal] = {t.name: t.balance for t in tenants}
 
-    async def balance(request: Request) -> Response:
-        tenant = by_key.get(bearer(request) or "")
+    async def balance(self, request: Request) -> Response:
+        tenant = self.by_key.get(bearer(request) or "")
         if tenant is None:
-            state.count("anonymous", "balance")
+            self.state.count("anonymous", "balance")
             return json_response(error_body(401, "Unauthenticated."), 401)
 
         async def handle() -> Response:
-            return json_response(envelope(tenant, {"balance": tenant.balance}))
+            return json_response(envelope(tenant, {"balance": self.balances[tenant.name]}))
 
-        return await with_faults(state, tenant.name, "balance", error_body, handle)
+        return await with_faults(self.state, tenant.name, "balance", error_body, handle)
 
-    return [Route("/v1/current/balance", balance, methods=["GET"])]
+    def routes(self) -> list[Route]:
+        return [Route("/v1/current/balance", self.balance, methods=["GET"])]

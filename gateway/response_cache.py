@@ -1,0 +1,84 @@
+"""Whole-response cache, checked before GraphQL execution.
+
+A dashboard polling the same document gets the stored bytes back without parsing,
+validating or resolving anything. The key is a hash of: the caller (its scopes and the
+accounts it may see), the generation of each of those accounts (`invalidate` bumps one,
+so every response that could include it stops matching), the document, its variables and
+operation name. Only complete, error-free answers of query documents are stored, and only
+until the earliest moment one of their balances stops being fresh; mutations, errors,
+provider failures and stale answers never are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.cache import Generations
+from gateway.clock import Clock
+from gateway.store import Store
+
+NOT_A_QUERY = re.compile(r"\b(mutation|subscription)\b")
+
+
+@dataclass(frozen=True)
+class CachedRequest:
+    """A POSTed GraphQL request that may be answered from the cache."""
+
+    key_material: bytes
+
+    @classmethod
+    def of(cls, body: bytes) -> CachedRequest | None:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        query, variables = data.get("query"), data.get("variables")
+        operation = data.get("operationName")
+        if not isinstance(query, str) or NOT_A_QUERY.search(query):
+            return None
+        if variables is not None and not isinstance(variables, dict):
+            return None
+        if operation is not None and not isinstance(operation, str):
+            return None
+        canonical = json.dumps([query, variables or {}, operation], sort_keys=True)
+        return cls(canonical.encode())
+
+
+class ResponseCache:
+    def __init__(self, store: Store, generations: Generations, clock: Clock) -> None:
+        self.store = store
+        self.generations = generations
+        self._clock = clock
+
+    async def key(self, request: CachedRequest, caller: str, accounts: list[str]) -> str:
+        digest = hashlib.sha256(caller.encode())
+        generations = await self.generations.of(accounts)
+        for account, generation in zip(accounts, generations, strict=True):
+            digest.update(f"\n{account}={generation}".encode())
+        digest.update(b"\n")
+        digest.update(request.key_material)
+        return f"response:{digest.hexdigest()}"
+
+    async def get(self, key: str) -> bytes | None:
+        raw = await self.store.get(key)
+        if raw is None:
+            return None
+        try:
+            entry: dict[str, Any] = json.loads(raw)
+            if self._clock() < float(entry["until"]):
+                return str(entry["body"]).encode()
+        except (ValueError, KeyError, TypeError):
+            pass
+        return None
+
+    async def put(self, key: str, body: bytes, until: float) -> None:
+        ttl = until - self._clock()
+        if ttl > 0:
+            entry = json.dumps({"until": until, "body": body.decode()})
+            await self.store.set(key, entry, ttl + 1)
