@@ -21,10 +21,10 @@ import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from gateway.clock import Clock, utc
+from gateway.clock import Clock
 from gateway.errors import (
     CircuitOpen,
     UpstreamBadResponse,
@@ -62,8 +62,28 @@ class Cached(Generic[T]):
 
 @dataclass(frozen=True)
 class Codec(Generic[T]):
-    encode: Callable[[T, datetime], str]
-    decode: Callable[[str], tuple[T, datetime] | None]
+    encode: Callable[[T], str]
+    decode: Callable[[str], T | None]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A stored entry: `<stamp>|<payload>`, the stamp in epoch seconds (here when it was
+    fetched). Freshness is read from the prefix, so a payload is decoded only when served."""
+
+    stamp: float
+    payload: str
+
+    @classmethod
+    def parse(cls, raw: str | None) -> Entry | None:
+        stamp, sep, payload = (raw or "").partition("|")
+        try:
+            return cls(float(stamp), payload) if sep else None
+        except ValueError:
+            return None
+
+    def dump(self) -> str:
+        return f"{self.stamp!r}|{self.payload}"
 
 
 class ReadThroughCache:
@@ -91,10 +111,12 @@ class ReadThroughCache:
         fetch: Callable[[], Awaitable[T]],
         codec: Codec[T],
     ) -> Cached[T]:
-        entry = await self._entry(key, codec)
-        if entry is not None and self._age(entry) < freshness.fresh_seconds:
-            self._metrics.cache_events.labels(account, "hit").inc()
-            return entry
+        entry = Entry.parse(await self.store.get(key))
+        if entry is not None and self._clock() - entry.stamp < freshness.fresh_seconds:
+            served = self._serve(entry, codec)
+            if served is not None:
+                self._metrics.cache_events.labels(account, "hit").inc()
+                return served
         flight = self._flights.get(key)
         if flight is None:
             load = self._load(key, account, freshness, fetch, codec, entry)
@@ -107,13 +129,12 @@ class ReadThroughCache:
     async def drop(self, *keys: str) -> None:
         await self.store.delete(*keys)
 
-    def _age(self, entry: Cached[T]) -> float:
-        return (utc(self._clock) - entry.fetched_at).total_seconds()
-
-    async def _entry(self, key: str, codec: Codec[T]) -> Cached[T] | None:
-        raw = await self.store.get(key)
-        decoded = codec.decode(raw) if raw is not None else None
-        return None if decoded is None else Cached(decoded[0], decoded[1])
+    @staticmethod
+    def _serve(entry: Entry, codec: Codec[T], stale: bool = False) -> Cached[T] | None:
+        value = codec.decode(entry.payload)
+        if value is None:  # written by another version: a miss, not an error
+            return None
+        return Cached(value, datetime.fromtimestamp(entry.stamp, UTC), stale)
 
     async def _load(
         self,
@@ -122,12 +143,13 @@ class ReadThroughCache:
         freshness: Freshness,
         fetch: Callable[[], Awaitable[T]],
         codec: Codec[T],
-        entry: Cached[T] | None,
+        entry: Entry | None,
     ) -> Cached[T]:
-        marker = f"{key}:filling"
-        owner = secrets.token_hex(8)
-        if self.store.shared and not await self.store.claim(marker, owner, self.fill_wait_seconds):
-            filled = await self._await_other_replica(key, codec, since=utc(self._clock))
+        marker = f"{key}:filling" if self.store.shared else None
+        if marker and not await self.store.claim(
+            marker, secrets.token_hex(8), self.fill_wait_seconds
+        ):
+            filled = await self._await_other_replica(key, codec, since=self._clock())
             if filled is not None:
                 self._metrics.cache_events.labels(account, "hit").inc()
                 return filled
@@ -135,35 +157,40 @@ class ReadThroughCache:
         try:
             value = await fetch()
         except UpstreamUnauthorized:
-            await self.store.delete(key, marker)
+            await self.store.delete(key, *([marker] if marker else []))
             raise
         except STALE_ON:
-            await self.store.delete(marker)
+            if marker:
+                await self.store.delete(marker)
             window = freshness.fresh_seconds + freshness.stale_seconds
-            if entry is not None and self._age(entry) < window:
-                self._metrics.cache_events.labels(account, "stale").inc()
-                return Cached(entry.value, entry.fetched_at, stale=True)
+            if entry is not None and self._clock() - entry.stamp < window:
+                stale = self._serve(entry, codec, stale=True)
+                if stale is not None:
+                    self._metrics.cache_events.labels(account, "stale").inc()
+                    return stale
             raise
         except BaseException:
-            await self.store.delete(marker)
+            if marker:
+                await self.store.delete(marker)
             raise
-        fetched_at = utc(self._clock)
+        fetched = Entry(self._clock(), codec.encode(value))
         ttl = freshness.fresh_seconds + freshness.stale_seconds + EVICTION_MARGIN_SECONDS
-        await self.store.set(key, codec.encode(value, fetched_at), ttl)
-        await self.store.delete(marker)
-        return Cached(value, fetched_at)
+        await self.store.set(key, fetched.dump(), ttl)
+        if marker:
+            await self.store.delete(marker)
+        return Cached(value, datetime.fromtimestamp(fetched.stamp, UTC))
 
     async def _await_other_replica(
-        self, key: str, codec: Codec[T], since: datetime
+        self, key: str, codec: Codec[T], since: float
     ) -> Cached[T] | None:
         """Poll for the entry another replica is filling, for a bounded time."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.fill_wait_seconds
         while loop.time() < give_up:
             await asyncio.sleep(self.poll_seconds)
-            entry = await self._entry(key, codec)
-            if entry is not None and entry.fetched_at >= since - timedelta(seconds=1):
-                return entry
+            entry = Entry.parse(await self.store.get(key))
+            if entry is not None and entry.stamp >= since - 1:
+                return self._serve(entry, codec)
         return None
 
 

@@ -30,7 +30,7 @@ def _country(country: Country | None) -> list[str | None] | None:
     return [country.code, country.name, country.dial_prefix, country.currency, country.raw_code]
 
 
-def encode_balances(balances: tuple[Balance, ...], fetched_at: datetime) -> str:
+def encode_balances(balances: tuple[Balance, ...]) -> str:
     rows = [
         {
             "id": b.id,
@@ -43,12 +43,10 @@ def encode_balances(balances: tuple[Balance, ...], fetched_at: datetime) -> str:
         }
         for b in balances
     ]
-    return json.dumps(
-        {"v": FORMAT, "fetched_at": fetched_at.isoformat(), "balances": rows}, separators=(",", ":")
-    )
+    return json.dumps({"v": FORMAT, "balances": rows}, separators=(",", ":"))
 
 
-def decode_balances(text: str) -> tuple[tuple[Balance, ...], datetime] | None:
+def decode_balances(text: str) -> tuple[Balance, ...] | None:
     """None for anything this version did not write (then it is a miss, not an error)."""
     try:
         data = json.loads(text)
@@ -68,6 +66,6 @@ def decode_balances(text: str) -> tuple[tuple[Balance, ...], datetime] | None:
             )
             for row in data["balances"]
         )
-        return balances, datetime.fromisoformat(data["fetched_at"])
+        return balances
     except (ValueError, KeyError, TypeError, IndexError, ArithmeticError):
         return None

@@ -15,9 +15,8 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
 
-from gateway.cache import Generations
+from gateway.cache import Entry, Generations
 from gateway.clock import Clock
 from gateway.store import Store
 
@@ -66,19 +65,12 @@ class ResponseCache:
         return f"response:{digest.hexdigest()}"
 
     async def get(self, key: str) -> bytes | None:
-        raw = await self.store.get(key)
-        if raw is None:
-            return None
-        try:
-            entry: dict[str, Any] = json.loads(raw)
-            if self._clock() < float(entry["until"]):
-                return str(entry["body"]).encode()
-        except (ValueError, KeyError, TypeError):
-            pass
+        entry = Entry.parse(await self.store.get(key))  # here the stamp is "valid until"
+        if entry is not None and self._clock() < entry.stamp:
+            return entry.payload.encode()
         return None
 
     async def put(self, key: str, body: bytes, until: float) -> None:
         ttl = until - self._clock()
         if ttl > 0:
-            entry = json.dumps({"until": until, "body": body.decode()})
-            await self.store.set(key, entry, ttl + 1)
+            await self.store.set(key, Entry(until, body.decode()).dump(), ttl + 1)

@@ -127,7 +127,9 @@ def open_store(url: str, namespace: str) -> Store:
     parts = urlsplit(url)
     serializer = StringSerializer()
     if parts.scheme == "memory":
-        return Store(SimpleMemoryCache(serializer=serializer, namespace=namespace), shared=False)
+        # timeout=0: no asyncio.wait_for around in-process dictionary operations
+        backend = SimpleMemoryCache(serializer=serializer, namespace=namespace, timeout=0)
+        return Store(backend, shared=False)
     if parts.scheme in ("redis", "rediss"):
         backend = RedisCache(
             serializer=serializer,

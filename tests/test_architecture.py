@@ -111,3 +111,26 @@ def test_imports_follow_the_dependency_direction(path: Path) -> None:
 def test_the_simulator_never_imports_the_adapters() -> None:
     for path in (PACKAGE / "simulator").rglob("*.py"):
         assert not any(n.startswith("gateway.providers") for n in imports_of(path)), path
+
+
+@pytest.mark.parametrize(
+    ("view_name", "value_name"),
+    [
+        ("Money", "Money"),
+        ("Country", "Country"),
+        ("Asset", "Asset"),
+        ("Balance", "Balance"),
+        ("CurrencyTotal", "CurrencyTotal"),
+    ],
+)
+def test_domain_values_carry_every_field_of_the_graphql_type_they_are_served_as(
+    view_name: str, value_name: str
+) -> None:
+    import dataclasses
+
+    from gateway import domain
+    from gateway.schema import types
+
+    declared = {f.python_name for f in getattr(types, view_name).__strawberry_definition__.fields}
+    present = {f.name for f in dataclasses.fields(getattr(domain, value_name))}
+    assert declared <= present, declared - present

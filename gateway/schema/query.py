@@ -9,7 +9,7 @@ from gateway import domain
 from gateway.domain import ProviderKind
 from gateway.errors import ClientError, ErrorCode
 from gateway.schema.context import Context
-from gateway.schema.types import Account, BalanceReport, Country, CurrencyTotal, result_of
+from gateway.schema.types import Account, BalanceReport, Country, CurrencyTotal, result_of, view
 
 MAX_ACCOUNTS_PER_QUERY = 100
 
@@ -63,10 +63,10 @@ class Query:
         results = await info.context.balance_loader.load_many(wanted)
         return BalanceReport(
             results=[result_of(r) for r in results],
-            totals=[CurrencyTotal.of(t) for t in domain.totals(list(results))],
+            totals=view(domain.totals(list(results)), CurrencyTotal),
             complete=not missing and all(isinstance(r, domain.AccountBalance) for r in results),
         )
 
     @strawberry.field(description="Countries the gateway knows, with dial prefix and currency.")
     def countries(self) -> list[Country]:
-        return [Country.of(c) for c in sorted(domain.COUNTRIES.values(), key=lambda c: c.code)]
+        return view(sorted(domain.COUNTRIES.values(), key=lambda c: c.code), Country)

@@ -1,10 +1,17 @@
-"""GraphQL output types (contract names from DESIGN.md), each built from a domain value."""
+"""GraphQL output types (contract names from DESIGN.md).
+
+Leaf value types — `Money`, `Country`, `Asset`, `Balance`, `CurrencyTotal` — declare the
+schema only: resolvers hand Strawberry the frozen domain values themselves, whose attribute
+names are these types' fields (a test holds that), so nothing is copied per request.
+`view()` marks that one boundary for the type checker.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import strawberry
 
@@ -20,15 +27,18 @@ strawberry.enum(domain.Capability, name="Capability")
 strawberry.enum(domain.AssetKind, name="AssetKind")
 strawberry.enum(DomainErrorCode, name="ErrorCode")
 
+V = TypeVar("V")
+
+
+def view(values: Sequence[Any], as_type: type[V]) -> list[V]:
+    """Domain values served as the GraphQL type with the same field names."""
+    return cast(list[V], list(values))
+
 
 @strawberry.type
 class Money:
     amount: Decimal
     currency: str
-
-    @classmethod
-    def of(cls, money: domain.Money) -> Money:
-        return cls(amount=money.amount, currency=money.currency)
 
 
 @strawberry.type
@@ -41,16 +51,6 @@ class Country:
         description="The provider's own code where it is not ISO (Magma's RDC for CD)."
     )
 
-    @classmethod
-    def of(cls, country: domain.Country) -> Country:
-        return cls(
-            code=country.code,
-            name=country.name,
-            dial_prefix=country.dial_prefix,
-            currency=country.currency,
-            raw_code=country.raw_code,
-        )
-
 
 @strawberry.type
 class Asset:
@@ -58,10 +58,6 @@ class Asset:
     currency: str
     kind: domain.AssetKind
     issuer: str | None
-
-    @classmethod
-    def of(cls, asset: domain.Asset) -> Asset:
-        return cls(code=asset.code, currency=asset.currency, kind=asset.kind, issuer=asset.issuer)
 
 
 @strawberry.type
@@ -73,18 +69,6 @@ class Balance:
     available: Money
     pending: Money | None
     updated_at: datetime | None
-
-    @classmethod
-    def of(cls, balance: domain.Balance) -> Balance:
-        return cls(
-            id=strawberry.ID(balance.id),
-            asset=Asset.of(balance.asset),
-            country=Country.of(balance.country) if balance.country else None,
-            total=Money.of(balance.total),
-            available=Money.of(balance.available),
-            pending=Money.of(balance.pending) if balance.pending else None,
-            updated_at=balance.updated_at,
-        )
 
 
 @strawberry.type
@@ -134,7 +118,7 @@ def result_of(result: domain.AccountBalanceResult) -> AccountBalance | ProviderF
     if isinstance(result, domain.AccountBalance):
         return AccountBalance(
             account=Account.of(result.account),
-            balances=[Balance.of(b) for b in result.balances],
+            balances=view(result.balances, Balance),
             fetched_at=result.fetched_at,
             stale=result.stale,
         )
@@ -153,15 +137,6 @@ class CurrencyTotal:
     kind: domain.AssetKind
     total: Money
     available: Money
-
-    @classmethod
-    def of(cls, total: domain.CurrencyTotal) -> CurrencyTotal:
-        return cls(
-            currency=total.currency,
-            kind=total.kind,
-            total=Money.of(total.total),
-            available=Money.of(total.available),
-        )
 
 
 @strawberry.type
