@@ -20,14 +20,17 @@ run: $(STAMP)
 test: lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check gateway tests
-	$(BIN)/ruff format --check gateway tests
+	$(BIN)/ruff check gateway tests bench
+	$(BIN)/ruff format --check gateway tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy gateway
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
 
 schema: $(STAMP)
 	$(BIN)/balance-gateway export-schema

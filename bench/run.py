@@ -38,11 +38,15 @@ QUERY = (
 TENANTS = ["ourvoice-sn", "ourvoice-ci", "magma", "muda-ug", "paymob-eg"]
 CREDENTIALS = {
     "ourvoice": ('api_key = "demo-ourvoice-sn-key"', "/ourvoice"),
-    "magma_onepay": ('private_key = "demo-magma-private-key"\nsecret_key = "demo-magma-secret-key"',
-                     "/magma"),
+    "magma_onepay": (
+        'private_key = "demo-magma-private-key"\nsecret_key = "demo-magma-secret-key"',
+        "/magma",
+    ),
     "muda": ('api_key = "demo-muda-api-key"\nsecret_key = "demo-muda-secret-key"', "/muda"),
-    "paymob_bills": ('public_key = "demo-paymob-public-key"\nsecret_key = "demo-paymob-secret-key"',
-                     "/paymob"),
+    "paymob_bills": (
+        'public_key = "demo-paymob-public-key"\nsecret_key = "demo-paymob-secret-key"',
+        "/paymob",
+    ),
 }
 CPUS = os.cpu_count() or 1
 GATEWAY_CPU, LOAD_CPU = ("0", "1") if CPUS >= 2 else ("0", "0")
@@ -54,15 +58,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def config(sim_url: str, per_provider: int, fresh: float, response_cache: bool,
-           providers: list[str] | None = None) -> str:
-    lines = ['[server]\nprofile = "development"\n',
-             f"[cache]\nfresh_seconds = {fresh}\nresponse_cache = {str(response_cache).lower()}\n"]
+def config(
+    sim_url: str,
+    per_provider: int,
+    fresh: float,
+    response_cache: bool,
+    providers: list[str] | None = None,
+) -> str:
+    lines = [
+        '[server]\nprofile = "development"\n',
+        f"[cache]\nfresh_seconds = {fresh}\nresponse_cache = {str(response_cache).lower()}\n",
+    ]
     for provider in providers or list(CREDENTIALS):
         secrets, prefix = CREDENTIALS[provider]
         for i in range(per_provider):
-            lines.append(f'[accounts.{provider}-{i}]\nprovider = "{provider}"\n'
-                         f'base_url = "{sim_url}{prefix}"\n{secrets}\n')
+            lines.append(
+                f'[accounts.{provider}-{i}]\nprovider = "{provider}"\n'
+                f'base_url = "{sim_url}{prefix}"\n{secrets}\n'
+            )
     return "\n".join(lines)
 
 
@@ -85,16 +98,26 @@ class Gateway:
     def __init__(self, config_text: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._file = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
-        self._file.write(config_text)
-        self._file.close()
+        with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as file:
+            file.write(config_text)
+        self._config = file.name
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Gateway:
         self.process = subprocess.Popen(
-            pinned(GATEWAY_CPU, str(BIN), "serve", "--config", self._file.name,
-                   "--port", str(self.port), "--log-level", "warning"),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            pinned(
+                GATEWAY_CPU,
+                str(BIN),
+                "serve",
+                "--config",
+                self._config,
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_http(f"{self.url}/healthz")
         return self
@@ -113,7 +136,7 @@ class Gateway:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
-        os.unlink(self._file.name)
+        os.unlink(self._config)
 
 
 WRK_POST = """wrk.method = "POST"
@@ -122,20 +145,27 @@ wrk.headers["Content-Type"] = "application/json"
 """
 
 
-def wrk(url: str, connections: int, seconds: int, script: str | None = None,
-        headers: tuple[str, ...] = ()) -> dict[str, float]:
+def wrk(
+    url: str,
+    connections: int,
+    seconds: int,
+    script: str | None = None,
+    headers: tuple[str, ...] = (),
+) -> dict[str, float]:
     command = pinned(LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency")
     for header in headers:
         command += ["-H", header]
     if script:
         command += ["-s", script]
     out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+
     def ms(label: str) -> float:
         match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
         if not match:
             raise RuntimeError(f"no {label}% in wrk output:\n{out}")
         value, unit = float(match.group(1)), match.group(2)
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
@@ -147,8 +177,14 @@ def median(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
-def measure(url: str, connections: int, seconds: int, runs: int, script: str | None = None,
-            headers: tuple[str, ...] = ()) -> dict[str, float]:
+def measure(
+    url: str,
+    connections: int,
+    seconds: int,
+    runs: int,
+    script: str | None = None,
+    headers: tuple[str, ...] = (),
+) -> dict[str, float]:
     wrk(url, connections, max(2, seconds // 3), script, headers)  # warm-up
     return median([wrk(url, connections, seconds, script, headers) for _ in range(runs)])
 
@@ -161,26 +197,33 @@ def post_script(directory: Path) -> str:
 
 def upstream_baseline(sim_url: str, seconds: int, runs: int) -> dict[str, float]:
     """The simulator's own latency per provider, measured by the same wrk, same run."""
-    token = httpx.post(f"{sim_url}/muda/v1/clients/oauth/token",
-                       json={"api_key": "demo-muda-api-key",
-                             "secret_key": "demo-muda-secret-key"}).json()["data"]["access_token"]
+    token = httpx.post(
+        f"{sim_url}/muda/v1/clients/oauth/token",
+        json={"api_key": "demo-muda-api-key", "secret_key": "demo-muda-secret-key"},
+    ).json()["data"]["access_token"]
     targets = {
         "ourvoice": ("/ourvoice/v1/current/balance", "Authorization: Bearer demo-ourvoice-sn-key"),
         "magma_onepay": ("/magma/v1/misc/balance", "Authorization: Bearer demo-magma-private-key"),
         "muda": ("/muda/v1/payment/balance", f"Authorization: Bearer {token}"),
     }
-    measured = {name: measure(sim_url + path, 1, seconds, runs, headers=(header,))
-                for name, (path, header) in targets.items()}
+    measured = {
+        name: measure(sim_url + path, 1, seconds, runs, headers=(header,))
+        for name, (path, header) in targets.items()
+    }
     slowest = max(measured.values(), key=lambda m: m["p50_ms"])
-    return {"p50_ms": slowest["p50_ms"], "p99_ms": max(m["p99_ms"] for m in measured.values()),
-            **{f"{name}_p50_ms": m["p50_ms"] for name, m in measured.items()}}
+    return {
+        "p50_ms": slowest["p50_ms"],
+        "p99_ms": max(m["p99_ms"] for m in measured.values()),
+        **{f"{name}_p50_ms": m["p50_ms"] for name, m in measured.items()},
+    }
 
 
 async def cold_burst(url: str, sim_url: str, concurrency: int) -> dict[str, int]:
     async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=concurrency)) as c:
         before = (await c.get(f"{sim_url}/_sim/calls")).json()
-        answers = await asyncio.gather(*(c.post(f"{url}/graphql", json={"query": QUERY})
-                                         for _ in range(concurrency)))
+        answers = await asyncio.gather(
+            *(c.post(f"{url}/graphql", json={"query": QUERY}) for _ in range(concurrency))
+        )
         after = (await c.get(f"{sim_url}/_sim/calls")).json()
     assert all(a.status_code == 200 for a in answers)
     return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
@@ -197,10 +240,17 @@ def main() -> int:
             sys.exit(f"{tool} is not installed: see bench/README.md")
     sim_port = free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
-    sim = subprocess.Popen(pinned(LOAD_CPU, str(BIN), "simulate", "--port", str(sim_port)),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    results: dict[str, Any] = {"latency_ms": LATENCY * 1000, "runs": args.runs,
-                               "seconds": args.seconds, "cpus": CPUS}
+    sim = subprocess.Popen(
+        pinned(LOAD_CPU, str(BIN), "simulate", "--port", str(sim_port)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    results: dict[str, Any] = {
+        "latency_ms": LATENCY * 1000,
+        "runs": args.runs,
+        "seconds": args.seconds,
+        "cpus": CPUS,
+    }
     try:
         wait_http(f"{sim_url}/_sim/calls")
         for tenant in TENANTS:
@@ -212,15 +262,20 @@ def main() -> int:
             rss: list[float] = []
             for per_provider, label in ((1, "4 accounts"), (4, "16 accounts")):
                 with Gateway(config(sim_url, per_provider, 0, False)) as gw:
-                    results[label] = measure(f"{gw.url}/graphql", 1, args.seconds, args.runs, script)
+                    results[label] = measure(
+                        f"{gw.url}/graphql", 1, args.seconds, args.runs, script
+                    )
                     rss.append(gw.peak_rss_mib())
             with Gateway(config(sim_url, 1, 0, False, ["magma_onepay"])) as gw:
-                results["1 account"] = measure(f"{gw.url}/graphql", 1, args.seconds, args.runs, script)
+                results["1 account"] = measure(
+                    f"{gw.url}/graphql", 1, args.seconds, args.runs, script
+                )
                 rss.append(gw.peak_rss_mib())
             with Gateway(config(sim_url, 1, 300, True)) as gw:
                 results["cold burst"] = asyncio.run(cold_burst(gw.url, sim_url, 200))
-                results["cached 16 connections"] = measure(f"{gw.url}/graphql", 16, args.seconds,
-                                                           args.runs, script)
+                results["cached 16 connections"] = measure(
+                    f"{gw.url}/graphql", 16, args.seconds, args.runs, script
+                )
                 rss.append(gw.peak_rss_mib())
             results["peak_rss_mib"] = max(rss)
     finally:
@@ -239,16 +294,28 @@ def print_table(r: dict[str, Any]) -> None:
     rows = [
         ("overhead p50, 4 accounts, 1 connection", f"{r['overhead_p50_ms']:.2f} ms", "≤ 6 ms"),
         ("overhead p99, 4 accounts, 1 connection", f"{r['overhead_p99_ms']:.2f} ms", "≤ 20 ms"),
-        ("slowest upstream alone p50 / p99", f"{r['upstream']['p50_ms']:.2f} / "
-                                             f"{r['upstream']['p99_ms']:.2f} ms", "—"),
+        (
+            "slowest upstream alone p50 / p99",
+            f"{r['upstream']['p50_ms']:.2f} / {r['upstream']['p99_ms']:.2f} ms",
+            "—",
+        ),
         ("p50, 1 account", f"{r['1 account']['p50_ms']:.2f} ms", "—"),
         ("p50, 4 accounts", f"{r['4 accounts']['p50_ms']:.2f} ms", "—"),
-        ("p50, 16 accounts", f"{r['16 accounts']['p50_ms']:.2f} ms",
-         f"≤ {r['upstream']['p50_ms'] + 20:.1f} ms"),
-        ("cached throughput, 16 connections", f"{r['cached 16 connections']['rps']:.0f} req/s",
-         "≥ 3000 req/s"),
-        ("upstream calls, 200 concurrent cold queries",
-         ", ".join(f"{k} {v}" for k, v in sorted(burst.items())), "1 per account"),
+        (
+            "p50, 16 accounts",
+            f"{r['16 accounts']['p50_ms']:.2f} ms",
+            f"≤ {r['upstream']['p50_ms'] + 20:.1f} ms",
+        ),
+        (
+            "cached throughput, 16 connections",
+            f"{r['cached 16 connections']['rps']:.0f} req/s",
+            "≥ 3000 req/s",
+        ),
+        (
+            "upstream calls, 200 concurrent cold queries",
+            ", ".join(f"{k} {v}" for k, v in sorted(burst.items())),
+            "1 per account",
+        ),
         ("peak RSS", f"{r['peak_rss_mib']:.0f} MiB", "≤ 150 MiB"),
     ]
     width = max(len(row[0]) for row in rows)

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from gateway.breaker import BreakerState, CircuitBreaker
 from gateway.budget import Budget
@@ -93,6 +93,8 @@ class Channel:
         self.budget = budget
         self._slots = asyncio.Semaphore(max_concurrency)
         self._metrics = metrics
+        self._in_flight = metrics.upstream_in_flight.labels(context.account)
+        self._breaker_state = metrics.breaker_state.labels(context.account)
         self._clock = clock
         self._sleep = sleep
         self._rng = rng
@@ -149,38 +151,22 @@ class Channel:
     async def _attempt(
         self, method: str, url: str, headers: Headers, json_body: Any
     ) -> UpstreamResponse:
-        account = self.context.account
         remaining = remaining_seconds()
         if remaining is not None and remaining <= 0:
             raise UpstreamTimeout(self.context, detail="request deadline reached")
         if self.breaker.state is BreakerState.OPEN:
-            return self._refuse_open()
-        wait = await self.budget.take()
-        if wait is not None:
-            self._metrics.budget_calls.labels(account, "refused").inc()
-            self._metrics.upstream_requests.labels(account, "budget").inc()
-            raise UpstreamRateLimited(
-                self.context,
-                retry_after_seconds=wait,
-                detail="the account's own call budget is spent",
-            )
-        if self.budget.limited:
-            self._metrics.budget_calls.labels(account, "taken").inc()
+            self._refuse_open()
+        await self._take_budget()
         if not self.breaker.allow():
-            return self._refuse_open()
+            self._refuse_open()
         timeout = (
             self.timeout_seconds if remaining is None else min(self.timeout_seconds, remaining)
         )
         started = time.monotonic()
-        try:
-            async with asyncio.timeout(timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            self.breaker.record_neutral()
-            raise UpstreamTimeout(self.context, detail="no free connection slot") from None
+        await self._acquire_slot(timeout)
         outcome = "ok"
+        self._in_flight.inc()
         try:
-            self._metrics.upstream_in_flight.labels(account).inc()
             response = await self.http.send(
                 self.context,
                 method,
@@ -191,19 +177,46 @@ class Channel:
             )
             outcome = outcome_of(response.status)
             return response
-        except UpstreamError as exc:
-            outcome = (
-                "bad_response"
-                if isinstance(exc, UpstreamBadResponse)
-                else ("timeout" if isinstance(exc, UpstreamTimeout) else "connection")
-            )
+        except UpstreamBadResponse:
+            outcome = "bad_response"
+            raise
+        except UpstreamTimeout:
+            outcome = "timeout"
+            raise
+        except UpstreamError:
+            outcome = "connection"
             raise
         finally:
             self._slots.release()
-            self._metrics.upstream_in_flight.labels(account).dec()
+            self._in_flight.dec()
             self._record(outcome, time.monotonic() - started)
 
-    def _refuse_open(self) -> UpstreamResponse:
+    async def _take_budget(self) -> None:
+        if not self.budget.limited:
+            return
+        wait = await self.budget.take()
+        if wait is None:
+            self._metrics.budget_calls.labels(self.context.account, "taken").inc()
+            return
+        self._metrics.budget_calls.labels(self.context.account, "refused").inc()
+        self._metrics.upstream_requests.labels(self.context.account, "budget").inc()
+        raise UpstreamRateLimited(
+            self.context, retry_after_seconds=wait, detail="the account's own call budget is spent"
+        )
+
+    async def _acquire_slot(self, within: float) -> None:
+        """A bulkhead slot, waiting no longer than `within` seconds (no timer if one is free)."""
+        if not self._slots.locked():
+            await self._slots.acquire()
+            return
+        try:
+            async with asyncio.timeout(within):
+                await self._slots.acquire()
+        except TimeoutError:
+            self.breaker.record_neutral()  # give back a probe's turn; the upstream is not at fault
+            raise UpstreamTimeout(self.context, detail="no free connection slot") from None
+
+    def _refuse_open(self) -> NoReturn:
         self._metrics.upstream_requests.labels(self.context.account, "circuit_open").inc()
         raise CircuitOpen(self.context, retry_after_seconds=self.breaker.retry_after())
 
@@ -217,7 +230,7 @@ class Channel:
         account = self.context.account
         self._metrics.upstream_requests.labels(account, outcome).inc()
         self._metrics.upstream_latency.labels(account, outcome).observe(seconds)
-        self._metrics.breaker_state.labels(account).set(self.breaker.state.value)
+        self._breaker_state.set(self.breaker.state.value)
 
 
 def outcome_of(status: int) -> str:

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.simulator.seed import MAGMA, MagmaTenant
-from gateway.simulator.state import SimState, bearer, json_response, with_faults
+from gateway.simulator.state import SimState, bearer, dumps, json_response, with_faults
 
 
 def error_body(status: int, message: str) -> dict[str, object]:
@@ -18,6 +18,9 @@ def error_body(status: int, message: str) -> dict[str, object]:
 
 def routes(state: SimState, tenants: tuple[MagmaTenant, ...] = MAGMA) -> list[Route]:
     by_key = {t.private_key: t for t in tenants}
+    bodies = {
+        t.name: dumps({"code": 200, "message": "OK", "data": list(t.corridors)}) for t in tenants
+    }
 
     async def balance(request: Request) -> Response:
         tenant = by_key.get(bearer(request) or "")
@@ -27,7 +30,7 @@ def routes(state: SimState, tenants: tuple[MagmaTenant, ...] = MAGMA) -> list[Ro
             return json_response(error_body(401, "Unauthorized"), 401)
 
         async def handle() -> Response:
-            return json_response({"code": 200, "message": "OK", "data": list(tenant.corridors)})
+            return Response(bodies[tenant.name], media_type="application/json")
 
         return await with_faults(state, tenant.name, "balance", error_body, handle)
 
