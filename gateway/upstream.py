@@ -13,6 +13,7 @@ import asyncio
 import email.utils
 import logging
 import time
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC
@@ -63,6 +64,9 @@ class UpstreamClient:
             transport=transport or default_transport(),
             follow_redirects=False,
             trust_env=False,
+            # One client serves every account: a cookie one upstream sets must never ride
+            # along on another account's request, so the jar accepts none.
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
         )
         self.max_body_bytes = max_body_bytes
         self._wall_clock = wall_clock

@@ -118,3 +118,17 @@ async def test_statuses_map_to_codes(status: int, code: ErrorCode) -> None:
     with pytest.raises(UpstreamError) as raised:
         client.raise_for_status(CTX, response)
     assert raised.value.code is code
+
+
+async def test_cookies_set_by_one_upstream_are_never_sent_again() -> None:
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("cookie"))
+        return httpx.Response(200, headers={"set-cookie": "session=account-a; Path=/"})
+
+    client = UpstreamClient(httpx.MockTransport(handler), wall_clock=FakeClock())
+    for _ in range(2):
+        await client.send(CTX, "GET", "http://upstream/x", timeout_seconds=1)
+    await client.aclose()
+    assert seen == [None, None]
