@@ -13,10 +13,10 @@ import asyncio
 import email.utils
 import logging
 import time
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import aiohttp
