@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,22 +23,28 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway import log_context
 from gateway.accounts import AccountConfig
+from gateway.auth import Authenticator, JwtVerifier
 from gateway.breaker import CircuitBreaker
 from gateway.budget import Budget, Limits
 from gateway.cache import Generations, ReadThroughCache
 from gateway.channel import Channel, RetryPolicy, Sleep
 from gateway.clock import Clock
-from gateway.endpoint import GatewayGraphQL, GraphQLEndpoint
+from gateway.endpoint import GatewayGraphQL, GraphQLEndpoint, refusal
+from gateway.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.providers import PROVIDERS
 from gateway.providers.base import upstream_context
+from gateway.rate_limit import RateLimiter
 from gateway.response_cache import ResponseCache
 from gateway.schema import build_schema
 from gateway.service import BalanceService
 from gateway.settings import Settings
 from gateway.store import Store, open_store
 from gateway.upstream import UpstreamClient
+
+log = logging.getLogger("gateway.app")
 
 
 def create_app(
@@ -83,8 +90,19 @@ def create_app(
         # collector's way, so a full collection does not stall requests for tens of ms.
         gc.collect()
         gc.freeze()
+        security = settings.security
         app.state.graphql = GraphQLEndpoint(
-            graphql, service, response_cache, metrics, clock, settings.cache.fresh_seconds
+            graphql,
+            service,
+            authenticator,
+            RateLimiter(
+                store, security.rate_limit.requests_per_second, security.rate_limit.burst, clock
+            ),
+            response_cache,
+            metrics,
+            clock,
+            security.limits,
+            settings.cache.fresh_seconds,
         )
         try:
             yield
@@ -101,15 +119,37 @@ def create_app(
         return await endpoint(request)
 
     async def metrics_endpoint(request: Request) -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        endpoint: GraphQLEndpoint = request.app.state.graphql
+        try:
+            principal = await endpoint.principal(request)
+            principal.require("metrics:read")
+        except GatewayError as exc:
+            return refusal(exc)
+        return Response(
+            metrics.render(), media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"}
+        )
 
     development = settings.server.development
+    limits = settings.security.limits
     graphql = GatewayGraphQL(
-        build_schema(development=development),
+        build_schema(development=development, limits=limits),
         graphql_ide="graphiql" if development else None,
-        allow_queries_via_get=False,
+        allow_queries_via_get=limits.allow_get,
         subscription_protocols=(),
+        development=development,
+        max_errors=limits.max_errors,
     )
+    authenticator = Authenticator(
+        settings.security.clients,
+        JwtVerifier(settings.security.jwt) if settings.security.jwt else None,
+        development=development,
+    )
+    log_context.install(secrets_of(settings))
+    if development:
+        log.warning(
+            "development profile: requests without a key get every scope on every "
+            "account, and GraphiQL and introspection are on; never expose this"
+        )
     middleware: list[Middleware] = []
     if settings.server.cors_origins:
         middleware.append(
@@ -128,6 +168,15 @@ def create_app(
         Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """Every secret the configuration holds, for log redaction."""
+    values = [s.reveal() for a in settings.accounts.values() for s in a.credentials.values()]
+    jwt = settings.security.jwt
+    if jwt is not None and jwt.secret is not None:
+        values.append(jwt.secret.reveal())
+    return values
 
 
 def channel_for(

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import re
+import secrets
 import sys
 from collections.abc import Coroutine, Iterator, Sequence
 from pathlib import Path
@@ -14,6 +17,8 @@ from typing import Any
 
 import uvicorn
 
+from gateway import log_context
+from gateway.auth import SCOPES, key_hash
 from gateway.errors import ConfigError
 from gateway.settings import Settings, config_path, load_settings
 
@@ -80,10 +85,6 @@ def run_loop(main: Coroutine[Any, Any, None]) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    if settings.server.development:
-        logging.getLogger("gateway").warning(
-            "development profile: GraphiQL and introspection are on; do not expose this"
-        )
     logging.getLogger().setLevel(args.log_level.upper())
     run_loop(_serve(settings, args.host, args.port, args.simulator_port, args.log_level))
     return 0
@@ -116,6 +117,24 @@ def export_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def new_key(args: argparse.Namespace) -> int:
+    """Print a fresh key once, and the config lines that let it in (only its hash)."""
+    scopes = [s for s in args.scopes.replace(",", " ").split() if s]
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not scopes:
+        print(f"error: scopes must be among {', '.join(SCOPES)}", file=sys.stderr)
+        return 2
+    accounts = [a for a in args.accounts.replace(",", " ").split() if a] or ["*"]
+    key = "bgw_" + secrets.token_urlsafe(32)
+    print(f"API key for {args.name} (shown once; store it in your secret manager):\n\n  {key}\n")
+    print("Paste into the gateway's configuration:\n")
+    print(f"[clients.{args.name}]")
+    print(f'key_sha256 = "{key_hash(key)}"')
+    print(f"scopes = {json.dumps(scopes)}")
+    print(f"accounts = {json.dumps(accounts)}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="balance-gateway", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -144,14 +163,30 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=str(SCHEMA_FILE))
     p.set_defaults(run=export_schema)
 
+    keys = commands.add_parser("keys", help="client API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    p = keys.add_parser("new", help="make a new client key and print its config lines")
+    p.add_argument("--name", required=True, type=client_name_arg)
+    p.add_argument("--scopes", required=True, help=f"comma-separated: {', '.join(SCOPES)}")
+    p.add_argument("--accounts", default="*", help='comma-separated account ids, or "*"')
+    p.set_defaults(run=new_key)
+
     p = commands.add_parser("check-config", help="report every problem in a config file")
     p.add_argument("--config", help="TOML config file (default: $GATEWAY_CONFIG)")
     p.set_defaults(run=check_config)
     return root
 
 
+def client_name_arg(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", value):
+        raise argparse.ArgumentTypeError("use lowercase letters, digits, - and _")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format=log_context.FORMAT)
+    log_context.install(())  # request id and client name on every line, secrets redacted
     for noisy in ("httpx", "httpcore"):  # they log full upstream URLs at INFO
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = parser().parse_args(argv)

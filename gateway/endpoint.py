@@ -1,35 +1,126 @@
-"""`POST /graphql`: the response cache in front, Strawberry behind it.
+"""`POST /graphql` (and `GET /metrics`): everything a request meets before GraphQL runs.
 
-Per request: a fresh `Context` (service, DataLoader, deferred errors, what the answer may
-be cached for); a response-cache lookup before any parsing when the request is a cacheable
-query; execution; then the answer is stored if it is complete, error-free and fresh.
+In order, each step refusing cheaply with its HTTP status in the GraphQL error shape:
+a request id for every log line; credentials (401, all bad ones alike); the client's rate
+(429 with Retry-After); for POST, `application/json` only (415, so no form or text body can
+ride a browser's cookies), a body no larger than the limit (413, checked against
+Content-Length and while reading, never reading past it), a JSON object (400: no batches,
+no `query` of the wrong type, no variables nested deeper than the limit). Then the response
+cache, then Strawberry; every answer leaves with `Cache-Control: no-store`.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import uuid
+from typing import Any
+
 from cross_web import HTTPException  # what Strawberry's views raise (its own dependency)
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
+from gateway.auth import Authenticator, Principal
 from gateway.clock import Clock
+from gateway.errors import ErrorCode, GatewayError
+from gateway.log_context import client_name, request_id
 from gateway.metrics import Metrics
+from gateway.rate_limit import RateLimiter
 from gateway.response_cache import CachedRequest, ResponseCache
 from gateway.schema.context import Context
 from gateway.schema.errors import coded
+from gateway.security_settings import Limits
 from gateway.service import BalanceService
+
+SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+STATUS = {ErrorCode.UNAUTHENTICATED: 401, ErrorCode.FORBIDDEN: 403, ErrorCode.RATE_LIMITED: 429}
+
+
+class Refused(GatewayError):
+    """A request turned away before GraphQL: its own HTTP status and code."""
+
+    def __init__(self, status: int, message: str, code: ErrorCode = ErrorCode.VALIDATION) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def refusal(exc: GatewayError) -> Response:
+    status = exc.status if isinstance(exc, Refused) else STATUS.get(exc.code, 400)
+    headers = {"Retry-After": str(exc.retry_after_seconds)} if exc.retry_after_seconds else {}
+    body = {"errors": [{"message": exc.message, "extensions": {"code": exc.code.value}}]}
+    return JSONResponse(body, status, headers)
 
 
 class GatewayGraphQL(GraphQL[Context, None]):
+    """Strawberry's view, with coded (and, in production, suggestion-free) errors, at most
+    `max_errors` of them."""
+
+    def __init__(self, *args: Any, development: bool, max_errors: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.development = development
+        self.max_errors = max_errors
+
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
         if result.errors:
             request.state.graphql_errors = True
-            result.errors = [coded(error) for error in result.errors]
+            errors = [coded(error) for error in result.errors[: self.max_errors]]
+            if not self.development:
+                for error in errors:
+                    error.message = SUGGESTION.sub("", error.message)
+            result.errors = errors
         return await super().process_result(request, result)
+
+
+async def read_capped(request: Request, cap: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise Refused(413, f"The request body is larger than {cap} bytes.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise Refused(413, f"The request body is larger than {cap} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def nesting(value: Any) -> int:
+    """Depth of a JSON value, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def checked_payload(body: bytes, limits: Limits) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        raise Refused(400, "The body is not valid JSON.") from None
+    if isinstance(payload, list):
+        raise Refused(400, "Batched requests are not supported: send one operation per request.")
+    if not isinstance(payload, dict):
+        raise Refused(400, "The body must be a JSON object with a `query`.")
+    if not isinstance(payload.get("query"), str):
+        raise Refused(400, "`query` must be a string.")
+    variables = payload.get("variables")
+    if variables is not None and not isinstance(variables, dict):
+        raise Refused(400, "`variables` must be an object.")
+    if variables and nesting(variables) > limits.max_variables_depth:
+        raise Refused(400, f"`variables` nest deeper than {limits.max_variables_depth} levels.")
+    if not isinstance(payload.get("operationName") or "", str):
+        raise Refused(400, "`operationName` must be a string.")
+    return payload
 
 
 class GraphQLEndpoint:
@@ -37,52 +128,87 @@ class GraphQLEndpoint:
         self,
         graphql: GatewayGraphQL,
         service: BalanceService,
+        authenticator: Authenticator,
+        rate_limiter: RateLimiter,
         response_cache: ResponseCache | None,
         metrics: Metrics,
         clock: Clock,
+        limits: Limits,
         default_fresh_seconds: float,
     ) -> None:
         self.graphql = graphql
         self.service = service
+        self.authenticator = authenticator
+        self.rate_limiter = rate_limiter
         self.response_cache = response_cache
         self.metrics = metrics
         self.clock = clock
+        self.limits = limits
         self.default_fresh_seconds = default_fresh_seconds
 
     async def __call__(self, request: Request) -> Response:
+        request_id.set(uuid.uuid4().hex[:16])
+        client_name.set("-")
         with self.metrics.graphql_in_flight.track_inprogress():
-            cache_key = await self._cache_key(request)
+            try:
+                response = await self._handle(request)
+            except GatewayError as exc:
+                response = refusal(exc)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Request-Id"] = request_id.get()
+        return response
+
+    async def principal(self, request: Request) -> Principal:
+        """Who is calling, within their rate; raises a refusal otherwise."""
+        principal = await self.authenticator.authenticate(request.headers)
+        client_name.set(principal.name)
+        wait = await self.rate_limiter.take(principal.name)
+        if wait is not None:
+            raise Refused(429, "Too many requests.", ErrorCode.RATE_LIMITED).with_retry(wait)
+        return principal
+
+    async def _handle(self, request: Request) -> Response:
+        principal = await self.principal(request)
+        cache_key = None
+        if request.method == "POST":
+            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if content_type != "application/json":
+                raise Refused(415, "Send the request as application/json.")
+            body = await read_capped(request, self.limits.max_body_bytes)
+            checked_payload(body, self.limits)
+            request._body = body  # Starlette's own cache of the body: Strawberry reads it there
+            cache_key = await self._cache_key(body, principal)
             if cache_key is not None and self.response_cache is not None:
                 hit = await self.response_cache.get(cache_key)
                 self.metrics.response_cache_events.labels("hit" if hit else "miss").inc()
                 if hit is not None:
                     return Response(hit, media_type="application/json")
-            context = Context(
-                request=request,
-                service=self.service,
-                cache_until=self.clock() + self.default_fresh_seconds,
-            )
-            try:
-                response = await self.graphql.run(request, context=context)
-            except HTTPException as exc:
-                return PlainTextResponse(exc.reason, status_code=exc.status_code)
-            if (
-                cache_key is not None
-                and self.response_cache is not None
-                and response.status_code == 200
-                and context.cacheable
-                and not getattr(request.state, "graphql_errors", False)
-            ):
-                await self.response_cache.put(cache_key, bytes(response.body), context.cache_until)
-            return response
+        context = Context(
+            request=request,
+            service=self.service,
+            principal=principal,
+            max_accounts=self.limits.max_accounts,
+            cache_until=self.clock() + self.default_fresh_seconds,
+        )
+        try:
+            response = await self.graphql.run(request, context=context)
+        except HTTPException as exc:
+            return PlainTextResponse(exc.reason, status_code=exc.status_code)
+        if (
+            cache_key is not None
+            and self.response_cache is not None
+            and response.status_code == 200
+            and context.cacheable
+            and not getattr(request.state, "graphql_errors", False)
+        ):
+            await self.response_cache.put(cache_key, bytes(response.body), context.cache_until)
+        return response
 
-    async def _cache_key(self, request: Request) -> str | None:
-        if self.response_cache is None or request.method != "POST":
+    async def _cache_key(self, body: bytes, principal: Principal) -> str | None:
+        if self.response_cache is None:
             return None
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return None
-        cacheable = CachedRequest.of(await request.body())
+        cacheable = CachedRequest.of(body)
         if cacheable is None:
             return None
-        accounts = [a.id for a in self.service.accounts()]
-        return await self.response_cache.key(cacheable, caller="anonymous", accounts=accounts)
+        visible = [a.id for a in self.service.accounts() if principal.can_see(a.id)]
+        return await self.response_cache.key(cacheable, principal.identity, visible)

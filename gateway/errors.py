@@ -1,7 +1,10 @@
 """One error tree for the whole gateway; every error carries a stable code.
 
     GatewayError (code, message, retryable, retry_after_seconds)
-    ├── ClientError                  the caller's fault: VALIDATION, NOT_FOUND, FORBIDDEN, …
+    ├── ClientError                  the caller's fault: VALIDATION, NOT_FOUND, UNSUPPORTED
+    │   ├── Unauthenticated          no or bad credentials (always the same answer)
+    │   ├── Forbidden                a scope the caller lacks
+    │   └── RateLimited              the caller's own request rate
     ├── ConfigError                  the configuration is unusable (a list of problems)
     └── UpstreamError                a provider failed (provider, account, upstream status/code)
         ├── UpstreamUnauthorized     401/403 (never served stale, drops cached data)
@@ -58,9 +61,26 @@ class GatewayError(Exception):
         self.detail = detail
         self.retry_after_seconds = retry_after_seconds
 
+    def with_retry(self, seconds: int) -> GatewayError:
+        self.retry_after_seconds = seconds
+        return self
+
 
 class ClientError(GatewayError):
     code = ErrorCode.VALIDATION
+
+
+class Unauthenticated(ClientError):
+    code = ErrorCode.UNAUTHENTICATED
+
+
+class Forbidden(ClientError):
+    code = ErrorCode.FORBIDDEN
+
+
+class RateLimited(ClientError):
+    code = ErrorCode.RATE_LIMITED
+    retryable = True
 
 
 class NotFound(ClientError):

@@ -19,12 +19,15 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.accounts import AccountConfig, Secret
+from gateway.config_check import Checker
 from gateway.domain import COUNTRIES, ProviderKind, is_known_currency
 from gateway.errors import ConfigError, Problem
 from gateway.providers import PROVIDERS
+from gateway.security_settings import Security, parse_security
 
 PROFILES = ("production", "development")
 ACCOUNT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+TOP_LEVEL = {"server", "cache", "upstream", "accounts", "clients", "jwt", "limits", "rate_limit"}
 SERVER_KEYS = {"profile", "cors_origins", "request_deadline_seconds"}
 CACHE_KEYS = {
     "url",
@@ -97,6 +100,7 @@ class Settings:
     cache: CacheSettings = field(default_factory=CacheSettings)
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
     accounts: dict[str, AccountConfig] = field(default_factory=dict)
+    security: Security = field(default_factory=Security)
 
 
 def config_path(cli_value: str | None, env: Mapping[str, str]) -> str:
@@ -127,112 +131,9 @@ def load_settings(path: str, env: Mapping[str, str] | None = None) -> Settings:
     return parse_settings(data, env)
 
 
-class _Checker:
-    """Collects problems while reading one mapping; typed getters return a default on error."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-        self.problems: list[Problem] = []
-
-    def add(self, location: str, message: str, fix: str = "") -> None:
-        self.problems.append(Problem(location, message, fix))
-
-    def table(self, data: Mapping[str, Any], key: str, location: str) -> Mapping[str, Any]:
-        value = data.get(key, {})
-        if not isinstance(value, dict):
-            self.add(location, "must be a table", f"write it as [{location}]")
-            return {}
-        return value
-
-    def unknown(self, data: Mapping[str, Any], allowed: set[str], location: str) -> None:
-        for key in sorted(set(data) - allowed):
-            self.add(
-                f"{location}.{key}" if location else key,
-                "unknown key",
-                "remove it, or check the spelling against the README",
-            )
-
-    def string(self, data: Mapping[str, Any], key: str, location: str, default: str = "") -> str:
-        value = data.get(key, default)
-        if not isinstance(value, str):
-            self.add(f"{location}.{key}", "must be a string", f'write {key} = "…"')
-            return default
-        return value
-
-    def number(
-        self,
-        data: Mapping[str, Any],
-        key: str,
-        location: str,
-        default: float,
-        high: float,
-        *,
-        zero: bool = False,
-    ) -> float:
-        value = data.get(key, default)
-        ok = not isinstance(value, bool) and isinstance(value, int | float)
-        if not ok or not (0 < value <= high or (zero and value == 0)):
-            lowest = "at least" if zero else "above"
-            self.add(
-                f"{location}.{key}",
-                f"must be a number {lowest} 0 and at most {high}",
-                f"for example {key} = {default}",
-            )
-            return default
-        return float(value)
-
-    def whole(
-        self, data: Mapping[str, Any], key: str, location: str, default: int | None, high: int
-    ) -> int | None:
-        value = data.get(key, default)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
-            self.add(
-                f"{location}.{key}",
-                f"must be a whole number from 1 to {high}",
-                f"for example {key} = {default or 1}",
-            )
-            return default
-        return value
-
-    def secret(self, value: Any, location: str, development: bool) -> Secret | None:
-        if not isinstance(value, str) or not value:
-            self.add(location, "must be a non-empty string", 'use "env:NAME" or "file:/path"')
-            return None
-        if value.startswith("env:"):
-            name = value[4:]
-            if name not in self.env or not self.env[name]:
-                self.add(
-                    location,
-                    f"environment variable {name} is not set",
-                    f"export {name}=… before starting",
-                )
-                return None
-            return Secret(self.env[name])
-        if value.startswith("file:"):
-            try:
-                return Secret(Path(value[5:]).read_text(encoding="utf-8").strip())
-            except OSError as exc:
-                self.add(
-                    location,
-                    f"cannot read the secret file: {exc.strerror}",
-                    "check the path and its permissions",
-                )
-                return None
-        if not development:
-            self.add(
-                location,
-                "inline secrets are refused outside the development profile",
-                'use "env:NAME" or "file:/path"',
-            )
-            return None
-        return Secret(value)
-
-
 def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
-    check = _Checker(env)
-    check.unknown(data, {"server", "cache", "upstream", "accounts"}, "")
+    check = Checker(env)
+    check.unknown(data, TOP_LEVEL, "")
     server = _server(check, check.table(data, "server", "server"))
     cache = _cache(check, check.table(data, "cache", "cache"))
     upstream = _upstream(check, check.table(data, "upstream", "upstream"))
@@ -243,12 +144,16 @@ def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
             accounts[account_id] = account
     if not data.get("accounts"):
         check.add("accounts", "no accounts configured", "add at least one [accounts.NAME] table")
+    account_ids = set(check.table(data, "accounts", "accounts"))
+    security = parse_security(check, data, account_ids, server.development)
     if check.problems:
         raise ConfigError(check.problems)
-    return Settings(server=server, cache=cache, upstream=upstream, accounts=accounts)
+    return Settings(
+        server=server, cache=cache, upstream=upstream, accounts=accounts, security=security
+    )
 
 
-def _server(check: _Checker, raw: Mapping[str, Any]) -> ServerSettings:
+def _server(check: Checker, raw: Mapping[str, Any]) -> ServerSettings:
     check.unknown(raw, SERVER_KEYS, "server")
     profile = check.string(raw, "profile", "server", "production")
     if profile not in PROFILES:
@@ -273,7 +178,7 @@ def _server(check: _Checker, raw: Mapping[str, Any]) -> ServerSettings:
     )
 
 
-def _cache(check: _Checker, raw: Mapping[str, Any]) -> CacheSettings:
+def _cache(check: Checker, raw: Mapping[str, Any]) -> CacheSettings:
     check.unknown(raw, CACHE_KEYS, "cache")
     default = CacheSettings()
     url = check.string(raw, "url", "cache", default.url)
@@ -306,7 +211,7 @@ def _cache(check: _Checker, raw: Mapping[str, Any]) -> CacheSettings:
     )
 
 
-def _upstream(check: _Checker, raw: Mapping[str, Any]) -> UpstreamSettings:
+def _upstream(check: Checker, raw: Mapping[str, Any]) -> UpstreamSettings:
     check.unknown(raw, UPSTREAM_KEYS, "upstream")
     d = UpstreamSettings()
     where = "upstream"
@@ -325,7 +230,7 @@ def _upstream(check: _Checker, raw: Mapping[str, Any]) -> UpstreamSettings:
 
 
 def _account(
-    check: _Checker, account_id: str, raw: Any, development: bool, cache: CacheSettings
+    check: Checker, account_id: str, raw: Any, development: bool, cache: CacheSettings
 ) -> AccountConfig | None:
     where = f"accounts.{account_id}"
     if not ACCOUNT_ID.match(account_id):
@@ -404,7 +309,7 @@ def _account(
 
 
 def _currency(
-    check: _Checker, raw: Mapping[str, Any], where: str, default: str | None, kind: str
+    check: Checker, raw: Mapping[str, Any], where: str, default: str | None, kind: str
 ) -> str | None:
     if "currency" not in raw:
         return default

@@ -108,6 +108,20 @@ class Store:
         self._ok()
         return value
 
+    async def script(self, source: str, key: str, *args: str | float) -> Any:
+        """Run a Lua script on a shared (Redis) store against one namespaced key. None on a
+        store without scripts, or when the backend fails (the caller falls back)."""
+        if not self.shared:
+            return None
+        try:
+            full_key = self._backend.build_key(key)
+            result = await self._backend.client.eval(source, 1, full_key, *args)
+        except Exception as exc:
+            self._failed("script", exc)
+            return None
+        self._ok()
+        return result
+
     async def close(self) -> None:
         try:
             await self._backend.close()

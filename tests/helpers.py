@@ -14,11 +14,13 @@ import httpx
 
 from gateway.accounts import AccountConfig, Secret
 from gateway.app import create_app
+from gateway.auth import SCOPES, ClientConfig, key_hash
 from gateway.breaker import CircuitBreaker
 from gateway.budget import Budget, Limits
 from gateway.channel import Channel, RetryPolicy
 from gateway.metrics import Metrics
 from gateway.providers.base import upstream_context
+from gateway.security_settings import RateLimit
 from gateway.settings import Settings, load_settings
 from gateway.store import Store, open_store
 from gateway.upstream import UpstreamClient
@@ -40,7 +42,10 @@ class FakeClock:
 
 
 def demo_settings() -> Settings:
-    return load_settings(str(DEMO_CONFIG), env={})
+    """The demo config, with a client rate limit no test of other things will meet."""
+    settings = load_settings(str(DEMO_CONFIG), env={})
+    security = dataclasses.replace(settings.security, rate_limit=RateLimit(10_000, 100_000))
+    return dataclasses.replace(settings, security=security)
 
 
 def with_account(settings: Settings, account_id: str, **changes: Any) -> Settings:
@@ -52,6 +57,26 @@ def with_account(settings: Settings, account_id: str, **changes: Any) -> Setting
             credentials[name] = Secret(changes.pop(name))
     updated = dataclasses.replace(account, credentials=credentials, **changes)
     return dataclasses.replace(settings, accounts={**settings.accounts, account_id: updated})
+
+
+FULL_KEY = "bgw_test-full-access-key-0123456789"
+
+
+def production(settings: Settings, *clients: ClientConfig) -> Settings:
+    """The same accounts under the production profile, with these clients (default: one
+    with every scope on every account, whose key is FULL_KEY)."""
+    clients = clients or (ClientConfig("full", key_hash(FULL_KEY), frozenset(SCOPES), None),)
+    server = dataclasses.replace(settings.server, profile="production")
+    security = dataclasses.replace(settings.security, clients={c.name: c for c in clients})
+    return dataclasses.replace(settings, server=server, security=security)
+
+
+def client(
+    name: str, key: str, scopes: tuple[str, ...], accounts: tuple[str, ...] | None
+) -> ClientConfig:
+    return ClientConfig(
+        name, key_hash(key), frozenset(scopes), frozenset(accounts) if accounts else None
+    )
 
 
 def with_cache(settings: Settings, url: str, namespace: str, **changes: Any) -> Settings:
@@ -79,6 +104,14 @@ class GatewayClient:
     def __init__(self, client: httpx.AsyncClient, app: Any) -> None:
         self.http = client
         self.app = app
+
+    def as_key(self, key: str | None) -> GatewayClient:
+        """The same gateway, called with this API key (None: no credentials)."""
+        if key is None:
+            self.http.headers.pop("authorization", None)
+        else:
+            self.http.headers["authorization"] = f"Bearer {key}"
+        return self
 
     async def metric(self, name: str, **labels: str) -> float:
         """A sample's value from `/metrics` (0 when absent)."""
@@ -138,8 +171,11 @@ async def running_gateway(
     settings: Settings,
     transport: httpx.AsyncBaseTransport,
     clock: Callable[[], float],
+    key: str | None = FULL_KEY,
 ) -> AsyncIterator[GatewayClient]:
-    """The real app, lifespan included, reached in-process; providers via `transport`."""
+    """The real app, lifespan included, reached in-process; providers via `transport`;
+    requests carry `key` (harmless under the development profile, where a configured
+    client's key is checked but none is needed)."""
     app = create_app(settings, transport=transport, clock=clock, sleep=no_sleep)
     async with (
         app.router.lifespan_context(app),
@@ -147,7 +183,7 @@ async def running_gateway(
             transport=httpx.ASGITransport(app=app), base_url="http://gateway"
         ) as client,
     ):
-        yield GatewayClient(client, app)
+        yield GatewayClient(client, app).as_key(key if settings.security.clients else None)
 
 
 class DelayTransport(httpx.AsyncBaseTransport):

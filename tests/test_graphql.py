@@ -12,7 +12,7 @@ import pytest
 from gateway.cli import main as cli_main
 from gateway.schema import sdl
 from gateway.simulator import Simulator, seed
-from tests.helpers import ROOT, FakeClock, demo_settings, running_gateway, with_account
+from tests.helpers import ROOT, FakeClock, demo_settings, production, running_gateway, with_account
 
 BALANCES = """
 query($ids: [ID!], $providers: [Provider!]) {
@@ -222,15 +222,13 @@ async def test_introspection_and_graphiql_only_in_development(
     sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
 ) -> None:
     development = demo_settings()
-    production = development.__class__(
-        server=development.server.__class__(profile="production"), accounts=development.accounts
-    )
+    prod = production(development)
     introspect = "{ __schema { queryType { name } } }"
     async with running_gateway(development, sim_transport, clock) as gateway:
         assert (await gateway.query(introspect))["data"]["__schema"]["queryType"]["name"] == "Query"
         page = await gateway.http.get("/graphql", headers={"accept": "text/html"})
         assert page.status_code == 200 and "graphiql" in page.text.lower()
-    async with running_gateway(production, sim_transport, clock) as gateway:
+    async with running_gateway(prod, sim_transport, clock) as gateway:
         result = await gateway.query(introspect)
         assert result.get("data") is None
         assert result["errors"][0]["extensions"]["code"] == "VALIDATION"

@@ -44,7 +44,10 @@ def test_profile_is_production_unless_set(tmp_path: Path) -> None:
     secret = tmp_path / "s"
     secret.write_text("from-file\n")
     account = {**GOOD_ACCOUNT, "secret_key": f"file:{secret}"}
-    settings = parse_settings({"accounts": {"muda-ug": account}}, {"MUDA_KEY": "from-env"})
+    client = {"key_sha256": "a" * 64, "scopes": ["balances:read"], "accounts": ["*"]}
+    settings = parse_settings(
+        {"accounts": {"muda-ug": account}, "clients": {"dash": client}}, {"MUDA_KEY": "from-env"}
+    )
     assert settings.server.profile == "production"
     muda = settings.accounts["muda-ug"]
     assert muda.secret("api_key") == "from-env"
@@ -86,6 +89,7 @@ def test_every_problem_is_reported_at_once_with_location_and_fix() -> None:
         env={"A": "a", "B": "b"},
     )
     expected = {
+        "clients",
         "cache.url",
         "cache.fresh_seconds",
         "upstream.max_attempts",

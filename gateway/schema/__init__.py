@@ -7,7 +7,9 @@ import logging
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
+    MaxTokensLimiter,
     ParserCache,
     SchemaExtension,
     ValidationCache,
@@ -17,8 +19,10 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from gateway.schema.errors import DeferredErrors
+from gateway.schema.limits import limits_rule
 from gateway.schema.query import Query
 from gateway.schema.scalars import SCALAR_MAP
+from gateway.security_settings import Limits
 
 log = logging.getLogger("gateway.graphql")
 
@@ -34,9 +38,13 @@ class QuietSchema(strawberry.Schema):
             log.debug("graphql error: %s", error.message)
 
 
-def build_schema(*, development: bool = False) -> strawberry.Schema:
+def build_schema(*, development: bool = False, limits: Limits | None = None) -> strawberry.Schema:
+    limits = limits or Limits()
+    operation_limits = limits_rule(limits.max_depth, limits.max_aliases)
     extensions: list[type[SchemaExtension] | object] = [
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: ParserCache(maxsize=512),
+        lambda: AddValidationRules([operation_limits]),
         lambda: ValidationCache(maxsize=512),
         DeferredErrors,
     ]

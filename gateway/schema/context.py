@@ -10,7 +10,8 @@ from graphql import GraphQLError
 from starlette.requests import Request
 from strawberry.dataloader import DataLoader
 
-from gateway.domain import AccountBalance, AccountBalanceResult
+from gateway.auth import DEVELOPMENT, Principal
+from gateway.domain import AccountBalance, AccountBalanceResult, AccountInfo
 from gateway.service import BalanceService
 
 
@@ -18,6 +19,8 @@ from gateway.service import BalanceService
 class Context:
     request: Request | None
     service: BalanceService
+    principal: Principal = DEVELOPMENT
+    max_accounts: int = 100
     cache_until: float = 0.0
     cacheable: bool = True
     balance_loader: DataLoader[str, AccountBalanceResult] = field(init=False)
@@ -32,6 +35,14 @@ class Context:
             return results
 
         self.balance_loader = DataLoader(load_fn=load)
+
+    def visible(self, account_id: str) -> AccountInfo | None:
+        """The account if this caller may see it; otherwise exactly as if it did not exist."""
+        account = self.service.account(account_id)
+        return account if account and self.principal.can_see(account.id) else None
+
+    def visible_accounts(self) -> list[AccountInfo]:
+        return [a for a in self.service.accounts() if self.principal.can_see(a.id)]
 
     def _note(self, result: AccountBalanceResult) -> None:
         """Failures and stale answers are never cached; fresh ones until they go stale."""

@@ -11,8 +11,6 @@ from gateway.errors import ClientError, ErrorCode
 from gateway.schema.context import Context
 from gateway.schema.types import Account, BalanceReport, Country, CurrencyTotal, result_of, view
 
-MAX_ACCOUNTS_PER_QUERY = 100
-
 
 @strawberry.type
 class Query:
@@ -20,11 +18,12 @@ class Query:
     def accounts(
         self, info: strawberry.Info[Context, None], provider: ProviderKind | None = None
     ) -> list[Account]:
-        return [Account.of(a) for a in info.context.service.accounts(provider)]
+        accounts = info.context.visible_accounts()
+        return [Account.of(a) for a in accounts if provider is None or a.provider is provider]
 
     @strawberry.field(description="One account by id; null when there is no such account.")
     def account(self, info: strawberry.Info[Context, None], id: strawberry.ID) -> Account | None:
-        found = info.context.service.account(str(id))
+        found = info.context.visible(str(id))
         return Account.of(found) if found else None
 
     @strawberry.field(
@@ -38,14 +37,15 @@ class Query:
         account_ids: list[strawberry.ID] | None = None,
         providers: list[ProviderKind] | None = None,
     ) -> BalanceReport:
-        service = info.context.service
+        context = info.context
+        context.principal.require("balances:read")
         if account_ids is None:
-            ids = [a.id for a in service.accounts()]
+            ids = [a.id for a in context.visible_accounts()]
         else:
             ids = list(dict.fromkeys(str(i) for i in account_ids))
-        if len(ids) > MAX_ACCOUNTS_PER_QUERY:
-            raise ClientError(f"At most {MAX_ACCOUNTS_PER_QUERY} accounts per query.")
-        missing = [i for i in ids if service.account(i) is None]
+        if len(ids) > context.max_accounts:
+            raise ClientError(f"At most {context.max_accounts} accounts per query.")
+        missing = [i for i in ids if context.visible(i) is None]
         for account_id in missing:
             info.context.errors.append(
                 GraphQLError(
@@ -57,7 +57,7 @@ class Query:
         wanted = [
             i
             for i in ids
-            if (account := service.account(i))
+            if (account := context.visible(i))
             and (providers is None or account.provider in providers)
         ]
         results = await info.context.balance_loader.load_many(wanted)

@@ -89,6 +89,7 @@ class Account:
 
     @strawberry.field
     async def balance(self, info: strawberry.Info[Context, None]) -> AccountBalanceResult:
+        info.context.principal.require("balances:read")
         return result_of(await info.context.balance_loader.load(str(self.id)))
 
 

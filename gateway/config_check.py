@@ -1,0 +1,117 @@
+"""Reading one TOML mapping while collecting every problem (location, message, fix).
+
+Typed getters return a default when the value is wrong, so parsing goes on and the
+operator sees all problems at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from gateway.accounts import Secret
+from gateway.errors import Problem
+
+
+class Checker:
+    """Collects problems while reading one mapping; typed getters return a default on error."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[Problem] = []
+
+    def add(self, location: str, message: str, fix: str = "") -> None:
+        self.problems.append(Problem(location, message, fix))
+
+    def table(self, data: Mapping[str, Any], key: str, location: str) -> Mapping[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            self.add(location, "must be a table", f"write it as [{location}]")
+            return {}
+        return value
+
+    def unknown(self, data: Mapping[str, Any], allowed: set[str], location: str) -> None:
+        for key in sorted(set(data) - allowed):
+            self.add(
+                f"{location}.{key}" if location else key,
+                "unknown key",
+                "remove it, or check the spelling against the README",
+            )
+
+    def string(self, data: Mapping[str, Any], key: str, location: str, default: str = "") -> str:
+        value = data.get(key, default)
+        if not isinstance(value, str):
+            self.add(f"{location}.{key}", "must be a string", f'write {key} = "…"')
+            return default
+        return value
+
+    def number(
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        location: str,
+        default: float,
+        high: float,
+        *,
+        zero: bool = False,
+    ) -> float:
+        value = data.get(key, default)
+        ok = not isinstance(value, bool) and isinstance(value, int | float)
+        if not ok or not (0 < value <= high or (zero and value == 0)):
+            lowest = "at least" if zero else "above"
+            self.add(
+                f"{location}.{key}",
+                f"must be a number {lowest} 0 and at most {high}",
+                f"for example {key} = {default}",
+            )
+            return default
+        return float(value)
+
+    def whole(
+        self, data: Mapping[str, Any], key: str, location: str, default: int | None, high: int
+    ) -> int | None:
+        value = data.get(key, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+            self.add(
+                f"{location}.{key}",
+                f"must be a whole number from 1 to {high}",
+                f"for example {key} = {default or 1}",
+            )
+            return default
+        return value
+
+    def secret(self, value: Any, location: str, development: bool) -> Secret | None:
+        if not isinstance(value, str) or not value:
+            self.add(location, "must be a non-empty string", 'use "env:NAME" or "file:/path"')
+            return None
+        if value.startswith("env:"):
+            name = value[4:]
+            if name not in self.env or not self.env[name]:
+                self.add(
+                    location,
+                    f"environment variable {name} is not set",
+                    f"export {name}=… before starting",
+                )
+                return None
+            return Secret(self.env[name])
+        if value.startswith("file:"):
+            try:
+                return Secret(Path(value[5:]).read_text(encoding="utf-8").strip())
+            except OSError as exc:
+                self.add(
+                    location,
+                    f"cannot read the secret file: {exc.strerror}",
+                    "check the path and its permissions",
+                )
+                return None
+        if not development:
+            self.add(
+                location,
+                "inline secrets are refused outside the development profile",
+                'use "env:NAME" or "file:/path"',
+            )
+            return None
+        return Secret(value)

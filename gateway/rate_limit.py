@@ -1,0 +1,55 @@
+"""Per-client request rate limiting: a token bucket per client.
+
+`burst` tokens, refilled at `requests_per_second`; a request takes one or is refused with
+the seconds until one is back. With a shared store (Redis) one atomic script keeps a bucket
+per client for every replica; otherwise — or while Redis fails — the bucket is local.
+Time is the gateway's injectable clock.
+"""
+
+from __future__ import annotations
+
+import math
+
+from gateway.clock import Clock
+from gateway.store import Store
+
+BUCKET = """
+local v = redis.call('HMGET', KEYS[1], 't', 'u')
+local rate, burst, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tokens = tonumber(v[1]) or burst
+local updated = tonumber(v[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - updated) * rate)
+local allowed = 0
+if tokens >= 1 then tokens = tokens - 1; allowed = 1 end
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 'u', tostring(now))
+redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
+return {allowed, tostring(tokens)}
+"""
+
+
+class RateLimiter:
+    def __init__(self, store: Store, requests_per_second: float, burst: int, clock: Clock) -> None:
+        self.store = store
+        self.rate = requests_per_second
+        self.burst = burst
+        self._clock = clock
+        self._local: dict[str, tuple[float, float]] = {}
+
+    async def take(self, client: str) -> int | None:
+        """None if the request may go; else whole seconds until it may."""
+        now = self._clock()
+        result = await self.store.script(BUCKET, f"rate:{client}", self.rate, self.burst, now)
+        if result is not None:
+            allowed, tokens = int(result[0]), float(result[1])
+        else:
+            allowed, tokens = self._take_local(client, now)
+        return None if allowed else max(1, math.ceil((1 - tokens) / self.rate))
+
+    def _take_local(self, client: str, now: float) -> tuple[int, float]:
+        tokens, updated = self._local.get(client, (float(self.burst), now))
+        tokens = min(self.burst, tokens + max(0.0, now - updated) * self.rate)
+        allowed = int(tokens >= 1)
+        if allowed:
+            tokens -= 1
+        self._local[client] = (tokens, now)
+        return allowed, tokens
