@@ -18,7 +18,7 @@ from typing import Any
 
 from cross_web import HTTPException  # what Strawberry's views raise (its own dependency)
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
@@ -192,8 +192,8 @@ class GraphQLEndpoint:
         )
         try:
             response = await self.graphql.run(request, context=context)
-        except HTTPException as exc:
-            return PlainTextResponse(exc.reason, status_code=exc.status_code)
+        except HTTPException as exc:  # Strawberry's own refusals, in our error shape
+            return refusal(Refused(exc.status_code, exc.reason))
         if (
             cache_key is not None
             and self.response_cache is not None

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -15,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from gateway.simulator import magma_onepay, muda, ourvoice, paymob_bills
+from gateway.simulator import magma_onepay, muda, ourvoice, paymob_bills, seed
 from gateway.simulator.state import Faults, SimState
 
 PREFIXES = {
@@ -30,16 +31,23 @@ class Simulator:
     """The fake providers plus handles tests use: `state` (faults, counters, clock),
     `muda_tokens` and `ourvoice` (its ledger of balances)."""
 
-    def __init__(self, state: SimState | None = None) -> None:
+    def __init__(self, state: SimState | None = None, tenants: Tenants | None = None) -> None:
         self.state = state or SimState()
+        tenants = tenants or Tenants()
         self.muda_tokens = muda.MudaTokens(self.state)
-        self.ourvoice = ourvoice.OurVoiceFake(self.state)
+        self.ourvoice = ourvoice.OurVoiceFake(self.state, tenants.ourvoice)
         self.app = Starlette(
             routes=[
                 Mount(PREFIXES["ourvoice"], routes=self.ourvoice.routes()),
-                Mount(PREFIXES["magma_onepay"], routes=magma_onepay.routes(self.state)),
-                Mount(PREFIXES["muda"], routes=muda.routes(self.state, self.muda_tokens)),
-                Mount(PREFIXES["paymob_bills"], routes=paymob_bills.routes(self.state)),
+                Mount(
+                    PREFIXES["magma_onepay"], routes=magma_onepay.routes(self.state, tenants.magma)
+                ),
+                Mount(
+                    PREFIXES["muda"], routes=muda.routes(self.state, self.muda_tokens, tenants.muda)
+                ),
+                Mount(
+                    PREFIXES["paymob_bills"], routes=paymob_bills.routes(self.state, tenants.paymob)
+                ),
                 Route("/_sim/faults", self._list_faults, methods=["GET"]),
                 Route("/_sim/faults/{tenant}", self._set_faults, methods=["PUT", "DELETE"]),
                 Route("/_sim/calls", self._calls, methods=["GET"]),
@@ -65,5 +73,15 @@ class Simulator:
         return JSONResponse(dict(self.state.calls))
 
 
-def create_simulator(state: SimState | None = None) -> Simulator:
-    return Simulator(state)
+@dataclass(frozen=True)
+class Tenants:
+    """Who each fake knows (credentials and data); the seed's demo tenants by default."""
+
+    ourvoice: tuple[seed.OurVoiceTenant, ...] = seed.OURVOICE
+    magma: tuple[seed.MagmaTenant, ...] = seed.MAGMA
+    muda: tuple[seed.MudaTenant, ...] = seed.MUDA
+    paymob: tuple[seed.PaymobTenant, ...] = seed.PAYMOB
+
+
+def create_simulator(state: SimState | None = None, tenants: Tenants | None = None) -> Simulator:
+    return Simulator(state, tenants)
