@@ -141,7 +141,7 @@ def create_app(
     )
     authenticator = Authenticator(
         settings.security.clients,
-        JwtVerifier(settings.security.jwt) if settings.security.jwt else None,
+        JwtVerifier(settings.security.jwt, clock) if settings.security.jwt else None,
         development=development,
     )
     log_context.install(secrets_of(settings))

@@ -22,6 +22,7 @@ from typing import Any
 import jwt
 
 from gateway.accounts import Secret
+from gateway.clock import Clock
 from gateway.errors import Forbidden, Unauthenticated
 
 log = logging.getLogger("gateway.auth")
@@ -80,8 +81,9 @@ class JwtConfig:
 
 
 class JwtVerifier:
-    def __init__(self, config: JwtConfig) -> None:
+    def __init__(self, config: JwtConfig, clock: Clock) -> None:
         self.config = config
+        self._clock = clock
         self._keys: dict[str, Any] = {}
         self._url_client: jwt.PyJWKClient | None = None
         if config.jwks_file:
@@ -115,14 +117,28 @@ class JwtVerifier:
             algorithms=[algorithm],
             audience=self.config.audience,
             issuer=self.config.issuer,
-            leeway=self.config.leeway_seconds,
-            options={"require": ["exp", "iss", "aud"]},
+            # Times are checked below against the gateway's clock, not the wall's.
+            options={
+                "require": ["exp", "iss", "aud"],
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+            },
         )
+        self._check_times(claims)
         return Principal(
             name=f"jwt:{claims.get(self.config.name_claim, '?')}",
             scopes=frozenset(_listed(claims.get(self.config.scopes_claim))) & frozenset(SCOPES),
             accounts=_accounts(claims.get(self.config.accounts_claim)),
         )
+
+    def _check_times(self, claims: Mapping[str, Any]) -> None:
+        now, leeway = self._clock(), self.config.leeway_seconds
+        exp, nbf = claims.get("exp"), claims.get("nbf", 0)
+        if not isinstance(exp, int | float) or isinstance(exp, bool) or exp + leeway <= now:
+            raise jwt.ExpiredSignatureError("expired")
+        if not isinstance(nbf, int | float) or nbf - leeway > now:
+            raise jwt.ImmatureSignatureError("not yet valid")
 
 
 def _listed(value: object) -> list[str]:
