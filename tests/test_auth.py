@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -297,3 +298,14 @@ async def test_rs256_with_a_jwks_file_and_no_algorithm_confusion(
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     wrong_signer = jwt.encode(claims(clock), other_key, algorithm="RS256", headers={"kid": "k1"})
     assert (await ask(settings, wrong_signer, sim_transport, clock)).status_code == 401
+
+
+async def test_log_lines_carry_the_request_id_and_client(
+    gw: GatewayClient, sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim.state.set_faults("magma", status=503)
+    with caplog.at_level(logging.WARNING, logger="gateway.service"):
+        response = await gw.as_key(KEY_A).post(BALANCES, {"ids": ["magma"]})
+    (record,) = [r for r in caplog.records if "account magma failed" in r.getMessage()]
+    assert record.request_id == response.headers["x-request-id"]  # type: ignore[attr-defined]
+    assert record.client == "client-a"  # type: ignore[attr-defined]
