@@ -25,6 +25,8 @@ from typing import Any
 
 import httpx
 
+from gateway.auth import key_hash
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin" / "balance-gateway"
 LATENCY = 0.05
@@ -36,19 +38,31 @@ QUERY = (
     "... on ProviderFailure { account { id } code } } } }"
 )
 TENANTS = ["ourvoice-sn", "ourvoice-ci", "magma", "muda-ug", "paymob-eg"]
+# The simulator's demo credentials, handed to the gateway as env: references (the
+# production profile refuses inline secrets).
+SECRETS = {
+    "BENCH_OURVOICE_KEY": "demo-ourvoice-sn-key",
+    "BENCH_MAGMA_PRIVATE": "demo-magma-private-key",
+    "BENCH_MAGMA_SECRET": "demo-magma-secret-key",
+    "BENCH_MUDA_KEY": "demo-muda-api-key",
+    "BENCH_MUDA_SECRET": "demo-muda-secret-key",
+    "BENCH_PAYMOB_PUBLIC": "demo-paymob-public-key",
+    "BENCH_PAYMOB_SECRET": "demo-paymob-secret-key",
+}
 CREDENTIALS = {
-    "ourvoice": ('api_key = "demo-ourvoice-sn-key"', "/ourvoice"),
+    "ourvoice": ('api_key = "env:BENCH_OURVOICE_KEY"', "/ourvoice"),
     "magma_onepay": (
-        'private_key = "demo-magma-private-key"\nsecret_key = "demo-magma-secret-key"',
+        'private_key = "env:BENCH_MAGMA_PRIVATE"\nsecret_key = "env:BENCH_MAGMA_SECRET"',
         "/magma",
     ),
-    "muda": ('api_key = "demo-muda-api-key"\nsecret_key = "demo-muda-secret-key"', "/muda"),
+    "muda": ('api_key = "env:BENCH_MUDA_KEY"\nsecret_key = "env:BENCH_MUDA_SECRET"', "/muda"),
     "paymob_bills": (
-        'public_key = "demo-paymob-public-key"\nsecret_key = "demo-paymob-secret-key"',
+        'public_key = "env:BENCH_PAYMOB_PUBLIC"\nsecret_key = "env:BENCH_PAYMOB_SECRET"',
         "/paymob",
     ),
 }
 CPUS = os.cpu_count() or 1
+BENCH_KEY = "bgw_bench-" + "k" * 32
 GATEWAY_CPU, LOAD_CPU = ("0", "1") if CPUS >= 2 else ("0", "0")
 
 
@@ -66,7 +80,10 @@ def config(
     providers: list[str] | None = None,
 ) -> str:
     lines = [
-        '[server]\nprofile = "development"\n',
+        '[server]\nprofile = "production"\n',
+        f'[clients.bench]\nkey_sha256 = "{key_hash(BENCH_KEY)}"\nscopes = ["balances:read"]\n'
+        'accounts = ["*"]\n',
+        "[rate_limit]\nrequests_per_second = 100000\nburst = 1000000\n",
         f"[cache]\nfresh_seconds = {fresh}\nresponse_cache = {str(response_cache).lower()}\n",
     ]
     for provider in providers or list(CREDENTIALS):
@@ -118,6 +135,7 @@ class Gateway:
             ),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env={**os.environ, **SECRETS},
         )
         wait_http(f"{self.url}/healthz")
         return self
@@ -142,6 +160,7 @@ class Gateway:
 WRK_POST = """wrk.method = "POST"
 wrk.body = {body}
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {key}"
 """
 
 
@@ -191,7 +210,7 @@ def measure(
 
 def post_script(directory: Path) -> str:
     path = directory / "post.lua"
-    path.write_text(WRK_POST.format(body=json.dumps(json.dumps({"query": QUERY}))))
+    path.write_text(WRK_POST.format(body=json.dumps(json.dumps({"query": QUERY})), key=BENCH_KEY))
     return str(path)
 
 
@@ -219,7 +238,9 @@ def upstream_baseline(sim_url: str, seconds: int, runs: int) -> dict[str, float]
 
 
 async def cold_burst(url: str, sim_url: str, concurrency: int) -> dict[str, int]:
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=concurrency)) as c:
+    headers = {"Authorization": f"Bearer {BENCH_KEY}"}
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(timeout=30, limits=limits, headers=headers) as c:
         before = (await c.get(f"{sim_url}/_sim/calls")).json()
         answers = await asyncio.gather(
             *(c.post(f"{url}/graphql", json={"query": QUERY}) for _ in range(concurrency))

@@ -309,3 +309,32 @@ async def test_log_lines_carry_the_request_id_and_client(
     (record,) = [r for r in caplog.records if "account magma failed" in r.getMessage()]
     assert record.request_id == response.headers["x-request-id"]  # type: ignore[attr-defined]
     assert record.client == "client-a"  # type: ignore[attr-defined]
+
+
+async def test_es256_with_a_jwks_url(
+    tmp_path: Path, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from tests.test_e2e import serving
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+    jwks = {"keys": [{**jwk, "kid": "ec1", "use": "sig", "alg": "ES256"}]}
+    idp = Starlette(routes=[Route("/jwks.json", lambda request: JSONResponse(jwks))])
+    async with serving(idp) as idp_url:
+        settings = jwt_settings(
+            JwtConfig(("RS256", "ES256"), ISSUER, AUDIENCE, jwks_url=f"{idp_url}/jwks.json")
+        )
+        good = jwt.encode(claims(clock), key, algorithm="ES256", headers={"kid": "ec1"})
+        forged = jwt.encode(
+            claims(clock),
+            ec.generate_private_key(ec.SECP256R1()),
+            algorithm="ES256",
+            headers={"kid": "ec1"},
+        )
+        assert (await ask(settings, good, sim_transport, clock)).status_code == 200
+        assert (await ask(settings, forged, sim_transport, clock)).status_code == 401
