@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,10 +32,12 @@ from gateway.budget import Budget, Limits
 from gateway.cache import Generations, ReadThroughCache
 from gateway.channel import Channel, RetryPolicy, Sleep
 from gateway.clock import Clock
+from gateway.cursor import Cursors
+from gateway.domain import Capability
 from gateway.endpoint import GatewayGraphQL, GraphQLEndpoint, refusal
 from gateway.errors import GatewayError
 from gateway.metrics import Metrics
-from gateway.providers import PROVIDERS
+from gateway.providers import PROVIDERS, TransactionSource
 from gateway.providers.base import upstream_context
 from gateway.rate_limit import RateLimiter
 from gateway.response_cache import ResponseCache
@@ -42,6 +45,7 @@ from gateway.schema import build_schema
 from gateway.service import BalanceService
 from gateway.settings import Settings
 from gateway.store import Store, open_store
+from gateway.transactions import TransactionService
 from gateway.upstream import UpstreamClient
 
 log = logging.getLogger("gateway.app")
@@ -91,9 +95,23 @@ def create_app(
         gc.collect()
         gc.freeze()
         security = settings.security
+        transactions = TransactionService(
+            settings.accounts,
+            {
+                k: v
+                for k, v in adapters.items()
+                if isinstance(v, TransactionSource)
+                and Capability.TRANSACTIONS in settings.accounts[k].capabilities
+            },
+            cache,
+            Cursors(cursor_secret(settings)),
+            settings.cache.transactions_fresh_seconds,
+            settings.server.request_deadline_seconds,
+        )
         app.state.graphql = GraphQLEndpoint(
             graphql,
             service,
+            transactions,
             authenticator,
             RateLimiter(
                 store, security.rate_limit.requests_per_second, security.rate_limit.burst, clock
@@ -170,9 +188,19 @@ def create_app(
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 
+def cursor_secret(settings: Settings) -> bytes:
+    """The configured secret; in development, a random one (cursors then last one process)."""
+    if settings.server.cursor_secret is not None:
+        return settings.server.cursor_secret.reveal().encode()
+    log.warning("no [server] cursor_secret: pagination cursors are valid in this process only")
+    return secrets.token_bytes(32)
+
+
 def secrets_of(settings: Settings) -> list[str]:
     """Every secret the configuration holds, for log redaction."""
     values = [s.reveal() for a in settings.accounts.values() for s in a.credentials.values()]
+    if settings.server.cursor_secret is not None:
+        values.append(settings.server.cursor_secret.reveal())
     jwt = settings.security.jwt
     if jwt is not None and jwt.secret is not None:
         values.append(jwt.secret.reveal())

@@ -1,4 +1,4 @@
-"""Balances ⇄ JSON text for the cache: exact (Decimal as strings), versioned, pure.
+"""Balances and transaction pages ⇄ cached JSON text: exact (Decimal as strings), pure.
 
 A cached entry is always a fresh copy when read back, so no request can mutate what the
 next one sees.
@@ -11,7 +11,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from gateway.domain import Asset, AssetKind, Balance, Country, Money
+from gateway.domain import (
+    Asset,
+    AssetKind,
+    Balance,
+    Country,
+    Direction,
+    Money,
+    Transaction,
+    TransactionPage,
+    TransactionStatus,
+)
 
 FORMAT = 1
 
@@ -67,5 +77,63 @@ def decode_balances(text: str) -> tuple[Balance, ...] | None:
             for row in data["balances"]
         )
         return balances
+    except (ValueError, KeyError, TypeError, IndexError, ArithmeticError):
+        return None
+
+
+def _tx_row(t: Transaction) -> list[Any]:
+    return [
+        t.id,
+        t.account_id,
+        t.reference,
+        t.type,
+        t.status.value,
+        t.raw_status,
+        _money(t.amount),
+        t.created_at.isoformat() if t.created_at else None,
+        t.direction.value if t.direction else None,
+        _money(t.fee),
+        t.payment_method,
+        t.initiator,
+        t.recipient,
+    ]
+
+
+def encode_transactions(page: TransactionPage) -> str:
+    return json.dumps(
+        {
+            "v": FORMAT,
+            "rows": [_tx_row(t) for t in page.rows],
+            "next": page.next_page,
+            "total": page.total,
+        },
+        separators=(",", ":"),
+    )
+
+
+def decode_transactions(text: str) -> TransactionPage | None:
+    try:
+        data = json.loads(text)
+        if data.get("v") != FORMAT:
+            return None
+        rows = tuple(
+            Transaction(
+                id=r[0],
+                account_id=r[1],
+                reference=r[2],
+                type=r[3],
+                status=TransactionStatus(r[4]),
+                raw_status=r[5],
+                amount=_unmoney(r[6]),  # type: ignore[arg-type]
+                created_at=datetime.fromisoformat(r[7]) if r[7] else None,
+                direction=Direction(r[8]) if r[8] else None,
+                fee=_unmoney(r[9]),
+                payment_method=r[10],
+                initiator=r[11],
+                recipient=r[12],
+            )
+            for r in data["rows"]
+        )
+        return TransactionPage(rows, data["next"], data["total"])
     except (ValueError, KeyError, TypeError, IndexError, ArithmeticError):
         return None

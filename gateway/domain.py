@@ -204,3 +204,85 @@ def totals(results: list[AccountBalanceResult]) -> list[CurrencyTotal]:
             sums.items(), key=lambda item: (item[0][0], item[0][1].value)
         )
     ]
+
+
+class TransactionStatus(Enum):
+    PENDING = "PENDING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    REFUNDED = "REFUNDED"
+    UNKNOWN = "UNKNOWN"
+
+
+class Direction(Enum):
+    CREDIT = "CREDIT"
+    DEBIT = "DEBIT"
+
+
+def map_status(raw: str | None, table: dict[str, TransactionStatus]) -> TransactionStatus:
+    """Case-insensitive; anything unmapped is UNKNOWN (the raw value is kept beside it)."""
+    return table.get((raw or "").strip().lower(), TransactionStatus.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class Transaction:
+    id: str  # `<account>:<reference>`, globally unique and stable
+    account_id: str
+    reference: str
+    type: str
+    status: TransactionStatus
+    raw_status: str | None
+    amount: Money
+    created_at: datetime | None
+    direction: Direction | None = None
+    fee: Money | None = None
+    payment_method: str | None = None
+    initiator: str | None = None
+    recipient: str | None = None
+
+    @property
+    def position(self) -> tuple[float, str]:
+        """Newest first: rows sort by (createdAt, reference) descending."""
+        return (self.created_at.timestamp() if self.created_at else 0.0, self.reference)
+
+
+@dataclass(frozen=True)
+class TransactionFilter:
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    statuses: frozenset[TransactionStatus] | None = None
+    types: frozenset[str] | None = None
+    reference: str | None = None
+
+    def matches(self, tx: Transaction) -> bool:
+        """The exact filter, applied in the gateway whatever the upstream already did."""
+        if self.created_from and (tx.created_at is None or tx.created_at < self.created_from):
+            return False
+        if self.created_to and (tx.created_at is None or tx.created_at > self.created_to):
+            return False
+        if self.statuses is not None and tx.status not in self.statuses:
+            return False
+        if self.types is not None and tx.type not in self.types:
+            return False
+        return self.reference is None or tx.reference == self.reference
+
+    def fingerprint(self) -> str:
+        parts = [
+            self.created_from.isoformat() if self.created_from else "",
+            self.created_to.isoformat() if self.created_to else "",
+            ",".join(sorted(s.value for s in self.statuses)) if self.statuses is not None else "*",
+            ",".join(sorted(self.types)) if self.types is not None else "*",
+            self.reference or "",
+        ]
+        return "|".join(parts)
+
+
+@dataclass(frozen=True)
+class TransactionPage:
+    """One upstream page: its rows newest first, the next page's number (None: last),
+    and the upstream's own total count when it gives one."""
+
+    rows: tuple[Transaction, ...]
+    next_page: int | None = None
+    total: int | None = None

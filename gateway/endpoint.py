@@ -34,6 +34,7 @@ from gateway.schema.context import Context
 from gateway.schema.errors import coded
 from gateway.security_settings import Limits
 from gateway.service import BalanceService
+from gateway.transactions import TransactionService
 
 SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 STATUS = {ErrorCode.UNAUTHENTICATED: 401, ErrorCode.FORBIDDEN: 403, ErrorCode.RATE_LIMITED: 429}
@@ -128,6 +129,7 @@ class GraphQLEndpoint:
         self,
         graphql: GatewayGraphQL,
         service: BalanceService,
+        transactions: TransactionService,
         authenticator: Authenticator,
         rate_limiter: RateLimiter,
         response_cache: ResponseCache | None,
@@ -138,6 +140,7 @@ class GraphQLEndpoint:
     ) -> None:
         self.graphql = graphql
         self.service = service
+        self.transactions = transactions
         self.authenticator = authenticator
         self.rate_limiter = rate_limiter
         self.response_cache = response_cache
@@ -186,6 +189,7 @@ class GraphQLEndpoint:
         context = Context(
             request=request,
             service=self.service,
+            transactions=self.transactions,
             principal=principal,
             max_accounts=self.limits.max_accounts,
             cache_until=self.clock() + self.default_fresh_seconds,

@@ -28,7 +28,7 @@ from gateway.security_settings import Security, parse_security
 PROFILES = ("production", "development")
 ACCOUNT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 TOP_LEVEL = {"server", "cache", "upstream", "accounts", "clients", "jwt", "limits", "rate_limit"}
-SERVER_KEYS = {"profile", "cors_origins", "request_deadline_seconds"}
+SERVER_KEYS = {"profile", "cors_origins", "request_deadline_seconds", "cursor_secret"}
 CACHE_KEYS = {
     "url",
     "fresh_seconds",
@@ -36,6 +36,7 @@ CACHE_KEYS = {
     "namespace",
     "fill_wait_seconds",
     "response_cache",
+    "transactions_fresh_seconds",
 }
 UPSTREAM_KEYS = {
     "max_attempts",
@@ -67,6 +68,7 @@ class ServerSettings:
     profile: str = "production"
     cors_origins: tuple[str, ...] = ()
     request_deadline_seconds: float = 8.0
+    cursor_secret: Secret | None = None
 
     @property
     def development(self) -> bool:
@@ -81,6 +83,7 @@ class CacheSettings:
     namespace: str = "balance-gateway"
     fill_wait_seconds: float = 2.0
     response_cache: bool = True
+    transactions_fresh_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,23 @@ def _server(check: Checker, raw: Mapping[str, Any]) -> ServerSettings:
         profile=profile,
         cors_origins=tuple(origins),
         request_deadline_seconds=check.number(raw, "request_deadline_seconds", "server", 8.0, 120),
+        cursor_secret=_cursor_secret(check, raw, profile == "development"),
     )
+
+
+def _cursor_secret(check: Checker, raw: Mapping[str, Any], development: bool) -> Secret | None:
+    if "cursor_secret" not in raw:
+        if not development:
+            check.add(
+                "server.cursor_secret",
+                "production needs a cursor secret shared by replicas",
+                'cursor_secret = "env:GATEWAY_CURSOR_SECRET" (32+ random bytes)',
+            )
+        return None
+    secret = check.secret(raw["cursor_secret"], "server.cursor_secret", development)
+    if secret is not None and len(secret.reveal()) < 16:
+        check.add("server.cursor_secret", "too short to sign anything", "use 32+ random bytes")
+    return secret
 
 
 def _cache(check: Checker, raw: Mapping[str, Any]) -> CacheSettings:
@@ -208,6 +227,9 @@ def _cache(check: Checker, raw: Mapping[str, Any]) -> CacheSettings:
         namespace=namespace,
         fill_wait_seconds=check.number(raw, "fill_wait_seconds", "cache", 2.0, 30),
         response_cache=response_cache,
+        transactions_fresh_seconds=check.number(
+            raw, "transactions_fresh_seconds", "cache", 5.0, 3600, zero=True
+        ),
     )
 
 

@@ -22,6 +22,8 @@ ALLOWED: dict[str, set[str]] = {
     "cli": {"app", "schema", "settings", "simulator", "auth", "log_context"},
     "__main__": {"cli"},
     "app": {
+        "transactions",
+        "cursor",
         "auth",
         "security_settings",
         "rate_limit",
@@ -40,6 +42,7 @@ ALLOWED: dict[str, set[str]] = {
         "budget",
     },
     "endpoint": {
+        "transactions",
         "response_cache",
         "schema",
         "service",
@@ -55,8 +58,10 @@ ALLOWED: dict[str, set[str]] = {
     "security_settings": {"auth", "config_check"},
     "config_check": set(),
     "auth": set(),
-    "schema": {"service", "auth", "security_settings"},
+    "schema": {"service", "transactions", "auth", "security_settings"},
     "service": {"providers", "cache", "codec", "channel"},
+    "transactions": {"providers", "cache", "codec", "channel", "cursor"},
+    "cursor": set(),
     "providers": {"channel", "upstream"},
     "channel": {"upstream", "breaker", "budget"},
     "cache": {"store"},

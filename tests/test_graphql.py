@@ -196,7 +196,7 @@ async def test_providers_filter_and_account_lookups(
             "id": "muda-ug",
             "label": "Muda Pay Uganda",
             "provider": "MUDA",
-            "capabilities": ["BALANCE"],
+            "capabilities": ["BALANCE", "TRANSACTIONS"],
         }
     ]
     assert [b["id"] for b in data["account"]["balance"]["balances"]] == [

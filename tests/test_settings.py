@@ -46,7 +46,12 @@ def test_profile_is_production_unless_set(tmp_path: Path) -> None:
     account = {**GOOD_ACCOUNT, "secret_key": f"file:{secret}"}
     client = {"key_sha256": "a" * 64, "scopes": ["balances:read"], "accounts": ["*"]}
     settings = parse_settings(
-        {"accounts": {"muda-ug": account}, "clients": {"dash": client}}, {"MUDA_KEY": "from-env"}
+        {
+            "accounts": {"muda-ug": account},
+            "clients": {"dash": client},
+            "server": {"cursor_secret": "env:CURSOR"},
+        },
+        {"MUDA_KEY": "from-env", "CURSOR": "c" * 32},
     )
     assert settings.server.profile == "production"
     muda = settings.accounts["muda-ug"]
@@ -90,6 +95,7 @@ def test_every_problem_is_reported_at_once_with_location_and_fix() -> None:
     )
     expected = {
         "clients",
+        "server.cursor_secret",
         "cache.url",
         "cache.fresh_seconds",
         "upstream.max_attempts",

@@ -2,7 +2,7 @@
 
 from gateway.domain import ProviderKind
 from gateway.providers import magma_onepay, muda, ourvoice, paymob_bills
-from gateway.providers.base import BalanceProvider, ProviderSpec
+from gateway.providers.base import BalanceProvider, ProviderSpec, TransactionSource
 
 PROVIDERS: dict[ProviderKind, ProviderSpec] = {
     ProviderKind.OURVOICE: ourvoice.SPEC,
@@ -11,4 +11,4 @@ PROVIDERS: dict[ProviderKind, ProviderSpec] = {
     ProviderKind.PAYMOB_BILLS: paymob_bills.SPEC,
 }
 
-__all__ = ["PROVIDERS", "BalanceProvider", "ProviderSpec"]
+__all__ = ["PROVIDERS", "BalanceProvider", "ProviderSpec", "TransactionSource"]

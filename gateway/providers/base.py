@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from gateway.accounts import AccountConfig
 from gateway.channel import Channel, Headers
 from gateway.clock import Clock
-from gateway.domain import Balance, Capability, ProviderKind
+from gateway.domain import Balance, Capability, ProviderKind, TransactionFilter, TransactionPage
 from gateway.errors import UpstreamContext
 
 
@@ -64,3 +64,11 @@ def join_url(base_url: str, path: str) -> str:
     if first != "/" and base.endswith(first):
         base = base[: -len(first)]
     return base + path
+
+
+@runtime_checkable
+class TransactionSource(Protocol):
+    async def transaction_page(self, flt: TransactionFilter, page: int) -> TransactionPage:
+        """Page `page` (from 1) of the account's history, newest first, pre-filtered
+        upstream as far as the provider allows (the gateway filters exactly)."""
+        ...

@@ -8,12 +8,29 @@ the non-ISO `RDC` (mapped to `CD`, raw kept). Timestamps have no zone: the accou
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
+from urllib.parse import urlencode
 
 from gateway.accounts import AccountConfig
 from gateway.channel import Channel
 from gateway.clock import Clock
-from gateway.domain import COUNTRIES, Asset, AssetKind, Balance, Country, Money, ProviderKind
+from gateway.domain import (
+    COUNTRIES,
+    Asset,
+    AssetKind,
+    Balance,
+    Capability,
+    Country,
+    Direction,
+    Money,
+    ProviderKind,
+    Transaction,
+    TransactionFilter,
+    TransactionPage,
+    TransactionStatus,
+    map_status,
+)
 from gateway.errors import UpstreamContext
 from gateway.providers.base import ProviderSpec, get_ok, join_url, upstream_context
 from gateway.upstream import status_error
@@ -79,10 +96,79 @@ def parse_balances(
     return balances
 
 
+HISTORY_PATH = "/v1/payout/transfer/history"
+DEFAULT_DAYS = 7
+WINDOW_DAYS = 31
+STATUSES = {
+    "new": TransactionStatus.PENDING,
+    "pending": TransactionStatus.PENDING,
+    "success": TransactionStatus.SUCCEEDED,
+    "failed": TransactionStatus.FAILED,
+    "refunded": TransactionStatus.REFUNDED,
+    "cancelled": TransactionStatus.CANCELLED,
+}
+
+
+def windows(flt: TransactionFilter, now: datetime) -> list[tuple[datetime, datetime]]:
+    """The filter's range (default: the last 7 days) as upstream ranges of at most 31 days,
+    newest first: page n of the history is window n."""
+    end = flt.created_to or now
+    start = flt.created_from or end - timedelta(days=DEFAULT_DAYS)
+    spans = []
+    while end > start:
+        spans.append((max(start, end - timedelta(days=WINDOW_DAYS)), end))
+        end = spans[-1][0] - timedelta(seconds=1)
+    return spans or [(start, start)]
+
+
+def upstream_time(moment: datetime, zone: tzinfo) -> str:
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def parse_history(
+    raw: bytes, account: AccountConfig, context: UpstreamContext
+) -> tuple[Transaction, ...]:
+    reader = WireReader(context)
+    body = reader.loads(raw)
+    if isinstance(body, dict):
+        code = reader.number(body, "code", "body")
+        if code != 200:
+            raise status_error(context, int(code) if code == code.to_integral() else 0)
+        body = reader.field(body, "data", "body")
+    rows = []
+    for i, item in enumerate(reader.array(body, "data")):
+        where = f"data[{i}]"
+        row = reader.object(item, where)
+        reference = reader.optional_string(row, "reference", where) or reader.string(
+            row, "token", where
+        )
+        currency = reader.currency(row.get("currency"), f"{where}.currency")
+        raw_status = reader.optional_string(row, "status", where)
+        rows.append(
+            Transaction(
+                id=f"{account.id}:{reference}",
+                account_id=account.id,
+                reference=reference,
+                type="payout",
+                status=map_status(raw_status, STATUSES),
+                raw_status=raw_status,
+                amount=Money(reader.number(row, "amount", where), currency),
+                fee=Money(reader.number(row, "fee", where), currency) if "fee" in row else None,
+                created_at=reader.timestamp(
+                    reader.field(row, "created_at", where), f"{where}.created_at", account.timezone
+                ),
+                direction=Direction.DEBIT,
+                recipient=reader.optional_string(row, "phone", where),
+            )
+        )
+    return tuple(sorted(rows, key=lambda t: t.position, reverse=True))
+
+
 class MagmaOnePay:
     def __init__(self, account: AccountConfig, channel: Channel, clock: Clock) -> None:
         self.account = account
         self.channel = channel
+        self.clock = clock
         self.context = upstream_context(account)
 
     def headers(self) -> dict[str, str]:
@@ -100,10 +186,25 @@ class MagmaOnePay:
         body = await get_ok(self.channel, url, self.headers())
         return parse_balances(body, self.account, self.context)
 
+    async def transaction_page(self, flt: TransactionFilter, page: int) -> TransactionPage:
+        spans = windows(flt, datetime.fromtimestamp(self.clock(), UTC))
+        if page > len(spans):
+            return TransactionPage((), None)
+        start, end = spans[page - 1]
+        zone = self.account.timezone
+        query = urlencode(
+            {"start_date": upstream_time(start, zone), "end_date": upstream_time(end, zone)}
+        )
+        url = f"{join_url(self.account.base_url, HISTORY_PATH)}?{query}"
+        body = await get_ok(self.channel, url, self.headers())
+        rows = parse_history(body, self.account, self.context)
+        return TransactionPage(rows, page + 1 if page < len(spans) else None)
+
 
 SPEC = ProviderSpec(
     kind=ProviderKind.MAGMA_ONEPAY,
     factory=MagmaOnePay,
     required_credentials=frozenset({"private_key"}),
     optional_credentials=frozenset({"secret_key"}),
+    capabilities=(Capability.BALANCE, Capability.TRANSACTIONS),
 )

@@ -19,7 +19,21 @@ from typing import Any
 from gateway.accounts import AccountConfig
 from gateway.channel import Channel
 from gateway.clock import Clock
-from gateway.domain import COUNTRIES, Asset, AssetKind, Balance, Money, ProviderKind
+from gateway.domain import (
+    COUNTRIES,
+    Asset,
+    AssetKind,
+    Balance,
+    Capability,
+    Direction,
+    Money,
+    ProviderKind,
+    Transaction,
+    TransactionFilter,
+    TransactionPage,
+    TransactionStatus,
+    map_status,
+)
 from gateway.errors import UpstreamContext
 from gateway.providers.base import ProviderSpec, join_url, upstream_context
 from gateway.upstream import UpstreamResponse, status_error
@@ -98,6 +112,63 @@ def parse_balances(
     if len({b.id for b in balances}) != len(balances):
         reader.fail("data: the same asset and issuer twice")
     return tuple(balances)
+
+
+STATEMENT_PATH = "/v1/payment/statement"
+STATUSES = {
+    "success": TransactionStatus.SUCCEEDED,
+    "completed": TransactionStatus.SUCCEEDED,
+    "pending": TransactionStatus.PENDING,
+    "initiated": TransactionStatus.PENDING,
+    "failed": TransactionStatus.FAILED,
+    "mint_failed": TransactionStatus.FAILED,
+    "cancelled": TransactionStatus.CANCELLED,
+    "refunded": TransactionStatus.REFUNDED,
+    "reversed": TransactionStatus.REFUNDED,
+}
+DIRECTIONS = {
+    "collection": Direction.CREDIT,
+    "deposit": Direction.CREDIT,
+    "mint": Direction.CREDIT,
+    "payout": Direction.DEBIT,
+    "transfer": Direction.DEBIT,
+    "withdrawal": Direction.DEBIT,
+}
+
+
+def parse_statement(
+    response: UpstreamResponse, account: AccountConfig, context: UpstreamContext
+) -> TransactionPage:
+    """The whole statement (the upstream does not paginate), newest first."""
+    reader = WireReader(context)
+    rows = []
+    for i, item in enumerate(reader.array(envelope_data(reader, response, 503), "data")):
+        where = f"data[{i}]"
+        row = reader.object(item, where)
+        reference = reader.string(row, "transaction_id", where)
+        currency = reader.currency(row.get("currency"), f"{where}.currency")
+        kind = reader.string(row, "type", where)
+        raw_status = reader.optional_string(row, "status", where)
+        fee = reader.decimal_string(row, "fee", where) if row.get("fee") is not None else None
+        rows.append(
+            Transaction(
+                id=f"{account.id}:{reference}",
+                account_id=account.id,
+                reference=reference,
+                type=kind,
+                status=map_status(raw_status, STATUSES),
+                raw_status=raw_status,
+                amount=Money(reader.decimal_string(row, "amount", where), currency),
+                fee=Money(fee, currency) if fee is not None else None,
+                created_at=reader.timestamp(
+                    reader.field(row, "created_at", where), f"{where}.created_at", account.timezone
+                ),
+                direction=DIRECTIONS.get(kind.lower()),
+                recipient=reader.optional_string(row, "phone", where),
+            )
+        )
+    ordered = sorted(rows, key=lambda t: t.position, reverse=True)
+    return TransactionPage(tuple(ordered), None, len(ordered))
 
 
 @dataclass(frozen=True)
@@ -191,11 +262,16 @@ class Muda:
         response = await self._get(BALANCE_PATH)
         return parse_balances(response, self.account, self.context)
 
+    async def transaction_page(self, flt: TransactionFilter, page: int) -> TransactionPage:
+        """One page: the statement, fetched whole (the gateway filters and pages it)."""
+        return parse_statement(await self._get(STATEMENT_PATH), self.account, self.context)
+
 
 SPEC = ProviderSpec(
     kind=ProviderKind.MUDA,
     factory=Muda,
     required_credentials=frozenset({"api_key", "secret_key"}),
+    capabilities=(Capability.BALANCE, Capability.TRANSACTIONS),
     calls_per_minute=100,  # Muda's documented quota: the budget stops us before its 429
     calls_per_day=5000,
 )

@@ -17,12 +17,27 @@ import hmac
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
+from zoneinfo import ZoneInfo
 
 from gateway.accounts import AccountConfig
 from gateway.channel import Channel
 from gateway.clock import Clock
-from gateway.domain import COUNTRIES, Asset, AssetKind, Balance, Money, ProviderKind
+from gateway.domain import (
+    COUNTRIES,
+    Asset,
+    AssetKind,
+    Balance,
+    Capability,
+    Direction,
+    Money,
+    ProviderKind,
+    Transaction,
+    TransactionFilter,
+    TransactionPage,
+    TransactionStatus,
+    map_status,
+)
 from gateway.errors import UpstreamContext
 from gateway.providers.base import ProviderSpec, get_ok, join_url, upstream_context
 from gateway.wire import WireReader
@@ -69,6 +84,80 @@ def parse_balances(
     return tuple(balances)
 
 
+TRANSACTIONS_PATH = "/api/v1/balance_transactions/"
+PAGE_SIZE = 50  # the upstream's default and maximum
+CAIRO = ZoneInfo("Africa/Cairo")
+STATUSES = {
+    "success": TransactionStatus.SUCCEEDED,
+    "successful": TransactionStatus.SUCCEEDED,
+    "pending": TransactionStatus.PENDING,
+    "failed": TransactionStatus.FAILED,
+    "failure": TransactionStatus.FAILED,
+    "cancelled": TransactionStatus.CANCELLED,
+    "refunded": TransactionStatus.REFUNDED,
+}
+DIRECTIONS = {
+    "card": Direction.CREDIT,
+    "accept_balance": Direction.CREDIT,
+    "commission_withdrawal": Direction.DEBIT,
+}
+
+
+def cairo_day(moment: datetime) -> str:
+    """The upstream's date filters are inclusive calendar days in Africa/Cairo."""
+    return moment.astimezone(CAIRO).date().isoformat()
+
+
+def transaction_query(flt: TransactionFilter, page: int) -> dict[str, str]:
+    params = {"page": str(page), "size": str(PAGE_SIZE)}
+    if flt.created_from:
+        params["date_from"] = cairo_day(flt.created_from)
+    if flt.created_to:
+        params["date_to"] = cairo_day(flt.created_to)
+    if flt.types is not None and len(flt.types) == 1:
+        params["transaction_type"] = next(iter(flt.types))
+    if flt.reference:
+        params["transaction_ref"] = flt.reference
+    return params
+
+
+def parse_transactions(
+    raw: bytes, account: AccountConfig, context: UpstreamContext, page: int
+) -> TransactionPage:
+    """A DRF page: `count`, `next`/`previous` (URLs: never followed, only `next`'s presence
+    is read), `results`."""
+    reader = WireReader(context)
+    body = reader.object(reader.loads(raw), "body")
+    count = reader.number(body, "count", "body")
+    currency = account.currency or "EGP"
+    rows = []
+    for i, item in enumerate(reader.array(reader.field(body, "results", "body"), "results")):
+        where = f"results[{i}]"
+        row = reader.object(item, where)
+        reference = reader.string(row, "transaction_ref", where)  # 25 digits: kept a string
+        kind = reader.string(row, "transaction_type", where)
+        raw_status = reader.optional_string(row, "status", where)
+        rows.append(
+            Transaction(
+                id=f"{account.id}:{reference}",
+                account_id=account.id,
+                reference=reference,
+                type=kind,
+                status=map_status(raw_status, STATUSES),
+                raw_status=raw_status,
+                amount=Money(reader.number(row, "amount", where), currency),
+                created_at=reader.timestamp(
+                    reader.field(row, "date_created", where), f"{where}.date_created", UTC
+                ),
+                direction=DIRECTIONS.get(kind),
+                initiator=reader.optional_string(row, "initiator", where),
+                recipient=reader.optional_string(row, "recipient", where),
+            )
+        )
+    next_page = page + 1 if body.get("next") else None
+    return TransactionPage(tuple(rows), next_page, int(count))
+
+
 class PaymobBills:
     def __init__(
         self,
@@ -104,10 +193,17 @@ class PaymobBills:
         body = await get_ok(self.channel, url, lambda: self.headers("GET", url))
         return parse_balances(body, self.account, self.context)
 
+    async def transaction_page(self, flt: TransactionFilter, page: int) -> TransactionPage:
+        url = join_url(self.account.base_url, TRANSACTIONS_PATH)
+        full = f"{url}?{urlencode(transaction_query(flt, page))}"  # signed without the query
+        body = await get_ok(self.channel, full, lambda: self.headers("GET", full))
+        return parse_transactions(body, self.account, self.context, page)
+
 
 SPEC = ProviderSpec(
     kind=ProviderKind.PAYMOB_BILLS,
     factory=PaymobBills,
     required_credentials=frozenset({"public_key", "secret_key"}),
     default_currency="EGP",
+    capabilities=(Capability.BALANCE, Capability.TRANSACTIONS),
 )

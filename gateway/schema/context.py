@@ -3,6 +3,7 @@ long the answer may be cached (until its first balance stops being fresh)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -13,12 +14,14 @@ from strawberry.dataloader import DataLoader
 from gateway.auth import DEVELOPMENT, Principal
 from gateway.domain import AccountBalance, AccountBalanceResult, AccountInfo
 from gateway.service import BalanceService
+from gateway.transactions import TransactionService
 
 
 @dataclass
 class Context:
     request: Request | None
     service: BalanceService
+    transactions: TransactionService
     principal: Principal = DEVELOPMENT
     max_accounts: int = 100
     cache_until: float = 0.0
@@ -35,6 +38,12 @@ class Context:
             return results
 
         self.balance_loader = DataLoader(load_fn=load)
+
+    async def balances(self, account_ids: list[str]) -> list[AccountBalanceResult]:
+        """Through the per-request loader. Shielded: graphql-core cancels the siblings of a
+        failed field, and the loader's futures are shared by every field that asked for the
+        same account — one field's cancellation must not fail the others."""
+        return await asyncio.shield(self.balance_loader.load_many(account_ids))
 
     def visible(self, account_id: str) -> AccountInfo | None:
         """The account if this caller may see it; otherwise exactly as if it did not exist."""

@@ -9,6 +9,7 @@ from gateway import domain
 from gateway.domain import ProviderKind
 from gateway.errors import ClientError, ErrorCode
 from gateway.schema.context import Context
+from gateway.schema.transactions import TransactionFilter, TransactionsResult, transactions_of
 from gateway.schema.types import Account, BalanceReport, Country, CurrencyTotal, result_of, view
 
 
@@ -60,12 +61,23 @@ class Query:
             if (account := context.visible(i))
             and (providers is None or account.provider in providers)
         ]
-        results = await info.context.balance_loader.load_many(wanted)
+        results = await info.context.balances(wanted)
         return BalanceReport(
             results=[result_of(r) for r in results],
             totals=view(domain.totals(list(results)), CurrencyTotal),
             complete=not missing and all(isinstance(r, domain.AccountBalance) for r in results),
         )
+
+    @strawberry.field(description="One account's history, newest first, filtered and paginated.")
+    async def transactions(
+        self,
+        info: strawberry.Info[Context, None],
+        account_id: strawberry.ID,
+        filter: TransactionFilter | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> TransactionsResult:
+        return await transactions_of(info.context, str(account_id), filter, first, after)
 
     @strawberry.field(description="Countries the gateway knows, with dial prefix and currency.")
     def countries(self) -> list[Country]:

@@ -20,6 +20,7 @@ from gateway.errors import ErrorCode as DomainErrorCode
 
 if TYPE_CHECKING:
     from gateway.schema.context import Context
+    from gateway.schema.transactions import TransactionFilter, TransactionsResult
 
 # The domain enums are the GraphQL enums (registered here, so `domain` stays Strawberry-free).
 strawberry.enum(domain.ProviderKind, name="Provider")
@@ -90,7 +91,21 @@ class Account:
     @strawberry.field
     async def balance(self, info: strawberry.Info[Context, None]) -> AccountBalanceResult:
         info.context.principal.require("balances:read")
-        return result_of(await info.context.balance_loader.load(str(self.id)))
+        (result,) = await info.context.balances([str(self.id)])
+        return result_of(result)
+
+    @strawberry.field(description="This account's history, newest first.")
+    async def transactions(
+        self,
+        info: strawberry.Info[Context, None],
+        filter: Annotated[TransactionFilter, strawberry.lazy("gateway.schema.transactions")]
+        | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> Annotated[TransactionsResult, strawberry.lazy("gateway.schema.transactions")]:
+        from gateway.schema.transactions import transactions_of
+
+        return await transactions_of(info.context, str(self.id), filter, first, after)
 
 
 @strawberry.type

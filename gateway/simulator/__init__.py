@@ -29,13 +29,14 @@ PREFIXES = {
 
 class Simulator:
     """The fake providers plus handles tests use: `state` (faults, counters, clock),
-    `muda_tokens` and `ourvoice` (its ledger of balances)."""
+    `muda_tokens`, `ourvoice` (its ledger of balances) and `paymob` (its transactions)."""
 
     def __init__(self, state: SimState | None = None, tenants: Tenants | None = None) -> None:
         self.state = state or SimState()
         tenants = tenants or Tenants()
         self.muda_tokens = muda.MudaTokens(self.state)
         self.ourvoice = ourvoice.OurVoiceFake(self.state, tenants.ourvoice)
+        self.paymob = paymob_bills.PaymobLedger(tenants.paymob)
         self.app = Starlette(
             routes=[
                 Mount(PREFIXES["ourvoice"], routes=self.ourvoice.routes()),
@@ -46,7 +47,8 @@ class Simulator:
                     PREFIXES["muda"], routes=muda.routes(self.state, self.muda_tokens, tenants.muda)
                 ),
                 Mount(
-                    PREFIXES["paymob_bills"], routes=paymob_bills.routes(self.state, tenants.paymob)
+                    PREFIXES["paymob_bills"],
+                    routes=paymob_bills.routes(self.state, tenants.paymob, self.paymob),
                 ),
                 Route("/_sim/faults", self._list_faults, methods=["GET"]),
                 Route("/_sim/faults/{tenant}", self._set_faults, methods=["PUT", "DELETE"]),

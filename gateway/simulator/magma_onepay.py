@@ -4,10 +4,13 @@ JSON-number floats and zone-less `YYYY-MM-DD HH:MM:SS` timestamps."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.simulator.history import magma_rows
 from gateway.simulator.seed import MAGMA, MagmaTenant
 from gateway.simulator.state import SimState, bearer, dumps, json_response, with_faults
 
@@ -34,4 +37,43 @@ def routes(state: SimState, tenants: tuple[MagmaTenant, ...] = MAGMA) -> list[Ro
 
         return await with_faults(state, tenant.name, "balance", error_body, handle)
 
-    return [Route("/v1/misc/balance", balance, methods=["GET"])]
+    async def history(request: Request) -> Response:
+        tenant = by_key.get(bearer(request) or "")
+        secret = request.headers.get("x-user-secret")
+        if tenant is None or (secret is not None and secret != tenant.secret_key):
+            state.count("anonymous", "history")
+            return json_response(error_body(401, "Unauthorized"), 401)
+
+        async def handle() -> Response:
+            now = datetime.fromtimestamp(state.clock(), UTC).replace(tzinfo=None)
+            try:
+                start = parse_moment(request.query_params.get("start_date"), now, start=True)
+                end = parse_moment(request.query_params.get("end_date"), now, start=False)
+            except ValueError:
+                return json_response(error_body(400, "Invalid date"), 400)
+            rows = [
+                r for r in HISTORY if start <= parse_moment(str(r["created_at"]), now, True) <= end
+            ]
+            return json_response({"code": 200, "message": "OK", "data": rows})
+
+        return await with_faults(state, tenant.name, "history", error_body, handle)
+
+    return [
+        Route("/v1/misc/balance", balance, methods=["GET"]),
+        Route("/v1/payout/transfer/history", history, methods=["GET"]),
+    ]
+
+
+HISTORY = magma_rows(datetime(2024, 6, 4, 0, 43, 26, tzinfo=UTC))
+
+
+def moment_of(row: dict[str, object]) -> datetime:
+    return datetime.strptime(str(row["created_at"]), "%Y-%m-%d %H:%M:%S")
+
+
+def parse_moment(value: str | None, now: datetime, start: bool) -> datetime:
+    """`YYYY-MM-DD HH:MM:SS` (zone-less, UTC); without one, today's start or end."""
+    if value is None:
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        return day if start else day + timedelta(days=1, microseconds=-1)
+    return datetime.strptime(value, "%Y-%m-%d %H:%M:%S")

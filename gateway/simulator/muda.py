@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.simulator.history import muda_rows
 from gateway.simulator.seed import MUDA, MudaTenant
 from gateway.simulator.state import SimState, bearer, json_response, with_faults
 
@@ -102,7 +103,27 @@ def routes(
 
         return await with_faults(state, name, "balance", error_body, handle)
 
+    statements = {t.name: muda_rows() for t in tenants}
+
+    async def statement(request: Request) -> Response:
+        name = tokens.tenant_of(bearer(request))
+        if name is None:
+            state.count("anonymous", "statement")
+            return json_response(error_body(401, "Unauthorized"), 401)
+
+        async def handle() -> Response:
+            return json_response(
+                {
+                    "status": 200,
+                    "message": "Statement fetched successfully",
+                    "data": statements[name],
+                }
+            )
+
+        return await with_faults(state, name, "statement", error_body, handle)
+
     return [
         Route("/v1/clients/oauth/token", token, methods=["POST"]),
         Route("/v1/payment/balance", balance, methods=["GET"]),
+        Route("/v1/payment/statement", statement, methods=["GET"]),
     ]

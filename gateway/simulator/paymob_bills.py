@@ -13,12 +13,15 @@ import base64
 import binascii
 import hashlib
 import hmac
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from gateway.simulator.history import paymob_rows
 from gateway.simulator.seed import PAYMOB, PaymobTenant
 from gateway.simulator.state import SimState, json_response, with_faults
 
@@ -58,8 +61,64 @@ class Verifier:
         return tenant
 
 
-def routes(state: SimState, tenants: tuple[PaymobTenant, ...] = PAYMOB) -> list[Route]:
+PAGE_SIZE = 50
+CAIRO = ZoneInfo("Africa/Cairo")
+FILTERS = ("status", "initiator", "recipient", "transaction_type", "transaction_ref")
+
+
+class PaymobLedger:
+    """Each tenant's balance transactions, newest first; tests may `insert` new ones."""
+
+    def __init__(self, tenants: tuple[PaymobTenant, ...]) -> None:
+        self.rows: dict[str, list[dict[str, object]]] = {t.name: paymob_rows() for t in tenants}
+
+    def insert(self, tenant: str, row: dict[str, object]) -> None:
+        self.rows[tenant].insert(0, row)
+
+    def listing(self, tenant: str, request: Request) -> Response:
+        query = request.query_params
+        try:
+            page = int(query.get("page", "1"))
+            size = min(int(query.get("size", str(PAGE_SIZE))), PAGE_SIZE)
+            date_from = date.fromisoformat(query["date_from"]) if "date_from" in query else None
+            date_to = date.fromisoformat(query["date_to"]) if "date_to" in query else None
+        except ValueError:
+            return json_response(error_body(400, "Invalid filter."), 400)
+        if page < 1 or size < 1:
+            return json_response(error_body(404, "Invalid page."), 404)
+
+        def keep(row: dict[str, object]) -> bool:
+            if any(name in query and str(row[name]) != query[name] for name in FILTERS):
+                return False
+            created = datetime.fromisoformat(str(row["date_created"]).replace("Z", "+00:00"))
+            day = created.astimezone(CAIRO).date()  # the filters' dates are Cairo's
+            return (date_from is None or day >= date_from) and (date_to is None or day <= date_to)
+
+        rows = [r for r in self.rows[tenant] if keep(r)]
+        chunk = rows[(page - 1) * size : page * size]
+        if page > 1 and not chunk:
+            return json_response(error_body(404, "Invalid page."), 404)
+        base = str(request.url.replace(query=""))
+
+        def link(number: int) -> str:
+            return f"{base}?{urlencode({**dict(query), 'page': number})}"
+
+        more = page * size < len(rows)
+        return json_response(
+            {
+                "count": len(rows),
+                "next": link(page + 1) if more else None,
+                "previous": link(page - 1) if page > 1 else None,
+                "results": chunk,
+            }
+        )
+
+
+def routes(
+    state: SimState, tenants: tuple[PaymobTenant, ...] = PAYMOB, ledger: PaymobLedger | None = None
+) -> list[Route]:
     verifier = Verifier(state, tenants)
+    ledger = ledger or PaymobLedger(tenants)
 
     async def balance(request: Request) -> Response:
         tenant = verifier.tenant_of(request)
@@ -79,10 +138,24 @@ def routes(state: SimState, tenants: tuple[PaymobTenant, ...] = PAYMOB) -> list[
 
         return await with_faults(state, tenant.name, "balance", error_body, handle)
 
+    async def transactions(request: Request) -> Response:
+        tenant = verifier.tenant_of(request)
+        if tenant is None:
+            state.count("anonymous", "transactions")
+            return json_response(error_body(401, "Invalid signature."), 401)
+
+        async def handle() -> Response:
+            assert ledger is not None
+            return ledger.listing(tenant.name, request)
+
+        return await with_faults(state, tenant.name, "transactions", error_body, handle)
+
     async def append_slash(request: Request) -> Response:
         return RedirectResponse(str(request.url.replace(path=request.url.path + "/")), 301)
 
     return [
         Route("/api/v1/balance/", balance, methods=["GET"]),
         Route("/api/v1/balance", append_slash, methods=["GET"]),
+        Route("/api/v1/balance_transactions/", transactions, methods=["GET"]),
+        Route("/api/v1/balance_transactions", append_slash, methods=["GET"]),
     ]

@@ -1,0 +1,107 @@
+"""Transaction history across providers: one newest-first, keyset-paginated connection.
+
+Providers page differently (Paymob by page number, Muda not at all, Magma by date range);
+each adapter exposes numbered upstream pages, and this module walks them: it starts at the
+page the cursor's last row came from, keeps only rows strictly older than that row's
+(createdAt, reference) — so rows inserted upstream between two requests cause no duplicate
+and no gap — filters exactly, and stops once it has `first` rows and knows whether more
+follow. Upstream pages are cached (a short freshness) per account, filter and page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from gateway.accounts import AccountConfig
+from gateway.cache import Codec, Freshness, ReadThroughCache
+from gateway.channel import request_deadline
+from gateway.codec import decode_transactions, encode_transactions
+from gateway.cursor import Cursors, Position
+from gateway.domain import Transaction, TransactionFilter, TransactionPage
+from gateway.errors import ClientError
+from gateway.providers import TransactionSource
+
+PAGES = Codec[TransactionPage](encode_transactions, decode_transactions)
+MAX_FIRST = 100
+MAX_UPSTREAM_PAGES = 24  # per request: bounds the work one query can cause
+
+
+@dataclass(frozen=True)
+class Connection:
+    edges: list[tuple[str, Transaction]]
+    has_next_page: bool
+    total: int | None
+
+    @property
+    def end_cursor(self) -> str | None:
+        return self.edges[-1][0] if self.edges else None
+
+
+class TransactionService:
+    def __init__(
+        self,
+        accounts: Mapping[str, AccountConfig],
+        sources: Mapping[str, TransactionSource],
+        cache: ReadThroughCache,
+        cursors: Cursors,
+        fresh_seconds: float,
+        deadline_seconds: float,
+    ) -> None:
+        self._accounts = accounts
+        self._sources = sources
+        self._cache = cache
+        self._cursors = cursors
+        self.fresh_seconds = fresh_seconds
+        self.deadline_seconds = deadline_seconds
+
+    def supports(self, account_id: str) -> bool:
+        return account_id in self._sources
+
+    async def connection(
+        self, account_id: str, flt: TransactionFilter, first: int, after: str | None
+    ) -> Connection:
+        """Raises ClientError for a bad `first` or cursor, UpstreamError from the provider."""
+        if not 1 <= first <= MAX_FIRST:
+            raise ClientError(f"`first` must be from 1 to {MAX_FIRST}.")
+        key = flt.fingerprint()
+        position = self._cursors.read(after, account_id, key) if after else None
+        page = position.page if position else 1
+        found: list[tuple[Transaction, int]] = []
+        total: int | None = None
+        more = True
+        with request_deadline(self.deadline_seconds):
+            for _ in range(MAX_UPSTREAM_PAGES):
+                upstream = await self._page(account_id, flt, page)
+                total = upstream.total if total is None else total
+                for row in upstream.rows:
+                    if (
+                        position is None or row.position < (position.created, position.reference)
+                    ) and flt.matches(row):
+                        found.append((row, page))
+                if len(found) > first or upstream.next_page is None:
+                    more = len(found) > first
+                    break
+                page = upstream.next_page
+        edges = [
+            (self._cursors.make(account_id, key, Position(*row.position, page=at)), row)
+            for row, at in found[:first]
+        ]
+        return Connection(edges, more, total)
+
+    @staticmethod
+    def _after(row: Transaction, position: Position | None, flt: TransactionFilter) -> bool:
+        older = position is None or row.position < (position.created, position.reference)
+        return older and flt.matches(row)
+
+    async def _page(self, account_id: str, flt: TransactionFilter, page: int) -> TransactionPage:
+        account = self._accounts[account_id]
+        source = self._sources[account_id]
+        cache_key = f"tx:{account.id}:{account.fingerprint()}:{flt.fingerprint()}:{page}"
+
+        async def fetch() -> TransactionPage:
+            return await source.transaction_page(flt, page)
+
+        freshness = Freshness(self.fresh_seconds, account.stale_seconds)
+        cached = await self._cache.read(cache_key, account.id, freshness, fetch, PAGES)
+        return cached.value
