@@ -1,0 +1,409 @@
+"""Transaction history: exact pages in order, cursors, filters at Cairo midnight and DST,
+status mapping, failures in place."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.domain import TransactionStatus
+from gateway.errors import UpstreamContext
+from gateway.providers import magma_onepay, muda, paymob_bills
+from gateway.simulator import Simulator
+from gateway.simulator.history import magma_rows, muda_rows, paymob_rows
+from gateway.upstream import UpstreamResponse
+from tests.helpers import FakeClock, GatewayClient, demo_settings, running_gateway
+
+PAGE = """query($id: ID!, $first: Int, $after: String, $filter: TransactionFilter) {
+  transactions(accountId: $id, first: $first, after: $after, filter: $filter) {
+    __typename
+    ... on TransactionConnection { totalCount pageInfo { hasNextPage endCursor }
+      edges { cursor node { id reference type status rawStatus direction createdAt
+        amount { amount currency } fee { amount } account { id } } } }
+    ... on ProviderFailure { code message retryable }
+  } }"""
+NINETY_DAYS = {"createdFrom": "2024-03-06T00:00:00Z", "createdTo": "2024-06-04T00:43:26Z"}
+
+
+async def walk(
+    gw: GatewayClient,
+    account: str,
+    first: int,
+    flt: dict[str, Any] | None = None,
+    between: Any = None,
+) -> list[dict[str, Any]]:
+    nodes: list[dict[str, Any]] = []
+    after = None
+    for page in range(1000):
+        data = (
+            await gw.query(PAGE, {"id": account, "first": first, "after": after, "filter": flt})
+        )["data"]["transactions"]
+        assert data["__typename"] == "TransactionConnection", data
+        assert len(data["edges"]) <= first
+        nodes.extend(e["node"] for e in data["edges"])
+        if not data["pageInfo"]["hasNextPage"]:
+            return nodes
+        after = data["pageInfo"]["endCursor"]
+        if between is not None:
+            between(page)
+    raise AssertionError("never ended")
+
+
+def instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def expected_paymob(since: str | None = None, until: str | None = None) -> list[str]:
+    rows = sorted(
+        paymob_rows(),
+        key=lambda r: (instant(str(r["date_created"])).timestamp(), str(r["transaction_ref"])),
+        reverse=True,
+    )
+    return [
+        str(r["transaction_ref"])
+        for r in rows
+        if (since is None or instant(str(r["date_created"])) >= instant(since))
+        and (until is None or instant(str(r["date_created"])) <= instant(until))
+    ]
+
+
+@pytest.mark.parametrize("first", [1, 7, 50, 100])
+async def test_walking_paymob_returns_every_row_once_in_order(
+    first: int, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        nodes = await walk(gw, "paymob-eg", first)
+    assert [n["reference"] for n in nodes] == expected_paymob()
+    assert len(nodes) == 320
+    assert all(len(n["reference"]) == 25 for n in nodes)  # 25-digit refs stay strings
+
+
+@pytest.mark.parametrize("first", [1, 7, 50, 100])
+async def test_walking_muda_and_magma(
+    first: int, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        statement = await walk(gw, "muda-ug", first)
+        payouts = await walk(gw, "magma", first, NINETY_DAYS)
+    assert [n["reference"] for n in statement] == [r["transaction_id"] for r in muda_rows()]
+    since = instant(NINETY_DAYS["createdFrom"]).replace(tzinfo=None)
+    wanted = [
+        r["reference"]
+        for r in magma_rows(datetime(2024, 6, 4, 0, 43, 26, tzinfo=UTC))
+        if datetime.strptime(str(r["created_at"]), "%Y-%m-%d %H:%M:%S") >= since
+    ]
+    assert [n["reference"] for n in payouts] == wanted
+
+
+async def test_rows_inserted_upstream_between_pages_cause_no_duplicate_and_no_gap(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    before = expected_paymob()
+
+    def insert(page: int) -> None:
+        if page in (1, 4):
+            for i in range(3):
+                sim.paymob.insert(
+                    "paymob-eg",
+                    {
+                        "date_created": f"2024-11-06T1{page}:0{i}:00.000000Z",
+                        "initiator": "accept",
+                        "recipient": "bills",
+                        "amount": 1.5,
+                        "transaction_type": "card",
+                        "transaction_ref": f"{9 * 10**24 + page * 10 + i:025d}",
+                        "status": "SUCCESS",
+                    },
+                )
+            clock.advance(60)  # past the page cache: the next pages are fetched anew
+
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        nodes = await walk(gw, "paymob-eg", 30, between=insert)
+    assert [n["reference"] for n in nodes] == before
+
+
+async def test_first_100_spans_upstream_pages_and_counts_from_upstream(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        response = await gw.post(PAGE, {"id": "paymob-eg", "first": 100})
+    data = response.json()["data"]["transactions"]
+    assert len(data["edges"]) == 100 and data["totalCount"] == 320
+    assert data["pageInfo"]["hasNextPage"] is True
+    assert sim.state.calls_to("paymob-eg", "transactions") == 3  # 50 + 50 + one more to know
+    assert "http" not in response.text  # the upstream's next/previous URLs never leave
+
+
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        ("2024-04-25T22:00:00Z", "2024-06-10T20:59:59.999999Z"),  # DST start, Cairo midnight
+        ("2024-04-25T21:59:59Z", "2024-06-10T21:00:00Z"),  # one second wider each side
+        ("2024-10-31T20:00:00Z", "2024-10-31T21:00:00Z"),  # the repeated Cairo hour
+        ("2024-10-31T21:00:01Z", "2024-11-06T00:00:00Z"),
+    ],
+)
+async def test_date_filters_cut_exactly_at_instants(
+    since: str, until: str, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    flt = {"createdFrom": since, "createdTo": until}
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        nodes = await walk(gw, "paymob-eg", 100, flt)
+    assert [n["reference"] for n in nodes] == expected_paymob(since, until)
+    assert nodes  # each window holds rows
+
+
+def test_instants_become_inclusive_cairo_dates() -> None:
+    from gateway.domain import TransactionFilter
+
+    flt = TransactionFilter(
+        created_from=instant("2024-04-25T22:00:00Z"),  # Cairo 26 Apr 01:00
+        created_to=instant("2024-10-31T21:30:00Z"),
+    )  # Cairo 31 Oct 23:30
+    params = paymob_bills.transaction_query(flt, 2)
+    assert params == {"page": "2", "size": "50", "date_from": "2024-04-26", "date_to": "2024-10-31"}
+
+
+async def test_status_type_and_reference_filters(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        failed = await walk(
+            gw, "paymob-eg", 100, {"statuses": ["FAILED", "UNKNOWN"], "types": ["accept_balance"]}
+        )
+        one = await walk(gw, "paymob-eg", 5, {"reference": expected_paymob()[17]})
+    assert failed and {n["status"] for n in failed} <= {"FAILED", "UNKNOWN"}
+    assert {n["type"] for n in failed} == {"accept_balance"}
+    assert "REVERSED_BY_BANK" in {n["rawStatus"] for n in failed}
+    assert [n["reference"] for n in one] == [expected_paymob()[17]]
+
+
+@pytest.mark.parametrize("first", [0, -1, 101])
+async def test_first_out_of_range_is_validation(
+    first: int, sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        response = await gw.query(PAGE, {"id": "paymob-eg", "first": first})
+    assert response["errors"][0]["extensions"]["code"] == "VALIDATION"
+    assert sim.state.calls_to("paymob-eg", "transactions") == 0
+
+
+async def test_bad_cursors_are_validation_errors_never_other_data(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        first = (await gw.query(PAGE, {"id": "paymob-eg", "first": 5}))["data"]["transactions"]
+        good = first["pageInfo"]["endCursor"]
+        payload, signature = good.split(".")
+        forged_payload = json.loads(__import__("base64").urlsafe_b64decode(payload + "=="))
+        forged_payload["r"] = "0" * 25
+        forged = (
+            __import__("base64")
+            .urlsafe_b64encode(json.dumps(forged_payload).encode())
+            .decode()
+            .rstrip("=")
+        )
+        cases = {
+            "tampered": f"{forged}.{signature}",
+            "truncated": good[: len(good) // 2],
+            "garbage": "not-a-cursor",
+            "empty signature": f"{payload}.",
+        }
+        answers = {
+            name: await gw.query(PAGE, {"id": "paymob-eg", "first": 5, "after": c})
+            for name, c in cases.items()
+        }
+        foreign = await gw.query(PAGE, {"id": "muda-ug", "first": 5, "after": good})
+        other_filter = await gw.query(
+            PAGE, {"id": "paymob-eg", "first": 5, "after": good, "filter": {"types": ["card"]}}
+        )
+    for answer in [*answers.values(), foreign, other_filter]:
+        assert answer["data"] is None or answer["data"]["transactions"] is None
+        assert answer["errors"][0]["extensions"]["code"] == "VALIDATION"
+
+
+async def test_old_format_cursors_are_validation_errors() -> None:
+    from gateway.cursor import Cursors, Position
+
+    cursors = Cursors(b"k" * 32)
+    token = cursors.make("a", "f", Position(1.0, "r", 1))
+    import base64
+
+    payload, _ = token.split(".")
+    data = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    data["v"] = 0
+    old = base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+    signed = f"{old}.{cursors._sign(old)}"
+    with pytest.raises(Exception) as raised:
+        cursors.read(signed, "a", "f")
+    assert getattr(raised.value, "code", None).value == "VALIDATION"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("account", "fault", "code"),
+    [
+        ("paymob-eg", {"status": 503}, "UPSTREAM_UNAVAILABLE"),
+        ("muda-ug", {"malformed": True}, "UPSTREAM_BAD_RESPONSE"),
+        ("magma", {"status": 429, "retry_after": "30"}, "UPSTREAM_RATE_LIMITED"),
+        ("ourvoice-sn", {}, "UNSUPPORTED"),
+    ],
+)
+async def test_failures_come_back_in_place(
+    account: str,
+    fault: dict[str, Any],
+    code: str,
+    sim: Simulator,
+    sim_transport: httpx.AsyncBaseTransport,
+    clock: FakeClock,
+) -> None:
+    if fault:
+        sim.state.set_faults(account, **fault)
+    query = f'{{ account(id: "{account}") {{ id transactions {{ __typename ... on ProviderFailure {{ code }} }} }} }}'
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        data = (await gw.query(query))["data"]["account"]
+    assert data["transactions"] == {"__typename": "ProviderFailure", "code": code}
+
+
+async def test_magma_ranges_are_split_into_31_day_calls_and_default_to_7_days(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        recent = await walk(gw, "magma", 100)
+        assert sim.state.calls_to("magma", "history") == 1
+        await walk(gw, "magma", 100, NINETY_DAYS)
+    assert sim.state.calls_to("magma", "history") == 1 + 3
+    assert recent and all(n["createdAt"] >= "2024-05-28" for n in recent)
+
+
+async def test_muda_statement_is_fetched_once_per_cache_window(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        await walk(gw, "muda-ug", 7)
+    assert sim.state.calls_to("muda-ug", "statement") == 1
+
+
+def response(body: object) -> UpstreamResponse:
+    return UpstreamResponse(200, {}, json.dumps(body).encode())
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        ("SUCCESS", "SUCCEEDED"),
+        ("success", "SUCCEEDED"),
+        ("COMPLETED", "SUCCEEDED"),
+        ("PENDING", "PENDING"),
+        ("INITIATED", "PENDING"),
+        ("failed", "FAILED"),
+        ("MINT_FAILED", "FAILED"),
+        ("Cancelled", "CANCELLED"),
+        ("REFUNDED", "REFUNDED"),
+        ("ON_HOLD", "UNKNOWN"),
+        (None, "UNKNOWN"),
+    ],
+)
+def test_muda_status_mapping(raw: str | None, status: str) -> None:
+    row = {
+        "transaction_id": "T1",
+        "type": "PAYOUT",
+        "amount": "10.5000000",
+        "fee": "0",
+        "currency": "UGX",
+        "status": raw,
+        "created_at": "2024-06-01T10:00:00.000Z",
+    }
+    page = muda.parse_statement(
+        response({"status": 200, "message": "ok", "data": [row]}),
+        demo_settings().accounts["muda-ug"],
+        UpstreamContext("m", "m"),
+    )
+    (tx,) = page.rows
+    assert (tx.status.value, tx.raw_status) == (status, raw)
+    assert str(tx.amount.amount) == "10.5000000" and tx.direction is not None
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        ("new", "PENDING"),
+        ("pending", "PENDING"),
+        ("success", "SUCCEEDED"),
+        ("FAILED", "FAILED"),
+        ("refunded", "REFUNDED"),
+        ("cancelled", "CANCELLED"),
+        ("on_hold", "UNKNOWN"),
+    ],
+)
+def test_magma_status_mapping(raw: str, status: str) -> None:
+    body = {
+        "code": 200,
+        "message": "OK",
+        "data": [
+            {
+                "token": "t",
+                "reference": "R1",
+                "amount": 100,
+                "fee": 0,
+                "currency": "XOF",
+                "status": raw,
+                "created_at": "2024-06-01 10:00:00",
+            }
+        ],
+    }
+    (tx,) = magma_onepay.parse_history(
+        json.dumps(body).encode(), demo_settings().accounts["magma"], UpstreamContext("m", "m")
+    )
+    assert (tx.status.value, tx.raw_status) == (status, raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        ("SUCCESS", TransactionStatus.SUCCEEDED),
+        ("PENDING", TransactionStatus.PENDING),
+        ("FAILED", TransactionStatus.FAILED),
+        ("REVERSED_BY_BANK", TransactionStatus.UNKNOWN),
+    ],
+)
+def test_paymob_status_mapping_and_refs_stay_strings(raw: str, status: TransactionStatus) -> None:
+    body = {
+        "count": 1,
+        "next": "https://x/?page=2",
+        "previous": None,
+        "results": [
+            {
+                "date_created": "2023-03-16T15:11:47.016912Z",
+                "initiator": "accept",
+                "recipient": "bills",
+                "amount": 10.0,
+                "transaction_ref": "6269928401296462697948221",
+                "transaction_type": "card",
+                "status": raw,
+            }
+        ],
+    }
+    page = paymob_bills.parse_transactions(
+        json.dumps(body).encode(),
+        demo_settings().accounts["paymob-eg"],
+        UpstreamContext("p", "p"),
+        1,
+    )
+    (tx,) = page.rows
+    assert tx.status is status and tx.reference == "6269928401296462697948221"
+    assert page.next_page == 2 and page.total == 1
+    numeric = dict(
+        body, results=[dict(body["results"][0], transaction_ref=6269928401296462697948221)]
+    )  # type: ignore[call-overload]
+    with pytest.raises(Exception) as raised:
+        paymob_bills.parse_transactions(
+            json.dumps(numeric).encode(),
+            demo_settings().accounts["paymob-eg"],
+            UpstreamContext("p", "p"),
+            1,
+        )
+    assert getattr(raised.value, "code", None).value == "UPSTREAM_BAD_RESPONSE"  # type: ignore[union-attr]
