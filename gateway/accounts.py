@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from gateway.domain import AccountInfo, Capability, ProviderKind
@@ -53,6 +54,8 @@ class AccountConfig:
     stale_seconds: float = 300.0
     calls_per_minute: int | None = None
     calls_per_day: int | None = None
+    topup_status: str = "completed"  # Our Voice: the collected payment's status
+    topup_max_amount: Decimal = Decimal("10000000")
 
     @property
     def info(self) -> AccountInfo:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,28 +24,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway import log_context
-from gateway.accounts import AccountConfig
 from gateway.auth import Authenticator, JwtVerifier
-from gateway.breaker import CircuitBreaker
-from gateway.budget import Budget, Limits
-from gateway.cache import Generations, ReadThroughCache
-from gateway.channel import Channel, RetryPolicy, Sleep
+from gateway.channel import Sleep
 from gateway.clock import Clock
-from gateway.cursor import Cursors
-from gateway.domain import Capability
 from gateway.endpoint import GatewayGraphQL, GraphQLEndpoint, refusal
 from gateway.errors import GatewayError
 from gateway.metrics import Metrics
-from gateway.providers import PROVIDERS, TransactionSource
-from gateway.providers.base import upstream_context
-from gateway.rate_limit import RateLimiter
-from gateway.response_cache import ResponseCache
 from gateway.schema import build_schema
-from gateway.service import BalanceService
 from gateway.settings import Settings
-from gateway.store import Store, open_store
-from gateway.transactions import TransactionService
-from gateway.upstream import UpstreamClient
+from gateway.wiring import wired
 
 log = logging.getLogger("gateway.app")
 
@@ -65,68 +51,26 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = open_store(settings.cache.url, f"{settings.cache.namespace}:v1")
-        http = UpstreamClient(
-            transport, max_body_bytes=settings.upstream.max_body_bytes, wall_clock=clock
-        )
-        adapters = {
-            account.id: PROVIDERS[account.provider].factory(
-                account, channel_for(account, settings, http, store, metrics, clock, sleep), clock
+        async with wired(settings, transport, clock, sleep, metrics) as parts:
+            app.state.service = parts.service
+            app.state.graphql = GraphQLEndpoint(
+                graphql,
+                parts.service,
+                parts.transactions,
+                parts.topups,
+                authenticator,
+                parts.rate_limiter,
+                parts.response_cache,
+                metrics,
+                clock,
+                settings.security.limits,
+                settings.cache.fresh_seconds,
             )
-            for account in settings.accounts.values()
-        }
-        cache = ReadThroughCache(
-            store, clock, metrics, fill_wait_seconds=settings.cache.fill_wait_seconds
-        )
-        generations = Generations(store)
-        service = BalanceService(
-            settings.accounts,
-            adapters,
-            cache,
-            generations,
-            settings.server.request_deadline_seconds,
-        )
-        response_cache = (
-            ResponseCache(store, generations, clock) if settings.cache.response_cache else None
-        )
-        app.state.service = service
-        # Everything built so far lives as long as the process: keep it out of the
-        # collector's way, so a full collection does not stall requests for tens of ms.
-        gc.collect()
-        gc.freeze()
-        security = settings.security
-        transactions = TransactionService(
-            settings.accounts,
-            {
-                k: v
-                for k, v in adapters.items()
-                if isinstance(v, TransactionSource)
-                and Capability.TRANSACTIONS in settings.accounts[k].capabilities
-            },
-            cache,
-            Cursors(cursor_secret(settings)),
-            settings.cache.transactions_fresh_seconds,
-            settings.server.request_deadline_seconds,
-        )
-        app.state.graphql = GraphQLEndpoint(
-            graphql,
-            service,
-            transactions,
-            authenticator,
-            RateLimiter(
-                store, security.rate_limit.requests_per_second, security.rate_limit.burst, clock
-            ),
-            response_cache,
-            metrics,
-            clock,
-            security.limits,
-            settings.cache.fresh_seconds,
-        )
-        try:
+            # Everything built so far lives as long as the process: keep it out of the
+            # collector's way, so a full collection does not stall requests for tens of ms.
+            gc.collect()
+            gc.freeze()
             yield
-        finally:
-            await http.aclose()
-            await store.close()
 
     async def healthz(request: Request) -> Response:
         ready = getattr(request.app.state, "service", None) is not None
@@ -188,14 +132,6 @@ def create_app(
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 
-def cursor_secret(settings: Settings) -> bytes:
-    """The configured secret; in development, a random one (cursors then last one process)."""
-    if settings.server.cursor_secret is not None:
-        return settings.server.cursor_secret.reveal().encode()
-    log.warning("no [server] cursor_secret: pagination cursors are valid in this process only")
-    return secrets.token_bytes(32)
-
-
 def secrets_of(settings: Settings) -> list[str]:
     """Every secret the configuration holds, for log redaction."""
     values = [s.reveal() for a in settings.accounts.values() for s in a.credentials.values()]
@@ -205,31 +141,3 @@ def secrets_of(settings: Settings) -> list[str]:
     if jwt is not None and jwt.secret is not None:
         values.append(jwt.secret.reveal())
     return values
-
-
-def channel_for(
-    account: AccountConfig,
-    settings: Settings,
-    http: UpstreamClient,
-    store: Store,
-    metrics: Metrics,
-    clock: Clock,
-    sleep: Sleep,
-) -> Channel:
-    upstream = settings.upstream
-    return Channel(
-        http,
-        upstream_context(account),
-        timeout_seconds=account.timeout_seconds,
-        retry=RetryPolicy(
-            upstream.max_attempts, upstream.backoff_base_seconds, upstream.backoff_max_seconds
-        ),
-        breaker=CircuitBreaker(upstream.breaker_failures, upstream.breaker_cooldown_seconds, clock),
-        budget=Budget(
-            account.id, Limits(account.calls_per_minute, account.calls_per_day), store, clock
-        ),
-        max_concurrency=upstream.max_concurrency,
-        metrics=metrics,
-        clock=clock,
-        sleep=sleep,
-    )

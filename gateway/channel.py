@@ -109,6 +109,7 @@ class Channel:
         *,
         headers: Headers = None,
         json_body: Any = None,
+        content: bytes | None = None,
         idempotent: bool | None = None,
     ) -> UpstreamResponse:
         """The response of the last attempt (any status); transport failures raise.
@@ -119,7 +120,7 @@ class Channel:
         for attempt in range(attempts):
             last = attempt + 1 >= attempts
             try:
-                response = await self._attempt(method, url, headers, json_body)
+                response = await self._attempt(method, url, headers, json_body, content)
             except (CircuitOpen, UpstreamBadResponse, UpstreamRateLimited):
                 raise  # not worth retrying within one request (the budget is our own)
             except UpstreamError:
@@ -149,11 +150,11 @@ class Channel:
         return remaining is None or wait < remaining - 0.05
 
     async def _attempt(
-        self, method: str, url: str, headers: Headers, json_body: Any
+        self, method: str, url: str, headers: Headers, json_body: Any, content: bytes | None
     ) -> UpstreamResponse:
         remaining = remaining_seconds()
         if remaining is not None and remaining <= 0:
-            raise UpstreamTimeout(self.context, detail="request deadline reached")
+            raise UpstreamTimeout(self.context, detail="request deadline reached").unsent()
         if self.breaker.state is BreakerState.OPEN:
             self._refuse_open()
         await self._take_budget()
@@ -173,6 +174,7 @@ class Channel:
                 url,
                 headers=headers() if callable(headers) else headers,
                 json_body=json_body,
+                content=content,
                 timeout_seconds=timeout - (time.monotonic() - started),
             )
             outcome = outcome_of(response.status)
@@ -202,7 +204,7 @@ class Channel:
         self._metrics.upstream_requests.labels(self.context.account, "budget").inc()
         raise UpstreamRateLimited(
             self.context, retry_after_seconds=wait, detail="the account's own call budget is spent"
-        )
+        ).unsent()
 
     async def _acquire_slot(self, within: float) -> None:
         """A bulkhead slot, waiting no longer than `within` seconds (no timer if one is free)."""
@@ -214,11 +216,11 @@ class Channel:
                 await self._slots.acquire()
         except TimeoutError:
             self.breaker.record_neutral()  # give back a probe's turn; the upstream is not at fault
-            raise UpstreamTimeout(self.context, detail="no free connection slot") from None
+            raise UpstreamTimeout(self.context, detail="no free connection slot").unsent() from None
 
     def _refuse_open(self) -> NoReturn:
         self._metrics.upstream_requests.labels(self.context.account, "circuit_open").inc()
-        raise CircuitOpen(self.context, retry_after_seconds=self.breaker.retry_after())
+        raise CircuitOpen(self.context, retry_after_seconds=self.breaker.retry_after()).unsent()
 
     def _record(self, outcome: str, seconds: float) -> None:
         if outcome in ("http_5xx", "timeout", "connection"):

@@ -34,6 +34,7 @@ from gateway.schema.context import Context
 from gateway.schema.errors import coded
 from gateway.security_settings import Limits
 from gateway.service import BalanceService
+from gateway.topup import TopUpService
 from gateway.transactions import TransactionService
 
 SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
@@ -130,6 +131,7 @@ class GraphQLEndpoint:
         graphql: GatewayGraphQL,
         service: BalanceService,
         transactions: TransactionService,
+        topups: TopUpService,
         authenticator: Authenticator,
         rate_limiter: RateLimiter,
         response_cache: ResponseCache | None,
@@ -141,6 +143,7 @@ class GraphQLEndpoint:
         self.graphql = graphql
         self.service = service
         self.transactions = transactions
+        self.topups = topups
         self.authenticator = authenticator
         self.rate_limiter = rate_limiter
         self.response_cache = response_cache
@@ -190,6 +193,7 @@ class GraphQLEndpoint:
             request=request,
             service=self.service,
             transactions=self.transactions,
+            topups=self.topups,
             principal=principal,
             max_accounts=self.limits.max_accounts,
             cache_until=self.clock() + self.default_fresh_seconds,

@@ -61,6 +61,10 @@ class GatewayError(Exception):
         self.detail = detail
         self.retry_after_seconds = retry_after_seconds
 
+    def with_code(self, code: ErrorCode) -> GatewayError:
+        self.code = code
+        return self
+
     def with_retry(self, seconds: int) -> GatewayError:
         self.retry_after_seconds = seconds
         return self
@@ -127,6 +131,13 @@ class UpstreamError(GatewayError):
     code = ErrorCode.UPSTREAM_UNAVAILABLE
     retryable = True
     default_message = "The provider is unavailable."
+    # True only when the request provably never left the gateway (no connection was made,
+    # the circuit or the budget refused it): only then may money be sent again.
+    not_sent = False
+
+    def unsent(self) -> UpstreamError:
+        self.not_sent = True
+        return self
 
     def __init__(
         self,

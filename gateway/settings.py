@@ -13,6 +13,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,14 +21,24 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.accounts import AccountConfig, Secret
 from gateway.config_check import Checker
-from gateway.domain import COUNTRIES, ProviderKind, is_known_currency
+from gateway.domain import COUNTRIES, Capability, ProviderKind, is_known_currency
 from gateway.errors import ConfigError, Problem
 from gateway.providers import PROVIDERS
 from gateway.security_settings import Security, parse_security
 
 PROFILES = ("production", "development")
 ACCOUNT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-TOP_LEVEL = {"server", "cache", "upstream", "accounts", "clients", "jwt", "limits", "rate_limit"}
+TOP_LEVEL = {
+    "server",
+    "cache",
+    "upstream",
+    "idempotency",
+    "accounts",
+    "clients",
+    "jwt",
+    "limits",
+    "rate_limit",
+}
 SERVER_KEYS = {"profile", "cors_origins", "request_deadline_seconds", "cursor_secret"}
 CACHE_KEYS = {
     "url",
@@ -59,6 +70,8 @@ ACCOUNT_KEYS = {
     "stale_seconds",
     "calls_per_minute",
     "calls_per_day",
+    "topup_status",
+    "topup_max_amount",
 }
 CREDENTIAL_KEYS = {"api_key", "private_key", "secret_key", "public_key"}
 
@@ -98,10 +111,18 @@ class UpstreamSettings:
 
 
 @dataclass(frozen=True)
+class IdempotencySettings:
+    url: str = "sqlite:///balance-gateway.db"
+    wait_seconds: float = 2.0
+    lease_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
+    idempotency: IdempotencySettings = field(default_factory=IdempotencySettings)
     accounts: dict[str, AccountConfig] = field(default_factory=dict)
     security: Security = field(default_factory=Security)
 
@@ -140,6 +161,7 @@ def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     server = _server(check, check.table(data, "server", "server"))
     cache = _cache(check, check.table(data, "cache", "cache"))
     upstream = _upstream(check, check.table(data, "upstream", "upstream"))
+    idempotency = _idempotency(check, check.table(data, "idempotency", "idempotency"))
     accounts: dict[str, AccountConfig] = {}
     for account_id, raw in check.table(data, "accounts", "accounts").items():
         account = _account(check, account_id, raw, server.development, cache)
@@ -152,7 +174,12 @@ def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     if check.problems:
         raise ConfigError(check.problems)
     return Settings(
-        server=server, cache=cache, upstream=upstream, accounts=accounts, security=security
+        server=server,
+        cache=cache,
+        upstream=upstream,
+        idempotency=idempotency,
+        accounts=accounts,
+        security=security,
     )
 
 
@@ -233,6 +260,27 @@ def _cache(check: Checker, raw: Mapping[str, Any]) -> CacheSettings:
     )
 
 
+def _idempotency(check: Checker, raw: Mapping[str, Any]) -> IdempotencySettings:
+    check.unknown(raw, {"url", "wait_seconds", "lease_seconds"}, "idempotency")
+    d = IdempotencySettings()
+    url = check.string(raw, "url", "idempotency", d.url)
+    scheme = urlsplit(url).scheme
+    if scheme not in ("sqlite", "postgresql", "postgres") or (
+        scheme == "sqlite" and not url.startswith("sqlite:///")
+    ):
+        check.add(
+            "idempotency.url",
+            f"unsupported URL {url!r}",
+            'use "sqlite:///relative.db", "sqlite:////absolute.db" or "postgresql://…"',
+        )
+        url = d.url
+    return IdempotencySettings(
+        url=url,
+        wait_seconds=check.number(raw, "wait_seconds", "idempotency", d.wait_seconds, 60),
+        lease_seconds=check.number(raw, "lease_seconds", "idempotency", d.lease_seconds, 3600),
+    )
+
+
 def _upstream(check: Checker, raw: Mapping[str, Any]) -> UpstreamSettings:
     check.unknown(raw, UPSTREAM_KEYS, "upstream")
     d = UpstreamSettings()
@@ -310,6 +358,7 @@ def _account(
     stale = check.number(raw, "stale_seconds", where, cache.stale_seconds, 7 * 86_400, zero=True)
     per_minute = check.whole(raw, "calls_per_minute", where, spec.calls_per_minute, 1_000_000)
     per_day = check.whole(raw, "calls_per_day", where, spec.calls_per_day, 100_000_000)
+    topup_status, topup_max = _topup(check, raw, where, Capability.TOP_UP in spec.capabilities)
     if len(check.problems) > start:
         return None
     return AccountConfig(
@@ -327,7 +376,28 @@ def _account(
         stale_seconds=stale,
         calls_per_minute=per_minute,
         calls_per_day=per_day,
+        topup_status=topup_status,
+        topup_max_amount=topup_max,
     )
+
+
+def _topup(
+    check: Checker, raw: Mapping[str, Any], where: str, can_top_up: bool
+) -> tuple[str, Decimal]:
+    status, maximum = "completed", Decimal("10000000")
+    if not can_top_up:
+        for key in ("topup_status", "topup_max_amount"):
+            if key in raw:
+                check.add(f"{where}.{key}", "this provider has no top-up", f"remove {key}")
+        return status, maximum
+    status = check.string(raw, "topup_status", where, status) or status
+    value = raw.get("topup_max_amount", maximum)
+    try:
+        maximum = Decimal(str(value))
+        assert maximum.is_finite() and maximum > 0 and not isinstance(value, bool)
+    except (ArithmeticError, AssertionError):
+        check.add(f"{where}.topup_max_amount", "must be a positive number", "e.g. 1000000")
+    return status, maximum
 
 
 def _currency(

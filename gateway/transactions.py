@@ -97,6 +97,8 @@ class TransactionService:
     async def _page(self, account_id: str, flt: TransactionFilter, page: int) -> TransactionPage:
         account = self._accounts[account_id]
         source = self._sources[account_id]
+        if not getattr(source, "cacheable", True):
+            return await source.transaction_page(flt, page)
         cache_key = f"tx:{account.id}:{account.fingerprint()}:{flt.fingerprint()}:{page}"
 
         async def fetch() -> TransactionPage:

@@ -82,6 +82,7 @@ class UpstreamClient:
         *,
         headers: Mapping[str, str] | None = None,
         json_body: Any = None,
+        content: bytes | None = None,
         timeout_seconds: float,
     ) -> UpstreamResponse:
         """Send once and return the raw response, whatever its status; transport failures raise."""
@@ -89,7 +90,7 @@ class UpstreamClient:
         try:
             async with asyncio.timeout(timeout_seconds):
                 async with self._client.stream(
-                    method, url, headers=headers, json=json_body, timeout=timeout
+                    method, url, headers=headers, json=json_body, content=content, timeout=timeout
                 ) as response:
                     body = await self._read_capped(context, response)
         except TimeoutError as exc:
@@ -145,7 +146,7 @@ def transport_error(context: UpstreamContext, exc: httpx.TransportError) -> Upst
     ):
         return UpstreamTimeout(context, detail=type(exc).__name__)
     if isinstance(cause, aiohttp.ClientConnectorError) or isinstance(exc, httpx.ConnectError):
-        return UpstreamUnavailable(context, detail="connection failed")
+        return UpstreamUnavailable(context, detail="connection failed").unsent()
     return UpstreamUnavailable(context, detail=f"connection lost ({type(cause or exc).__name__})")
 
 

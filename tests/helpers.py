@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import dataclasses
 import json
+import shutil
+import tempfile
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,7 +25,7 @@ from gateway.channel import Channel, RetryPolicy
 from gateway.metrics import Metrics
 from gateway.providers.base import upstream_context
 from gateway.security_settings import RateLimit
-from gateway.settings import Settings, load_settings
+from gateway.settings import IdempotencySettings, Settings, load_settings
 from gateway.store import Store, open_store
 from gateway.upstream import UpstreamClient
 
@@ -41,11 +45,17 @@ class FakeClock:
         self.now += seconds
 
 
+TMP = Path(tempfile.mkdtemp(prefix="bg-tests-"))
+atexit.register(shutil.rmtree, TMP, True)
+
+
 def demo_settings() -> Settings:
-    """The demo config, with a client rate limit no test of other things will meet."""
+    """The demo config, with a client rate limit no test of other things will meet and a
+    fresh SQLite journal of its own."""
     settings = load_settings(str(DEMO_CONFIG), env={})
     security = dataclasses.replace(settings.security, rate_limit=RateLimit(10_000, 100_000))
-    return dataclasses.replace(settings, security=security)
+    journal = IdempotencySettings(url=f"sqlite:///{TMP / uuid.uuid4().hex}.db")
+    return dataclasses.replace(settings, security=security, idempotency=journal)
 
 
 def with_account(settings: Settings, account_id: str, **changes: Any) -> Settings:

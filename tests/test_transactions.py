@@ -249,7 +249,6 @@ async def test_old_format_cursors_are_validation_errors() -> None:
         ("paymob-eg", {"status": 503}, "UPSTREAM_UNAVAILABLE"),
         ("muda-ug", {"malformed": True}, "UPSTREAM_BAD_RESPONSE"),
         ("magma", {"status": 429, "retry_after": "30"}, "UPSTREAM_RATE_LIMITED"),
-        ("ourvoice-sn", {}, "UNSUPPORTED"),
     ],
 )
 async def test_failures_come_back_in_place(

@@ -8,18 +8,80 @@ from the account's configuration.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from datetime import UTC
+from decimal import Decimal
 from typing import Any
 
 from gateway.accounts import AccountConfig
 from gateway.channel import Channel
 from gateway.clock import Clock
-from gateway.domain import COUNTRIES, Asset, AssetKind, Balance, Capability, Money, ProviderKind
+from gateway.domain import (
+    COUNTRIES,
+    Asset,
+    AssetKind,
+    Balance,
+    Capability,
+    Direction,
+    Money,
+    ProviderKind,
+    Transaction,
+    TransactionStatus,
+    map_status,
+)
 from gateway.errors import UpstreamContext, UpstreamUnavailable
 from gateway.providers.base import ProviderSpec, get_ok, join_url, upstream_context
 from gateway.wire import WireReader
 
 BALANCE_PATH = "/v1/current/balance"
+TOPUP_PATH = "/v1/transactions/topUpBalance"
+STATUSES = {
+    "completed": TransactionStatus.SUCCEEDED,
+    "success": TransactionStatus.SUCCEEDED,
+    "pending": TransactionStatus.PENDING,
+    "failed": TransactionStatus.FAILED,
+    "cancelled": TransactionStatus.CANCELLED,
+}
+
+
+def topup_body(amount: Decimal, payment_method: str, payment_id: str, status: str) -> bytes:
+    """Built from typed fields (the doc's example repeats payment_method where payment_id is
+    meant); the amount goes as a JSON number written from its exact digits."""
+    fields = {
+        "amount": "__AMOUNT__",
+        "payment_method": payment_method,
+        "payment_id": payment_id,
+        "status": status,
+    }
+    return json.dumps(fields).replace('"__AMOUNT__"', format(amount, "f")).encode()
+
+
+def parse_topup(raw: bytes, account: AccountConfig, context: UpstreamContext) -> Transaction:
+    """The recorded transaction; any doubt about the body is a bad response (the caller
+    treats that as an unknown outcome, never as a failure)."""
+    reader = WireReader(context)
+    inner = unwrap(reader, raw)
+    tx = reader.object(reader.field(inner, "transaction", "data.data"), "transaction")
+    reference = reader.string(tx, "id", "transaction")
+    currency = reader.currency(
+        tx.get("currency", account.currency or "XOF"), "transaction.currency"
+    )
+    raw_status = reader.optional_string(tx, "status", "transaction")
+    return Transaction(
+        id=f"{account.id}:{reference}",
+        account_id=account.id,
+        reference=reference,
+        type="top_up",
+        status=map_status(raw_status, STATUSES),
+        raw_status=raw_status,
+        amount=Money(reader.number(tx, "amount", "transaction"), currency),
+        created_at=reader.timestamp(
+            reader.field(tx, "created_at", "transaction"), "transaction.created_at", UTC
+        ),
+        direction=Direction.CREDIT,
+        payment_method=reader.optional_string(tx, "payment_method", "transaction"),
+    )
 
 
 def unwrap(reader: WireReader, raw: bytes) -> Mapping[str, Any]:
@@ -61,6 +123,19 @@ class OurVoice:
             "Accept": "application/json",
         }
 
+    async def top_up(self, amount: Decimal, payment_method: str, payment_id: str) -> Transaction:
+        """Sent exactly once (never retried); raises UpstreamError, `not_sent` only when
+        the request provably never left."""
+        response = await self.channel.send(
+            "POST",
+            join_url(self.account.base_url, TOPUP_PATH),
+            headers={**self.headers(), "Content-Type": "application/json"},
+            content=topup_body(amount, payment_method, payment_id, self.account.topup_status),
+            idempotent=False,
+        )
+        self.channel.raise_for_status(response)
+        return parse_topup(response.body, self.account, self.context)
+
     async def fetch_balances(self) -> tuple[Balance, ...]:
         url = join_url(self.account.base_url, BALANCE_PATH)
         body = await get_ok(self.channel, url, self.headers())
@@ -72,5 +147,6 @@ SPEC = ProviderSpec(
     factory=OurVoice,
     required_credentials=frozenset({"api_key"}),
     default_currency="XOF",
-    capabilities=(Capability.BALANCE,),
+    # TRANSACTIONS: the gateway's own journal of top-ups (the provider has no history).
+    capabilities=(Capability.BALANCE, Capability.TRANSACTIONS, Capability.TOP_UP),
 )

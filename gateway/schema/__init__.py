@@ -22,6 +22,7 @@ from gateway.schema.errors import DeferredErrors
 from gateway.schema.limits import limits_rule
 from gateway.schema.query import Query
 from gateway.schema.scalars import SCALAR_MAP
+from gateway.schema.topup import Mutation, OneTopUpPerDocument
 from gateway.security_settings import Limits
 
 log = logging.getLogger("gateway.graphql")
@@ -44,7 +45,7 @@ def build_schema(*, development: bool = False, limits: Limits | None = None) -> 
     extensions: list[type[SchemaExtension] | object] = [
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: ParserCache(maxsize=512),
-        lambda: AddValidationRules([operation_limits]),
+        lambda: AddValidationRules([operation_limits, OneTopUpPerDocument]),
         lambda: ValidationCache(maxsize=512),
         DeferredErrors,
     ]
@@ -52,6 +53,7 @@ def build_schema(*, development: bool = False, limits: Limits | None = None) -> 
         extensions.append(DisableIntrospection)
     return QuietSchema(
         query=Query,
+        mutation=Mutation,
         extensions=extensions,  # type: ignore[arg-type]
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
     )

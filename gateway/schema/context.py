@@ -14,6 +14,7 @@ from strawberry.dataloader import DataLoader
 from gateway.auth import DEVELOPMENT, Principal
 from gateway.domain import AccountBalance, AccountBalanceResult, AccountInfo
 from gateway.service import BalanceService
+from gateway.topup import TopUpService
 from gateway.transactions import TransactionService
 
 
@@ -22,6 +23,7 @@ class Context:
     request: Request | None
     service: BalanceService
     transactions: TransactionService
+    topups: TopUpService
     principal: Principal = DEVELOPMENT
     max_accounts: int = 100
     cache_until: float = 0.0

@@ -7,6 +7,10 @@ with `<inner>` a JSON-encoded string or an object, per tenant. Errors are Larave
 
 from __future__ import annotations
 
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from starlette.requests import Request
@@ -14,7 +18,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.simulator.seed import OURVOICE, OurVoiceTenant
-from gateway.simulator.state import SimState, bearer, dumps, json_response, with_faults
+from gateway.simulator.state import (
+    HANG_SECONDS,
+    SimState,
+    bearer,
+    dumps,
+    json_response,
+    with_faults,
+)
 
 
 def error_body(status: int, message: str) -> dict[str, object]:
@@ -31,11 +42,87 @@ def envelope(tenant: OurVoiceTenant, inner: dict[str, object]) -> dict[str, obje
     }
 
 
+TOPUP_FAULTS = (
+    "commit-then-hang",
+    "commit-then-reset",
+    "accept-then-reset",
+    "503-before-commit",
+    "503-after-commit",
+)
+
+
+class SimulatedReset(Exception):
+    """Raised by the fake to drop the connection; a test transport turns it into the
+    client-side error a real reset gives (`httpx.ReadError`)."""
+
+
 class OurVoiceFake:
+    """Balances and a ledger of top-ups per tenant; `topup_faults[tenant]` names a fault
+    mode of `TOPUP_FAULTS` for the next top-ups."""
+
     def __init__(self, state: SimState, tenants: tuple[OurVoiceTenant, ...] = OURVOICE) -> None:
         self.state = state
         self.by_key = {t.api_key: t for t in tenants}
         self.balances: dict[str, Decimal] = {t.name: t.balance for t in tenants}
+        self.credits: dict[str, list[dict[str, object]]] = {t.name: [] for t in tenants}
+        self.topup_faults: dict[str, str] = {}
+
+    def _commit(self, tenant: OurVoiceTenant, body: dict[str, object]) -> dict[str, object]:
+        amount = body["amount"]
+        assert isinstance(amount, Decimal)
+        moment = datetime.fromtimestamp(self.state.clock(), UTC)
+        transaction = {
+            "id": str(uuid.uuid4()),
+            "description": "account top up",
+            "payment_method": body["payment_method"],
+            "payment_id": body["payment_id"],
+            "amount": amount,
+            "currency": "XOF",
+            "status": body["status"],
+            "created_at": moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "updated_at": moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        }
+        self.balances[tenant.name] += amount
+        self.credits[tenant.name].append(transaction)
+        return transaction
+
+    async def top_up(self, request: Request) -> Response:
+        tenant = self.by_key.get(bearer(request) or "")
+        if tenant is None:
+            self.state.count("anonymous", "topup")
+            return json_response(error_body(401, "Unauthenticated."), 401)
+        try:
+            body = json.loads(await request.body(), parse_float=Decimal, parse_int=Decimal)
+        except ValueError:
+            body = None
+        missing = [
+            f
+            for f in ("amount", "payment_method", "payment_id", "status")
+            if not isinstance(body, dict) or body.get(f) in (None, "")
+        ]
+        if missing or not isinstance(body["amount"], Decimal) or body["amount"] <= 0:
+            self.state.count(tenant.name, "topup")
+            errors = {f: [f"The {f} field is required."] for f in missing} or {
+                "amount": ["The amount must be a positive number."]
+            }
+            return json_response({"message": "The given data was invalid.", "errors": errors}, 422)
+
+        async def handle() -> Response:
+            fault = self.topup_faults.get(tenant.name)
+            if fault == "503-before-commit":
+                return json_response(error_body(503, "Service Unavailable"), 503)
+            if fault == "accept-then-reset":
+                raise SimulatedReset("read the request, then dropped the connection")
+            transaction = self._commit(tenant, body)
+            if fault == "commit-then-hang":
+                await asyncio.sleep(HANG_SECONDS)
+            if fault == "commit-then-reset":
+                raise SimulatedReset("committed, then dropped the connection")
+            if fault == "503-after-commit":
+                return json_response(error_body(503, "Service Unavailable"), 503)
+            return json_response(envelope(tenant, {"transaction": transaction}))
+
+        return await with_faults(self.state, tenant.name, "topup", error_body, handle)
 
     async def balance(self, request: Request) -> Response:
         tenant = self.by_key.get(bearer(request) or "")
@@ -49,4 +136,7 @@ class OurVoiceFake:
         return await with_faults(self.state, tenant.name, "balance", error_body, handle)
 
     def routes(self) -> list[Route]:
-        return [Route("/v1/current/balance", self.balance, methods=["GET"])]
+        return [
+            Route("/v1/current/balance", self.balance, methods=["GET"]),
+            Route("/v1/transactions/topUpBalance", self.top_up, methods=["POST"]),
+        ]

@@ -1,0 +1,299 @@
+"""Durable records of top-up attempts: one per (client, idempotency key), never deleted
+once it holds an outcome — it is also the Our Voice journal.
+
+    in_flight ──(upstream answered)──▶ succeeded | rejected       final
+        │    └──(outcome unknown)───▶ pending ──(operator)──▶ succeeded | failed
+        └──(provably not sent, or a definite 401/403/429)──▶ (record removed: key reusable)
+
+`begin` inserts the record before anything is sent, atomically: exactly one caller owns a
+key. Every later write is a compare-and-set on (owner, state = in_flight), so a late writer
+can never overwrite an operator's resolution. An in-flight record whose owner's lease has
+expired (the gateway restarted, or died) is reported as pending — never sent again.
+
+Two backends behind one interface: SQLite (embedded, WAL, a file that survives restarts)
+and PostgreSQL (shared by replicas).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+SCHEMA = """CREATE TABLE IF NOT EXISTS topups (
+    client TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    account TEXT NOT NULL,
+    request TEXT NOT NULL,
+    state TEXT NOT NULL,
+    owner TEXT,
+    lease_until DOUBLE PRECISION,
+    outcome TEXT,
+    created_at DOUBLE PRECISION NOT NULL,
+    resolved_by TEXT,
+    resolved_at DOUBLE PRECISION,
+    PRIMARY KEY (client, key)
+)"""
+COLUMNS = (
+    "client, key, fingerprint, account, request, state, owner, lease_until, outcome, "
+    "created_at, resolved_by, resolved_at"
+)
+FINAL = ("succeeded", "rejected", "failed")
+
+
+@dataclass(frozen=True)
+class Record:
+    client: str
+    key: str
+    fingerprint: str
+    account: str
+    request: dict[str, Any]
+    state: str
+    owner: str | None
+    lease_until: float | None
+    outcome: dict[str, Any] | None
+    created_at: float
+    resolved_by: str | None = None
+    resolved_at: float | None = None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Record:
+        return cls(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            json.loads(row[4]),
+            row[5],
+            row[6],
+            row[7],
+            json.loads(row[8]) if row[8] else None,
+            row[9],
+            row[10],
+            row[11],
+        )
+
+
+class IdempotencyStore(Protocol):
+    async def begin(self, record: Record) -> Record | None:
+        """Insert `record` (state in_flight) if the key is new: None. Else the existing one."""
+        ...
+
+    async def get(self, client: str, key: str) -> Record | None: ...
+
+    async def finish(
+        self, client: str, key: str, owner: str, state: str, outcome: dict[str, Any]
+    ) -> bool:
+        """Compare-and-set from in_flight (owned by `owner`) to `state`; False if it was not."""
+        ...
+
+    async def release(self, client: str, key: str, owner: str) -> bool:
+        """Remove an in-flight record this owner holds (nothing was sent): key reusable."""
+        ...
+
+    async def resolve(self, client: str, key: str, state: str, by: str, at: float) -> bool:
+        """An operator's verdict on a pending (or abandoned in-flight) record."""
+        ...
+
+    async def records(
+        self, *, pending_only: bool = False, account: str | None = None, now: float | None = None
+    ) -> list[Record]: ...
+
+    async def close(self) -> None: ...
+
+
+def _values(record: Record) -> tuple[Any, ...]:
+    return (
+        record.client,
+        record.key,
+        record.fingerprint,
+        record.account,
+        json.dumps(record.request, sort_keys=True),
+        record.state,
+        record.owner,
+        record.lease_until,
+        json.dumps(record.outcome) if record.outcome else None,
+        record.created_at,
+        record.resolved_by,
+        record.resolved_at,
+    )
+
+
+def _listing(
+    pending_only: bool, account: str | None, now: float | None, mark: str
+) -> tuple[str, list[Any]]:
+    """SQL text is built from constants only; values always go as parameters."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    if pending_only:
+        clauses.append(f"(state = 'pending' OR (state = 'in_flight' AND lease_until < {mark}))")
+        args.append(now if now is not None else 0.0)
+    if account is not None:
+        clauses.append(f"account = {mark}")
+        args.append(account)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    return f"SELECT {COLUMNS} FROM topups{where} ORDER BY created_at DESC, key DESC", args
+
+
+class SqliteStore:
+    """One connection, used from one worker thread at a time, in WAL mode."""
+
+    def __init__(self, path: str) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute(SCHEMA)
+        self._lock = asyncio.Lock()
+
+    async def _run(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        async with self._lock:
+            return await asyncio.to_thread(lambda: self._db.execute(sql, args).fetchall())
+
+    async def _count(self, sql: str, args: Sequence[Any]) -> int:
+        async with self._lock:
+            return await asyncio.to_thread(lambda: self._db.execute(sql, args).rowcount)
+
+    async def begin(self, record: Record) -> Record | None:
+        placeholders = ", ".join("?" * 12)
+        inserted = await self._count(
+            f"INSERT INTO topups ({COLUMNS}) VALUES ({placeholders}) ON CONFLICT DO NOTHING",
+            _values(record),
+        )
+        return None if inserted else await self.get(record.client, record.key)
+
+    async def get(self, client: str, key: str) -> Record | None:
+        rows = await self._run(
+            f"SELECT {COLUMNS} FROM topups WHERE client = ? AND key = ?", (client, key)
+        )
+        return Record.from_row(rows[0]) if rows else None
+
+    async def finish(
+        self, client: str, key: str, owner: str, state: str, outcome: dict[str, Any]
+    ) -> bool:
+        return (
+            await self._count(
+                "UPDATE topups SET state = ?, outcome = ?, lease_until = NULL "
+                "WHERE client = ? AND key = ? AND owner = ? AND state = 'in_flight'",
+                (state, json.dumps(outcome), client, key, owner),
+            )
+            == 1
+        )
+
+    async def release(self, client: str, key: str, owner: str) -> bool:
+        return (
+            await self._count(
+                "DELETE FROM topups "
+                "WHERE client = ? AND key = ? AND owner = ? AND state = 'in_flight'",
+                (client, key, owner),
+            )
+            == 1
+        )
+
+    async def resolve(self, client: str, key: str, state: str, by: str, at: float) -> bool:
+        return (
+            await self._count(
+                "UPDATE topups SET state = ?, resolved_by = ?, resolved_at = ?, lease_until = NULL "
+                "WHERE client = ? AND key = ? AND state IN ('pending', 'in_flight')",
+                (state, by, at, client, key),
+            )
+            == 1
+        )
+
+    async def records(
+        self, *, pending_only: bool = False, account: str | None = None, now: float | None = None
+    ) -> list[Record]:
+        sql, args = _listing(pending_only, account, now, "?")
+        return [Record.from_row(r) for r in await self._run(sql, args)]
+
+    async def close(self) -> None:
+        async with self._lock:
+            self._db.close()
+
+
+class PostgresStore:
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn: Any = None
+        self._lock = asyncio.Lock()
+
+    async def _connection(self) -> Any:
+        import psycopg
+
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+            await self._conn.execute(SCHEMA)
+        return self._conn
+
+    async def _run(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        async with self._lock:
+            conn = await self._connection()
+            return await conn.execute(sql, args)
+
+    async def begin(self, record: Record) -> Record | None:
+        placeholders = ", ".join(["%s"] * 12)
+        cursor = await self._run(
+            f"INSERT INTO topups ({COLUMNS}) VALUES ({placeholders}) ON CONFLICT DO NOTHING",
+            _values(record),
+        )
+        return None if cursor.rowcount else await self.get(record.client, record.key)
+
+    async def get(self, client: str, key: str) -> Record | None:
+        cursor = await self._run(
+            f"SELECT {COLUMNS} FROM topups WHERE client = %s AND key = %s", (client, key)
+        )
+        row = await cursor.fetchone()
+        return Record.from_row(row) if row else None
+
+    async def finish(
+        self, client: str, key: str, owner: str, state: str, outcome: dict[str, Any]
+    ) -> bool:
+        cursor = await self._run(
+            "UPDATE topups SET state = %s, outcome = %s, lease_until = NULL "
+            "WHERE client = %s AND key = %s AND owner = %s AND state = 'in_flight'",
+            (state, json.dumps(outcome), client, key, owner),
+        )
+        return bool(cursor.rowcount == 1)
+
+    async def release(self, client: str, key: str, owner: str) -> bool:
+        cursor = await self._run(
+            "DELETE FROM topups WHERE client = %s AND key = %s AND owner = %s "
+            "AND state = 'in_flight'",
+            (client, key, owner),
+        )
+        return bool(cursor.rowcount == 1)
+
+    async def resolve(self, client: str, key: str, state: str, by: str, at: float) -> bool:
+        cursor = await self._run(
+            "UPDATE topups SET state = %s, resolved_by = %s, resolved_at = %s, lease_until = NULL "
+            "WHERE client = %s AND key = %s AND state IN ('pending', 'in_flight')",
+            (state, by, at, client, key),
+        )
+        return bool(cursor.rowcount == 1)
+
+    async def records(
+        self, *, pending_only: bool = False, account: str | None = None, now: float | None = None
+    ) -> list[Record]:
+        sql, args = _listing(pending_only, account, now, "%s")
+        cursor = await self._run(sql, args)
+        return [Record.from_row(r) for r in await cursor.fetchall()]
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+
+
+def open_idempotency(url: str) -> IdempotencyStore:
+    """`sqlite:///relative.db`, `sqlite:////absolute/path.db` or `postgresql://…`."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        return SqliteStore(url[len("sqlite:///") :])
+    if parts.scheme in ("postgresql", "postgres"):
+        return PostgresStore(url)
+    raise ValueError(f"unsupported idempotency URL scheme {parts.scheme!r}")
