@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import json
 import logging
 import os
 import re
 import secrets
 import sys
+import time
 from collections.abc import Coroutine, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ import uvicorn
 from gateway import log_context
 from gateway.auth import SCOPES, key_hash
 from gateway.errors import ConfigError
+from gateway.idempotency import open_idempotency
 from gateway.settings import Settings, config_path, load_settings
 
 SCHEMA_FILE = Path("schema.graphql")
@@ -172,10 +176,63 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--accounts", default="*", help='comma-separated account ids, or "*"')
     p.set_defaults(run=new_key)
 
+    top = commands.add_parser("topups", help="recorded top-ups (operators)").add_subparsers(
+        dest="topups_command", required=True
+    )
+    p = top.add_parser("list", help="list recorded top-ups, newest first")
+    p.add_argument("--config", help="TOML config file (default: $GATEWAY_CONFIG)")
+    p.add_argument("--pending", action="store_true", help="only those whose outcome is unknown")
+    p.set_defaults(run=topups)
+    p = top.add_parser("resolve", help="record the outcome of a pending top-up")
+    p.add_argument("key", help="the idempotency key")
+    p.add_argument("--client", required=True, help="the client that sent it")
+    p.add_argument("--as", dest="outcome", required=True, choices=("succeeded", "failed"))
+    p.add_argument("--by", help="who resolves it (default: your user name)")
+    p.add_argument("--config", help="TOML config file (default: $GATEWAY_CONFIG)")
+    p.set_defaults(run=topups)
+
     p = commands.add_parser("check-config", help="report every problem in a config file")
     p.add_argument("--config", help="TOML config file (default: $GATEWAY_CONFIG)")
     p.set_defaults(run=check_config)
     return root
+
+
+def topups(args: argparse.Namespace) -> int:
+    """Operators: list recorded top-ups, or resolve a pending one (who and when recorded)."""
+    settings = _settings(args)
+    return asyncio.run(_topups(settings, args))
+
+
+async def _topups(settings: Settings, args: argparse.Namespace) -> int:
+    store = open_idempotency(settings.idempotency.url)
+    try:
+        if args.topups_command == "list":
+            records = await store.records(pending_only=args.pending, now=time.time())
+            print(f"{'client':16} {'key':36} {'account':14} {'amount':>14} {'state':10} resolved")
+            for r in records:
+                state = "pending" if r.state == "in_flight" and args.pending else r.state
+                amount = f"{r.request['amount']} {r.request['currency']}"
+                resolved = f"{r.resolved_by} at {_when(r.resolved_at)}" if r.resolved_by else ""
+                print(f"{r.client:16} {r.key:36} {r.account:14} {amount:>14} {state:10} {resolved}")
+            return 0
+        by = args.by or getpass.getuser()
+        state = "succeeded" if args.outcome == "succeeded" else "failed"
+        if not await store.resolve(args.client, args.key, state, by, time.time()):
+            record = await store.get(args.client, args.key)
+            print(
+                f"error: no pending top-up {args.key!r} of client {args.client!r}"
+                + (f" (it is {record.state})" if record else ""),
+                file=sys.stderr,
+            )
+            return 1
+        print(f"top-up {args.key!r} of {args.client!r} resolved as {state} by {by}")
+        return 0
+    finally:
+        await store.close()
+
+
+def _when(at: float | None) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat() if at else "?"
 
 
 def client_name_arg(value: str) -> str:

@@ -218,6 +218,10 @@ class SqliteStore:
 
 
 class PostgresStore:
+    """One connection; operations are serialized on it (each is a single statement)."""
+
+    LOCK_ID = 727_217_001  # an advisory lock id: replicas create the table one at a time
+
     def __init__(self, url: str) -> None:
         self._url = url
         self._conn: Any = None
@@ -228,61 +232,64 @@ class PostgresStore:
 
         if self._conn is None or self._conn.closed:
             self._conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
-            await self._conn.execute(SCHEMA)
+            async with self._conn.transaction():
+                await self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.LOCK_ID,))
+                await self._conn.execute(SCHEMA)
         return self._conn
 
-    async def _run(self, sql: str, args: Sequence[Any] = ()) -> Any:
+    async def _run(self, sql: str, args: Sequence[Any] = ()) -> tuple[list[Any], int]:
+        """Rows (for a SELECT) and the row count, read while still holding the connection."""
         async with self._lock:
-            conn = await self._connection()
-            return await conn.execute(sql, args)
+            cursor = await (await self._connection()).execute(sql, args)
+            rows = await cursor.fetchall() if cursor.description else []
+            return rows, cursor.rowcount
 
     async def begin(self, record: Record) -> Record | None:
         placeholders = ", ".join(["%s"] * 12)
-        cursor = await self._run(
+        _, inserted = await self._run(
             f"INSERT INTO topups ({COLUMNS}) VALUES ({placeholders}) ON CONFLICT DO NOTHING",
             _values(record),
         )
-        return None if cursor.rowcount else await self.get(record.client, record.key)
+        return None if inserted else await self.get(record.client, record.key)
 
     async def get(self, client: str, key: str) -> Record | None:
-        cursor = await self._run(
+        rows, _ = await self._run(
             f"SELECT {COLUMNS} FROM topups WHERE client = %s AND key = %s", (client, key)
         )
-        row = await cursor.fetchone()
-        return Record.from_row(row) if row else None
+        return Record.from_row(rows[0]) if rows else None
 
     async def finish(
         self, client: str, key: str, owner: str, state: str, outcome: dict[str, Any]
     ) -> bool:
-        cursor = await self._run(
+        _, count = await self._run(
             "UPDATE topups SET state = %s, outcome = %s, lease_until = NULL "
             "WHERE client = %s AND key = %s AND owner = %s AND state = 'in_flight'",
             (state, json.dumps(outcome), client, key, owner),
         )
-        return bool(cursor.rowcount == 1)
+        return count == 1
 
     async def release(self, client: str, key: str, owner: str) -> bool:
-        cursor = await self._run(
+        _, count = await self._run(
             "DELETE FROM topups WHERE client = %s AND key = %s AND owner = %s "
             "AND state = 'in_flight'",
             (client, key, owner),
         )
-        return bool(cursor.rowcount == 1)
+        return count == 1
 
     async def resolve(self, client: str, key: str, state: str, by: str, at: float) -> bool:
-        cursor = await self._run(
+        _, count = await self._run(
             "UPDATE topups SET state = %s, resolved_by = %s, resolved_at = %s, lease_until = NULL "
             "WHERE client = %s AND key = %s AND state IN ('pending', 'in_flight')",
             (state, by, at, client, key),
         )
-        return bool(cursor.rowcount == 1)
+        return count == 1
 
     async def records(
         self, *, pending_only: bool = False, account: str | None = None, now: float | None = None
     ) -> list[Record]:
         sql, args = _listing(pending_only, account, now, "%s")
-        cursor = await self._run(sql, args)
-        return [Record.from_row(r) for r in await cursor.fetchall()]
+        rows, _ = await self._run(sql, args)
+        return [Record.from_row(r) for r in rows]
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -82,3 +82,27 @@ def cache_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def namespace(run_prefix: str) -> str:
     return f"{run_prefix}-{uuid.uuid4().hex[:8]}"
+
+
+PG_URL = os.environ.get("PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def pg_url(run_prefix: str) -> Iterator[str]:
+    """A schema of this run's own in the shared database; only it is dropped afterwards."""
+    import psycopg
+
+    schema = run_prefix.replace("-", "_")
+    try:
+        admin = psycopg.connect(PG_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at {PG_URL} is required in CI")
+        pytest.skip(f"no PostgreSQL at {PG_URL}")
+    with admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            separator = "&" if "?" in PG_URL else "?"
+            yield f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
+        finally:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')

@@ -207,3 +207,25 @@ class DelayTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await asyncio.sleep(self.seconds)
         return await self.inner.handle_async_request(request)
+
+
+class ResetTransport(httpx.AsyncBaseTransport):
+    """What a dropped connection looks like to the client: the simulator's SimulatedReset
+    becomes `httpx.ReadError`; `after_write` makes every top-up POST look like
+    httpx-aiohttp's `ConnectTimeout` once the request was delivered."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, after_write: bool = False) -> None:
+        self.inner = inner
+        self.after_write = after_write
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        from gateway.simulator.ourvoice import SimulatedReset
+
+        try:
+            response = await self.inner.handle_async_request(request)
+        except SimulatedReset as exc:
+            raise httpx.ReadError(str(exc), request=request) from exc
+        if self.after_write and request.method == "POST":
+            await response.aclose()
+            raise httpx.ConnectTimeout("connection reset", request=request)
+        return response

@@ -1,0 +1,91 @@
+"""One contract for both idempotency stores: SQLite (embedded) and the real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway.idempotency import IdempotencyStore, Record, open_idempotency
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[IdempotencyStore]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'journal.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    opened = open_idempotency(url)
+    yield opened
+    if request.param == "postgresql":  # leave the shared schema as we found it
+        for record in await opened.records():
+            await opened._run("DELETE FROM topups WHERE client = %s", (record.client,))  # type: ignore[attr-defined]
+    await opened.close()
+
+
+def record(
+    key: str = "k1",
+    client: str = "ops",
+    owner: str = "o1",
+    lease: float = 130.0,
+    fingerprint: str = "f1",
+) -> Record:
+    return Record(
+        client,
+        key,
+        fingerprint,
+        "ourvoice-sn",
+        {
+            "amount": "5000",
+            "currency": "XOF",
+            "payment_method": "MTN MOMO",
+            "payment_reference": "P1",
+        },
+        "in_flight",
+        owner,
+        lease,
+        None,
+        100.0,
+    )
+
+
+async def test_exactly_one_caller_begins_a_key(store: IdempotencyStore) -> None:
+    assert await store.begin(record()) is None
+    existing = await store.begin(record(owner="o2", fingerprint="f2"))
+    assert existing is not None and existing.owner == "o1" and existing.fingerprint == "f1"
+    assert await store.begin(record(client="other")) is None  # keys are per client
+
+
+async def test_finish_is_a_compare_and_set(store: IdempotencyStore) -> None:
+    await store.begin(record())
+    assert not await store.finish("ops", "k1", "intruder", "succeeded", {})
+    assert await store.finish("ops", "k1", "o1", "pending", {})
+    assert not await store.finish("ops", "k1", "o1", "succeeded", {})  # already final-ish
+    assert await store.resolve("ops", "k1", "succeeded", "alice", 200.0)
+    late = await store.finish("ops", "k1", "o1", "failed", {})
+    got = await store.get("ops", "k1")
+    assert not late and got is not None
+    assert (got.state, got.resolved_by, got.resolved_at) == ("succeeded", "alice", 200.0)
+
+
+async def test_release_gives_the_key_back_only_while_in_flight(store: IdempotencyStore) -> None:
+    await store.begin(record())
+    assert await store.release("ops", "k1", "o1")
+    assert await store.get("ops", "k1") is None
+    await store.begin(record())
+    await store.finish("ops", "k1", "o1", "succeeded", {"transaction": {"id": "x"}})
+    assert not await store.release("ops", "k1", "o1")
+
+
+async def test_pending_listing_includes_abandoned_in_flight_records(
+    store: IdempotencyStore,
+) -> None:
+    await store.begin(record("a", lease=150.0))
+    await store.begin(record("b", lease=300.0))
+    await store.begin(record("c"))
+    await store.finish("ops", "c", "o1", "pending", {})
+    pending = {r.key for r in await store.records(pending_only=True, now=200.0)}
+    assert pending == {"a", "c"}  # b's owner still holds its lease
+    journal = await store.records(account="ourvoice-sn")
+    assert [r.key for r in journal] == ["c", "b", "a"]  # newest first (ties: key)

@@ -1,0 +1,438 @@
+"""Top-up exactly once: replays, concurrency (one process and two apps on PostgreSQL),
+key reuse, every fault mode against the simulator's ledger, restarts, validation."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.cli import main as cli_main
+from gateway.idempotency import Record, open_idempotency
+from gateway.settings import IdempotencySettings
+from gateway.simulator import Simulator
+from tests.helpers import (
+    FULL_KEY,
+    DelayTransport,
+    FakeClock,
+    GatewayClient,
+    ResetTransport,
+    client,
+    demo_settings,
+    production,
+    running_gateway,
+    with_account,
+)
+
+TOP_UP = """mutation($input: TopUpInput!) { topUp(input: $input) { __typename
+  ... on TopUpSucceeded { replayed transaction { id reference status amount { amount currency } account { id } } }
+  ... on TopUpPending { idempotencyKey message replayed }
+  ... on TopUpRejected { code message retryable replayed } } }"""
+READER = "bgw_read-only-key-4444444444444444444"
+
+
+def topup(key: str = "k-1", **changes: Any) -> dict[str, Any]:
+    base = {
+        "accountId": "ourvoice-sn",
+        "amount": "5000",
+        "paymentMethod": "MTN MOMO",
+        "paymentReference": "PAY-1",
+        "idempotencyKey": key,
+    }
+    return {"input": {**base, **changes}}
+
+
+async def send(gw: GatewayClient, key: str = "k-1", **changes: Any) -> dict[str, Any]:
+    result: dict[str, Any] = (await gw.query(TOP_UP, topup(key, **changes)))["data"]["topUp"]
+    return result
+
+
+def credits(sim: Simulator) -> int:
+    return len(sim.ourvoice.credits["ourvoice-sn"])
+
+
+def posts(sim: Simulator) -> int:
+    return sim.state.calls_to("ourvoice-sn", "topup")
+
+
+async def test_replaying_a_success_five_times_posts_once(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        first = await send(gw)
+        replays = [await send(gw) for _ in range(5)]
+    assert first["__typename"] == "TopUpSucceeded" and first["replayed"] is False
+    assert first["transaction"]["amount"] == {"amount": "5000", "currency": "XOF"}
+    assert all(r == {**first, "replayed": True} for r in replays)
+    assert (posts(sim), credits(sim)) == (1, 1)
+    assert sim.ourvoice.balances["ourvoice-sn"] == Decimal("55000")
+
+
+async def test_50_concurrent_identical_requests_post_once(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    async with running_gateway(demo_settings(), DelayTransport(sim_transport, 0.05), clock) as gw:
+        answers = await asyncio.gather(*(send(gw) for _ in range(50)))
+    assert (posts(sim), credits(sim)) == (1, 1)
+    assert {a["__typename"] for a in answers} == {"TopUpSucceeded"}
+    assert sum(not a["replayed"] for a in answers) == 1
+
+
+async def test_two_apps_sharing_postgresql_post_once(
+    pg_url: str, sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    settings = dataclasses.replace(demo_settings(), idempotency=IdempotencySettings(url=pg_url))
+    slow = DelayTransport(sim_transport, 0.05)
+    key = f"pg-{id(sim)}"
+    async with (
+        running_gateway(settings, slow, clock) as a,
+        running_gateway(settings, slow, clock) as b,
+    ):
+        answers = await asyncio.gather(*(send(gw, key) for _ in range(25) for gw in (a, b)))
+    store = open_idempotency(pg_url)
+    await store._run("DELETE FROM topups WHERE key = %s", (key,))  # type: ignore[attr-defined]
+    await store.close()
+    assert (posts(sim), credits(sim)) == (1, 1)
+    assert {a["__typename"] for a in answers} == {"TopUpSucceeded"}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"amount": "6000"},
+        {"currency": "XAF"},
+        {"accountId": "ourvoice-ci"},
+        {"paymentReference": "PAY-2"},
+        {"paymentMethod": "ORANGE MONEY"},
+    ],
+)
+async def test_the_same_key_with_another_input_is_refused(
+    change: dict[str, str],
+    sim: Simulator,
+    sim_transport: httpx.AsyncBaseTransport,
+    clock: FakeClock,
+) -> None:
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        await send(gw)
+        reused = await send(gw, **change)
+    expected = "VALIDATION" if "currency" in change else "IDEMPOTENCY_KEY_REUSED"
+    assert reused["__typename"] == "TopUpRejected" and reused["code"] == expected
+    assert (posts(sim), credits(sim)) == (1, 1)
+
+
+async def test_the_same_key_from_two_clients_is_two_top_ups(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    other = "bgw_second-writer-key-5555555555555555"
+    settings = production(
+        demo_settings(),
+        client("full", FULL_KEY, ("topup:write",), None),
+        client("second", other, ("topup:write",), None),
+    )
+    async with running_gateway(settings, sim_transport, clock) as gw:
+        first = await send(gw)
+        second = await send(gw.as_key(other))
+    assert first["__typename"] == second["__typename"] == "TopUpSucceeded"
+    assert not first["replayed"] and not second["replayed"]
+    assert (posts(sim), credits(sim)) == (2, 2)
+
+
+@pytest.mark.parametrize(
+    ("fault", "credited"),
+    [
+        ("commit-then-hang", 1),
+        ("commit-then-reset", 1),
+        ("accept-then-reset", 0),
+        ("503-before-commit", 0),
+        ("503-after-commit", 1),
+    ],
+)
+async def test_unknown_outcomes_are_pending_and_never_resent(
+    fault: str,
+    credited: int,
+    sim: Simulator,
+    sim_transport: httpx.AsyncBaseTransport,
+    clock: FakeClock,
+) -> None:
+    sim.ourvoice.topup_faults["ourvoice-sn"] = fault
+    settings = with_account(demo_settings(), "ourvoice-sn", timeout_seconds=0.2)
+    async with running_gateway(settings, ResetTransport(sim_transport), clock) as gw:
+        first = await send(gw)
+        sim.ourvoice.topup_faults.clear()
+        again = await send(gw)  # the client retries: still pending, nothing sent
+    assert first["__typename"] == "TopUpPending" and first["replayed"] is False
+    assert again == {**first, "replayed": True}
+    assert (posts(sim), credits(sim)) == (1, credited)
+
+
+async def test_a_reset_reported_as_connect_timeout_after_writing_is_pending(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    async with running_gateway(
+        demo_settings(), ResetTransport(sim_transport, after_write=True), clock
+    ) as gw:
+        answer = await send(gw)
+    assert answer["__typename"] == "TopUpPending"
+    assert credits(sim) == 1  # it was credited: "connect timeout" proved nothing
+
+
+async def test_an_unparseable_success_is_pending(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    sim.state.set_faults("ourvoice-sn", malformed=True)
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        answer = await send(gw)
+    assert answer["__typename"] == "TopUpPending" and credits(sim) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "code"), [(401, "UPSTREAM_UNAUTHORIZED"), (429, "UPSTREAM_RATE_LIMITED")]
+)
+async def test_definite_refusals_leave_the_key_reusable(
+    status: int,
+    code: str,
+    sim: Simulator,
+    sim_transport: httpx.AsyncBaseTransport,
+    clock: FakeClock,
+) -> None:
+    sim.state.set_faults("ourvoice-sn", status=status)
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        refused = await send(gw)
+        sim.state.clear_faults()
+        retried = await send(gw)
+    assert refused == {
+        "__typename": "TopUpRejected",
+        "code": code,
+        "message": refused["message"],
+        "retryable": True,
+        "replayed": False,
+    }
+    assert retried["__typename"] == "TopUpSucceeded" and not retried["replayed"]
+    assert (posts(sim), credits(sim)) == (2, 1)
+
+
+async def test_a_422_is_rejected_and_recorded(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    sim.state.set_faults("ourvoice-sn", status=422)
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        refused = await send(gw)
+        sim.state.clear_faults()
+        again = await send(gw)
+    assert refused["code"] == "UPSTREAM_REJECTED" and refused["retryable"] is False
+    assert again == {**refused, "replayed": True}
+    assert (posts(sim), credits(sim)) == (1, 0)
+
+
+async def test_provably_unsent_is_retryable(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    settings = with_account(demo_settings(), "ourvoice-sn", base_url=f"http://127.0.0.1:{closed}")
+    app_settings = settings
+    from gateway.app import create_app
+    from tests.helpers import GatewayClient as Client
+    from tests.helpers import no_sleep
+
+    app = create_app(app_settings, clock=clock, sleep=no_sleep)  # the real aiohttp transport
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://gateway"
+        ) as http,
+    ):
+        answer = await send(Client(http, app))
+        journal = await app.state.graphql.topups.store.records()
+    assert answer["__typename"] == "TopUpRejected" and answer["retryable"] is True
+    assert answer["code"] == "UPSTREAM_UNAVAILABLE"
+    assert journal == []  # the key is free again
+
+
+async def test_a_restart_finds_in_flight_records_pending_and_never_resends(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    settings = demo_settings()
+    store = open_idempotency(settings.idempotency.url)
+    from gateway.topup import TopUpRequest, fingerprint
+
+    request = TopUpRequest("ourvoice-sn", Decimal("5000"), None, "MTN MOMO", "PAY-1", "k-1")
+    await store.begin(
+        Record(  # what a gateway that died mid-send left behind
+            "development (no key)",
+            "k-1",
+            fingerprint(request, "XOF"),
+            "ourvoice-sn",
+            {
+                "amount": "5000",
+                "currency": "XOF",
+                "payment_method": "MTN MOMO",
+                "payment_reference": "PAY-1",
+            },
+            "in_flight",
+            "dead-owner",
+            clock() - 1,
+            None,
+            clock() - 60,
+        )
+    )
+    await store.close()
+    async with running_gateway(settings, sim_transport, clock) as gw:  # the SQLite file reopened
+        answer = await send(gw)
+    assert answer["__typename"] == "TopUpPending" and answer["replayed"] is True
+    assert posts(sim) == 0
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"amount": "0"},
+        {"amount": "-5"},
+        {"amount": "10.5"},
+        {"amount": "100000000"},
+        {"currency": "EUR"},
+        {"paymentMethod": " "},
+        {"paymentReference": ""},
+        {"idempotencyKey": "x" * 256},
+        {"idempotencyKey": "bad\nkey"},
+    ],
+)
+async def test_invalid_input_is_rejected_before_anything(
+    change: dict[str, str],
+    sim: Simulator,
+    sim_transport: httpx.AsyncBaseTransport,
+    clock: FakeClock,
+) -> None:
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        answer = (await gw.query(TOP_UP, topup(**change)))["data"]["topUp"]
+        journal = await gw.app.state.graphql.topups.store.records()
+    assert answer["__typename"] == "TopUpRejected" and answer["code"] == "VALIDATION"
+    assert journal == [] and posts(sim) == 0
+
+
+async def test_refusals_before_sending_are_rejections(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    settings = production(
+        demo_settings(),
+        client("full", FULL_KEY, ("topup:write",), ("ourvoice-sn", "magma")),
+        client("reader", READER, ("balances:read",), None),
+    )
+    async with running_gateway(settings, sim_transport, clock) as gw:
+        unsupported = await send(gw, accountId="magma")
+        invisible = await send(gw, accountId="ourvoice-ci")
+        forbidden = await send(gw.as_key(READER))
+    assert [a["code"] for a in (unsupported, invisible, forbidden)] == [
+        "UNSUPPORTED",
+        "NOT_FOUND",
+        "FORBIDDEN",
+    ]
+    assert posts(sim) == 0
+
+
+async def test_two_top_ups_in_one_document_are_refused(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    double = """mutation($input: TopUpInput!) { a: topUp(input: $input) { __typename }
+                b: topUp(input: $input) { __typename } }"""
+    via_fragment = """mutation($input: TopUpInput!) { topUp(input: $input) { __typename } ...T }
+                      fragment T on Mutation { again: topUp(input: $input) { __typename } }"""
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        for document in (double, via_fragment):
+            answer = await gw.query(document, topup())
+            assert answer.get("data") is None
+            assert "At most one topUp" in answer["errors"][0]["message"]
+    assert posts(sim) == 0
+
+
+async def test_the_journal_and_the_balance_follow_top_ups(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    balance = '{ account(id: "ourvoice-sn") { balance { ... on AccountBalance { balances { total { amount } } } } } }'
+    history = """{ account(id: "ourvoice-sn") { transactions { ... on TransactionConnection {
+                   edges { node { reference status amount { amount } direction } } } } } }"""
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        before = (await gw.query(balance))["data"]["account"]["balance"]["balances"][0]
+        await send(gw, "k-1")
+        clock.advance(1)
+        sim.ourvoice.topup_faults["ourvoice-sn"] = "503-after-commit"
+        await send(gw, "k-2", paymentReference="PAY-2", amount="700")
+        after = (await gw.query(balance))["data"]["account"]["balance"]["balances"][0]
+        edges = (await gw.query(history))["data"]["account"]["transactions"]["edges"]
+    assert (before["total"]["amount"], after["total"]["amount"]) == ("50000", "55700")
+    assert [(e["node"]["status"], e["node"]["amount"]["amount"]) for e in edges] == [
+        ("PENDING", "700"),
+        ("SUCCEEDED", "5000"),
+    ]
+    assert {e["node"]["direction"] for e in edges} == {"CREDIT"}
+
+
+def test_an_operator_resolves_a_pending_top_up(
+    sim: Simulator,
+    sim_transport: httpx.AsyncBaseTransport,
+    clock: FakeClock,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = demo_settings()
+
+    async def top_up() -> dict[str, Any]:
+        async with running_gateway(settings, sim_transport, clock) as gw:
+            return await send(gw)
+
+    sim.ourvoice.topup_faults["ourvoice-sn"] = "503-after-commit"
+    assert asyncio.run(top_up())["__typename"] == "TopUpPending"
+    config = tmp_path / "ops.toml"
+    config.write_text(_config_with(settings.idempotency.url))
+    assert cli_main(["topups", "list", "--pending", "--config", str(config)]) == 0
+    assert "k-1" in capsys.readouterr().out
+    assert (
+        cli_main(
+            [
+                "topups",
+                "resolve",
+                "k-1",
+                "--client",
+                "development (no key)",
+                "--as",
+                "succeeded",
+                "--by",
+                "alice",
+                "--config",
+                str(config),
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli_main(
+            [
+                "topups",
+                "resolve",
+                "k-1",
+                "--client",
+                "development (no key)",
+                "--as",
+                "failed",
+                "--config",
+                str(config),
+            ]
+        )
+        == 1
+    )  # already resolved
+    answer = asyncio.run(top_up())
+    assert answer["__typename"] == "TopUpSucceeded" and answer["replayed"] is True
+    assert posts(sim) == 1
+
+
+def _config_with(url: str) -> str:
+    from tests.helpers import DEMO_CONFIG
+
+    text = DEMO_CONFIG.read_text()
+    return text.replace('url = "sqlite:///.data/demo-topups.db"', f'url = "{url}"')
