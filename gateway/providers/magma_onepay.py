@@ -77,17 +77,23 @@ def parse_item(reader: WireReader, item: Any, where: str, account: AccountConfig
     )
 
 
-def parse_balances(
-    raw: bytes, account: AccountConfig, context: UpstreamContext
-) -> tuple[Balance, ...]:
-    reader = WireReader(context)
+def envelope_items(reader: WireReader, raw: bytes) -> list[Any]:
+    """`data` of `{"code": 200, "message", "data": [...]}` (or a bare array); a `code` other
+    than 200 is that status's error."""
     body = reader.loads(raw)
     if isinstance(body, dict):
         code = reader.number(body, "code", "body")
         if code != 200:
-            raise status_error(context, int(code) if code == code.to_integral() else 0)
+            raise status_error(reader.context, int(code) if code == code.to_integral() else 0)
         body = reader.field(body, "data", "body")
-    items = reader.array(body, "data")
+    return reader.array(body, "data")
+
+
+def parse_balances(
+    raw: bytes, account: AccountConfig, context: UpstreamContext
+) -> tuple[Balance, ...]:
+    reader = WireReader(context)
+    items = envelope_items(reader, raw)
     balances = tuple(
         parse_item(reader, item, f"data[{i}]", account) for i, item in enumerate(items)
     )
@@ -129,14 +135,8 @@ def parse_history(
     raw: bytes, account: AccountConfig, context: UpstreamContext
 ) -> tuple[Transaction, ...]:
     reader = WireReader(context)
-    body = reader.loads(raw)
-    if isinstance(body, dict):
-        code = reader.number(body, "code", "body")
-        if code != 200:
-            raise status_error(context, int(code) if code == code.to_integral() else 0)
-        body = reader.field(body, "data", "body")
     rows = []
-    for i, item in enumerate(reader.array(body, "data")):
+    for i, item in enumerate(envelope_items(reader, raw)):
         where = f"data[{i}]"
         row = reader.object(item, where)
         reference = reader.optional_string(row, "reference", where) or reader.string(

@@ -25,12 +25,22 @@ def routes(state: SimState, tenants: tuple[MagmaTenant, ...] = MAGMA) -> list[Ro
         t.name: dumps({"code": 200, "message": "OK", "data": list(t.corridors)}) for t in tenants
     }
 
-    async def balance(request: Request) -> Response:
+    def tenant_of(request: Request) -> MagmaTenant | None:
+        """Bearer private key, and X-User-Secret checked when it is sent."""
         tenant = by_key.get(bearer(request) or "")
         secret = request.headers.get("x-user-secret")
         if tenant is None or (secret is not None and secret != tenant.secret_key):
-            state.count("anonymous", "balance")
-            return json_response(error_body(401, "Unauthorized"), 401)
+            return None
+        return tenant
+
+    def refused(route: str) -> Response:
+        state.count("anonymous", route)
+        return json_response(error_body(401, "Unauthorized"), 401)
+
+    async def balance(request: Request) -> Response:
+        tenant = tenant_of(request)
+        if tenant is None:
+            return refused("balance")
 
         async def handle() -> Response:
             return Response(bodies[tenant.name], media_type="application/json")
@@ -38,11 +48,9 @@ def routes(state: SimState, tenants: tuple[MagmaTenant, ...] = MAGMA) -> list[Ro
         return await with_faults(state, tenant.name, "balance", error_body, handle)
 
     async def history(request: Request) -> Response:
-        tenant = by_key.get(bearer(request) or "")
-        secret = request.headers.get("x-user-secret")
-        if tenant is None or (secret is not None and secret != tenant.secret_key):
-            state.count("anonymous", "history")
-            return json_response(error_body(401, "Unauthorized"), 401)
+        tenant = tenant_of(request)
+        if tenant is None:
+            return refused("history")
 
         async def handle() -> Response:
             now = datetime.fromtimestamp(state.clock(), UTC).replace(tzinfo=None)
@@ -51,9 +59,7 @@ def routes(state: SimState, tenants: tuple[MagmaTenant, ...] = MAGMA) -> list[Ro
                 end = parse_moment(request.query_params.get("end_date"), now, start=False)
             except ValueError:
                 return json_response(error_body(400, "Invalid date"), 400)
-            rows = [
-                r for r in HISTORY if start <= parse_moment(str(r["created_at"]), now, True) <= end
-            ]
+            rows = [r for r in HISTORY if start <= moment_of(r) <= end]
             return json_response({"code": 200, "message": "OK", "data": rows})
 
         return await with_faults(state, tenant.name, "history", error_body, handle)
