@@ -393,11 +393,13 @@ def _topup(
     status = check.string(raw, "topup_status", where, status) or status
     value = raw.get("topup_max_amount", maximum)
     try:
-        maximum = Decimal(str(value))
-        assert maximum.is_finite() and maximum > 0 and not isinstance(value, bool)
-    except (ArithmeticError, AssertionError):
+        parsed = Decimal(str(value))
+    except ArithmeticError:
+        parsed = Decimal(0)
+    if isinstance(value, bool) or not parsed.is_finite() or parsed <= 0:
         check.add(f"{where}.topup_max_amount", "must be a positive number", "e.g. 1000000")
-    return status, maximum
+        return status, maximum
+    return status, parsed
 
 
 def _currency(

@@ -179,3 +179,26 @@ def test_config_path_from_the_environment(
     assert "GATEWAY_CONFIG" in capsys.readouterr().err
     monkeypatch.setenv("GATEWAY_CONFIG", str(DEMO_CONFIG))
     assert cli_main(["check-config"]) == 0
+
+
+@pytest.mark.parametrize("value", [0, -5, "lots", True, "NaN"])
+def test_a_bad_top_up_maximum_is_named(value: object) -> None:
+    account = {
+        "provider": "ourvoice",
+        "base_url": "https://x",
+        "api_key": "k" * 10,
+        "topup_max_amount": value,
+    }
+    found = problems({"server": {"profile": "development"}, "accounts": {"ov": account}})
+    assert "accounts.ov.topup_max_amount" in found
+
+
+def test_top_up_keys_only_where_top_ups_exist() -> None:
+    account = {
+        "provider": "magma_onepay",
+        "base_url": "https://x",
+        "private_key": "k" * 10,
+        "topup_status": "completed",
+    }
+    found = problems({"server": {"profile": "development"}, "accounts": {"mg": account}})
+    assert "accounts.mg.topup_status" in found
