@@ -406,3 +406,20 @@ def test_paymob_status_mapping_and_refs_stay_strings(raw: str, status: Transacti
             1,
         )
     assert getattr(raised.value, "code", None).value == "UPSTREAM_BAD_RESPONSE"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "flt",
+    [
+        {"createdFrom": "0001-01-01T00:00:00Z"},
+        {"createdTo": "9999-12-31T23:59:59Z"},
+        {"createdFrom": "2024-06-02T00:00:00Z", "createdTo": "2024-06-01T00:00:00Z"},
+    ],
+)
+async def test_absurd_date_ranges_are_validation_errors(
+    flt: dict[str, str], sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        answer = await gw.query(PAGE, {"id": "magma", "filter": flt})
+    assert answer["errors"][0]["extensions"]["code"] == "VALIDATION"
+    assert sim.state.calls_to("magma", "history") == 0

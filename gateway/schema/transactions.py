@@ -3,17 +3,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from gateway import domain
-from gateway.errors import GatewayError, NotFound, Unsupported, UpstreamError
+from gateway.errors import ClientError, GatewayError, NotFound, Unsupported, UpstreamError
 from gateway.schema.types import Account, Money, ProviderFailure
 
 if TYPE_CHECKING:
     from gateway.schema.context import Context
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 strawberry.enum(domain.TransactionStatus, name="TransactionStatus")
 strawberry.enum(domain.Direction, name="Direction")
@@ -53,6 +56,11 @@ class TransactionFilter:
     reference: str | None = None
 
     def to_domain(self) -> domain.TransactionFilter:
+        for moment in (self.created_from, self.created_to):
+            if moment is not None and not EARLIEST <= moment <= LATEST:
+                raise ClientError("Dates must lie between 1970 and 2100.")
+        if self.created_from and self.created_to and self.created_from > self.created_to:
+            raise ClientError("`createdFrom` is after `createdTo`.")
         return domain.TransactionFilter(
             created_from=self.created_from,
             created_to=self.created_to,
