@@ -25,6 +25,7 @@ from gateway.providers import TransactionSource
 PAGES = Codec[TransactionPage](encode_transactions, decode_transactions)
 MAX_FIRST = 100
 MAX_UPSTREAM_PAGES = 24  # per request: bounds the work one query can cause
+FAR_FUTURE = 4e12  # a position newer than any row: "everything on the next pages"
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,11 @@ class Connection:
     edges: list[tuple[str, Transaction]]
     has_next_page: bool
     total: int | None
+    resume_cursor: str | None = None  # where to go on when a page held no row to point at
 
     @property
     def end_cursor(self) -> str | None:
-        return self.edges[-1][0] if self.edges else None
+        return self.resume_cursor or (self.edges[-1][0] if self.edges else None)
 
 
 class TransactionService:
@@ -69,25 +71,30 @@ class TransactionService:
         page = position.page if position else 1
         found: list[tuple[Transaction, int]] = []
         total: int | None = None
-        more = True
         with request_deadline(self.deadline_seconds):
             for _ in range(MAX_UPSTREAM_PAGES):
                 upstream = await self._page(account_id, flt, page)
                 total = upstream.total if total is None else total
-                for row in upstream.rows:
-                    if (
-                        position is None or row.position < (position.created, position.reference)
-                    ) and flt.matches(row):
-                        found.append((row, page))
+                found.extend(
+                    (row, page) for row in upstream.rows if self._after(row, position, flt)
+                )
                 if len(found) > first or upstream.next_page is None:
-                    more = len(found) > first
                     break
                 page = upstream.next_page
-        edges = [
-            (self._cursors.make(account_id, key, Position(*row.position, page=at)), row)
-            for row, at in found[:first]
-        ]
-        return Connection(edges, more, total)
+            else:  # the per-request bound: more pages remain, continue from the next one
+                resume = found[-1][0].position if found else (FAR_FUTURE, "")
+                if len(found) <= first:
+                    return Connection(
+                        [(self._cursor(account_id, key, row, at), row) for row, at in found],
+                        True,
+                        total,
+                        self._cursors.make(account_id, key, Position(*resume, page=page)),
+                    )
+        edges = [(self._cursor(account_id, key, row, at), row) for row, at in found[:first]]
+        return Connection(edges, len(found) > first, total)
+
+    def _cursor(self, account_id: str, key: str, row: Transaction, page: int) -> str:
+        return self._cursors.make(account_id, key, Position(*row.position, page=page))
 
     @staticmethod
     def _after(row: Transaction, position: Position | None, flt: TransactionFilter) -> bool:

@@ -423,3 +423,20 @@ async def test_absurd_date_ranges_are_validation_errors(
         answer = await gw.query(PAGE, {"id": "magma", "filter": flt})
     assert answer["errors"][0]["extensions"]["code"] == "VALIDATION"
     assert sim.state.calls_to("magma", "history") == 0
+
+
+async def test_a_long_sparse_range_is_walked_in_bounded_steps(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    flt = {
+        "createdFrom": "2021-06-01T00:00:00Z",
+        "createdTo": "2024-06-04T00:00:00Z",
+        "reference": "MG00000003",
+    }
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        first = (await gw.query(PAGE, {"id": "magma", "filter": flt}))["data"]["transactions"]
+        calls_first = sim.state.calls_to("magma", "history")
+        rest = await walk(gw, "magma", 20, flt)
+    assert calls_first == 24  # one request never asks more than 24 upstream pages
+    assert first["pageInfo"]["hasNextPage"] is True
+    assert [n["reference"] for n in rest] == ["MG00000003"]
