@@ -48,6 +48,7 @@ SECRETS = {
     "BENCH_MUDA_SECRET": "demo-muda-secret-key",
     "BENCH_PAYMOB_PUBLIC": "demo-paymob-public-key",
     "BENCH_PAYMOB_SECRET": "demo-paymob-secret-key",
+    "BENCH_CURSOR_SECRET": "bench-cursor-secret-0123456789abcdef",
 }
 CREDENTIALS = {
     "ourvoice": ('api_key = "env:BENCH_OURVOICE_KEY"', "/ourvoice"),
@@ -63,6 +64,7 @@ CREDENTIALS = {
 }
 CPUS = os.cpu_count() or 1
 BENCH_KEY = "bgw_bench-" + "k" * 32
+JOURNAL = Path(tempfile.gettempdir()) / f"balance-gateway-bench-{os.getpid()}.db"
 GATEWAY_CPU, LOAD_CPU = ("0", "1") if CPUS >= 2 else ("0", "0")
 
 
@@ -80,10 +82,11 @@ def config(
     providers: list[str] | None = None,
 ) -> str:
     lines = [
-        '[server]\nprofile = "production"\n',
+        '[server]\nprofile = "production"\ncursor_secret = "env:BENCH_CURSOR_SECRET"\n',
         f'[clients.bench]\nkey_sha256 = "{key_hash(BENCH_KEY)}"\nscopes = ["balances:read"]\n'
         'accounts = ["*"]\n',
         "[rate_limit]\nrequests_per_second = 100000\nburst = 1000000\n",
+        f'[idempotency]\nurl = "sqlite:///{JOURNAL}"\n',
         f"[cache]\nfresh_seconds = {fresh}\nresponse_cache = {str(response_cache).lower()}\n",
     ]
     for provider in providers or list(CREDENTIALS):
