@@ -305,6 +305,8 @@ def main() -> int:
     finally:
         sim.terminate()
         sim.wait(10)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{JOURNAL}{suffix}").unlink(missing_ok=True)
     four = results["4 accounts"]
     results["overhead_p50_ms"] = four["p50_ms"] - upstream["p50_ms"]
     results["overhead_p99_ms"] = four["p99_ms"] - upstream["p99_ms"]
