@@ -202,3 +202,28 @@ def test_top_up_keys_only_where_top_ups_exist() -> None:
     }
     found = problems({"server": {"profile": "development"}, "accounts": {"mg": account}})
     assert "accounts.mg.topup_status" in found
+
+
+def test_the_production_example_checks_out_once_its_secrets_exist(tmp_path: Path) -> None:
+    example = DEMO_CONFIG.parent / "production.example.toml"
+    secret_file = tmp_path / "muda"
+    secret_file.write_text("muda-secret\n")
+    text = example.read_text().replace("/run/secrets/muda_secret_key", str(secret_file))
+    env = {
+        name: f"value-of-{name}"
+        for name in (
+            "GATEWAY_CURSOR_SECRET",
+            "OURVOICE_SN_KEY",
+            "MAGMA_PRIVATE_KEY",
+            "MAGMA_SECRET_KEY",
+            "MUDA_API_KEY",
+            "PAYMOB_PUBLIC_KEY",
+            "PAYMOB_SECRET_KEY",
+        )
+    }
+    settings = parse_settings(__import__("tomllib").loads(text), env)
+    assert settings.server.profile == "production"
+    assert set(settings.security.clients) == {"finance-dashboard", "billing-service", "prometheus"}
+    with pytest.raises(ConfigError) as raised:  # without its secrets it names each one
+        parse_settings(__import__("tomllib").loads(text), {})
+    assert len(raised.value.problems) == len(env)
