@@ -148,11 +148,7 @@ def journal_entry(record: Record) -> Transaction:
     outcome = record.outcome or {}
     tx = outcome.get("transaction") or {}
     state = record.state
-    status = {
-        "succeeded": Status.SUCCEEDED,
-        "rejected": Status.FAILED,
-        "failed": Status.FAILED,
-    }.get(state, Status.PENDING)
+    status = JOURNAL_STATUS.get(state, Status.PENDING)
     created = tx.get("created_at") or record.created_at
     return Transaction(
         id=f"{record.account}:{record.key}" if not tx else tx["id"],
@@ -217,7 +213,15 @@ class TopUpService:
             outcome=None,
             created_at=now,
         )
-        existing = await self.store.begin(record)
+        try:
+            existing = await self.store.begin(record)
+        except Exception:
+            log.exception("top-up %s: the journal refused the record", request.idempotency_key)
+            return Rejected(
+                ErrorCode.INTERNAL,
+                "The top-up journal is unavailable; nothing was sent. Retry with the same key.",
+                retryable=True,
+            )
         if existing is not None:
             return await self._replay(existing, record)
         return await self._send(client, request, record, owner)
@@ -260,26 +264,39 @@ class TopUpService:
         except Exception:
             log.exception("top-up %s: unexpected error after sending", request.idempotency_key)
             return await self._pending(client, request, owner)
-        await self.store.finish(
-            client,
-            request.idempotency_key,
-            owner,
-            "succeeded",
-            {"transaction": transaction_json(tx)},
-        )
         await self._invalidate(request.account_id)
+        if not await self._record(
+            client, request, owner, "succeeded", {"transaction": transaction_json(tx)}
+        ):
+            # Credited, but not written down: say nothing we could not repeat on a replay.
+            return Pending(request.idempotency_key, PENDING_MESSAGE, replayed=False)
         return Succeeded(tx, replayed=False)
+
+    async def _record(
+        self, client: str, request: TopUpRequest, owner: str, state: str, outcome: dict[str, Any]
+    ) -> bool:
+        """Write the outcome; a journal failure is logged and leaves the record in flight
+        (pending for everyone once the lease runs out), never resends."""
+        try:
+            await self.store.finish(client, request.idempotency_key, owner, state, outcome)
+        except Exception:
+            log.exception("top-up %s: could not record %s", request.idempotency_key, state)
+            return False
+        return True
 
     async def _failed(
         self, client: str, request: TopUpRequest, owner: str, exc: UpstreamError
     ) -> Outcome:
         status = exc.context.status
         if exc.not_sent or exc.code in DEFINITE_REFUSALS:
-            await self.store.release(client, request.idempotency_key, owner)
+            try:
+                await self.store.release(client, request.idempotency_key, owner)
+            except Exception:  # the key stays taken (pending later): safe, if unhelpful
+                log.exception("top-up %s: could not free the key", request.idempotency_key)
             return Rejected(exc.code, exc.message, retryable=True)
         if status in REJECTED_STATUSES and exc.code is ErrorCode.UPSTREAM_REJECTED:
             outcome = {"code": exc.code.value, "message": exc.message}
-            await self.store.finish(client, request.idempotency_key, owner, "rejected", outcome)
+            await self._record(client, request, owner, "rejected", outcome)
             return Rejected(exc.code, exc.message, retryable=False)
         log.warning(
             "top-up %s: outcome unknown (%s: %s)",
@@ -290,7 +307,7 @@ class TopUpService:
         return await self._pending(client, request, owner)
 
     async def _pending(self, client: str, request: TopUpRequest, owner: str) -> Outcome:
-        await self.store.finish(client, request.idempotency_key, owner, "pending", {})
+        await self._record(client, request, owner, "pending", {})
         await self._invalidate(request.account_id)
         return Pending(request.idempotency_key, PENDING_MESSAGE, replayed=False)
 

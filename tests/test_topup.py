@@ -436,3 +436,70 @@ def _config_with(url: str) -> str:
 
     text = DEMO_CONFIG.read_text()
     return text.replace('url = "sqlite:///.data/demo-topups.db"', f'url = "{url}"')
+
+
+class FlakyJournal:
+    """A real SQLite journal whose chosen operations fail, as a full disk or a lost
+    database connection would make them."""
+
+    def __init__(self, path: str, failing: set[str]) -> None:
+        from gateway.idempotency import SqliteStore
+
+        self.inner = SqliteStore(path)
+        self.failing = failing
+
+    def __getattr__(self, name: str) -> Any:
+        operation = getattr(self.inner, name)
+        if name not in self.failing:
+            return operation
+
+        async def broken(*args: Any, **kwargs: Any) -> Any:
+            raise OSError(f"journal {name} failed")
+
+        return broken
+
+
+@pytest.mark.parametrize(
+    ("failing", "answer", "credited"), [({"begin"}, "Rejected", 0), ({"finish"}, "Pending", 1)]
+)
+async def test_a_failing_journal_never_costs_money(
+    failing: set[str],
+    answer: str,
+    credited: int,
+    sim: Simulator,
+    http: Any,
+    clock: FakeClock,
+    tmp_path: Any,
+) -> None:
+    from gateway.providers.ourvoice import OurVoice
+    from gateway.topup import TopUpRequest, TopUpService
+    from tests.helpers import make_channel
+
+    account = demo_settings().accounts["ourvoice-sn"]
+    journal = FlakyJournal(str(tmp_path / "j.db"), failing)
+    invalidated: list[str] = []
+
+    async def invalidate(account_id: str) -> None:
+        invalidated.append(account_id)
+
+    service = TopUpService(
+        {account.id: account},
+        {account.id: OurVoice(account, make_channel(account, http, clock), clock)},
+        journal,
+        invalidate,
+        clock,
+        0.1,
+        30,
+    )  # type: ignore[arg-type]
+    request = TopUpRequest(account.id, Decimal("5000"), None, "MTN MOMO", "PAY-1", "k-1")
+    outcome = await service.top_up("ops", request)
+    assert type(outcome).__name__ == answer
+    if answer == "Rejected":
+        assert outcome.retryable is True  # type: ignore[union-attr]
+    assert credits(sim) == credited
+    journal.failing.clear()
+    clock.advance(60)  # the lease runs out: an unrecorded outcome reads as pending
+    again = await service.top_up("ops", request)
+    assert credits(sim) == credited + (1 if answer == "Rejected" else 0)
+    assert type(again).__name__ == ("Succeeded" if answer == "Rejected" else "Pending")
+    await journal.inner.close()
