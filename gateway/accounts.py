@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from gateway.domain import AccountInfo, Capability, ProviderKind
@@ -57,8 +58,9 @@ class AccountConfig:
     topup_status: str = "completed"  # Our Voice: the collected payment's status
     topup_max_amount: Decimal = Decimal("10000000")
 
-    @property
+    @cached_property
     def info(self) -> AccountInfo:
+        """Built once: asked for on every request, for every account."""
         return AccountInfo(self.id, self.provider, self.label, self.capabilities)
 
     def fingerprint(self) -> str:

@@ -25,7 +25,7 @@ from strawberry.types import ExecutionResult
 
 from gateway.auth import Authenticator, Principal
 from gateway.clock import Clock
-from gateway.errors import ErrorCode, GatewayError
+from gateway.errors import ErrorCode, GatewayError, RateLimited
 from gateway.log_context import client_name, request_id
 from gateway.metrics import Metrics
 from gateway.rate_limit import RateLimiter
@@ -170,7 +170,7 @@ class GraphQLEndpoint:
         client_name.set(principal.name)
         wait = await self.rate_limiter.take(principal.name)
         if wait is not None:
-            raise Refused(429, "Too many requests.", ErrorCode.RATE_LIMITED).with_retry(wait)
+            raise RateLimited("Too many requests.", retry_after_seconds=wait)
         return principal
 
     async def _handle(self, request: Request) -> Response:

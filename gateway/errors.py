@@ -21,7 +21,7 @@ upstream bodies. Details meant for operators go to `detail`, which is logged, no
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 
@@ -63,10 +63,6 @@ class GatewayError(Exception):
 
     def with_code(self, code: ErrorCode) -> GatewayError:
         self.code = code
-        return self
-
-    def with_retry(self, seconds: int) -> GatewayError:
-        self.retry_after_seconds = seconds
         return self
 
 
@@ -124,7 +120,6 @@ class UpstreamContext:
     account: str
     status: int | None = None
     upstream_code: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 class UpstreamError(GatewayError):

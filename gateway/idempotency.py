@@ -44,7 +44,6 @@ COLUMNS = (
     "client, key, fingerprint, account, request, state, owner, lease_until, outcome, "
     "created_at, resolved_by, resolved_at"
 )
-FINAL = ("succeeded", "rejected", "failed")
 
 
 @dataclass(frozen=True)

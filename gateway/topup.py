@@ -17,8 +17,9 @@ import hashlib
 import json
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -143,8 +144,6 @@ JOURNAL_STATUS = {"succeeded": Status.SUCCEEDED, "rejected": Status.FAILED, "fai
 
 def journal_entry(record: Record) -> Transaction:
     """A recorded top-up as a transaction of the account's journal."""
-    from datetime import UTC, datetime
-
     outcome = record.outcome or {}
     tx = outcome.get("transaction") or {}
     state = record.state
@@ -171,7 +170,7 @@ class TopUpService:
         accounts: Mapping[str, AccountConfig],
         providers: Mapping[str, TopUpProvider],
         store: IdempotencyStore,
-        invalidate: Any,
+        invalidate: Callable[[str], Awaitable[None]],
         clock: Clock,
         wait_seconds: float,
         lease_seconds: float,

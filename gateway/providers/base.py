@@ -41,10 +41,6 @@ class ProviderSpec:
     calls_per_minute: int | None = None  # the provider's documented quota, if any
     calls_per_day: int | None = None
 
-    @property
-    def currency_from_config(self) -> bool:
-        return self.default_currency is not None
-
 
 def upstream_context(account: AccountConfig) -> UpstreamContext:
     return UpstreamContext(provider=account.provider.value, account=account.id)
