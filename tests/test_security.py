@@ -4,7 +4,6 @@ leaves the simulator's call counters at zero."""
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -14,7 +13,6 @@ from gateway.schema.limits import _Measure
 from gateway.security_settings import Limits
 from gateway.simulator import Simulator
 from tests.helpers import (
-    FULL_KEY,
     FakeClock,
     GatewayClient,
     demo_settings,
@@ -262,16 +260,27 @@ async def test_every_answer_is_no_store(gw: GatewayClient) -> None:
 
 
 async def test_websocket_subscriptions_are_not_served(gw: GatewayClient) -> None:
-    response = await gw.http.get(
-        "/graphql",
-        headers={
-            "connection": "upgrade",
-            "upgrade": "websocket",
-            "sec-websocket-protocol": "graphql-transport-ws",
-        },
-    )
-    assert response.status_code != 101
+    """A WebSocket handshake on /graphql is closed at once, never accepted."""
+    sent: list[dict[str, object]] = []
 
+    async def receive() -> dict[str, object]:
+        return {"type": "websocket.connect"}
 
-def test_full_key_is_not_a_jwt() -> None:
-    assert json.dumps(FULL_KEY)  # (a plain API key: see test_auth.py for JWTs)
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "websocket",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "headers": [(b"sec-websocket-protocol", b"graphql-transport-ws")],
+        "subprotocols": ["graphql-transport-ws"],
+        "scheme": "ws",
+        "root_path": "",
+        "server": ("gateway", 80),
+        "client": ("127.0.0.1", 1),
+        "asgi": {"version": "3.0"},
+    }
+    await gw.app(scope, receive, send)
+    assert [m["type"] for m in sent] == ["websocket.close"]

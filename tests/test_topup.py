@@ -392,8 +392,9 @@ def test_an_operator_resolves_a_pending_top_up(
     config.write_text(_config_with(settings.idempotency.url))
     assert cli_main(["topups", "list", "--pending", "--config", str(config)]) == 0
     assert "k-1" in capsys.readouterr().out
-    assert (
-        cli_main(
+
+    def resolve(outcome: str) -> int:
+        return cli_main(
             [
                 "topups",
                 "resolve",
@@ -401,31 +402,16 @@ def test_an_operator_resolves_a_pending_top_up(
                 "--client",
                 "development (no key)",
                 "--as",
-                "succeeded",
+                outcome,
                 "--by",
                 "alice",
                 "--config",
                 str(config),
             ]
         )
-        == 0
-    )
-    assert (
-        cli_main(
-            [
-                "topups",
-                "resolve",
-                "k-1",
-                "--client",
-                "development (no key)",
-                "--as",
-                "failed",
-                "--config",
-                str(config),
-            ]
-        )
-        == 1
-    )  # already resolved
+
+    assert resolve("succeeded") == 0
+    assert resolve("failed") == 1  # already resolved: a late verdict changes nothing
     answer = asyncio.run(top_up())
     assert answer["__typename"] == "TopUpSucceeded" and answer["replayed"] is True
     assert posts(sim) == 1
