@@ -81,15 +81,14 @@ class TransactionService:
                 if len(found) > first or upstream.next_page is None:
                     break
                 page = upstream.next_page
-            else:  # the per-request bound: more pages remain, continue from the next one
+            else:  # the per-request bound (so at most `first` rows): resume at the next page
                 resume = found[-1][0].position if found else (FAR_FUTURE, "")
-                if len(found) <= first:
-                    return Connection(
-                        [(self._cursor(account_id, key, row, at), row) for row, at in found],
-                        True,
-                        total,
-                        self._cursors.make(account_id, key, Position(*resume, page=page)),
-                    )
+                return Connection(
+                    [(self._cursor(account_id, key, row, at), row) for row, at in found],
+                    True,
+                    total,
+                    self._cursors.make(account_id, key, Position(*resume, page=page)),
+                )
         edges = [(self._cursor(account_id, key, row, at), row) for row, at in found[:first]]
         return Connection(edges, len(found) > first, total)
 

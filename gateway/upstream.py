@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,8 +32,6 @@ from gateway.errors import (
     UpstreamUnauthorized,
     UpstreamUnavailable,
 )
-
-log = logging.getLogger("gateway.upstream")
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
