@@ -181,9 +181,9 @@ class GraphQLEndpoint:
             if content_type != "application/json":
                 raise Refused(415, "Send the request as application/json.")
             body = await read_capped(request, self.limits.max_body_bytes)
-            checked_payload(body, self.limits)
+            payload = checked_payload(body, self.limits)
             request._body = body  # Starlette's own cache of the body: Strawberry reads it there
-            cache_key = await self._cache_key(body, principal)
+            cache_key = await self._cache_key(payload, principal)
             if cache_key is not None and self.response_cache is not None:
                 hit = await self.response_cache.get(cache_key)
                 self.metrics.response_cache_events.labels("hit" if hit else "miss").inc()
@@ -212,10 +212,10 @@ class GraphQLEndpoint:
             await self.response_cache.put(cache_key, bytes(response.body), context.cache_until)
         return response
 
-    async def _cache_key(self, body: bytes, principal: Principal) -> str | None:
+    async def _cache_key(self, payload: dict[str, Any], principal: Principal) -> str | None:
         if self.response_cache is None:
             return None
-        cacheable = CachedRequest.of(body)
+        cacheable = CachedRequest.from_payload(payload)
         if cacheable is None:
             return None
         visible = [a.id for a in self.service.accounts() if principal.can_see(a.id)]

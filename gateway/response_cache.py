@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.cache import Entry, Generations
 from gateway.clock import Clock
@@ -35,8 +36,11 @@ class CachedRequest:
             data = json.loads(body)
         except ValueError:
             return None
-        if not isinstance(data, dict):
-            return None
+        return cls.from_payload(data) if isinstance(data, dict) else None
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> CachedRequest | None:
+        """From an already parsed request body (the endpoint has parsed it once)."""
         query, variables = data.get("query"), data.get("variables")
         operation = data.get("operationName")
         if not isinstance(query, str) or NOT_A_QUERY.search(query):
