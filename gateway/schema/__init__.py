@@ -19,6 +19,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from gateway.schema.errors import DeferredErrors
+from gateway.schema.fast_completion import FastCompletionContext
 from gateway.schema.limits import limits_rule
 from gateway.schema.query import Query
 from gateway.schema.scalars import SCALAR_MAP
@@ -56,6 +57,7 @@ def build_schema(*, development: bool = False, limits: Limits | None = None) -> 
         mutation=Mutation,
         extensions=extensions,  # type: ignore[arg-type]
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        execution_context_class=FastCompletionContext,
     )
 
 
