@@ -1,0 +1,189 @@
+"""Planned completion answers exactly as graphql-core does: same data, same key order, same
+errors at the same paths — for generated queries over data that breaks the schema's
+promises (nulls in non-null fields, out-of-range Ints, values that are not lists) — and
+plans shared between executions follow `@skip`/`@include` variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import strawberry
+from hypothesis import HealthCheck, given, settings
+from hypothesis_graphql import queries
+from strawberry.schema.config import StrawberryConfig
+
+from gateway.schema import build_schema
+from gateway.schema.fast_completion import FastCompletionContext
+from gateway.schema.scalars import SCALAR_MAP
+
+
+@strawberry.enum
+class Kind(enum.Enum):
+    CASH = "cash"
+    CREDIT = "credit"
+
+
+@strawberry.type
+class Amount:
+    value: Decimal
+    currency: str
+
+
+@strawberry.type
+class Item:
+    id: strawberry.ID
+    label: str
+    note: str | None
+    count: int
+    flag: bool
+    kind: Kind
+    at: datetime | None
+    amount: Amount
+    extra: Amount | None
+    tags: list[str]
+
+    @strawberry.field
+    def shout(self) -> str:
+        return self.label.upper()
+
+
+@strawberry.type
+class Group:
+    name: str
+    items: list[Item]
+    maybe_items: list[Item | None] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class AmountValue:
+    value: Any
+    currency: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemValue:
+    id: Any
+    label: Any
+    note: Any = None
+    count: Any = 1
+    flag: Any = True
+    kind: Any = Kind.CASH
+    at: Any = None
+    amount: Any = AmountValue(Decimal("1.50"), "XOF")
+    extra: Any = None
+    tags: Any = ()
+
+
+GOOD = ItemValue("1", "first", "n", 3, False, Kind.CREDIT, datetime(2024, 6, 4, tzinfo=UTC))
+GROUPS = [
+    {"name": "fine", "items": [GOOD, ItemValue("2", "second", extra=AmountValue("7", "KES"))]},
+    {
+        "name": "broken",
+        "items": [GOOD, ItemValue("3", None)],  # null in a non-null field: nulls `groups`
+        "maybe_items": [
+            None,
+            GOOD,
+            ItemValue("4", None),
+            ItemValue("5", "big", count=2**40),  # an Int out of range
+            ItemValue("6", "money", amount=AmountValue(Decimal("2"), None)),
+            ItemValue("7", "tags", tags="not-a-list"),
+        ],
+    },
+]
+
+
+def groups() -> list[Group]:
+    return [
+        Group(name=g["name"], items=g["items"], maybe_items=g.get("maybe_items")) for g in GROUPS
+    ]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def groups(self) -> list[Group]:
+        return groups()
+
+    @strawberry.field
+    def group(self) -> Group:
+        return groups()[0]
+
+
+def schema(fast: bool) -> strawberry.Schema:
+    return strawberry.Schema(
+        query=Query,
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        execution_context_class=FastCompletionContext if fast else None,
+    )
+
+
+PLAIN, FAST = schema(False), schema(True)
+
+
+def answer(s: strawberry.Schema, query: str, variables: dict[str, Any] | None = None) -> str:
+    result = s.execute_sync(query, variable_values=variables)
+    errors = sorted((e.message, e.path) for e in result.errors or [])
+    return json.dumps({"data": result.data, "errors": errors}, default=str)
+
+
+@settings(
+    max_examples=300,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(query=queries(str(PLAIN)))
+def test_generated_queries_answer_as_graphql_core_does(query: str) -> None:
+    assert answer(FAST, query) == answer(PLAIN, query)
+
+
+BROKEN = """{ group { name } groups { name maybeItems { __typename id label count
+  amount { value currency } tags shout at kind } } }"""
+
+
+def test_broken_values_are_reported_at_their_paths() -> None:
+    fast = json.loads(answer(FAST, BROKEN))
+    assert fast == json.loads(answer(PLAIN, BROKEN))
+    assert sorted(tuple(path) for _, path in fast["errors"]) == [
+        ("groups", 1, "maybeItems", 2, "label"),
+        ("groups", 1, "maybeItems", 3, "count"),
+        ("groups", 1, "maybeItems", 4, "amount", "currency"),
+        ("groups", 1, "maybeItems", 5, "tags"),
+    ]
+    broken = fast["data"]["groups"][1]["maybeItems"]
+    assert broken[0] is None and broken[1]["label"] == "first" and broken[2:] == [None] * 4
+    items = json.loads(answer(FAST, "{ groups { items { label } } }"))
+    assert items["data"] is None  # a null in a non-null list nulls up to the root
+
+
+def test_plans_follow_directive_variables_across_executions() -> None:
+    query = """query($on: Boolean!) { group { items { id label @include(if: $on)
+      amount @skip(if: $on) { value } } } }"""
+    for on in (True, False, True, False):
+        fast = answer(FAST, query, {"on": on})
+        assert fast == answer(PLAIN, query, {"on": on})
+        first = json.loads(fast)["data"]["group"]["items"][0]
+        assert ("label" in first) is on and ("amount" in first) is not on
+
+
+def test_aliases_and_fragments_keep_their_order() -> None:
+    query = """{ group { items { b: label ...F a: id __typename } } }
+      fragment F on Item { amount { currency } label }"""
+    fast = answer(FAST, query)
+    assert fast == answer(PLAIN, query)
+    assert list(json.loads(fast)["data"]["group"]["items"][0]) == [
+        "b",
+        "amount",
+        "label",
+        "a",
+        "__typename",
+    ]
+
+
+def test_the_gateway_schema_uses_planned_completion() -> None:
+    assert build_schema().execution_context_class is FastCompletionContext
