@@ -92,9 +92,12 @@ def config(
     for provider in providers or list(CREDENTIALS):
         secrets, prefix = CREDENTIALS[provider]
         for i in range(per_provider):
+            # Budgets off: every request asks every upstream (Muda's default 100 calls a
+            # minute would otherwise serve Muda from the cache after the first hundred).
             lines.append(
                 f'[accounts.{provider}-{i}]\nprovider = "{provider}"\n'
                 f'base_url = "{sim_url}{prefix}"\n{secrets}\n'
+                "calls_per_minute = 1000000\ncalls_per_day = 100000000\n"
             )
     return "\n".join(lines)
 

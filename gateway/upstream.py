@@ -1,10 +1,14 @@
 """The one place that talks HTTP to providers.
 
-One `httpx.AsyncClient` per process (aiohttp transport by default; tests inject
-`httpx.ASGITransport` to reach the simulator in-process). Every call gets connect/read
-timeouts plus a hard per-attempt deadline (so an injected transport that hangs is bounded
-too), redirects are never followed, and the body is read in chunks up to a cap. Transport
-failures and HTTP statuses become typed `UpstreamError`s here, so adapters only parse.
+One httpx transport per process (httpx-aiohttp's by default; tests inject
+`httpx.ASGITransport` to reach the simulator in-process), driven directly with
+`httpx.Request`s: this module is the client. httpx's `AsyncClient` would add redirects, a
+cookie jar, auth flows and default headers, none of which a provider call may use, for
+about 0.15 ms of CPU a call. Every call gets connect/read timeouts plus a hard per-attempt
+deadline (so an injected transport that hangs is bounded too); a redirect is an answer,
+never followed; no cookie is kept or sent; the body is read in chunks up to a cap.
+Transport failures and HTTP statuses become typed `UpstreamError`s here, so adapters only
+parse.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC
-from http.cookiejar import CookieJar, DefaultCookiePolicy
+from functools import lru_cache
 from typing import Any
 
 import aiohttp
@@ -34,6 +38,7 @@ from gateway.errors import (
 )
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+USER_AGENT = "balance-gateway"
 
 
 @dataclass(frozen=True)
@@ -57,19 +62,12 @@ class UpstreamClient:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         wall_clock: Clock = time.time,
     ) -> None:
-        self._client = httpx.AsyncClient(
-            transport=transport or default_transport(),
-            follow_redirects=False,
-            trust_env=False,
-            # One client serves every account: a cookie one upstream sets must never ride
-            # along on another account's request, so the jar accepts none.
-            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
-        )
+        self._transport = transport or default_transport()
         self.max_body_bytes = max_body_bytes
         self._wall_clock = wall_clock
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._transport.aclose()
 
     async def send(
         self,
@@ -83,13 +81,21 @@ class UpstreamClient:
         timeout_seconds: float,
     ) -> UpstreamResponse:
         """Send once and return the raw response, whatever its status; transport failures raise."""
-        timeout = httpx.Timeout(timeout_seconds)
+        request = httpx.Request(
+            method,
+            _parsed(url),
+            headers={"user-agent": USER_AGENT, **(headers or {})},
+            json=json_body,
+            content=content,
+            extensions={"timeout": _timeouts(timeout_seconds)},
+        )
         try:
             async with asyncio.timeout(timeout_seconds):
-                async with self._client.stream(
-                    method, url, headers=headers, json=json_body, content=content, timeout=timeout
-                ) as response:
+                response = await self._transport.handle_async_request(request)
+                try:
                     body = await self._read_capped(context, response)
+                finally:
+                    await response.aclose()
         except TimeoutError as exc:
             raise UpstreamTimeout(context, detail="deadline exceeded") from exc
         except httpx.TransportError as exc:
@@ -114,6 +120,17 @@ class UpstreamClient:
                 raise UpstreamBadResponse(context, detail="body over the size cap")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+@lru_cache(maxsize=1024)
+def _parsed(url: str) -> httpx.URL:
+    """Provider URLs repeat (base URL + a few paths): parse each once."""
+    return httpx.URL(url)
+
+
+@lru_cache(maxsize=64)
+def _timeouts(seconds: float) -> dict[str, float]:
+    return httpx.Timeout(seconds).as_dict()  # type: ignore[return-value]
 
 
 def status_error(
