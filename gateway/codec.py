@@ -6,10 +6,11 @@ next one sees.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 from gateway.domain import (
     Asset,
@@ -53,13 +54,13 @@ def encode_balances(balances: tuple[Balance, ...]) -> str:
         }
         for b in balances
     ]
-    return json.dumps({"v": FORMAT, "balances": rows}, separators=(",", ":"))
+    return orjson.dumps({"v": FORMAT, "balances": rows}).decode()
 
 
 def decode_balances(text: str) -> tuple[Balance, ...] | None:
     """None for anything this version did not write (then it is a miss, not an error)."""
     try:
-        data = json.loads(text)
+        data = orjson.loads(text)
         if data.get("v") != FORMAT:
             return None
         balances = tuple(
@@ -100,20 +101,19 @@ def _tx_row(t: Transaction) -> list[Any]:
 
 
 def encode_transactions(page: TransactionPage) -> str:
-    return json.dumps(
+    return orjson.dumps(
         {
             "v": FORMAT,
             "rows": [_tx_row(t) for t in page.rows],
             "next": page.next_page,
             "total": page.total,
-        },
-        separators=(",", ":"),
-    )
+        }
+    ).decode()
 
 
 def decode_transactions(text: str) -> TransactionPage | None:
     try:
-        data = json.loads(text)
+        data = orjson.loads(text)
         if data.get("v") != FORMAT:
             return None
         rows = tuple(

@@ -16,6 +16,7 @@ import re
 import uuid
 from typing import Any
 
+import orjson
 from cross_web import HTTPException  # what Strawberry's views raise (its own dependency)
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -65,6 +66,9 @@ class GatewayGraphQL(GraphQL[Context, None]):
         super().__init__(*args, **kwargs)
         self.development = development
         self.max_errors = max_errors
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)  # the same JSON as json.dumps, about ten times faster
 
     async def process_result(
         self, request: Request, result: ExecutionResult
