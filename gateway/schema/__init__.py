@@ -12,7 +12,6 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
@@ -24,6 +23,7 @@ from gateway.schema.limits import limits_rule
 from gateway.schema.query import Query
 from gateway.schema.scalars import SCALAR_MAP
 from gateway.schema.topup import Mutation, OneTopUpPerDocument
+from gateway.schema.validation_cache import TextValidationCache, ValidationResults
 from gateway.security_settings import Limits
 
 log = logging.getLogger("gateway.graphql")
@@ -43,11 +43,12 @@ class QuietSchema(strawberry.Schema):
 def build_schema(*, development: bool = False, limits: Limits | None = None) -> strawberry.Schema:
     limits = limits or Limits()
     operation_limits = limits_rule(limits.max_depth, limits.max_aliases)
+    validated = ValidationResults(max_entries=512)
     extensions: list[type[SchemaExtension] | object] = [
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: ParserCache(maxsize=512),
         lambda: AddValidationRules([operation_limits, OneTopUpPerDocument]),
-        lambda: ValidationCache(maxsize=512),
+        lambda: TextValidationCache(validated),
         DeferredErrors,
     ]
     if not development:
