@@ -63,9 +63,11 @@ class AccountConfig:
         """Built once: asked for on every request, for every account."""
         return AccountInfo(self.id, self.provider, self.label, self.capabilities)
 
+    @cached_property
     def fingerprint(self) -> str:
         """Names this connection (provider, URL, credentials) in cache keys without
-        revealing any secret: two accounts differ here whenever their data may differ."""
+        revealing any secret: two accounts differ here whenever their data may differ.
+        Built once (settings are immutable); every request's cache keys use it."""
         digest = hashlib.sha256(f"{self.provider.value}\n{self.base_url}".encode())
         for name in sorted(self.credentials):
             digest.update(f"\n{name}={self.credentials[name].fingerprint()}".encode())

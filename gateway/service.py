@@ -32,7 +32,7 @@ DEADLINE_GRACE_SECONDS = 0.25  # the per-attempt deadline fires first; this is t
 
 
 def balance_key(account: AccountConfig) -> str:
-    return f"balance:{account.id}:{account.fingerprint()}"
+    return f"balance:{account.id}:{account.fingerprint}"
 
 
 class BalanceService:

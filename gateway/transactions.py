@@ -105,7 +105,7 @@ class TransactionService:
         source = self._sources[account_id]
         if not getattr(source, "cacheable", True):
             return await source.transaction_page(flt, page)
-        cache_key = f"tx:{account.id}:{account.fingerprint()}:{flt.fingerprint()}:{page}"
+        cache_key = f"tx:{account.id}:{account.fingerprint}:{flt.fingerprint()}:{page}"
 
         async def fetch() -> TransactionPage:
             return await source.transaction_page(flt, page)
