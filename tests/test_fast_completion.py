@@ -15,6 +15,7 @@ from typing import Any
 import strawberry
 from hypothesis import HealthCheck, given, settings
 from hypothesis_graphql import queries
+from strawberry.extensions import ParserCache
 from strawberry.schema.config import StrawberryConfig
 
 from gateway.schema import build_schema
@@ -187,3 +188,41 @@ def test_aliases_and_fragments_keep_their_order() -> None:
 
 def test_the_gateway_schema_uses_planned_completion() -> None:
     assert build_schema().execution_context_class is FastCompletionContext
+
+
+@strawberry.type(name="Counted")
+class CountedAsInt:
+    count: int
+
+
+@strawberry.type(name="Counted")
+class CountedAsString:
+    count: str
+
+
+@strawberry.type(name="Query")
+class IntRoot:
+    @strawberry.field
+    def counted(self) -> CountedAsInt:
+        return ItemValue("1", "x", count=5)  # type: ignore[return-value]
+
+
+@strawberry.type(name="Query")
+class StringRoot:
+    @strawberry.field
+    def counted(self) -> CountedAsString:
+        return ItemValue("1", "x", count=5)  # type: ignore[return-value]
+
+
+def test_schemas_sharing_parsed_documents_keep_their_own_plans() -> None:
+    as_int, as_string = (
+        strawberry.Schema(
+            query=root,
+            extensions=[lambda: ParserCache(maxsize=8)],  # one parsed document for both
+            execution_context_class=FastCompletionContext,
+        )
+        for root in (IntRoot, StringRoot)
+    )
+    for _ in range(2):
+        assert as_int.execute_sync("{ counted { count } }").data == {"counted": {"count": 5}}
+        assert as_string.execute_sync("{ counted { count } }").data == {"counted": {"count": "5"}}

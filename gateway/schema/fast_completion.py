@@ -19,6 +19,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from operator import attrgetter
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from graphql import (
     DirectiveNode,
@@ -32,6 +33,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLScalarType,
+    GraphQLSchema,
     GraphQLString,
     OperationDefinitionNode,
     Undefined,
@@ -133,7 +135,10 @@ class FastCompletionContext(StrawberryGraphQLCoreExecutionContext):
         # Per execution, on the group's identity (as graphql-core memoizes
         # `collect_subfields`), the group kept alive so that its id is not reused.
         self._local: dict[tuple[str, int], tuple[FieldDetailsList, Plan | None]] = {}
-        self._shared = _SHARED.plans_for(
+        shared = _SHARED.get(self.schema)
+        if shared is None:
+            shared = _SHARED[self.schema] = _SharedPlans()
+        self._shared = shared.plans_for(
             self.operation, self.fragment_definitions, self.variable_values.coerced
         )
 
@@ -284,4 +289,5 @@ def _directive_variables(
     return None if incremental else tuple(sorted(names))
 
 
-_SHARED = _SharedPlans()
+# One set per schema: a plan holds that schema's fields and scalars.
+_SHARED: WeakKeyDictionary[GraphQLSchema, _SharedPlans] = WeakKeyDictionary()
