@@ -5,7 +5,8 @@ checks, completion by type — about 7 µs a field, 3 ms for a dashboard's four 
 Most of a `balances` answer is frozen domain values (balances, money, assets, countries)
 read attribute by attribute. For an object whose selected fields are all plain
 Strawberry fields (no resolver, no arguments, no extensions, no middleware) of leaf or
-such plain object types, a plan built once per execution reads them in one loop.
+such plain object types, a plan reads them in one loop. Plans are built once per parsed
+document, schema and set of `@skip`/`@include` variable values (`_SharedPlans`).
 
 Anything unusual — a null where the schema says non-null, a scalar that refuses its value,
 a value that is not a list where a list is expected, any exception — abandons the plan for
