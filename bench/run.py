@@ -92,12 +92,14 @@ def config(
     for provider in providers or list(CREDENTIALS):
         secrets, prefix = CREDENTIALS[provider]
         for i in range(per_provider):
-            # Budgets off: every request asks every upstream (Muda's default 100 calls a
-            # minute would otherwise serve Muda from the cache after the first hundred).
+            # Muda's budget raised so that every request asks every upstream (its default,
+            # 100 calls a minute, would serve Muda from the cache after the first hundred);
+            # the other providers have no budget by default.
+            budget = "calls_per_minute = 1000000\ncalls_per_day = 100000000\n"
             lines.append(
                 f'[accounts.{provider}-{i}]\nprovider = "{provider}"\n'
                 f'base_url = "{sim_url}{prefix}"\n{secrets}\n'
-                "calls_per_minute = 1000000\ncalls_per_day = 100000000\n"
+                + (budget if provider == "muda" else "")
             )
     return "\n".join(lines)
 
