@@ -68,7 +68,7 @@ class GatewayGraphQL(GraphQL[Context, None]):
         self.max_errors = max_errors
 
     def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)  # the same JSON as json.dumps, about ten times faster
+        return orjson.dumps(data)  # the same JSON as json.dumps, at a fraction of the CPU
 
     async def process_result(
         self, request: Request, result: ExecutionResult
