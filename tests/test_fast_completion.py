@@ -19,7 +19,7 @@ from strawberry.extensions import ParserCache
 from strawberry.schema.config import StrawberryConfig
 
 from gateway.schema import build_schema
-from gateway.schema.fast_completion import FastCompletionContext
+from gateway.schema.fast_completion import _SHARED, FastCompletionContext
 from gateway.schema.scalars import SCALAR_MAP
 
 
@@ -188,6 +188,15 @@ def test_aliases_and_fragments_keep_their_order() -> None:
 
 def test_the_gateway_schema_uses_planned_completion() -> None:
     assert build_schema().execution_context_class is FastCompletionContext
+
+
+def test_plans_are_really_used() -> None:
+    """Guards against a graphql-core upgrade that stops calling the overridden hook (the
+    answers would still match, only slower)."""
+    fresh = schema(True)
+    assert fresh.execute_sync("{ group { items { id amount { value } } } }").data
+    plans = _SHARED[fresh._schema]._documents.values()
+    assert any(plan is not None for d in plans for v in d.variants.values() for plan in v.values())
 
 
 @strawberry.type(name="Counted")
