@@ -204,6 +204,12 @@ def median(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
     url: str,
     connections: int,
@@ -211,9 +217,18 @@ def measure(
     runs: int,
     script: str | None = None,
     headers: tuple[str, ...] = (),
+    cpu_of: dict[str, int] | None = None,
 ) -> dict[str, float]:
+    """Medians of `runs` wrk runs after a warm-up; with `cpu_of` (name → pid), also each
+    process's mean CPU milliseconds per request over the measured runs."""
     wrk(url, connections, max(2, seconds // 3), script, headers)  # warm-up
-    return median([wrk(url, connections, seconds, script, headers) for _ in range(runs)])
+    before = {name: cpu_seconds(pid) for name, pid in (cpu_of or {}).items()}
+    measured = [wrk(url, connections, seconds, script, headers) for _ in range(runs)]
+    result = median(measured)
+    requests = sum(m["rps"] * seconds for m in measured)
+    for name, pid in (cpu_of or {}).items():
+        result[f"{name}_cpu_ms"] = (cpu_seconds(pid) - before[name]) * 1000 / requests
+    return result
 
 
 def post_script(directory: Path) -> str:
@@ -291,8 +306,14 @@ def main() -> int:
             rss: list[float] = []
             for per_provider, label in ((1, "4 accounts"), (4, "16 accounts")):
                 with Gateway(config(sim_url, per_provider, 0, False)) as gw:
+                    assert gw.process is not None
                     results[label] = measure(
-                        f"{gw.url}/graphql", 1, args.seconds, args.runs, script
+                        f"{gw.url}/graphql",
+                        1,
+                        args.seconds,
+                        args.runs,
+                        script,
+                        cpu_of={"gateway": gw.process.pid, "simulator": sim.pid},
                     )
                     rss.append(gw.peak_rss_mib())
             with Gateway(config(sim_url, 1, 0, False, ["magma_onepay"])) as gw:
@@ -348,6 +369,18 @@ def print_table(r: dict[str, Any]) -> None:
             "1 per account",
         ),
         ("peak RSS", f"{r['peak_rss_mib']:.0f} MiB", "≤ 150 MiB"),
+        (
+            "CPU per request, 4 / 16 accounts: gateway",
+            f"{r['4 accounts']['gateway_cpu_ms']:.1f} / "
+            f"{r['16 accounts']['gateway_cpu_ms']:.1f} ms",
+            "—",
+        ),
+        (
+            "CPU per request, 4 / 16 accounts: simulator",
+            f"{r['4 accounts']['simulator_cpu_ms']:.1f} / "
+            f"{r['16 accounts']['simulator_cpu_ms']:.1f} ms",
+            "—",
+        ),
     ]
     width = max(len(row[0]) for row in rows)
     print(f"{'case'.ljust(width)}  {'measured':>28}  target")
