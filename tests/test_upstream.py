@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import AsyncIterator
 
@@ -132,3 +133,30 @@ async def test_cookies_set_by_one_upstream_are_never_sent_again() -> None:
         await client.send(CTX, "GET", "http://upstream/x", timeout_seconds=1)
     await client.aclose()
     assert seen == [None, None]
+
+
+async def test_requests_carry_the_callers_headers_the_gateway_agent_and_the_timeouts() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"ok": True})
+
+    client = UpstreamClient(httpx.MockTransport(handler), wall_clock=FakeClock())
+    response = await client.send(
+        CTX,
+        "POST",
+        "http://upstream/x?page=2",
+        headers={"Authorization": "Bearer k", "Accept-Language": "en"},
+        json_body={"amount": "10.50"},
+        timeout_seconds=3,
+    )
+    await client.aclose()
+    (request,) = seen
+    assert response.status == 200 and response.body == b'{"ok":true}'
+    assert str(request.url) == "http://upstream/x?page=2"
+    assert request.headers["authorization"] == "Bearer k"
+    assert request.headers["accept-language"] == "en"
+    assert request.headers["user-agent"] == "balance-gateway"
+    assert json.loads(request.content) == {"amount": "10.50"}
+    assert request.extensions["timeout"] == {"connect": 3, "read": 3, "write": 3, "pool": 3}
