@@ -3,19 +3,30 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
-SIM_PORT := 8001
+SIM_PORT ?= 8001
 STAMP := $(VENV)/.installed
+NEEDS_PYTHON := import sys; sys.exit(sys.version_info < (3, 11))
 
 .PHONY: run test lint typecheck pytest schema bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+# A .venv that cannot run the CLI (built by another Python, its interpreter gone, moved
+# from another folder) is rebuilt, not trusted because its stamp is newer than pyproject.
+ifneq ($(shell $(BIN)/balance-gateway --version >/dev/null 2>&1 && echo ok),ok)
+.PHONY: $(STAMP)
+endif
 
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c '$(NEEDS_PYTHON)' 2>/dev/null || { echo "make: '$(PYTHON)' is not Python 3.11 or newer; run: make PYTHON=python3.12 $(MAKECMDGOALS)" >&2; exit 1; }
+	@if [ -d $(VENV) ] && ! $(BIN)/balance-gateway --version >/dev/null 2>&1; then echo "$(VENV) does not work here (another Python, or moved): rebuilding it"; rm -rf $(VENV); fi
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@$(BIN)/balance-gateway graphiql fetch
+	@touch $(STAMP)
+
+# exec: Ctrl-C reaches the server alone, which stops quietly (no "make: *** Interrupt").
 run: $(STAMP)
-	$(BIN)/balance-gateway serve --config deploy/demo.toml --host 127.0.0.1 --port $(PORT) --simulator-port $(SIM_PORT)
+	@exec $(BIN)/balance-gateway serve --config deploy/demo.toml --host 127.0.0.1 --port $(PORT) --simulator-port $(SIM_PORT)
 
 test: lint typecheck pytest
 

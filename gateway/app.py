@@ -23,13 +23,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway import log_context
+from gateway import __version__, log_context
 from gateway.auth import Authenticator, JwtVerifier
 from gateway.channel import Sleep
 from gateway.clock import Clock
 from gateway.endpoint import GatewayGraphQL, GraphQLEndpoint, refusal
 from gateway.errors import GatewayError
 from gateway.metrics import Metrics
+from gateway.pages.graphiql import GraphiQLPage, wants_html
+from gateway.pages.home import home
 from gateway.schema import build_schema
 from gateway.settings import Settings
 from gateway.wiring import wired
@@ -77,8 +79,13 @@ def create_app(
         return JSONResponse({"status": "ok" if ready else "starting"}, 200 if ready else 503)
 
     async def graphql_endpoint(request: Request) -> Response:
+        if graphiql is not None and wants_html(request):
+            return graphiql.page()
         endpoint: GraphQLEndpoint = request.app.state.graphql
         return await endpoint(request)
+
+    async def home_endpoint(request: Request) -> Response:
+        return home(development, __version__)
 
     async def metrics_endpoint(request: Request) -> Response:
         endpoint: GraphQLEndpoint = request.app.state.graphql
@@ -95,7 +102,7 @@ def create_app(
     limits = settings.security.limits
     graphql = GatewayGraphQL(
         build_schema(development=development, limits=limits),
-        graphql_ide="graphiql" if development else None,
+        graphql_ide=None,  # our own page (gateway.pages.graphiql): no CDN
         allow_queries_via_get=limits.allow_get,
         subscription_protocols=(),
         development=development,
@@ -112,7 +119,7 @@ def create_app(
             "development profile: requests without a key get every scope on every "
             "account, and GraphiQL and introspection are on; never expose this"
         )
-    middleware: list[Middleware] = []
+    middleware = [Middleware(log_context.RequestContext)]  # outermost: every request has an id
     if settings.server.cors_origins:
         middleware.append(
             Middleware(
@@ -124,11 +131,15 @@ def create_app(
                 max_age=600,
             )
         )
+    graphiql = GraphiQLPage() if development else None
     routes: list[Any] = [
+        Route("/", home_endpoint, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
     ]
+    if graphiql is not None:
+        routes.extend(graphiql.routes())
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 

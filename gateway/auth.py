@@ -32,10 +32,20 @@ BAD_CREDENTIALS = "Missing or invalid credentials."
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """A client's token bucket: `burst` requests at once, refilled at `requests_per_second`."""
+
+    requests_per_second: float = 50.0
+    burst: int = 200
+
+
+@dataclass(frozen=True)
 class Principal:
     name: str
     scopes: frozenset[str]
     accounts: frozenset[str] | None  # None: every account ("*")
+    rate_limit: RateLimit | None = None  # None: the configured default
+    rate_limited: bool = True
 
     def can_see(self, account_id: str) -> bool:
         return self.accounts is None or account_id in self.accounts
@@ -51,7 +61,10 @@ class Principal:
         return f"{','.join(sorted(self.scopes))}|{accounts}"
 
 
-DEVELOPMENT = Principal("development (no key)", frozenset(SCOPES), None)
+# The development profile's caller without a key. The colon keeps the name apart from
+# configured clients' (`[a-z0-9_-]`), as `jwt:<sub>` is; it has no rate limit (a quick
+# load test of the demo is not an attack).
+DEVELOPMENT = Principal("dev:anonymous", frozenset(SCOPES), None, rate_limited=False)
 
 
 def key_hash(key: str) -> str:
@@ -64,6 +77,7 @@ class ClientConfig:
     key_sha256: str
     scopes: frozenset[str]
     accounts: frozenset[str] | None
+    rate_limit: RateLimit | None = None  # None: the configured default
 
 
 @dataclass(frozen=True)
@@ -193,7 +207,7 @@ class Authenticator:
         client = self._by_hash.get(key_hash(token))
         if client is None:
             raise self._refuse("unknown API key")
-        return Principal(client.name, client.scopes, client.accounts)
+        return Principal(client.name, client.scopes, client.accounts, client.rate_limit)
 
     @staticmethod
     def _refuse(reason: str) -> Unauthenticated:

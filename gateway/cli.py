@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import contextvars
+import errno
 import getpass
 import json
-import logging
 import os
 import re
 import secrets
+import signal
+import socket
 import sys
 import time
 from collections.abc import Coroutine, Iterator, Sequence
@@ -20,18 +23,19 @@ from typing import Any
 
 import uvicorn
 
-from gateway import log_context
+from gateway import __version__, log_context
 from gateway.auth import SCOPES, key_hash
 from gateway.errors import ConfigError
 from gateway.idempotency import open_idempotency
-from gateway.settings import Settings, config_path, load_settings
+from gateway.settings import SIMULATOR_PORT, Settings, config_path, load_settings
 
 SCHEMA_FILE = Path("schema.graphql")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(config_path(args.config, os.environ))
+    port = getattr(args, "simulator_port", None) or SIMULATOR_PORT
+    return load_settings(config_path(args.config, os.environ), simulator_port=port)
 
 
 def check_config(args: argparse.Namespace) -> int:
@@ -41,40 +45,135 @@ def check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-class _SimulatorServer(uvicorn.Server):
-    """Runs beside the gateway; the gateway's server owns the signal handlers."""
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server whose signals are handled by `serve` (it stops every server, then
+    returns): uvicorn's own handling re-raises the signal after shutting down, which ends
+    the process with a KeyboardInterrupt traceback. `quiet`: its start and stop lines stay
+    out of the log."""
+
+    quiet = False
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
 
 
-async def _serve(
-    settings: Settings, host: str, port: int, simulator_port: int | None, log_level: str
-) -> None:
+def listening_socket(host: str, port: int, option: str, make_var: str) -> socket.socket:
+    """Bound before anything starts, so a port in use is one clear line, not a traceback."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"failed: {exc.strerror}"
+        raise CliError(
+            f"{host}:{port} {reason}; choose another port with {option} N "
+            f"({make_var}=N with make run)"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _server(app: Any, sock: socket.socket, *, quiet: bool = False) -> _QuietServer:
+    host, port = sock.getsockname()[:2]
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, log_level=None, server_header=False
+    )
+    server = _QuietServer(config)
+    server.quiet = quiet
+    return server
+
+
+async def _until_stopped(servers: list[tuple[_QuietServer, socket.socket]], ready: str) -> None:
+    """Serve until SIGINT or SIGTERM (a second one forces the exit); print `ready` once every
+    server listens."""
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        for server, _ in servers:
+            if server.should_exit:
+                server.force_exit = True
+            server.should_exit = True
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop)
+    tasks = [
+        asyncio.create_task(server.serve(sockets=[sock]), context=_context(server.quiet))
+        for server, sock in servers
+    ]
+    while not all(server.started for server, _ in servers):
+        if any(task.done() for task in tasks):
+            break
+        await asyncio.sleep(0.02)
+    else:
+        print(ready, flush=True)
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    stop()  # one server ended (or failed to start): end the others too
+    await asyncio.gather(*tasks)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(signum)
+    if not all(server.started for server, _ in servers):
+        raise CliError("the server did not start: the log above says why")
+
+
+def _context(quiet: bool) -> contextvars.Context:
+    context = contextvars.copy_context()
+    context.run(log_context.quiet.set, quiet)
+    return context
+
+
+def ready_lines(settings: Settings, url: str, simulator_url: str | None) -> str:
+    lines = [f"Balance Gateway {__version__} ({settings.server.profile} profile) is ready:"]
+    graphql = "POST queries; open it in a browser for GraphiQL"
+    lines.append(
+        f"  GraphQL    {url}/graphql   ({graphql if settings.server.development else 'POST'})"
+    )
+    lines.append(f"  health     {url}/healthz")
+    metrics = "open to the no-key client" if settings.server.development else "metrics:read"
+    lines.append(f"  metrics    {url}/metrics   ({metrics})")
+    if simulator_url is not None:
+        lines.append(f"  simulator  {simulator_url}   (faults: PUT /_sim/faults/ACCOUNT)")
+    lines.append("Press Ctrl-C to stop.")
+    return "\n".join(lines)
+
+
+def serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
     from gateway.app import create_app
 
-    gateway = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings), host=host, port=port, log_level=log_level, server_header=False
+    gateway_socket = listening_socket(args.host, args.port, "--port", "PORT")
+    servers = [(_server(create_app(settings), gateway_socket), gateway_socket)]
+    url = f"http://{_display(args.host)}:{args.port}"
+    simulator_url = None
+    if args.simulator_port is not None:
+        from gateway.simulator import create_simulator
+
+        sim_socket = listening_socket(
+            "127.0.0.1", args.simulator_port, "--simulator-port", "SIM_PORT"
         )
-    )
-    if simulator_port is None:
-        await gateway.serve()
-        return
+        simulator = log_context.RequestContext(create_simulator().app, quiet=True)
+        servers.append((_server(simulator, sim_socket, quiet=True), sim_socket))
+        simulator_url = f"http://127.0.0.1:{args.simulator_port}"
+    run_loop(_until_stopped(servers, ready_lines(settings, url, simulator_url)))
+    return 0
+
+
+def simulate(args: argparse.Namespace) -> int:
     from gateway.simulator import create_simulator
 
-    simulator = _SimulatorServer(
-        uvicorn.Config(
-            create_simulator().app, host="127.0.0.1", port=simulator_port, log_level="warning"
-        )
-    )
-    sim_task = asyncio.create_task(simulator.serve())
-    try:
-        await gateway.serve()
-    finally:
-        simulator.should_exit = True
-        await sim_task
+    sock = listening_socket(args.host, args.port, "--port", "SIM_PORT")
+    app = log_context.RequestContext(create_simulator().app)
+    url = f"http://{_display(args.host)}:{args.port}"
+    ready = f"Provider simulator is ready: {url} (faults: PUT /_sim/faults/ACCOUNT). Ctrl-C stops."
+    run_loop(_until_stopped([(_server(app, sock), sock)], ready))
+    return 0
+
+
+def _display(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def run_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -87,17 +186,19 @@ def run_loop(main: Coroutine[Any, Any, None]) -> None:
         uvloop.run(main)
 
 
-def serve(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    logging.getLogger().setLevel(args.log_level.upper())
-    run_loop(_serve(settings, args.host, args.port, args.simulator_port, args.log_level))
-    return 0
+def fetch_graphiql(args: argparse.Namespace) -> int:
+    from gateway.pages import graphiql_assets
 
-
-def simulate(args: argparse.Namespace) -> int:
-    from gateway.simulator import create_simulator
-
-    uvicorn.run(create_simulator().app, host=args.host, port=args.port, log_level=args.log_level)
+    target = Path(args.dir) if args.dir else graphiql_assets.assets_dir()
+    source = graphiql_assets.registry()
+    try:
+        fetched = graphiql_assets.fetch(target, source)
+    except graphiql_assets.AssetError as exc:
+        raise CliError(str(exc)) from None
+    if fetched:
+        print(f"GraphiQL: fetched and verified {', '.join(fetched)} from {source} into {target}")
+    else:
+        print(f"GraphiQL: every pinned package is in {target} and verified")
     return 0
 
 
@@ -107,7 +208,14 @@ def export_schema(args: argparse.Namespace) -> int:
     text = sdl()
     target = Path(args.output)
     if args.check:
-        current = target.read_text(encoding="utf-8") if target.exists() else ""
+        if not target.exists():
+            print(
+                f"{target.resolve()} does not exist: run this in the repository's root, "
+                "or pass --output PATH",
+                file=sys.stderr,
+            )
+            return 1
+        current = target.read_text(encoding="utf-8")
         if current != text:
             print(
                 f"{target} differs from the schema in code: run `balance-gateway export-schema`",
@@ -141,6 +249,7 @@ def new_key(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="balance-gateway", description=__doc__)
+    root.add_argument("--version", action="version", version=f"balance-gateway {__version__}")
     commands = root.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("serve", help="serve the gateway")
@@ -161,6 +270,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8001)
     p.add_argument("--log-level", default="info", choices=LOG_LEVELS)
     p.set_defaults(run=simulate)
+
+    graphiql = commands.add_parser("graphiql", help="GraphiQL's files").add_subparsers(
+        dest="graphiql_command", required=True
+    )
+    p = graphiql.add_parser("fetch", help="fetch and verify the pinned GraphiQL packages")
+    p.add_argument("--dir", help="where to keep them (default: inside the installation)")
+    p.set_defaults(run=fetch_graphiql)
 
     p = commands.add_parser("export-schema", help="write schema.graphql from the code")
     p.add_argument("--check", action="store_true", help="fail if the file differs instead")
@@ -241,14 +357,19 @@ def client_name_arg(value: str) -> str:
     return value
 
 
+class CliError(Exception):
+    """A mistake the operator can fix: printed as one line, exit status 2."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format=log_context.FORMAT)
-    log_context.install(())  # request id and client name on every line, secrets redacted
-    for noisy in ("httpx", "httpcore"):  # they log full upstream URLs at INFO
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     args = parser().parse_args(argv)
+    # Request id and client name on every line, secrets redacted; uvicorn logs through it.
+    log_context.configure(getattr(args, "log_level", "warning"))
     try:
         return int(args.run(args))
     except ConfigError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2

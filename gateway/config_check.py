@@ -17,9 +17,16 @@ from gateway.errors import Problem
 class Checker:
     """Collects problems while reading one mapping; typed getters return a default on error."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], base: Path | None = None) -> None:
         self.env = env
+        self.base = base or Path.cwd()
         self.problems: list[Problem] = []
+
+    def path(self, value: str) -> Path:
+        """A path from the file: relative ones are relative to the config file's folder,
+        never to the working directory (operators run commands from anywhere)."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.base / path
 
     def add(self, location: str, message: str, fix: str = "") -> None:
         self.problems.append(Problem(location, message, fix))
@@ -99,7 +106,7 @@ class Checker:
             return Secret(self.env[name])
         if value.startswith("file:"):
             try:
-                return Secret(Path(value[5:]).read_text(encoding="utf-8").strip())
+                return Secret(self.path(value[5:]).read_text(encoding="utf-8").strip())
             except OSError as exc:
                 self.add(
                     location,

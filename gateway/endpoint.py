@@ -1,7 +1,7 @@
 """`POST /graphql` (and `GET /metrics`): everything a request meets before GraphQL runs.
 
 In order, each step refusing cheaply with its HTTP status in the GraphQL error shape:
-a request id for every log line; credentials (401, all bad ones alike); the client's rate
+credentials (401, all bad ones alike); the client's rate
 (429 with Retry-After); for POST, `application/json` only (415, so no form or text body can
 ride a browser's cookies), a body no larger than the limit (413, checked against
 Content-Length and while reading, never reading past it), a JSON object (400: no batches,
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from typing import Any
 
 import orjson
@@ -27,7 +26,7 @@ from strawberry.types import ExecutionResult
 from gateway.auth import Authenticator, Principal
 from gateway.clock import Clock
 from gateway.errors import ErrorCode, GatewayError, RateLimited
-from gateway.log_context import client_name, request_id
+from gateway.log_context import client_name
 from gateway.metrics import Metrics
 from gateway.rate_limit import RateLimiter
 from gateway.response_cache import CachedRequest, ResponseCache
@@ -157,22 +156,19 @@ class GraphQLEndpoint:
         self.default_fresh_seconds = default_fresh_seconds
 
     async def __call__(self, request: Request) -> Response:
-        request_id.set(uuid.uuid4().hex[:16])
-        client_name.set("-")
         with self.metrics.graphql_in_flight.track_inprogress():
             try:
                 response = await self._handle(request)
             except GatewayError as exc:
                 response = refusal(exc)
         response.headers["Cache-Control"] = "no-store"
-        response.headers["X-Request-Id"] = request_id.get()
         return response
 
     async def principal(self, request: Request) -> Principal:
         """Who is calling, within their rate; raises a refusal otherwise."""
         principal = await self.authenticator.authenticate(request.headers)
         client_name.set(principal.name)
-        wait = await self.rate_limiter.take(principal.name)
+        wait = await self.rate_limiter.take(principal)
         if wait is not None:
             raise RateLimited("Too many requests.", retry_after_seconds=wait)
         return principal

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from gateway.auth import Principal, RateLimit
 from gateway.clock import Clock
 from gateway.store import Store
 
@@ -28,26 +29,31 @@ return {allowed, tostring(tokens)}
 
 
 class RateLimiter:
-    def __init__(self, store: Store, requests_per_second: float, burst: int, clock: Clock) -> None:
+    def __init__(self, store: Store, default: RateLimit, clock: Clock) -> None:
         self.store = store
-        self.rate = requests_per_second
-        self.burst = burst
+        self.default = default
         self._clock = clock
         self._local: dict[str, tuple[float, float]] = {}
 
-    async def take(self, client: str) -> int | None:
-        """None if the request may go; else whole seconds until it may."""
-        now = self._clock()
-        result = await self.store.script(BUCKET, f"rate:{client}", self.rate, self.burst, now)
+    async def take(self, principal: Principal) -> int | None:
+        """None if the request may go; else whole seconds until it may. The client's own
+        limit (`[clients.NAME]`) wins over the default; the development profile's no-key
+        caller has none."""
+        if not principal.rate_limited:
+            return None
+        limit = principal.rate_limit or self.default
+        rate, burst, now = limit.requests_per_second, limit.burst, self._clock()
+        client = principal.name
+        result = await self.store.script(BUCKET, f"rate:{client}", rate, burst, now)
         if result is not None:
             allowed, tokens = int(result[0]), float(result[1])
         else:
-            allowed, tokens = self._take_local(client, now)
-        return None if allowed else max(1, math.ceil((1 - tokens) / self.rate))
+            allowed, tokens = self._take_local(client, now, rate, burst)
+        return None if allowed else max(1, math.ceil((1 - tokens) / rate))
 
-    def _take_local(self, client: str, now: float) -> tuple[int, float]:
-        tokens, updated = self._local.get(client, (float(self.burst), now))
-        tokens = min(self.burst, tokens + max(0.0, now - updated) * self.rate)
+    def _take_local(self, client: str, now: float, rate: float, burst: int) -> tuple[int, float]:
+        tokens, updated = self._local.get(client, (float(burst), now))
+        tokens = min(burst, tokens + max(0.0, now - updated) * rate)
         allowed = int(tokens >= 1)
         if allowed:
             tokens -= 1

@@ -7,10 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.auth import SCOPES, ClientConfig, JwtConfig
+from gateway.auth import SCOPES, ClientConfig, JwtConfig, RateLimit
 from gateway.config_check import Checker
 
-CLIENT_KEYS = {"key_sha256", "scopes", "accounts"}
+CLIENT_KEYS = {"key_sha256", "scopes", "accounts", "requests_per_second", "burst"}
+CLIENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 JWT_KEYS = {
     "algorithms",
     "issuer",
@@ -51,12 +52,6 @@ class Limits:
 
 
 @dataclass(frozen=True)
-class RateLimit:
-    requests_per_second: float = 20.0
-    burst: int = 40
-
-
-@dataclass(frozen=True)
 class Security:
     clients: dict[str, ClientConfig] = field(default_factory=dict)
     jwt: JwtConfig | None = None
@@ -67,10 +62,11 @@ class Security:
 def parse_security(
     check: Checker, data: Mapping[str, Any], account_ids: set[str], development: bool
 ) -> Security:
+    rate_limit = _rate(check, check.table(data, "rate_limit", "rate_limit"), "rate_limit")
     clients = {
         name: client
         for name, raw in check.table(data, "clients", "clients").items()
-        if (client := _client(check, name, raw, account_ids)) is not None
+        if (client := _client(check, name, raw, account_ids, rate_limit)) is not None
     }
     jwt = _jwt(check, check.table(data, "jwt", "jwt"), development) if "jwt" in data else None
     if not development and not clients and jwt is None:
@@ -83,7 +79,7 @@ def parse_security(
         clients=clients,
         jwt=jwt,
         limits=_limits(check, check.table(data, "limits", "limits")),
-        rate_limit=_rate(check, check.table(data, "rate_limit", "rate_limit")),
+        rate_limit=rate_limit,
     )
 
 
@@ -95,12 +91,20 @@ def _names(check: Checker, raw: Mapping[str, Any], key: str, where: str) -> list
     return list(value)
 
 
-def _client(check: Checker, name: str, raw: Any, account_ids: set[str]) -> ClientConfig | None:
+def _client(
+    check: Checker, name: str, raw: Any, account_ids: set[str], default_rate: RateLimit
+) -> ClientConfig | None:
     where = f"clients.{name}"
     if not isinstance(raw, dict):
         check.add(where, "must be a table", f"write it as [{where}]")
         return None
     start = len(check.problems)
+    if not CLIENT_NAME.match(name):
+        check.add(
+            where,
+            "client names are lowercase letters, digits, - and _",
+            "rename the table, e.g. [clients.ops-dashboard]",
+        )
     check.unknown(raw, CLIENT_KEYS, where)
     digest = check.string(raw, "key_sha256", where)
     if not SHA256.match(digest):
@@ -124,6 +128,7 @@ def _client(check: Checker, name: str, raw: Any, account_ids: set[str]) -> Clien
         key_sha256=digest.lower(),
         scopes=frozenset(scopes),
         accounts=None if "*" in accounts else frozenset(accounts),
+        rate_limit=_rate(check, raw, where, default_rate) if RATE_KEYS & set(raw) else None,
     )
 
 
@@ -142,6 +147,8 @@ def _jwt(check: Checker, raw: Mapping[str, Any], development: bool) -> JwtConfig
         )
     secret = check.secret(raw["secret"], "jwt.secret", development) if "secret" in raw else None
     jwks_file = check.string(raw, "jwks_file", "jwt") or None
+    if jwks_file is not None:
+        jwks_file = str(check.path(jwks_file))
     jwks_url = check.string(raw, "jwks_url", "jwt") or None
     if symmetric and secret is None:
         check.add("jwt.secret", "HS256 needs a shared secret", 'secret = "env:JWT_SECRET"')
@@ -193,10 +200,17 @@ def _limits(check: Checker, raw: Mapping[str, Any]) -> Limits:
     )
 
 
-def _rate(check: Checker, raw: Mapping[str, Any]) -> RateLimit:
-    check.unknown(raw, RATE_KEYS, "rate_limit")
-    d = RateLimit()
+def _rate(
+    check: Checker, raw: Mapping[str, Any], where: str, default: RateLimit | None = None
+) -> RateLimit:
+    """`[rate_limit]`, or a client's own `requests_per_second` / `burst` (either one alone
+    keeps the other from `default`, the `[rate_limit]` section)."""
+    if where == "rate_limit":
+        check.unknown(raw, RATE_KEYS, where)
+    d = default or RateLimit()
     return RateLimit(
-        requests_per_second=check.number(raw, "requests_per_second", "rate_limit", 20.0, 100_000),
-        burst=check.whole(raw, "burst", "rate_limit", d.burst, 1_000_000) or d.burst,
+        requests_per_second=check.number(
+            raw, "requests_per_second", where, d.requests_per_second, 100_000
+        ),
+        burst=check.whole(raw, "burst", where, d.burst, 1_000_000) or d.burst,
     )

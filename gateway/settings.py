@@ -27,6 +27,10 @@ from gateway.providers import PROVIDERS
 from gateway.security_settings import Security, parse_security
 
 PROFILES = ("production", "development")
+# `base_url = "simulator:/magma"` (development only): the built-in simulator, wherever it
+# listens — `serve --simulator-port N` moves it (default 8001, as `simulate` listens).
+SIMULATOR_SCHEME = "simulator:"
+SIMULATOR_PORT = 8001
 ACCOUNT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 TOP_LEVEL = {
     "server",
@@ -142,7 +146,10 @@ def config_path(cli_value: str | None, env: Mapping[str, str]) -> str:
     return path
 
 
-def load_settings(path: str, env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    path: str, env: Mapping[str, str] | None = None, simulator_port: int = SIMULATOR_PORT
+) -> Settings:
+    """The file at `path`; relative paths in it are relative to its folder."""
     env = os.environ if env is None else env
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
@@ -152,19 +159,26 @@ def load_settings(path: str, env: Mapping[str, str] | None = None) -> Settings:
         ) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError([Problem(path, f"not valid TOML: {exc}", "fix the syntax")]) from None
-    return parse_settings(data, env)
+    return parse_settings(data, env, Path(path).resolve().parent, simulator_port)
 
 
-def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
-    check = Checker(env)
+def parse_settings(
+    data: Mapping[str, Any],
+    env: Mapping[str, str],
+    base: Path | None = None,
+    simulator_port: int = SIMULATOR_PORT,
+) -> Settings:
+    """`base` is the folder relative paths start from (the config file's)."""
+    check = Checker(env, base)
     check.unknown(data, TOP_LEVEL, "")
     server = _server(check, check.table(data, "server", "server"))
     cache = _cache(check, check.table(data, "cache", "cache"))
     upstream = _upstream(check, check.table(data, "upstream", "upstream"))
     idempotency = _idempotency(check, check.table(data, "idempotency", "idempotency"))
     accounts: dict[str, AccountConfig] = {}
+    simulator = f"http://127.0.0.1:{simulator_port}"
     for account_id, raw in check.table(data, "accounts", "accounts").items():
-        account = _account(check, account_id, raw, server.development, cache)
+        account = _account(check, account_id, raw, server.development, cache, simulator)
         if account is not None:
             accounts[account_id] = account
     if not data.get("accounts"):
@@ -274,6 +288,8 @@ def _idempotency(check: Checker, raw: Mapping[str, Any]) -> IdempotencySettings:
             'use "sqlite:///relative.db", "sqlite:////absolute.db" or "postgresql://…"',
         )
         url = d.url
+    if scheme == "sqlite":
+        url = f"sqlite:///{check.path(url[len('sqlite:///') :])}"
     return IdempotencySettings(
         url=url,
         wait_seconds=check.number(raw, "wait_seconds", "idempotency", d.wait_seconds, 60),
@@ -300,7 +316,12 @@ def _upstream(check: Checker, raw: Mapping[str, Any]) -> UpstreamSettings:
 
 
 def _account(
-    check: Checker, account_id: str, raw: Any, development: bool, cache: CacheSettings
+    check: Checker,
+    account_id: str,
+    raw: Any,
+    development: bool,
+    cache: CacheSettings,
+    simulator: str,
 ) -> AccountConfig | None:
     where = f"accounts.{account_id}"
     if not ACCOUNT_ID.match(account_id):
@@ -332,6 +353,14 @@ def _account(
         elif name in spec.required_credentials:
             check.add(f"{where}.{name}", f"{kind_name} needs {name}", f'add {name} = "env:NAME"')
     base_url = check.string(raw, "base_url", where)
+    if base_url.startswith(SIMULATOR_SCHEME):
+        if not development:
+            check.add(
+                f"{where}.base_url",
+                "the built-in simulator is for the development profile only",
+                "point base_url at the provider",
+            )
+        base_url = simulator + "/" + base_url[len(SIMULATOR_SCHEME) :].lstrip("/")
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
         check.add(

@@ -100,12 +100,11 @@ async def wired(
             settings.cache.transactions_fresh_seconds,
             settings.server.request_deadline_seconds,
         )
-        rate = settings.security.rate_limit
         yield Parts(
             service=service,
             transactions=transactions,
             topups=topups,
-            rate_limiter=RateLimiter(store, rate.requests_per_second, rate.burst, clock),
+            rate_limiter=RateLimiter(store, settings.security.rate_limit, clock),
             response_cache=(
                 ResponseCache(store, generations, clock) if settings.cache.response_cache else None
             ),

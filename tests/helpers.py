@@ -18,13 +18,12 @@ import httpx
 
 from gateway.accounts import AccountConfig, Secret
 from gateway.app import create_app
-from gateway.auth import SCOPES, ClientConfig, key_hash
+from gateway.auth import SCOPES, ClientConfig, RateLimit, key_hash
 from gateway.breaker import CircuitBreaker
 from gateway.budget import Budget, Limits
 from gateway.channel import Channel, RetryPolicy
 from gateway.metrics import Metrics
 from gateway.providers.base import upstream_context
-from gateway.security_settings import RateLimit
 from gateway.settings import IdempotencySettings, Settings, load_settings
 from gateway.store import Store, open_store
 from gateway.upstream import UpstreamClient

@@ -16,20 +16,20 @@ import pytest
 from tests.helpers import ROOT
 
 PACKAGE = ROOT / "gateway"
-SHARED = {"domain", "errors", "accounts", "wire", "clock", "metrics"}
+SHARED = {"domain", "errors", "accounts", "wire", "clock", "metrics", "log_context", "__version__"}
 # layer → what it may import (besides SHARED and itself)
 ALLOWED: dict[str, set[str]] = {
-    "cli": {"app", "schema", "settings", "simulator", "auth", "log_context", "idempotency"},
+    "cli": {"app", "schema", "settings", "simulator", "auth", "idempotency", "pages"},
     "__main__": {"cli"},
     "app": {
         "wiring",
         "auth",
         "security_settings",
-        "log_context",
         "endpoint",
         "schema",
         "channel",
         "settings",
+        "pages",
     },
     "wiring": {
         "transactions",
@@ -57,11 +57,11 @@ ALLOWED: dict[str, set[str]] = {
         "auth",
         "security_settings",
         "rate_limit",
-        "log_context",
     },
     "response_cache": {"cache", "store"},
-    "rate_limit": {"store"},
+    "rate_limit": {"store", "auth"},
     "log_context": set(),
+    "pages": set(),
     "settings": {"providers", "config_check", "security_settings"},
     "security_settings": {"auth", "config_check"},
     "config_check": set(),

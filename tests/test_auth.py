@@ -19,8 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.accounts import Secret
-from gateway.auth import JwtConfig
-from gateway.security_settings import RateLimit
+from gateway.auth import JwtConfig, RateLimit
 from gateway.simulator import Simulator
 from tests.helpers import (
     FULL_KEY,

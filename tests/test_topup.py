@@ -265,7 +265,7 @@ async def test_a_restart_finds_in_flight_records_pending_and_never_resends(
     request = TopUpRequest("ourvoice-sn", Decimal("5000"), None, "MTN MOMO", "PAY-1", "k-1")
     await store.begin(
         Record(  # what a gateway that died mid-send left behind
-            "development (no key)",
+            "dev:anonymous",
             "k-1",
             fingerprint(request, "XOF"),
             "ourvoice-sn",
@@ -400,7 +400,7 @@ def test_an_operator_resolves_a_pending_top_up(
                 "resolve",
                 "k-1",
                 "--client",
-                "development (no key)",
+                "dev:anonymous",
                 "--as",
                 outcome,
                 "--by",

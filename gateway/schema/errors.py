@@ -2,7 +2,8 @@
 
 A `GatewayError` keeps its safe message and code. Parse and validation errors (no original
 exception) are VALIDATION. Anything else is a bug: the client sees "Internal error." with
-INTERNAL and a request id, and the exception is logged with that id, never returned.
+INTERNAL and the request's id (its answer's `X-Request-Id`), and the exception is logged
+with that id, never returned.
 `coded` runs on the final result in the HTTP view, so parse errors are covered too.
 Errors a resolver deferred (`context.errors`, e.g. NOT_FOUND ids in `balances`) are added
 by `DeferredErrors`.
@@ -11,13 +12,13 @@ by `DeferredErrors`.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterator
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from gateway.errors import ErrorCode, GatewayError
+from gateway.log_context import new_request_id, request_id
 
 log = logging.getLogger("gateway.graphql")
 
@@ -33,13 +34,15 @@ def coded(error: GraphQLError) -> GraphQLError:
     elif original is None:
         message, code = error.message, ErrorCode.VALIDATION.value
     else:
-        request_id = uuid.uuid4().hex[:16]
-        log.error("unexpected error (request %s)", request_id, exc_info=original)
+        rid = request_id.get()
+        if rid == "-":  # outside a request (a test calling this directly)
+            rid = new_request_id()
+        log.error("unexpected error (request %s)", rid, exc_info=original)
         return GraphQLError(
             "Internal error.",
             nodes=error.nodes,
             path=error.path,
-            extensions={"code": ErrorCode.INTERNAL.value, "requestId": request_id},
+            extensions={"code": ErrorCode.INTERNAL.value, "requestId": rid},
         )
     return GraphQLError(
         message,

@@ -1,0 +1,1 @@
+"""Pages for people: the home page, and GraphiQL from pinned, verified npm packages."""
