@@ -28,6 +28,7 @@ from gateway.clock import Clock
 from gateway.errors import (
     CircuitOpen,
     UpstreamBadResponse,
+    UpstreamError,
     UpstreamRateLimited,
     UpstreamTimeout,
     UpstreamUnauthorized,
@@ -58,6 +59,7 @@ class Cached(Generic[T]):
     value: T
     fetched_at: datetime
     stale: bool = False
+    stale_because: UpstreamError | None = None  # the failure a stale value stands in for
 
 
 @dataclass(frozen=True)
@@ -130,11 +132,14 @@ class ReadThroughCache:
         await self.store.delete(*keys)
 
     @staticmethod
-    def _serve(entry: Entry, codec: Codec[T], stale: bool = False) -> Cached[T] | None:
+    def _serve(
+        entry: Entry, codec: Codec[T], stale_because: UpstreamError | None = None
+    ) -> Cached[T] | None:
         value = codec.decode(entry.payload)
         if value is None:  # written by another version: a miss, not an error
             return None
-        return Cached(value, datetime.fromtimestamp(entry.stamp, UTC), stale)
+        fetched_at = datetime.fromtimestamp(entry.stamp, UTC)
+        return Cached(value, fetched_at, stale_because is not None, stale_because)
 
     async def _load(
         self,
@@ -159,12 +164,12 @@ class ReadThroughCache:
         except UpstreamUnauthorized:
             await self.store.delete(key, *([marker] if marker else []))
             raise
-        except STALE_ON:
+        except STALE_ON as failure:
             if marker:
                 await self.store.delete(marker)
             window = freshness.fresh_seconds + freshness.stale_seconds
             if entry is not None and self._clock() - entry.stamp < window:
-                stale = self._serve(entry, codec, stale=True)
+                stale = self._serve(entry, codec, stale_because=failure)
                 if stale is not None:
                     self._metrics.cache_events.labels(account, "stale").inc()
                     return stale

@@ -144,16 +144,19 @@ def serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     from gateway.app import create_app
 
+    # Every port is bound before anything is built, so a port in use is the only line.
     gateway_socket = listening_socket(args.host, args.port, "--port", "PORT")
-    servers = [(_server(create_app(settings), gateway_socket), gateway_socket)]
-    url = f"http://{_display(args.host)}:{args.port}"
-    simulator_url = None
+    sim_socket = None
     if args.simulator_port is not None:
-        from gateway.simulator import create_simulator
-
         sim_socket = listening_socket(
             "127.0.0.1", args.simulator_port, "--simulator-port", "SIM_PORT"
         )
+    servers = [(_server(create_app(settings), gateway_socket), gateway_socket)]
+    url = f"http://{_display(args.host)}:{args.port}"
+    simulator_url = None
+    if sim_socket is not None:
+        from gateway.simulator import create_simulator
+
         simulator = log_context.RequestContext(create_simulator().app, quiet=True)
         servers.append((_server(simulator, sim_socket, quiet=True), sim_socket))
         simulator_url = f"http://127.0.0.1:{args.simulator_port}"

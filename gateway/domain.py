@@ -158,11 +158,21 @@ class AccountInfo:
 
 
 @dataclass(frozen=True)
+class StaleReason:
+    """Why a balance is served stale: the failure that kept the fresh answer away."""
+
+    code: str  # an ErrorCode value
+    message: str
+    retry_after_seconds: int | None = None
+
+
+@dataclass(frozen=True)
 class AccountBalance:
     account: AccountInfo
     balances: tuple[Balance, ...]
     fetched_at: datetime
     stale: bool = False
+    stale_reason: StaleReason | None = None  # set exactly when `stale`
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from gateway.domain import (
     Balance,
     ProviderFailure,
     ProviderKind,
+    StaleReason,
 )
 from gateway.errors import ErrorCode, UpstreamError
 from gateway.providers import BalanceProvider
@@ -103,4 +104,8 @@ class BalanceService:
             return ProviderFailure(
                 account.info, ErrorCode.INTERNAL.value, "Internal error.", retryable=False
             )
-        return AccountBalance(account.info, cached.value, cached.fetched_at, stale=cached.stale)
+        reason = None
+        if cached.stale_because is not None:
+            failure = cached.stale_because
+            reason = StaleReason(failure.code.value, failure.message, failure.retry_after_seconds)
+        return AccountBalance(account.info, cached.value, cached.fetched_at, cached.stale, reason)

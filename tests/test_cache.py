@@ -27,7 +27,8 @@ from tests.helpers import (
 )
 
 MAGMA = """{ balances(accountIds: ["magma"]) { complete results { __typename
-  ... on AccountBalance { fetchedAt stale balances { id total { amount } } }
+  ... on AccountBalance { fetchedAt stale staleReason { code message retryAfterSeconds }
+                          balances { id total { amount } } }
   ... on ProviderFailure { code retryAfterSeconds } } } }"""
 
 
@@ -80,7 +81,12 @@ async def test_stale_if_error_inside_the_window_then_the_failure(
 ) -> None:
     async with running_gateway(settings_for(cache_url, namespace), sim_transport, clock) as gw:
         fresh = result(await gw.query(MAGMA))
-        for fault in ({"status": 503}, {"status": 429, "retry_after": "5"}, {"malformed": True}):
+        assert fresh["staleReason"] is None
+        for fault, code, retry_after in (
+            ({"status": 503}, "UPSTREAM_UNAVAILABLE", None),
+            ({"status": 429, "retry_after": "5"}, "UPSTREAM_RATE_LIMITED", 5),
+            ({"malformed": True}, "UPSTREAM_BAD_RESPONSE", None),
+        ):
             sim.state.set_faults("magma", **fault)
             clock.advance(20)
             stale = (await gw.query(MAGMA))["data"]["balances"]
@@ -88,6 +94,10 @@ async def test_stale_if_error_inside_the_window_then_the_failure(
             assert stale["results"][0]["stale"] is True
             assert stale["results"][0]["fetchedAt"] == fresh["fetchedAt"]
             assert stale["results"][0]["balances"] == fresh["balances"]
+            # ... and says why it is stale: the failure it stands in for.
+            reason = stale["results"][0]["staleReason"]
+            assert (reason["code"], reason["retryAfterSeconds"]) == (code, retry_after)
+            assert reason["message"]
         clock.advance(300)  # now past fresh + stale
         failed = result(await gw.query(MAGMA))
     assert failed["__typename"] == "ProviderFailure"

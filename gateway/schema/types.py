@@ -108,12 +108,25 @@ class Account:
         return await transactions_of(info.context, str(self.id), filter, first, after)
 
 
+@strawberry.type(
+    description="Why a balance is served stale: the failure that kept a fresh answer away."
+)
+class StaleReason:
+    code: DomainErrorCode
+    message: str
+    retry_after_seconds: int | None
+
+
 @strawberry.type
 class AccountBalance:
     account: Account
     balances: list[Balance]
     fetched_at: datetime
     stale: bool
+    stale_reason: StaleReason | None = strawberry.field(
+        description="Set exactly when `stale`: the provider's failure (code and message) "
+        "that this cached answer stands in for."
+    )
 
 
 @strawberry.type
@@ -137,6 +150,13 @@ def result_of(result: domain.AccountBalanceResult) -> AccountBalance | ProviderF
             balances=view(result.balances, Balance),
             fetched_at=result.fetched_at,
             stale=result.stale,
+            stale_reason=None
+            if result.stale_reason is None
+            else StaleReason(
+                code=DomainErrorCode(result.stale_reason.code),
+                message=result.stale_reason.message,
+                retry_after_seconds=result.stale_reason.retry_after_seconds,
+            ),
         )
     return ProviderFailure(
         account=Account.of(result.account),

@@ -14,7 +14,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +22,33 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 HANG_SECONDS = 3600.0
+
+
+# Every switch with the JSON type it takes, as the control route's 400 answer lists them.
+SWITCHES = {
+    "latency_seconds": "number of seconds, 0 to 3600",
+    "status": "integer HTTP status, 100 to 599",
+    "retry_after": "string: the Retry-After header sent with it",
+    "malformed": "boolean",
+    "hang": "boolean",
+}
+
+
+class FaultError(ValueError):
+    """A fault switch that is unknown or of the wrong type."""
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+CHECKS: dict[str, Callable[[Any], bool]] = {
+    "latency_seconds": lambda v: _number(v) and 0 <= v <= HANG_SECONDS,
+    "status": lambda v: isinstance(v, int) and not isinstance(v, bool) and 100 <= v <= 599,
+    "retry_after": lambda v: isinstance(v, str),
+    "malformed": lambda v: isinstance(v, bool),
+    "hang": lambda v: isinstance(v, bool),
+}
 
 
 @dataclass(frozen=True)
@@ -33,11 +60,18 @@ class Faults:
     hang: bool = False
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Faults:
-        unknown = set(data) - {f.name for f in fields(cls)}
+    def from_json(cls, data: Any) -> Faults:
+        """From a control request's JSON; a mistake raises `FaultError` naming it (a wrong
+        type accepted here would break every later call to the tenant)."""
+        if not isinstance(data, dict):
+            raise FaultError("the body must be a JSON object of fault switches")
+        unknown = sorted(set(data) - set(SWITCHES))
         if unknown:
-            raise ValueError(f"unknown fault switches: {sorted(unknown)}")
-        return cls(**data)
+            raise FaultError(f"unknown fault switches: {', '.join(unknown)}")
+        wrong = sorted(k for k, v in data.items() if v is not None and not CHECKS[k](v))
+        if wrong:
+            raise FaultError(f"wrong type or range for: {', '.join(wrong)}")
+        return cls(**{k: v for k, v in data.items() if v is not None})
 
 
 class SimState:

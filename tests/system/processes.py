@@ -1,0 +1,127 @@
+"""Real OS processes for system tests: the installed CLI, started and always stopped by PID.
+
+Output goes to files (never a pipe that could fill and block the child); waiting is polling
+a condition with a bound, never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.helpers import ROOT
+
+CLI = ROOT / ".venv" / "bin" / "balance-gateway"
+START_SECONDS = 30.0
+STOP_SECONDS = 15.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Process:
+    def __init__(self, popen: subprocess.Popen[bytes], stdout: Path, stderr: Path) -> None:
+        self.popen = popen
+        self.stdout_path = stdout
+        self.stderr_path = stderr
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(encoding="utf-8", errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def wait_for(self, condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            if self.popen.poll() is not None:
+                raise AssertionError(
+                    f"exited ({self.popen.returncode}) before {what}:\n{self.output}"
+                )
+            time.sleep(0.05)
+        raise AssertionError(f"no {what} within {START_SECONDS} s:\n{self.output}")
+
+    def wait_http(self, url: str) -> None:
+        """Until `url` answers below 500: exactly one request of the wait gets an answer."""
+
+        def up() -> bool:
+            try:
+                return httpx.get(url, timeout=1).status_code < 500
+            except httpx.HTTPError:
+                return False
+
+        self.wait_for(up, f"answer from {url}")
+
+    def stop(self, signum: int = signal.SIGTERM, *, group: bool = False) -> int:
+        """Signal it (or its whole process group) and wait; killed if it will not stop."""
+        if self.popen.poll() is None:
+            if group:
+                os.killpg(self.popen.pid, signum)
+            else:
+                self.popen.send_signal(signum)
+            try:
+                self.popen.wait(STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+                raise AssertionError(f"did not stop within {STOP_SECONDS} s:\n{self.output}")
+        return self.popen.returncode
+
+
+@contextmanager
+def started(
+    argv: Sequence[str],
+    logs: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path = ROOT,
+) -> Iterator[Process]:
+    """`argv` in its own process group (so a group signal reaches its children too); it is
+    stopped by its PID when the block ends, whatever happened."""
+    logs.mkdir(parents=True, exist_ok=True)
+    name = Path(argv[0]).name + "-" + str(len(list(logs.iterdir())))
+    stdout, stderr = logs / f"{name}.out", logs / f"{name}.err"
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        popen = subprocess.Popen(
+            list(argv),
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env=dict(env if env is not None else os.environ),
+            start_new_session=True,
+        )
+    process = Process(popen, stdout, stderr)
+    try:
+        yield process
+    finally:
+        if popen.poll() is None:
+            os.killpg(popen.pid, signal.SIGKILL)
+            popen.wait()
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without the outer make's job-server variables."""
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}
+    env.update(extra)
+    return env

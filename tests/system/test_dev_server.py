@@ -1,0 +1,83 @@
+"""`make run` as a developer meets it: addresses printed once ready, the demo's accounts
+following the simulator's port, a quiet Ctrl-C, and a port in use named in one line."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from tests.helpers import ROOT
+from tests.system.processes import CLI, clean_env, free_port, started
+
+
+def test_make_run_prints_its_addresses_follows_sim_port_and_stops_quietly(
+    tmp_path: Path,
+) -> None:
+    port, sim_port = free_port(), free_port()
+    argv = ["make", "--no-print-directory", "run", f"PORT={port}", f"SIM_PORT={sim_port}"]
+    with started(argv, tmp_path, env=clean_env()) as run:
+        run.wait_for(lambda: "Press Ctrl-C to stop." in run.stdout, "the ready lines")
+        banner = run.stdout
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/graphql",
+            json={"query": "{ balances { complete results { __typename } } }"},
+            timeout=30,
+        ).json()
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+        status = run.stop(signal.SIGINT, group=True)  # what Ctrl-C in a terminal does
+    for line in (
+        f"GraphQL    http://127.0.0.1:{port}/graphql",
+        f"health     http://127.0.0.1:{port}/healthz",
+        f"metrics    http://127.0.0.1:{port}/metrics",
+        f"simulator  http://127.0.0.1:{sim_port}",
+    ):
+        assert line in banner
+    # The demo's accounts reach the simulator on the port it was moved to.
+    assert answer["data"]["balances"]["complete"] is True
+    assert len(answer["data"]["balances"]["results"]) == 5
+    assert 'href="/graphql"' in page.text and 'href="/healthz"' in page.text
+    output = run.output
+    assert "Traceback" not in output and "Interrupt" not in output and "Error" not in output
+    assert "Finished server process" in output  # it shut down, it was not killed
+    assert status in (0, -signal.SIGINT)  # make re-raises the signal it received
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(CLI), *args], capture_output=True, text=True, timeout=60, env=clean_env(), check=False
+    )
+
+
+def test_a_port_in_use_is_one_clear_line_naming_the_port_and_the_variable() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = str(ROOT / "deploy" / "demo.toml")
+        gateway = run_cli("serve", "--config", config, "--port", str(port))
+        simulator = run_cli(
+            "serve", "--config", config, "--port", str(free_port()), "--simulator-port", str(port)
+        )
+        alone = run_cli("simulate", "--port", str(port))
+    for result, option, variable in (
+        (gateway, "--port", "PORT"),
+        (simulator, "--simulator-port", "SIM_PORT"),
+        (alone, "--port", "SIM_PORT"),
+    ):
+        assert result.returncode == 2
+        (line,) = result.stderr.strip().splitlines()
+        assert f"127.0.0.1:{port} is already in use" in line
+        assert f"{option} N" in line and f"{variable}=N" in line
+
+
+def test_version() -> None:
+    from gateway import __version__
+
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"balance-gateway {__version__}"
+    assert __version__[0].isdigit()

@@ -1,0 +1,82 @@
+"""The simulator's control routes refuse mistakes instead of breaking the fake."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from gateway.simulator import Simulator
+from gateway.simulator.state import SWITCHES
+
+
+@pytest.fixture
+async def control(sim: Simulator) -> httpx.AsyncClient:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=sim.app), base_url="http://sim"
+    ) as client:
+        yield client
+
+
+async def magma_balance(control: httpx.AsyncClient) -> int:
+    response = await control.get(
+        "/magma/v1/misc/balance", headers={"authorization": "Bearer demo-magma-private-key"}
+    )
+    return response.status_code
+
+
+async def test_a_fault_for_an_unknown_account_is_404_listing_the_accounts(
+    control: httpx.AsyncClient,
+) -> None:
+    response = await control.put("/_sim/faults/magma-typo", json={"status": 503})
+    assert response.status_code == 404
+    assert response.json()["accounts"] == [
+        "magma",
+        "muda-ug",
+        "ourvoice-ci",
+        "ourvoice-sn",
+        "paymob-eg",
+    ]
+    assert (await control.delete("/_sim/faults/nope")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"status": "503"},  # a string: accepted before, it broke every later call
+        {"status": 5030},
+        {"latency_seconds": "2"},
+        {"latency_seconds": -1},
+        {"malformed": "yes"},
+        {"retry_after": 30},
+        {"statuss": 503},
+        ["status", 503],
+    ],
+)
+async def test_a_wrong_switch_or_type_is_400_listing_every_switch(
+    control: httpx.AsyncClient, sim: Simulator, body: object
+) -> None:
+    response = await control.put("/_sim/faults/magma", json=body)
+    assert response.status_code == 400
+    assert response.json()["switches"] == SWITCHES
+    assert response.json()["error"]
+    assert "magma" not in sim.state.faults
+    assert await magma_balance(control) == 200  # the fake still works
+
+
+async def test_a_valid_switch_applies_and_clears(control: httpx.AsyncClient) -> None:
+    set_ = await control.put("/_sim/faults/magma", json={"status": 503, "retry_after": None})
+    assert set_.status_code == 200 and set_.json()["status"] == 503
+    assert await magma_balance(control) == 503
+    assert (await control.delete("/_sim/faults/magma")).status_code == 204
+    assert await magma_balance(control) == 200
+
+
+async def test_top_up_faults_over_http(control: httpx.AsyncClient, sim: Simulator) -> None:
+    assert (await control.put("/_sim/topup-faults/magma", json={"mode": "x"})).status_code == 404
+    wrong = await control.put("/_sim/topup-faults/ourvoice-sn", json={"mode": "nope"})
+    assert wrong.status_code == 400 and "503-after-commit" in wrong.json()["modes"]
+    ok = await control.put("/_sim/topup-faults/ourvoice-sn", json={"mode": "503-after-commit"})
+    assert ok.status_code == 200
+    assert sim.ourvoice.topup_faults == {"ourvoice-sn": "503-after-commit"}
+    assert (await control.delete("/_sim/topup-faults/ourvoice-sn")).status_code == 204
+    assert sim.ourvoice.topup_faults == {}
