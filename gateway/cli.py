@@ -319,6 +319,14 @@ def parser() -> argparse.ArgumentParser:
 def topups(args: argparse.Namespace) -> int:
     """Operators: list recorded top-ups, or resolve a pending one (who and when recorded)."""
     settings = _settings(args)
+    url = settings.idempotency.url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
+        # Opening it would create an empty journal and list nothing: a wrong config file
+        # must not look like "no top-ups".
+        raise CliError(
+            f"no top-up journal at {url[len('sqlite:///') :]}: is this the gateway's "
+            "config file? (the gateway creates the journal when it starts)"
+        )
     return asyncio.run(_topups(settings, args))
 
 
@@ -327,12 +335,13 @@ async def _topups(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.topups_command == "list":
             records = await store.records(pending_only=args.pending, now=time.time())
-            print(f"{'client':16} {'key':36} {'account':14} {'amount':>14} {'state':10} resolved")
+            rows = [("client", "key", "account", "amount", "state", "resolved")]
             for r in records:
                 state = "pending" if r.state == "in_flight" and args.pending else r.state
                 amount = f"{r.request['amount']} {r.request['currency']}"
                 resolved = f"{r.resolved_by} at {_when(r.resolved_at)}" if r.resolved_by else ""
-                print(f"{r.client:16} {r.key:36} {r.account:14} {amount:>14} {state:10} {resolved}")
+                rows.append((r.client, r.key, r.account, amount, state, resolved))
+            print(table(rows))
             return 0
         by = args.by or getpass.getuser()
         state = "succeeded" if args.outcome == "succeeded" else "failed"
@@ -348,6 +357,15 @@ async def _topups(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     finally:
         await store.close()
+
+
+def table(rows: Sequence[Sequence[str]]) -> str:
+    """Columns as wide as their widest cell, so no value breaks the alignment."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
 
 
 def _when(at: float | None) -> str:

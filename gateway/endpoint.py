@@ -44,15 +44,32 @@ STATUS = {ErrorCode.UNAUTHENTICATED: 401, ErrorCode.FORBIDDEN: 403, ErrorCode.RA
 class Refused(GatewayError):
     """A request turned away before GraphQL: its own HTTP status and code."""
 
-    def __init__(self, status: int, message: str, code: ErrorCode = ErrorCode.VALIDATION) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: ErrorCode = ErrorCode.VALIDATION,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.headers = headers or {}
+
+
+GET_REFUSED = Refused(
+    405,
+    "GET is off: POST the query as application/json, or set `allow_get = true` in [limits] "
+    "to allow queries over GET.",
+    headers={"Allow": "POST"},
+)
 
 
 def refusal(exc: GatewayError) -> Response:
     status = exc.status if isinstance(exc, Refused) else STATUS.get(exc.code, 400)
     headers = {"Retry-After": str(exc.retry_after_seconds)} if exc.retry_after_seconds else {}
+    if isinstance(exc, Refused):
+        headers.update(exc.headers)
     body = {"errors": [{"message": exc.message, "extensions": {"code": exc.code.value}}]}
     return JSONResponse(body, status, headers)
 
@@ -176,6 +193,8 @@ class GraphQLEndpoint:
     async def _handle(self, request: Request) -> Response:
         principal = await self.principal(request)
         cache_key = None
+        if request.method == "GET" and not self.limits.allow_get:
+            raise GET_REFUSED
         if request.method == "POST":
             content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != "application/json":

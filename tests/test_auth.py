@@ -190,6 +190,30 @@ async def test_rate_limit_per_client_with_retry_after(
     assert replica.status_code == (429 if cache_url.startswith("redis") else 200)
 
 
+async def test_a_clients_own_rate_limit_wins_and_the_dev_no_key_caller_has_none(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    fast = dataclasses.replace(CLIENTS[1], rate_limit=RateLimit(1.0, 5))  # client-a
+    settings = production(demo_settings(), CLIENTS[0], fast, *CLIENTS[2:])
+    settings = dataclasses.replace(
+        settings,
+        security=dataclasses.replace(settings.security, rate_limit=RateLimit(1.0, 2)),
+    )
+    query = "{ countries { code } }"
+    async with running_gateway(settings, sim_transport, clock) as gw:
+        own = [(await gw.as_key(KEY_A).post(query)).status_code for _ in range(6)]
+        default = [(await gw.as_key(KEY_B).post(query)).status_code for _ in range(3)]
+    assert own == [200] * 5 + [429]  # its own burst of 5
+    assert default == [200, 200, 429]  # [rate_limit]'s burst of 2
+    development = dataclasses.replace(
+        demo_settings(),
+        security=dataclasses.replace(demo_settings().security, rate_limit=RateLimit(1.0, 1)),
+    )
+    async with running_gateway(development, sim_transport, clock) as gw:
+        anonymous = [(await gw.as_key(None).post(query)).status_code for _ in range(20)]
+    assert anonymous == [200] * 20  # a quick load test of the demo is not throttled
+
+
 # --- JWT --------------------------------------------------------------------------------
 
 

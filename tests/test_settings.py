@@ -227,3 +227,86 @@ def test_the_production_example_checks_out_once_its_secrets_exist(tmp_path: Path
     with pytest.raises(ConfigError) as raised:  # without its secrets it names each one
         parse_settings(__import__("tomllib").loads(text), {})
     assert len(raised.value.problems) == len(env)
+
+
+# --- paths, the simulator's port, clients' rate limits ---------------------------------
+
+
+def test_relative_paths_are_relative_to_the_config_file_not_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    (folder / "muda.secret").write_text("from-a-relative-file\n")
+    (folder / "gateway.toml").write_text(
+        '[server]\nprofile = "development"\n'
+        '[idempotency]\nurl = "sqlite:///journal/topups.db"\n'
+        '[accounts.muda-ug]\nprovider = "muda"\nbase_url = "https://api.muda.tech"\n'
+        'api_key = "inline-dev-key"\nsecret_key = "file:muda.secret"\n'
+    )
+    monkeypatch.chdir(tmp_path)  # anywhere but the config's folder
+    settings = load_settings("etc/gateway.toml", env={})
+    assert settings.idempotency.url == f"sqlite:///{folder / 'journal' / 'topups.db'}"
+    assert settings.accounts["muda-ug"].secret("secret_key") == "from-a-relative-file"
+    data = {
+        "server": {"profile": "development"},
+        "idempotency": {"url": "sqlite:////var/x.db"},
+        "accounts": {"muda-ug": {**GOOD_ACCOUNT, "secret_key": "inline"}},
+    }
+    absolute = parse_settings(data, {"MUDA_KEY": "k"}, folder)
+    assert absolute.idempotency.url == "sqlite:////var/x.db"
+
+
+def test_the_demo_accounts_follow_the_simulator_port() -> None:
+    default = load_settings(str(DEMO_CONFIG), env={})
+    moved = load_settings(str(DEMO_CONFIG), env={}, simulator_port=8002)
+    assert default.accounts["magma"].base_url == "http://127.0.0.1:8001/magma"
+    assert moved.accounts["magma"].base_url == "http://127.0.0.1:8002/magma"
+    assert moved.accounts["muda-ug"].base_url == "http://127.0.0.1:8002/muda/v1"
+
+
+def test_the_simulator_is_refused_in_production() -> None:
+    account = {"provider": "ourvoice", "base_url": "simulator:/ourvoice", "api_key": "env:K"}
+    found = problems({"accounts": {"ov": account}}, {"K": "k"})
+    assert "development profile only" in found["accounts.ov.base_url"]
+
+
+def test_client_names_and_their_own_rate_limits() -> None:
+    from gateway.auth import RateLimit
+
+    client = {"key_sha256": "a" * 64, "scopes": ["balances:read"], "accounts": ["*"]}
+    settings = parse_settings(
+        {
+            "server": {"profile": "development"},
+            "accounts": {"muda-ug": {**GOOD_ACCOUNT, "secret_key": "inline"}},
+            "rate_limit": {"requests_per_second": 10, "burst": 30},
+            "clients": {
+                "frontend": {**client, "requests_per_second": 500},
+                "script": client,
+            },
+        },
+        {"MUDA_KEY": "k"},
+    )
+    assert settings.security.rate_limit == RateLimit(10, 30)
+    # a client's own rate; the burst it did not set comes from [rate_limit]
+    assert settings.security.clients["frontend"].rate_limit == RateLimit(500, 30)
+    assert settings.security.clients["script"].rate_limit is None  # the default applies
+    assert RateLimit() == RateLimit(50, 200)  # the production default the README justifies
+    found = problems(
+        {
+            "accounts": {"muda-ug": GOOD_ACCOUNT},
+            "clients": {"Ops Team": client, "ok": {**client, "burst": 0}},
+        },
+        {"MUDA_KEY": "k"},
+    )
+    assert "lowercase" in found["clients.Ops Team"]
+    assert "clients.ok.burst" in found
+
+
+def test_export_schema_check_outside_the_repository_says_the_file_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["export-schema", "--check"]) == 1
+    err = capsys.readouterr().err
+    assert "schema.graphql does not exist" in err and "--output" in err
