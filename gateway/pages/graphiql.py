@@ -42,6 +42,11 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
 }
 IMMUTABLE = "public, max-age=31536000, immutable"
+# An inline icon, so the browser does not ask for /favicon.ico (a 404 in its console).
+ICON = (
+    "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E"
+    "%3Crect width='16' height='16' rx='3' fill='%23e10098'/%3E%3C/svg%3E"
+)
 OWN_FILES = {
     "/graphiql/app.js": "text/javascript; charset=utf-8",
     "/graphiql/app.css": "text/css; charset=utf-8",
@@ -120,6 +125,7 @@ class GraphiQLPage:
         body = (
             "<!doctype html>\n<html lang=en>\n<head>\n<meta charset=utf-8>\n"
             "<title>Balance Gateway · GraphiQL</title>\n"
+            f'<link rel="icon" href="{ICON}">\n'
             + "\n".join(styles)
             + '\n<link rel="stylesheet" href="/graphiql/app.css">\n</head>\n<body>\n'
             f'<div id="graphiql" data-default-query="{html.escape(DEMO_QUERY)}">'

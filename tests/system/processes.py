@@ -84,7 +84,9 @@ class Process:
             except subprocess.TimeoutExpired:
                 os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait()
-                raise AssertionError(f"did not stop within {STOP_SECONDS} s:\n{self.output}")
+                raise AssertionError(
+                    f"did not stop within {STOP_SECONDS} s:\n{self.output}"
+                ) from None
         return self.popen.returncode
 
 
