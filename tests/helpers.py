@@ -7,6 +7,7 @@ import atexit
 import dataclasses
 import json
 import shutil
+import socket
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
 
 from gateway.accounts import AccountConfig, Secret
 from gateway.app import create_app
@@ -228,3 +230,31 @@ class ResetTransport(httpx.AsyncBaseTransport):
             await response.aclose()
             raise httpx.ConnectTimeout("connection reset", request=request)
         return response
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """Serve `app` on a free 127.0.0.1 port for the duration; always stopped."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)

@@ -342,7 +342,7 @@ async def test_es256_with_a_jwks_url(
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from tests.test_e2e import serving
+    from tests.helpers import serving
 
     key = ec.generate_private_key(ec.SECP256R1())
     jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))

@@ -16,8 +16,7 @@ from gateway.auth import ClientConfig, key_hash
 from gateway.log_context import Redacting
 from gateway.simulator import Tenants, create_simulator, seed
 from gateway.simulator.state import SimState
-from tests.helpers import FakeClock, GatewayClient, demo_settings, no_sleep, production
-from tests.test_e2e import serving
+from tests.helpers import FakeClock, GatewayClient, demo_settings, no_sleep, production, serving
 
 
 def canary() -> str:

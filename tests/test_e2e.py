@@ -3,52 +3,18 @@ uvicorn on 127.0.0.1, with the production transport (httpx + aiohttp)."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
-import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
 import httpx
-import uvicorn
 
 from gateway.app import create_app
 from gateway.simulator import create_simulator
-from tests.helpers import demo_settings, refuse_float
+from tests.helpers import demo_settings, refuse_float, serving
 
 QUERY = """{ balances { complete results { __typename
   ... on AccountBalance { account { id } balances { id total { amount currency } } }
   ... on ProviderFailure { account { id } code retryable retryAfterSeconds } } } }"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[str]:
-    """Serve `app` on a free 127.0.0.1 port for the duration; always stopped."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(500):
-            if server.started:
-                break
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 async def test_real_http_one_account_failing_while_the_others_return() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers import ROOT
-from tests.system.processes import CLI, clean_env, free_port, started
+from tests.helpers import ROOT, free_port
+from tests.system.processes import CLI, clean_env, started
 
 
 def test_make_run_prints_its_addresses_follows_sim_port_and_stops_quietly(

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.helpers import DEMO_CONFIG
-from tests.system.processes import CLI, clean_env, free_port, started
+from tests.helpers import DEMO_CONFIG, free_port
+from tests.system.processes import CLI, clean_env, started
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking"]

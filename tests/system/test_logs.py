@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from gateway.auth import key_hash
-from tests.system.processes import CLI, clean_env, free_port, started
+from tests.helpers import free_port
+from tests.system.processes import CLI, clean_env, started
 
 KEY = "bgw_system-test-key-0123456789abcdef"
 # The simulator's demo credentials, handed over as env: references (production refuses

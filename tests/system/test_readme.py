@@ -1,0 +1,259 @@
+"""Every example in README.md runs, in the README's order, against a running demo.
+
+The demo is what `make run` serves — the app built from a copy of `deploy/demo.toml`, the
+simulator, both on free ports of 127.0.0.1 over real HTTP — with one difference: the clock
+is injected, so "sixteen seconds after the demo query" takes no time. Each `sh` block runs
+in bash from the repository's root (the real CLI as a subprocess, real curl), with the
+demo's ports and config copy put in place of `127.0.0.1:8000`, `127.0.0.1:8001` and
+`deploy/demo.toml`; each `graphql` block is POSTed to the gateway.
+
+Every `sh` and `graphql` block is marked `<!-- example: NAME -->` and must have a check
+below; a `json` block marked `<!-- answer: NAME -->` is that example's answer, asserted
+exactly — except that a string ending in "…" stands for any string starting with what is
+before it (a provider's transaction UUID, say). Every `toml` block must parse. A new example without a check, or a check whose
+example is gone, fails the test — so no example can rot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import re
+import shutil
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gateway.app import create_app
+from gateway.log_context import RequestContext
+from gateway.settings import load_settings
+from gateway.simulator import create_simulator
+from gateway.simulator.state import SimState
+from tests.helpers import DEMO_CONFIG, ROOT, FakeClock, refuse_float, serving
+from tests.system.processes import clean_env
+
+README = ROOT / "README.md"
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.S | re.M)
+MARK = re.compile(r"<!-- (example|answer): ([a-z0-9-]+) -->\n$")
+RUN = ("sh", "graphql")
+
+
+@dataclass
+class Example:
+    name: str
+    lang: str
+    code: str
+    answer: Any = None
+
+
+def examples(text: str) -> list[Example]:
+    found: list[Example] = []
+    for fence in FENCE.finditer(text):
+        lang, code = fence.group(1), fence.group(2)
+        mark = MARK.search(text, 0, fence.start())
+        marked = mark is not None and mark.end() == fence.start()
+        if lang == "toml":
+            tomllib.loads(code)  # every configuration shown parses
+        if lang in RUN:
+            assert marked and mark is not None and mark.group(1) == "example", (
+                f"a {lang} block without <!-- example: NAME --> before it:\n{code}"
+            )
+            found.append(Example(mark.group(2), lang, code))
+        elif lang == "json" and marked and mark is not None:
+            assert mark.group(1) == "answer"
+            (owner,) = [e for e in found if e.name == mark.group(2)]
+            owner.answer = json.loads(code)
+    return found
+
+
+@dataclass
+class Outcome:
+    stdout: str = ""
+    stderr: str = ""
+    returncode: int = 0
+    json: Any = None
+
+
+@dataclass
+class Demo:
+    clock: FakeClock
+    gateway: str
+    simulator: str
+    config: Path
+
+    def shell(self, code: str) -> str:
+        return (
+            code.replace("127.0.0.1:8000", self.gateway.removeprefix("http://"))
+            .replace("127.0.0.1:8001", self.simulator.removeprefix("http://"))
+            .replace("deploy/demo.toml", str(self.config))
+        )
+
+
+@dataclass
+class Check:
+    check: Callable[[Outcome], None] = lambda outcome: None
+    before: Callable[[Demo], None] = lambda demo: None
+    instead: str | None = None  # a command run in the example's place (see its comment)
+
+
+def matches(actual: Any, shown: Any) -> bool:
+    if isinstance(shown, str) and shown.endswith("…"):
+        return isinstance(actual, str) and actual.startswith(shown[:-1])
+    if isinstance(shown, dict):
+        return (
+            isinstance(actual, dict)
+            and actual.keys() == shown.keys()
+            and all(matches(actual[k], shown[k]) for k in shown)
+        )
+    if isinstance(shown, list):
+        return (
+            isinstance(actual, list)
+            and len(actual) == len(shown)
+            and all(matches(a, b) for a, b in zip(actual, shown, strict=True))
+        )
+    return type(actual) is type(shown) and actual == shown
+
+
+def results_by_account(outcome: Outcome) -> dict[str, Any]:
+    return {r["account"]["id"]: r for r in outcome.json["data"]["balances"]["results"]}
+
+
+def demo_query(outcome: Outcome) -> None:
+    report = outcome.json["data"]["balances"]
+    results = results_by_account(outcome)
+    assert report["complete"] is True
+    assert sorted(results) == ["magma", "muda-ug", "ourvoice-ci", "ourvoice-sn", "paymob-eg"]
+    assert all(r["__typename"] == "AccountBalance" and not r["stale"] for r in results.values())
+    assert results["ourvoice-sn"]["balances"][0]["total"] == {"amount": "50000", "currency": "XOF"}
+    assert {"currency": "CDF", "kind": "CASH"}.items() <= report["totals"][0].items()
+
+
+def transactions(outcome: Outcome) -> None:
+    connection = outcome.json["data"]["transactions"]
+    assert connection["totalCount"] > 0 and len(connection["edges"]) == 20
+    assert connection["pageInfo"]["hasNextPage"] is True
+    assert {e["node"]["status"] for e in connection["edges"]} <= {"SUCCEEDED", "PENDING"}
+
+
+def topups_list(outcome: Outcome) -> None:
+    header, *rows = outcome.stdout.splitlines()
+    assert header.split() == ["client", "key", "account", "amount", "state", "resolved"]
+    (row,) = rows
+    assert row.split() == ["dev:anonymous", "order-8842", "ourvoice-sn", "2500", "XOF", "pending"]
+
+
+def keys_new(outcome: Outcome) -> None:
+    key = re.search(r"^  (bgw_\S+)$", outcome.stdout, re.M)
+    digest = re.search(r'^key_sha256 = "([0-9a-f]{64})"$', outcome.stdout, re.M)
+    assert key and digest
+    assert hashlib.sha256(key.group(1).encode()).hexdigest() == digest.group(1)
+    assert "[clients.ops-dashboard]" in outcome.stdout
+    assert 'scopes = ["balances:read", "metrics:read"]' in outcome.stdout
+    assert 'accounts = ["magma", "muda-ug"]' in outcome.stdout
+
+
+def contains(text: str) -> Callable[[Outcome], None]:
+    def check(outcome: Outcome) -> None:
+        assert text in outcome.stdout, outcome.stdout
+
+    return check
+
+
+CHECKS: dict[str, Check] = {
+    # `make test` inside the test suite would run the suite again, and `make run` is run
+    # for real by tests/system/test_dev_server.py; here make shows the commands both
+    # targets run, which fails if a target or the demo config is gone.
+    "two-commands": Check(
+        contains("balance-gateway serve --config deploy/demo.toml"),
+        instead="make --no-print-directory -n run test",
+    ),
+    "demo-query": Check(demo_query),
+    "demo-curl": Check(),
+    "fault-on": Check(),
+    "stale": Check(before=lambda demo: demo.clock.advance(16)),
+    "fault-off": Check(contains("")),
+    "transactions": Check(transactions),
+    "topup": Check(),
+    "topup-fault": Check(contains('{"mode":"503-after-commit"}')),
+    "topup-pending": Check(),
+    "topups-list": Check(topups_list),
+    "topups-resolve": Check(
+        contains("top-up 'order-8842' of 'dev:anonymous' resolved as succeeded by alice")
+    ),
+    "topup-replay": Check(),
+    "check-config": Check(contains("configuration OK: profile development")),
+    "export-schema": Check(contains("schema.graphql is up to date")),
+    "keys-new": Check(keys_new),
+    "graphiql-fetch": Check(contains("verified")),
+}
+
+
+async def run_shell(code: str) -> Outcome:
+    process = await asyncio.create_subprocess_exec(
+        "bash",
+        "-euo",
+        "pipefail",
+        "-c",
+        code,
+        cwd=ROOT,
+        env=clean_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), 120)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    outcome = Outcome(out.decode(), err.decode(), process.returncode or 0)
+    with contextlib.suppress(ValueError):
+        outcome.json = json.loads(outcome.stdout)
+    return outcome
+
+
+async def run(example: Example, demo: Demo, http: httpx.AsyncClient) -> Outcome:
+    check = CHECKS[example.name]
+    if example.lang == "graphql":
+        response = await http.post(f"{demo.gateway}/graphql", json={"query": example.code})
+        assert response.status_code == 200, response.text
+        outcome = Outcome(response.text, json=json.loads(response.text, parse_float=refuse_float))
+        assert "errors" not in outcome.json, outcome.json
+        return outcome
+    outcome = await run_shell(demo.shell(check.instead or example.code))
+    assert outcome.returncode == 0, f"{example.name}:\n{outcome.stdout}\n{outcome.stderr}"
+    assert "Traceback" not in outcome.stderr, outcome.stderr
+    return outcome
+
+
+def test_every_example_has_a_check_and_every_check_an_example() -> None:
+    names = [e.name for e in examples(README.read_text(encoding="utf-8"))]
+    assert len(names) == len(set(names)), "two examples share a name"
+    assert set(names) == set(CHECKS)
+
+
+async def test_every_readme_example_runs_with_its_shown_outcome(tmp_path: Path) -> None:
+    found = examples(README.read_text(encoding="utf-8"))
+    config = tmp_path / "demo.toml"  # its journal lands beside it, as deploy/'s does
+    shutil.copy(DEMO_CONFIG, config)
+    clock = FakeClock(time.time())
+    simulator = RequestContext(create_simulator(SimState(clock=clock)).app)
+    async with serving(simulator) as sim_url:
+        port = int(sim_url.rsplit(":", 1)[1])
+        settings = load_settings(str(config), env={}, simulator_port=port)
+        app = create_app(settings, clock=clock)
+        async with serving(app) as gateway_url, httpx.AsyncClient(timeout=60) as http:
+            demo = Demo(clock, gateway_url, sim_url, config)
+            for example in found:
+                CHECKS[example.name].before(demo)
+                outcome = await run(example, demo, http)
+                if example.answer is not None:
+                    assert matches(outcome.json, example.answer), (example.name, outcome.json)
+                CHECKS[example.name].check(outcome)
