@@ -81,3 +81,41 @@ def test_version() -> None:
     assert result.returncode == 0
     assert result.stdout.strip() == f"balance-gateway {__version__}"
     assert __version__[0].isdigit()
+
+
+def fake_venv(root: Path, cli_works: bool) -> Path:
+    """A .venv whose CLI works or not, its install stamp newer than pyproject.toml."""
+    venv = root / ".venv"
+    (venv / "bin").mkdir(parents=True)
+    cli = venv / "bin" / "balance-gateway"
+    cli.write_text(f"#!/bin/sh\nexit {0 if cli_works else 1}\n")
+    cli.chmod(0o755)
+    (venv / ".installed").touch()
+    return venv
+
+
+def make(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+        check=False,
+    )
+
+
+def test_make_rebuilds_a_venv_that_cannot_run_the_cli(tmp_path: Path) -> None:
+    working = make("-n", f"VENV={fake_venv(tmp_path / 'a', cli_works=True)}", "lint")
+    broken = make("-n", f"VENV={fake_venv(tmp_path / 'b', cli_works=False)}", "lint")
+    assert "pip install" not in working.stdout  # trusted: nothing to do
+    assert "rebuilding it" in broken.stdout and "pip install" in broken.stdout
+
+
+def test_a_python_older_than_3_11_is_one_line_saying_what_to_run(tmp_path: Path) -> None:
+    venv = fake_venv(tmp_path, cli_works=False)
+    result = make(f"VENV={venv}", "PYTHON=false", "lint")  # `false -c …` fails like 3.10
+    assert result.returncode != 0
+    assert "is not Python 3.11 or newer; run: make PYTHON=python3.12 lint" in result.stderr
+    assert (venv / "bin" / "balance-gateway").exists()  # nothing was touched
