@@ -1,32 +1,26 @@
-"""`balance-gateway serve | simulate | export-schema [--check] | check-config`."""
+"""`balance-gateway serve | simulate | check-config | keys new | topups list/resolve |
+graphiql fetch | export-schema [--check]`: parse arguments, call the factories."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import contextvars
-import errno
 import getpass
 import json
 import os
 import re
 import secrets
-import signal
-import socket
 import sys
 import time
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import uvicorn
 
 from gateway import __version__, log_context
 from gateway.auth import SCOPES, key_hash
 from gateway.errors import ConfigError
 from gateway.idempotency import open_idempotency
+from gateway.serving import CliError, Server, listening_socket, serve_until_stopped, url_of
 from gateway.settings import SIMULATOR_PORT, Settings, config_path, load_settings
 
 SCHEMA_FILE = Path("schema.graphql")
@@ -43,86 +37,6 @@ def check_config(args: argparse.Namespace) -> int:
     names = ", ".join(f"{a.id} ({a.provider.value})" for a in settings.accounts.values())
     print(f"configuration OK: profile {settings.server.profile}; accounts: {names}")
     return 0
-
-
-class _QuietServer(uvicorn.Server):
-    """A uvicorn server whose signals are handled by `serve` (it stops every server, then
-    returns): uvicorn's own handling re-raises the signal after shutting down, which ends
-    the process with a KeyboardInterrupt traceback. `quiet`: its start and stop lines stay
-    out of the log."""
-
-    quiet = False
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def listening_socket(host: str, port: int, option: str, make_var: str) -> socket.socket:
-    """Bound before anything starts, so a port in use is one clear line, not a traceback."""
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        sock = socket.socket(family, kind, proto)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-    except OSError as exc:
-        reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"failed: {exc.strerror}"
-        raise CliError(
-            f"{host}:{port} {reason}; choose another port with {option} N "
-            f"({make_var}=N with make run)"
-        ) from None
-    sock.set_inheritable(True)
-    return sock
-
-
-def _server(app: Any, sock: socket.socket, *, quiet: bool = False) -> _QuietServer:
-    host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, log_level=None, server_header=False
-    )
-    server = _QuietServer(config)
-    server.quiet = quiet
-    return server
-
-
-async def _until_stopped(servers: list[tuple[_QuietServer, socket.socket]], ready: str) -> None:
-    """Serve until SIGINT or SIGTERM (a second one forces the exit); print `ready` once every
-    server listens."""
-    loop = asyncio.get_running_loop()
-
-    def stop() -> None:
-        for server, _ in servers:
-            if server.should_exit:
-                server.force_exit = True
-            server.should_exit = True
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop)
-    tasks = [
-        asyncio.create_task(server.serve(sockets=[sock]), context=_context(server.quiet))
-        for server, sock in servers
-    ]
-    while not all(server.started for server, _ in servers):
-        if any(task.done() for task in tasks):
-            break
-        await asyncio.sleep(0.02)
-    else:
-        print(ready, flush=True)
-    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    stop()  # one server ended (or failed to start): end the others too
-    await asyncio.gather(*tasks)
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.remove_signal_handler(signum)
-    if not all(server.started for server, _ in servers):
-        raise CliError("the server did not start: the log above says why")
-
-
-def _context(quiet: bool) -> contextvars.Context:
-    context = contextvars.copy_context()
-    context.run(log_context.quiet.set, quiet)
-    return context
 
 
 def ready_lines(settings: Settings, url: str, simulator_url: str | None) -> str:
@@ -151,16 +65,16 @@ def serve(args: argparse.Namespace) -> int:
         sim_socket = listening_socket(
             "127.0.0.1", args.simulator_port, "--simulator-port", "SIM_PORT"
         )
-    servers = [(_server(create_app(settings), gateway_socket), gateway_socket)]
-    url = f"http://{_display(args.host)}:{args.port}"
+    servers = [Server(create_app(settings), gateway_socket)]
     simulator_url = None
     if sim_socket is not None:
         from gateway.simulator import create_simulator
 
         simulator = log_context.RequestContext(create_simulator().app, quiet=True)
-        servers.append((_server(simulator, sim_socket, quiet=True), sim_socket))
-        simulator_url = f"http://127.0.0.1:{args.simulator_port}"
-    run_loop(_until_stopped(servers, ready_lines(settings, url, simulator_url)))
+        servers.append(Server(simulator, sim_socket, quiet=True))
+        simulator_url = url_of("127.0.0.1", args.simulator_port)
+    url = url_of(args.host, args.port)
+    serve_until_stopped(servers, ready_lines(settings, url, simulator_url))
     return 0
 
 
@@ -169,24 +83,10 @@ def simulate(args: argparse.Namespace) -> int:
 
     sock = listening_socket(args.host, args.port, "--port", "SIM_PORT")
     app = log_context.RequestContext(create_simulator().app)
-    url = f"http://{_display(args.host)}:{args.port}"
+    url = url_of(args.host, args.port)
     ready = f"Provider simulator is ready: {url} (faults: PUT /_sim/faults/ACCOUNT). Ctrl-C stops."
-    run_loop(_until_stopped([(_server(app, sock), sock)], ready))
+    serve_until_stopped([Server(app, sock)], ready)
     return 0
-
-
-def _display(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
-def run_loop(main: Coroutine[Any, Any, None]) -> None:
-    """uvloop where it is installed (a third less CPU per request here), else asyncio."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main)
-    else:
-        uvloop.run(main)
 
 
 def fetch_graphiql(args: argparse.Namespace) -> int:
@@ -376,10 +276,6 @@ def client_name_arg(value: str) -> str:
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", value):
         raise argparse.ArgumentTypeError("use lowercase letters, digits, - and _")
     return value
-
-
-class CliError(Exception):
-    """A mistake the operator can fix: printed as one line, exit status 2."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,7 +19,8 @@ PACKAGE = ROOT / "gateway"
 SHARED = {"domain", "errors", "accounts", "wire", "clock", "metrics", "log_context", "__version__"}
 # layer → what it may import (besides SHARED and itself)
 ALLOWED: dict[str, set[str]] = {
-    "cli": {"app", "schema", "settings", "simulator", "auth", "idempotency", "pages"},
+    "cli": {"app", "schema", "settings", "simulator", "auth", "idempotency", "pages", "serving"},
+    "serving": set(),
     "__main__": {"cli"},
     "app": {
         "wiring",
