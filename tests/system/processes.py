@@ -119,3 +119,16 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}
     env.update(extra)
     return env
+
+
+def completed(argv: Sequence[str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """`argv` run to its end (at most a minute), its output captured as text."""
+    return subprocess.run(
+        list(argv),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+        check=False,
+    )

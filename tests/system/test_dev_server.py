@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from tests.helpers import ROOT, free_port
-from tests.system.processes import CLI, clean_env, started
+from tests.system.processes import CLI, clean_env, completed, started
 
 
 def test_make_run_prints_its_addresses_follows_sim_port_and_stops_quietly(
@@ -47,9 +47,7 @@ def test_make_run_prints_its_addresses_follows_sim_port_and_stops_quietly(
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(CLI), *args], capture_output=True, text=True, timeout=60, env=clean_env(), check=False
-    )
+    return completed([str(CLI), *args])
 
 
 def test_a_port_in_use_is_one_clear_line_naming_the_port_and_the_variable() -> None:
@@ -95,15 +93,7 @@ def fake_venv(root: Path, cli_works: bool) -> Path:
 
 
 def make(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["make", "--no-print-directory", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=clean_env(),
-        check=False,
-    )
+    return completed(["make", "--no-print-directory", *args])
 
 
 def test_make_rebuilds_a_venv_that_cannot_run_the_cli(tmp_path: Path) -> None:

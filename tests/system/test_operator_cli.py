@@ -9,19 +9,11 @@ from pathlib import Path
 
 from gateway.idempotency import Record, open_idempotency
 from tests.helpers import DEMO_CONFIG
-from tests.system.processes import CLI, clean_env
+from tests.system.processes import CLI, completed
 
 
 def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(CLI), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=clean_env(),
-        check=False,
-    )
+    return completed([str(CLI), *args], cwd)
 
 
 def test_topups_list_reads_the_journal_beside_the_config_from_any_folder(tmp_path: Path) -> None:
