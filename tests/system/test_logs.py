@@ -124,6 +124,11 @@ def test_serve_in_production_and_simulate_log_one_access_line_per_request(
 
     assert [r.status_code for r in sent] == [200, 200, 200, 401, 200, 400, 403, 200, 404]
     assert sent[1].json()["data"]["balances"]["complete"] is True
+    assert sent[7].json() == {
+        "service": "balance-gateway",
+        "graphql": "/graphql",
+        "health": "/healthz",
+    }
     assert gateway_status == 0 and sim_status == 0
 
     gateway_lines = access_lines(gateway.output)
