@@ -9,6 +9,7 @@ not installed the page says how to install them instead of showing "Loading...".
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 from importlib import resources
@@ -79,6 +80,12 @@ DEMO_QUERY = """# The dashboard query: every balance this client may see, in one
 """
 
 
+@functools.cache
+def _verified_once(source: Path) -> dict[str, Asset]:
+    """The files, verified and read once per process (every app built by it shares them)."""
+    return load(source)
+
+
 def wants_html(request: Request) -> bool:
     return request.method == "GET" and "text/html" in request.headers.get("accept", "")
 
@@ -91,7 +98,7 @@ class GraphiQLPage:
         self.files: dict[str, Asset] = {}
         self.problem: str | None = None
         try:
-            self.files = load(source)
+            self.files = dict(_verified_once(source))
         except AssetError as exc:
             self.problem = str(exc)
             log.warning(
