@@ -32,6 +32,7 @@ def _money(money: Money | None) -> list[str] | None:
 
 
 def _unmoney(value: Any) -> Money | None:
+    """Raises ValueError (the entry is a miss) for an amount outside the money domain."""
     return None if value is None else Money(Decimal(value[0]), value[1])
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from enum import Enum
 
 
@@ -78,21 +78,45 @@ def is_known_currency(code: object) -> bool:
     return isinstance(code, str) and code in CURRENCY_EXPONENTS
 
 
+# The money domain. One amount as a provider or a client writes it: at most 15 digits
+# before the point (999 trillion: above any real balance, even in UGX or CDF) and at most 8
+# after (Muda's ledger writes 7). Anything else from a provider is a bad response, never a
+# million-digit string or a `decimal.Overflow`. A `Money` may hold sums of such amounts
+# (totals): up to 24 digits before the point, still at most 8 after.
+AMOUNT_INTEGER_DIGITS = 15
+MONEY_INTEGER_DIGITS = 24
+FRACTION_DIGITS = 8
+
+
+def fits(amount: Decimal, integer_digits: int = AMOUNT_INTEGER_DIGITS) -> bool:
+    """Finite, at most `integer_digits` digits before the point and 8 after (as written)."""
+    if not amount.is_finite():
+        return False
+    exponent = amount.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite
+    return exponent >= -FRACTION_DIGITS and amount.adjusted() < integer_digits
+
+
 @dataclass(frozen=True)
 class Money:
     amount: Decimal
     currency: str
 
     def __post_init__(self) -> None:
-        if not self.amount.is_finite():
-            raise ValueError("money must be finite")
+        if not fits(self.amount, MONEY_INTEGER_DIGITS):
+            raise ValueError("money outside the money domain")
         if not is_known_currency(self.currency):
             raise ValueError(f"unknown currency {self.currency!r}")
 
     def __add__(self, other: Money) -> Money:
         if other.currency != self.currency:
             raise ValueError("cannot add different currencies")
-        return Money(self.amount + other.amount, self.currency)
+        with localcontext(EXACT):
+            return Money(self.amount + other.amount, self.currency)
+
+
+# Sums of in-domain amounts are exact here (at most 24 + 8 digits), and no trap can raise.
+EXACT = Context(prec=40, rounding=ROUND_HALF_EVEN, traps=[])
 
 
 @dataclass(frozen=True)
@@ -196,18 +220,27 @@ class CurrencyTotal:
 
 
 def totals(results: list[AccountBalanceResult]) -> list[CurrencyTotal]:
-    """Add like with like only: same currency and same asset kind, answered accounts only."""
+    """Add like with like only: same currency and same asset kind, answered accounts only.
+    Never raises: a sum that would leave the money domain (more than 10^24, which in-domain
+    balances cannot reach) leaves that one total out rather than the whole report."""
     sums: dict[tuple[str, AssetKind], tuple[Money, Money]] = {}
+    broken: set[tuple[str, AssetKind]] = set()
     for result in results:
         if not isinstance(result, AccountBalance):
             continue
         for balance in result.balances:
             key = (balance.total.currency, balance.asset.kind)
-            if key in sums:
-                total, available = sums[key]
-                sums[key] = (total + balance.total, available + balance.available)
-            else:
+            if key in broken:
+                continue
+            if key not in sums:
                 sums[key] = (balance.total, balance.available)
+                continue
+            total, available = sums[key]
+            try:
+                sums[key] = (total + balance.total, available + balance.available)
+            except ValueError:
+                broken.add(key)
+                del sums[key]
     return [
         CurrencyTotal(currency, kind, total, available)
         for (currency, kind), (total, available) in sorted(

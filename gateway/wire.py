@@ -12,7 +12,7 @@ from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
 from typing import Any, NoReturn
 
-from gateway.domain import is_known_currency
+from gateway.domain import AMOUNT_INTEGER_DIGITS, FRACTION_DIGITS, fits, is_known_currency
 from gateway.errors import UpstreamBadResponse, UpstreamContext
 
 
@@ -68,6 +68,38 @@ class WireReader:
         if not isinstance(value, Decimal) or not value.is_finite():
             self.fail(f"{where}.{name}: expected a JSON number")
         return value
+
+    def amount(
+        self,
+        obj: Mapping[str, Any],
+        name: str,
+        where: str,
+        *,
+        written_as: str = "number",
+        negative: bool = True,
+    ) -> Decimal:
+        """Money, as a JSON number or (`written_as="string"`) a decimal string, inside the
+        money domain (`domain.fits`); `negative=False` where the provider's model has no
+        negative amounts."""
+        if written_as == "string":
+            value = self.decimal_string(obj, name, where)
+        else:
+            value = self.number(obj, name, where)
+        if not fits(value):
+            self.fail(
+                f"{where}.{name}: outside the money domain (at most "
+                f"{AMOUNT_INTEGER_DIGITS} digits before the point, {FRACTION_DIGITS} after)"
+            )
+        if value < 0 and not negative:
+            self.fail(f"{where}.{name}: negative, which this provider's amounts never are")
+        return value
+
+    def integer(self, obj: Mapping[str, Any], name: str, where: str, high: int) -> int:
+        """A whole JSON number from 0 to `high` (a count, a lifetime): never a huge one."""
+        value = self.number(obj, name, where)
+        if not 0 <= value <= high or value != value.to_integral_value():
+            self.fail(f"{where}.{name}: expected a whole number from 0 to {high}")
+        return int(value)
 
     def decimal_string(self, obj: Mapping[str, Any], name: str, where: str) -> Decimal:
         """A decimal written as a JSON string (`"4621.0000000"`), exact."""

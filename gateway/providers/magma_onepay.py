@@ -59,8 +59,10 @@ def parse_item(reader: WireReader, item: Any, where: str, account: AccountConfig
     item = reader.object(item, where)
     country = parse_country(reader, item, where)
     currency = country.currency or ""
-    total = reader.number(item, "balance", where)
-    available = reader.number(item, "balance_available", where)
+    # A payout float can be overdrawn (reversals, fees): a negative balance is shown as
+    # it is [assume: the docs show none].
+    total = reader.amount(item, "balance", where)
+    available = reader.amount(item, "balance_available", where)
     updated = item.get("last_updated_at")
     return Balance(
         id=f"{account.id}:{country.code}:{currency}",
@@ -152,8 +154,8 @@ def parse_history(
                 type="payout",
                 status=map_status(raw_status, STATUSES),
                 raw_status=raw_status,
-                amount=Money(reader.number(row, "amount", where), currency),
-                fee=Money(reader.number(row, "fee", where), currency) if "fee" in row else None,
+                amount=Money(reader.amount(row, "amount", where), currency),
+                fee=Money(reader.amount(row, "fee", where), currency) if "fee" in row else None,
                 created_at=reader.timestamp(
                     reader.field(row, "created_at", where), f"{where}.created_at", account.timezone
                 ),

@@ -42,6 +42,7 @@ from gateway.wire import WireReader
 TOKEN_PATH = "/v1/clients/oauth/token"
 BALANCE_PATH = "/v1/payment/balance"
 REFRESH_MARGIN_SECONDS = 60.0
+TOKEN_LIFETIME_LIMIT_SECONDS = 30 * 86_400  # the docs say 7200; a longer one is refused
 CURRENCY_COUNTRY = {"UGX": "UG", "KES": "KE", "TZS": "TZ"}
 
 
@@ -99,7 +100,9 @@ def parse_balances(
         where = f"data[{i}]"
         item = reader.object(raw_item, where)
         asset = asset_of(reader, item, where)
-        money = Money(reader.decimal_string(item, "balance", where), asset.currency)
+        # A Stellar-style ledger balance is never negative: one that is, is a bad response.
+        amount = reader.amount(item, "balance", where, written_as="string", negative=False)
+        money = Money(amount, asset.currency)
         balances.append(
             Balance(
                 id=f"{account.id}:{asset.code}:{asset.issuer or ''}",
@@ -149,7 +152,11 @@ def parse_statement(
         currency = reader.currency(row.get("currency"), f"{where}.currency")
         kind = reader.string(row, "type", where)
         raw_status = reader.optional_string(row, "status", where)
-        fee = reader.decimal_string(row, "fee", where) if row.get("fee") is not None else None
+        fee = (
+            reader.amount(row, "fee", where, written_as="string")
+            if row.get("fee") is not None
+            else None
+        )
         rows.append(
             Transaction(
                 id=f"{account.id}:{reference}",
@@ -158,7 +165,7 @@ def parse_statement(
                 type=kind,
                 status=map_status(raw_status, STATUSES),
                 raw_status=raw_status,
-                amount=Money(reader.decimal_string(row, "amount", where), currency),
+                amount=Money(reader.amount(row, "amount", where, written_as="string"), currency),
                 fee=Money(fee, currency) if fee is not None else None,
                 created_at=reader.timestamp(
                     reader.field(row, "created_at", where), f"{where}.created_at", account.timezone
@@ -180,10 +187,10 @@ class Token:
 def parse_token(response: UpstreamResponse, context: UpstreamContext, now: float) -> Token:
     reader = WireReader(context)
     data = reader.object(envelope_data(reader, response, failure_status=401), "data")
-    expires_in = reader.number(data, "expires_in", "data")
+    expires_in = reader.integer(data, "expires_in", "data", TOKEN_LIFETIME_LIMIT_SECONDS)
     if expires_in <= 0:
         reader.fail("data.expires_in: not positive")
-    return Token(reader.string(data, "access_token", "data"), now + float(expires_in))
+    return Token(reader.string(data, "access_token", "data"), now + expires_in)
 
 
 class TokenCache:

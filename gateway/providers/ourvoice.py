@@ -75,7 +75,7 @@ def parse_topup(raw: bytes, account: AccountConfig, context: UpstreamContext) ->
         type="top_up",
         status=map_status(raw_status, STATUSES),
         raw_status=raw_status,
-        amount=Money(reader.number(tx, "amount", "transaction"), currency),
+        amount=Money(reader.amount(tx, "amount", "transaction"), currency),
         created_at=reader.timestamp(
             reader.field(tx, "created_at", "transaction"), "transaction.created_at", UTC
         ),
@@ -99,7 +99,9 @@ def unwrap(reader: WireReader, raw: bytes) -> Mapping[str, Any]:
 
 def parse_balance(raw: bytes, account: AccountConfig, context: UpstreamContext) -> Balance:
     reader = WireReader(context)
-    amount = reader.number(unwrap(reader, raw), "balance", "data.data")
+    # Prepaid credit only ever grows by top-ups and shrinks to zero: negative is a bad
+    # response [assume: the docs say nothing either way].
+    amount = reader.amount(unwrap(reader, raw), "balance", "data.data", negative=False)
     currency = account.currency or "XOF"
     money = Money(amount, currency)
     return Balance(

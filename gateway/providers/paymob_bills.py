@@ -71,7 +71,9 @@ def parse_balances(
     )
     balances = []
     for name, field, kind in lines:
-        money = Money(reader.number(body, field, "body"), currency)
+        # Shown as they are, negative included (refunds and chargebacks can overdraw an
+        # account) [assume: the docs say nothing either way].
+        money = Money(reader.amount(body, field, "body"), currency)
         balances.append(
             Balance(
                 id=f"{account.id}:{name}:{currency}",
@@ -85,6 +87,7 @@ def parse_balances(
 
 
 TRANSACTIONS_PATH = "/api/v1/balance_transactions/"
+MAX_COUNT = 10**12  # a row count past this is not a count
 PAGE_SIZE = 50  # the upstream's default and maximum
 CAIRO = ZoneInfo("Africa/Cairo")
 STATUSES = {
@@ -128,7 +131,7 @@ def parse_transactions(
     is read), `results`."""
     reader = WireReader(context)
     body = reader.object(reader.loads(raw), "body")
-    count = reader.number(body, "count", "body")
+    count = reader.integer(body, "count", "body", MAX_COUNT)
     currency = account.currency or "EGP"
     rows = []
     for i, item in enumerate(reader.array(reader.field(body, "results", "body"), "results")):
@@ -145,7 +148,7 @@ def parse_transactions(
                 type=kind,
                 status=map_status(raw_status, STATUSES),
                 raw_status=raw_status,
-                amount=Money(reader.number(row, "amount", where), currency),
+                amount=Money(reader.amount(row, "amount", where), currency),
                 created_at=reader.timestamp(
                     reader.field(row, "date_created", where), f"{where}.date_created", UTC
                 ),
@@ -155,7 +158,7 @@ def parse_transactions(
             )
         )
     next_page = page + 1 if body.get("next") else None
-    return TransactionPage(tuple(rows), next_page, int(count))
+    return TransactionPage(tuple(rows), next_page, count)
 
 
 class PaymobBills:
