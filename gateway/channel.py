@@ -165,7 +165,7 @@ class Channel:
         )
         started = time.monotonic()
         await self._acquire_slot(timeout)
-        outcome = "ok"
+        outcome = "error"  # until the exchange says otherwise: never "ok" by default
         self._in_flight.inc()
         try:
             response = await self.http.send(

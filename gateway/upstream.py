@@ -38,6 +38,15 @@ from gateway.errors import (
 )
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+# An answer that broke HTTP itself — a bad status line, header or chunk size, a body shorter
+# than its Content-Length followed by garbage, a Content-Encoding that does not decode —
+# is a bad response, not a lost connection. (httpx-aiohttp passes aiohttp's parser errors
+# through as `ClientResponseError`; it wraps a body cut short as `httpx.ReadError`.)
+MALFORMED = (
+    httpx.DecodingError,
+    aiohttp.ClientResponseError,
+    aiohttp.http_exceptions.HttpProcessingError,
+)
 USER_AGENT = "balance-gateway"
 
 
@@ -96,10 +105,21 @@ class UpstreamClient:
                     body = await self._read_capped(context, response)
                 finally:
                     await response.aclose()
+        except UpstreamError:
+            raise
         except TimeoutError as exc:
             raise UpstreamTimeout(context, detail="deadline exceeded") from exc
         except httpx.TransportError as exc:
             raise transport_error(context, exc) from exc
+        except MALFORMED as exc:
+            raise UpstreamBadResponse(
+                context, detail=f"malformed HTTP ({type(exc).__name__})"
+            ) from exc
+        except Exception as exc:
+            # Not `unsent()`: the request may have been written, so a top-up stays pending.
+            raise UpstreamUnavailable(
+                context, detail=f"transport failed ({type(exc).__name__})"
+            ) from exc
         return UpstreamResponse(response.status_code, response.headers, body)
 
     def raise_for_status(self, context: UpstreamContext, response: UpstreamResponse) -> None:
