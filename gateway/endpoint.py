@@ -193,6 +193,7 @@ class GraphQLEndpoint:
     async def _handle(self, request: Request) -> Response:
         principal = await self.principal(request)
         cache_key = None
+        operation_name = request.query_params.get("operationName")
         if request.method == "GET" and not self.limits.allow_get:
             raise GET_REFUSED
         if request.method == "POST":
@@ -201,6 +202,7 @@ class GraphQLEndpoint:
                 raise Refused(415, "Send the request as application/json.")
             body = await read_capped(request, self.limits.max_body_bytes)
             payload = checked_payload(body, self.limits)
+            operation_name = payload.get("operationName")
             request._body = body  # Starlette's own cache of the body: Strawberry reads it there
             cache_key = await self._cache_key(payload, principal)
             if cache_key is not None and self.response_cache is not None:
@@ -216,6 +218,7 @@ class GraphQLEndpoint:
             principal=principal,
             max_accounts=self.limits.max_accounts,
             cache_until=self.clock() + self.default_fresh_seconds,
+            operation_name=operation_name,
         )
         try:
             response = await self.graphql.run(request, context=context)

@@ -88,7 +88,9 @@ PENDING_MESSAGE = (
 
 
 def printable(text: str, low: int, high: int) -> bool:
-    return low <= len(text) <= high and text.isprintable()
+    """`low`–`high` printable characters, none of them surrounding whitespace: what reaches
+    the provider is exactly what the client sent, so nothing is trimmed on its behalf."""
+    return low <= len(text) <= high and text.isprintable() and text == text.strip()
 
 
 def validate(request: TopUpRequest, account: AccountConfig) -> Rejected | None:
@@ -105,12 +107,13 @@ def validate(request: TopUpRequest, account: AccountConfig) -> Rejected | None:
         return no(f"{currency} has {exponent} decimal places; `amount` has more.")
     if request.currency is not None and request.currency != currency:
         return no(f"This account tops up in {currency}.")
-    if not printable(request.payment_method.strip(), 1, 100):
-        return no("`paymentMethod` must be 1–100 printable characters.")
-    if not printable(request.payment_reference.strip(), 1, 100):
-        return no("`paymentReference` must be 1–100 printable characters.")
-    if not printable(request.idempotency_key, 1, 255):
-        return no("`idempotencyKey` must be 1–255 printable characters.")
+    for field, value, high in (
+        ("paymentMethod", request.payment_method, 100),
+        ("paymentReference", request.payment_reference, 100),
+        ("idempotencyKey", request.idempotency_key, 255),
+    ):
+        if not printable(value, 1, high):
+            return no(f"`{field}` must be 1–{high} printable characters, unpadded.")
     return None
 
 

@@ -20,6 +20,7 @@ from strawberry.types import ExecutionContext
 from gateway.schema.errors import DeferredErrors
 from gateway.schema.fast_completion import FastCompletionContext
 from gateway.schema.limits import limits_rule
+from gateway.schema.operation_choice import NamedOperation
 from gateway.schema.query import Query
 from gateway.schema.scalars import SCALAR_MAP
 from gateway.schema.topup import Mutation, OneTopUpPerDocument
@@ -49,6 +50,7 @@ def build_schema(*, development: bool = False, limits: Limits | None = None) -> 
         lambda: ParserCache(maxsize=512),
         lambda: AddValidationRules([operation_limits, OneTopUpPerDocument]),
         lambda: TextValidationCache(validated),
+        NamedOperation,  # after the cached validation result is set
         DeferredErrors,
     ]
     if not development:

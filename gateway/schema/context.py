@@ -28,6 +28,7 @@ class Context:
     max_accounts: int = 100
     cache_until: float = 0.0
     cacheable: bool = True
+    operation_name: str | None = None  # as the client sent it (None: it named none)
     balance_loader: DataLoader[str, AccountBalanceResult] = field(init=False)
     errors: list[GraphQLError] = field(default_factory=list)
 

@@ -25,8 +25,21 @@ log = logging.getLogger("gateway.graphql")
 
 def coded(error: GraphQLError) -> GraphQLError:
     original = error.original_error
-    if isinstance(original, GraphQLError):  # re-raised GraphQL errors keep their own shape
-        return coded(original)
+    if isinstance(original, GraphQLError):
+        # A wrapped GraphQL error (a variable's bad value, a resolver's GraphQLError): the
+        # code is the inner one's; the message and location the outer one's, which say
+        # where ("Variable '$a' has invalid value: …") — unless the inner one is a bug.
+        inner = coded(original)
+        if inner.extensions and inner.extensions.get("code") == ErrorCode.INTERNAL.value:
+            return inner
+        return GraphQLError(
+            error.message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions=inner.extensions,
+        )
     if error.extensions and "code" in error.extensions:
         return error
     if isinstance(original, GatewayError):

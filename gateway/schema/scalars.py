@@ -2,26 +2,52 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.types.scalar import ScalarDefinition
+
+from gateway.domain import AMOUNT_INTEGER_DIGITS, FRACTION_DIGITS, fits
 
 
 def serialize_decimal(value: Decimal) -> str:
     return format(value, "f")  # never exponent notation, never through float
 
 
+# Client money, exactly: ASCII digits, an optional minus and one point with digits on both
+# sides. `Decimal()` would also take "1_000", other scripts' digits, " 5 ", "5.", "1e3".
+DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+# An instant with its zone: 2024-06-04T00:43:26Z, …T00:43:26.5+01:00, …T00:43Z.
+DATETIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def invalid(message: str) -> GraphQLError:
+    """A client's bad value, literal or variable alike: graphql-core reports a GraphQLError
+    as the client's mistake (VALIDATION); any other exception would be a bug (INTERNAL)."""
+    return GraphQLError(message)
+
+
 def parse_decimal(value: object) -> Decimal:
     if not isinstance(value, str):
-        raise ValueError('Decimal values are strings, e.g. "5000" or "12.50"')
-    try:
-        parsed = Decimal(value)
-    except InvalidOperation:
-        raise ValueError("not a decimal number") from None
-    if not parsed.is_finite():
-        raise ValueError("not a finite decimal number")
+        raise invalid('Decimal values are strings, e.g. "5000" or "12.50".')
+    if not DECIMAL.fullmatch(value):
+        raise invalid(
+            f"{value[:40]!r} is not a decimal: write ASCII digits with an optional - and "
+            'one point, e.g. "5000" or "12.50".'
+        )
+    parsed = Decimal(value)
+    if not fits(parsed):
+        raise invalid(
+            f"Decimal values have at most {AMOUNT_INTEGER_DIGITS} digits before the point "
+            f"and {FRACTION_DIGITS} after."
+        )
     return parsed
 
 
@@ -30,12 +56,17 @@ def serialize_datetime(value: datetime) -> str:
 
 
 def parse_datetime(value: object) -> datetime:
-    if not isinstance(value, str):
-        raise ValueError("DateTime values are ISO-8601 strings")
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        raise ValueError("DateTime values need a zone, e.g. 2024-06-04T00:43:26Z")
-    return parsed.astimezone(UTC)
+    if not isinstance(value, str) or not DATETIME.fullmatch(value):
+        raise invalid(
+            "DateTime values are ISO-8601 instants with a zone, e.g. 2024-06-04T00:43:26Z."
+        )
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise invalid(f"{value!r} is not a valid instant.") from None
+    if not EARLIEST <= parsed <= LATEST:
+        raise invalid("DateTime values lie between 1970 and 2100.")
+    return parsed
 
 
 DecimalScalar = strawberry.scalar(

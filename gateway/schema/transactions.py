@@ -11,6 +11,7 @@ import strawberry
 from gateway import domain
 from gateway.errors import ClientError, GatewayError, NotFound, Unsupported, UpstreamError
 from gateway.schema.types import Account, Money, ProviderFailure
+from gateway.topup import printable
 
 if TYPE_CHECKING:
     from gateway.schema.context import Context
@@ -61,6 +62,11 @@ class TransactionFilter:
                 raise ClientError("Dates must lie between 1970 and 2100.")
         if self.created_from and self.created_to and self.created_from > self.created_to:
             raise ClientError("`createdFrom` is after `createdTo`.")
+        # Both can reach a provider (Paymob's `transaction_type` / `transaction_ref`).
+        if self.reference is not None and not printable(self.reference, 1, 100):
+            raise ClientError("`reference` must be 1–100 printable characters, unpadded.")
+        if self.types is not None and not all(printable(t, 1, 64) for t in self.types):
+            raise ClientError("Each of `types` must be 1–64 printable characters, unpadded.")
         return domain.TransactionFilter(
             created_from=self.created_from,
             created_to=self.created_to,
