@@ -47,7 +47,7 @@ class Limits:
     max_body_bytes: int = 256 * 1024
     max_accounts: int = 100
     max_variables_depth: int = 20
-    max_errors: int = 10
+    max_errors: int = 5
     allow_get: bool = False
 
 
