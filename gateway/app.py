@@ -67,6 +67,7 @@ def create_app(
                 clock,
                 settings.security.limits,
                 settings.cache.fresh_seconds,
+                settings.server.body_timeout_seconds,
             )
             # Everything built so far lives as long as the process: keep it out of the
             # collector's way, so a full collection does not stall requests for tens of ms.

@@ -20,7 +20,14 @@ from gateway import __version__, log_context
 from gateway.auth import SCOPES, key_hash
 from gateway.errors import ConfigError
 from gateway.idempotency import open_idempotency
-from gateway.serving import CliError, Server, listening_socket, serve_until_stopped, url_of
+from gateway.serving import (
+    CliError,
+    ConnectionLimits,
+    Server,
+    listening_socket,
+    serve_until_stopped,
+    url_of,
+)
 from gateway.settings import SIMULATOR_PORT, Settings, config_path, load_settings
 
 SCHEMA_FILE = Path("schema.graphql")
@@ -65,7 +72,11 @@ def serve(args: argparse.Namespace) -> int:
         sim_socket = listening_socket(
             "127.0.0.1", args.simulator_port, "--simulator-port", "SIM_PORT"
         )
-    servers = [Server(create_app(settings), gateway_socket)]
+    server = settings.server
+    limits = ConnectionLimits(
+        server.max_header_bytes, server.header_timeout_seconds, server.keep_alive_seconds
+    )
+    servers = [Server(create_app(settings), gateway_socket, limits=limits)]
     simulator_url = None
     if sim_socket is not None:
         from gateway.simulator import create_simulator

@@ -11,6 +11,7 @@ cache, then Strawberry; every answer leaves with `Cache-Control: no-store`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
@@ -99,16 +100,22 @@ class GatewayGraphQL(GraphQL[Context, None]):
         return await super().process_result(request, result)
 
 
-async def read_capped(request: Request, cap: int) -> bytes:
+async def read_capped(request: Request, cap: int, within: float) -> bytes:
+    """The body, refused past `cap` bytes (413) or past `within` seconds (408): a client
+    trickling its body holds a connection no longer than that."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:
         raise Refused(413, f"The request body is larger than {cap} bytes.")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            raise Refused(413, f"The request body is larger than {cap} bytes.")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(within):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > cap:
+                    raise Refused(413, f"The request body is larger than {cap} bytes.")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise Refused(408, f"The request body did not arrive within {within:g} s.") from None
     return b"".join(chunks)
 
 
@@ -159,6 +166,7 @@ class GraphQLEndpoint:
         clock: Clock,
         limits: Limits,
         default_fresh_seconds: float,
+        body_timeout_seconds: float = 30.0,
     ) -> None:
         self.graphql = graphql
         self.service = service
@@ -171,6 +179,7 @@ class GraphQLEndpoint:
         self.clock = clock
         self.limits = limits
         self.default_fresh_seconds = default_fresh_seconds
+        self.body_timeout_seconds = body_timeout_seconds
 
     async def __call__(self, request: Request) -> Response:
         with self.metrics.graphql_in_flight.track_inprogress():
@@ -200,7 +209,10 @@ class GraphQLEndpoint:
             content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != "application/json":
                 raise Refused(415, "Send the request as application/json.")
-            body = await read_capped(request, self.limits.max_body_bytes)
+            encoding = request.headers.get("content-encoding", "identity").strip().lower()
+            if encoding != "identity":  # never decompressed, so never read as if it were
+                raise Refused(415, "Send the body uncompressed: no Content-Encoding.")
+            body = await read_capped(request, self.limits.max_body_bytes, self.body_timeout_seconds)
             payload = checked_payload(body, self.limits)
             operation_name = payload.get("operationName")
             request._body = body  # Starlette's own cache of the body: Strawberry reads it there

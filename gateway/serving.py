@@ -17,26 +17,52 @@ import errno
 import signal
 import socket
 from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 
 from gateway import log_context
+from gateway.uvicorn_compat import guarded_protocol
 
 
 class CliError(Exception):
     """A mistake the operator can fix: printed as one line, exit status 2."""
 
 
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """What one client connection may cost before its request is read (see uvicorn_compat)."""
+
+    max_header_bytes: int = 32 * 1024
+    header_timeout_seconds: float = 10.0
+    keep_alive_seconds: float = 5.0
+
+
 class Server(uvicorn.Server):
     """A uvicorn server whose signals `serve_until_stopped` handles. `quiet`: its start and
     stop lines stay out of the log (the demo's embedded simulator)."""
 
-    def __init__(self, app: Any, sock: socket.socket, *, quiet: bool = False) -> None:
+    def __init__(
+        self,
+        app: Any,
+        sock: socket.socket,
+        *,
+        limits: ConnectionLimits = ConnectionLimits(),
+        quiet: bool = False,
+    ) -> None:
         host, port = sock.getsockname()[:2]
+        protocol = guarded_protocol(limits.max_header_bytes, limits.header_timeout_seconds)
         super().__init__(
             uvicorn.Config(
-                app, host=host, port=port, log_config=None, log_level=None, server_header=False
+                app,
+                host=host,
+                port=port,
+                http=protocol,
+                timeout_keep_alive=int(limits.keep_alive_seconds) or 1,
+                log_config=None,
+                log_level=None,
+                server_header=False,
             )
         )
         self.socket = sock

@@ -43,7 +43,16 @@ TOP_LEVEL = {
     "limits",
     "rate_limit",
 }
-SERVER_KEYS = {"profile", "cors_origins", "request_deadline_seconds", "cursor_secret"}
+SERVER_KEYS = {
+    "profile",
+    "cors_origins",
+    "request_deadline_seconds",
+    "cursor_secret",
+    "max_header_bytes",
+    "header_timeout_seconds",
+    "keep_alive_seconds",
+    "body_timeout_seconds",
+}
 CACHE_KEYS = {
     "url",
     "fresh_seconds",
@@ -86,6 +95,11 @@ class ServerSettings:
     cors_origins: tuple[str, ...] = ()
     request_deadline_seconds: float = 8.0
     cursor_secret: Secret | None = None
+    # What one connection may cost before the gateway reads a request (uvicorn_compat):
+    max_header_bytes: int = 32 * 1024  # a request line and headers, JWTs included
+    header_timeout_seconds: float = 10.0  # to receive a request's head, idle or trickling
+    keep_alive_seconds: float = 5.0  # an idle kept-alive connection is closed after this
+    body_timeout_seconds: float = 30.0  # to receive a body (256 KiB at 70 kbit/s)
 
     @property
     def development(self) -> bool:
@@ -220,6 +234,11 @@ def _server(check: Checker, raw: Mapping[str, Any]) -> ServerSettings:
         cors_origins=tuple(origins),
         request_deadline_seconds=check.number(raw, "request_deadline_seconds", "server", 8.0, 120),
         cursor_secret=_cursor_secret(check, raw, profile == "development"),
+        max_header_bytes=check.whole(raw, "max_header_bytes", "server", 32 * 1024, 1 << 20)
+        or 32 * 1024,
+        header_timeout_seconds=check.number(raw, "header_timeout_seconds", "server", 10.0, 300),
+        keep_alive_seconds=check.number(raw, "keep_alive_seconds", "server", 5.0, 300),
+        body_timeout_seconds=check.number(raw, "body_timeout_seconds", "server", 30.0, 600),
     )
 
 

@@ -20,7 +20,8 @@ SHARED = {"domain", "errors", "accounts", "wire", "clock", "metrics", "log_conte
 # layer → what it may import (besides SHARED and itself)
 ALLOWED: dict[str, set[str]] = {
     "cli": {"app", "schema", "settings", "simulator", "auth", "idempotency", "pages", "serving"},
-    "serving": set(),
+    "serving": {"uvicorn_compat"},
+    "uvicorn_compat": set(),
     "__main__": {"cli"},
     "app": {
         "wiring",

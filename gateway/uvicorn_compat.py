@@ -1,0 +1,97 @@
+"""The one place that reaches into uvicorn's internals: limits on a request's head.
+
+uvicorn's httptools protocol holds whatever headers a client sends (megabytes of them), and
+waits forever for a head that never completes: a client trickling a header byte every few
+seconds, or sending nothing at all, keeps its socket. `guarded_protocol()` returns that
+protocol with three limits added, each answered the way HTTP says:
+
+- a request head (request line + headers) over `max_header_bytes` → 431, connection closed;
+- a head not complete `header_timeout` seconds after the connection opened or the previous
+  answer was sent → 408 if some of it arrived, else the idle connection is just closed
+  (uvicorn's own keep-alive timeout still closes idle connections sooner);
+- the body's own pace is the endpoint's business (`[server] body_timeout_seconds`).
+
+Touched internals, each guarded by `tests/test_http_limits.py`, which drives the real
+server over raw sockets: `HttpToolsProtocol` and its `connection_made`, `data_received`,
+`on_headers_complete`, `on_response_complete`, `connection_lost`, `transport` and `loop`
+attributes, and `uvicorn.Config(http=<protocol class>)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+def _answer(status: str, text: str) -> bytes:
+    body = text.encode()
+    head = f"HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    return head.encode() + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body
+
+
+TOO_LARGE = _answer("431 Request Header Fields Too Large", "The request's headers are too large.")
+TIMED_OUT = _answer("408 Request Timeout", "The request's headers did not arrive in time.")
+
+
+def guarded_protocol(max_header_bytes: int, header_timeout: float) -> type[asyncio.Protocol]:
+    class GuardedProtocol(HttpToolsProtocol):
+        """uvicorn's httptools protocol with a bounded, timed request head."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._awaiting_head = True
+            self._head_bytes = 0
+            self._head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._await_head()
+
+        def data_received(self, data: bytes) -> None:
+            if self._awaiting_head:
+                end = data.find(b"\r\n\r\n")
+                self._head_bytes += len(data) if end < 0 else end + 4
+                if self._head_bytes > max_header_bytes:
+                    self._refuse(TOO_LARGE)
+                    return
+            super().data_received(data)
+
+        def on_headers_complete(self) -> None:
+            self._awaiting_head = False
+            self._cancel_timer()
+            super().on_headers_complete()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._await_head()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_timer()
+            super().connection_lost(exc)
+
+        def _await_head(self) -> None:
+            self._awaiting_head, self._head_bytes = True, 0
+            self._cancel_timer()
+            self._head_timer = self.loop.call_later(header_timeout, self._head_timed_out)
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            if self._awaiting_head and not self.transport.is_closing():
+                self._refuse(TIMED_OUT if self._head_bytes else b"")
+
+        def _refuse(self, answer: bytes) -> None:
+            self._awaiting_head = False
+            self._cancel_timer()
+            if answer:
+                self.transport.write(answer)
+            self.transport.close()
+
+        def _cancel_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+    return GuardedProtocol
