@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway import __version__, log_context
+from gateway.admission import Admission
 from gateway.auth import Authenticator, JwtVerifier
 from gateway.channel import Sleep
 from gateway.clock import Clock
@@ -68,6 +69,14 @@ def create_app(
                 settings.security.limits,
                 settings.cache.fresh_seconds,
                 settings.server.body_timeout_seconds,
+                Admission(
+                    settings.server.max_concurrent_requests,
+                    settings.server.max_queued_requests,
+                    settings.server.queue_timeout_seconds,
+                    metrics,
+                ),
+                # the accounts' own deadline, plus a second to assemble and send the answer
+                settings.server.request_deadline_seconds + 1.0,
             )
             # Everything built so far lives as long as the process: keep it out of the
             # collector's way, so a full collection does not stall requests for tens of ms.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Coroutine
 from typing import Any
 
 import orjson
@@ -24,9 +25,10 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
+from gateway.admission import Admission
 from gateway.auth import Authenticator, Principal
 from gateway.clock import Clock
-from gateway.errors import ErrorCode, GatewayError, RateLimited
+from gateway.errors import ErrorCode, GatewayError, Overloaded, RateLimited
 from gateway.log_context import client_name
 from gateway.metrics import Metrics
 from gateway.rate_limit import RateLimiter
@@ -39,7 +41,12 @@ from gateway.topup import TopUpService
 from gateway.transactions import TransactionService
 
 SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
-STATUS = {ErrorCode.UNAUTHENTICATED: 401, ErrorCode.FORBIDDEN: 403, ErrorCode.RATE_LIMITED: 429}
+STATUS = {
+    ErrorCode.UNAUTHENTICATED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.OVERLOADED: 503,
+}
 
 
 class Refused(GatewayError):
@@ -64,6 +71,40 @@ GET_REFUSED = Refused(
     "to allow queries over GET.",
     headers={"Allow": "POST"},
 )
+
+
+LATE = Overloaded(
+    "The request could not be answered within its deadline: retry shortly.",
+    retry_after_seconds=1,
+)
+GONE = 499  # nginx's "client closed request": only the access log ever sees it
+
+
+async def until_disconnected(
+    request: Request, work: Coroutine[Any, Any, Response], cancellable: bool
+) -> Response:
+    """`work`'s response — unless the client disconnects first and `cancellable`: then the
+    work is cancelled (no CPU or upstream calls for nobody) and nothing is answered."""
+    if not cancellable:
+        return await work
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait((task,))  # let it unwind before anything else runs
+    if task.cancelled():
+        return Response(status_code=GONE)
+    return task.result()
+
+
+async def _disconnect(request: Request) -> None:
+    """Returns when the client disconnects (the body has been read by then)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def refusal(exc: GatewayError) -> Response:
@@ -167,6 +208,8 @@ class GraphQLEndpoint:
         limits: Limits,
         default_fresh_seconds: float,
         body_timeout_seconds: float = 30.0,
+        admission: Admission | None = None,
+        deadline_seconds: float = 9.0,
     ) -> None:
         self.graphql = graphql
         self.service = service
@@ -180,11 +223,20 @@ class GraphQLEndpoint:
         self.limits = limits
         self.default_fresh_seconds = default_fresh_seconds
         self.body_timeout_seconds = body_timeout_seconds
+        self.admission = admission
+        self.deadline_seconds = deadline_seconds
 
     async def __call__(self, request: Request) -> Response:
+        """Admitted (or shed at once), answered within the deadline (or not at all: a 503
+        instead of a late answer), and abandoned if the client goes away."""
+        deadline = asyncio.get_running_loop().time() + self.deadline_seconds
         with self.metrics.graphql_in_flight.track_inprogress():
             try:
-                response = await self._handle(request)
+                if self.admission is None:
+                    response = await self._handle(request, deadline)
+                else:
+                    async with self.admission.slot(self.deadline_seconds):
+                        response = await self._handle(request, deadline)
             except GatewayError as exc:
                 response = refusal(exc)
         response.headers["Cache-Control"] = "no-store"
@@ -199,9 +251,10 @@ class GraphQLEndpoint:
             raise RateLimited("Too many requests.", retry_after_seconds=wait)
         return principal
 
-    async def _handle(self, request: Request) -> Response:
+    async def _handle(self, request: Request, deadline: float) -> Response:
         principal = await self.principal(request)
         cache_key = None
+        document = request.url.query  # GET; a POST's is its body
         operation_name = request.query_params.get("operationName")
         if request.method == "GET" and not self.limits.allow_get:
             raise GET_REFUSED
@@ -214,6 +267,7 @@ class GraphQLEndpoint:
                 raise Refused(415, "Send the body uncompressed: no Content-Encoding.")
             body = await read_capped(request, self.limits.max_body_bytes, self.body_timeout_seconds)
             payload = checked_payload(body, self.limits)
+            document = payload["query"]
             operation_name = payload.get("operationName")
             request._body = body  # Starlette's own cache of the body: Strawberry reads it there
             cache_key = await self._cache_key(payload, principal)
@@ -232,10 +286,19 @@ class GraphQLEndpoint:
             cache_until=self.clock() + self.default_fresh_seconds,
             operation_name=operation_name,
         )
+        # A query is answered by its deadline or not at all, and cancelled if its client
+        # goes; anything naming a mutation runs to its end (its upstream calls have their
+        # own timeouts), so a top-up's outcome is recorded rather than left to its lease.
+        cancellable = "mutation" not in document
         try:
-            response = await self.graphql.run(request, context=context)
+            async with asyncio.timeout_at(deadline if cancellable else None):
+                response = await until_disconnected(
+                    request, self.graphql.run(request, context=context), cancellable
+                )
         except HTTPException as exc:  # Strawberry's own refusals, in our error shape
             return refusal(Refused(exc.status_code, exc.reason))
+        except TimeoutError:
+            return refusal(LATE)
         if (
             cache_key is not None
             and self.response_cache is not None

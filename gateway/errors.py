@@ -5,6 +5,7 @@
     │   ├── Unauthenticated          no or bad credentials (always the same answer)
     │   ├── Forbidden                a scope the caller lacks
     │   └── RateLimited              the caller's own request rate
+    ├── Overloaded                   the gateway sheds this request (HTTP 503, Retry-After)
     ├── ConfigError                  the configuration is unusable (a list of problems)
     └── UpstreamError                a provider failed (provider, account, upstream status/code)
         ├── UpstreamUnauthorized     401/403 (never served stale, drops cached data)
@@ -43,6 +44,7 @@ class ErrorCode(Enum):
     CIRCUIT_OPEN = "CIRCUIT_OPEN"
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
     UNSUPPORTED = "UNSUPPORTED"
+    OVERLOADED = "OVERLOADED"
 
 
 class GatewayError(Exception):
@@ -68,6 +70,13 @@ class GatewayError(Exception):
 
 class ClientError(GatewayError):
     code = ErrorCode.VALIDATION
+
+
+class Overloaded(GatewayError):
+    """More requests than the gateway can answer in time: refused at once, not queued."""
+
+    code = ErrorCode.OVERLOADED
+    retryable = True
 
 
 class Unauthenticated(ClientError):

@@ -56,6 +56,12 @@ class Metrics:
         self.graphql_in_flight = Gauge(
             "gateway_graphql_in_flight", "GraphQL requests being answered.", registry=r
         )
+        self.admission_events = Counter(
+            "gateway_admission_events",
+            "GraphQL requests admitted at once, after queueing, or shed (rejected, timed_out).",
+            ["outcome"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

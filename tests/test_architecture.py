@@ -24,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "uvicorn_compat": set(),
     "__main__": {"cli"},
     "app": {
+        "admission",
         "wiring",
         "auth",
         "security_settings",
@@ -51,6 +52,7 @@ ALLOWED: dict[str, set[str]] = {
         "budget",
     },
     "endpoint": {
+        "admission",
         "transactions",
         "topup",
         "response_cache",
@@ -63,6 +65,7 @@ ALLOWED: dict[str, set[str]] = {
     "response_cache": {"cache", "store"},
     "rate_limit": {"store", "auth"},
     "log_context": set(),
+    "admission": set(),
     "pages": set(),
     "settings": {"providers", "config_check", "security_settings"},
     "security_settings": {"auth", "config_check"},
