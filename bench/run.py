@@ -80,9 +80,10 @@ def config(
     fresh: float,
     response_cache: bool,
     providers: list[str] | None = None,
+    server: str = "",
 ) -> str:
     lines = [
-        '[server]\nprofile = "production"\ncursor_secret = "env:BENCH_CURSOR_SECRET"\n',
+        '[server]\nprofile = "production"\ncursor_secret = "env:BENCH_CURSOR_SECRET"\n' + server,
         f'[clients.bench]\nkey_sha256 = "{key_hash(BENCH_KEY)}"\nscopes = ["balances:read"]\n'
         'accounts = ["*"]\n',
         "[rate_limit]\nrequests_per_second = 100000\nburst = 1000000\n",
@@ -273,11 +274,60 @@ async def cold_burst(url: str, sim_url: str, concurrency: int) -> dict[str, int]
     return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
 
 
+async def overload(url: str, connections: int, seconds: float) -> dict[str, float]:
+    """`connections` clients, each sending the next query as soon as the last is answered
+    (a closed loop, as impatient dashboards do) — or, when shed, after the `Retry-After` it
+    was given — for `seconds`: accepted and shed (503) requests per second, the p99 of
+    accepted answers, and the longest answer of any kind."""
+    import aiohttp
+
+    body = json.dumps({"query": QUERY}).encode()
+    headers = {"Authorization": f"Bearer {BENCH_KEY}", "Content-Type": "application/json"}
+    accepted: list[float] = []
+    shed: list[float] = []
+    other: list[int] = []
+    stop = time.monotonic() + seconds
+    connector = aiohttp.TCPConnector(limit=connections)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def client() -> None:
+            while time.monotonic() < stop:
+                started = time.monotonic()
+                async with session.post(f"{url}/graphql", data=body, headers=headers) as r:
+                    await r.read()
+                    took = time.monotonic() - started
+                    if r.status == 200:
+                        accepted.append(took)
+                    elif r.status == 503:
+                        shed.append(took)
+                        # a good client waits as told (and is counted again when it returns)
+                        await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
+                    else:
+                        other.append(r.status)
+
+        await asyncio.gather(*(client() for _ in range(connections)))
+    if other:
+        raise RuntimeError(f"unexpected statuses under overload: {sorted(set(other))}")
+    ordered = sorted(accepted)
+    return {
+        "connections": connections,
+        "accepted_rps": len(accepted) / seconds,
+        "shed_rps": len(shed) / seconds,
+        "accepted_p99_ms": ordered[int(len(ordered) * 0.99) - 1] * 1000 if ordered else 0.0,
+        "longest_ms": max(accepted + shed, default=0.0) * 1000,
+        "shed_p99_ms": sorted(shed)[int(len(shed) * 0.99) - 1] * 1000 if shed else 0.0,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    parser.add_argument(
+        "--only", choices=("overload",), help="run one case (the others keep their last results)"
+    )
     args = parser.parse_args()
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
@@ -299,6 +349,12 @@ def main() -> int:
         wait_http(f"{sim_url}/_sim/calls")
         for tenant in TENANTS:
             httpx.put(f"{sim_url}/_sim/faults/{tenant}", json={"latency_seconds": LATENCY})
+        if args.only == "overload":
+            results = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
+            results["overload"] = overload_case(sim_url, args.seconds)
+            Path(args.out).write_text(json.dumps(results, indent=2))
+            print_overload(results["overload"])
+            return 0
         with tempfile.TemporaryDirectory() as tmp:
             script = post_script(Path(tmp))
             upstream = upstream_baseline(sim_url, args.seconds, args.runs)
@@ -328,6 +384,7 @@ def main() -> int:
                 )
                 rss.append(gw.peak_rss_mib())
             results["peak_rss_mib"] = max(rss)
+            results["overload"] = overload_case(sim_url, args.seconds)
     finally:
         sim.terminate()
         sim.wait(10)
@@ -338,7 +395,33 @@ def main() -> int:
     results["overhead_p99_ms"] = four["p99_ms"] - upstream["p99_ms"]
     Path(args.out).write_text(json.dumps(results, indent=2))
     print_table(results)
+    print_overload(results["overload"])
     return 0
+
+
+OVERLOAD_CONNECTIONS = 4 * 256  # four times the default [server] max_concurrent_requests
+
+
+def overload_case(sim_url: str, seconds: int) -> dict[str, dict[str, float]]:
+    """Every request asks every upstream (no cache), from 256 impatient clients: with the
+    default admission control, and with it effectively off (for comparison)."""
+    cases = {"admission on": "", "admission off": "max_concurrent_requests = 100000\n"}
+    results = {}
+    for name, server in cases.items():
+        with Gateway(config(sim_url, 1, 0, False, server=server)) as gw:
+            asyncio.run(overload(gw.url, 8, 2))  # warm-up
+            results[name] = asyncio.run(overload(gw.url, OVERLOAD_CONNECTIONS, max(seconds, 10)))
+    return results
+
+
+def print_overload(cases: dict[str, dict[str, float]]) -> None:
+    print(f"overload: {OVERLOAD_CONNECTIONS} clients in a closed loop, 4 accounts, no cache")
+    for name, o in cases.items():
+        print(
+            f"  {name:13}  accepted {o['accepted_rps']:.0f} req/s (p99 "
+            f"{o['accepted_p99_ms']:.0f} ms), shed {o['shed_rps']:.0f} req/s (p99 "
+            f"{o['shed_p99_ms']:.0f} ms), longest answer {o['longest_ms']:.0f} ms"
+        )
 
 
 def print_table(r: dict[str, Any]) -> None:

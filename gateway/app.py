@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway import __version__, log_context
-from gateway.admission import Admission
+from gateway.admission import Admission, AdmissionMiddleware
 from gateway.auth import Authenticator, JwtVerifier
 from gateway.channel import Sleep
 from gateway.clock import Clock
@@ -69,14 +69,7 @@ def create_app(
                 settings.security.limits,
                 settings.cache.fresh_seconds,
                 settings.server.body_timeout_seconds,
-                Admission(
-                    settings.server.max_concurrent_requests,
-                    settings.server.max_queued_requests,
-                    settings.server.queue_timeout_seconds,
-                    metrics,
-                ),
-                # the accounts' own deadline, plus a second to assemble and send the answer
-                settings.server.request_deadline_seconds + 1.0,
+                deadline,
             )
             # Everything built so far lives as long as the process: keep it out of the
             # collector's way, so a full collection does not stall requests for tens of ms.
@@ -129,7 +122,18 @@ def create_app(
             "development profile: requests without a key get every scope on every "
             "account, and GraphiQL and introspection are on; never expose this"
         )
-    middleware = [Middleware(log_context.RequestContext)]  # outermost: every request has an id
+    # the accounts' own deadline, plus a second to assemble and send the answer
+    deadline = settings.server.request_deadline_seconds + 1.0
+    admission = Admission(
+        settings.server.max_concurrent_requests,
+        settings.server.max_queued_requests,
+        settings.server.queue_timeout_seconds,
+        metrics,
+    )
+    middleware = [
+        Middleware(log_context.RequestContext),  # outermost: every request has an id
+        Middleware(AdmissionMiddleware, admission=admission, deadline_seconds=deadline),
+    ]
     if settings.server.cors_origins:
         middleware.append(
             Middleware(

@@ -25,7 +25,6 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
-from gateway.admission import Admission
 from gateway.auth import Authenticator, Principal
 from gateway.clock import Clock
 from gateway.errors import ErrorCode, GatewayError, Overloaded, RateLimited
@@ -208,7 +207,6 @@ class GraphQLEndpoint:
         limits: Limits,
         default_fresh_seconds: float,
         body_timeout_seconds: float = 30.0,
-        admission: Admission | None = None,
         deadline_seconds: float = 9.0,
     ) -> None:
         self.graphql = graphql
@@ -223,20 +221,15 @@ class GraphQLEndpoint:
         self.limits = limits
         self.default_fresh_seconds = default_fresh_seconds
         self.body_timeout_seconds = body_timeout_seconds
-        self.admission = admission
         self.deadline_seconds = deadline_seconds
 
     async def __call__(self, request: Request) -> Response:
-        """Admitted (or shed at once), answered within the deadline (or not at all: a 503
-        instead of a late answer), and abandoned if the client goes away."""
+        """Answered within the deadline (or not at all: a 503 instead of a late answer),
+        and abandoned if the client goes away. (Admission comes before: `admission.py`.)"""
         deadline = asyncio.get_running_loop().time() + self.deadline_seconds
         with self.metrics.graphql_in_flight.track_inprogress():
             try:
-                if self.admission is None:
-                    response = await self._handle(request, deadline)
-                else:
-                    async with self.admission.slot(self.deadline_seconds):
-                        response = await self._handle(request, deadline)
+                response = await self._handle(request, deadline)
             except GatewayError as exc:
                 response = refusal(exc)
         response.headers["Cache-Control"] = "no-store"

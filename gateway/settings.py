@@ -105,8 +105,8 @@ class ServerSettings:
     body_timeout_seconds: float = 30.0  # to receive a body (256 KiB at 70 kbit/s)
     # Admission (gateway/admission.py): GraphQL requests running at once, waiting, and how
     # long one may wait; beyond them a request is a 503 with Retry-After at once.
-    max_concurrent_requests: int = 64
-    max_queued_requests: int = 64
+    max_concurrent_requests: int = 256
+    max_queued_requests: int = 256
     queue_timeout_seconds: float = 1.0
 
     @property
@@ -247,8 +247,8 @@ def _server(check: Checker, raw: Mapping[str, Any]) -> ServerSettings:
         header_timeout_seconds=check.number(raw, "header_timeout_seconds", "server", 10.0, 300),
         keep_alive_seconds=check.number(raw, "keep_alive_seconds", "server", 5.0, 300),
         body_timeout_seconds=check.number(raw, "body_timeout_seconds", "server", 30.0, 600),
-        max_concurrent_requests=check.whole(raw, "max_concurrent_requests", "server", 64, 100_000)
-        or 64,
+        max_concurrent_requests=check.whole(raw, "max_concurrent_requests", "server", 256, 100_000)
+        or 256,
         max_queued_requests=_queued(check, raw),
         queue_timeout_seconds=check.number(raw, "queue_timeout_seconds", "server", 1.0, 60),
     )
@@ -258,7 +258,7 @@ def _queued(check: Checker, raw: Mapping[str, Any]) -> int:
     """0 is allowed: no queue, shed as soon as every slot is taken."""
     if raw.get("max_queued_requests") == 0:
         return 0
-    return check.whole(raw, "max_queued_requests", "server", 64, 100_000) or 64
+    return check.whole(raw, "max_queued_requests", "server", 256, 100_000) or 256
 
 
 def _cursor_secret(check: Checker, raw: Mapping[str, Any], development: bool) -> Secret | None:

@@ -137,10 +137,12 @@ async def test_a_queued_request_is_shed_at_its_deadline_while_a_top_up_runs_on(
 ) -> None:
     gate = Gate(sim_transport)
     settings = with_server(
-        slow_accounts(demo_settings()), max_concurrent_requests=1, queue_timeout_seconds=60
+        slow_accounts(demo_settings()),
+        max_concurrent_requests=1,
+        queue_timeout_seconds=60,
+        request_deadline_seconds=0.1,  # the whole request's: 1.1 s
     )
     async with running_gateway(settings, gate, clock) as gw:
-        gw.app.state.graphql.deadline_seconds = 0.2
         top_up = asyncio.create_task(gw.query(TOP_UP, topup()))
         await until(lambda: gate.waiting == 1)  # the top-up holds the only slot
         queued = await gw.post(MAGMA)
