@@ -52,28 +52,30 @@ class Admission:
         self.wait_seconds = wait_seconds
         self._slots = asyncio.Semaphore(max_active)
         self._waiting = 0
-        self._events = metrics.admission_events
+        events = metrics.admission_events
+        self._admitted, self._queued = events.labels("admitted"), events.labels("queued")
+        self._rejected, self._timed_out = events.labels("rejected"), events.labels("timed_out")
 
     async def enter(self, deadline_seconds: float) -> bool:
         """Take an active slot (True; `release()` it later), or shed (False) when none comes
         within `min(wait_seconds, deadline_seconds)` or no one more may wait."""
         if not self._slots.locked():
             await self._slots.acquire()
-            self._events.labels("admitted").inc()
+            self._admitted.inc()
             return True
         if self._waiting >= self.max_waiting:
-            self._events.labels("rejected").inc()
+            self._rejected.inc()
             return False
         self._waiting += 1
         try:
             async with asyncio.timeout(min(self.wait_seconds, deadline_seconds)):
                 await self._slots.acquire()
         except TimeoutError:
-            self._events.labels("timed_out").inc()
+            self._timed_out.inc()
             return False
         finally:
             self._waiting -= 1
-        self._events.labels("queued").inc()
+        self._queued.inc()
         return True
 
     def release(self) -> None:

@@ -247,11 +247,12 @@ class GraphQLEndpoint:
     async def _handle(self, request: Request, deadline: float) -> Response:
         principal = await self.principal(request)
         cache_key = None
-        document = request.url.query  # GET; a POST's is its body
-        operation_name = request.query_params.get("operationName")
-        if request.method == "GET" and not self.limits.allow_get:
-            raise GET_REFUSED
-        if request.method == "POST":
+        if request.method == "GET":
+            if not self.limits.allow_get:
+                raise GET_REFUSED
+            document = request.query_params.get("query", "")
+            operation_name = request.query_params.get("operationName")
+        else:  # POST, the route's only other method
             content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != "application/json":
                 raise Refused(415, "Send the request as application/json.")
