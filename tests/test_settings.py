@@ -310,3 +310,28 @@ def test_export_schema_check_outside_the_repository_says_the_file_is_missing(
     assert cli_main(["export-schema", "--check"]) == 1
     err = capsys.readouterr().err
     assert "schema.graphql does not exist" in err and "--output" in err
+
+
+def test_server_limits_parse_with_their_defaults_and_are_checked() -> None:
+    account = {**GOOD_ACCOUNT, "secret_key": "inline"}
+    base = {"server": {"profile": "development"}, "accounts": {"muda-ug": account}}
+    server = parse_settings(base, {"MUDA_KEY": "k"}).server
+    assert (server.max_concurrent_requests, server.max_queued_requests) == (256, 256)
+    assert (server.max_header_bytes, server.header_timeout_seconds) == (32 * 1024, 10.0)
+    assert (server.body_timeout_seconds, server.keep_alive_seconds) == (30.0, 5.0)
+    no_queue = {**base, "server": {"profile": "development", "max_queued_requests": 0}}
+    assert parse_settings(no_queue, {"MUDA_KEY": "k"}).server.max_queued_requests == 0
+    bad = {
+        "profile": "development",
+        "max_concurrent_requests": 0,
+        "max_queued_requests": -1,
+        "max_header_bytes": "big",
+        "header_timeout_seconds": 0,
+    }
+    found = problems({**base, "server": bad}, {"MUDA_KEY": "k"})
+    assert {
+        "server.max_concurrent_requests",
+        "server.max_queued_requests",
+        "server.max_header_bytes",
+        "server.header_timeout_seconds",
+    } <= set(found)
