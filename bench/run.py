@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from gateway.auth import key_hash
+from gateway.server.auth import key_hash
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin" / "balance-gateway"

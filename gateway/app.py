@@ -1,7 +1,9 @@
-"""`create_app(settings, …)` → Starlette: the only place that wires things together.
+"""The composition root: `create_app(settings, transport=, clock=, sleep=)` → Starlette.
 
-Process-wide resources (the upstream HTTP client, one adapter per account, the service)
-live in the lifespan; per-request state lives in the GraphQL context.
+The only module that knows every layer. Process-wide parts — the stores, the upstream
+client, one channel and adapter per account, the services — are built in the lifespan
+(`parts`) and closed with it; per-request state lives in the GraphQL context. The edge's
+routes and middleware come from `server/edge.py`.
 """
 
 from __future__ import annotations
@@ -9,33 +11,43 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import cast
 
 import httpx
-from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from gateway import __version__, log_context
-from gateway.admission import Admission, AdmissionMiddleware
-from gateway.auth import Authenticator, JwtVerifier
-from gateway.channel import Sleep
+from gateway import log_context
+from gateway.cache.read_through import Generations, ReadThroughCache
+from gateway.cache.responses import ResponseCache
+from gateway.cache.store import Store, open_store
 from gateway.clock import Clock
-from gateway.endpoint import GatewayGraphQL, GraphQLEndpoint, refusal
-from gateway.errors import GatewayError
+from gateway.config.accounts import AccountConfig
+from gateway.config.settings import Settings
+from gateway.domain import Capability
 from gateway.metrics import Metrics
-from gateway.pages.graphiql import GraphiQLPage, wants_html
-from gateway.pages.home import home
+from gateway.providers.base import upstream_context
+from gateway.providers.protocols import TransactionSource
+from gateway.providers.registry import spec
 from gateway.schema import build_schema
-from gateway.settings import Settings
-from gateway.wiring import wired
+from gateway.server import edge
+from gateway.server.admission import Admission
+from gateway.server.auth import Authenticator, JwtVerifier
+from gateway.server.endpoint import GatewayGraphQL, GraphQLEndpoint
+from gateway.server.rate_limit import RateLimiter
+from gateway.services.balances import BalanceService
+from gateway.services.cursor import Cursors
+from gateway.services.journal import open_idempotency
+from gateway.services.topups import Journal, TopUpProvider, TopUpService
+from gateway.services.transactions import TransactionService
+from gateway.upstream.breaker import CircuitBreaker
+from gateway.upstream.channel import Channel, RetryPolicy, Sleep
+from gateway.upstream.client import UpstreamClient
+from gateway.upstream.quota import Budget, Limits
 
 log = logging.getLogger("gateway.app")
 
@@ -51,61 +63,11 @@ def create_app(
     (seconds since the epoch) drives freshness, budgets, breakers and token expiry; `sleep`
     is how retries wait (tests pass one that does not)."""
     metrics = Metrics()
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with wired(settings, transport, clock, sleep, metrics) as parts:
-            app.state.service = parts.service
-            app.state.graphql = GraphQLEndpoint(
-                graphql,
-                parts.service,
-                parts.transactions,
-                parts.topups,
-                authenticator,
-                parts.rate_limiter,
-                parts.response_cache,
-                metrics,
-                clock,
-                settings.security.limits,
-                settings.cache.fresh_seconds,
-                settings.server.body_timeout_seconds,
-                deadline,
-            )
-            # Everything built so far lives as long as the process: keep it out of the
-            # collector's way, so a full collection does not stall requests for tens of ms.
-            gc.collect()
-            gc.freeze()
-            yield
-
-    async def healthz(request: Request) -> Response:
-        ready = getattr(request.app.state, "service", None) is not None
-        return JSONResponse({"status": "ok" if ready else "starting"}, 200 if ready else 503)
-
-    async def graphql_endpoint(request: Request) -> Response:
-        if graphiql is not None and wants_html(request):
-            return graphiql.page()
-        endpoint: GraphQLEndpoint = request.app.state.graphql
-        return await endpoint(request)
-
-    async def home_endpoint(request: Request) -> Response:
-        return home(development, __version__)
-
-    async def metrics_endpoint(request: Request) -> Response:
-        endpoint: GraphQLEndpoint = request.app.state.graphql
-        try:
-            principal = await endpoint.principal(request)
-            principal.require("metrics:read")
-        except GatewayError as exc:
-            return refusal(exc)
-        return Response(
-            metrics.render(), media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"}
-        )
-
     development = settings.server.development
     limits = settings.security.limits
     graphql = GatewayGraphQL(
         build_schema(development=development, limits=limits),
-        graphql_ide=None,  # our own page (gateway.pages.graphiql): no CDN
+        graphql_ide=None,  # our own page (gateway.server.pages.graphiql): no CDN
         allow_queries_via_get=limits.allow_get,
         subscription_protocols=(),
         development=development,
@@ -116,45 +78,51 @@ def create_app(
         JwtVerifier(settings.security.jwt, clock) if settings.security.jwt else None,
         development=development,
     )
+    # the accounts' own deadline, plus a second to assemble and send the answer
+    deadline = settings.server.request_deadline_seconds + 1.0
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with parts(settings, transport, clock, sleep, metrics) as built:
+            app.state.service = built.service
+            app.state.graphql = GraphQLEndpoint(
+                graphql,
+                built.service,
+                built.transactions,
+                built.topups,
+                authenticator,
+                built.rate_limiter,
+                built.response_cache,
+                metrics,
+                clock,
+                limits,
+                settings.cache.fresh_seconds,
+                settings.server.body_timeout_seconds,
+                deadline,
+            )
+            # Everything built so far lives as long as the process: keep it out of the
+            # collector's way, so a full collection does not stall requests for tens of ms.
+            gc.collect()
+            gc.freeze()
+            yield
+
     log_context.install(secrets_of(settings))
     if development:
         log.warning(
             "development profile: requests without a key get every scope on every "
             "account, and GraphiQL and introspection are on; never expose this"
         )
-    # the accounts' own deadline, plus a second to assemble and send the answer
-    deadline = settings.server.request_deadline_seconds + 1.0
     admission = Admission(
         settings.server.max_concurrent_requests,
         settings.server.max_queued_requests,
         settings.server.queue_timeout_seconds,
         metrics,
     )
-    middleware = [
-        Middleware(log_context.RequestContext),  # outermost: every request has an id
-        Middleware(AdmissionMiddleware, admission=admission, deadline_seconds=deadline),
-    ]
-    if settings.server.cors_origins:
-        middleware.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=list(settings.server.cors_origins),
-                allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type", "X-API-Key"],
-                allow_credentials=False,
-                max_age=600,
-            )
-        )
-    graphiql = GraphiQLPage() if development else None
-    routes: list[Any] = [
-        Route("/", home_endpoint, methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
-        Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
-    ]
-    if graphiql is not None:
-        routes.extend(graphiql.routes())
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    return Starlette(
+        routes=edge.routes(metrics, development),
+        middleware=edge.middleware(admission, deadline, settings.server.cors_origins),
+        lifespan=lifespan,
+    )
 
 
 def secrets_of(settings: Settings) -> list[str]:
@@ -166,3 +134,118 @@ def secrets_of(settings: Settings) -> list[str]:
     if jwt is not None and jwt.secret is not None:
         values.append(jwt.secret.reveal())
     return values
+
+
+@dataclass(frozen=True)
+class Parts:
+    service: BalanceService
+    transactions: TransactionService
+    topups: TopUpService
+    rate_limiter: RateLimiter
+    response_cache: ResponseCache | None
+
+
+@asynccontextmanager
+async def parts(
+    settings: Settings,
+    transport: httpx.AsyncBaseTransport | None,
+    clock: Clock,
+    sleep: Sleep,
+    metrics: Metrics,
+) -> AsyncIterator[Parts]:
+    accounts = settings.accounts
+
+    def can(account_id: str, capability: Capability) -> bool:
+        return capability in accounts[account_id].capabilities
+
+    store = open_store(settings.cache.url, f"{settings.cache.namespace}:v1")
+    http = UpstreamClient(
+        transport, max_body_bytes=settings.upstream.max_body_bytes, wall_clock=clock
+    )
+    journal = open_idempotency(settings.idempotency.url)
+    try:
+        adapters = {
+            account.id: spec(account.provider.value).factory(
+                account, channel_for(account, settings, http, store, metrics, clock, sleep), clock
+            )
+            for account in accounts.values()
+        }
+        cache = ReadThroughCache(
+            store, clock, metrics, fill_wait_seconds=settings.cache.fill_wait_seconds
+        )
+        generations = Generations(store)
+        service = BalanceService(
+            accounts, adapters, cache, generations, settings.server.request_deadline_seconds
+        )
+        topups = TopUpService(
+            accounts,
+            {k: cast(TopUpProvider, v) for k, v in adapters.items() if can(k, Capability.TOP_UP)},
+            journal,
+            service.invalidate,
+            clock,
+            settings.idempotency.wait_seconds,
+            settings.idempotency.lease_seconds,
+        )
+        sources: dict[str, TransactionSource] = {}
+        for account_id, adapter in adapters.items():
+            if can(account_id, Capability.TOP_UP):  # its history is our journal
+                sources[account_id] = Journal(journal, account_id)
+            elif can(account_id, Capability.TRANSACTIONS):
+                sources[account_id] = cast(TransactionSource, adapter)
+        transactions = TransactionService(
+            accounts,
+            sources,
+            cache,
+            Cursors(cursor_secret(settings)),
+            settings.cache.transactions_fresh_seconds,
+            settings.server.request_deadline_seconds,
+        )
+        yield Parts(
+            service=service,
+            transactions=transactions,
+            topups=topups,
+            rate_limiter=RateLimiter(store, settings.security.rate_limit, clock),
+            response_cache=(
+                ResponseCache(store, generations, clock) if settings.cache.response_cache else None
+            ),
+        )
+    finally:
+        await http.aclose()
+        await store.close()
+        await journal.close()
+
+
+def cursor_secret(settings: Settings) -> bytes:
+    """The configured secret; in development, a random one (cursors then last one process)."""
+    if settings.server.cursor_secret is not None:
+        return settings.server.cursor_secret.reveal().encode()
+    log.warning("no [server] cursor_secret: pagination cursors are valid in this process only")
+    return secrets.token_bytes(32)
+
+
+def channel_for(
+    account: AccountConfig,
+    settings: Settings,
+    http: UpstreamClient,
+    store: Store,
+    metrics: Metrics,
+    clock: Clock,
+    sleep: Sleep,
+) -> Channel:
+    upstream = settings.upstream
+    return Channel(
+        http,
+        upstream_context(account),
+        timeout_seconds=account.timeout_seconds,
+        retry=RetryPolicy(
+            upstream.max_attempts, upstream.backoff_base_seconds, upstream.backoff_max_seconds
+        ),
+        breaker=CircuitBreaker(upstream.breaker_failures, upstream.breaker_cooldown_seconds, clock),
+        budget=Budget(
+            account.id, Limits(account.calls_per_minute, account.calls_per_day), store, clock
+        ),
+        max_concurrency=upstream.max_concurrency,
+        metrics=metrics,
+        clock=clock,
+        sleep=sleep,
+    )

@@ -17,10 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway import __version__, log_context
-from gateway.auth import SCOPES, key_hash
+from gateway.access import SCOPES
+from gateway.config.settings import SIMULATOR_PORT, Settings, config_path, load_settings
 from gateway.errors import ConfigError
-from gateway.idempotency import open_idempotency
-from gateway.serving import (
+from gateway.server.auth import key_hash
+from gateway.server.serving import (
     CliError,
     ConnectionLimits,
     Server,
@@ -28,7 +29,7 @@ from gateway.serving import (
     serve_until_stopped,
     url_of,
 )
-from gateway.settings import SIMULATOR_PORT, Settings, config_path, load_settings
+from gateway.services.journal import open_idempotency
 
 SCHEMA_FILE = Path("schema.graphql")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -101,7 +102,7 @@ def simulate(args: argparse.Namespace) -> int:
 
 
 def fetch_graphiql(args: argparse.Namespace) -> int:
-    from gateway.pages import graphiql_assets
+    from gateway.server.pages import graphiql_assets
 
     target = Path(args.dir) if args.dir else graphiql_assets.assets_dir()
     source = graphiql_assets.registry()

@@ -12,7 +12,7 @@ import redis
 
 from gateway.simulator import Simulator, create_simulator
 from gateway.simulator.state import SimState
-from gateway.upstream import UpstreamClient
+from gateway.upstream.client import UpstreamClient
 from tests.helpers import FakeClock
 
 

@@ -18,17 +18,19 @@ from typing import Any
 import httpx
 import uvicorn
 
-from gateway.accounts import AccountConfig, Secret
+from gateway.access import SCOPES, RateLimit
 from gateway.app import create_app
-from gateway.auth import SCOPES, ClientConfig, RateLimit, key_hash
-from gateway.breaker import CircuitBreaker
-from gateway.budget import Budget, Limits
-from gateway.channel import Channel, RetryPolicy
+from gateway.cache.store import Store, open_store
+from gateway.config.accounts import AccountConfig, Secret
+from gateway.config.security import ClientConfig
+from gateway.config.settings import IdempotencySettings, Settings, load_settings
 from gateway.metrics import Metrics
 from gateway.providers.base import upstream_context
-from gateway.settings import IdempotencySettings, Settings, load_settings
-from gateway.store import Store, open_store
-from gateway.upstream import UpstreamClient
+from gateway.server.auth import key_hash
+from gateway.upstream.breaker import CircuitBreaker
+from gateway.upstream.channel import Channel, RetryPolicy
+from gateway.upstream.client import UpstreamClient
+from gateway.upstream.quota import Budget, Limits
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = ROOT / "deploy" / "demo.toml"

@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.admission import Admission
 from gateway.app import create_app
+from gateway.config.settings import Settings
 from gateway.errors import Overloaded
 from gateway.metrics import Metrics
-from gateway.settings import Settings
+from gateway.server.admission import Admission
 from tests.helpers import FakeClock, demo_settings, running_gateway, serving
 from tests.test_topup import TOP_UP, topup
 

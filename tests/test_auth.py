@@ -18,8 +18,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gateway.accounts import Secret
-from gateway.auth import JwtConfig, RateLimit
+from gateway.access import RateLimit
+from gateway.config.accounts import Secret
+from gateway.config.security import JwtConfig
 from gateway.simulator import Simulator
 from tests.helpers import (
     FULL_KEY,
@@ -327,7 +328,7 @@ async def test_log_lines_carry_the_request_id_and_client(
     gw: GatewayClient, sim: Simulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     sim.state.set_faults("magma", status=503)
-    with caplog.at_level(logging.WARNING, logger="gateway.service"):
+    with caplog.at_level(logging.WARNING, logger="gateway.services.balances"):
         response = await gw.as_key(KEY_A).post(BALANCES, {"ids": ["magma"]})
     (record,) = [r for r in caplog.records if "account magma failed" in r.getMessage()]
     assert record.request_id == response.headers["x-request-id"]  # type: ignore[attr-defined]

@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 import redis
 
-from gateway.accounts import Secret
-from gateway.cache import Freshness, ReadThroughCache
+from gateway.cache.read_through import Freshness, ReadThroughCache
+from gateway.cache.store import open_store
+from gateway.config.accounts import Secret
 from gateway.domain import Asset, AssetKind, Balance, Money
 from gateway.metrics import Metrics
-from gateway.service import BALANCES
+from gateway.services.balances import BALANCES
 from gateway.simulator import Simulator
-from gateway.store import open_store
 from tests.helpers import (
     DelayTransport,
     FakeClock,

@@ -100,7 +100,7 @@ async def test_redis_dying_mid_run_then_returning(
         assert sim.state.calls_to("magma", "balance") == 1  # cached in Redis
 
         own_redis.stop()
-        with caplog.at_level(logging.WARNING, logger="gateway.store"):
+        with caplog.at_level(logging.WARNING, logger="gateway.cache.store"):
             for _ in range(3):
                 response = await gw.post(QUERY)
                 assert response.status_code == 200

@@ -10,10 +10,11 @@ import uuid
 import httpx
 import pytest
 
-from gateway.accounts import Secret
 from gateway.app import create_app
-from gateway.auth import ClientConfig, key_hash
+from gateway.config.accounts import Secret
+from gateway.config.security import ClientConfig
 from gateway.log_context import Redacting
+from gateway.server.auth import key_hash
 from gateway.simulator import Tenants, create_simulator, seed
 from gateway.simulator.state import SimState
 from tests.helpers import FakeClock, GatewayClient, demo_settings, no_sleep, production, serving

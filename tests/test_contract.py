@@ -7,12 +7,12 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.accounts import AccountConfig, Secret
+from gateway.config.accounts import AccountConfig, Secret
 from gateway.domain import AssetKind, ProviderKind
 from gateway.errors import ErrorCode, UpstreamError
-from gateway.providers import PROVIDERS
+from gateway.providers.registry import ADAPTERS, spec
 from gateway.simulator import Simulator, seed
-from gateway.upstream import UpstreamClient
+from gateway.upstream.client import UpstreamClient
 from tests.helpers import FakeClock, demo_settings, first_account_of, make_channel
 
 # What each provider's seed must look like once normalised: id → (total, available, kind).
@@ -40,11 +40,11 @@ EXPECTED: dict[ProviderKind, dict[str, tuple[str, str, AssetKind]]] = {
     },
 }
 
-KINDS = list(PROVIDERS)
+KINDS = [ProviderKind(k) for k in ADAPTERS]
 
 
 def test_every_registered_provider_has_a_contract_expectation() -> None:
-    assert set(EXPECTED) == set(PROVIDERS)
+    assert set(EXPECTED) == set(KINDS)
 
 
 def account_for(kind: ProviderKind, **changes: object) -> AccountConfig:
@@ -54,7 +54,7 @@ def account_for(kind: ProviderKind, **changes: object) -> AccountConfig:
 
 def adapter(kind: ProviderKind, http: UpstreamClient, clock: FakeClock, **changes: object):  # type: ignore[no-untyped-def]
     account = account_for(kind, **changes)
-    return PROVIDERS[kind].factory(account, make_channel(account, http, clock), clock)
+    return spec(kind.value).factory(account, make_channel(account, http, clock), clock)
 
 
 async def expect_error(coro: object, code: ErrorCode) -> UpstreamError:
@@ -83,7 +83,7 @@ async def test_wrong_credentials_are_upstream_unauthorized(
     account = account_for(kind)
     wrong = {name: Secret("wrong-" + s.reveal()) for name, s in account.credentials.items()}
     account = dataclasses.replace(account, credentials=wrong)
-    bad = PROVIDERS[kind].factory(account, make_channel(account, http, clock), clock)
+    bad = spec(kind.value).factory(account, make_channel(account, http, clock), clock)
     error = await expect_error(bad.fetch_balances(), ErrorCode.UPSTREAM_UNAUTHORIZED)
     assert not error.retryable
 

@@ -19,7 +19,7 @@ from strawberry.extensions import ParserCache
 from strawberry.schema.config import StrawberryConfig
 
 from gateway.schema import build_schema
-from gateway.schema.fast_completion import _SHARED, FastCompletionContext
+from gateway.schema.execution.fast_completion import _SHARED, FastCompletionContext
 from gateway.schema.scalars import SCALAR_MAP
 
 

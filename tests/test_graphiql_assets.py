@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.pages.graphiql import CSP, GraphiQLPage
-from gateway.pages.graphiql_assets import (
+from gateway.server.pages.graphiql import CSP, GraphiQLPage
+from gateway.server.pages.graphiql_assets import (
     PACKAGES,
     AssetError,
     assets_dir,

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from gateway.app import create_app
-from gateway.serving import ConnectionLimits, Server
+from gateway.server.serving import ConnectionLimits, Server
 from tests.helpers import demo_settings
 
 LIMITS = ConnectionLimits(max_header_bytes=8 * 1024, header_timeout_seconds=0.3)

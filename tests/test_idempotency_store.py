@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.idempotency import IdempotencyStore, Record, open_idempotency
+from gateway.services.journal import IdempotencyStore, Record, open_idempotency
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

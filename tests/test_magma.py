@@ -13,7 +13,7 @@ import pytest
 
 from gateway.errors import ErrorCode, UpstreamContext, UpstreamError
 from gateway.providers.magma_onepay import MagmaOnePay, parse_balances
-from gateway.upstream import UpstreamClient
+from gateway.upstream.client import UpstreamClient
 from tests.helpers import FakeClock, demo_settings, make_channel
 
 ACCOUNT = demo_settings().accounts["magma"]

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.codec import decode_balances, encode_balances
+from gateway.cache.codec import decode_balances, encode_balances
 from gateway.domain import (
     AccountBalance,
     AccountInfo,

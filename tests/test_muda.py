@@ -13,7 +13,7 @@ from gateway.errors import ErrorCode, UpstreamContext, UpstreamError
 from gateway.providers.base import join_url
 from gateway.providers.muda import Muda, parse_balances
 from gateway.simulator import Simulator
-from gateway.upstream import UpstreamClient, UpstreamResponse
+from gateway.upstream.client import UpstreamClient, UpstreamResponse
 from tests.helpers import DelayTransport, FakeClock, demo_settings, make_channel
 
 ACCOUNT = demo_settings().accounts["muda-ug"]

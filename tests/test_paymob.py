@@ -15,7 +15,7 @@ from gateway.providers.paymob_bills import (
     timestamp_of,
 )
 from gateway.simulator import Simulator
-from gateway.upstream import UpstreamClient
+from gateway.upstream.client import UpstreamClient
 from tests.helpers import FakeClock, demo_settings, make_channel
 
 ACCOUNT = demo_settings().accounts["paymob-eg"]

@@ -9,14 +9,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from gateway.breaker import BreakerState, CircuitBreaker
-from gateway.budget import Limits
-from gateway.channel import request_deadline
+from gateway.cache.store import open_store
 from gateway.errors import ErrorCode, UpstreamError
 from gateway.providers.muda import Muda
 from gateway.simulator import Simulator
-from gateway.store import open_store
-from gateway.upstream import UpstreamClient
+from gateway.upstream.breaker import BreakerState, CircuitBreaker
+from gateway.upstream.client import UpstreamClient
+from gateway.upstream.deadline import request_deadline
+from gateway.upstream.quota import Limits
 from tests.helpers import FakeClock, demo_settings, make_channel
 
 ACCOUNT = demo_settings().accounts["magma"]
@@ -197,7 +197,7 @@ async def test_the_101st_call_in_a_minute_to_muda_is_not_made(
 async def test_budgets_are_shared_through_the_store(
     redis_url: str, namespace: str, clock: FakeClock
 ) -> None:
-    from gateway.budget import Budget
+    from gateway.upstream.quota import Budget
 
     store_a, store_b = open_store(redis_url, namespace), open_store(redis_url, namespace)
     a = Budget("muda-ug", Limits(per_minute=3), store_a, clock)

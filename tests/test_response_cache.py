@@ -7,7 +7,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from gateway.response_cache import CachedRequest
+from gateway.cache.responses import CachedRequest
 from gateway.simulator import Simulator
 from tests.helpers import FakeClock, GatewayClient, demo_settings, running_gateway, with_cache
 

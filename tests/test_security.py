@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from gateway.schema.limits import _Measure
-from gateway.security_settings import Limits
+from gateway.config.security import Limits
+from gateway.schema.execution.limits import _Measure
 from gateway.simulator import Simulator
 from tests.helpers import (
     FakeClock,

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from gateway.accounts import Secret
 from gateway.cli import main as cli_main
+from gateway.config.accounts import Secret
+from gateway.config.settings import load_settings, parse_settings
 from gateway.errors import ConfigError
-from gateway.settings import load_settings, parse_settings
 from tests.helpers import DEMO_CONFIG
 
 GOOD_ACCOUNT = {
@@ -272,7 +272,7 @@ def test_the_simulator_is_refused_in_production() -> None:
 
 
 def test_client_names_and_their_own_rate_limits() -> None:
-    from gateway.auth import RateLimit
+    from gateway.access import RateLimit
 
     client = {"key_sha256": "a" * 64, "scopes": ["balances:read"], "accounts": ["*"]}
     settings = parse_settings(

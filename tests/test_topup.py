@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from gateway.cli import main as cli_main
-from gateway.idempotency import Record, open_idempotency
-from gateway.settings import IdempotencySettings
+from gateway.config.settings import IdempotencySettings
+from gateway.services.journal import Record, open_idempotency
 from gateway.simulator import Simulator
 from tests.helpers import (
     FULL_KEY,
@@ -260,7 +260,7 @@ async def test_a_restart_finds_in_flight_records_pending_and_never_resends(
 ) -> None:
     settings = demo_settings()
     store = open_idempotency(settings.idempotency.url)
-    from gateway.topup import TopUpRequest, fingerprint
+    from gateway.services.topups import TopUpRequest, fingerprint
 
     request = TopUpRequest("ourvoice-sn", Decimal("5000"), None, "MTN MOMO", "PAY-1", "k-1")
     await store.begin(
@@ -429,7 +429,7 @@ class FlakyJournal:
     database connection would make them."""
 
     def __init__(self, path: str, failing: set[str]) -> None:
-        from gateway.idempotency import SqliteStore
+        from gateway.services.journal import SqliteStore
 
         self.inner = SqliteStore(path)
         self.failing = failing
@@ -458,7 +458,7 @@ async def test_a_failing_journal_never_costs_money(
     tmp_path: Any,
 ) -> None:
     from gateway.providers.ourvoice import OurVoice
-    from gateway.topup import TopUpRequest, TopUpService
+    from gateway.services.topups import TopUpRequest, TopUpService
     from tests.helpers import make_channel
 
     account = demo_settings().accounts["ourvoice-sn"]

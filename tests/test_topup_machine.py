@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from gateway.app import create_app
-from gateway.idempotency import open_idempotency
+from gateway.services.journal import open_idempotency
 from gateway.simulator import create_simulator
 from gateway.simulator.ourvoice import TOPUP_FAULTS
 from gateway.simulator.state import SimState

@@ -15,7 +15,7 @@ from gateway.errors import ClientError, UpstreamContext, UpstreamError
 from gateway.providers import magma_onepay, muda, paymob_bills
 from gateway.simulator import Simulator
 from gateway.simulator.history import magma_rows, muda_rows, paymob_rows
-from gateway.upstream import UpstreamResponse
+from gateway.upstream.client import UpstreamResponse
 from tests.helpers import FakeClock, GatewayClient, demo_settings, running_gateway
 
 PAGE = """query($id: ID!, $first: Int, $after: String, $filter: TransactionFilter) {
@@ -227,7 +227,7 @@ async def test_bad_cursors_are_validation_errors_never_other_data(
 
 
 async def test_old_format_cursors_are_validation_errors() -> None:
-    from gateway.cursor import Cursors, Position
+    from gateway.services.cursor import Cursors, Position
 
     cursors = Cursors(b"k" * 32)
     token = cursors.make("a", "f", Position(1.0, "r", 1))

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from gateway.errors import ErrorCode, UpstreamContext, UpstreamError
-from gateway.upstream import UpstreamClient, parse_retry_after
+from gateway.upstream.client import UpstreamClient, parse_retry_after
 from tests.helpers import FakeClock
 
 CTX = UpstreamContext("test", "acct")

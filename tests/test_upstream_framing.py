@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.breaker import BreakerState, CircuitBreaker
 from gateway.errors import ErrorCode, UpstreamError
 from gateway.metrics import Metrics
-from gateway.upstream import UpstreamClient
+from gateway.upstream.breaker import BreakerState, CircuitBreaker
+from gateway.upstream.client import UpstreamClient
 from tests.helpers import FakeClock, demo_settings, make_channel, running_gateway, with_account
 from tests.raw_upstream import raw_upstream, response
 from tests.test_topup import send

@@ -8,9 +8,9 @@ from typing import Any
 import strawberry
 from graphql import ValidationRule
 
+from gateway.config.security import Limits
 from gateway.schema import build_schema
-from gateway.schema.validation_cache import TextValidationCache, ValidationResults
-from gateway.security_settings import Limits
+from gateway.schema.execution.validation_cache import TextValidationCache, ValidationResults
 
 RUNS: list[str] = []
 

@@ -12,9 +12,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from urllib.parse import urlencode
 
-from gateway.accounts import AccountConfig
-from gateway.channel import Channel
 from gateway.clock import Clock
+from gateway.config.accounts import AccountConfig
 from gateway.domain import (
     COUNTRIES,
     Asset,
@@ -32,9 +31,11 @@ from gateway.domain import (
     map_status,
 )
 from gateway.errors import UpstreamContext
-from gateway.providers.base import ProviderSpec, get_ok, join_url, upstream_context
-from gateway.upstream import status_error
-from gateway.wire import WireReader
+from gateway.providers.base import get_ok, join_url, upstream_context
+from gateway.providers.reader import WireReader
+from gateway.providers.spec import ProviderSpec
+from gateway.upstream.channel import Channel
+from gateway.upstream.client import status_error
 
 BALANCE_PATH = "/v1/misc/balance"
 NON_ISO_COUNTRIES = {"RDC": "CD"}

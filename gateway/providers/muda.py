@@ -16,9 +16,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.accounts import AccountConfig
-from gateway.channel import Channel
 from gateway.clock import Clock
+from gateway.config.accounts import AccountConfig
 from gateway.domain import (
     COUNTRIES,
     Asset,
@@ -35,9 +34,11 @@ from gateway.domain import (
     map_status,
 )
 from gateway.errors import UpstreamContext
-from gateway.providers.base import ProviderSpec, join_url, upstream_context
-from gateway.upstream import UpstreamResponse, status_error
-from gateway.wire import WireReader
+from gateway.providers.base import join_url, upstream_context
+from gateway.providers.reader import WireReader
+from gateway.providers.spec import ProviderSpec
+from gateway.upstream.channel import Channel
+from gateway.upstream.client import UpstreamResponse, status_error
 
 TOKEN_PATH = "/v1/clients/oauth/token"
 BALANCE_PATH = "/v1/payment/balance"

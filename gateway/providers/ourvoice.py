@@ -14,9 +14,8 @@ from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
-from gateway.accounts import AccountConfig
-from gateway.channel import Channel
 from gateway.clock import Clock
+from gateway.config.accounts import AccountConfig
 from gateway.domain import (
     COUNTRIES,
     Asset,
@@ -31,8 +30,10 @@ from gateway.domain import (
     map_status,
 )
 from gateway.errors import UpstreamContext, UpstreamUnavailable
-from gateway.providers.base import ProviderSpec, get_ok, join_url, upstream_context
-from gateway.wire import WireReader
+from gateway.providers.base import get_ok, join_url, upstream_context
+from gateway.providers.reader import WireReader
+from gateway.providers.spec import ProviderSpec
+from gateway.upstream.channel import Channel
 
 BALANCE_PATH = "/v1/current/balance"
 TOPUP_PATH = "/v1/transactions/topUpBalance"

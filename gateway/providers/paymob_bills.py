@@ -20,9 +20,8 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
-from gateway.accounts import AccountConfig
-from gateway.channel import Channel
 from gateway.clock import Clock
+from gateway.config.accounts import AccountConfig
 from gateway.domain import (
     COUNTRIES,
     Asset,
@@ -39,8 +38,10 @@ from gateway.domain import (
     map_status,
 )
 from gateway.errors import UpstreamContext
-from gateway.providers.base import ProviderSpec, get_ok, join_url, upstream_context
-from gateway.wire import WireReader
+from gateway.providers.base import get_ok, join_url, upstream_context
+from gateway.providers.reader import WireReader
+from gateway.providers.spec import ProviderSpec
+from gateway.upstream.channel import Channel
 
 BALANCE_PATH = "/api/v1/balance/"
 

@@ -17,15 +17,15 @@ from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from gateway.config.security import Limits
 from gateway.schema.errors import DeferredErrors
-from gateway.schema.fast_completion import FastCompletionContext
-from gateway.schema.limits import limits_rule
-from gateway.schema.operation_choice import NamedOperation
+from gateway.schema.execution.fast_completion import FastCompletionContext
+from gateway.schema.execution.limits import limits_rule
+from gateway.schema.execution.operation_choice import NamedOperation
+from gateway.schema.execution.validation_cache import TextValidationCache, ValidationResults
 from gateway.schema.query import Query
 from gateway.schema.scalars import SCALAR_MAP
 from gateway.schema.topup import Mutation, OneTopUpPerDocument
-from gateway.schema.validation_cache import TextValidationCache, ValidationResults
-from gateway.security_settings import Limits
 
 log = logging.getLogger("gateway.graphql")
 

@@ -11,11 +11,11 @@ from graphql import GraphQLError
 from starlette.requests import Request
 from strawberry.dataloader import DataLoader
 
-from gateway.auth import DEVELOPMENT, Principal
+from gateway.access import DEVELOPMENT, Principal
 from gateway.domain import AccountBalance, AccountBalanceResult, AccountInfo
-from gateway.service import BalanceService
-from gateway.topup import TopUpService
-from gateway.transactions import TransactionService
+from gateway.services.balances import BalanceService
+from gateway.services.topups import TopUpService
+from gateway.services.transactions import TransactionService
 
 
 @dataclass

@@ -20,7 +20,7 @@ from graphql import (
 from gateway.errors import ErrorCode, GatewayError
 from gateway.schema.context import Context
 from gateway.schema.transactions import Transaction
-from gateway.topup import Pending, Rejected, Succeeded, TopUpRequest
+from gateway.services.topups import Pending, Rejected, Succeeded, TopUpRequest
 
 
 @strawberry.input

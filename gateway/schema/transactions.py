@@ -11,7 +11,7 @@ import strawberry
 from gateway import domain
 from gateway.errors import ClientError, GatewayError, NotFound, Unsupported, UpstreamError
 from gateway.schema.types import Account, Money, ProviderFailure
-from gateway.topup import printable
+from gateway.services.topups import printable
 
 if TYPE_CHECKING:
     from gateway.schema.context import Context

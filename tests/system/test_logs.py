@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.auth import key_hash
+from gateway.server.auth import key_hash
 from tests.helpers import free_port
 from tests.system.processes import CLI, clean_env, started
 

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from gateway.idempotency import Record, open_idempotency
+from gateway.services.journal import Record, open_idempotency
 from tests.helpers import DEMO_CONFIG
 from tests.system.processes import CLI, completed
 

@@ -32,8 +32,8 @@ from typing import Any
 import httpx
 
 from gateway.app import create_app
+from gateway.config.settings import load_settings
 from gateway.log_context import RequestContext
-from gateway.settings import load_settings
 from gateway.simulator import create_simulator
 from gateway.simulator.state import SimState
 from tests.helpers import DEMO_CONFIG, ROOT, FakeClock, refuse_float, serving

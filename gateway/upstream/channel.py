@@ -15,14 +15,10 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from gateway.breaker import BreakerState, CircuitBreaker
-from gateway.budget import Budget
 from gateway.clock import Clock
 from gateway.errors import (
     CircuitOpen,
@@ -33,24 +29,10 @@ from gateway.errors import (
     UpstreamTimeout,
 )
 from gateway.metrics import Metrics
-from gateway.upstream import UpstreamClient, UpstreamResponse, parse_retry_after
-
-_DEADLINE: ContextVar[float | None] = ContextVar("upstream_deadline", default=None)
-
-
-@contextmanager
-def request_deadline(seconds: float) -> Iterator[None]:
-    """Every upstream attempt made inside this block finishes within `seconds` from now."""
-    token = _DEADLINE.set(time.monotonic() + seconds)
-    try:
-        yield
-    finally:
-        _DEADLINE.reset(token)
-
-
-def remaining_seconds() -> float | None:
-    deadline = _DEADLINE.get()
-    return None if deadline is None else deadline - time.monotonic()
+from gateway.upstream.breaker import BreakerState, CircuitBreaker
+from gateway.upstream.client import UpstreamClient, UpstreamResponse, parse_retry_after
+from gateway.upstream.deadline import remaining_seconds
+from gateway.upstream.quota import Budget
 
 
 @dataclass(frozen=True)

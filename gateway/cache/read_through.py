@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
+from gateway.cache.store import Store
 from gateway.clock import Clock
 from gateway.errors import (
     CircuitOpen,
@@ -35,7 +36,6 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.metrics import Metrics
-from gateway.store import Store
 
 T = TypeVar("T")
 EVICTION_MARGIN_SECONDS = 60.0

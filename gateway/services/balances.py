@@ -11,10 +11,9 @@ import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 
-from gateway.accounts import AccountConfig
-from gateway.cache import Codec, Freshness, Generations, ReadThroughCache
-from gateway.channel import request_deadline
-from gateway.codec import decode_balances, encode_balances
+from gateway.cache.codec import decode_balances, encode_balances
+from gateway.cache.read_through import Codec, Freshness, Generations, ReadThroughCache
+from gateway.config.accounts import AccountConfig
 from gateway.domain import (
     AccountBalance,
     AccountBalanceResult,
@@ -25,9 +24,10 @@ from gateway.domain import (
     StaleReason,
 )
 from gateway.errors import ErrorCode, UpstreamError
-from gateway.providers import BalanceProvider
+from gateway.providers.protocols import BalanceProvider
+from gateway.upstream.deadline import request_deadline
 
-log = logging.getLogger("gateway.service")
+log = logging.getLogger("gateway.services.balances")
 BALANCES = Codec[tuple[Balance, ...]](encode_balances, decode_balances)
 DEADLINE_GRACE_SECONDS = 0.25  # the per-attempt deadline fires first; this is the backstop
 

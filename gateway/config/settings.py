@@ -19,12 +19,12 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway.accounts import AccountConfig, Secret
-from gateway.config_check import Checker
+from gateway.config.accounts import AccountConfig, Secret
+from gateway.config.checker import Checker
+from gateway.config.security import Security, parse_security
 from gateway.domain import COUNTRIES, Capability, ProviderKind, is_known_currency
 from gateway.errors import ConfigError, Problem
-from gateway.providers import PROVIDERS
-from gateway.security_settings import Security, parse_security
+from gateway.providers.registry import spec as provider_spec
 
 PROFILES = ("production", "development")
 # `base_url = "simulator:/magma"` (development only): the built-in simulator, wherever it
@@ -374,7 +374,7 @@ def _account(
     start = len(check.problems)
     kind_name = check.string(raw, "provider", where)
     try:
-        spec = PROVIDERS[ProviderKind(kind_name)]
+        spec = provider_spec(ProviderKind(kind_name).value)
     except ValueError:
         names = ", ".join(k.value for k in ProviderKind)
         check.add(f"{where}.provider", f"unknown provider {kind_name!r}", f"use one of: {names}")

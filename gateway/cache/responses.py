@@ -17,9 +17,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.cache import Entry, Generations
+from gateway.cache.read_through import Entry, Generations
+from gateway.cache.store import Store
 from gateway.clock import Clock
-from gateway.store import Store
 
 NOT_A_QUERY = re.compile(r"\b(mutation|subscription)\b")
 

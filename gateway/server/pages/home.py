@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from gateway.pages.graphiql import PAGE_HEADERS
+from gateway.server.pages.graphiql import PAGE_HEADERS
 
 LINKS = (
     ("/graphql", "GraphiQL", "the GraphQL endpoint: POST queries here, or open it in a browser"),

@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gateway.accounts import AccountConfig
-from gateway.cache import Codec, Freshness, ReadThroughCache
-from gateway.channel import request_deadline
-from gateway.codec import decode_transactions, encode_transactions
-from gateway.cursor import Cursors, Position
+from gateway.cache.codec import decode_transactions, encode_transactions
+from gateway.cache.read_through import Codec, Freshness, ReadThroughCache
+from gateway.config.accounts import AccountConfig
 from gateway.domain import Transaction, TransactionFilter, TransactionPage
 from gateway.errors import ClientError
-from gateway.providers import TransactionSource
+from gateway.providers.protocols import TransactionSource
+from gateway.services.cursor import Cursors, Position
+from gateway.upstream.deadline import request_deadline
 
 PAGES = Codec[TransactionPage](encode_transactions, decode_transactions)
 MAX_FIRST = 100

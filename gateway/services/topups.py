@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from gateway.accounts import AccountConfig
 from gateway.clock import Clock
+from gateway.config.accounts import AccountConfig
 from gateway.domain import (
     CURRENCY_EXPONENTS,
     Capability,
@@ -36,9 +36,9 @@ from gateway.domain import (
 )
 from gateway.domain import TransactionStatus as Status
 from gateway.errors import ErrorCode, UpstreamError
-from gateway.idempotency import IdempotencyStore, Record
+from gateway.services.journal import IdempotencyStore, Record
 
-log = logging.getLogger("gateway.topup")
+log = logging.getLogger("gateway.services.topups")
 REJECTED_STATUSES = (400, 404, 422)
 DEFINITE_REFUSALS = (ErrorCode.UPSTREAM_UNAUTHORIZED, ErrorCode.UPSTREAM_RATE_LIMITED)
 

@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.auth import SCOPES, ClientConfig, JwtConfig, RateLimit
-from gateway.config_check import Checker
+from gateway.access import SCOPES, RateLimit
+from gateway.config.accounts import Secret
+from gateway.config.checker import Checker
 
 CLIENT_KEYS = {"key_sha256", "scopes", "accounts", "requests_per_second", "burst"}
 CLIENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -37,6 +38,29 @@ LIMIT_KEYS = {
 RATE_KEYS = {"requests_per_second", "burst"}
 ALGORITHMS = ("HS256", "RS256", "ES256")
 SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    name: str
+    key_sha256: str
+    scopes: frozenset[str]
+    accounts: frozenset[str] | None
+    rate_limit: RateLimit | None = None  # None: the configured default
+
+
+@dataclass(frozen=True)
+class JwtConfig:
+    algorithms: tuple[str, ...]
+    issuer: str
+    audience: str
+    secret: Secret | None = None  # HS256
+    jwks_file: str | None = None  # RS256 / ES256
+    jwks_url: str | None = None
+    scopes_claim: str = "scope"
+    accounts_claim: str = "accounts"
+    name_claim: str = "sub"
+    leeway_seconds: int = 30
 
 
 @dataclass(frozen=True)

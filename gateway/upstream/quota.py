@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from gateway.cache.store import Store
 from gateway.clock import Clock
-from gateway.store import Store
 
 WINDOWS = (("minute", 60), ("day", 86_400))
 

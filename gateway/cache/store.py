@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from aiocache import RedisCache, SimpleMemoryCache
 from aiocache.serializers import StringSerializer
 
-log = logging.getLogger("gateway.store")
+log = logging.getLogger("gateway.cache.store")
 WARN_EVERY_SECONDS = 30.0
 OPERATION_TIMEOUT_SECONDS = 0.5
 

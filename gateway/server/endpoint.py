@@ -25,19 +25,20 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
-from gateway.auth import Authenticator, Principal
+from gateway.access import Principal
+from gateway.cache.responses import CachedRequest, ResponseCache
 from gateway.clock import Clock
+from gateway.config.security import Limits
 from gateway.errors import ErrorCode, GatewayError, Overloaded, RateLimited
 from gateway.log_context import client_name
 from gateway.metrics import Metrics
-from gateway.rate_limit import RateLimiter
-from gateway.response_cache import CachedRequest, ResponseCache
 from gateway.schema.context import Context
 from gateway.schema.errors import coded
-from gateway.security_settings import Limits
-from gateway.service import BalanceService
-from gateway.topup import TopUpService
-from gateway.transactions import TransactionService
+from gateway.server.auth import Authenticator
+from gateway.server.rate_limit import RateLimiter
+from gateway.services.balances import BalanceService
+from gateway.services.topups import TopUpService
+from gateway.services.transactions import TransactionService
 
 SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 STATUS = {

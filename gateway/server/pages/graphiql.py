@@ -19,9 +19,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from gateway.pages.graphiql_assets import PACKAGES, Asset, AssetError, assets_dir, load
+from gateway.server.pages.graphiql_assets import PACKAGES, Asset, AssetError, assets_dir, load
 
-log = logging.getLogger("gateway.pages")
+log = logging.getLogger("gateway.server.pages")
 
 CSP = "; ".join(
     (
@@ -106,7 +106,7 @@ class GraphiQLPage:
                 "`balance-gateway graphiql fetch` (make does this)",
                 exc,
             )
-        static = resources.files("gateway.pages") / "static"
+        static = resources.files("gateway.server.pages") / "static"
         for path, content_type in OWN_FILES.items():
             name = path.rsplit("/", 1)[1]
             self.files[path] = Asset(static.joinpath(name).read_bytes(), content_type)

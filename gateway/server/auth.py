@@ -15,83 +15,23 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jwt
 
-from gateway.accounts import Secret
+from gateway.access import DEVELOPMENT, SCOPES, Principal
 from gateway.clock import Clock
-from gateway.errors import Forbidden, Unauthenticated
+from gateway.config.security import ClientConfig, JwtConfig
+from gateway.errors import Unauthenticated
 
-log = logging.getLogger("gateway.auth")
+log = logging.getLogger("gateway.server.auth")
 
-SCOPES = ("balances:read", "transactions:read", "topup:write", "metrics:read")
 BAD_CREDENTIALS = "Missing or invalid credentials."
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """A client's token bucket: `burst` requests at once, refilled at `requests_per_second`."""
-
-    requests_per_second: float = 50.0
-    burst: int = 200
-
-
-@dataclass(frozen=True)
-class Principal:
-    name: str
-    scopes: frozenset[str]
-    accounts: frozenset[str] | None  # None: every account ("*")
-    rate_limit: RateLimit | None = None  # None: the configured default
-    rate_limited: bool = True
-
-    def can_see(self, account_id: str) -> bool:
-        return self.accounts is None or account_id in self.accounts
-
-    def require(self, scope: str) -> None:
-        if scope not in self.scopes:
-            raise Forbidden(f"This operation needs the {scope} scope.")
-
-    @property
-    def identity(self) -> str:
-        """What the response cache keys on: scopes and visible accounts, not the name."""
-        accounts = "*" if self.accounts is None else ",".join(sorted(self.accounts))
-        return f"{','.join(sorted(self.scopes))}|{accounts}"
-
-
-# The development profile's caller without a key. The colon keeps the name apart from
-# configured clients' (`[a-z0-9_-]`), as `jwt:<sub>` is; it has no rate limit (a quick
-# load test of the demo is not an attack).
-DEVELOPMENT = Principal("dev:anonymous", frozenset(SCOPES), None, rate_limited=False)
 
 
 def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class ClientConfig:
-    name: str
-    key_sha256: str
-    scopes: frozenset[str]
-    accounts: frozenset[str] | None
-    rate_limit: RateLimit | None = None  # None: the configured default
-
-
-@dataclass(frozen=True)
-class JwtConfig:
-    algorithms: tuple[str, ...]
-    issuer: str
-    audience: str
-    secret: Secret | None = None  # HS256
-    jwks_file: str | None = None  # RS256 / ES256
-    jwks_url: str | None = None
-    scopes_claim: str = "scope"
-    accounts_claim: str = "accounts"
-    name_claim: str = "sub"
-    leeway_seconds: int = 30
 
 
 class JwtVerifier:

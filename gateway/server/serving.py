@@ -23,7 +23,7 @@ from typing import Any
 import uvicorn
 
 from gateway import log_context
-from gateway.uvicorn_compat import guarded_protocol
+from gateway.server.uvicorn_compat import guarded_protocol
 
 
 class CliError(Exception):

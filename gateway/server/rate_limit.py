@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 
-from gateway.auth import Principal, RateLimit
+from gateway.access import Principal, RateLimit
+from gateway.cache.store import Store
 from gateway.clock import Clock
-from gateway.store import Store
 
 BUCKET = """
 local v = redis.call('HMGET', KEYS[1], 't', 'u')

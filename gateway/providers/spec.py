@@ -1,0 +1,35 @@
+"""A provider kind as the configuration and the composition root see it: plain data.
+
+Each adapter module defines its `SPEC`; the registry finds it by name. Nothing here does
+HTTP, so the configuration can read specs without loading an HTTP library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gateway.domain import Capability, ProviderKind
+
+if TYPE_CHECKING:
+    from gateway.clock import Clock
+    from gateway.config.accounts import AccountConfig
+    from gateway.providers.protocols import BalanceProvider
+    from gateway.upstream.channel import Channel
+
+AdapterFactory = Callable[["AccountConfig", "Channel", "Clock"], "BalanceProvider"]
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """How to build and configure one provider kind (one registry line each)."""
+
+    kind: ProviderKind
+    factory: AdapterFactory
+    required_credentials: frozenset[str]
+    optional_credentials: frozenset[str] = frozenset()
+    default_currency: str | None = None  # None: the provider states currencies itself
+    capabilities: tuple[Capability, ...] = (Capability.BALANCE,)
+    calls_per_minute: int | None = None  # the provider's documented quota, if any
+    calls_per_day: int | None = None
