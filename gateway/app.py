@@ -41,13 +41,13 @@ from gateway.server.endpoint import GatewayGraphQL, GraphQLEndpoint
 from gateway.server.rate_limit import RateLimiter
 from gateway.services.balances import BalanceService
 from gateway.services.cursor import Cursors
-from gateway.services.journal import open_idempotency
-from gateway.services.topups import Journal, TopUpProvider, TopUpService
+from gateway.services.journal import open_journal
+from gateway.services.topups import JournalHistory, TopUpProvider, TopUpService
 from gateway.services.transactions import TransactionService
 from gateway.upstream.breaker import CircuitBreaker
 from gateway.upstream.channel import Channel, RetryPolicy, Sleep
 from gateway.upstream.client import UpstreamClient
-from gateway.upstream.quota import Budget, Limits
+from gateway.upstream.quota import CallLimits, Quota
 
 log = logging.getLogger("gateway.app")
 
@@ -162,7 +162,7 @@ async def parts(
     http = UpstreamClient(
         transport, max_body_bytes=settings.upstream.max_body_bytes, wall_clock=clock
     )
-    journal = open_idempotency(settings.idempotency.url)
+    journal = open_journal(settings.idempotency.url)
     try:
         adapters = {
             account.id: spec(account.provider.value).factory(
@@ -189,7 +189,7 @@ async def parts(
         sources: dict[str, TransactionSource] = {}
         for account_id, adapter in adapters.items():
             if can(account_id, Capability.TOP_UP):  # its history is our journal
-                sources[account_id] = Journal(journal, account_id)
+                sources[account_id] = JournalHistory(journal, account_id)
             elif can(account_id, Capability.TRANSACTIONS):
                 sources[account_id] = cast(TransactionSource, adapter)
         transactions = TransactionService(
@@ -241,8 +241,8 @@ def channel_for(
             upstream.max_attempts, upstream.backoff_base_seconds, upstream.backoff_max_seconds
         ),
         breaker=CircuitBreaker(upstream.breaker_failures, upstream.breaker_cooldown_seconds, clock),
-        budget=Budget(
-            account.id, Limits(account.calls_per_minute, account.calls_per_day), store, clock
+        quota=Quota(
+            account.id, CallLimits(account.calls_per_minute, account.calls_per_day), store, clock
         ),
         max_concurrency=upstream.max_concurrency,
         metrics=metrics,

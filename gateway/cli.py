@@ -29,7 +29,7 @@ from gateway.server.serving import (
     serve_until_stopped,
     url_of,
 )
-from gateway.services.journal import open_idempotency
+from gateway.services.journal import open_journal
 
 SCHEMA_FILE = Path("schema.graphql")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -243,7 +243,7 @@ def topups(args: argparse.Namespace) -> int:
 
 
 async def _topups(settings: Settings, args: argparse.Namespace) -> int:
-    store = open_idempotency(settings.idempotency.url)
+    store = open_journal(settings.idempotency.url)
     try:
         if args.topups_command == "list":
             records = await store.records(pending_only=args.pending, now=time.time())

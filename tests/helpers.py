@@ -30,7 +30,7 @@ from gateway.server.auth import key_hash
 from gateway.upstream.breaker import CircuitBreaker
 from gateway.upstream.channel import Channel, RetryPolicy
 from gateway.upstream.client import UpstreamClient
-from gateway.upstream.quota import Budget, Limits
+from gateway.upstream.quota import CallLimits, Quota
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = ROOT / "deploy" / "demo.toml"
@@ -161,7 +161,7 @@ def make_channel(
     attempts: int = 1,
     store: Store | None = None,
     breaker: CircuitBreaker | None = None,
-    limits: Limits | None = None,
+    limits: CallLimits | None = None,
     max_concurrency: int = 8,
     sleep: Callable[[float], Any] = no_sleep,
 ) -> Channel:
@@ -171,7 +171,9 @@ def make_channel(
         timeout_seconds=account.timeout_seconds,
         retry=RetryPolicy(max_attempts=attempts),
         breaker=breaker or CircuitBreaker(5, 30, clock),
-        budget=Budget(account.id, limits or Limits(), store or open_store("memory://", "t"), clock),
+        quota=Quota(
+            account.id, limits or CallLimits(), store or open_store("memory://", "t"), clock
+        ),
         max_concurrency=max_concurrency,
         metrics=Metrics(),
         clock=clock,

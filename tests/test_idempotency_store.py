@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from gateway.services.journal import IdempotencyStore, Record, open_idempotency
+from gateway.services.journal import Journal, Record, open_journal
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[IdempotencyStore]:
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Journal]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'journal.db'}"
     else:
         url = request.getfixturevalue("pg_url")
-    opened = open_idempotency(url)
+    opened = open_journal(url)
     yield opened
     if request.param == "postgresql":  # leave the shared schema as we found it
         for record in await opened.records():
@@ -50,14 +50,14 @@ def record(
     )
 
 
-async def test_exactly_one_caller_begins_a_key(store: IdempotencyStore) -> None:
+async def test_exactly_one_caller_begins_a_key(store: Journal) -> None:
     assert await store.begin(record()) is None
     existing = await store.begin(record(owner="o2", fingerprint="f2"))
     assert existing is not None and existing.owner == "o1" and existing.fingerprint == "f1"
     assert await store.begin(record(client="other")) is None  # keys are per client
 
 
-async def test_finish_is_a_compare_and_set(store: IdempotencyStore) -> None:
+async def test_finish_is_a_compare_and_set(store: Journal) -> None:
     await store.begin(record())
     assert not await store.finish("ops", "k1", "intruder", "succeeded", {})
     assert await store.finish("ops", "k1", "o1", "pending", {})
@@ -69,7 +69,7 @@ async def test_finish_is_a_compare_and_set(store: IdempotencyStore) -> None:
     assert (got.state, got.resolved_by, got.resolved_at) == ("succeeded", "alice", 200.0)
 
 
-async def test_release_gives_the_key_back_only_while_in_flight(store: IdempotencyStore) -> None:
+async def test_release_gives_the_key_back_only_while_in_flight(store: Journal) -> None:
     await store.begin(record())
     assert await store.release("ops", "k1", "o1")
     assert await store.get("ops", "k1") is None
@@ -79,7 +79,7 @@ async def test_release_gives_the_key_back_only_while_in_flight(store: Idempotenc
 
 
 async def test_pending_listing_includes_abandoned_in_flight_records(
-    store: IdempotencyStore,
+    store: Journal,
 ) -> None:
     await store.begin(record("a", lease=150.0))
     await store.begin(record("b", lease=300.0))

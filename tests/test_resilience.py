@@ -16,7 +16,7 @@ from gateway.simulator import Simulator
 from gateway.upstream.breaker import BreakerState, CircuitBreaker
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.deadline import request_deadline
-from gateway.upstream.quota import Limits
+from gateway.upstream.quota import CallLimits
 from tests.helpers import FakeClock, demo_settings, make_channel
 
 ACCOUNT = demo_settings().accounts["magma"]
@@ -179,7 +179,7 @@ async def test_the_101st_call_in_a_minute_to_muda_is_not_made(
 ) -> None:
     account = demo_settings().accounts["muda-ug"]
     assert (account.calls_per_minute, account.calls_per_day) == (100, 5000)
-    limits = Limits(account.calls_per_minute, account.calls_per_day)
+    limits = CallLimits(account.calls_per_minute, account.calls_per_day)
     muda = Muda(account, make_channel(account, http, clock, limits=limits), clock)
     for _ in range(99):  # 1 token exchange + 99 balance reads = 100 calls
         await muda.fetch_balances()
@@ -197,11 +197,11 @@ async def test_the_101st_call_in_a_minute_to_muda_is_not_made(
 async def test_budgets_are_shared_through_the_store(
     redis_url: str, namespace: str, clock: FakeClock
 ) -> None:
-    from gateway.upstream.quota import Budget
+    from gateway.upstream.quota import Quota
 
     store_a, store_b = open_store(redis_url, namespace), open_store(redis_url, namespace)
-    a = Budget("muda-ug", Limits(per_minute=3), store_a, clock)
-    b = Budget("muda-ug", Limits(per_minute=3), store_b, clock)
+    a = Quota("muda-ug", CallLimits(per_minute=3), store_a, clock)
+    b = Quota("muda-ug", CallLimits(per_minute=3), store_b, clock)
     taken = [await a.take(), await b.take(), await a.take(), await b.take()]
     await store_a.close()
     await store_b.close()

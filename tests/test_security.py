@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from gateway.config.security import Limits
+from gateway.config.security import RequestLimits
 from gateway.schema.execution.limits import _Measure
 from gateway.simulator import Simulator
 from tests.helpers import (
@@ -128,7 +128,9 @@ async def test_directive_overloading_keeps_the_error_list_short(
     for directive, count in (("@skip(if: false) ", 250), ("@nope ", 900), ("@deprecated ", 900)):
         response = await gw.post("{ countries " + directive * count + "{ code } }")
         errors = response.json()["errors"]
-        assert len(errors) == Limits().max_errors == 5  # small by default, not one per directive
+        assert (
+            len(errors) == RequestLimits().max_errors == 5
+        )  # small by default, not one per directive
         assert {e["extensions"]["code"] for e in errors} == {"VALIDATION"}
     assert_untouched(sim)
 

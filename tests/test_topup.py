@@ -14,7 +14,7 @@ import pytest
 
 from gateway.cli import main as cli_main
 from gateway.config.settings import IdempotencySettings
-from gateway.services.journal import Record, open_idempotency
+from gateway.services.journal import Record, open_journal
 from gateway.simulator import Simulator
 from tests.helpers import (
     FULL_KEY,
@@ -94,7 +94,7 @@ async def test_two_apps_sharing_postgresql_post_once(
         running_gateway(settings, slow, clock) as b,
     ):
         answers = await asyncio.gather(*(send(gw, key) for _ in range(25) for gw in (a, b)))
-    store = open_idempotency(pg_url)
+    store = open_journal(pg_url)
     await store._run("DELETE FROM topups WHERE key = %s", (key,))  # type: ignore[attr-defined]
     await store.close()
     assert (posts(sim), credits(sim)) == (1, 1)
@@ -259,7 +259,7 @@ async def test_a_restart_finds_in_flight_records_pending_and_never_resends(
     sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
 ) -> None:
     settings = demo_settings()
-    store = open_idempotency(settings.idempotency.url)
+    store = open_journal(settings.idempotency.url)
     from gateway.services.topups import TopUpRequest, fingerprint
 
     request = TopUpRequest("ourvoice-sn", Decimal("5000"), None, "MTN MOMO", "PAY-1", "k-1")
@@ -429,9 +429,9 @@ class FlakyJournal:
     database connection would make them."""
 
     def __init__(self, path: str, failing: set[str]) -> None:
-        from gateway.services.journal import SqliteStore
+        from gateway.services.journal import SqliteJournal
 
-        self.inner = SqliteStore(path)
+        self.inner = SqliteJournal(path)
         self.failing = failing
 
     def __getattr__(self, name: str) -> Any:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from gateway.app import create_app
-from gateway.services.journal import open_idempotency
+from gateway.services.journal import open_journal
 from gateway.simulator import create_simulator
 from gateway.simulator.ourvoice import TOPUP_FAULTS
 from gateway.simulator.state import SimState
@@ -55,7 +55,7 @@ class TopUps(RuleBasedStateMachine):
         self.loop.run_until_complete(self.lifespan.__aexit__(None, None, None))
 
     def _records(self) -> list[Any]:
-        store = open_idempotency(self.settings.idempotency.url)
+        store = open_journal(self.settings.idempotency.url)
         try:
             return self.loop.run_until_complete(store.records())
         finally:
@@ -98,7 +98,7 @@ class TopUps(RuleBasedStateMachine):
     def resolve_against_the_ledger(self) -> None:
         self.clock.advance(60)
         ledger = set(self._ledger())
-        store = open_idempotency(self.settings.idempotency.url)
+        store = open_journal(self.settings.idempotency.url)
         for record in self._records():
             if record.state == "pending" or (
                 record.state == "in_flight" and (record.lease_until or 0) < self.clock()

@@ -8,7 +8,7 @@ from typing import Any
 import strawberry
 from graphql import ValidationRule
 
-from gateway.config.security import Limits
+from gateway.config.security import RequestLimits
 from gateway.schema import build_schema
 from gateway.schema.execution.validation_cache import TextValidationCache, ValidationResults
 
@@ -51,7 +51,7 @@ def test_a_query_text_is_validated_once_and_its_errors_reported_every_time() -> 
 def test_schemas_with_different_limits_do_not_share_results() -> None:
     # Invalid for both (an unknown field), so neither executes; too deep for one only.
     deep = "{ balances { results { ... on AccountBalance { balances { total { nope } } } } } }"
-    shallow, roomy = build_schema(limits=Limits(max_depth=3)), build_schema()
+    shallow, roomy = build_schema(limits=RequestLimits(max_depth=3)), build_schema()
     for _ in range(2):
         for schema, too_deep in ((shallow, True), (roomy, False)):
             errors = [e.message for e in schema.execute_sync(deep).errors or []]

@@ -64,7 +64,7 @@ class JwtConfig:
 
 
 @dataclass(frozen=True)
-class Limits:
+class RequestLimits:
     max_depth: int = 10
     max_aliases: int = 30
     max_tokens: int = 2000
@@ -79,7 +79,7 @@ class Limits:
 class Security:
     clients: dict[str, ClientConfig] = field(default_factory=dict)
     jwt: JwtConfig | None = None
-    limits: Limits = field(default_factory=Limits)
+    limits: RequestLimits = field(default_factory=RequestLimits)
     rate_limit: RateLimit = field(default_factory=RateLimit)
 
 
@@ -201,9 +201,9 @@ def _jwt(check: Checker, raw: Mapping[str, Any], development: bool) -> JwtConfig
     )
 
 
-def _limits(check: Checker, raw: Mapping[str, Any]) -> Limits:
+def _limits(check: Checker, raw: Mapping[str, Any]) -> RequestLimits:
     check.unknown(raw, LIMIT_KEYS, "limits")
-    d = Limits()
+    d = RequestLimits()
 
     def whole(key: str, default: int, high: int) -> int:
         return check.whole(raw, key, "limits", default, high) or default
@@ -212,7 +212,7 @@ def _limits(check: Checker, raw: Mapping[str, Any]) -> Limits:
     if not isinstance(allow_get, bool):
         check.add("limits.allow_get", "must be true or false", "allow_get = false")
         allow_get = d.allow_get
-    return Limits(
+    return RequestLimits(
         max_depth=whole("max_depth", d.max_depth, 100),
         max_aliases=whole("max_aliases", d.max_aliases, 10_000),
         max_tokens=whole("max_tokens", d.max_tokens, 100_000),

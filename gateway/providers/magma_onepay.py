@@ -32,7 +32,7 @@ from gateway.domain import (
 )
 from gateway.errors import UpstreamContext
 from gateway.providers.base import get_ok, join_url, upstream_context
-from gateway.providers.reader import WireReader
+from gateway.providers.reader import JsonReader
 from gateway.providers.spec import ProviderSpec
 from gateway.upstream.channel import Channel
 from gateway.upstream.client import status_error
@@ -41,7 +41,7 @@ BALANCE_PATH = "/v1/misc/balance"
 NON_ISO_COUNTRIES = {"RDC": "CD"}
 
 
-def parse_country(reader: WireReader, item: Any, where: str) -> Country:
+def parse_country(reader: JsonReader, item: Any, where: str) -> Country:
     raw_code = reader.string(item, "code", where)
     code = NON_ISO_COUNTRIES.get(raw_code.upper(), raw_code.upper())
     if len(code) != 2 or not code.isalpha():
@@ -56,7 +56,7 @@ def parse_country(reader: WireReader, item: Any, where: str) -> Country:
     )
 
 
-def parse_item(reader: WireReader, item: Any, where: str, account: AccountConfig) -> Balance:
+def parse_item(reader: JsonReader, item: Any, where: str, account: AccountConfig) -> Balance:
     item = reader.object(item, where)
     country = parse_country(reader, item, where)
     currency = country.currency or ""
@@ -80,7 +80,7 @@ def parse_item(reader: WireReader, item: Any, where: str, account: AccountConfig
     )
 
 
-def envelope_items(reader: WireReader, raw: bytes) -> list[Any]:
+def envelope_items(reader: JsonReader, raw: bytes) -> list[Any]:
     """`data` of `{"code": 200, "message", "data": [...]}` (or a bare array); a `code` other
     than 200 is that status's error."""
     body = reader.loads(raw)
@@ -95,7 +95,7 @@ def envelope_items(reader: WireReader, raw: bytes) -> list[Any]:
 def parse_balances(
     raw: bytes, account: AccountConfig, context: UpstreamContext
 ) -> tuple[Balance, ...]:
-    reader = WireReader(context)
+    reader = JsonReader(context)
     items = envelope_items(reader, raw)
     balances = tuple(
         parse_item(reader, item, f"data[{i}]", account) for i, item in enumerate(items)
@@ -137,7 +137,7 @@ def upstream_time(moment: datetime, zone: tzinfo) -> str:
 def parse_history(
     raw: bytes, account: AccountConfig, context: UpstreamContext
 ) -> tuple[Transaction, ...]:
-    reader = WireReader(context)
+    reader = JsonReader(context)
     rows = []
     for i, item in enumerate(envelope_items(reader, raw)):
         where = f"data[{i}]"

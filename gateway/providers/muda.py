@@ -35,7 +35,7 @@ from gateway.domain import (
 )
 from gateway.errors import UpstreamContext
 from gateway.providers.base import join_url, upstream_context
-from gateway.providers.reader import WireReader
+from gateway.providers.reader import JsonReader
 from gateway.providers.spec import ProviderSpec
 from gateway.upstream.channel import Channel
 from gateway.upstream.client import UpstreamResponse, status_error
@@ -59,7 +59,7 @@ def effective_status(response: UpstreamResponse) -> int:
     return response.status
 
 
-def envelope_data(reader: WireReader, response: UpstreamResponse, failure_status: int) -> Any:
+def envelope_data(reader: JsonReader, response: UpstreamResponse, failure_status: int) -> Any:
     """`data` of a successful envelope; otherwise the typed error for its `status`.
 
     `failure_status` says how to read a body-level 400 (a failed balance fetch is the
@@ -77,7 +77,7 @@ def envelope_data(reader: WireReader, response: UpstreamResponse, failure_status
     raise status_error(reader.context, failure_status if status == 400 else status)
 
 
-def asset_of(reader: WireReader, item: Mapping[str, Any], where: str) -> Asset:
+def asset_of(reader: JsonReader, item: Mapping[str, Any], where: str) -> Asset:
     code = reader.string(item, "asset_code", where)
     currency = reader.currency(item.get("currency"), f"{where}.currency")
     collateral = code == "c" + currency
@@ -94,7 +94,7 @@ def asset_of(reader: WireReader, item: Mapping[str, Any], where: str) -> Asset:
 def parse_balances(
     response: UpstreamResponse, account: AccountConfig, context: UpstreamContext
 ) -> tuple[Balance, ...]:
-    reader = WireReader(context)
+    reader = JsonReader(context)
     items = reader.array(envelope_data(reader, response, failure_status=503), "data")
     balances = []
     for i, raw_item in enumerate(items):
@@ -144,7 +144,7 @@ def parse_statement(
     response: UpstreamResponse, account: AccountConfig, context: UpstreamContext
 ) -> TransactionPage:
     """The whole statement (the upstream does not paginate), newest first."""
-    reader = WireReader(context)
+    reader = JsonReader(context)
     rows = []
     for i, item in enumerate(reader.array(envelope_data(reader, response, 503), "data")):
         where = f"data[{i}]"
@@ -186,7 +186,7 @@ class Token:
 
 
 def parse_token(response: UpstreamResponse, context: UpstreamContext, now: float) -> Token:
-    reader = WireReader(context)
+    reader = JsonReader(context)
     data = reader.object(envelope_data(reader, response, failure_status=401), "data")
     expires_in = reader.integer(data, "expires_in", "data", TOKEN_LIFETIME_LIMIT_SECONDS)
     if expires_in <= 0:

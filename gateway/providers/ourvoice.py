@@ -31,7 +31,7 @@ from gateway.domain import (
 )
 from gateway.errors import UpstreamContext, UpstreamUnavailable
 from gateway.providers.base import get_ok, join_url, upstream_context
-from gateway.providers.reader import WireReader
+from gateway.providers.reader import JsonReader
 from gateway.providers.spec import ProviderSpec
 from gateway.upstream.channel import Channel
 
@@ -61,7 +61,7 @@ def topup_body(amount: Decimal, payment_method: str, payment_id: str, status: st
 def parse_topup(raw: bytes, account: AccountConfig, context: UpstreamContext) -> Transaction:
     """The recorded transaction; any doubt about the body is a bad response (the caller
     treats that as an unknown outcome, never as a failure)."""
-    reader = WireReader(context)
+    reader = JsonReader(context)
     inner = unwrap(reader, raw)
     tx = reader.object(reader.field(inner, "transaction", "data.data"), "transaction")
     reference = reader.string(tx, "id", "transaction")
@@ -85,7 +85,7 @@ def parse_topup(raw: bytes, account: AccountConfig, context: UpstreamContext) ->
     )
 
 
-def unwrap(reader: WireReader, raw: bytes) -> Mapping[str, Any]:
+def unwrap(reader: JsonReader, raw: bytes) -> Mapping[str, Any]:
     """The inner payload of an Our Voice envelope, as an object."""
     outer = reader.object(reader.loads(raw), "body")
     envelope = reader.object(reader.field(outer, "data", "body"), "data")
@@ -99,7 +99,7 @@ def unwrap(reader: WireReader, raw: bytes) -> Mapping[str, Any]:
 
 
 def parse_balance(raw: bytes, account: AccountConfig, context: UpstreamContext) -> Balance:
-    reader = WireReader(context)
+    reader = JsonReader(context)
     # Prepaid credit only ever grows by top-ups and shrinks to zero: negative is a bad
     # response [assume: the docs say nothing either way].
     amount = reader.amount(unwrap(reader, raw), "balance", "data.data", negative=False)

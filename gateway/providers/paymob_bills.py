@@ -39,7 +39,7 @@ from gateway.domain import (
 )
 from gateway.errors import UpstreamContext
 from gateway.providers.base import get_ok, join_url, upstream_context
-from gateway.providers.reader import WireReader
+from gateway.providers.reader import JsonReader
 from gateway.providers.spec import ProviderSpec
 from gateway.upstream.channel import Channel
 
@@ -62,7 +62,7 @@ def signature_header(
 def parse_balances(
     raw: bytes, account: AccountConfig, context: UpstreamContext
 ) -> tuple[Balance, ...]:
-    reader = WireReader(context)
+    reader = JsonReader(context)
     body = reader.object(reader.loads(raw), "body")
     currency = account.currency or "EGP"
     country = COUNTRIES.get(account.country or "EG")
@@ -130,7 +130,7 @@ def parse_transactions(
 ) -> TransactionPage:
     """A DRF page: `count`, `next`/`previous` (URLs: never followed, only `next`'s presence
     is read), `results`."""
-    reader = WireReader(context)
+    reader = JsonReader(context)
     body = reader.object(reader.loads(raw), "body")
     count = reader.integer(body, "count", "body", MAX_COUNT)
     currency = account.currency or "EGP"

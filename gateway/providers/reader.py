@@ -16,7 +16,7 @@ from gateway.domain import AMOUNT_INTEGER_DIGITS, FRACTION_DIGITS, fits, is_know
 from gateway.errors import UpstreamBadResponse, UpstreamContext
 
 
-class WireReader:
+class JsonReader:
     """Reads one upstream's body; every failure names the provider and account."""
 
     def __init__(self, context: UpstreamContext) -> None:

@@ -17,7 +17,7 @@ from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from gateway.config.security import Limits
+from gateway.config.security import RequestLimits
 from gateway.schema.errors import DeferredErrors
 from gateway.schema.execution.fast_completion import FastCompletionContext
 from gateway.schema.execution.limits import limits_rule
@@ -41,8 +41,10 @@ class QuietSchema(strawberry.Schema):
             log.debug("graphql error: %s", error.message)
 
 
-def build_schema(*, development: bool = False, limits: Limits | None = None) -> strawberry.Schema:
-    limits = limits or Limits()
+def build_schema(
+    *, development: bool = False, limits: RequestLimits | None = None
+) -> strawberry.Schema:
+    limits = limits or RequestLimits()
     operation_limits = limits_rule(limits.max_depth, limits.max_aliases)
     validated = ValidationResults(max_entries=512)
     extensions: list[type[SchemaExtension] | object] = [

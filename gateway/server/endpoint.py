@@ -28,7 +28,7 @@ from strawberry.types import ExecutionResult
 from gateway.access import Principal
 from gateway.cache.responses import CachedRequest, ResponseCache
 from gateway.clock import Clock
-from gateway.config.security import Limits
+from gateway.config.security import RequestLimits
 from gateway.errors import ErrorCode, GatewayError, Overloaded, RateLimited
 from gateway.log_context import client_name
 from gateway.metrics import Metrics
@@ -172,7 +172,7 @@ def nesting(value: Any) -> int:
     return deepest
 
 
-def checked_payload(body: bytes, limits: Limits) -> dict[str, Any]:
+def checked_payload(body: bytes, limits: RequestLimits) -> dict[str, Any]:
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError):
@@ -205,7 +205,7 @@ class GraphQLEndpoint:
         response_cache: ResponseCache | None,
         metrics: Metrics,
         clock: Clock,
-        limits: Limits,
+        limits: RequestLimits,
         default_fresh_seconds: float,
         body_timeout_seconds: float = 30.0,
         deadline_seconds: float = 9.0,

@@ -79,7 +79,7 @@ class Record:
         )
 
 
-class IdempotencyStore(Protocol):
+class Journal(Protocol):
     async def begin(self, record: Record) -> Record | None:
         """Insert `record` (state in_flight) if the key is new: None. Else the existing one."""
         ...
@@ -140,7 +140,7 @@ def _listing(
     return f"SELECT {COLUMNS} FROM topups{where} ORDER BY created_at DESC, key DESC", args
 
 
-class SqliteStore:
+class SqliteJournal:
     """One connection, used from one worker thread at a time, in WAL mode."""
 
     def __init__(self, path: str) -> None:
@@ -216,7 +216,7 @@ class SqliteStore:
             self._db.close()
 
 
-class PostgresStore:
+class PostgresJournal:
     """One connection; operations are serialized on it (each is a single statement)."""
 
     LOCK_ID = 727_217_001  # an advisory lock id: replicas create the table one at a time
@@ -295,11 +295,11 @@ class PostgresStore:
             await self._conn.close()
 
 
-def open_idempotency(url: str) -> IdempotencyStore:
+def open_journal(url: str) -> Journal:
     """`sqlite:///relative.db`, `sqlite:////absolute/path.db` or `postgresql://…`."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
-        return SqliteStore(url[len("sqlite:///") :])
+        return SqliteJournal(url[len("sqlite:///") :])
     if parts.scheme in ("postgresql", "postgres"):
-        return PostgresStore(url)
+        return PostgresJournal(url)
     raise ValueError(f"unsupported idempotency URL scheme {parts.scheme!r}")

@@ -36,7 +36,7 @@ from gateway.domain import (
 )
 from gateway.domain import TransactionStatus as Status
 from gateway.errors import ErrorCode, UpstreamError
-from gateway.services.journal import IdempotencyStore, Record
+from gateway.services.journal import Journal, Record
 
 log = logging.getLogger("gateway.services.topups")
 REJECTED_STATUSES = (400, 404, 422)
@@ -172,7 +172,7 @@ class TopUpService:
         self,
         accounts: Mapping[str, AccountConfig],
         providers: Mapping[str, TopUpProvider],
-        store: IdempotencyStore,
+        store: Journal,
         invalidate: Callable[[str], Awaitable[None]],
         clock: Clock,
         wait_seconds: float,
@@ -249,7 +249,7 @@ class TopUpService:
                 "The earlier attempt was not sent; retry.",
                 retryable=True,
             )
-        return outcome_of(current, replayed=True)
+        return answer_of(current, replayed=True)
 
     async def _send(
         self, client: str, request: TopUpRequest, record: Record, owner: str
@@ -314,7 +314,7 @@ class TopUpService:
         return Pending(request.idempotency_key, PENDING_MESSAGE, replayed=False)
 
 
-def outcome_of(record: Record, replayed: bool) -> Outcome:
+def answer_of(record: Record, replayed: bool) -> Outcome:
     """What a stored record answers."""
     if record.state == "succeeded":
         return Succeeded(journal_entry(record), replayed)
@@ -336,13 +336,13 @@ def outcome_of(record: Record, replayed: bool) -> Outcome:
     return Pending(record.key, PENDING_MESSAGE, replayed)
 
 
-class Journal:
+class JournalHistory:
     """The account's recorded top-ups as its transaction history (Our Voice has none of its
     own). Read from the durable store on every request: never cached."""
 
     cacheable = False
 
-    def __init__(self, store: IdempotencyStore, account_id: str) -> None:
+    def __init__(self, store: Journal, account_id: str) -> None:
         self.store = store
         self.account_id = account_id
 

@@ -1,7 +1,7 @@
 """One account's way to its provider: the shared HTTP client plus that account's own
-bulkhead, circuit breaker, call budget and retry policy.
+bulkhead, circuit breaker, call quota and retry policy.
 
-Every attempt, in order: inside the request deadline? breaker not open? budget left? a
+Every attempt, in order: inside the request deadline? breaker not open? quota left? a
 bulkhead slot free (waiting no longer than the deadline)? Then one HTTP exchange, whose
 outcome feeds the breaker and the metrics. Reads (idempotent calls) retry 5xx, 429,
 timeouts and connection failures with full-jitter backoff, bounded attempts, all inside
@@ -32,7 +32,7 @@ from gateway.metrics import Metrics
 from gateway.upstream.breaker import BreakerState, CircuitBreaker
 from gateway.upstream.client import UpstreamClient, UpstreamResponse, parse_retry_after
 from gateway.upstream.deadline import remaining_seconds
-from gateway.upstream.quota import Budget
+from gateway.upstream.quota import Quota
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Channel:
         timeout_seconds: float,
         retry: RetryPolicy,
         breaker: CircuitBreaker,
-        budget: Budget,
+        quota: Quota,
         max_concurrency: int,
         metrics: Metrics,
         clock: Clock = time.time,
@@ -72,7 +72,7 @@ class Channel:
         self.timeout_seconds = timeout_seconds
         self.retry = retry
         self.breaker = breaker
-        self.budget = budget
+        self.quota = quota
         self._slots = asyncio.Semaphore(max_concurrency)
         self._metrics = metrics
         self._in_flight = metrics.upstream_in_flight.labels(context.account)
@@ -104,7 +104,7 @@ class Channel:
             try:
                 response = await self._attempt(method, url, headers, json_body, content)
             except (CircuitOpen, UpstreamBadResponse, UpstreamRateLimited):
-                raise  # not worth retrying within one request (the budget is our own)
+                raise  # not worth retrying within one request (the quota is our own)
             except UpstreamError:
                 wait = self.retry.backoff(attempt, self._rng)
                 if last or not self._fits(wait):
@@ -139,7 +139,7 @@ class Channel:
             raise UpstreamTimeout(self.context, detail="request deadline reached").unsent()
         if self.breaker.state is BreakerState.OPEN:
             self._refuse_open()
-        await self._take_budget()
+        await self._take_quota()
         if not self.breaker.allow():
             self._refuse_open()
         timeout = (
@@ -159,7 +159,7 @@ class Channel:
                 content=content,
                 timeout_seconds=timeout - (time.monotonic() - started),
             )
-            outcome = outcome_of(response.status)
+            outcome = outcome_of_status(response.status)
             return response
         except UpstreamBadResponse:
             outcome = "bad_response"
@@ -175,10 +175,10 @@ class Channel:
             self._in_flight.dec()
             self._record(outcome, time.monotonic() - started)
 
-    async def _take_budget(self) -> None:
-        if not self.budget.limited:
+    async def _take_quota(self) -> None:
+        if not self.quota.limited:
             return
-        wait = await self.budget.take()
+        wait = await self.quota.take()
         if wait is None:
             self._metrics.budget_calls.labels(self.context.account, "taken").inc()
             return
@@ -217,7 +217,7 @@ class Channel:
         self._breaker_state.set(self.breaker.state.value)
 
 
-def outcome_of(status: int) -> str:
+def outcome_of_status(status: int) -> str:
     if 200 <= status < 300:
         return "ok"
     if status == 429:

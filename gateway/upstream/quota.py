@@ -1,11 +1,11 @@
-"""Per-account upstream call budgets (calls per minute and per day), fixed windows.
+"""Per-account upstream call quotas (calls per minute and per day), fixed windows.
 
 Each upstream request takes one unit from both windows before it is sent; past either
 limit it is not sent and the caller gets the seconds until that window ends. Windows are
 named from the gateway's injectable clock, so tests move time instead of sleeping; the
 store's TTL only evicts old windows. Counters live in the shared store (Redis when the
-cache is), so replicas share one budget; if the store fails, a local count takes over so
-the budget still holds for this process.
+cache is), so replicas share one quota; if the store fails, a local count takes over so
+the quota still holds for this process.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ WINDOWS = (("minute", 60), ("day", 86_400))
 
 
 @dataclass(frozen=True)
-class Limits:
+class CallLimits:
     per_minute: int | None = None
     per_day: int | None = None
 
@@ -28,8 +28,8 @@ class Limits:
         return self.per_minute if window == "minute" else self.per_day
 
 
-class Budget:
-    def __init__(self, account_id: str, limits: Limits, store: Store, clock: Clock) -> None:
+class Quota:
+    def __init__(self, account_id: str, limits: CallLimits, store: Store, clock: Clock) -> None:
         self.account_id = account_id
         self.limits = limits
         self._store = store

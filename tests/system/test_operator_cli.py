@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from gateway.services.journal import Record, open_idempotency
+from gateway.services.journal import Record, open_journal
 from tests.helpers import DEMO_CONFIG
 from tests.system.processes import CLI, completed
 
@@ -30,7 +30,7 @@ def test_topups_list_reads_the_journal_beside_the_config_from_any_folder(tmp_pat
     assert not (elsewhere / ".data").exists()  # nothing created where it was run
 
     async def record_one() -> None:
-        journal = open_idempotency(f"sqlite:///{deploy / '.data' / 'demo-topups.db'}")
+        journal = open_journal(f"sqlite:///{deploy / '.data' / 'demo-topups.db'}")
         request = {"amount": "5000", "currency": "XOF"}
         await journal.begin(
             Record(
