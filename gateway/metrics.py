@@ -43,7 +43,7 @@ class Metrics:
         )
         self.budget_calls = Counter(
             "gateway_budget_calls",
-            "Upstream calls taken from, or refused by, the account's call quota (name kept for dashboards).",
+            "Upstream calls taken from, or refused by, the account's call quota.",
             ["account", "result"],
             registry=r,
         )
