@@ -220,6 +220,37 @@ async def test_no_raw_secret_in_any_redis_key_or_value(
     assert b"demo-" not in blob
 
 
+async def test_every_key_written_follows_the_grammar_in_cache_keys(
+    redis_url: str, namespace: str, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    """Balances, histories with a caller-typed filter, a top-up, responses, generations,
+    call quotas and client buckets: every key names an account (and its fingerprint) or a
+    digest — never a secret, never what the caller typed."""
+    from gateway.cache import keys
+    from tests.helpers import FULL_KEY, production
+    from tests.test_topup import TOP_UP, topup
+
+    settings = production(with_cache(demo_settings(), redis_url, namespace))
+    typed = "caller-typed-reference-42"
+    history = """query($f: TransactionFilter) { transactions(accountId: "paymob-eg", filter: $f)
+      { __typename } }"""
+    async with running_gateway(settings, sim_transport, clock, key=FULL_KEY) as gw:
+        await gw.query("{ balances { complete } }")
+        await gw.query("{ balances { complete } }")  # a response-cache hit
+        await gw.query(history, {"f": {"reference": typed, "types": ["card"]}})
+        await gw.query(TOP_UP, topup())
+    client = redis.Redis.from_url(redis_url)
+    try:
+        prefix = f"{namespace}:v1:".encode()
+        written = [k.removeprefix(prefix).decode() for k in client.scan_iter(match=prefix + b"*")]
+    finally:
+        client.close()
+    kinds = {k.split(":")[0] for k in written}
+    assert {"balance", "tx", "gen", "response", "budget", "rate"} <= kinds
+    assert [k for k in written if not keys.GRAMMAR.fullmatch(k)] == []
+    assert not any(typed in k or "card" in k for k in written)
+
+
 async def test_a_value_mutated_by_one_reader_is_not_seen_by_the_next(
     cache_url: str, namespace: str, clock: FakeClock
 ) -> None:

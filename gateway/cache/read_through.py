@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
+from gateway.cache import keys
 from gateway.cache.store import Store
 from gateway.clock import Clock
 from gateway.errors import (
@@ -150,7 +151,7 @@ class ReadThroughCache:
         codec: Codec[T],
         entry: Entry | None,
     ) -> Cached[T]:
-        marker = f"{key}:filling" if self.store.shared else None
+        marker = keys.filling(key) if self.store.shared else None
         if marker and not await self.store.claim(
             marker, secrets.token_hex(8), self.fill_wait_seconds
         ):
@@ -209,8 +210,8 @@ class Generations:
         self.store = store
 
     async def of(self, account_ids: list[str]) -> list[str]:
-        values = await self.store.multi_get([f"gen:{a}" for a in account_ids])
+        values = await self.store.multi_get([keys.generation(a) for a in account_ids])
         return [v or "0" for v in values]
 
     async def bump(self, account_id: str) -> None:
-        await self.store.incr(f"gen:{account_id}", self.TTL_SECONDS)
+        await self.store.incr(keys.generation(account_id), self.TTL_SECONDS)

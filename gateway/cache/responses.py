@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.cache import keys
 from gateway.cache.read_through import Entry, Generations
 from gateway.cache.store import Store
 from gateway.clock import Clock
@@ -66,7 +67,7 @@ class ResponseCache:
             digest.update(f"\n{account}={generation}".encode())
         digest.update(b"\n")
         digest.update(request.key_material)
-        return f"response:{digest.hexdigest()}"
+        return keys.response(digest.hexdigest())
 
     async def get(self, key: str) -> bytes | None:
         entry = Entry.parse(await self.store.get(key))  # here the stamp is "valid until"

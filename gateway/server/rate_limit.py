@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from gateway.access import Principal, RateLimit
+from gateway.cache import keys
 from gateway.cache.store import Store
 from gateway.clock import Clock
 
@@ -44,7 +45,7 @@ class RateLimiter:
         limit = principal.rate_limit or self.default
         rate, burst, now = limit.requests_per_second, limit.burst, self._clock()
         client = principal.name
-        result = await self.store.script(BUCKET, f"rate:{client}", rate, burst, now)
+        result = await self.store.script(BUCKET, keys.rate(client), rate, burst, now)
         if result is not None:
             allowed, tokens = int(result[0]), float(result[1])
         else:

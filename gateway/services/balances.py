@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 
+from gateway.cache import keys
 from gateway.cache.codec import decode_balances, encode_balances
 from gateway.cache.read_through import Codec, Freshness, Generations, ReadThroughCache
 from gateway.config.accounts import AccountConfig
@@ -30,10 +31,6 @@ from gateway.upstream.deadline import request_deadline
 log = logging.getLogger("gateway.services.balances")
 BALANCES = Codec[tuple[Balance, ...]](encode_balances, decode_balances)
 DEADLINE_GRACE_SECONDS = 0.25  # the per-attempt deadline fires first; this is the backstop
-
-
-def balance_key(account: AccountConfig) -> str:
-    return f"balance:{account.id}:{account.fingerprint}"
 
 
 class BalanceService:
@@ -72,7 +69,7 @@ class BalanceService:
 
     async def invalidate(self, account_id: str) -> None:
         """Forget the account's cached balance and every cached response that included it."""
-        await self._cache.drop(balance_key(self._accounts[account_id]))
+        await self._cache.drop(keys.balance(self._accounts[account_id]))
         await self.generations.bump(account_id)
 
     async def _balance(self, account_id: str) -> AccountBalanceResult:
@@ -82,7 +79,7 @@ class BalanceService:
         try:
             async with asyncio.timeout(self.deadline_seconds + DEADLINE_GRACE_SECONDS):
                 cached = await self._cache.read(
-                    balance_key(account), account_id, freshness, fetch, BALANCES
+                    keys.balance(account), account_id, freshness, fetch, BALANCES
                 )
         except UpstreamError as exc:
             log.warning(

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from gateway.cache import keys
 from gateway.cache.codec import decode_transactions, encode_transactions
 from gateway.cache.read_through import Codec, Freshness, ReadThroughCache
 from gateway.config.accounts import AccountConfig
@@ -105,7 +106,7 @@ class TransactionService:
         source = self._sources[account_id]
         if not getattr(source, "cacheable", True):
             return await source.transaction_page(flt, page)
-        cache_key = f"tx:{account.id}:{account.fingerprint}:{flt.fingerprint()}:{page}"
+        cache_key = keys.transactions_page(account, flt, page)
 
         async def fetch() -> TransactionPage:
             return await source.transaction_page(flt, page)

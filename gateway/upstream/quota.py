@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from gateway.cache import keys
 from gateway.cache.store import Store
 from gateway.clock import Clock
 
@@ -50,7 +51,7 @@ class Quota:
             if limit is None:
                 continue
             start = int(now // length) * length
-            key = f"budget:{self.account_id}:{window}:{start}"
+            key = keys.quota_window(self.account_id, window, start)
             used = await self._store.incr(key, length + 60)
             if used is None:  # store failing: count here instead
                 if key not in self._local and len(self._local) > 16:

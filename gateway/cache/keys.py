@@ -1,0 +1,73 @@
+"""Every key the gateway writes to its store — built here, and nowhere else.
+
+All keys live under the store's namespace (`<[cache] namespace>:v1:`). The grammar:
+
+    balance:<account>:<fingerprint>                  an account's balances
+    tx:<account>:<fingerprint>:<filter>:<page>       one upstream page of its history
+    <balance or tx key>:filling                      single-flight marker (shared store only)
+    gen:<account>                                    the account's response generation
+    response:<digest>                                a whole GraphQL response
+    budget:<account>:minute|day:<window start>       the account's upstream call quota
+    rate:<client>                                    a client's token bucket
+
+    <account>      a configured account id: [a-z0-9][a-z0-9_-]*
+    <fingerprint>  20 hex digits of a hash of the provider, base URL and credentials —
+                   so a rotated key never reads another key's data, and no secret is stored
+    <filter>       16 hex digits of a hash of the normalised transaction filter
+    <page>         the upstream page number
+    <digest>       64 hex digits: SHA-256 of the caller's scopes and visible accounts, the
+                   generations of those accounts, and the document, variables and operation
+    <client>       a configured client name, `jwt:<subject>` (from a verified token) or
+                   `dev:anonymous`
+
+The rule this module makes auditable: a key names an account and a credential
+fingerprint, never a secret, and never text a caller typed except through a digest.
+`GRAMMAR` matches exactly the keys above; a test holds every key written to Redis to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from gateway.config.accounts import AccountConfig
+from gateway.domain import TransactionFilter
+
+WINDOW_NAMES = ("minute", "day")
+GRAMMAR = re.compile(
+    r"(?:balance:{a}:{f}|tx:{a}:{f}:{h}:\d+)(?::filling)?"
+    r"|gen:{a}|response:[0-9a-f]{{64}}|budget:{a}:(?:minute|day):\d+"
+    r"|rate:(?:[a-z0-9][a-z0-9_-]*|jwt:[^\s]+|dev:anonymous)".format(
+        a="[a-z0-9][a-z0-9_-]*", f="[0-9a-f]{20}", h="[0-9a-f]{16}"
+    )
+)
+
+
+def balance(account: AccountConfig) -> str:
+    return f"balance:{account.id}:{account.fingerprint}"
+
+
+def transactions_page(account: AccountConfig, flt: TransactionFilter, page: int) -> str:
+    """The filter is caller input: only its digest names the key."""
+    digest = hashlib.sha256(flt.fingerprint().encode()).hexdigest()[:16]
+    return f"tx:{account.id}:{account.fingerprint}:{digest}:{page}"
+
+
+def filling(key: str) -> str:
+    return f"{key}:filling"
+
+
+def generation(account_id: str) -> str:
+    return f"gen:{account_id}"
+
+
+def response(digest: str) -> str:
+    return f"response:{digest}"
+
+
+def quota_window(account_id: str, window: str, start: int) -> str:
+    return f"budget:{account_id}:{window}:{start}"
+
+
+def rate(client: str) -> str:
+    return f"rate:{client}"
