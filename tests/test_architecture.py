@@ -6,8 +6,9 @@ The folders read as the path of a request, and imports point one way, downwards:
 
 (`cli` and `app` may use any layer below them; the simulator is apart). Everyone may use
 the shared leaves: `domain`, `errors`, `clock`, `metrics`, `log_context`, `access`, the
-package root, and the provider registry and spec (plain data, read by the
-configuration). A module may import its own package and any package below it — never one
+package root, the provider registry and spec (plain data, read by the configuration), and
+`_compat/` (one module per library whose internals are touched; it imports no gateway
+module). A module may import its own package and any package below it — never one
 above — so the closure of what a module loads follows the same direction. On top, what the
 layers promise about third-party libraries is checked on the real import closure, in a
 fresh interpreter: importing the services loads no httpx, aiohttp or Strawberry; the
@@ -79,7 +80,7 @@ def gateway_imports(path: Path, *, runtime_only: bool = True) -> set[str]:
 
 
 def allowed(importer: str, imported: str) -> bool:
-    if imported in SHARED or imported.startswith("gateway.__"):
+    if imported in SHARED or imported.startswith(("gateway.__", "gateway._compat")):
         return True
     mine, theirs = layer_of(importer), layer_of(imported)
     if mine == theirs:
@@ -95,7 +96,7 @@ def allowed(importer: str, imported: str) -> bool:
 
 def test_every_module_belongs_to_a_known_layer() -> None:
     known = set(ORDER) | {"simulator", "", "domain", "errors", "clock", "metrics"}
-    known |= {"log_context", "access"}
+    known |= {"log_context", "access", "_compat"}
     assert {layer_of(module_of(p)) for p in MODULES} <= known
 
 
@@ -107,6 +108,18 @@ def test_imports_point_down_the_layers(path: Path) -> None:
     importer = module_of(path)
     wrong = sorted(i for i in gateway_imports(path) if not allowed(importer, i))
     assert wrong == [], f"{importer} imports upwards or across: {wrong}"
+
+
+def test_third_party_internals_are_touched_only_in_compat_modules_that_import_no_gateway() -> None:
+    for path in (PACKAGE / "_compat").glob("*.py"):
+        assert gateway_imports(path) == set(), path
+    private = ("strawberry.schema.schema", "graphql.execution.collect_fields")
+    for path in MODULES:
+        if "_compat" in path.parts:
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert not any(f"from {m} import" in text for m in private), path
+        assert "._schema" not in text and "._body" not in text and "._backend.client" not in text
 
 
 def test_the_shared_registry_and_spec_are_plain_data() -> None:

@@ -5,6 +5,7 @@ plans shared between executions follow `@skip`/`@include` variables."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import enum
 import json
@@ -114,6 +115,11 @@ class Query:
     def group(self) -> Group:
         return groups()[0]
 
+    @strawberry.field
+    async def later(self) -> list[Group]:
+        """The same data behind an awaitable: graphql-core's async completion path."""
+        return groups()
+
 
 def schema(fast: bool) -> strawberry.Schema:
     return strawberry.Schema(
@@ -132,15 +138,38 @@ def answer(s: strawberry.Schema, query: str, variables: dict[str, Any] | None = 
     return json.dumps({"data": result.data, "errors": errors}, default=str)
 
 
+def answer_async(s: strawberry.Schema, query: str) -> str:
+    result = asyncio.run(s.execute(query))
+    errors = sorted((e.message, e.path) for e in result.errors or [])
+    return json.dumps({"data": result.data, "errors": errors}, default=str)
+
+
 @settings(
     max_examples=300,
     derandomize=True,
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
-@given(query=queries(str(PLAIN)))
+@given(query=queries(str(PLAIN), fields=["groups", "group"]))  # sync: no `later`
 def test_generated_queries_answer_as_graphql_core_does(query: str) -> None:
     assert answer(FAST, query) == answer(PLAIN, query)
+
+
+@settings(
+    max_examples=150,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(query=queries(str(PLAIN), fields=["later", "group"]))
+def test_generated_queries_answer_as_graphql_core_does_on_the_async_path(query: str) -> None:
+    assert answer_async(FAST, query) == answer_async(PLAIN, query)
+
+
+def test_broken_values_on_the_async_path_are_reported_as_graphql_core_does() -> None:
+    broken = BROKEN.replace("groups {", "later {")
+    assert answer_async(FAST, broken) == answer_async(PLAIN, broken)
+    assert json.loads(answer_async(FAST, broken))["errors"]
 
 
 BROKEN = """{ group { name } groups { name maybeItems { __typename id label count

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 from aiocache import RedisCache, SimpleMemoryCache
 from aiocache.serializers import StringSerializer
 
+from gateway._compat.aiocache import eval_script
+
 log = logging.getLogger("gateway.cache.store")
 WARN_EVERY_SECONDS = 30.0
 OPERATION_TIMEOUT_SECONDS = 0.5
@@ -114,8 +116,7 @@ class Store:
         if not self.shared:
             return None
         try:
-            full_key = self._backend.build_key(key)
-            result = await self._backend.client.eval(source, 1, full_key, *args)
+            result = await eval_script(self._backend, source, key, *args)
         except Exception as exc:
             self._failed("script", exc)
             return None

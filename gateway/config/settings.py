@@ -98,7 +98,7 @@ class ServerSettings:
     cors_origins: tuple[str, ...] = ()
     request_deadline_seconds: float = 8.0
     cursor_secret: Secret | None = None
-    # What one connection may cost before the gateway reads a request (uvicorn_compat):
+    # What one connection may cost before the gateway reads a request (_compat/uvicorn.py):
     max_header_bytes: int = 32 * 1024  # a request line and headers, JWTs included
     header_timeout_seconds: float = 10.0  # to receive a request's head, idle or trickling
     keep_alive_seconds: float = 5.0  # an idle kept-alive connection is closed after this

@@ -25,6 +25,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
+from gateway._compat.starlette import set_body
 from gateway.access import Principal
 from gateway.cache.responses import CachedRequest, ResponseCache
 from gateway.clock import Clock
@@ -264,7 +265,7 @@ class GraphQLEndpoint:
             payload = checked_payload(body, self.limits)
             document = payload["query"]
             operation_name = payload.get("operationName")
-            request._body = body  # Starlette's own cache of the body: Strawberry reads it there
+            set_body(request, body)  # Strawberry reads it there, not from the stream
             cache_key = await self._cache_key(payload, principal)
             if cache_key is not None and self.response_cache is not None:
                 hit = await self.response_cache.get(cache_key)

@@ -23,7 +23,7 @@ from typing import Any
 import uvicorn
 
 from gateway import log_context
-from gateway.server.uvicorn_compat import guarded_protocol
+from gateway._compat.uvicorn import guarded_protocol
 
 
 class CliError(Exception):
@@ -32,7 +32,7 @@ class CliError(Exception):
 
 @dataclass(frozen=True)
 class ConnectionLimits:
-    """What one client connection may cost before its request is read (see uvicorn_compat)."""
+    """What one client connection may cost before its request is read (see _compat/uvicorn.py)."""
 
     max_header_bytes: int = 32 * 1024
     header_timeout_seconds: float = 10.0

@@ -8,10 +8,12 @@ Strawberry fields (no resolver, no arguments, no extensions, no middleware) of l
 such plain object types, a plan reads them in one loop. Plans are built once per parsed
 document, schema and set of `@skip`/`@include` variable values (`_SharedPlans`).
 
-Anything unusual — a null where the schema says non-null, a scalar that refuses its value,
-a value that is not a list where a list is expected, any exception — abandons the plan for
-that object and lets graphql-core complete it the normal way, so errors, paths and null
-propagation are exactly graphql-core's. Reading a frozen value twice has no side effects.
+Anything unusual — a null where the schema says non-null, a scalar that refuses its value
+(whatever it raises), a value that is not a list where a list is expected, an attribute
+that cannot be read — raises `_Unusual`, which abandons the plan for that object and lets
+graphql-core complete it the normal way, so errors, paths and null propagation are exactly
+graphql-core's. Reading a frozen value twice has no side effects. Only `_Unusual` is
+caught: a bug in the plans themselves surfaces as an error, never as a silent slowdown.
 """
 
 from __future__ import annotations
@@ -42,10 +44,11 @@ from graphql import (
     visit,
 )
 from graphql import Visitor as Visitor_
-from graphql.execution.collect_fields import FieldDetailsList
 from graphql.pyutils import Path
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.field import StrawberryField
+
+from gateway._compat.graphql import FieldDetailsList
+from gateway._compat.strawberry import ExecutionContextBase
 
 Complete = Callable[[Any], Any]
 Plan = Callable[[Any], dict[str, Any]]
@@ -77,7 +80,10 @@ def _leaf(type_: GraphQLLeafType, non_null: bool) -> Complete:
             if non_null:
                 raise _Unusual
             return None
-        coerced = coerce(value)
+        try:
+            coerced = coerce(value)
+        except Exception as exc:  # the scalar refuses it: graphql-core reports how
+            raise _Unusual from exc
         if coerced is None or coerced is Undefined:
             raise _Unusual
         return coerced
@@ -130,7 +136,7 @@ def _plain_getter(field: Any) -> Callable[[Any], Any] | None:
     return attrgetter(definition.python_name)
 
 
-class FastCompletionContext(StrawberryGraphQLCoreExecutionContext):
+class FastCompletionContext(ExecutionContextBase):
     """Strawberry's execution context with plans for plain objects (see module doc)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -157,7 +163,7 @@ class FastCompletionContext(StrawberryGraphQLCoreExecutionContext):
     ) -> Any:
         plan = self._plan(return_type, field_details_list) if self._plans_allowed else None
         if plan is not None:
-            with suppress(Exception):  # graphql-core completes and reports it, below
+            with suppress(_Unusual):  # graphql-core completes and reports it, below
                 return plan(result)
         return super().collect_and_execute_subfields(
             return_type, field_details_list, path, result, position_context
@@ -201,7 +207,11 @@ class FastCompletionContext(StrawberryGraphQLCoreExecutionContext):
         def plan(source: Any) -> dict[str, Any]:
             out: dict[str, Any] = {}
             for response_key, getter, complete in steps:
-                out[response_key] = complete(getter(source))
+                try:
+                    value = getter(source)
+                except Exception as exc:  # graphql-core's resolver reports this one
+                    raise _Unusual from exc
+                out[response_key] = complete(value)
             return out
 
         return plan

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
-from strawberry.schema.schema import validate_document
+
+from gateway._compat.strawberry import core_schema, validate_document
 
 Key = tuple[str, tuple[type, ...]]
 
@@ -45,7 +46,7 @@ class TextValidationCache(SchemaExtension):
         errors = self.results.get(key) if key is not None else None
         if errors is None:
             assert context.graphql_document is not None  # parsed before validation
-            errors = validate_document(context.schema._schema, context.graphql_document, rules)
+            errors = validate_document(core_schema(context.schema), context.graphql_document, rules)
             if key is not None:
                 self.results.put(key, errors)
         context.pre_execution_errors = errors

@@ -1,4 +1,4 @@
-"""The one place that reaches into uvicorn's internals: limits on a request's head.
+"""uvicorn internals: limits on a request's head (a subclass of its httptools protocol).
 
 uvicorn's httptools protocol holds whatever headers a client sends (megabytes of them), and
 waits forever for a head that never completes: a client trickling a header byte every few

@@ -1,0 +1,100 @@
+"""Every touch of a library's internals (`gateway/_compat/`) still holds: each test names
+the hook and fails loudly when a release moves it — before the behaviour that depends on
+it breaks somewhere less obvious."""
+
+from __future__ import annotations
+
+import inspect
+
+import httpx
+import pytest
+import strawberry
+from graphql import GraphQLSchema
+from graphql.execution import Executor as ExecutionContext  # graphql-core 3.3 calls it Executor
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway._compat import aiocache as aiocache_compat
+from gateway._compat import graphql as graphql_compat
+from gateway._compat import starlette as starlette_compat
+from gateway._compat import strawberry as strawberry_compat
+from gateway._compat import uvicorn as uvicorn_compat
+from gateway.cache.store import open_store
+
+
+@strawberry.type
+class Query:
+    hello: str = "world"
+
+
+def test_strawberry_execution_context_is_still_what_graphql_core_is_handed() -> None:
+    base = strawberry_compat.ExecutionContextBase
+    assert issubclass(base, ExecutionContext), "Strawberry's execution context moved"
+    schema = strawberry.Schema(query=Query, execution_context_class=base)
+    assert schema.execute_sync("{ hello }", root_value=Query()).data == {"hello": "world"}
+
+
+def test_strawberry_schema_still_holds_its_graphql_core_schema_and_validates() -> None:
+    schema = strawberry.Schema(query=Query)
+    core = strawberry_compat.core_schema(schema)
+    assert isinstance(core, GraphQLSchema), "Strawberry's `_schema` moved"
+    from graphql import parse, specified_rules
+
+    rules = tuple(specified_rules)
+    assert strawberry_compat.validate_document(core, parse("{ hello }"), rules) == []
+    assert strawberry_compat.validate_document(core, parse("{ nope }"), rules)
+
+
+@pytest.mark.parametrize("hook", sorted(graphql_compat.HOOKS))
+def test_graphql_core_executor_still_has_the_overridden_methods(hook: str) -> None:
+    method = getattr(ExecutionContext, hook, None)
+    assert method is not None, f"graphql-core's ExecutionContext.{hook} is gone"
+    parameters = list(inspect.signature(method).parameters)[1:]
+    assert parameters[: len(graphql_compat.HOOKS[hook])] == list(graphql_compat.HOOKS[hook]), (
+        f"graphql-core's ExecutionContext.{hook} changed its parameters: {parameters}"
+    )
+
+
+async def test_starlette_request_still_reads_its_body_from_the_cache_set_body_fills() -> None:
+    async def endpoint(request: Request) -> Response:
+        starlette_compat.set_body(request, b"from the cache")
+        return Response(await request.body())
+
+    app = Starlette(routes=[Route("/", endpoint, methods=["POST"])])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        response = await c.post("/", content=b"from the stream")
+    assert response.content == b"from the cache", "Starlette's Request._body moved"
+
+
+async def test_aiocache_redis_backend_still_has_a_client_and_namespaced_keys(
+    redis_url: str, namespace: str
+) -> None:
+    store = open_store(redis_url, namespace)
+    try:
+        result = await aiocache_compat.eval_script(
+            store._backend, "return {KEYS[1], ARGV[1]}", "k", "v"
+        )
+    finally:
+        await store.close()
+    assert [bytes(x).decode() if isinstance(x, bytes) else x for x in result] == [
+        f"{namespace}:k",
+        "v",
+    ], "aiocache's RedisCache.client or build_key moved"
+
+
+def test_uvicorn_httptools_protocol_still_has_the_methods_the_guard_extends() -> None:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    for name in (
+        "connection_made",
+        "data_received",
+        "on_headers_complete",
+        "on_response_complete",
+        "connection_lost",
+    ):
+        assert callable(getattr(HttpToolsProtocol, name, None)), f"uvicorn moved {name}"
+    guarded = uvicorn_compat.guarded_protocol(1024, 1.0)
+    assert issubclass(guarded, HttpToolsProtocol)
+    # Behaviour over real sockets: tests/test_http_limits.py.
