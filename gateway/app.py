@@ -13,10 +13,9 @@ import gc
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import cast
 
 import httpx
 from starlette.applications import Starlette
@@ -31,7 +30,7 @@ from gateway.config.settings import Settings
 from gateway.domain import Capability
 from gateway.metrics import Metrics
 from gateway.providers.base import upstream_context
-from gateway.providers.protocols import TransactionSource
+from gateway.providers.protocols import TopUpProvider, TransactionSource
 from gateway.providers.registry import spec
 from gateway.schema import build_schema
 from gateway.server import edge
@@ -41,8 +40,8 @@ from gateway.server.endpoint import GatewayGraphQL, GraphQLEndpoint
 from gateway.server.rate_limit import RateLimiter
 from gateway.services.balances import BalanceService
 from gateway.services.cursor import Cursors
-from gateway.services.journal import open_journal
-from gateway.services.topups import JournalHistory, TopUpProvider, TopUpService
+from gateway.services.journal import Journal, open_journal
+from gateway.services.topups import JournalHistory, TopUpService
 from gateway.services.transactions import TransactionService
 from gateway.upstream.breaker import CircuitBreaker
 from gateway.upstream.channel import Channel, RetryPolicy, Sleep
@@ -155,9 +154,6 @@ async def parts(
 ) -> AsyncIterator[Parts]:
     accounts = settings.accounts
 
-    def can(account_id: str, capability: Capability) -> bool:
-        return capability in accounts[account_id].capabilities
-
     store = open_store(settings.cache.url, f"{settings.cache.namespace}:v1")
     http = UpstreamClient(
         transport, max_body_bytes=settings.upstream.max_body_bytes, wall_clock=clock
@@ -177,21 +173,16 @@ async def parts(
         service = BalanceService(
             accounts, adapters, cache, generations, settings.server.request_deadline_seconds
         )
+        top_ups, sources = capabilities(accounts, adapters, journal)
         topups = TopUpService(
             accounts,
-            {k: cast(TopUpProvider, v) for k, v in adapters.items() if can(k, Capability.TOP_UP)},
+            top_ups,
             journal,
             service.invalidate,
             clock,
             settings.idempotency.wait_seconds,
             settings.idempotency.lease_seconds,
         )
-        sources: dict[str, TransactionSource] = {}
-        for account_id, adapter in adapters.items():
-            if can(account_id, Capability.TOP_UP):  # its history is our journal
-                sources[account_id] = JournalHistory(journal, account_id)
-            elif can(account_id, Capability.TRANSACTIONS):
-                sources[account_id] = cast(TransactionSource, adapter)
         transactions = TransactionService(
             accounts,
             sources,
@@ -213,6 +204,34 @@ async def parts(
         await http.aclose()
         await store.close()
         await journal.close()
+
+
+def capabilities(
+    accounts: Mapping[str, AccountConfig], adapters: Mapping[str, object], journal: Journal
+) -> tuple[dict[str, TopUpProvider], dict[str, TransactionSource]]:
+    """The adapters that take top-ups and the sources of each account's history — each
+    checked to implement what its provider's spec declares (a declared capability an
+    adapter lacks stops the start, rather than failing one request later)."""
+    top_ups: dict[str, TopUpProvider] = {}
+    sources: dict[str, TransactionSource] = {}
+    for account_id, adapter in adapters.items():
+        account = accounts[account_id]
+        declared = account.capabilities
+        provider = spec(account.provider.value)
+        if Capability.TOP_UP in declared:
+            if not isinstance(adapter, TopUpProvider):
+                raise TypeError(f"{account.provider.value} declares TOP_UP but has no top_up()")
+            top_ups[account_id] = adapter
+        if Capability.TRANSACTIONS in declared:
+            if provider.history_from_journal:
+                sources[account_id] = JournalHistory(journal, account_id)
+            elif isinstance(adapter, TransactionSource):
+                sources[account_id] = adapter
+            else:
+                raise TypeError(
+                    f"{account.provider.value} declares TRANSACTIONS but has no transaction_page()"
+                )
+    return top_ups, sources
 
 
 def cursor_secret(settings: Settings) -> bytes:

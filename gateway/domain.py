@@ -10,13 +10,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from enum import Enum
+from typing import TYPE_CHECKING
 
+from gateway.registry import PROVIDERS
 
-class ProviderKind(Enum):
-    OURVOICE = "ourvoice"
-    MAGMA_ONEPAY = "magma_onepay"
-    MUDA = "muda"
-    PAYMOB_BILLS = "paymob_bills"
+if TYPE_CHECKING:
+
+    class ProviderKind(Enum):
+        """One member per line of `gateway.registry` (`ProviderKind("ourvoice")`)."""
+
+else:
+    # Derived from the registry, so adding a provider never edits this module; the
+    # members are the kinds in upper case (`OURVOICE`), the GraphQL enum `Provider`.
+    ProviderKind = Enum("ProviderKind", {kind.upper(): kind for kind in PROVIDERS}, module=__name__)
 
 
 class Capability(Enum):

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import uvicorn
@@ -27,6 +27,10 @@ from gateway.config.settings import IdempotencySettings, Settings, load_settings
 from gateway.metrics import Metrics
 from gateway.providers.base import upstream_context
 from gateway.server.auth import key_hash
+from gateway.simulator import Simulator
+from gateway.simulator.muda import MudaFake
+from gateway.simulator.ourvoice import OurVoiceFake
+from gateway.simulator.paymob_bills import PaymobFake
 from gateway.upstream.breaker import CircuitBreaker
 from gateway.upstream.channel import Channel, RetryPolicy
 from gateway.upstream.client import UpstreamClient
@@ -262,3 +266,18 @@ async def serving(app: Any) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
+
+
+def ourvoice_fake(sim: Simulator) -> OurVoiceFake:
+    """The simulator's Our Voice: its `balances`, `credits` and `topup_faults`."""
+    return cast(OurVoiceFake, sim.fakes["ourvoice"])
+
+
+def muda_fake(sim: Simulator) -> MudaFake:
+    """The simulator's Muda Pay: its `tokens` (revoke, refuse_all)."""
+    return cast(MudaFake, sim.fakes["muda"])
+
+
+def paymob_fake(sim: Simulator) -> PaymobFake:
+    """The simulator's Paymob Bills: its `ledger` (insert a row at the top)."""
+    return cast(PaymobFake, sim.fakes["paymob_bills"])

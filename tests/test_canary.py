@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -13,11 +14,22 @@ import pytest
 from gateway.app import create_app
 from gateway.config.accounts import Secret
 from gateway.config.security import ClientConfig
+from gateway.config.settings import Settings
 from gateway.log_context import Redacting
+from gateway.registry import PROVIDERS
 from gateway.server.auth import key_hash
-from gateway.simulator import Tenants, create_simulator, seed
+from gateway.simulator import create_simulator
+from gateway.simulator.registry import fake_spec
 from gateway.simulator.state import SimState
-from tests.helpers import FakeClock, GatewayClient, demo_settings, no_sleep, production, serving
+from tests.helpers import (
+    FakeClock,
+    GatewayClient,
+    demo_settings,
+    muda_fake,
+    no_sleep,
+    production,
+    serving,
+)
 
 
 def canary() -> str:
@@ -32,35 +44,25 @@ def remember(name: str) -> str:
     return CANARIES[name]
 
 
-def canary_world() -> tuple[Tenants, object, str]:
-    ov = tuple(dataclasses.replace(t, api_key=remember(f"{t.name}.api_key")) for t in seed.OURVOICE)
-    mg = tuple(
-        dataclasses.replace(
-            t, private_key=remember("magma.private"), secret_key=remember("magma.secret")
-        )
-        for t in seed.MAGMA
-    )
-    md = tuple(
-        dataclasses.replace(t, api_key=remember("muda.api"), secret_key=remember("muda.secret"))
-        for t in seed.MUDA
-    )
-    pm = tuple(
-        dataclasses.replace(
-            t, public_key=remember("paymob.public"), secret_key=remember("paymob.secret")
-        )
-        for t in seed.PAYMOB
-    )
+def canary_world() -> tuple[dict[str, tuple[Any, ...]], Settings, str]:
+    """Every fake's tenants with every credential replaced by a unique canary, and the
+    demo's accounts holding those canaries (in the production profile)."""
+    tenants: dict[str, tuple[Any, ...]] = {}
+    credentials: dict[str, dict[str, str]] = {}
+    for kind in PROVIDERS:
+        spec = fake_spec(kind)
+        changed = []
+        for tenant in spec.tenants:
+            secrets = set(spec.account(tenant).values())
+            changes = {
+                f.name: remember(f"{tenant.name}.{f.name}")
+                for f in dataclasses.fields(tenant)
+                if isinstance(getattr(tenant, f.name), str) and getattr(tenant, f.name) in secrets
+            }
+            changed.append(dataclasses.replace(tenant, **changes))
+            credentials[tenant.name] = spec.account(changed[-1])
+        tenants[kind] = tuple(changed)
     settings = demo_settings()
-    credentials = {
-        "ourvoice-sn": {"api_key": CANARIES["ourvoice-sn.api_key"]},
-        "ourvoice-ci": {"api_key": CANARIES["ourvoice-ci.api_key"]},
-        "magma": {"private_key": CANARIES["magma.private"], "secret_key": CANARIES["magma.secret"]},
-        "muda-ug": {"api_key": CANARIES["muda.api"], "secret_key": CANARIES["muda.secret"]},
-        "paymob-eg": {
-            "public_key": CANARIES["paymob.public"],
-            "secret_key": CANARIES["paymob.secret"],
-        },
-    }
     accounts = {
         k: dataclasses.replace(a, credentials={n: Secret(v) for n, v in credentials[k].items()})
         for k, a in settings.accounts.items()
@@ -68,7 +70,7 @@ def canary_world() -> tuple[Tenants, object, str]:
     key = remember("client.key")
     client = ClientConfig("ops", key_hash(key), frozenset({"balances:read", "metrics:read"}), None)
     settings = production(dataclasses.replace(settings, accounts=accounts), client)
-    return Tenants(ov, mg, md, pm), settings, key
+    return tenants, settings, key
 
 
 SCENARIO = [
@@ -102,13 +104,13 @@ async def test_no_canary_in_any_response_or_log_line(
             clock.advance(400)
             texts.append((await gw.post(SCENARIO[0])).text)
         sim.state.clear_faults()
-        sim.muda_tokens.revoke("muda-ug")
+        muda_fake(sim).tokens.revoke("muda-ug")
         clock.advance(400)
         texts.append((await gw.post(SCENARIO[0])).text)
         texts.append((await gw.http.get("/metrics")).text)
         gw.as_key(key[:-1] + "x")  # a near miss of a real key
         texts.append((await gw.post(SCENARIO[0])).text)
-        gw.as_key(CANARIES["magma.private"])  # a provider secret tried as a client key
+        gw.as_key(CANARIES["magma.private_key"])  # a provider secret tried as a client key
         texts.append((await gw.post(SCENARIO[0])).text)
 
     if transport == "in-process":

@@ -11,7 +11,8 @@ import pytest
 
 from gateway.cli import main as cli_main
 from gateway.schema import sdl
-from gateway.simulator import Simulator, seed
+from gateway.simulator import Simulator
+from gateway.simulator.magma_onepay import MAGMA
 from tests.helpers import ROOT, FakeClock, demo_settings, production, running_gateway, with_account
 
 BALANCES = """
@@ -54,7 +55,7 @@ async def test_all_five_demo_accounts_answer_with_the_seed_amounts(
     assert results["ourvoice-ci"]["balances"][0]["total"] == {"amount": "125750", "currency": "XOF"}
     congo = next(b for b in results["magma"]["balances"] if b["id"] == "magma:CD:CDF")
     assert congo["country"]["rawCode"] == "RDC"
-    assert congo["total"]["amount"] == str(seed.MAGMA[0].corridors[-1]["balance"])
+    assert congo["total"]["amount"] == str(MAGMA[0].corridors[-1]["balance"])
     assert congo["pending"]["amount"] == "50000.00"
     assert congo["updatedAt"] == "2024-06-04T09:09:09Z"
     muda = {b["id"]: b for b in results["muda-ug"]["balances"]}
@@ -71,9 +72,7 @@ async def test_totals_add_only_like_with_like(
         report = (await gateway.query(BALANCES))["data"]["balances"]
     totals = {(t["currency"], t["kind"]): t for t in report["totals"]}
     # XOF cash: Magma's five XOF corridors; Our Voice credit is XOF too but another kind.
-    xof_cash = sum(
-        Decimal(str(c["balance"])) for c in seed.MAGMA[0].corridors if c["currency"] == "XOF"
-    )
+    xof_cash = sum(Decimal(str(c["balance"])) for c in MAGMA[0].corridors if c["currency"] == "XOF")
     assert Decimal(totals["XOF", "CASH"]["total"]["amount"]) == xof_cash
     assert totals["XOF", "PREPAID_CREDIT"]["total"]["amount"] == "175750"
     # UGX collateral is never added into UGX cash.

@@ -143,7 +143,7 @@ def balance(amount: str, currency: str = "XOF") -> Balance:
 
 
 def test_totals_never_raise_a_sum_leaving_the_domain_drops_only_that_total() -> None:
-    info = AccountInfo("a", ProviderKind.MAGMA_ONEPAY, "a", ())
+    info = AccountInfo("a", ProviderKind("magma_onepay"), "a", ())
     biggest = "9" * 24
     results: list[Any] = [
         AccountBalance(info, (balance(biggest), balance("1", "EGP")), fetched_at=None),  # type: ignore[arg-type]

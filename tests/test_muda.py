@@ -14,7 +14,7 @@ from gateway.providers.base import join_url
 from gateway.providers.muda import Muda, parse_balances
 from gateway.simulator import Simulator
 from gateway.upstream.client import UpstreamClient, UpstreamResponse
-from tests.helpers import DelayTransport, FakeClock, demo_settings, make_channel
+from tests.helpers import DelayTransport, FakeClock, demo_settings, make_channel, muda_fake
 
 ACCOUNT = demo_settings().accounts["muda-ug"]
 CTX = UpstreamContext("muda", "muda-ug")
@@ -59,7 +59,7 @@ async def test_a_401_refreshes_once_for_twenty_concurrent_callers(
 ) -> None:
     adapter = muda(http, clock)
     await adapter.fetch_balances()
-    sim.muda_tokens.revoke(TENANT)  # upstream forgot every token, ours included
+    muda_fake(sim).tokens.revoke(TENANT)  # upstream forgot every token, ours included
     slow = UpstreamClient(DelayTransport(sim_transport), wall_clock=clock)  # all 20 in flight
     adapter.channel = make_channel(ACCOUNT, slow, clock)
     results = await asyncio.gather(*(adapter.fetch_balances() for _ in range(20)))
@@ -74,7 +74,7 @@ async def test_a_token_refused_again_after_refresh_is_upstream_unauthorized(
 ) -> None:
     adapter = muda(http, clock)
     await adapter.fetch_balances()
-    sim.muda_tokens.refuse_all = True  # upstream issues tokens it then refuses
+    muda_fake(sim).tokens.refuse_all = True  # upstream issues tokens it then refuses
     with pytest.raises(UpstreamError) as raised:
         await adapter.fetch_balances()
     assert raised.value.code is ErrorCode.UPSTREAM_UNAUTHORIZED

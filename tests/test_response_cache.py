@@ -9,7 +9,14 @@ import pytest
 
 from gateway.cache.responses import CachedRequest
 from gateway.simulator import Simulator
-from tests.helpers import FakeClock, GatewayClient, demo_settings, running_gateway, with_cache
+from tests.helpers import (
+    FakeClock,
+    GatewayClient,
+    demo_settings,
+    ourvoice_fake,
+    running_gateway,
+    with_cache,
+)
 
 QUERY = """query($ids: [ID!]) { balances(accountIds: $ids) { complete results { __typename
   ... on AccountBalance { stale balances { total { amount } } } } } }"""
@@ -70,13 +77,13 @@ async def test_invalidate_makes_the_next_identical_query_see_the_new_balance(
     settings = with_cache(demo_settings(), cache_url, namespace)
     async with running_gateway(settings, sim_transport, clock) as gw:
         assert amount(await gw.query(QUERY, {"ids": ["ourvoice-sn"]})) == "50000"
-        sim.ourvoice.balances["ourvoice-sn"] = Decimal("65000")
+        ourvoice_fake(sim).balances["ourvoice-sn"] = Decimal("65000")
         assert amount(await gw.query(QUERY, {"ids": ["ourvoice-sn"]})) == "50000"  # cached
         await gw.app.state.service.invalidate("ourvoice-sn")
         assert amount(await gw.query(QUERY, {"ids": ["ourvoice-sn"]})) == "65000"
         # …including responses that held it among other accounts.
         await gw.query(QUERY, {"ids": ["magma", "ourvoice-sn"]})
-        sim.ourvoice.balances["ourvoice-sn"] = Decimal("70000")
+        ourvoice_fake(sim).balances["ourvoice-sn"] = Decimal("70000")
         await gw.app.state.service.invalidate("ourvoice-sn")
         both = await gw.query(QUERY, {"ids": ["magma", "ourvoice-sn"]})
     assert both["data"]["balances"]["results"][1]["balances"][0]["total"]["amount"] == "70000"

@@ -7,6 +7,7 @@ import pytest
 
 from gateway.simulator import Simulator
 from gateway.simulator.state import SWITCHES
+from tests.helpers import ourvoice_fake
 
 
 @pytest.fixture
@@ -77,6 +78,6 @@ async def test_top_up_faults_over_http(control: httpx.AsyncClient, sim: Simulato
     assert wrong.status_code == 400 and "503-after-commit" in wrong.json()["modes"]
     ok = await control.put("/_sim/topup-faults/ourvoice-sn", json={"mode": "503-after-commit"})
     assert ok.status_code == 200
-    assert sim.ourvoice.topup_faults == {"ourvoice-sn": "503-after-commit"}
+    assert ourvoice_fake(sim).topup_faults == {"ourvoice-sn": "503-after-commit"}
     assert (await control.delete("/_sim/topup-faults/ourvoice-sn")).status_code == 204
-    assert sim.ourvoice.topup_faults == {}
+    assert ourvoice_fake(sim).topup_faults == {}

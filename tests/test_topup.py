@@ -24,6 +24,7 @@ from tests.helpers import (
     ResetTransport,
     client,
     demo_settings,
+    ourvoice_fake,
     production,
     running_gateway,
     with_account,
@@ -53,7 +54,7 @@ async def send(gw: GatewayClient, key: str = "k-1", **changes: Any) -> dict[str,
 
 
 def credits(sim: Simulator) -> int:
-    return len(sim.ourvoice.credits["ourvoice-sn"])
+    return len(ourvoice_fake(sim).credits["ourvoice-sn"])
 
 
 def posts(sim: Simulator) -> int:
@@ -70,7 +71,7 @@ async def test_replaying_a_success_five_times_posts_once(
     assert first["transaction"]["amount"] == {"amount": "5000", "currency": "XOF"}
     assert all(r == {**first, "replayed": True} for r in replays)
     assert (posts(sim), credits(sim)) == (1, 1)
-    assert sim.ourvoice.balances["ourvoice-sn"] == Decimal("55000")
+    assert ourvoice_fake(sim).balances["ourvoice-sn"] == Decimal("55000")
 
 
 async def test_50_concurrent_identical_requests_post_once(
@@ -159,11 +160,11 @@ async def test_unknown_outcomes_are_pending_and_never_resent(
     sim_transport: httpx.AsyncBaseTransport,
     clock: FakeClock,
 ) -> None:
-    sim.ourvoice.topup_faults["ourvoice-sn"] = fault
+    ourvoice_fake(sim).topup_faults["ourvoice-sn"] = fault
     settings = with_account(demo_settings(), "ourvoice-sn", timeout_seconds=0.2)
     async with running_gateway(settings, ResetTransport(sim_transport), clock) as gw:
         first = await send(gw)
-        sim.ourvoice.topup_faults.clear()
+        ourvoice_fake(sim).topup_faults.clear()
         again = await send(gw)  # the client retries: still pending, nothing sent
     assert first["__typename"] == "TopUpPending" and first["replayed"] is False
     assert again == {**first, "replayed": True}
@@ -361,7 +362,7 @@ async def test_the_journal_and_the_balance_follow_top_ups(
         before = (await gw.query(balance))["data"]["account"]["balance"]["balances"][0]
         await send(gw, "k-1")
         clock.advance(1)
-        sim.ourvoice.topup_faults["ourvoice-sn"] = "503-after-commit"
+        ourvoice_fake(sim).topup_faults["ourvoice-sn"] = "503-after-commit"
         await send(gw, "k-2", paymentReference="PAY-2", amount="700")
         after = (await gw.query(balance))["data"]["account"]["balance"]["balances"][0]
         edges = (await gw.query(history))["data"]["account"]["transactions"]["edges"]
@@ -386,7 +387,7 @@ def test_an_operator_resolves_a_pending_top_up(
         async with running_gateway(settings, sim_transport, clock) as gw:
             return await send(gw)
 
-    sim.ourvoice.topup_faults["ourvoice-sn"] = "503-after-commit"
+    ourvoice_fake(sim).topup_faults["ourvoice-sn"] = "503-after-commit"
     assert asyncio.run(top_up())["__typename"] == "TopUpPending"
     config = tmp_path / "ops.toml"
     config.write_text(_config_with(settings.idempotency.url))

@@ -18,7 +18,14 @@ from gateway.services.journal import open_journal
 from gateway.simulator import create_simulator
 from gateway.simulator.ourvoice import TOPUP_FAULTS
 from gateway.simulator.state import SimState
-from tests.helpers import FakeClock, ResetTransport, demo_settings, no_sleep, with_account
+from tests.helpers import (
+    FakeClock,
+    ResetTransport,
+    demo_settings,
+    no_sleep,
+    ourvoice_fake,
+    with_account,
+)
 from tests.test_topup import TOP_UP, topup
 
 KEYS = st.sampled_from(["a", "b", "c", "d"])
@@ -62,7 +69,7 @@ class TopUps(RuleBasedStateMachine):
             self.loop.run_until_complete(store.close())
 
     def _ledger(self) -> list[str]:
-        return [str(c["payment_id"]) for c in self.sim.ourvoice.credits["ourvoice-sn"]]
+        return [str(c["payment_id"]) for c in ourvoice_fake(self.sim).credits["ourvoice-sn"]]
 
     @rule(key=KEYS, amount=st.sampled_from(["100", "200"]))
     def top_up(self, key: str, amount: str) -> None:
@@ -81,12 +88,12 @@ class TopUps(RuleBasedStateMachine):
 
     @rule(fault=FAULTS)
     def set_fault(self, fault: str | None) -> None:
-        self.sim.ourvoice.topup_faults.clear()
+        ourvoice_fake(self.sim).topup_faults.clear()
         self.sim.state.clear_faults()
         if fault in ("401", "429", "422"):
             self.sim.state.set_faults("ourvoice-sn", status=int(fault))
         elif fault is not None:
-            self.sim.ourvoice.topup_faults["ourvoice-sn"] = fault
+            ourvoice_fake(self.sim).topup_faults["ourvoice-sn"] = fault
 
     @rule()
     def restart(self) -> None:

@@ -14,9 +14,11 @@ from gateway.domain import TransactionStatus
 from gateway.errors import ClientError, UpstreamContext, UpstreamError
 from gateway.providers import magma_onepay, muda, paymob_bills
 from gateway.simulator import Simulator
-from gateway.simulator.history import magma_rows, muda_rows, paymob_rows
+from gateway.simulator.magma_onepay import magma_rows
+from gateway.simulator.muda import muda_rows
+from gateway.simulator.paymob_bills import paymob_rows
 from gateway.upstream.client import UpstreamResponse
-from tests.helpers import FakeClock, GatewayClient, demo_settings, running_gateway
+from tests.helpers import FakeClock, GatewayClient, demo_settings, paymob_fake, running_gateway
 
 PAGE = """query($id: ID!, $first: Int, $after: String, $filter: TransactionFilter) {
   transactions(accountId: $id, first: $first, after: $after, filter: $filter) {
@@ -107,7 +109,7 @@ async def test_rows_inserted_upstream_between_pages_cause_no_duplicate_and_no_ga
     def insert(page: int) -> None:
         if page in (1, 4):
             for i in range(3):
-                sim.paymob.insert(
+                paymob_fake(sim).ledger.insert(
                     "paymob-eg",
                     {
                         "date_created": f"2024-11-06T1{page}:0{i}:00.000000Z",

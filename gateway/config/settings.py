@@ -407,6 +407,10 @@ def _account(
             'e.g. base_url = "https://api.example.com"',
         )
     currency = _currency(check, raw, where, spec.default_currency, kind_name)
+    if currency is None and Capability.TOP_UP in spec.capabilities:
+        check.add(
+            f"{where}.currency", f"{kind_name} tops up in one currency", 'e.g. currency = "XOF"'
+        )
     country = check.string(raw, "country", where) or None
     if country is not None and country not in COUNTRIES:
         check.add(

@@ -205,7 +205,7 @@ class MagmaOnePay:
 
 
 SPEC = ProviderSpec(
-    kind=ProviderKind.MAGMA_ONEPAY,
+    kind=ProviderKind("magma_onepay"),
     factory=MagmaOnePay,
     required_credentials=frozenset({"private_key"}),
     optional_credentials=frozenset({"secret_key"}),

@@ -276,7 +276,7 @@ class Muda:
 
 
 SPEC = ProviderSpec(
-    kind=ProviderKind.MUDA,
+    kind=ProviderKind("muda"),
     factory=Muda,
     required_credentials=frozenset({"api_key", "secret_key"}),
     capabilities=(Capability.BALANCE, Capability.TRANSACTIONS),

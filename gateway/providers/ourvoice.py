@@ -146,10 +146,10 @@ class OurVoice:
 
 
 SPEC = ProviderSpec(
-    kind=ProviderKind.OURVOICE,
+    kind=ProviderKind("ourvoice"),
     factory=OurVoice,
     required_credentials=frozenset({"api_key"}),
     default_currency="XOF",
-    # TRANSACTIONS: the gateway's own journal of top-ups (the provider has no history).
     capabilities=(Capability.BALANCE, Capability.TRANSACTIONS, Capability.TOP_UP),
+    history_from_journal=True,  # the provider has no history: the journal of top-ups
 )

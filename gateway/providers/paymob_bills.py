@@ -205,7 +205,7 @@ class PaymobBills:
 
 
 SPEC = ProviderSpec(
-    kind=ProviderKind.PAYMOB_BILLS,
+    kind=ProviderKind("paymob_bills"),
     factory=PaymobBills,
     required_credentials=frozenset({"public_key", "secret_key"}),
     default_currency="EGP",

@@ -1,24 +1,18 @@
-"""The provider registry: plain data, one line per provider kind (as libcloud's).
-
-Each line names the module that holds the adapter and its `SPEC`; `spec(kind)` imports it
-on first use. The configuration reads specs without importing any adapter (or HTTP
-library) at import time.
-"""
+"""The adapters' half of `gateway.registry`: each provider's `SPEC`, loaded by name on
+first use — the configuration reads specs without importing any adapter (or HTTP library)
+at import time."""
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING
 
+from gateway.registry import PROVIDERS
+
 if TYPE_CHECKING:
     from gateway.providers.spec import ProviderSpec
 
-ADAPTERS: dict[str, str] = {
-    "ourvoice": "gateway.providers.ourvoice",
-    "magma_onepay": "gateway.providers.magma_onepay",
-    "muda": "gateway.providers.muda",
-    "paymob_bills": "gateway.providers.paymob_bills",
-}
+ADAPTERS = {kind: registered.adapter for kind, registered in PROVIDERS.items()}
 
 
 def spec(kind: str) -> ProviderSpec:

@@ -33,3 +33,6 @@ class ProviderSpec:
     capabilities: tuple[Capability, ...] = (Capability.BALANCE,)
     calls_per_minute: int | None = None  # the provider's documented quota, if any
     calls_per_day: int | None = None
+    # TRANSACTIONS answered from the gateway's own journal of top-ups, for a provider that
+    # takes top-ups but offers no history (Our Voice).
+    history_from_journal: bool = False

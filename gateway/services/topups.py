@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from gateway.clock import Clock
 from gateway.config.accounts import AccountConfig
@@ -36,17 +36,12 @@ from gateway.domain import (
 )
 from gateway.domain import TransactionStatus as Status
 from gateway.errors import ErrorCode, UpstreamError
+from gateway.providers.protocols import TopUpProvider
 from gateway.services.journal import Journal, Record
 
 log = logging.getLogger("gateway.services.topups")
 REJECTED_STATUSES = (400, 404, 422)
 DEFINITE_REFUSALS = (ErrorCode.UPSTREAM_UNAUTHORIZED, ErrorCode.UPSTREAM_RATE_LIMITED)
-
-
-class TopUpProvider(Protocol):
-    async def top_up(
-        self, amount: Decimal, payment_method: str, payment_id: str
-    ) -> Transaction: ...
 
 
 @dataclass(frozen=True)
@@ -97,7 +92,9 @@ def validate(request: TopUpRequest, account: AccountConfig) -> Rejected | None:
     def no(message: str) -> Rejected:
         return Rejected(ErrorCode.VALIDATION, message, retryable=False)
 
-    amount, currency = request.amount, account.currency or "XOF"
+    amount, currency = request.amount, account.currency
+    if currency is None:  # the configuration gives every top-up account its currency
+        return Rejected(ErrorCode.UNSUPPORTED, "This account has no top-up currency.", False)
     if not amount.is_finite() or amount <= 0:
         return no("`amount` must be above zero.")
     if amount > account.topup_max_amount:
@@ -195,7 +192,7 @@ class TopUpService:
         invalid = validate(request, account)
         if invalid is not None:
             return invalid
-        currency = account.currency or "XOF"
+        currency = account.currency or ""  # set: `validate` refused an account without one
         owner = secrets.token_hex(12)
         now = self._clock()
         record = Record(

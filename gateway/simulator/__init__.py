@@ -1,59 +1,51 @@
 """A faithful fake of every provider, written from the providers' own docs.
 
-`create_simulator()` mounts each fake under its own prefix (`/ourvoice`, `/magma`,
-`/muda`, `/paymob`) and adds control routes under `/_sim`. Nothing here imports
-`gateway.providers`: the contract tests would otherwise test adapters against themselves.
+`create_simulator()` mounts the fake of every provider in `gateway.registry` under its own
+prefix (`/ourvoice`, `/magma`, `/muda`, `/paymob`) and adds control routes under `/_sim`.
+Nothing here imports `gateway.providers`: the contract tests would otherwise test adapters
+against themselves. Adding a provider adds its fake module and its registry line — nothing
+here changes.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from gateway.simulator import magma_onepay, muda, ourvoice, paymob_bills, seed
-from gateway.simulator.ourvoice import TOPUP_FAULTS
+from gateway.registry import PROVIDERS
+from gateway.simulator.fake import Fake
+from gateway.simulator.registry import fake_spec
 from gateway.simulator.state import SWITCHES, FaultError, Faults, SimState
 
-PREFIXES = {
-    "ourvoice": "/ourvoice",
-    "magma_onepay": "/magma",
-    "muda": "/muda",
-    "paymob_bills": "/paymob",
-}
+Tenants = Mapping[str, tuple[Any, ...]]  # provider kind → the tenants its fake knows
 
 
 class Simulator:
-    """The fake providers plus handles tests use: `state` (faults, counters, clock),
-    `muda_tokens`, `ourvoice` (its ledger of balances) and `paymob` (its transactions)."""
+    """The fake providers plus handles tests use: `state` (faults, counters, clock) and
+    `fakes[kind]` (e.g. `fakes["ourvoice"].balances`, `fakes["muda"].tokens`,
+    `fakes["paymob_bills"].ledger`). `tenants` replaces a fake's seed tenants."""
 
     def __init__(self, state: SimState | None = None, tenants: Tenants | None = None) -> None:
         self.state = state or SimState()
-        tenants = tenants or Tenants()
-        self.tenants = sorted(
-            t.name for f in dataclasses.fields(tenants) for t in getattr(tenants, f.name)
-        )
-        self.muda_tokens = muda.MudaTokens(self.state)
-        self.ourvoice = ourvoice.OurVoiceFake(self.state, tenants.ourvoice)
-        self.paymob = paymob_bills.PaymobLedger(tenants.paymob)
+        self.fakes: dict[str, Fake] = {}
+        self.tenants_of: dict[str, tuple[Any, ...]] = {}
+        routes: list[Any] = []
+        for kind in PROVIDERS:
+            spec = fake_spec(kind)
+            known = (tenants or {}).get(kind, spec.tenants)
+            self.fakes[kind] = spec.build(self.state, known)
+            self.tenants_of[kind] = known
+            routes.append(Mount(spec.prefix, routes=list(self.fakes[kind].routes())))
+        self.tenants = sorted(t.name for known in self.tenants_of.values() for t in known)
         self.app = Starlette(
             routes=[
-                Mount(PREFIXES["ourvoice"], routes=self.ourvoice.routes()),
-                Mount(
-                    PREFIXES["magma_onepay"], routes=magma_onepay.routes(self.state, tenants.magma)
-                ),
-                Mount(
-                    PREFIXES["muda"], routes=muda.routes(self.state, self.muda_tokens, tenants.muda)
-                ),
-                Mount(
-                    PREFIXES["paymob_bills"],
-                    routes=paymob_bills.routes(self.state, tenants.paymob, self.paymob),
-                ),
+                *routes,
                 Route("/_sim/faults", self._list_faults, methods=["GET"]),
                 Route("/_sim/faults/{tenant}", self._set_faults, methods=["PUT", "DELETE"]),
                 Route(
@@ -81,35 +73,35 @@ class Simulator:
         return JSONResponse(self.state.faults_as_json()[tenant])
 
     async def _set_topup_fault(self, request: Request) -> Response:
-        """`{"mode": "503-after-commit"}` for the tenant's next top-ups; DELETE clears."""
+        """`{"mode": MODE}` for the tenant's next top-ups, on a fake that takes top-ups
+        (it has `topup_faults` and `topup_modes`); DELETE clears."""
         tenant = request.path_params["tenant"]
-        if tenant not in self.ourvoice.balances:
-            known = sorted(self.ourvoice.balances)
+        owners = {
+            t.name: fake
+            for kind, fake in self.fakes.items()
+            if hasattr(fake, "topup_faults")
+            for t in self.tenants_of[kind]
+        }
+        fake: Any = owners.get(tenant)
+        if fake is None:
+            known = sorted(owners)
             return JSONResponse({"error": f"no top-up account {tenant!r}", "accounts": known}, 404)
         if request.method == "DELETE":
-            self.ourvoice.topup_faults.pop(tenant, None)
+            fake.topup_faults.pop(tenant, None)
             return Response(status_code=204)
         try:
             mode = json.loads(await request.body()).get("mode")
         except (ValueError, AttributeError):
             mode = None
-        if mode not in TOPUP_FAULTS:
-            return JSONResponse({"error": 'send {"mode": MODE}', "modes": list(TOPUP_FAULTS)}, 400)
-        self.ourvoice.topup_faults[tenant] = mode
+        if mode not in fake.topup_modes:
+            return JSONResponse(
+                {"error": 'send {"mode": MODE}', "modes": list(fake.topup_modes)}, 400
+            )
+        fake.topup_faults[tenant] = mode
         return JSONResponse({"mode": mode})
 
     async def _calls(self, request: Request) -> Response:
         return JSONResponse(dict(self.state.calls))
-
-
-@dataclass(frozen=True)
-class Tenants:
-    """Who each fake knows (credentials and data); the seed's demo tenants by default."""
-
-    ourvoice: tuple[seed.OurVoiceTenant, ...] = seed.OURVOICE
-    magma: tuple[seed.MagmaTenant, ...] = seed.MAGMA
-    muda: tuple[seed.MudaTenant, ...] = seed.MUDA
-    paymob: tuple[seed.PaymobTenant, ...] = seed.PAYMOB
 
 
 def create_simulator(state: SimState | None = None, tenants: Tenants | None = None) -> Simulator:

@@ -4,15 +4,102 @@ JSON-number floats and zone-less `YYYY-MM-DD HH:MM:SS` timestamps."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.simulator.history import magma_rows
-from gateway.simulator.seed import MAGMA, MagmaTenant
+from gateway.simulator.fake import FakeSpec
 from gateway.simulator.state import SimState, bearer, dumps, json_response, with_faults
+
+
+@dataclass(frozen=True)
+class MagmaTenant:
+    name: str
+    private_key: str
+    secret_key: str
+    corridors: tuple[dict[str, object], ...]
+
+
+def _corridor(
+    name: str, prefix: str, code: str, currency: str, balance: str, available: str, updated: str
+) -> dict[str, object]:
+    return {
+        "name": name,
+        "prefix": prefix,
+        "code": code,
+        "currency": currency,
+        "balance": Decimal(balance),
+        "balance_available": Decimal(available),
+        "last_updated_at": updated,
+    }
+
+
+MAGMA = (
+    MagmaTenant(
+        "magma",
+        "demo-magma-private-key",
+        "demo-magma-secret-key",
+        (
+            _corridor("Benin", "+229", "BJ", "XOF", "1250000", "1200000", "2024-06-04 00:43:26"),
+            _corridor("Mali", "+223", "ML", "XOF", "0", "0", "2024-06-04 00:43:26"),
+            _corridor(
+                "Côte d'Ivoire", "+225", "CI", "XOF", "3400500", "3400500", "2024-06-03 23:59:59"
+            ),
+            _corridor(
+                "Guinea (Conakry)",
+                "+224",
+                "GN",
+                "GNF",
+                "98000000",
+                "97500000",
+                "2024-06-04 01:02:03",
+            ),
+            _corridor("Ghana", "+233", "GH", "GHS", "15230.75", "15000.25", "2024-06-04 08:15:00"),
+            _corridor("Senegal", "+221", "SN", "XOF", "780250", "780250", "2024-06-04 00:43:26"),
+            _corridor("Burkina Faso", "+226", "BF", "XOF", "45000", "44000", "2024-06-02 12:00:00"),
+            _corridor("Cameroon", "+237", "CM", "XAF", "2210000", "2210000", "2024-06-04 10:30:45"),
+            _corridor("Togo", "+228", "TG", "XOF", "0", "0", "2024-05-31 18:20:00"),
+            _corridor(
+                "Sierra Leone", "+232", "SL", "SLE", "8200.10", "8200.10", "2024-06-04 07:07:07"
+            ),
+            _corridor("Kenya", "+254", "KE", "KES", "53000.55", "52000.05", "2024-06-04 06:00:00"),
+            _corridor("Uganda", "+256", "UG", "UGX", "1500000", "1500000", "2024-06-04 05:45:12"),
+            _corridor(
+                "DR Congo", "+243", "RDC", "CDF", "2750000.40", "2700000.40", "2024-06-04 09:09:09"
+            ),
+        ),
+    ),
+)
+
+
+MAGMA_STATUSES = ("success", "pending", "new", "failed", "refunded", "cancelled", "success")
+
+
+def magma_rows(now: datetime) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for i in range(int(90 * 24 / 11)):
+        moment = now - timedelta(hours=11 * i, minutes=i % 60)
+        currency, country = (("XOF", "SN"), ("GHS", "GH"), ("XAF", "CM"), ("CDF", "RDC"))[i % 4]
+        rows.append(
+            {
+                "token": f"po_{i:06d}",
+                "reference": f"MG{i:08d}",
+                "amount": Decimal(f"{(i * 53) % 100000 + 100}")
+                if currency in ("XOF", "XAF")
+                else Decimal(f"{(i * 53) % 1000}.{i % 100:02d}"),
+                "fee": Decimal("0"),
+                "currency": currency,
+                "country": country,
+                "phone": f"+22177{i:07d}",
+                "status": MAGMA_STATUSES[i % len(MAGMA_STATUSES)],
+                "created_at": moment.strftime("%Y-%m-%d %H:%M:%S"),
+            }
+        )
+    return rows
 
 
 def error_body(status: int, message: str) -> dict[str, object]:
@@ -83,3 +170,19 @@ def parse_moment(value: str | None, now: datetime, start: bool) -> datetime:
         day = now.replace(hour=0, minute=0, second=0, microsecond=0)
         return day if start else day + timedelta(days=1, microseconds=-1)
     return datetime.strptime(value, "%Y-%m-%d %H:%M:%S")
+
+
+class MagmaFake:
+    def __init__(self, state: SimState, tenants: tuple[MagmaTenant, ...]) -> None:
+        self.state, self.tenants = state, tenants
+
+    def routes(self) -> list[Route]:
+        return routes(self.state, self.tenants)
+
+
+FAKE = FakeSpec(
+    prefix="/magma",
+    tenants=MAGMA,
+    build=MagmaFake,
+    account=lambda t: {"private_key": t.private_key, "secret_key": t.secret_key},
+)

@@ -12,14 +12,86 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.simulator.history import muda_rows
-from gateway.simulator.seed import MUDA, MudaTenant
+from gateway.simulator.fake import FakeSpec
 from gateway.simulator.state import SimState, bearer, json_response, with_faults
+
+
+@dataclass(frozen=True)
+class MudaTenant:
+    name: str
+    api_key: str
+    secret_key: str
+    balances: tuple[dict[str, object], ...]
+
+
+def _muda(i: int, code: str, issuer: str, currency: str, balance: str) -> dict[str, object]:
+    return {
+        "id": i,
+        "asset_code": code,
+        "asset_issuer": issuer,
+        "currency": currency,
+        "balance": balance,
+    }
+
+
+MUDA = (
+    MudaTenant(
+        "muda-ug",
+        "demo-muda-api-key",
+        "demo-muda-secret-key",
+        (
+            _muda(1, "UGX", "issuer_ugx", "UGX", "4621.0000000"),
+            _muda(2, "KES", "issuer_kes", "KES", "1520.5000000"),
+            _muda(3, "TZS", "issuer_tzs", "TZS", "0"),
+            _muda(4, "cUGX", "issuer_ugx", "UGX", "650.0000000"),
+            _muda(5, "cKES", "issuer_kes", "KES", "0"),
+            _muda(6, "cTZS", "issuer_tzs", "TZS", "12.2500000"),
+        ),
+    ),
+)
+
+
+MUDA_STATUSES = (
+    "SUCCESS",
+    "PENDING",
+    "INITIATED",
+    "failed",
+    "MINT_FAILED",
+    "COMPLETED",
+    "success",
+    "Cancelled",
+    "REFUNDED",
+    "ON_HOLD",
+)
+MUDA_TYPES = ("COLLECTION", "PAYOUT", "COLLECTION", "MINT", "TRANSFER")
+
+
+def muda_rows() -> list[dict[str, object]]:
+    start = datetime(2024, 5, 1, 8, 0, 0, tzinfo=UTC)
+    rows: list[dict[str, object]] = []
+    for i in range(60):
+        rows.append(
+            {
+                "id": 1000 + i,
+                "transaction_id": f"MUDA-{20240501 + i:08d}-{i:04d}",
+                "type": MUDA_TYPES[i % len(MUDA_TYPES)],
+                "amount": f"{(i * 1234) % 90000 + 500}.{i % 7}000000",
+                "fee": f"{i % 9 * 5}.0000000" if i % 4 else "0",
+                "currency": ("UGX", "KES", "UGX", "TZS")[i % 4],
+                "status": MUDA_STATUSES[i % len(MUDA_STATUSES)],
+                "phone": f"+25670{i:07d}",
+                "created_at": (start + timedelta(hours=13 * i)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            }
+        )
+    return rows[::-1]
+
 
 DEFAULT_TOKEN_TTL = 7200
 
@@ -127,3 +199,23 @@ def routes(
         Route("/v1/payment/balance", balance, methods=["GET"]),
         Route("/v1/payment/statement", statement, methods=["GET"]),
     ]
+
+
+class MudaFake:
+    """`tokens` is the handle tests use (revoke, refuse_all)."""
+
+    def __init__(self, state: SimState, tenants: tuple[MudaTenant, ...]) -> None:
+        self.state, self.tenants = state, tenants
+        self.tokens = MudaTokens(state)
+
+    def routes(self) -> list[Route]:
+        return routes(self.state, self.tokens, self.tenants)
+
+
+FAKE = FakeSpec(
+    prefix="/muda",
+    tenants=MUDA,
+    build=MudaFake,
+    account=lambda t: {"api_key": t.api_key, "secret_key": t.secret_key},
+    path="/v1",
+)

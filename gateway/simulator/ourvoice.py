@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -17,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.simulator.seed import OURVOICE, OurVoiceTenant
+from gateway.simulator.fake import FakeSpec
 from gateway.simulator.state import (
     HANG_SECONDS,
     SimState,
@@ -25,6 +26,20 @@ from gateway.simulator.state import (
     dumps,
     json_response,
     with_faults,
+)
+
+
+@dataclass(frozen=True)
+class OurVoiceTenant:
+    name: str
+    api_key: str
+    balance: Decimal
+    inner_as_string: bool
+
+
+OURVOICE = (
+    OurVoiceTenant("ourvoice-sn", "demo-ourvoice-sn-key", Decimal("50000"), inner_as_string=True),
+    OurVoiceTenant("ourvoice-ci", "demo-ourvoice-ci-key", Decimal("125750"), inner_as_string=False),
 )
 
 
@@ -58,7 +73,10 @@ class SimulatedReset(Exception):
 
 class OurVoiceFake:
     """Balances and a ledger of top-ups per tenant; `topup_faults[tenant]` names a fault
-    mode of `TOPUP_FAULTS` for the next top-ups."""
+    mode of `TOPUP_FAULTS` for the next top-ups (`topup_modes`: the control route lists
+    them)."""
+
+    topup_modes = TOPUP_FAULTS
 
     def __init__(self, state: SimState, tenants: tuple[OurVoiceTenant, ...] = OURVOICE) -> None:
         self.state = state
@@ -140,3 +158,11 @@ class OurVoiceFake:
             Route("/v1/current/balance", self.balance, methods=["GET"]),
             Route("/v1/transactions/topUpBalance", self.top_up, methods=["POST"]),
         ]
+
+
+FAKE = FakeSpec(
+    prefix="/ourvoice",
+    tenants=OURVOICE,
+    build=OurVoiceFake,
+    account=lambda t: {"api_key": t.api_key},
+)

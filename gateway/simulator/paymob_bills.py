@@ -13,7 +13,9 @@ import base64
 import binascii
 import hashlib
 import hmac
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -21,9 +23,68 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from gateway.simulator.history import paymob_rows
-from gateway.simulator.seed import PAYMOB, PaymobTenant
-from gateway.simulator.state import SimState, json_response, with_faults
+from gateway.simulator.fake import FakeSpec
+from gateway.simulator.state import SimState, json_response, utc_text, with_faults
+
+
+@dataclass(frozen=True)
+class PaymobTenant:
+    name: str
+    public_key: str
+    secret_key: str
+    merchant_id: int
+    amount_available: Decimal
+    available_commission: Decimal
+    last_commission_withdrawal: str
+
+
+PAYMOB = (
+    PaymobTenant(
+        "paymob-eg",
+        "demo-paymob-public-key",
+        "demo-paymob-secret-key",
+        123,
+        Decimal("1292.25"),
+        Decimal("12.90"),
+        "2023-03-16T11:47:24.927Z",
+    ),
+)
+
+
+PAYMOB_STATUSES = ("SUCCESS", "SUCCESS", "PENDING", "FAILED", "SUCCESS", "REVERSED_BY_BANK")
+PAYMOB_TYPES = ("card", "accept_balance", "card", "commission_withdrawal")
+
+
+# Instants on both sides of Cairo midnight, around both DST changes of 2024.
+CAIRO_EDGES = (
+    "2024-04-25T21:59:59.000000Z",  # Cairo 23:59:59 (UTC+2), 25 April
+    "2024-04-25T22:00:00.000000Z",  # Cairo 01:00 on 26 April: the clocks jumped
+    "2024-06-10T20:59:59.999999Z",  # Cairo 23:59:59 (UTC+3), 10 June
+    "2024-06-10T21:00:00.000000Z",  # Cairo 00:00, 11 June
+    "2024-10-31T20:30:00.000000Z",  # Cairo 23:30 (UTC+3), 31 October
+    "2024-10-31T21:30:00.000000Z",  # Cairo 23:30 again (UTC+2): the clocks went back
+    "2024-10-31T22:00:00.000000Z",  # Cairo 00:00, 1 November
+)
+
+
+def paymob_rows() -> list[dict[str, object]]:
+    start = datetime(2024, 4, 20, 7, 13, 5, 120000, tzinfo=UTC)
+    stamps = [utc_text(start + timedelta(minutes=919 * i)) for i in range(313)] + list(CAIRO_EDGES)
+    rows: list[dict[str, object]] = []
+    for i, stamp in enumerate(sorted(stamps)):
+        rows.append(
+            {
+                "date_created": stamp,
+                "initiator": "accept" if i % 3 else "merchant",
+                "recipient": "bills",
+                "amount": Decimal(f"{(i * 37) % 5000 + 10}.{i % 100:02d}"),
+                "transaction_ref": f"{6269928401296462697948221 + i * 7919:025d}",
+                "transaction_type": PAYMOB_TYPES[i % len(PAYMOB_TYPES)],
+                "status": PAYMOB_STATUSES[i % len(PAYMOB_STATUSES)],
+            }
+        )
+    return rows[::-1]  # newest first, as the API lists them
+
 
 WINDOW_MINUTES = 5
 
@@ -159,3 +220,22 @@ def routes(
         Route("/api/v1/balance_transactions/", transactions, methods=["GET"]),
         Route("/api/v1/balance_transactions", append_slash, methods=["GET"]),
     ]
+
+
+class PaymobFake:
+    """`ledger` is the handle tests use (`insert` a row at the top)."""
+
+    def __init__(self, state: SimState, tenants: tuple[PaymobTenant, ...]) -> None:
+        self.state, self.tenants = state, tenants
+        self.ledger = PaymobLedger(tenants)
+
+    def routes(self) -> list[Route]:
+        return routes(self.state, self.tenants, self.ledger)
+
+
+FAKE = FakeSpec(
+    prefix="/paymob",
+    tenants=PAYMOB,
+    build=PaymobFake,
+    account=lambda t: {"public_key": t.public_key, "secret_key": t.secret_key},
+)

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -108,6 +109,11 @@ def dumps(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(dumps(v) for v in value) + "]"
     return json.dumps(value, ensure_ascii=False)
+
+
+def utc_text(moment: datetime) -> str:
+    """`2024-06-04T00:43:26.000000Z`: microseconds and a Z, as these APIs write instants."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

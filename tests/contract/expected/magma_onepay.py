@@ -1,0 +1,11 @@
+from gateway.domain import AssetKind
+from gateway.simulator.magma_onepay import MAGMA
+
+BALANCES = {
+    f"magma:{'CD' if c['code'] == 'RDC' else c['code']}:{c['currency']}": (
+        str(c["balance"]),
+        str(c["balance_available"]),
+        AssetKind.CASH,
+    )
+    for c in MAGMA[0].corridors
+}

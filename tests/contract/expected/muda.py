@@ -1,0 +1,10 @@
+from gateway.domain import AssetKind
+
+BALANCES = {
+    "muda-ug:UGX:issuer_ugx": ("4621.0000000", "4621.0000000", AssetKind.CASH),
+    "muda-ug:KES:issuer_kes": ("1520.5000000", "1520.5000000", AssetKind.CASH),
+    "muda-ug:TZS:issuer_tzs": ("0", "0", AssetKind.CASH),
+    "muda-ug:cUGX:issuer_ugx": ("650.0000000", "650.0000000", AssetKind.COLLATERAL),
+    "muda-ug:cKES:issuer_kes": ("0", "0", AssetKind.COLLATERAL),
+    "muda-ug:cTZS:issuer_tzs": ("12.2500000", "12.2500000", AssetKind.COLLATERAL),
+}

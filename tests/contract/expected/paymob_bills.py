@@ -1,0 +1,6 @@
+from gateway.domain import AssetKind
+
+BALANCES = {
+    "paymob-eg:available:EGP": ("1292.25", "1292.25", AssetKind.CASH),
+    "paymob-eg:commission:EGP": ("12.90", "12.90", AssetKind.COMMISSION),
+}
