@@ -1,0 +1,175 @@
+"""Adding a provider takes four hand-edited files — proven on a copy of the repository:
+a throwaway fifth provider, "Echo Pay", gets its adapter module, its simulator fake (with
+its own seed tenant), one registry line, and its contract expectations. Nothing else is
+touched, and the contract suite and the architecture test then pass for all five; the
+`Provider` enum (and so the SDL) gains `ECHO_PAY` by itself."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import ROOT
+
+ADAPTER = '''"""Echo Pay: `GET /v1/balance` with a Bearer key → {"balance": "<decimal>", "currency"}."""
+
+from __future__ import annotations
+
+from gateway.clock import Clock
+from gateway.config.accounts import AccountConfig
+from gateway.domain import Asset, AssetKind, Balance, Money, ProviderKind
+from gateway.providers.base import get_ok, join_url, upstream_context
+from gateway.providers.reader import JsonReader
+from gateway.providers.spec import ProviderSpec
+from gateway.upstream.channel import Channel
+
+
+class EchoPay:
+    def __init__(self, account: AccountConfig, channel: Channel, clock: Clock) -> None:
+        self.account, self.channel = account, channel
+        self.context = upstream_context(account)
+
+    async def fetch_balances(self) -> tuple[Balance, ...]:
+        url = join_url(self.account.base_url, "/v1/balance")
+        key = self.account.secret("api_key")
+        body = await get_ok(self.channel, url, {"authorization": f"Bearer {key}"})
+        reader = JsonReader(self.context)
+        data = reader.object(reader.loads(body), "body")
+        currency = reader.currency(reader.field(data, "currency", "body"), "body.currency")
+        money = Money(reader.amount(data, "balance", "body", written_as="string"), currency)
+        asset = Asset(currency, currency, AssetKind.CASH)
+        return (Balance(f"{self.account.id}:main:{currency}", asset, money, money),)
+
+
+SPEC = ProviderSpec(
+    kind=ProviderKind("echo_pay"), factory=EchoPay, required_credentials=frozenset({"api_key"})
+)
+'''
+FAKE = '''"""Fake Echo Pay: Bearer key, `{"balance": "1200.50", "currency": "KES"}`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.simulator.fake import FakeSpec
+from gateway.simulator.state import SimState, bearer, json_response, with_faults
+
+
+@dataclass(frozen=True)
+class EchoTenant:
+    name: str
+    api_key: str
+    balance: str
+
+
+ECHO = (EchoTenant("echo-ke", "echo-demo-key", "1200.50"),)
+
+
+def error_body(status: int, message: str) -> dict[str, object]:
+    return {"error": message}
+
+
+class EchoFake:
+    def __init__(self, state: SimState, tenants: tuple[EchoTenant, ...]) -> None:
+        self.state, self.tenants = state, tenants
+
+    def routes(self) -> list[Route]:
+        by_key = {t.api_key: t for t in self.tenants}
+
+        async def balance(request: Request) -> Response:
+            tenant = by_key.get(bearer(request) or "")
+            if tenant is None:
+                self.state.count("anonymous", "balance")
+                return json_response(error_body(401, "Unauthorized"), 401)
+
+            async def handle() -> Response:
+                return json_response({"balance": tenant.balance, "currency": "KES"})
+
+            return await with_faults(self.state, tenant.name, "balance", error_body, handle)
+
+        return [Route("/v1/balance", balance, methods=["GET"])]
+
+
+FAKE = FakeSpec(prefix="/echo", tenants=ECHO, build=EchoFake, account=lambda t: {"api_key": t.api_key})
+'''
+EXPECTED = """from gateway.domain import AssetKind
+
+BALANCES = {"echo-ke:main:KES": ("1200.50", "1200.50", AssetKind.CASH)}
+"""
+REGISTRY_LINE = (
+    '    "echo_pay": Registered("gateway.providers.echo_pay", "gateway.simulator.echo_pay"),\n'
+)
+
+
+def test_a_fifth_provider_is_four_files(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    for part in ("gateway", "tests"):
+        shutil.copytree(ROOT / part, repo / part, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("schema.graphql", "pyproject.toml"):
+        shutil.copy(ROOT / name, repo / name)
+    # The four hand-edited files:
+    (repo / "gateway/providers/echo_pay.py").write_text(ADAPTER)
+    (repo / "gateway/simulator/echo_pay.py").write_text(FAKE)
+    registry = repo / "gateway/registry.py"
+    text = registry.read_text()
+    assert text.count("\n}\n") == 1
+    registry.write_text(text.replace("\n}\n", "\n" + REGISTRY_LINE + "}\n"))
+    (repo / "tests/contract/expected/echo_pay.py").write_text(EXPECTED)
+
+    # The copy's own interpreter: not measured by this run's coverage.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COV_", "COVERAGE"))}
+    env["PYTHONPATH"] = str(repo)
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *argv],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    where = run("-c", "import gateway; print(gateway.__file__)")
+    assert where.stdout.strip().startswith(str(repo)), where  # the copy, not the checkout
+    suite = run(
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "addopts=",
+        "tests/contract",
+        "tests/test_architecture.py",
+        "-k",
+        "echo_pay or architecture or imports or layer or loads or compat or plain_data",
+    )
+    assert suite.returncode == 0, suite.stdout[-3000:] + suite.stderr[-3000:]
+    assert "passed" in suite.stdout and " failed" not in suite.stdout
+    ran = run(
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "addopts=",
+        "--co",
+        "tests/contract",
+        "-k",
+        "echo_pay",
+    )
+    assert ran.stdout.count("echo_pay") >= 8, ran.stdout  # every balance case, and more
+    sdl = run("-c", "from gateway.schema import sdl; print(sdl())")
+    assert "ECHO_PAY" in sdl.stdout
+    schema_check = run("-m", "gateway", "export-schema", "--check")
+    assert schema_check.returncode == 1  # the SDL is regenerated (make schema), not hand-edited
