@@ -9,9 +9,25 @@ pure parse functions (body → domain values) apart from its one I/O step, and r
 
 from __future__ import annotations
 
+from gateway.clock import Clock
 from gateway.config.accounts import AccountConfig
 from gateway.errors import UpstreamContext
 from gateway.upstream.channel import Channel, Headers
+
+
+class Adapter:
+    """What every adapter holds, built once per account: the account, its channel (the
+    shared HTTP client behind the account's bulkhead, breaker, quota and retries), the
+    gateway's clock, and the context its errors carry."""
+
+    def __init__(self, account: AccountConfig, channel: Channel, clock: Clock) -> None:
+        self.account = account
+        self.channel = channel
+        self.clock = clock
+        self.context = upstream_context(account)
+
+    def url(self, path: str) -> str:
+        return join_url(self.account.base_url, path)
 
 
 def upstream_context(account: AccountConfig) -> UpstreamContext:

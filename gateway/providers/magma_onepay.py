@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from urllib.parse import urlencode
 
-from gateway.clock import Clock
 from gateway.config.accounts import AccountConfig
 from gateway.domain import (
     COUNTRIES,
@@ -31,10 +30,9 @@ from gateway.domain import (
     map_status,
 )
 from gateway.errors import UpstreamContext
-from gateway.providers.base import get_ok, join_url, upstream_context
+from gateway.providers.base import Adapter, get_ok
 from gateway.providers.reader import JsonReader
 from gateway.providers.spec import ProviderSpec
-from gateway.upstream.channel import Channel
 from gateway.upstream.client import status_error
 
 BALANCE_PATH = "/v1/misc/balance"
@@ -167,13 +165,7 @@ def parse_history(
     return tuple(sorted(rows, key=lambda t: t.position, reverse=True))
 
 
-class MagmaOnePay:
-    def __init__(self, account: AccountConfig, channel: Channel, clock: Clock) -> None:
-        self.account = account
-        self.channel = channel
-        self.clock = clock
-        self.context = upstream_context(account)
-
+class MagmaOnePay(Adapter):
     def headers(self) -> dict[str, str]:
         headers = {
             "Authorization": f"Bearer {self.account.secret('private_key')}",
@@ -185,7 +177,7 @@ class MagmaOnePay:
         return headers
 
     async def fetch_balances(self) -> tuple[Balance, ...]:
-        url = join_url(self.account.base_url, BALANCE_PATH)
+        url = self.url(BALANCE_PATH)
         body = await get_ok(self.channel, url, self.headers())
         return parse_balances(body, self.account, self.context)
 
@@ -198,7 +190,7 @@ class MagmaOnePay:
         query = urlencode(
             {"start_date": upstream_time(start, zone), "end_date": upstream_time(end, zone)}
         )
-        url = f"{join_url(self.account.base_url, HISTORY_PATH)}?{query}"
+        url = f"{self.url(HISTORY_PATH)}?{query}"
         body = await get_ok(self.channel, url, self.headers())
         rows = parse_history(body, self.account, self.context)
         return TransactionPage(rows, page + 1 if page < len(spans) else None)

@@ -34,7 +34,7 @@ from gateway.domain import (
     map_status,
 )
 from gateway.errors import UpstreamContext
-from gateway.providers.base import join_url, upstream_context
+from gateway.providers.base import Adapter
 from gateway.providers.reader import JsonReader
 from gateway.providers.spec import ProviderSpec
 from gateway.upstream.channel import Channel
@@ -222,18 +222,15 @@ class TokenCache:
             self._token = None
 
 
-class Muda:
+class Muda(Adapter):
     def __init__(self, account: AccountConfig, channel: Channel, clock: Clock) -> None:
-        self.account = account
-        self.channel = channel
-        self.clock = clock
-        self.context = upstream_context(account)
+        super().__init__(account, channel, clock)
         self.tokens = TokenCache(self._exchange, clock)
 
     async def _exchange(self) -> Token:
         response = await self.channel.send(
             "POST",
-            join_url(self.account.base_url, TOKEN_PATH),
+            self.url(TOKEN_PATH),
             headers={"Accept": "application/json"},
             json_body={
                 "api_key": self.account.secret("api_key"),
@@ -262,7 +259,7 @@ class Muda:
     async def _send_get(self, path: str, token: str) -> UpstreamResponse:
         return await self.channel.send(
             "GET",
-            join_url(self.account.base_url, path),
+            self.url(path),
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
         )
 

@@ -14,7 +14,6 @@ from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
-from gateway.clock import Clock
 from gateway.config.accounts import AccountConfig
 from gateway.domain import (
     COUNTRIES,
@@ -30,10 +29,9 @@ from gateway.domain import (
     map_status,
 )
 from gateway.errors import UpstreamContext, UpstreamUnavailable
-from gateway.providers.base import get_ok, join_url, upstream_context
+from gateway.providers.base import Adapter, get_ok
 from gateway.providers.reader import JsonReader
 from gateway.providers.spec import ProviderSpec
-from gateway.upstream.channel import Channel
 
 BALANCE_PATH = "/v1/current/balance"
 TOPUP_PATH = "/v1/transactions/topUpBalance"
@@ -114,12 +112,7 @@ def parse_balance(raw: bytes, account: AccountConfig, context: UpstreamContext) 
     )
 
 
-class OurVoice:
-    def __init__(self, account: AccountConfig, channel: Channel, clock: Clock) -> None:
-        self.account = account
-        self.channel = channel
-        self.context = upstream_context(account)
-
+class OurVoice(Adapter):
     def headers(self) -> dict[str, str]:
         return {
             "Authorization": f"Bearer {self.account.secret('api_key')}",
@@ -131,7 +124,7 @@ class OurVoice:
         the request provably never left."""
         response = await self.channel.send(
             "POST",
-            join_url(self.account.base_url, TOPUP_PATH),
+            self.url(TOPUP_PATH),
             headers={**self.headers(), "Content-Type": "application/json"},
             content=topup_body(amount, payment_method, payment_id, self.account.topup_status),
             idempotent=False,
@@ -140,7 +133,7 @@ class OurVoice:
         return parse_topup(response.body, self.account, self.context)
 
     async def fetch_balances(self) -> tuple[Balance, ...]:
-        url = join_url(self.account.base_url, BALANCE_PATH)
+        url = self.url(BALANCE_PATH)
         body = await get_ok(self.channel, url, self.headers())
         return (parse_balance(body, self.account, self.context),)
 

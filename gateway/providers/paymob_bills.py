@@ -38,7 +38,7 @@ from gateway.domain import (
     map_status,
 )
 from gateway.errors import UpstreamContext
-from gateway.providers.base import get_ok, join_url, upstream_context
+from gateway.providers.base import Adapter, get_ok
 from gateway.providers.reader import JsonReader
 from gateway.providers.spec import ProviderSpec
 from gateway.upstream.channel import Channel
@@ -162,7 +162,7 @@ def parse_transactions(
     return TransactionPage(tuple(rows), next_page, count)
 
 
-class PaymobBills:
+class PaymobBills(Adapter):
     def __init__(
         self,
         account: AccountConfig,
@@ -170,11 +170,8 @@ class PaymobBills:
         clock: Clock,
         nonce: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
-        self.account = account
-        self.channel = channel
-        self.clock = clock
+        super().__init__(account, channel, clock)
         self.nonce = nonce
-        self.context = upstream_context(account)
 
     def headers(self, method: str, url: str) -> dict[str, str]:
         now = datetime.fromtimestamp(self.clock(), UTC)
@@ -193,12 +190,12 @@ class PaymobBills:
         }
 
     async def fetch_balances(self) -> tuple[Balance, ...]:
-        url = join_url(self.account.base_url, BALANCE_PATH)
+        url = self.url(BALANCE_PATH)
         body = await get_ok(self.channel, url, lambda: self.headers("GET", url))
         return parse_balances(body, self.account, self.context)
 
     async def transaction_page(self, flt: TransactionFilter, page: int) -> TransactionPage:
-        url = join_url(self.account.base_url, TRANSACTIONS_PATH)
+        url = self.url(TRANSACTIONS_PATH)
         full = f"{url}?{urlencode(transaction_query(flt, page))}"  # signed without the query
         body = await get_ok(self.channel, full, lambda: self.headers("GET", full))
         return parse_transactions(body, self.account, self.context, page)
