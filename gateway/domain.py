@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.registry import PROVIDERS
 
@@ -289,6 +289,13 @@ class Transaction:
     payment_method: str | None = None
     initiator: str | None = None
     recipient: str | None = None
+
+    @classmethod
+    def of(cls, account_id: str, reference: str, **fields: Any) -> Transaction:
+        """The one way an upstream transaction is named: `<account>:<reference>`."""
+        return cls(
+            id=f"{account_id}:{reference}", account_id=account_id, reference=reference, **fields
+        )
 
     @property
     def position(self) -> tuple[float, str]:

@@ -146,10 +146,9 @@ def parse_history(
         currency = reader.currency(row.get("currency"), f"{where}.currency")
         raw_status = reader.optional_string(row, "status", where)
         rows.append(
-            Transaction(
-                id=f"{account.id}:{reference}",
-                account_id=account.id,
-                reference=reference,
+            Transaction.of(
+                account.id,
+                reference,
                 type="payout",
                 status=map_status(raw_status, STATUSES),
                 raw_status=raw_status,

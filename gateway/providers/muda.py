@@ -159,10 +159,9 @@ def parse_statement(
             else None
         )
         rows.append(
-            Transaction(
-                id=f"{account.id}:{reference}",
-                account_id=account.id,
-                reference=reference,
+            Transaction.of(
+                account.id,
+                reference,
                 type=kind,
                 status=map_status(raw_status, STATUSES),
                 raw_status=raw_status,

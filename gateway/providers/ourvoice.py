@@ -67,10 +67,9 @@ def parse_topup(raw: bytes, account: AccountConfig, context: UpstreamContext) ->
         tx.get("currency", account.currency or "XOF"), "transaction.currency"
     )
     raw_status = reader.optional_string(tx, "status", "transaction")
-    return Transaction(
-        id=f"{account.id}:{reference}",
-        account_id=account.id,
-        reference=reference,
+    return Transaction.of(
+        account.id,
+        reference,
         type="top_up",
         status=map_status(raw_status, STATUSES),
         raw_status=raw_status,

@@ -142,10 +142,9 @@ def parse_transactions(
         kind = reader.string(row, "transaction_type", where)
         raw_status = reader.optional_string(row, "status", where)
         rows.append(
-            Transaction(
-                id=f"{account.id}:{reference}",
-                account_id=account.id,
-                reference=reference,
+            Transaction.of(
+                account.id,
+                reference,
                 type=kind,
                 status=map_status(raw_status, STATUSES),
                 raw_status=raw_status,
