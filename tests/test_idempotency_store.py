@@ -1,4 +1,5 @@
-"""One contract for both idempotency stores: SQLite (embedded) and the real PostgreSQL."""
+"""One contract for the top-up journal on both backends: SQLite (embedded) and the real
+PostgreSQL — the same SQL, run by each."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     yield opened
     if request.param == "postgresql":  # leave the shared schema as we found it
         for record in await opened.records():
-            await opened._run("DELETE FROM topups WHERE client = %s", (record.client,))  # type: ignore[attr-defined]
+            await opened._db.run("DELETE FROM topups WHERE client = ?", (record.client,))  # type: ignore[attr-defined]
     await opened.close()
 
 

@@ -96,7 +96,7 @@ async def test_two_apps_sharing_postgresql_post_once(
     ):
         answers = await asyncio.gather(*(send(gw, key) for _ in range(25) for gw in (a, b)))
     store = open_journal(pg_url)
-    await store._run("DELETE FROM topups WHERE key = %s", (key,))  # type: ignore[attr-defined]
+    await store._db.run("DELETE FROM topups WHERE key = ?", (key,))  # type: ignore[attr-defined]
     await store.close()
     assert (posts(sim), credits(sim)) == (1, 1)
     assert {a["__typename"] for a in answers} == {"TopUpSucceeded"}
@@ -430,9 +430,9 @@ class FlakyJournal:
     database connection would make them."""
 
     def __init__(self, path: str, failing: set[str]) -> None:
-        from gateway.services.journal import SqliteJournal
+        from gateway.services.journal import Sqlite, SqlJournal
 
-        self.inner = SqliteJournal(path)
+        self.inner = SqlJournal(Sqlite(path))
         self.failing = failing
 
     def __getattr__(self, name: str) -> Any:

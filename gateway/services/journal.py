@@ -10,8 +10,8 @@ key. Every later write is a compare-and-set on (owner, state = in_flight), so a 
 can never overwrite an operator's resolution. An in-flight record whose owner's lease has
 expired (the gateway restarted, or died) is reported as pending — never sent again.
 
-Two backends behind one interface: SQLite (embedded, WAL, a file that survives restarts)
-and PostgreSQL (shared by replicas).
+One journal, written once in SQL both backends speak: SQLite (embedded, WAL, a file that
+survives restarts) and PostgreSQL (shared by replicas); each backend only runs statements.
 """
 
 from __future__ import annotations
@@ -124,23 +124,86 @@ def _values(record: Record) -> tuple[Any, ...]:
     )
 
 
-def _listing(
-    pending_only: bool, account: str | None, now: float | None, mark: str
-) -> tuple[str, list[Any]]:
+def _listing(pending_only: bool, account: str | None, now: float | None) -> tuple[str, list[Any]]:
     """SQL text is built from constants only; values always go as parameters."""
     clauses: list[str] = []
     args: list[Any] = []
     if pending_only:
-        clauses.append(f"(state = 'pending' OR (state = 'in_flight' AND lease_until < {mark}))")
+        clauses.append("(state = 'pending' OR (state = 'in_flight' AND lease_until < ?))")
         args.append(now if now is not None else 0.0)
     if account is not None:
-        clauses.append(f"account = {mark}")
+        clauses.append("account = ?")
         args.append(account)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     return f"SELECT {COLUMNS} FROM topups{where} ORDER BY created_at DESC, key DESC", args
 
 
-class SqliteJournal:
+class Database(Protocol):
+    """One SQL connection: `run` takes `?` placeholders (each dialect translates them) and
+    returns the rows (of a SELECT) and the row count, read while holding the connection."""
+
+    async def run(self, sql: str, args: Sequence[Any] = ()) -> tuple[list[Any], int]: ...
+
+    async def close(self) -> None: ...
+
+
+class SqlJournal:
+    """The journal, written once in SQL both dialects speak."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def begin(self, record: Record) -> Record | None:
+        placeholders = ", ".join("?" * 12)
+        _, inserted = await self._db.run(
+            f"INSERT INTO topups ({COLUMNS}) VALUES ({placeholders}) ON CONFLICT DO NOTHING",
+            _values(record),
+        )
+        return None if inserted else await self.get(record.client, record.key)
+
+    async def get(self, client: str, key: str) -> Record | None:
+        rows, _ = await self._db.run(
+            f"SELECT {COLUMNS} FROM topups WHERE client = ? AND key = ?", (client, key)
+        )
+        return Record.from_row(rows[0]) if rows else None
+
+    async def finish(
+        self, client: str, key: str, owner: str, state: str, outcome: dict[str, Any]
+    ) -> bool:
+        _, count = await self._db.run(
+            "UPDATE topups SET state = ?, outcome = ?, lease_until = NULL "
+            "WHERE client = ? AND key = ? AND owner = ? AND state = 'in_flight'",
+            (state, json.dumps(outcome), client, key, owner),
+        )
+        return count == 1
+
+    async def release(self, client: str, key: str, owner: str) -> bool:
+        _, count = await self._db.run(
+            "DELETE FROM topups WHERE client = ? AND key = ? AND owner = ? AND state = 'in_flight'",
+            (client, key, owner),
+        )
+        return count == 1
+
+    async def resolve(self, client: str, key: str, state: str, by: str, at: float) -> bool:
+        _, count = await self._db.run(
+            "UPDATE topups SET state = ?, resolved_by = ?, resolved_at = ?, lease_until = NULL "
+            "WHERE client = ? AND key = ? AND state IN ('pending', 'in_flight')",
+            (state, by, at, client, key),
+        )
+        return count == 1
+
+    async def records(
+        self, *, pending_only: bool = False, account: str | None = None, now: float | None = None
+    ) -> list[Record]:
+        sql, args = _listing(pending_only, account, now)
+        rows, _ = await self._db.run(sql, args)
+        return [Record.from_row(r) for r in rows]
+
+    async def close(self) -> None:
+        await self._db.close()
+
+
+class Sqlite:
     """One connection, used from one worker thread at a time, in WAL mode."""
 
     def __init__(self, path: str) -> None:
@@ -151,72 +214,20 @@ class SqliteJournal:
         self._db.execute(SCHEMA)
         self._lock = asyncio.Lock()
 
-    async def _run(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+    async def run(self, sql: str, args: Sequence[Any] = ()) -> tuple[list[Any], int]:
+        def execute() -> tuple[list[Any], int]:
+            cursor = self._db.execute(sql, args)
+            return cursor.fetchall(), cursor.rowcount
+
         async with self._lock:
-            return await asyncio.to_thread(lambda: self._db.execute(sql, args).fetchall())
-
-    async def _count(self, sql: str, args: Sequence[Any]) -> int:
-        async with self._lock:
-            return await asyncio.to_thread(lambda: self._db.execute(sql, args).rowcount)
-
-    async def begin(self, record: Record) -> Record | None:
-        placeholders = ", ".join("?" * 12)
-        inserted = await self._count(
-            f"INSERT INTO topups ({COLUMNS}) VALUES ({placeholders}) ON CONFLICT DO NOTHING",
-            _values(record),
-        )
-        return None if inserted else await self.get(record.client, record.key)
-
-    async def get(self, client: str, key: str) -> Record | None:
-        rows = await self._run(
-            f"SELECT {COLUMNS} FROM topups WHERE client = ? AND key = ?", (client, key)
-        )
-        return Record.from_row(rows[0]) if rows else None
-
-    async def finish(
-        self, client: str, key: str, owner: str, state: str, outcome: dict[str, Any]
-    ) -> bool:
-        return (
-            await self._count(
-                "UPDATE topups SET state = ?, outcome = ?, lease_until = NULL "
-                "WHERE client = ? AND key = ? AND owner = ? AND state = 'in_flight'",
-                (state, json.dumps(outcome), client, key, owner),
-            )
-            == 1
-        )
-
-    async def release(self, client: str, key: str, owner: str) -> bool:
-        return (
-            await self._count(
-                "DELETE FROM topups "
-                "WHERE client = ? AND key = ? AND owner = ? AND state = 'in_flight'",
-                (client, key, owner),
-            )
-            == 1
-        )
-
-    async def resolve(self, client: str, key: str, state: str, by: str, at: float) -> bool:
-        return (
-            await self._count(
-                "UPDATE topups SET state = ?, resolved_by = ?, resolved_at = ?, lease_until = NULL "
-                "WHERE client = ? AND key = ? AND state IN ('pending', 'in_flight')",
-                (state, by, at, client, key),
-            )
-            == 1
-        )
-
-    async def records(
-        self, *, pending_only: bool = False, account: str | None = None, now: float | None = None
-    ) -> list[Record]:
-        sql, args = _listing(pending_only, account, now, "?")
-        return [Record.from_row(r) for r in await self._run(sql, args)]
+            return await asyncio.to_thread(execute)
 
     async def close(self) -> None:
         async with self._lock:
             self._db.close()
 
 
-class PostgresJournal:
+class Postgres:
     """One connection; operations are serialized on it (each is a single statement)."""
 
     LOCK_ID = 727_217_001  # an advisory lock id: replicas create the table one at a time
@@ -236,59 +247,12 @@ class PostgresJournal:
                 await self._conn.execute(SCHEMA)
         return self._conn
 
-    async def _run(self, sql: str, args: Sequence[Any] = ()) -> tuple[list[Any], int]:
-        """Rows (for a SELECT) and the row count, read while still holding the connection."""
+    async def run(self, sql: str, args: Sequence[Any] = ()) -> tuple[list[Any], int]:
+        # The one dialect difference: psycopg's placeholder (no `?` occurs in the SQL text).
         async with self._lock:
-            cursor = await (await self._connection()).execute(sql, args)
+            cursor = await (await self._connection()).execute(sql.replace("?", "%s"), args)
             rows = await cursor.fetchall() if cursor.description else []
             return rows, cursor.rowcount
-
-    async def begin(self, record: Record) -> Record | None:
-        placeholders = ", ".join(["%s"] * 12)
-        _, inserted = await self._run(
-            f"INSERT INTO topups ({COLUMNS}) VALUES ({placeholders}) ON CONFLICT DO NOTHING",
-            _values(record),
-        )
-        return None if inserted else await self.get(record.client, record.key)
-
-    async def get(self, client: str, key: str) -> Record | None:
-        rows, _ = await self._run(
-            f"SELECT {COLUMNS} FROM topups WHERE client = %s AND key = %s", (client, key)
-        )
-        return Record.from_row(rows[0]) if rows else None
-
-    async def finish(
-        self, client: str, key: str, owner: str, state: str, outcome: dict[str, Any]
-    ) -> bool:
-        _, count = await self._run(
-            "UPDATE topups SET state = %s, outcome = %s, lease_until = NULL "
-            "WHERE client = %s AND key = %s AND owner = %s AND state = 'in_flight'",
-            (state, json.dumps(outcome), client, key, owner),
-        )
-        return count == 1
-
-    async def release(self, client: str, key: str, owner: str) -> bool:
-        _, count = await self._run(
-            "DELETE FROM topups WHERE client = %s AND key = %s AND owner = %s "
-            "AND state = 'in_flight'",
-            (client, key, owner),
-        )
-        return count == 1
-
-    async def resolve(self, client: str, key: str, state: str, by: str, at: float) -> bool:
-        _, count = await self._run(
-            "UPDATE topups SET state = %s, resolved_by = %s, resolved_at = %s, lease_until = NULL "
-            "WHERE client = %s AND key = %s AND state IN ('pending', 'in_flight')",
-            (state, by, at, client, key),
-        )
-        return count == 1
-
-    async def records(
-        self, *, pending_only: bool = False, account: str | None = None, now: float | None = None
-    ) -> list[Record]:
-        sql, args = _listing(pending_only, account, now, "%s")
-        rows, _ = await self._run(sql, args)
-        return [Record.from_row(r) for r in rows]
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -299,7 +263,7 @@ def open_journal(url: str) -> Journal:
     """`sqlite:///relative.db`, `sqlite:////absolute/path.db` or `postgresql://…`."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
-        return SqliteJournal(url[len("sqlite:///") :])
+        return SqlJournal(Sqlite(url[len("sqlite:///") :]))
     if parts.scheme in ("postgresql", "postgres"):
-        return PostgresJournal(url)
+        return SqlJournal(Postgres(url))
     raise ValueError(f"unsupported idempotency URL scheme {parts.scheme!r}")
