@@ -19,6 +19,7 @@ from aiocache import RedisCache, SimpleMemoryCache
 from aiocache.serializers import StringSerializer
 
 from gateway._compat.aiocache import eval_script
+from gateway.clock import whole_seconds
 
 log = logging.getLogger("gateway.cache.store")
 WARN_EVERY_SECONDS = 30.0
@@ -70,7 +71,7 @@ class Store:
 
     async def set(self, key: str, value: str, ttl_seconds: float) -> None:
         try:
-            await self._backend.set(key, value, ttl=max(1, int(ttl_seconds + 0.999)))
+            await self._backend.set(key, value, ttl=whole_seconds(ttl_seconds, at_least=1))
         except Exception as exc:
             self._failed("set", exc)
         else:
@@ -80,7 +81,7 @@ class Store:
         """Set a marker only if absent: True when this caller should do the work. Also True
         when the backend fails, since there is then nobody to coordinate with."""
         try:
-            await self._backend.add(key, value, ttl=max(1, int(ttl_seconds + 0.999)))
+            await self._backend.add(key, value, ttl=whole_seconds(ttl_seconds, at_least=1))
         except ValueError:
             return False  # aiocache's "key already exists"
         except Exception as exc:
@@ -103,7 +104,7 @@ class Store:
         try:
             value = int(await self._backend.increment(key, 1))
             if value == 1:
-                await self._backend.expire(key, max(1, int(ttl_seconds + 0.999)))
+                await self._backend.expire(key, whole_seconds(ttl_seconds, at_least=1))
         except Exception as exc:
             self._failed("incr", exc)
             return None

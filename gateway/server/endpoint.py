@@ -25,6 +25,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
+from gateway import bodies
 from gateway._compat.starlette import set_body
 from gateway.access import Principal
 from gateway.cache.responses import CachedRequest, ResponseCache
@@ -145,20 +146,14 @@ class GatewayGraphQL(GraphQL[Context, None]):
 async def read_capped(request: Request, cap: int, within: float) -> bytes:
     """The body, refused past `cap` bytes (413) or past `within` seconds (408): a client
     trickling its body holds a connection no longer than that."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
-        raise Refused(413, f"The request body is larger than {cap} bytes.")
-    chunks, size = [], 0
     try:
         async with asyncio.timeout(within):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > cap:
-                    raise Refused(413, f"The request body is larger than {cap} bytes.")
-                chunks.append(chunk)
+            declared = request.headers.get("content-length")
+            return await bodies.read_capped(request.stream(), cap, declared)
+    except bodies.TooLarge:
+        raise Refused(413, f"The request body is larger than {cap} bytes.") from None
     except TimeoutError:
         raise Refused(408, f"The request body did not arrive within {within:g} s.") from None
-    return b"".join(chunks)
 
 
 def nesting(value: Any) -> int:

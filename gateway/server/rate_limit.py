@@ -8,12 +8,10 @@ Time is the gateway's injectable clock.
 
 from __future__ import annotations
 
-import math
-
 from gateway.access import Principal, RateLimit
 from gateway.cache import keys
 from gateway.cache.store import Store
-from gateway.clock import Clock
+from gateway.clock import Clock, whole_seconds
 
 BUCKET = """
 local v = redis.call('HMGET', KEYS[1], 't', 'u')
@@ -50,7 +48,7 @@ class RateLimiter:
             allowed, tokens = int(result[0]), float(result[1])
         else:
             allowed, tokens = self._take_local(client, now, rate, burst)
-        return None if allowed else max(1, math.ceil((1 - tokens) / rate))
+        return None if allowed else whole_seconds((1 - tokens) / rate, at_least=1)
 
     def _take_local(self, client: str, now: float, rate: float, burst: int) -> tuple[int, float]:
         tokens, updated = self._local.get(client, (float(burst), now))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from gateway.clock import Clock
+from gateway.clock import Clock, whole_seconds
 
 
 class BreakerState(Enum):
@@ -42,7 +42,7 @@ class CircuitBreaker:
         """Whole seconds until a probe may be tried (0 when it may be now)."""
         if self._opened_at is None:
             return 0
-        return max(0, int(self._opened_at + self.cooldown_seconds - self._clock() + 0.999))
+        return whole_seconds(self._opened_at + self.cooldown_seconds - self._clock())
 
     def allow(self) -> bool:
         """May a call go out now? In half-open, only the one probe may."""

@@ -25,7 +25,8 @@ from typing import Any
 import aiohttp
 import httpx
 
-from gateway.clock import Clock
+from gateway import bodies
+from gateway.clock import Clock, whole_seconds
 from gateway.errors import (
     UpstreamBadResponse,
     UpstreamContext,
@@ -129,17 +130,11 @@ class UpstreamClient:
             raise status_error(context, response.status, retry_after)
 
     async def _read_capped(self, context: UpstreamContext, response: httpx.Response) -> bytes:
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise UpstreamBadResponse(context, detail="declared body over the size cap")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise UpstreamBadResponse(context, detail="body over the size cap")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        declared = response.headers.get("content-length")
+        try:
+            return await bodies.read_capped(response.aiter_bytes(), self.max_body_bytes, declared)
+        except bodies.TooLarge:
+            raise UpstreamBadResponse(context, detail="body over the size cap") from None
 
 
 @lru_cache(maxsize=1024)
@@ -197,4 +192,4 @@ def parse_retry_after(value: str | None, now: float) -> int | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0, int(when.timestamp() - now + 0.999))
+    return whole_seconds(when.timestamp() - now)

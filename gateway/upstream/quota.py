@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from gateway.cache import keys
 from gateway.cache.store import Store
-from gateway.clock import Clock
+from gateway.clock import Clock, whole_seconds
 
 WINDOWS = (("minute", 60), ("day", 86_400))
 
@@ -59,5 +59,5 @@ class Quota:
                 self._local[key] += 1
                 used = self._local[key]
             if used > limit:
-                return max(1, int(start + length - now + 0.999))
+                return whole_seconds(start + length - now, at_least=1)
         return None
