@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit
 
 import httpx
@@ -32,7 +32,9 @@ def sim_transport(sim: Simulator) -> httpx.AsyncBaseTransport:
 
 
 @pytest.fixture
-async def http(sim_transport: httpx.AsyncBaseTransport, clock: FakeClock) -> UpstreamClient:
+async def http(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> AsyncIterator[UpstreamClient]:
     client = UpstreamClient(sim_transport, wall_clock=clock)
     yield client
     await client.aclose()

@@ -272,7 +272,7 @@ async def test_bad_hs256_tokens_are_refused(
     case: str, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock, sim: Simulator
 ) -> None:
     settings = jwt_settings(JwtConfig(("HS256",), ISSUER, AUDIENCE, secret=Secret(HS_SECRET)))
-    changes: dict[str, Any] = {
+    changes: dict[str, Any] = {  # type: ignore[assignment]
         "expired": {"exp": int(clock()) - 3600},
         "wrong-audience": {"aud": "someone-else"},
         "wrong-issuer": {"iss": "https://evil.test"},

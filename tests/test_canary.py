@@ -117,7 +117,7 @@ async def test_no_canary_in_any_response_or_log_line(
         app = create_app(
             settings,
             transport=httpx.ASGITransport(app=sim.app),
-            clock=clock,  # type: ignore[arg-type]
+            clock=clock,
             sleep=no_sleep,
         )
         async with (
@@ -134,10 +134,10 @@ async def test_no_canary_in_any_response_or_log_line(
                     a, base_url=a.base_url.replace("http://127.0.0.1:8001", sim_url)
                 )
                 for k, a in settings.accounts.items()
-            }  # type: ignore[attr-defined]
+            }
             app = create_app(
                 dataclasses.replace(settings, accounts=accounts), clock=clock, sleep=no_sleep
-            )  # type: ignore[type-var]
+            )
             async with serving(app) as url, httpx.AsyncClient(base_url=url) as http:
                 await scenario(GatewayClient(http, app).as_key(key))
 

@@ -5,6 +5,7 @@ would take but a person did not mean. Nothing reaches a provider, nothing is log
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -22,7 +23,9 @@ FILTERED_VAR = """query($d: DateTime) { transactions(accountId: "paymob-eg", fil
 
 
 @pytest.fixture
-async def gw(sim_transport: httpx.AsyncBaseTransport, clock: FakeClock) -> GatewayClient:
+async def gw(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> AsyncIterator[GatewayClient]:
     async with running_gateway(demo_settings(), sim_transport, clock) as gateway:
         yield gateway
 

@@ -101,7 +101,8 @@ GROUPS = [
 
 def groups() -> list[Group]:
     return [
-        Group(name=g["name"], items=g["items"], maybe_items=g.get("maybe_items")) for g in GROUPS
+        Group(name=g["name"], items=g["items"], maybe_items=g.get("maybe_items"))  # type: ignore[arg-type]
+        for g in GROUPS
     ]
 
 

@@ -115,7 +115,7 @@ async def test_breaker_opens_fails_fast_probes_once_and_closes(clock: FakeClock)
     assert script.calls == 5  # failing fast: nothing sent
 
     clock.advance(30)
-    assert breaker.state is BreakerState.HALF_OPEN
+    assert breaker.state is BreakerState.HALF_OPEN  # type: ignore[comparison-overlap]
     assert breaker.allow()  # the one probe…
     assert not breaker.allow()  # …and no other while it is out
     breaker.record_success()

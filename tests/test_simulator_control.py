@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 
@@ -11,7 +13,7 @@ from tests.helpers import ourvoice_fake
 
 
 @pytest.fixture
-async def control(sim: Simulator) -> httpx.AsyncClient:
+async def control(sim: Simulator) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=sim.app), base_url="http://sim"
     ) as client:

@@ -477,7 +477,7 @@ async def test_a_failing_journal_never_costs_money(
         clock,
         0.1,
         30,
-    )  # type: ignore[arg-type]
+    )
     request = TopUpRequest(account.id, Decimal("5000"), None, "MTN MOMO", "PAY-1", "k-1")
     outcome = await service.top_up("ops", request)
     assert type(outcome).__name__ == answer

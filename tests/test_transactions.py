@@ -397,9 +397,8 @@ def test_paymob_status_mapping_and_refs_stay_strings(raw: str, status: Transacti
     (tx,) = page.rows
     assert tx.status is status and tx.reference == "6269928401296462697948221"
     assert page.next_page == 2 and page.total == 1
-    numeric = dict(
-        body, results=[dict(body["results"][0], transaction_ref=6269928401296462697948221)]
-    )  # type: ignore[call-overload]
+    first: dict[str, Any] = body["results"][0]  # type: ignore[index]
+    numeric = dict(body, results=[dict(first, transaction_ref=6269928401296462697948221)])
     with pytest.raises(UpstreamError) as raised:
         paymob_bills.parse_transactions(
             json.dumps(numeric).encode(),
