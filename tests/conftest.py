@@ -13,7 +13,14 @@ import redis
 from gateway.simulator import Simulator, create_simulator
 from gateway.simulator.state import SimState
 from gateway.upstream.client import UpstreamClient
+from tests import helpers
 from tests.helpers import FakeClock
+
+
+@pytest.fixture(scope="session", autouse=True)
+def journals_directory(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`demo_settings()` journals go under pytest's temporary directory for this run."""
+    helpers.JOURNALS = tmp_path_factory.mktemp("journals")
 
 
 @pytest.fixture

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import atexit
 import dataclasses
 import json
-import shutil
 import socket
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -52,8 +49,14 @@ class FakeClock:
         self.now += seconds
 
 
-TMP = Path(tempfile.mkdtemp(prefix="bg-tests-"))
-atexit.register(shutil.rmtree, TMP, True)
+# Where `demo_settings()` puts each journal: pytest's own temporary directory for this run,
+# set by conftest's session fixture (pytest keeps the last few runs, then removes them).
+JOURNALS: Path | None = None
+
+
+def demo_accounts() -> dict[str, AccountConfig]:
+    """The demo config's accounts (for modules that need an account, not a whole gateway)."""
+    return load_settings(str(DEMO_CONFIG), env={}).accounts
 
 
 def demo_settings() -> Settings:
@@ -61,7 +64,8 @@ def demo_settings() -> Settings:
     fresh SQLite journal of its own."""
     settings = load_settings(str(DEMO_CONFIG), env={})
     security = dataclasses.replace(settings.security, rate_limit=RateLimit(10_000, 100_000))
-    journal = IdempotencySettings(url=f"sqlite:///{TMP / uuid.uuid4().hex}.db")
+    assert JOURNALS is not None, "tests/conftest.py sets the journals' directory"
+    journal = IdempotencySettings(url=f"sqlite:///{JOURNALS / uuid.uuid4().hex}.db")
     return dataclasses.replace(settings, security=security, idempotency=journal)
 
 

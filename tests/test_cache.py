@@ -270,3 +270,32 @@ async def test_a_value_mutated_by_one_reader_is_not_seen_by_the_next(
     await store.close()
     assert second.value[0].total.amount == Decimal("10.50")
     assert second.value[0] is not first.value[0]
+
+
+async def test_an_entry_of_another_format_version_is_a_miss_not_an_error(
+    cache_url: str, namespace: str, clock: FakeClock
+) -> None:
+    import json as json_module
+
+    from gateway.cache.codec import decode_balances, encode_balances
+
+    store = open_store(cache_url, namespace)
+    cache = ReadThroughCache(store, clock, Metrics())
+    money = Money(Decimal("10.50"), "EGP")
+    fresh = (Balance("x:1", Asset("EGP", "EGP", AssetKind.CASH), money, money),)
+    written = json_module.loads(encode_balances(fresh))
+    written["v"] = 999  # what a later (or earlier) release wrote
+    assert decode_balances(json_module.dumps(written)) is None
+    await store.set("k", f"{clock()!r}|{json_module.dumps(written)}", 60)
+    fetched: list[int] = []
+
+    async def fetch() -> tuple[Balance, ...]:
+        fetched.append(1)
+        return fresh
+
+    try:
+        got = await cache.read("k", "acct", Freshness(60, 300), fetch, BALANCES)
+    finally:
+        await store.close()
+    assert fetched == [1]  # a miss: fetched upstream, not served, not an error
+    assert got.value == fresh

@@ -297,3 +297,28 @@ async def test_cors_only_for_configured_origins(
     assert allowed.headers["access-control-allow-origin"] == "https://dash.example"
     assert "access-control-allow-credentials" not in allowed.headers
     assert "access-control-allow-origin" not in other.headers
+
+
+async def test_a_buggy_adapter_is_an_internal_failure_in_its_place(
+    sim_transport: httpx.AsyncBaseTransport,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from gateway.providers.magma_onepay import MagmaOnePay
+
+    async def bug(self: object) -> tuple[object, ...]:
+        raise ZeroDivisionError("a bug in an adapter")
+
+    monkeypatch.setattr(MagmaOnePay, "fetch_balances", bug)
+    async with running_gateway(demo_settings(), sim_transport, clock) as gateway:
+        result = await gateway.query(BALANCES)
+    results = by_id(result["data"]["balances"])
+    magma = results["magma"]
+    assert magma["__typename"] == "ProviderFailure" and magma["code"] == "INTERNAL"
+    assert magma["retryable"] is False
+    others = [r for k, r in results.items() if k != "magma"]
+    assert others and all(r["__typename"] == "AccountBalance" for r in others)
+    assert result["data"]["balances"]["complete"] is False
+    assert "a bug in an adapter" not in json.dumps(result)
+    assert any("ZeroDivisionError" in (r.exc_text or "") for r in caplog.records)

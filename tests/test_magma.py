@@ -14,9 +14,9 @@ import pytest
 from gateway.errors import ErrorCode, UpstreamContext, UpstreamError
 from gateway.providers.magma_onepay import MagmaOnePay, parse_balances
 from gateway.upstream.client import UpstreamClient
-from tests.helpers import FakeClock, demo_settings, make_channel
+from tests.helpers import FakeClock, demo_accounts, make_channel
 
-ACCOUNT = demo_settings().accounts["magma"]
+ACCOUNT = demo_accounts()["magma"]
 CTX = UpstreamContext("magma_onepay", "magma")
 
 

@@ -14,9 +14,9 @@ from gateway.providers.base import join_url
 from gateway.providers.muda import Muda, parse_balances
 from gateway.simulator import Simulator
 from gateway.upstream.client import UpstreamClient, UpstreamResponse
-from tests.helpers import DelayTransport, FakeClock, demo_settings, make_channel, muda_fake
+from tests.helpers import DelayTransport, FakeClock, demo_accounts, make_channel, muda_fake
 
-ACCOUNT = demo_settings().accounts["muda-ug"]
+ACCOUNT = demo_accounts()["muda-ug"]
 CTX = UpstreamContext("muda", "muda-ug")
 TENANT = "muda-ug"
 

@@ -10,9 +10,9 @@ import pytest
 from gateway.domain import AssetKind
 from gateway.errors import ErrorCode, UpstreamContext, UpstreamError
 from gateway.providers.ourvoice import parse_balance
-from tests.helpers import demo_settings
+from tests.helpers import demo_accounts
 
-ACCOUNT = demo_settings().accounts["ourvoice-sn"]
+ACCOUNT = demo_accounts()["ourvoice-sn"]
 CTX = UpstreamContext("ourvoice", "ourvoice-sn")
 
 

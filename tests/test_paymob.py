@@ -16,9 +16,9 @@ from gateway.providers.paymob_bills import (
 )
 from gateway.simulator import Simulator
 from gateway.upstream.client import UpstreamClient
-from tests.helpers import FakeClock, demo_settings, make_channel
+from tests.helpers import FakeClock, demo_accounts, make_channel
 
-ACCOUNT = demo_settings().accounts["paymob-eg"]
+ACCOUNT = demo_accounts()["paymob-eg"]
 CTX = UpstreamContext("paymob_bills", "paymob-eg")
 NONCE = "7f1c2a9e-3b4d-4c5e-8f60-718293a4b5c6"
 

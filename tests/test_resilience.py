@@ -17,9 +17,9 @@ from gateway.upstream.breaker import BreakerState, CircuitBreaker
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.deadline import request_deadline
 from gateway.upstream.quota import CallLimits
-from tests.helpers import FakeClock, demo_settings, make_channel
+from tests.helpers import FakeClock, demo_accounts, demo_settings, make_channel
 
-ACCOUNT = demo_settings().accounts["magma"]
+ACCOUNT = demo_accounts()["magma"]
 URL = "http://upstream/v1/misc/balance"
 
 

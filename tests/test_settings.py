@@ -335,3 +335,29 @@ def test_server_limits_parse_with_their_defaults_and_are_checked() -> None:
         "server.max_header_bytes",
         "server.header_timeout_seconds",
     } <= set(found)
+
+
+def test_the_jwt_section_parses_and_refuses_mixed_algorithms(tmp_path: Path) -> None:
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text('{"keys": []}')
+    account = {**GOOD_ACCOUNT, "secret_key": "inline"}
+    base = {"server": {"profile": "development"}, "accounts": {"muda-ug": account}}
+    hs = {"algorithms": ["HS256"], "issuer": "https://idp", "audience": "bg", "secret": "env:S"}
+    parsed = parse_settings({**base, "jwt": hs}, {"MUDA_KEY": "k", "S": "s" * 32}, tmp_path)
+    jwt = parsed.security.jwt
+    assert jwt is not None and jwt.algorithms == ("HS256",) and jwt.secret is not None
+    assert (jwt.issuer, jwt.audience, jwt.leeway_seconds) == ("https://idp", "bg", 30)
+    rs = {
+        "algorithms": ["RS256", "ES256"],
+        "issuer": "i",
+        "audience": "a",
+        "jwks_file": "jwks.json",
+    }
+    parsed = parse_settings({**base, "jwt": rs}, {"MUDA_KEY": "k"}, tmp_path)
+    assert parsed.security.jwt is not None
+    assert parsed.security.jwt.jwks_file == str(jwks)  # relative to the config's folder
+    mixed = {**hs, "algorithms": ["HS256", "RS256"], "jwks_file": "jwks.json"}
+    found = problems({**base, "jwt": mixed}, {"MUDA_KEY": "k", "S": "s" * 32})
+    assert "cannot be mixed" in found["jwt.algorithms"]
+    found = problems({**base, "jwt": {"algorithms": ["none"]}}, {"MUDA_KEY": "k"})
+    assert {"jwt.algorithms", "jwt"} <= set(found)
