@@ -276,9 +276,17 @@ def map_status(raw: str | None, table: dict[str, TransactionStatus]) -> Transact
 
 @dataclass(frozen=True)
 class Transaction:
-    id: str  # `<account>:<reference>`, globally unique and stable
+    """One movement of money, whatever the provider: who moved what, where, and when.
+
+    `id` is `<account>:<provider id>`, globally unique and stable; `provider_id` is the
+    provider's own id, `reference` the client's (the merchant's, the payer's) where the
+    provider keeps one. `counterparty` is the other side's account or phone, with its name
+    where known; `asset` says what moved (cash, collateral, commission); `channel` how
+    (mobile money, airtime, a card, a service)."""
+
+    id: str
     account_id: str
-    reference: str
+    reference: str | None
     type: str
     status: TransactionStatus
     raw_status: str | None
@@ -289,18 +297,28 @@ class Transaction:
     payment_method: str | None = None
     initiator: str | None = None
     recipient: str | None = None
+    provider_id: str | None = None
+    counterparty: str | None = None
+    counterparty_name: str | None = None
+    asset: Asset | None = None
+    channel: str | None = None
+    country: Country | None = None
+    completed_at: datetime | None = None
 
     @classmethod
-    def of(cls, account_id: str, reference: str, **fields: Any) -> Transaction:
-        """The one way an upstream transaction is named: `<account>:<reference>`."""
+    def of(cls, account_id: str, provider_id: str, **fields: Any) -> Transaction:
+        """The one way an upstream transaction is named: `<account>:<provider id>`."""
         return cls(
-            id=f"{account_id}:{reference}", account_id=account_id, reference=reference, **fields
+            id=f"{account_id}:{provider_id}",
+            account_id=account_id,
+            provider_id=provider_id,
+            **fields,
         )
 
     @property
     def position(self) -> tuple[float, str]:
-        """Newest first: rows sort by (createdAt, reference) descending."""
-        return (self.created_at.timestamp() if self.created_at else 0.0, self.reference)
+        """Newest first: rows sort by (createdAt, id) descending."""
+        return (self.created_at.timestamp() if self.created_at else 0.0, self.id)
 
 
 @dataclass(frozen=True)
@@ -310,6 +328,9 @@ class TransactionFilter:
     statuses: frozenset[TransactionStatus] | None = None
     types: frozenset[str] | None = None
     reference: str | None = None
+    currencies: frozenset[str] | None = None
+    channels: frozenset[str] | None = None
+    asset_kinds: frozenset[AssetKind] | None = None
 
     def matches(self, tx: Transaction) -> bool:
         """The exact filter, applied in the gateway whatever the upstream already did."""
@@ -321,6 +342,14 @@ class TransactionFilter:
             return False
         if self.types is not None and tx.type not in self.types:
             return False
+        if self.currencies is not None and tx.amount.currency not in self.currencies:
+            return False
+        if self.channels is not None and tx.channel not in self.channels:
+            return False
+        if self.asset_kinds is not None and (
+            tx.asset is None or tx.asset.kind not in self.asset_kinds
+        ):
+            return False
         return self.reference is None or tx.reference == self.reference
 
     def fingerprint(self) -> str:
@@ -330,6 +359,9 @@ class TransactionFilter:
             ",".join(sorted(s.value for s in self.statuses)) if self.statuses is not None else "*",
             ",".join(sorted(self.types)) if self.types is not None else "*",
             self.reference or "",
+            ",".join(sorted(self.currencies)) if self.currencies is not None else "*",
+            ",".join(sorted(self.channels)) if self.channels is not None else "*",
+            ",".join(sorted(k.value for k in self.asset_kinds)) if self.asset_kinds else "*",
         ]
         return "|".join(parts)
 

@@ -24,7 +24,7 @@ PAGE = """query($id: ID!, $first: Int, $after: String, $filter: TransactionFilte
   transactions(accountId: $id, first: $first, after: $after, filter: $filter) {
     __typename
     ... on TransactionConnection { totalCount pageInfo { hasNextPage endCursor }
-      edges { cursor node { id reference type status rawStatus direction createdAt
+      edges { cursor node { id providerId reference type status rawStatus direction createdAt
         amount { amount currency } fee { amount } account { id } } } }
     ... on ProviderFailure { code message retryable }
   } }"""
@@ -91,14 +91,16 @@ async def test_walking_muda_and_magma(
     async with running_gateway(demo_settings(), sim_transport, clock) as gw:
         statement = await walk(gw, "muda-ug", first)
         payouts = await walk(gw, "magma", first, NINETY_DAYS)
-    assert [n["reference"] for n in statement] == [r["transaction_id"] for r in muda_rows()]
-    since = instant(NINETY_DAYS["createdFrom"]).replace(tzinfo=None)
+    assert [n["providerId"] for n in statement] == [r["trans_id"] for r in muda_rows()]
+    assert [n["reference"] for n in statement] == [r.get("reference_id") for r in muda_rows()]
+    since = instant(NINETY_DAYS["createdFrom"])
     wanted = [
-        r["reference"]
+        r
         for r in magma_rows(datetime(2024, 6, 4, 0, 43, 26, tzinfo=UTC))
-        if datetime.strptime(str(r["created_at"]), "%Y-%m-%d %H:%M:%S") >= since
+        if instant(str(r["created_at"])) >= since
     ]
-    assert [n["reference"] for n in payouts] == wanted
+    assert [n["providerId"] for n in payouts] == [r["transfer_token"] for r in wanted]
+    assert [n["reference"] for n in payouts] == [r.get("merchant_transaction_id") for r in wanted]
 
 
 async def test_rows_inserted_upstream_between_pages_cause_no_duplicate_and_no_gap(
@@ -310,9 +312,10 @@ def response(body: object) -> UpstreamResponse:
 )
 def test_muda_status_mapping(raw: str | None, status: str) -> None:
     row = {
-        "transaction_id": "T1",
-        "type": "PAYOUT",
+        "trans_id": "T1",
+        "trans_type": "PUSH",
         "amount": "10.5000000",
+        "asset_code": "UGX",
         "fee": "0",
         "currency": "UGX",
         "status": raw,
@@ -346,13 +349,12 @@ def test_magma_status_mapping(raw: str, status: str) -> None:
         "message": "OK",
         "data": [
             {
-                "token": "t",
-                "reference": "R1",
+                "transfer_token": "t",
+                "merchant_transaction_id": "R1",
                 "amount": 100,
-                "fee": 0,
                 "currency": "XOF",
                 "status": raw,
-                "created_at": "2024-06-01 10:00:00",
+                "created_at": "2024-06-01T10:00:00.000000Z",
             }
         ],
     }
@@ -432,7 +434,7 @@ async def test_a_long_sparse_range_is_walked_in_bounded_steps(
     flt = {
         "createdFrom": "2021-06-01T00:00:00Z",
         "createdTo": "2024-06-04T00:00:00Z",
-        "reference": "MG00000003",
+        "reference": "PAYOUT-000003",
     }
     async with running_gateway(demo_settings(), sim_transport, clock) as gw:
         first = (await gw.query(PAGE, {"id": "magma", "filter": flt}))["data"]["transactions"]
@@ -440,4 +442,4 @@ async def test_a_long_sparse_range_is_walked_in_bounded_steps(
         rest = await walk(gw, "magma", 20, flt)
     assert calls_first == 24  # one request never asks more than 24 upstream pages
     assert first["pageInfo"]["hasNextPage"] is True
-    assert [n["reference"] for n in rest] == ["MG00000003"]
+    assert [n["reference"] for n in rest] == ["PAYOUT-000003"]

@@ -24,7 +24,7 @@ from gateway.domain import (
     TransactionStatus,
 )
 
-FORMAT = 1
+FORMAT = 2  # 2: transactions carry provider id, counterparty, asset, channel, …
 
 
 def _money(money: Money | None) -> list[str] | None:
@@ -98,6 +98,13 @@ def _tx_row(t: Transaction) -> list[Any]:
         t.payment_method,
         t.initiator,
         t.recipient,
+        t.provider_id,
+        t.counterparty,
+        t.counterparty_name,
+        [t.asset.code, t.asset.currency, t.asset.kind.value, t.asset.issuer] if t.asset else None,
+        t.channel,
+        _country(t.country),
+        t.completed_at.isoformat() if t.completed_at else None,
     ]
 
 
@@ -132,6 +139,13 @@ def decode_transactions(text: str) -> TransactionPage | None:
                 payment_method=r[10],
                 initiator=r[11],
                 recipient=r[12],
+                provider_id=r[13],
+                counterparty=r[14],
+                counterparty_name=r[15],
+                asset=Asset(r[16][0], r[16][1], AssetKind(r[16][2]), r[16][3]) if r[16] else None,
+                channel=r[17],
+                country=Country(*r[18]) if r[18] else None,
+                completed_at=datetime.fromisoformat(r[19]) if r[19] else None,
             )
             for r in data["rows"]
         )

@@ -57,6 +57,10 @@ class AccountConfig:
     calls_per_day: int | None = None
     topup_status: str = "completed"  # Our Voice: the collected payment's status
     topup_max_amount: Decimal = Decimal("10000000")
+    # Histories read by date range (Magma): the range asked for when the client gives none
+    # (the provider would answer today only), and the longest range asked for at once.
+    history_days: int = 7
+    history_window_days: int = 31
 
     @cached_property
     def info(self) -> AccountInfo:

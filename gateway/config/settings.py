@@ -88,6 +88,8 @@ ACCOUNT_KEYS = {
     "calls_per_day",
     "topup_status",
     "topup_max_amount",
+    "history_days",
+    "history_window_days",
 }
 CREDENTIAL_KEYS = {"api_key", "private_key", "secret_key", "public_key"}
 
@@ -449,6 +451,8 @@ def _account(
         calls_per_day=per_day,
         topup_status=topup_status,
         topup_max_amount=topup_max,
+        history_days=check.whole(raw, "history_days", where, 7, 366) or 7,
+        history_window_days=check.whole(raw, "history_window_days", where, 31, 366) or 31,
     )
 
 

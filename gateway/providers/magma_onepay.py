@@ -8,6 +8,7 @@ the non-ISO `RDC` (mapped to `CD`, raw kept). Timestamps have no zone: the accou
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from urllib.parse import urlencode
@@ -104,8 +105,6 @@ def parse_balances(
 
 
 HISTORY_PATH = "/v1/payout/transfer/history"
-DEFAULT_DAYS = 7
-WINDOW_DAYS = 31
 STATUSES = {
     "new": TransactionStatus.PENDING,
     "pending": TransactionStatus.PENDING,
@@ -114,16 +113,27 @@ STATUSES = {
     "refunded": TransactionStatus.REFUNDED,
     "cancelled": TransactionStatus.CANCELLED,
 }
+# The upstream's `status` filter, for a client's filter that names exactly one status with
+# exactly one raw value (PENDING is two: `new` and `pending`, so it is filtered here only).
+UPSTREAM_STATUS = {
+    status: raw
+    for raw, status in STATUSES.items()
+    if [s for s in STATUSES.values()].count(status) == 1
+}
 
 
-def windows(flt: TransactionFilter, now: datetime) -> list[tuple[datetime, datetime]]:
-    """The filter's range (default: the last 7 days) as upstream ranges of at most 31 days,
-    newest first: page n of the history is window n."""
+def windows(
+    flt: TransactionFilter, now: datetime, default_days: int, window_days: int
+) -> list[tuple[datetime, datetime]]:
+    """The filter's range as upstream ranges of at most `window_days`, newest first: page n
+    of the history is window n. Without dates the provider answers *today* only, so the
+    gateway asks for the last `default_days` (the account's `history_days`); no maximum
+    range is documented, so the windows (`history_window_days`) are the gateway's choice."""
     end = flt.created_to or now
-    start = flt.created_from or end - timedelta(days=DEFAULT_DAYS)
+    start = flt.created_from or end - timedelta(days=default_days)
     spans = []
     while end > start:
-        spans.append((max(start, end - timedelta(days=WINDOW_DAYS)), end))
+        spans.append((max(start, end - timedelta(days=window_days)), end))
         end = spans[-1][0] - timedelta(seconds=1)
     return spans or [(start, start)]
 
@@ -132,33 +142,68 @@ def upstream_time(moment: datetime, zone: tzinfo) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def upstream_filters(flt: TransactionFilter) -> dict[str, str]:
+    """What the upstream can filter exactly (the gateway filters exactly anyway)."""
+    found: dict[str, str] = {}
+    if flt.statuses is not None and len(flt.statuses) == 1:
+        (status,) = flt.statuses
+        if status in UPSTREAM_STATUS:
+            found["status"] = UPSTREAM_STATUS[status]
+    if flt.currencies is not None and len(flt.currencies) == 1:
+        (found["currency"],) = flt.currencies
+    if flt.channels is not None and len(flt.channels) == 1:
+        (found["channel"],) = flt.channels
+    return found
+
+
 def parse_history(
     raw: bytes, account: AccountConfig, context: UpstreamContext
 ) -> tuple[Transaction, ...]:
+    """Payout rows as the docs list them: `transfer_token` (the provider's id),
+    `merchant_transaction_id` (the client's), `receiver_account` and the receiver's names,
+    `country_code` and `currency`, `amount` (a JSON number; no fee field), `channel`,
+    `status`, `created_at` and `done_at` (ISO-8601 with Z — unlike the balance's zone-less
+    `last_updated_at`). Every row is money out."""
     reader = JsonReader(context)
     rows = []
     for i, item in enumerate(envelope_items(reader, raw)):
         where = f"data[{i}]"
         row = reader.object(item, where)
-        reference = reader.optional_string(row, "reference", where) or reader.string(
-            row, "token", where
-        )
         currency = reader.currency(row.get("currency"), f"{where}.currency")
         raw_status = reader.optional_string(row, "status", where)
+        receiver = reader.optional_string(row, "receiver_account", where)
+        names = [
+            reader.optional_string(row, f"receiver_{part}_name", where)
+            for part in ("first", "last")
+        ]
+        raw_country = reader.optional_string(row, "country_code", where)
+        code = NON_ISO_COUNTRIES.get((raw_country or "").upper(), (raw_country or "").upper())
+        country = COUNTRIES.get(code)
+        done = row.get("done_at")
         rows.append(
             Transaction.of(
                 account.id,
-                reference,
+                reader.string(row, "transfer_token", where),
+                reference=reader.optional_string(row, "merchant_transaction_id", where),
                 type="payout",
                 status=map_status(raw_status, STATUSES),
                 raw_status=raw_status,
                 amount=Money(reader.amount(row, "amount", where), currency),
-                fee=Money(reader.amount(row, "fee", where), currency) if "fee" in row else None,
                 created_at=reader.timestamp(
                     reader.field(row, "created_at", where), f"{where}.created_at", account.timezone
                 ),
+                completed_at=None
+                if done is None
+                else reader.timestamp(done, f"{where}.done_at", account.timezone),
                 direction=Direction.DEBIT,
-                recipient=reader.optional_string(row, "phone", where),
+                recipient=receiver,
+                counterparty=receiver,
+                counterparty_name=" ".join(n for n in names if n) or None,
+                asset=Asset(currency, currency, AssetKind.CASH),
+                channel=reader.optional_string(row, "channel", where),
+                country=dataclasses.replace(country, raw_code=raw_country)
+                if country is not None and raw_country != code
+                else country,
             )
         )
     return tuple(sorted(rows, key=lambda t: t.position, reverse=True))
@@ -181,13 +226,19 @@ class MagmaOnePay(Adapter):
         return parse_balances(body, self.account, self.context)
 
     async def transaction_page(self, flt: TransactionFilter, page: int) -> TransactionPage:
-        spans = windows(flt, datetime.fromtimestamp(self.clock(), UTC))
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        account = self.account
+        spans = windows(flt, now, account.history_days, account.history_window_days)
         if page > len(spans):
             return TransactionPage((), None)
         start, end = spans[page - 1]
         zone = self.account.timezone
         query = urlencode(
-            {"start_date": upstream_time(start, zone), "end_date": upstream_time(end, zone)}
+            {
+                "start_date": upstream_time(start, zone),
+                "end_date": upstream_time(end, zone),
+                **upstream_filters(flt),
+            }
         )
         url = f"{self.url(HISTORY_PATH)}?{query}"
         body = await get_ok(self.channel, url, self.headers())

@@ -119,59 +119,75 @@ def parse_balances(
 
 
 STATEMENT_PATH = "/v1/payment/statement"
+# The documented statuses (SUCCESS, PENDING, INITIATED, failed, MINT_FAILED), any case,
+# and a few plain synonyms [assume]; anything else is UNKNOWN with its raw value kept.
 STATUSES = {
     "success": TransactionStatus.SUCCEEDED,
-    "completed": TransactionStatus.SUCCEEDED,
     "pending": TransactionStatus.PENDING,
     "initiated": TransactionStatus.PENDING,
     "failed": TransactionStatus.FAILED,
     "mint_failed": TransactionStatus.FAILED,
+    "completed": TransactionStatus.SUCCEEDED,
     "cancelled": TransactionStatus.CANCELLED,
     "refunded": TransactionStatus.REFUNDED,
     "reversed": TransactionStatus.REFUNDED,
 }
+# trans_type: PUSH pays out, PULL collects, BANK_DEPOSIT comes in, SWAP exchanges (no side).
 DIRECTIONS = {
-    "collection": Direction.CREDIT,
-    "deposit": Direction.CREDIT,
-    "mint": Direction.CREDIT,
-    "payout": Direction.DEBIT,
-    "transfer": Direction.DEBIT,
-    "withdrawal": Direction.DEBIT,
+    "PUSH": Direction.DEBIT,
+    "PULL": Direction.CREDIT,
+    "BANK_DEPOSIT": Direction.CREDIT,
 }
 
 
 def parse_statement(
     response: UpstreamResponse, account: AccountConfig, context: UpstreamContext
 ) -> TransactionPage:
-    """The whole statement (the upstream does not paginate), newest first."""
+    """The whole statement (the upstream does not paginate), newest first. Each row as the
+    docs list it: `trans_id` (the provider's id), `reference_id` (the client's), `trans_type`,
+    `asset_code` (a `c…` code is a collateral movement, not cash), 7-decimal `amount` and a
+    `fee` string, `sender_account` / `receiver_account`, `service_name`, `status`,
+    `created_at` (ISO-8601, Z). A failed fetch (`400 Failed to fetch transaction history`)
+    is the provider's trouble, as the balance's is."""
     reader = JsonReader(context)
     rows = []
     for i, item in enumerate(reader.array(envelope_data(reader, response, 503), "data")):
         where = f"data[{i}]"
         row = reader.object(item, where)
-        reference = reader.string(row, "transaction_id", where)
-        currency = reader.currency(row.get("currency"), f"{where}.currency")
-        kind = reader.string(row, "type", where)
+        asset = asset_of(reader, row, where)
+        kind = reader.string(row, "trans_type", where)
+        direction = DIRECTIONS.get(kind.upper())
         raw_status = reader.optional_string(row, "status", where)
         fee = (
             reader.amount(row, "fee", where, written_as="string")
             if row.get("fee") is not None
             else None
         )
+        sender = reader.optional_string(row, "sender_account", where)
+        receiver = reader.optional_string(row, "receiver_account", where)
+        counterparty = receiver if direction is Direction.DEBIT else sender if direction else None
         rows.append(
             Transaction.of(
                 account.id,
-                reference,
+                reader.string(row, "trans_id", where),
+                reference=reader.optional_string(row, "reference_id", where),
                 type=kind,
                 status=map_status(raw_status, STATUSES),
                 raw_status=raw_status,
-                amount=Money(reader.amount(row, "amount", where, written_as="string"), currency),
-                fee=Money(fee, currency) if fee is not None else None,
+                amount=Money(
+                    reader.amount(row, "amount", where, written_as="string"), asset.currency
+                ),
+                fee=Money(fee, asset.currency) if fee is not None else None,
                 created_at=reader.timestamp(
                     reader.field(row, "created_at", where), f"{where}.created_at", account.timezone
                 ),
-                direction=DIRECTIONS.get(kind.lower()),
-                recipient=reader.optional_string(row, "phone", where),
+                direction=direction,
+                initiator=sender,
+                recipient=receiver,
+                counterparty=counterparty,
+                asset=asset,
+                channel=reader.optional_string(row, "service_name", where),
+                country=COUNTRIES.get(CURRENCY_COUNTRY.get(asset.currency, "")),
             )
         )
     ordered = sorted(rows, key=lambda t: t.position, reverse=True)

@@ -62,14 +62,15 @@ def parse_topup(raw: bytes, account: AccountConfig, context: UpstreamContext) ->
     reader = JsonReader(context)
     inner = unwrap(reader, raw)
     tx = reader.object(reader.field(inner, "transaction", "data.data"), "transaction")
-    reference = reader.string(tx, "id", "transaction")
+    provider_id = reader.string(tx, "id", "transaction")
     currency = reader.currency(
         tx.get("currency", account.currency or "XOF"), "transaction.currency"
     )
     raw_status = reader.optional_string(tx, "status", "transaction")
     return Transaction.of(
         account.id,
-        reference,
+        provider_id,
+        reference=reader.optional_string(tx, "payment_id", "transaction"),
         type="top_up",
         status=map_status(raw_status, STATUSES),
         raw_status=raw_status,
@@ -79,6 +80,7 @@ def parse_topup(raw: bytes, account: AccountConfig, context: UpstreamContext) ->
         ),
         direction=Direction.CREDIT,
         payment_method=reader.optional_string(tx, "payment_method", "transaction"),
+        asset=Asset(currency, currency, AssetKind.PREPAID_CREDIT),
     )
 
 

@@ -91,10 +91,15 @@ TRANSACTIONS_PATH = "/api/v1/balance_transactions/"
 MAX_COUNT = 10**12  # a row count past this is not a count
 PAGE_SIZE = 50  # the upstream's default and maximum
 CAIRO = ZoneInfo("Africa/Cairo")
+# The documented values (on the sibling bill-payments list): SUCCESS, FAIL, PENDING and
+# AMBIGUOUS (the outcome is not known yet: pending, never UNKNOWN). The others are kept from
+# before, harmless if never sent.
 STATUSES = {
     "success": TransactionStatus.SUCCEEDED,
     "successful": TransactionStatus.SUCCEEDED,
     "pending": TransactionStatus.PENDING,
+    "ambiguous": TransactionStatus.PENDING,
+    "fail": TransactionStatus.FAILED,
     "failed": TransactionStatus.FAILED,
     "failure": TransactionStatus.FAILED,
     "cancelled": TransactionStatus.CANCELLED,
@@ -134,6 +139,7 @@ def parse_transactions(
     body = reader.object(reader.loads(raw), "body")
     count = reader.integer(body, "count", "body", MAX_COUNT)
     currency = account.currency or "EGP"
+    country = COUNTRIES.get(account.country or "EG")
     rows = []
     for i, item in enumerate(reader.array(reader.field(body, "results", "body"), "results")):
         where = f"results[{i}]"
@@ -144,7 +150,8 @@ def parse_transactions(
         rows.append(
             Transaction.of(
                 account.id,
-                reference,
+                reference,  # the provider's 25-digit ref: its id, and what clients quote
+                reference=reference,
                 type=kind,
                 status=map_status(raw_status, STATUSES),
                 raw_status=raw_status,
@@ -155,6 +162,13 @@ def parse_transactions(
                 direction=DIRECTIONS.get(kind),
                 initiator=reader.optional_string(row, "initiator", where),
                 recipient=reader.optional_string(row, "recipient", where),
+                # A commission withdrawal moves the commission balance, not cash.
+                asset=Asset(
+                    currency,
+                    currency,
+                    AssetKind.COMMISSION if kind == "commission_withdrawal" else AssetKind.CASH,
+                ),
+                country=country,
             )
         )
     next_page = page + 1 if body.get("next") else None

@@ -3,42 +3,71 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from gateway import domain
+from gateway.domain import is_known_currency
 from gateway.errors import ClientError, GatewayError, NotFound, Unsupported, UpstreamError
-from gateway.schema.types import Account, Money, ProviderFailure
+from gateway.schema.types import Account, Asset, Country, Money, ProviderFailure
 from gateway.services.topups import printable
 
 if TYPE_CHECKING:
     from gateway.schema.context import Context
 
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(2100, 1, 1, tzinfo=UTC)
-
 strawberry.enum(domain.TransactionStatus, name="TransactionStatus")
 strawberry.enum(domain.Direction, name="Direction")
 
 
-@strawberry.type
+@strawberry.type(
+    description="One movement of money, in one shape whatever the provider. Served from the "
+    "domain value itself (same field names), plus its account."
+)
 class Transaction:
-    """Served from the domain value itself (same field names), plus its account."""
-
-    id: strawberry.ID
-    reference: str | None
-    type: str
+    id: strawberry.ID = strawberry.field(
+        description="`<account>:<provider id>`: globally unique and stable."
+    )
+    reference: str | None = strawberry.field(
+        description="The client's own reference, where the provider keeps one (Muda "
+        "`reference_id`, Magma `merchant_transaction_id`, Paymob `transaction_ref`, Our "
+        "Voice the payment reference of the top-up)."
+    )
+    type: str = strawberry.field(
+        description="The provider's own kind of movement: Paymob `card`, `accept_balance`, "
+        "`commission_withdrawal` (moves the commission balance, not cash); Muda `PUSH` (out), "
+        "`PULL` (in), `BANK_DEPOSIT` (in), `SWAP` (an exchange); Magma `payout`; Our Voice "
+        "`top_up`."
+    )
     status: domain.TransactionStatus
-    raw_status: str | None
-    direction: domain.Direction | None
+    raw_status: str | None = strawberry.field(description="The provider's own status.")
+    direction: domain.Direction | None = strawberry.field(
+        description="CREDIT (in) or DEBIT (out); null where the provider does not say (a swap)."
+    )
     amount: Money
     fee: Money | None
     payment_method: str | None
     initiator: str | None
     recipient: str | None
     created_at: datetime | None
+    provider_id: str | None = strawberry.field(description="The provider's own id.")
+    counterparty: str | None = strawberry.field(
+        description="The other side's account, wallet or phone."
+    )
+    counterparty_name: str | None = strawberry.field(
+        description="The other side's name, where the provider gives it."
+    )
+    asset: Asset | None = strawberry.field(
+        description="What moved: cash, collateral (Muda `c…` assets) or commission."
+    )
+    channel: str | None = strawberry.field(
+        description="How it moved: Magma `mobile_money` or `airtime`, Muda's `service_name`."
+    )
+    country: Country | None
+    completed_at: datetime | None = strawberry.field(
+        description="When the provider completed it, where it says (Magma `done_at`)."
+    )
 
     @strawberry.field
     def account(self, info: strawberry.Info[Context, None]) -> Account:
@@ -55,24 +84,30 @@ class TransactionFilter:
     statuses: list[domain.TransactionStatus] | None = None
     types: list[str] | None = None
     reference: str | None = None
+    currencies: list[str] | None = None
+    channels: list[str] | None = None
+    asset_kinds: list[domain.AssetKind] | None = None
 
     def to_domain(self) -> domain.TransactionFilter:
-        for moment in (self.created_from, self.created_to):
-            if moment is not None and not EARLIEST <= moment <= LATEST:
-                raise ClientError("Dates must lie between 1970 and 2100.")
         if self.created_from and self.created_to and self.created_from > self.created_to:
             raise ClientError("`createdFrom` is after `createdTo`.")
         # Both can reach a provider (Paymob's `transaction_type` / `transaction_ref`).
         if self.reference is not None and not printable(self.reference, 1, 100):
             raise ClientError("`reference` must be 1–100 printable characters, unpadded.")
-        if self.types is not None and not all(printable(t, 1, 64) for t in self.types):
-            raise ClientError("Each of `types` must be 1–64 printable characters, unpadded.")
+        for name, values in (("types", self.types), ("channels", self.channels)):
+            if values is not None and not all(printable(v, 1, 64) for v in values):
+                raise ClientError(f"Each of `{name}` must be 1–64 printable characters, unpadded.")
+        if self.currencies is not None and not all(is_known_currency(c) for c in self.currencies):
+            raise ClientError("`currencies` are ISO 4217 codes, e.g. UGX.")
         return domain.TransactionFilter(
             created_from=self.created_from,
             created_to=self.created_to,
             statuses=frozenset(self.statuses) if self.statuses is not None else None,
             types=frozenset(self.types) if self.types is not None else None,
             reference=self.reference,
+            currencies=frozenset(self.currencies) if self.currencies is not None else None,
+            channels=frozenset(self.channels) if self.channels is not None else None,
+            asset_kinds=frozenset(self.asset_kinds) if self.asset_kinds is not None else None,
         )
 
 

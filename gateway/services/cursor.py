@@ -1,7 +1,7 @@
 """Opaque, signed pagination cursors.
 
 A cursor names the account, the filter (its fingerprint), the position of the last row
-returned — (createdAt, reference), newest first — and the upstream page that row came
+returned — (createdAt, id), newest first — and the upstream page that row came
 from. It is base64url JSON plus an HMAC-SHA256 under `[server] cursor_secret`, which
 replicas share. Anything forged, truncated, of another version, or minted for another
 account or filter is refused as VALIDATION — never a 500, never another account's rows.
@@ -18,14 +18,14 @@ from dataclasses import dataclass
 
 from gateway.errors import ClientError
 
-VERSION = 1
+VERSION = 2  # 2: the tie-break is the row id (was its reference)
 INVALID = "The cursor is not valid for this query; start again without `after`."
 
 
 @dataclass(frozen=True)
 class Position:
     created: float  # epoch seconds of the last row's createdAt (0 when it had none)
-    reference: str
+    row_id: str  # the last row's id: rows with the same createdAt sort by it
     page: int  # the upstream page that row came from
 
 
@@ -51,7 +51,7 @@ class Cursors:
                 "a": account,
                 "f": _digest(filter_key),
                 "c": position.created,
-                "r": position.reference,
+                "r": position.row_id,
                 "p": position.page,
             },
             separators=(",", ":"),

@@ -27,6 +27,8 @@ from gateway.clock import Clock
 from gateway.config.accounts import AccountConfig
 from gateway.domain import (
     CURRENCY_EXPONENTS,
+    Asset,
+    AssetKind,
     Capability,
     Direction,
     Money,
@@ -130,6 +132,7 @@ def transaction_json(tx: Transaction) -> dict[str, Any]:
         "id": tx.id,
         "account": tx.account_id,
         "reference": tx.reference,
+        "provider_id": tx.provider_id,
         "status": tx.status.value,
         "raw_status": tx.raw_status,
         "amount": str(tx.amount.amount),
@@ -161,6 +164,10 @@ def journal_entry(record: Record) -> Transaction:
         direction=Direction.CREDIT,
         payment_method=record.request["payment_method"],
         initiator=record.client,
+        provider_id=tx.get("provider_id"),
+        asset=Asset(
+            record.request["currency"], record.request["currency"], AssetKind.PREPAID_CREDIT
+        ),
     )
 
 

@@ -3,7 +3,7 @@
 Providers page differently (Paymob by page number, Muda not at all, Magma by date range);
 each adapter exposes numbered upstream pages, and this module walks them: it starts at the
 page the cursor's last row came from, keeps only rows strictly older than that row's
-(createdAt, reference) — so rows inserted upstream between two requests cause no duplicate
+(createdAt, id) — so rows inserted upstream between two requests cause no duplicate
 and no gap — filters exactly, and stops once it has `first` rows and knows whether more
 follow. Upstream pages are cached (a short freshness) per account, filter and page.
 """
@@ -98,7 +98,7 @@ class TransactionService:
 
     @staticmethod
     def _after(row: Transaction, position: Position | None, flt: TransactionFilter) -> bool:
-        older = position is None or row.position < (position.created, position.reference)
+        older = position is None or row.position < (position.created, position.row_id)
         return older and flt.matches(row)
 
     async def _page(self, account_id: str, flt: TransactionFilter, page: int) -> TransactionPage:

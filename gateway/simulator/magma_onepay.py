@@ -13,7 +13,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.simulator.fake import FakeSpec
-from gateway.simulator.state import SimState, bearer, dumps, json_response, with_faults
+from gateway.simulator.state import (
+    SimState,
+    bearer,
+    dumps,
+    json_response,
+    utc_text,
+    with_faults,
+)
 
 
 @dataclass(frozen=True)
@@ -76,29 +83,60 @@ MAGMA = (
 )
 
 
-MAGMA_STATUSES = ("success", "pending", "new", "failed", "refunded", "cancelled", "success")
+MAGMA_STATUSES = ("success", "pending", "new", "failed", "refunded", "cancelled", "on_hold")
+MAGMA_COUNTRIES = (
+    ("Senegal", "SN", "XOF"),
+    ("Ghana", "GH", "GHS"),
+    ("Cameroon", "CM", "XAF"),
+    ("DR Congo", "RDC", "CDF"),
+)
 
 
 def magma_rows(now: datetime) -> list[dict[str, object]]:
+    """Payouts every 11 hours over the 90 days before `now`, in the documented row shape
+    (every documented field); every 10th row leaves out the optional ones, and one status
+    is not documented (it must come out UNKNOWN with its raw value kept)."""
     rows: list[dict[str, object]] = []
     for i in range(int(90 * 24 / 11)):
         moment = now - timedelta(hours=11 * i, minutes=i % 60)
-        currency, country = (("XOF", "SN"), ("GHS", "GH"), ("XAF", "CM"), ("CDF", "RDC"))[i % 4]
-        rows.append(
-            {
-                "token": f"po_{i:06d}",
-                "reference": f"MG{i:08d}",
-                "amount": Decimal(f"{(i * 53) % 100000 + 100}")
-                if currency in ("XOF", "XAF")
-                else Decimal(f"{(i * 53) % 1000}.{i % 100:02d}"),
-                "fee": Decimal("0"),
-                "currency": currency,
-                "country": country,
-                "phone": f"+22177{i:07d}",
-                "status": MAGMA_STATUSES[i % len(MAGMA_STATUSES)],
-                "created_at": moment.strftime("%Y-%m-%d %H:%M:%S"),
-            }
-        )
+        name, code, currency = MAGMA_COUNTRIES[i % len(MAGMA_COUNTRIES)]
+        status = MAGMA_STATUSES[i % len(MAGMA_STATUSES)]
+        row: dict[str, object] = {
+            "created_at": utc_text(moment),
+            "done_at": utc_text(moment + timedelta(seconds=40)) if status == "success" else None,
+            "transfer_token": f"9b2f{i:04d}-8c1d-4e2a-a7f3-{i:012d}",
+            "merchant_transaction_id": f"PAYOUT-{i:06d}",
+            "country_name": name,
+            "country_code": code,
+            "amount": Decimal(f"{(i * 53) % 100000 + 100}")
+            if currency in ("XOF", "XAF")
+            else Decimal(f"{(i * 53) % 1000}.{i % 100:02d}"),
+            "currency": currency,
+            "description": f"Payout {i}",
+            "channel": "airtime" if i % 5 == 0 else "mobile_money",
+            "receiver_account": f"+22177{i:07d}",
+            "receiver_first_name": "Awa",
+            "receiver_last_name": f"Diop{i}",
+            "webhook_url": "https://merchant.example/hooks/magma",
+            "custom_field": None,
+            "status": status,
+        }
+        if i % 10 == 9:
+            for optional in (
+                "done_at",
+                "merchant_transaction_id",
+                "country_name",
+                "country_code",
+                "description",
+                "channel",
+                "receiver_account",
+                "receiver_first_name",
+                "receiver_last_name",
+                "webhook_url",
+                "custom_field",
+            ):
+                del row[optional]
+        rows.append(row)
     return rows
 
 
@@ -146,7 +184,15 @@ def routes(state: SimState, tenants: tuple[MagmaTenant, ...] = MAGMA) -> list[Ro
                 end = parse_moment(request.query_params.get("end_date"), now, start=False)
             except ValueError:
                 return json_response(error_body(400, "Invalid date"), 400)
-            rows = [r for r in HISTORY if start <= moment_of(r) <= end]
+            rows = [
+                r
+                for r in HISTORY
+                if start <= moment_of(r) <= end
+                and all(
+                    request.query_params.get(name) in (None, r.get(name))
+                    for name in ("status", "currency", "channel")
+                )
+            ]
             return json_response({"code": 200, "message": "OK", "data": rows})
 
         return await with_faults(state, tenant.name, "history", error_body, handle)
@@ -161,7 +207,8 @@ HISTORY = magma_rows(datetime(2024, 6, 4, 0, 43, 26, tzinfo=UTC))
 
 
 def moment_of(row: dict[str, object]) -> datetime:
-    return datetime.strptime(str(row["created_at"]), "%Y-%m-%d %H:%M:%S")
+    """A row's `created_at` (ISO-8601 with Z) as the zone-less UTC the filters are in."""
+    return datetime.strptime(str(row["created_at"]), "%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_moment(value: str | None, now: datetime, start: bool) -> datetime:

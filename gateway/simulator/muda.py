@@ -58,38 +58,55 @@ MUDA = (
 )
 
 
-MUDA_STATUSES = (
-    "SUCCESS",
-    "PENDING",
-    "INITIATED",
-    "failed",
-    "MINT_FAILED",
-    "COMPLETED",
-    "success",
-    "Cancelled",
-    "REFUNDED",
-    "ON_HOLD",
-)
-MUDA_TYPES = ("COLLECTION", "PAYOUT", "COLLECTION", "MINT", "TRANSFER")
+# The documented statuses in their documented cases, plus one the docs do not list (it must
+# come out UNKNOWN with its raw value kept).
+MUDA_STATUSES = ("SUCCESS", "PENDING", "INITIATED", "failed", "MINT_FAILED", "SUCCESS", "ON_HOLD")
+MUDA_TYPES = ("PUSH", "PULL", "PUSH", "BANK_DEPOSIT", "SWAP")
+MUDA_ASSETS = (("UGX", "UGX"), ("cUGX", "UGX"), ("KES", "KES"), ("UGX", "UGX"), ("TZS", "TZS"))
 
 
 def muda_rows() -> list[dict[str, object]]:
+    """A statement in the documented row shape — every documented field, the ones the
+    gateway ignores included — newest first; every 10th row leaves out all the optional
+    fields."""
     start = datetime(2024, 5, 1, 8, 0, 0, tzinfo=UTC)
     rows: list[dict[str, object]] = []
     for i in range(60):
-        rows.append(
-            {
-                "id": 1000 + i,
-                "transaction_id": f"MUDA-{20240501 + i:08d}-{i:04d}",
-                "type": MUDA_TYPES[i % len(MUDA_TYPES)],
-                "amount": f"{(i * 1234) % 90000 + 500}.{i % 7}000000",
-                "fee": f"{i % 9 * 5}.0000000" if i % 4 else "0",
-                "currency": ("UGX", "KES", "UGX", "TZS")[i % 4],
-                "status": MUDA_STATUSES[i % len(MUDA_STATUSES)],
-                "phone": f"+25670{i:07d}",
-                "created_at": (start + timedelta(hours=13 * i)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-            }
-        )
+        code, currency = MUDA_ASSETS[i % len(MUDA_ASSETS)]
+        row: dict[str, object] = {
+            "id": 1000 + i,
+            "client_id": 77,
+            "validation_id": f"VAL-{i:05d}",
+            "product_id": 3,
+            "trans_type": MUDA_TYPES[i % len(MUDA_TYPES)],
+            "trans_id": f"5f0c{i:04d}-6a1e-4b7e-9b1a-{i:012d}",
+            "reference_id": f"INV-2024-{i:04d}",
+            "stellar_tx_id": f"{i:064x}" if i % 3 else None,
+            "amount": f"{(i * 1234) % 90000 + 500}.{i % 7}000000",
+            "asset_code": code,
+            "currency": currency,
+            "sender_account": f"25670{i:07d}",
+            "receiver_account": f"25677{i:07d}",
+            "memo": f"order {i}",
+            "status": MUDA_STATUSES[i % len(MUDA_STATUSES)],
+            "fee": f"{i % 9 * 5}.00",
+            "service_name": "MOBILE_MONEY" if i % 2 else "BANK",
+            "SessionId": f"sess-{i:06d}",
+            "created_at": (start + timedelta(hours=13 * i)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        }
+        if i % 10 == 9:
+            for optional in (
+                "reference_id",
+                "stellar_tx_id",
+                "sender_account",
+                "receiver_account",
+                "memo",
+                "fee",
+                "service_name",
+                "SessionId",
+            ):
+                del row[optional]
+        rows.append(row)
     return rows[::-1]
 
 
