@@ -1,19 +1,32 @@
-"""Transaction history from every provider that reads it upstream: pages newest first,
-ids stable and the account's own, amounts exact, statuses mapped with the raw value kept,
-filters honoured — and the history route's failures mapped to their codes."""
+"""Transaction history from every provider: those that read it upstream — pages newest
+first, ids stable and the account's own, amounts exact, statuses mapped with the raw value
+kept (an undocumented one UNKNOWN), filters honoured, the history route's failures mapped
+to their codes — and those whose history is the gateway's journal of top-ups."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
-from gateway.domain import Capability, TransactionFilter, TransactionStatus, fits
+from gateway.domain import (
+    AssetKind,
+    Capability,
+    Direction,
+    TransactionFilter,
+    TransactionStatus,
+    fits,
+)
 from gateway.errors import ErrorCode
+from gateway.providers.registry import spec
+from gateway.services.journal import open_journal
+from gateway.services.topups import JournalHistory, TopUpRequest, TopUpService
 from gateway.simulator import Simulator
 from gateway.upstream.client import UpstreamClient
-from tests.contract.cases import adapter, expect_error, kinds_with, tenant_of
+from tests.contract.cases import KINDS as KINDS_ALL
+from tests.contract.cases import account_of, adapter, expect_error, kinds_with, tenant_of
 from tests.helpers import FakeClock
 
 KINDS = kinds_with(Capability.TRANSACTIONS)
@@ -86,3 +99,52 @@ async def test_history_failures_are_mapped(
     error = await expect_error(adapter(kind, http, clock).transaction_page(flt, FIRST_PAGE), code)
     if code is ErrorCode.UPSTREAM_RATE_LIMITED:
         assert error.retry_after_seconds == 9
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_undocumented_statuses_are_unknown_with_the_raw_value_kept(
+    kind: str, http: UpstreamClient, clock: FakeClock
+) -> None:
+    rows = await all_rows(kind, http, clock, TransactionFilter())
+    unknown = [r for r in rows if r.status is TransactionStatus.UNKNOWN]
+    assert unknown, "the fake's history holds a status its provider does not document"
+    assert all(r.raw_status for r in unknown)
+    assert all(r.provider_id and r.asset is not None for r in rows)
+
+
+JOURNAL_KINDS = [k for k in KINDS_ALL if spec(k).history_from_journal]
+
+
+@pytest.mark.parametrize("kind", JOURNAL_KINDS)
+async def test_a_history_answered_from_the_journal_lists_the_top_ups(
+    kind: str, http: UpstreamClient, clock: FakeClock, tmp_path: Path
+) -> None:
+    account = account_of(kind)
+    journal = open_journal(f"sqlite:///{tmp_path / 'journal.db'}")
+
+    async def nothing(_: str) -> None:
+        return None
+
+    topups = TopUpService(
+        {account.id: account},
+        {account.id: adapter(kind, http, clock)},
+        journal,
+        nothing,
+        clock,
+        2.0,
+        30.0,
+    )
+    try:
+        request = TopUpRequest(account.id, Decimal("2500"), None, "MTN MOMO", "PAY-J-1", "k-j-1")
+        await topups.top_up("contract", request)
+        page = await JournalHistory(journal, account.id).transaction_page(TransactionFilter(), 1)
+    finally:
+        await journal.close()
+    (row,) = page.rows
+    assert (row.status, row.direction, row.reference) == (
+        TransactionStatus.SUCCEEDED,
+        Direction.CREDIT,
+        "PAY-J-1",
+    )
+    assert row.amount.amount == Decimal("2500") and row.asset is not None
+    assert row.asset.kind is AssetKind.PREPAID_CREDIT and row.provider_id
