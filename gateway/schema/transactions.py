@@ -77,9 +77,16 @@ class Transaction:
         return Account.of(found)
 
 
-@strawberry.input
+@strawberry.input(
+    description="Applied exactly by the gateway, whatever the provider filtered upstream."
+)
 class TransactionFilter:
-    created_from: datetime | None = None
+    created_from: datetime | None = strawberry.field(
+        default=None,
+        description="Without it, a provider read by date range (Magma OnePay, which alone "
+        "would answer today only) is asked for the account's last `history_days` (7 by "
+        "default), in windows of `history_window_days` (31): both the gateway's choice.",
+    )
     created_to: datetime | None = None
     statuses: list[domain.TransactionStatus] | None = None
     types: list[str] | None = None
