@@ -142,6 +142,16 @@ def transactions(outcome: Outcome) -> None:
     assert {e["node"]["status"] for e in connection["edges"]} <= {"SUCCEEDED", "PENDING"}
 
 
+def transactions_collateral(outcome: Outcome) -> None:
+    edges = outcome.json["data"]["transactions"]["edges"]
+    assert edges, "the demo's Muda statement has collateral rows"
+    for edge in edges:
+        node = edge["node"]
+        assert node["asset"]["kind"] == "COLLATERAL" and node["asset"]["code"].startswith("c")
+        assert node["id"] == f"muda-ug:{node['providerId']}"
+        assert node["amount"]["currency"] == "UGX"
+
+
 def topups_list(outcome: Outcome) -> None:
     header, *rows = outcome.stdout.splitlines()
     assert header.split() == ["client", "key", "account", "amount", "state", "resolved"]
@@ -180,6 +190,7 @@ CHECKS: dict[str, Check] = {
     "stale": Check(before=lambda demo: demo.clock.advance(16)),
     "fault-off": Check(contains("")),
     "transactions": Check(transactions),
+    "transactions-collateral": Check(transactions_collateral),
     "topup": Check(),
     "topup-fault": Check(contains('{"mode":"503-after-commit"}')),
     "topup-pending": Check(),
