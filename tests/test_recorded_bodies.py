@@ -5,9 +5,11 @@ docs do not list (UNKNOWN, the raw value kept)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from gateway.domain import AssetKind, Direction, TransactionStatus
 from gateway.errors import UpstreamContext
@@ -74,6 +76,10 @@ def test_magma_payout_rows() -> None:
         None,
     ) * 5
     assert (bare.status, bare.raw_status) == (TransactionStatus.UNKNOWN, "on_hold")
+    # The account's `timezone` (for the balance's zone-less stamps) does not move a Z instant.
+    lagos = dataclasses.replace(ACCOUNTS["magma"], timezone=ZoneInfo("Africa/Lagos"))
+    (again, _) = magma_onepay.parse_history(body("magma_history.json"), lagos, CTX)
+    assert (again.created_at, again.completed_at) == (full.created_at, full.completed_at)
 
 
 def test_paymob_balance_transactions() -> None:

@@ -259,6 +259,8 @@ async def test_old_format_cursors_are_validation_errors() -> None:
     [
         ("paymob-eg", {"status": 503}, "UPSTREAM_UNAVAILABLE"),
         ("muda-ug", {"malformed": True}, "UPSTREAM_BAD_RESPONSE"),
+        # `{"status": 400, "message": "Failed to fetch transaction history"}` in an HTTP 200.
+        ("muda-ug", {"documented_failure": True}, "UPSTREAM_UNAVAILABLE"),
         ("magma", {"status": 429, "retry_after": "30"}, "UPSTREAM_RATE_LIMITED"),
     ],
 )

@@ -117,6 +117,13 @@ def error_body(status: int, message: str) -> dict[str, object]:
     return {"status": status, "message": message, "data": None}
 
 
+def documented_failure(what: str) -> Response:
+    """`{"status": 400, "message": "Failed to fetch balances", "data": null}` and its
+    statement twin, as documented. The docs show only the body: it is sent with HTTP 200
+    [assume], the harder case, since the body's `status` is authoritative either way."""
+    return json_response(error_body(400, f"Failed to fetch {what}"))
+
+
 def _b64(data: dict[str, object]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
@@ -190,7 +197,9 @@ def routes(
                 }
             )
 
-        return await with_faults(state, name, "balance", error_body, handle)
+        return await with_faults(
+            state, name, "balance", error_body, handle, documented_failure("balances")
+        )
 
     statements = {t.name: muda_rows() for t in tenants}
 
@@ -204,12 +213,14 @@ def routes(
             return json_response(
                 {
                     "status": 200,
-                    "message": "Statement fetched successfully",
+                    "message": "Transaction history fetched",
                     "data": statements[name],
                 }
             )
 
-        return await with_faults(state, name, "statement", error_body, handle)
+        return await with_faults(
+            state, name, "statement", error_body, handle, documented_failure("transaction history")
+        )
 
     return [
         Route("/v1/clients/oauth/token", token, methods=["POST"]),

@@ -3,8 +3,10 @@
 Fault switches are per tenant (one tenant = one provider account, found from its
 credentials) and are named: `latency_seconds`, `status` (answer that HTTP status with the
 provider's own error body), `retry_after` (with status 429), `malformed` (a truncated
-body), `hang` (never answer). Tests set them in-process (`state.set_faults`) or over HTTP
-(`PUT /_sim/faults/{tenant}`).
+body), `hang` (never answer), `documented_failure` (the failure body the provider documents
+for that route, e.g. Muda's `{"status": 400, "message": "Failed to fetch balances"}`;
+routes with none documented, such as Muda's token exchange, answer as usual). Tests set them
+in-process (`state.set_faults`) or over HTTP (`PUT /_sim/faults/{tenant}`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ SWITCHES = {
     "retry_after": "string: the Retry-After header sent with it",
     "malformed": "boolean",
     "hang": "boolean",
+    "documented_failure": "boolean",
 }
 
 
@@ -49,6 +52,7 @@ CHECKS: dict[str, Callable[[Any], bool]] = {
     "retry_after": lambda v: isinstance(v, str),
     "malformed": lambda v: isinstance(v, bool),
     "hang": lambda v: isinstance(v, bool),
+    "documented_failure": lambda v: isinstance(v, bool),
 }
 
 
@@ -59,6 +63,7 @@ class Faults:
     retry_after: str | None = None
     malformed: bool = False
     hang: bool = False
+    documented_failure: bool = False
 
     @classmethod
     def from_json(cls, data: Any) -> Faults:
@@ -125,9 +130,15 @@ Handler = Callable[[], Awaitable[Response]]
 
 
 async def with_faults(
-    state: SimState, tenant: str, route: str, error_body: ErrorBody, handler: Handler
+    state: SimState,
+    tenant: str,
+    route: str,
+    error_body: ErrorBody,
+    handler: Handler,
+    documented_failure: Response | None = None,
 ) -> Response:
-    """Count the call, then apply the tenant's fault switches around `handler`."""
+    """Count the call, then apply the tenant's fault switches around `handler`.
+    `documented_failure` is the route's failure answer as the provider documents it."""
     state.count(tenant, route)
     faults = state.faults.get(tenant, Faults())
     if faults.hang:
@@ -137,6 +148,8 @@ async def with_faults(
     if faults.status is not None:
         headers = {"Retry-After": faults.retry_after} if faults.retry_after else None
         return json_response(error_body(faults.status, "Simulated failure"), faults.status, headers)
+    if faults.documented_failure and documented_failure is not None:
+        return documented_failure
     response = await handler()
     if faults.malformed:
         body = bytes(response.body)

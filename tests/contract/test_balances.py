@@ -1,5 +1,6 @@
 """Balances: every provider in the registry, against its own fake — the seed exactly,
-then every failure mapped to its code (401, 429 with Retry-After, 5xx, garbage, a hang)."""
+then every failure mapped to its code (401, 429 with Retry-After, 5xx, the provider's
+documented failure body, garbage, a hang)."""
 
 from __future__ import annotations
 
@@ -71,6 +72,19 @@ async def test_malformed_body_is_bad_response(
 ) -> None:
     sim.state.set_faults(tenant_of(kind).name, malformed=True)
     await expect_error(adapter(kind, http, clock).fetch_balances(), ErrorCode.UPSTREAM_BAD_RESPONSE)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_the_documented_failure_body_has_its_code(
+    kind: str, http: UpstreamClient, clock: FakeClock, sim: Simulator
+) -> None:
+    sim.state.set_faults(tenant_of(kind).name, documented_failure=True)
+    code = expected(kind).DOCUMENTED_FAILURE
+    balances = adapter(kind, http, clock).fetch_balances()
+    if code is None:  # none documented: the fake has nothing to fail with
+        assert len(await balances) == len(expected(kind).BALANCES)
+    else:
+        await expect_error(balances, code)
 
 
 @pytest.mark.parametrize("kind", KINDS)

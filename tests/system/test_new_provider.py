@@ -102,6 +102,7 @@ FAKE = FakeSpec(prefix="/echo", tenants=ECHO, build=EchoFake, account=lambda t: 
 EXPECTED = """from gateway.domain import AssetKind
 
 BALANCES = {"echo-ke:main:KES": ("1200.50", "1200.50", AssetKind.CASH)}
+DOCUMENTED_FAILURE = None
 """
 REGISTRY_LINE = (
     '    "echo_pay": Registered("gateway.providers.echo_pay", "gateway.simulator.echo_pay"),\n'

@@ -1,4 +1,5 @@
 from gateway.domain import AssetKind
+from gateway.errors import ErrorCode
 
 BALANCES = {
     "muda-ug:UGX:issuer_ugx": ("4621.0000000", "4621.0000000", AssetKind.CASH),
@@ -8,3 +9,7 @@ BALANCES = {
     "muda-ug:cKES:issuer_kes": ("0", "0", AssetKind.COLLATERAL),
     "muda-ug:cTZS:issuer_tzs": ("12.2500000", "12.2500000", AssetKind.COLLATERAL),
 }
+
+# `{"status": 400, "message": "Failed to fetch balances", "data": null}`: the provider's
+# trouble, not the caller's, whatever the HTTP status.
+DOCUMENTED_FAILURE = ErrorCode.UPSTREAM_UNAVAILABLE

@@ -4,3 +4,6 @@ BALANCES = {
     "paymob-eg:available:EGP": ("1292.25", "1292.25", AssetKind.CASH),
     "paymob-eg:commission:EGP": ("12.90", "12.90", AssetKind.COMMISSION),
 }
+
+# The provider documents no failure body for its balance: the switch changes nothing.
+DOCUMENTED_FAILURE = None
