@@ -118,7 +118,7 @@ STATUSES = {
 UPSTREAM_STATUS = {
     status: raw
     for raw, status in STATUSES.items()
-    if [s for s in STATUSES.values()].count(status) == 1
+    if list(STATUSES.values()).count(status) == 1
 }
 
 
