@@ -116,9 +116,7 @@ STATUSES = {
 # The upstream's `status` filter, for a client's filter that names exactly one status with
 # exactly one raw value (PENDING is two: `new` and `pending`, so it is filtered here only).
 UPSTREAM_STATUS = {
-    status: raw
-    for raw, status in STATUSES.items()
-    if list(STATUSES.values()).count(status) == 1
+    status: raw for raw, status in STATUSES.items() if list(STATUSES.values()).count(status) == 1
 }
 
 

@@ -1,6 +1,6 @@
 """Transaction history from every provider: those that read it upstream — pages newest
 first, ids stable and the account's own, amounts exact, statuses mapped with the raw value
-kept (an undocumented one UNKNOWN), filters honoured, the history route's failures mapped
+kept (an undocumented one UNKNOWN), rows without their optional fields kept, filters honoured, the history route's failures mapped
 to their codes — and those whose history is the gateway's journal of top-ups."""
 
 from __future__ import annotations
@@ -26,7 +26,14 @@ from gateway.services.topups import JournalHistory, TopUpRequest, TopUpService
 from gateway.simulator import Simulator
 from gateway.upstream.client import UpstreamClient
 from tests.contract.cases import KINDS as KINDS_ALL
-from tests.contract.cases import account_of, adapter, expect_error, kinds_with, tenant_of
+from tests.contract.cases import (
+    account_of,
+    adapter,
+    expect_error,
+    expected,
+    kinds_with,
+    tenant_of,
+)
 from tests.helpers import FakeClock
 
 KINDS = kinds_with(Capability.TRANSACTIONS)
@@ -110,6 +117,18 @@ async def test_undocumented_statuses_are_unknown_with_the_raw_value_kept(
     assert unknown, "the fake's history holds a status its provider does not document"
     assert all(r.raw_status for r in unknown)
     assert all(r.provider_id and r.asset is not None for r in rows)
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if expected(k).OPTIONAL_FIELDS])
+async def test_rows_without_their_optional_fields_are_kept_with_nulls(
+    kind: str, http: UpstreamClient, clock: FakeClock
+) -> None:
+    rows = await all_rows(kind, http, clock, TransactionFilter())
+    optional = expected(kind).OPTIONAL_FIELDS
+    bare = [r for r in rows if all(getattr(r, name) is None for name in optional)]
+    assert bare, "the fake's history holds rows without their optional fields"
+    assert all(r.id and r.provider_id and r.amount and r.created_at for r in bare)
+    assert len({r.id for r in rows}) == len(rows)  # ids stay distinct without them
 
 
 JOURNAL_KINDS = [k for k in KINDS_ALL if spec(k).history_from_journal]

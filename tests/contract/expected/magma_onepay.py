@@ -12,3 +12,14 @@ BALANCES = {
 
 # The provider documents no failure body for its balance: the switch changes nothing.
 DOCUMENTED_FAILURE = None
+
+# The row fields its fake leaves out of every 10th row, as they come out of the adapter.
+OPTIONAL_FIELDS = (
+    "reference",
+    "recipient",
+    "counterparty",
+    "counterparty_name",
+    "channel",
+    "country",
+    "completed_at",
+)

@@ -7,3 +7,6 @@ BALANCES = {
 
 # The provider documents no failure body for its balance: the switch changes nothing.
 DOCUMENTED_FAILURE = None
+
+# Paymob documents every field of a balance-transaction row: none is optional.
+OPTIONAL_FIELDS: tuple[str, ...] = ()
