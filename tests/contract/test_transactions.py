@@ -1,7 +1,8 @@
 """Transaction history from every provider: those that read it upstream — pages newest
 first, ids stable and the account's own, amounts exact, statuses mapped with the raw value
-kept (an undocumented one UNKNOWN), rows without their optional fields kept, filters honoured, the history route's failures mapped
-to their codes — and those whose history is the gateway's journal of top-ups."""
+kept (an undocumented one UNKNOWN), rows without their optional fields kept, filters
+honoured, the history route's failures mapped to their codes — and those whose history is
+the gateway's journal of top-ups."""
 
 from __future__ import annotations
 
