@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import httpx
 from starlette.applications import Starlette
 
-from gateway import log_context
+from gateway import log_context, log_format
 from gateway.cache.read_through import Generations, ReadThroughCache
 from gateway.cache.responses import ResponseCache
 from gateway.cache.store import Store, open_store
@@ -38,6 +38,8 @@ from gateway.server.admission import Admission
 from gateway.server.auth import Authenticator, JwtVerifier
 from gateway.server.endpoint import GatewayGraphQL, GraphQLEndpoint
 from gateway.server.rate_limit import RateLimiter
+from gateway.server.readiness import Draining, Readiness
+from gateway.server.request_metrics import observer
 from gateway.services.balances import BalanceService
 from gateway.services.cursor import Cursors
 from gateway.services.journal import Journal, open_journal
@@ -79,10 +81,18 @@ def create_app(
     )
     # the accounts' own deadline, plus a second to assemble and send the answer
     deadline = settings.server.request_deadline_seconds + 1.0
+    draining = Draining()  # set by the server on SIGTERM (`serving.py`)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with parts(settings, transport, clock, sleep, metrics) as built:
+            takes_top_ups = any(
+                Capability.TOP_UP in a.capabilities for a in settings.accounts.values()
+            )
+            app.state.readiness = Readiness(
+                built.store, built.journal if takes_top_ups else None, draining
+            )
+            app.state.journal = built.journal
             app.state.service = built.service
             app.state.graphql = GraphQLEndpoint(
                 graphql,
@@ -105,7 +115,8 @@ def create_app(
             gc.freeze()
             yield
 
-    log_context.install(secrets_of(settings))
+    log_context.install_record_factory()  # request id and client on every record
+    log_format.add_secrets(secrets_of(settings))
     if development:
         log.warning(
             "development profile: requests without a key get every scope on every "
@@ -117,11 +128,20 @@ def create_app(
         settings.server.queue_timeout_seconds,
         metrics,
     )
-    return Starlette(
-        routes=edge.routes(metrics, development),
-        middleware=edge.middleware(admission, deadline, settings.server.cors_origins),
+    app = Starlette(
+        routes=edge.routes(metrics, development, clock),
+        middleware=edge.middleware(
+            admission,
+            deadline,
+            settings.server.cors_origins,
+            access_log=settings.logging.access_log,
+            log_health_checks=settings.logging.health_checks,
+            observe=observer(metrics, settings.metrics.operation_names),
+        ),
         lifespan=lifespan,
     )
+    app.state.draining = draining
+    return app
 
 
 def secrets_of(settings: Settings) -> list[str]:
@@ -142,6 +162,8 @@ class Parts:
     topups: TopUpService
     rate_limiter: RateLimiter
     response_cache: ResponseCache | None
+    store: Store
+    journal: Journal
 
 
 @asynccontextmanager
@@ -154,7 +176,7 @@ async def parts(
 ) -> AsyncIterator[Parts]:
     accounts = settings.accounts
 
-    store = open_store(settings.cache.url, f"{settings.cache.namespace}:v1")
+    store = open_store(settings.cache.url, f"{settings.cache.namespace}:v1", metrics)
     http = UpstreamClient(
         transport, max_body_bytes=settings.upstream.max_body_bytes, wall_clock=clock
     )
@@ -182,6 +204,7 @@ async def parts(
             clock,
             settings.idempotency.wait_seconds,
             settings.idempotency.lease_seconds,
+            metrics,
         )
         transactions = TransactionService(
             accounts,
@@ -199,6 +222,8 @@ async def parts(
             response_cache=(
                 ResponseCache(store, generations, clock) if settings.cache.response_cache else None
             ),
+            store=store,
+            journal=journal,
         )
     finally:
         await http.aclose()

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gateway import __version__, log_context
+from gateway import __version__, log_context, log_format
 from gateway.access import SCOPES
 from gateway.config.settings import SIMULATOR_PORT, Settings, config_path, load_settings
 from gateway.errors import ConfigError
@@ -33,6 +33,7 @@ from gateway.services.journal import open_journal
 
 SCHEMA_FILE = Path("schema.graphql")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -53,7 +54,7 @@ def ready_lines(settings: Settings, url: str, simulator_url: str | None) -> str:
     lines.append(
         f"  GraphQL    {url}/graphql   ({graphql if settings.server.development else 'POST'})"
     )
-    lines.append(f"  health     {url}/healthz")
+    lines.append(f"  health     {url}/healthz   (liveness), {url}/readyz (readiness)")
     metrics = "open to the no-key client" if settings.server.development else "metrics:read"
     lines.append(f"  metrics    {url}/metrics   ({metrics})")
     if simulator_url is not None:
@@ -62,8 +63,15 @@ def ready_lines(settings: Settings, url: str, simulator_url: str | None) -> str:
     return "\n".join(lines)
 
 
+def configure_logging(settings: Settings, args: argparse.Namespace) -> None:
+    """The configuration's `[logging]`, with `--log-level` / `--log-format` winning."""
+    logs = settings.logging
+    log_format.configure(args.log_level or logs.level, args.log_format or logs.format, logs.levels)
+
+
 def serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    configure_logging(settings, args)
     from gateway.app import create_app
 
     # Every port is bound before anything is built, so a port in use is the only line.
@@ -177,13 +185,15 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="also serve the provider simulator on 127.0.0.1:PORT (demo)",
     )
-    p.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    p.add_argument("--log-level", choices=LOG_LEVELS, help="default: [logging] level, else info")
+    p.add_argument("--log-format", choices=LOG_FORMATS, help="default: [logging] format, else text")
     p.set_defaults(run=serve)
 
     p = commands.add_parser("simulate", help="serve the provider simulator alone")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8001)
     p.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    p.add_argument("--log-format", default="text", choices=LOG_FORMATS)
     p.set_defaults(run=simulate)
 
     graphiql = commands.add_parser("graphiql", help="GraphiQL's files").add_subparsers(
@@ -293,7 +303,10 @@ def client_name_arg(value: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     # Request id and client name on every line, secrets redacted; uvicorn logs through it.
-    log_context.configure(getattr(args, "log_level", "warning"))
+    log_format.configure(
+        getattr(args, "log_level", None) or ("info" if args.run is serve else "warning"),
+        getattr(args, "log_format", None) or "text",
+    )
     try:
         return int(args.run(args))
     except ConfigError as exc:

@@ -1,29 +1,26 @@
-"""Every log line carries the request id and client name, and no secret.
-
-Three parts, each at the depth where it cannot break anything else:
+"""What every log line knows about the request it was made in, and the access line.
 
 - `RequestContext`, the outermost ASGI middleware, gives each HTTP request a fresh id (sent
-  back as `X-Request-Id`) and clears the client name; the endpoint names the client once it
-  is known. Both live in context variables, so every record made while serving the request
-  (uvicorn's access line included: uvicorn writes it inside the app's `send`) sees them.
+  back as `X-Request-Id`), clears the client name (the endpoint names the client once it is
+  known) and starts a `RequestStats` that the layers below fill in: the GraphQL operation,
+  the accounts asked, upstream calls made, cache hits, stale answers and misses. All live in
+  context variables, so every record made while serving the request — and every task it
+  starts — sees them. When the answer is sent it writes the request's one access line on
+  the `gateway.access` logger (method, path, status, duration, bytes and those stats).
 - The log-record factory only *adds* `request_id` and `client` to every record, whatever
-  logger made it. It never rewrites a record's message or arguments: they belong to the
-  formatter that renders them (uvicorn's own access formatter, for one, unpacks its five
-  arguments).
-- `Redacting` wraps the formatter of the one handler `configure()` installs and replaces
-  every configured secret, and any `Authorization` / `Bearer` / `X-API-Key` value, in the
-  *rendered text*: message with its arguments merged, traceback and stack alike. uvicorn is
-  given no logging config of its own (`log_config=None`), so its loggers reach that handler.
+  logger made it; it never rewrites a record's message or arguments.
+
+How lines are rendered and redacted is `log_format`'s business.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import secrets as random_ids
-import sys
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+import time
+from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
@@ -32,24 +29,67 @@ client_name: ContextVar[str] = ContextVar("client_name", default="-")
 # embedded simulator, whose lines would drown the gateway's. Its warnings still show.
 quiet: ContextVar[bool] = ContextVar("quiet", default=False)
 
-BEARER = re.compile(
-    r"(?i)((?:authorization|x-api-key)['\"]?\s*[:=]\s*['\"]?(?:bearer\s+)?|bearer\s+)"
-    r"[^\s'\",]+"
-)
-FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(client)s] %(message)s"
-# They log whole upstream URLs (and with them query strings) at INFO.
-QUIET_LIBRARIES = ("httpx", "httpcore")
+access_log = logging.getLogger("gateway.access")
+HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
+MAX_NAME = 100  # an operation name in the log is cut to this many characters
+MAX_PATH = 200
 
-_secrets: set[str] = set()
+
+@dataclass
+class RequestStats:
+    """What one request did, filled in as it happens (the access line, metrics, spans)."""
+
+    operation_type: str | None = None  # query | mutation | subscription
+    operation_name: str | None = None  # as the client sent it, cut to MAX_NAME
+    accounts: int = 0  # accounts whose balance or history was asked for
+    upstream_calls: int = 0  # attempts this request made itself (not shared ones it joined)
+    cache_hits: int = 0
+    cache_stale: int = 0
+    cache_misses: int = 0
+    response_cache: str | None = None  # hit | miss, when the response cache was asked
+    failures: int = 0  # provider failures answered in place
+    error_codes: list[str] = field(default_factory=list)  # of the GraphQL errors returned
+    outcome: str | None = None  # ok | partial | client_error | refused | internal | cancelled
+    reason: str | None = None  # why it was refused
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "operation_type": self.operation_type,
+            "operation_name": self.operation_name,
+            "accounts": self.accounts,
+            "upstream_calls": self.upstream_calls,
+            "cache_hits": self.cache_hits,
+            "cache_stale": self.cache_stale,
+            "cache_misses": self.cache_misses,
+            "response_cache": self.response_cache,
+            "failures": self.failures,
+            "errors": self.error_codes,
+        }
+
+
+_stats: ContextVar[RequestStats | None] = ContextVar("request_stats", default=None)
+
+
+def stats() -> RequestStats:
+    """This request's stats (outside a request: a throwaway one, so callers never check)."""
+    return _stats.get() or RequestStats()
+
+
+def printable(text: str, limit: int) -> str:
+    """Client text fit for a log line: cut to `limit`, control characters replaced (a
+    newline in a path or a name must not start a forged line)."""
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])
+
+
+def note_operation(operation_type: str, name: str | None) -> None:
+    current = stats()
+    current.operation_type = operation_type
+    current.operation_name = printable(name, MAX_NAME) if name else None
+
+
 _base_factory = logging.getLogRecordFactory()
-_handler: logging.Handler | None = None
-
-
-def redact(text: str) -> str:
-    for secret in _secrets:
-        if secret in text:
-            text = text.replace(secret, "***")
-    return BEARER.sub(lambda m: m.group(1) + "***", text)
 
 
 def _factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
@@ -59,52 +99,9 @@ def _factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
     return record
 
 
-class Redacting(logging.Formatter):
-    """Renders with `inner`, then redacts the whole text (tracebacks and stacks included)."""
-
-    def __init__(self, inner: logging.Formatter | None = None) -> None:
-        super().__init__()
-        self.inner = inner or logging.Formatter(FORMAT)
-
-    def format(self, record: logging.LogRecord) -> str:
-        return redact(self.inner.format(record))
-
-
-def install(secrets: Iterable[str]) -> None:
-    """Redact these (and bearer values) from every line rendered from now on, and give
-    every record made from now on the request id and client name."""
-    _secrets.update(s for s in secrets if len(s) >= 6)
+def install_record_factory() -> None:
+    """Give every record made from now on the request id and client name."""
     logging.setLogRecordFactory(_factory)
-
-
-def _not_quiet(record: logging.LogRecord) -> bool:
-    return record.levelno >= logging.WARNING or not quiet.get()
-
-
-def configure(level: str, stream: Any = None) -> None:
-    """The process's one logging setup (every command of the CLI): one redacting handler on
-    the root logger at `level` (a second call replaces it); uvicorn's loggers propagate to
-    it, and routine lines made under `quiet` are dropped."""
-    global _handler  # noqa: PLW0603 - one handler per process, replaced, never stacked
-    install(())
-    root = logging.getLogger()
-    if _handler is not None:
-        root.removeHandler(_handler)
-    _handler = logging.StreamHandler(stream or sys.stderr)
-    _handler.setFormatter(Redacting())
-    root.addHandler(_handler)
-    root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logger = logging.getLogger(name)
-        logger.handlers.clear()
-        logger.propagate = True
-        logger.setLevel(logging.NOTSET)
-    for name in ("uvicorn.error", "uvicorn.access"):
-        logger = logging.getLogger(name)
-        if _not_quiet not in logger.filters:
-            logger.addFilter(_not_quiet)
-    for name in QUIET_LIBRARIES:
-        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
 Scope = MutableMapping[str, Any]
@@ -119,26 +116,85 @@ def new_request_id() -> str:
 
 
 class RequestContext:
-    """ASGI middleware: a request id per HTTP request, returned as `X-Request-Id`;
-    `quiet=True` keeps this app's requests out of the access log."""
+    """ASGI middleware: a request id per HTTP request, returned as `X-Request-Id`, fresh
+    stats, and one access line when it ends — unless `access` is off, the path is one of
+    `skip` (the health checks, by default), or the server is `quiet`."""
 
-    def __init__(self, app: ASGIApp, *, quiet: bool = False) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        quiet: bool = False,
+        access: bool = True,
+        skip: Collection[str] = HEALTH_PATHS,
+        observe: Callable[[Scope, int, float, RequestStats], None] | None = None,
+    ) -> None:
         self.app = app
         self.quiet = quiet
+        self.access = access and not quiet
+        self.skip = frozenset(skip)
+        self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         rid = new_request_id()
         request_id.set(rid)
         client_name.set("-")
         quiet.set(self.quiet)
+        stats = RequestStats()
+        _stats.set(stats)
+        status, sent = 0, 0
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status, sent
             if message["type"] == "http.response.start":
+                status = message["status"]
                 headers = [*message.get("headers", ()), (b"x-request-id", rid.encode())]
                 message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            status = status or 500  # nothing sent: the server answers 500 itself
+            if self.observe is not None:
+                self.observe(scope, status, time.perf_counter() - started, stats)
+            if self.access and scope["path"] not in self.skip:
+                write_access_line(scope, status, sent, started, stats)
+
+
+def write_access_line(
+    scope: Scope, status: int, sent: int, started: float, stats: RequestStats
+) -> None:
+    duration_ms = round((time.perf_counter() - started) * 1000, 2)
+    method, path = printable(scope["method"], 16), printable(scope["path"], MAX_PATH)
+    fields: dict[str, Any] = {
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": duration_ms,
+        "bytes": sent,
+        **stats.fields(),
+        "remote": (scope.get("client") or ("-",))[0],
+    }
+    words = [f'"{method} {path}" {status} {duration_ms:.1f} ms {sent} B']
+    if stats.operation_type:
+        words.append(f"{stats.operation_type} {stats.operation_name or '-'}")
+    if stats.accounts or stats.upstream_calls:
+        words.append(f"accounts={stats.accounts} upstream={stats.upstream_calls}")
+    if stats.cache_hits or stats.cache_stale or stats.cache_misses:
+        words.append(
+            f"cache={stats.cache_hits} hit/{stats.cache_stale} stale/{stats.cache_misses} miss"
+        )
+    if stats.response_cache:
+        words.append(f"response_cache={stats.response_cache}")
+    if stats.outcome:
+        words.append(stats.outcome + (f" ({stats.reason})" if stats.reason else ""))
+    if stats.error_codes:
+        words.append("errors=" + ",".join(stats.error_codes))
+    access_log.info("%s", " ".join(words), extra={"access": fields})

@@ -4,9 +4,40 @@ a caller typed."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Fine where a gateway's answers are (a cached answer in ms, a fan-out in tens of ms).
+REQUEST_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.04,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 
 
 class Metrics:
@@ -62,6 +93,46 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+
+        self.requests = Counter(
+            "gateway_requests",
+            "GraphQL requests by operation type, listed operation name, outcome (ok, partial, "
+            "client_error, refused, internal, cancelled) and refusal reason.",
+            ["operation_type", "operation_name", "outcome", "reason"],
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            "gateway_request_duration_seconds",
+            "GraphQL request duration, from the first byte read to the last byte sent.",
+            ["operation_type", "outcome"],
+            buckets=REQUEST_BUCKETS,
+            registry=r,
+        )
+        self.rate_limit_refusals = Counter(
+            "gateway_rate_limit_refusals",
+            "Requests refused by a client's own rate limit (HTTP 429).",
+            registry=r,
+        )
+        self.topups = Counter(
+            "gateway_topups",
+            "Top-up answers by outcome (succeeded, pending, rejected) and whether replayed.",
+            ["outcome", "replayed"],
+            registry=r,
+        )
+        self.journal_pending = Gauge(
+            "gateway_journal_pending",
+            "Top-ups whose outcome is unknown (pending, or in flight past their lease), as "
+            "read from the journal at scrape time.",
+            registry=r,
+        )
+        self.store_operations = Counter(
+            "gateway_store_operations",
+            "Operations sent to the cache backend (each a round trip on Redis), by kind.",
+            ["operation"],
+            registry=r,
+        )
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            r.register(collector)  # CPU, RSS, open FDs, GC: the client's own
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

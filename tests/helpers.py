@@ -121,6 +121,15 @@ def refuse_float(text: str) -> Any:
     raise AssertionError(f"a float reached the output: {text}")
 
 
+def sample(text: str, name: str, **labels: str) -> float:
+    """A sample's value in a Prometheus text exposition (0 when absent)."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))  # as written
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{wanted}}} ") or (not labels and line.startswith(name + " ")):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 class GatewayClient:
     def __init__(self, client: httpx.AsyncClient, app: Any) -> None:
         self.http = client
@@ -136,14 +145,7 @@ class GatewayClient:
 
     async def metric(self, name: str, **labels: str) -> float:
         """A sample's value from `/metrics` (0 when absent)."""
-        text = (await self.http.get("/metrics")).text
-        wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
-        for line in text.splitlines():
-            if line.startswith(f"{name}{{{wanted}}} ") or (
-                not labels and line.startswith(name + " ")
-            ):
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
+        return sample((await self.http.get("/metrics")).text, name, **labels)
 
     async def post(self, query: str, variables: dict[str, Any] | None = None) -> httpx.Response:
         return await self.http.post("/graphql", json={"query": query, "variables": variables})

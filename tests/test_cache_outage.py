@@ -1,4 +1,5 @@
-"""Redis failing mid-run: answers continue from the upstreams, then caching recovers.
+"""Redis failing mid-run: answers continue from the upstreams (readiness says `degraded`,
+still 200), then caching recovers.
 
 Uses its own redis-server on a spare port (started and killed here), never the shared one.
 """
@@ -98,8 +99,17 @@ async def test_redis_dying_mid_run_then_returning(
         await gw.query(QUERY)
         await gw.query(QUERY)
         assert sim.state.calls_to("magma", "balance") == 1  # cached in Redis
+        ready = await gw.http.get("/readyz")
+        assert (ready.status_code, ready.json()["status"]) == (200, "ready")
 
         own_redis.stop()
+        # Degraded, still ready: every replica out of rotation at once would be worse.
+        degraded = await gw.http.get("/readyz")
+        assert degraded.status_code == 200
+        assert degraded.json() == {
+            "status": "degraded",
+            "checks": {"cache": "unreachable", "journal": "ok"},
+        }
         with caplog.at_level(logging.WARNING, logger="gateway.cache.store"):
             for _ in range(3):
                 response = await gw.post(QUERY)
@@ -110,6 +120,7 @@ async def test_redis_dying_mid_run_then_returning(
         assert len(warnings) == 1  # rate-limited, not one per operation
 
         own_redis.start()
+        assert (await gw.http.get("/readyz")).json()["checks"]["cache"] == "ok"
         await gw.query(QUERY)
         await gw.query(QUERY)
         assert sim.state.calls_to("magma", "balance") == 5  # cached again

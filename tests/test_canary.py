@@ -15,7 +15,7 @@ from gateway.app import create_app
 from gateway.config.accounts import Secret
 from gateway.config.security import ClientConfig
 from gateway.config.settings import Settings
-from gateway.log_context import Redacting
+from gateway.log_format import JsonFormatter, TextFormatter
 from gateway.registry import PROVIDERS
 from gateway.server.auth import key_hash
 from gateway.simulator import create_simulator
@@ -141,8 +141,12 @@ async def test_no_canary_in_any_response_or_log_line(
             async with serving(app) as url, httpx.AsyncClient(base_url=url) as http:
                 await scenario(GatewayClient(http, app).as_key(key))
 
-    rendered = Redacting()  # what the CLI's handler writes: the lines an operator reads
-    logged = "\n".join(rendered.format(r) for r in caplog.records)
+    # What the CLI's handler writes, in either format: the lines an operator reads.
+    logged = "\n".join(
+        formatter.format(r)
+        for formatter in (TextFormatter(), JsonFormatter())
+        for r in caplog.records
+    )
     assert len(caplog.records) > 20  # DEBUG really was on
     for name, value in CANARIES.items():
         assert value not in logged, f"{name} leaked into a log line"

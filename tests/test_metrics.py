@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import httpx
 
+from gateway.access import RateLimit
+from gateway.config.operations import MetricsSettings
 from gateway.simulator import Simulator
-from tests.helpers import FakeClock, demo_settings, running_gateway, with_cache
+from tests.helpers import (
+    FakeClock,
+    demo_settings,
+    ourvoice_fake,
+    production,
+    running_gateway,
+    sample,
+    with_cache,
+)
+from tests.test_topup import TOP_UP, topup
 
 QUERY = "{ balances { complete } }"
 
@@ -35,3 +48,92 @@ async def test_metrics_follow_upstream_calls_cache_and_breaker(
     assert 'gateway_upstream_latency_seconds_bucket{account="magma"' in text
     assert "gateway_upstream_in_flight" in text and "gateway_graphql_in_flight" in text
     assert "demo-" not in text  # no credential in any label
+
+
+async def test_request_metrics_by_operation_outcome_and_reason(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    """Requests counted by operation type, a listed operation name (any other is `other`),
+    outcome and refusal reason; durations in a histogram fine below 100 ms; process
+    metrics beside them."""
+    settings = dataclasses.replace(
+        demo_settings(), metrics=MetricsSettings(operation_names=frozenset({"Dashboard"}))
+    )
+    async with running_gateway(settings, sim_transport, clock) as gw:
+        await gw.query("query Dashboard { balances { complete } }")
+        await gw.query('query Invented123 { balances(accountIds: ["magma"]) { complete } }')
+        sim.state.set_faults("magma", status=503)
+        clock.advance(3600)  # past every stale window: magma fails in place
+        await gw.query("{ balances { complete } }")
+        await gw.post("{ nope }")
+        await gw.http.post("/graphql", content=b"{}", headers={"content-type": "text/plain"})
+        text = (await gw.http.get("/metrics")).text
+
+        async def requests(**labels: str) -> float:
+            return await gw.metric("gateway_requests_total", **labels)
+
+        dashboard = await requests(
+            operation_type="query", operation_name="Dashboard", outcome="ok", reason=""
+        )
+        other = await requests(
+            operation_type="query", operation_name="other", outcome="ok", reason=""
+        )
+        partial = await requests(
+            operation_type="query", operation_name="none", outcome="partial", reason=""
+        )
+        client_error = await requests(
+            operation_type="query", operation_name="none", outcome="client_error", reason=""
+        )
+        refused = await requests(
+            operation_type="unknown",
+            operation_name="none",
+            outcome="refused",
+            reason="unsupported_media_type",
+        )
+    assert (dashboard, other, partial, client_error, refused) == (1, 1, 1, 1, 1)
+    assert "Invented123" not in text  # unlisted names never become label values
+    bucket = (
+        'gateway_request_duration_seconds_bucket{le="0.0075",operation_type="query",outcome="ok"}'
+    )
+    assert bucket in text
+    for process_metric in ("process_resident_memory_bytes", "process_open_fds", "python_gc_"):
+        assert process_metric in text
+
+
+async def test_top_ups_by_outcome_pending_in_the_journal_and_rate_limit_refusals(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    settings = demo_settings()
+    async with running_gateway(settings, sim_transport, clock) as gw:
+        await gw.query(TOP_UP, topup("m-1"))
+        await gw.query(TOP_UP, topup("m-1"))  # replayed
+        ourvoice_fake(sim).topup_faults["ourvoice-sn"] = "503-after-commit"
+        await gw.query(TOP_UP, topup("m-2", paymentReference="PAY-2"))  # pending
+        await gw.query(TOP_UP, topup("m-3", amount="-1"))  # rejected
+        succeeded = await gw.metric("gateway_topups_total", outcome="succeeded", replayed="false")
+        replayed = await gw.metric("gateway_topups_total", outcome="succeeded", replayed="true")
+        pending = await gw.metric("gateway_topups_total", outcome="pending", replayed="false")
+        rejected = await gw.metric("gateway_topups_total", outcome="rejected", replayed="false")
+        in_journal = await gw.metric("gateway_journal_pending")
+    assert (succeeded, replayed, pending, rejected) == (1, 1, 1, 1)
+    assert in_journal == 1  # read from the journal when scraped
+
+    limited = production(settings)  # one client, FULL_KEY, with every scope
+    limited = dataclasses.replace(
+        limited, security=dataclasses.replace(limited.security, rate_limit=RateLimit(1.0, 1))
+    )
+    async with running_gateway(limited, sim_transport, clock) as gw:
+        statuses = [(await gw.post("{ __typename }")).status_code for _ in range(3)]
+        clock.advance(10)  # the scrape is the client's request too: let its bucket refill
+        scraped = (await gw.http.get("/metrics")).text
+        refusals = sample(scraped, "gateway_rate_limit_refusals_total")
+        by_reason = sample(
+            scraped,
+            "gateway_requests_total",
+            operation_type="unknown",
+            operation_name="none",
+            outcome="refused",
+            reason="rate_limited",
+        )
+    assert statuses == [200, 429, 429]
+    assert (refusals, by_reason) == (2, 2)

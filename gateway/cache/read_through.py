@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
+from gateway import log_context
 from gateway.cache import keys
 from gateway.cache.store import Store
 from gateway.clock import Clock
@@ -119,6 +120,7 @@ class ReadThroughCache:
             served = self._serve(entry, codec)
             if served is not None:
                 self._metrics.cache_events.labels(account, "hit").inc()
+                log_context.stats().cache_hits += 1
                 return served
         flight = self._flights.get(key)
         if flight is None:
@@ -126,7 +128,18 @@ class ReadThroughCache:
             flight = asyncio.ensure_future(load)
             self._flights[key] = flight
             flight.add_done_callback(lambda _: self._flights.pop(key, None))
-        result: Cached[T] = await asyncio.shield(flight)
+        # This request's view (the metrics count each fill once, in `_load`): it waited for
+        # a fill, its own or one it joined, and got fresh data, stale data or a failure.
+        stats = log_context.stats()
+        try:
+            result: Cached[T] = await asyncio.shield(flight)
+        except BaseException:
+            stats.cache_misses += 1
+            raise
+        if result.stale:
+            stats.cache_stale += 1
+        else:
+            stats.cache_misses += 1
         return result
 
     async def drop(self, *keys: str) -> None:

@@ -20,6 +20,7 @@ from aiocache.serializers import StringSerializer
 
 from gateway._compat.aiocache import eval_script
 from gateway.clock import whole_seconds
+from gateway.metrics import Metrics
 
 log = logging.getLogger("gateway.cache.store")
 WARN_EVERY_SECONDS = 30.0
@@ -27,11 +28,28 @@ OPERATION_TIMEOUT_SECONDS = 0.5
 
 
 class Store:
-    def __init__(self, backend: Any, *, shared: bool) -> None:
+    def __init__(self, backend: Any, *, shared: bool, metrics: Metrics | None = None) -> None:
         self._backend = backend
         self.shared = shared  # True when other replicas see the same data
         self._last_warning = 0.0
         self.healthy = True
+        # Round trips to the backend (on Redis, each is one network exchange).
+        operations = (metrics or Metrics()).store_operations
+        self._count = {
+            name: operations.labels(name)
+            for name in ("get", "multi_get", "set", "claim", "delete", "incr", "script", "ping")
+        }
+
+    async def ping(self) -> bool:
+        """Whether the backend answers now (readiness)."""
+        self._count["ping"].inc()
+        try:
+            await self._backend.exists("ping")
+        except Exception as exc:
+            self._failed("ping", exc)
+            return False
+        self._ok()
+        return True
 
     def _failed(self, operation: str, exc: BaseException) -> None:
         self.healthy = False
@@ -50,6 +68,7 @@ class Store:
             self.healthy = True
 
     async def get(self, key: str) -> str | None:
+        self._count["get"].inc()
         try:
             value = await self._backend.get(key)
         except Exception as exc:
@@ -61,6 +80,7 @@ class Store:
     async def multi_get(self, keys: list[str]) -> list[str | None]:
         if not keys:
             return []
+        self._count["multi_get"].inc()
         try:
             values = await self._backend.multi_get(keys)
         except Exception as exc:
@@ -70,6 +90,7 @@ class Store:
         return [_text(v) for v in values]
 
     async def set(self, key: str, value: str, ttl_seconds: float) -> None:
+        self._count["set"].inc()
         try:
             await self._backend.set(key, value, ttl=whole_seconds(ttl_seconds, at_least=1))
         except Exception as exc:
@@ -80,6 +101,7 @@ class Store:
     async def claim(self, key: str, value: str, ttl_seconds: float) -> bool:
         """Set a marker only if absent: True when this caller should do the work. Also True
         when the backend fails, since there is then nobody to coordinate with."""
+        self._count["claim"].inc()
         try:
             await self._backend.add(key, value, ttl=whole_seconds(ttl_seconds, at_least=1))
         except ValueError:
@@ -92,6 +114,7 @@ class Store:
 
     async def delete(self, *keys: str) -> None:
         for key in keys:
+            self._count["delete"].inc()
             try:
                 await self._backend.delete(key)
             except Exception as exc:
@@ -101,9 +124,11 @@ class Store:
     async def incr(self, key: str, ttl_seconds: float) -> int | None:
         """Add one to a counter that expires `ttl_seconds` after its first increment.
         None when the backend failed (the caller decides how to count then)."""
+        self._count["incr"].inc()
         try:
             value = int(await self._backend.increment(key, 1))
             if value == 1:
+                self._count["incr"].inc()  # the expiry is a second round trip
                 await self._backend.expire(key, whole_seconds(ttl_seconds, at_least=1))
         except Exception as exc:
             self._failed("incr", exc)
@@ -116,6 +141,7 @@ class Store:
         store without scripts, or when the backend fails (the caller falls back)."""
         if not self.shared:
             return None
+        self._count["script"].inc()
         try:
             result = await eval_script(self._backend, source, key, *args)
         except Exception as exc:
@@ -138,14 +164,14 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def open_store(url: str, namespace: str) -> Store:
+def open_store(url: str, namespace: str, metrics: Metrics | None = None) -> Store:
     """`memory://` or `redis://host:port/db` (password in the URL's userinfo)."""
     parts = urlsplit(url)
     serializer = StringSerializer()
     if parts.scheme == "memory":
         # timeout=0: no asyncio.wait_for around in-process dictionary operations
         backend = SimpleMemoryCache(serializer=serializer, namespace=namespace, timeout=0)
-        return Store(backend, shared=False)
+        return Store(backend, shared=False, metrics=metrics)
     if parts.scheme in ("redis", "rediss"):
         backend = RedisCache(
             serializer=serializer,
@@ -158,5 +184,5 @@ def open_store(url: str, namespace: str) -> Store:
             timeout=OPERATION_TIMEOUT_SECONDS,
             create_connection_timeout=OPERATION_TIMEOUT_SECONDS,
         )
-        return Store(backend, shared=True)
+        return Store(backend, shared=True, metrics=metrics)
     raise ValueError(f"unsupported cache URL scheme {parts.scheme!r}")

@@ -90,6 +90,29 @@ class Checker:
             return default
         return value
 
+    def boolean(self, data: Mapping[str, Any], key: str, location: str, default: bool) -> bool:
+        value = data.get(key, default)
+        if not isinstance(value, bool):
+            self.add(
+                f"{location}.{key}", "must be true or false", f"{key} = {str(default).lower()}"
+            )
+            return default
+        return value
+
+    def choice(
+        self, data: Mapping[str, Any], key: str, location: str, choices: tuple[str, ...]
+    ) -> str:
+        """One of `choices` (the first is the default)."""
+        value = data.get(key, choices[0])
+        if value not in choices:
+            self.add(
+                f"{location}.{key}",
+                f"must be one of {', '.join(repr(c) for c in choices)}",
+                f'for example {key} = "{choices[0]}"',
+            )
+            return choices[0]
+        return str(value)
+
     def secret(self, value: Any, location: str, development: bool) -> Secret | None:
         if not isinstance(value, str) or not value:
             self.add(location, "must be a non-empty string", 'use "env:NAME" or "file:/path"')

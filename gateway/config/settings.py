@@ -21,6 +21,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.config.accounts import AccountConfig, Secret
 from gateway.config.checker import Checker
+from gateway.config.operations import (
+    LoggingSettings,
+    MetricsSettings,
+    TracingSettings,
+    parse_logging,
+    parse_metrics,
+    parse_tracing,
+)
 from gateway.config.security import Security, parse_security
 from gateway.domain import COUNTRIES, Capability, ProviderKind, is_known_currency
 from gateway.errors import ConfigError, Problem
@@ -42,6 +50,9 @@ TOP_LEVEL = {
     "jwt",
     "limits",
     "rate_limit",
+    "logging",
+    "metrics",
+    "tracing",
 }
 SERVER_KEYS = {
     "profile",
@@ -55,6 +66,9 @@ SERVER_KEYS = {
     "max_concurrent_requests",
     "max_queued_requests",
     "queue_timeout_seconds",
+    "drain_seconds",
+    "shutdown_timeout_seconds",
+    "workers",
 }
 CACHE_KEYS = {
     "url",
@@ -110,6 +124,12 @@ class ServerSettings:
     max_concurrent_requests: int = 256
     max_queued_requests: int = 256
     queue_timeout_seconds: float = 1.0
+    # SIGTERM: readiness turns 503 at once and requests are still served for `drain_seconds`
+    # (load balancers need that long to notice); then the listener closes and in-flight
+    # requests get `shutdown_timeout_seconds`. Together below Kubernetes' 30 s grace.
+    drain_seconds: float = 5.0
+    shutdown_timeout_seconds: float = 20.0
+    workers: int = 1  # processes sharing the port (`serve --workers N` overrides)
 
     @property
     def development(self) -> bool:
@@ -153,6 +173,9 @@ class Settings:
     idempotency: IdempotencySettings = field(default_factory=IdempotencySettings)
     accounts: dict[str, AccountConfig] = field(default_factory=dict)
     security: Security = field(default_factory=Security)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    tracing: TracingSettings = field(default_factory=TracingSettings)
 
 
 def config_path(cli_value: str | None, env: Mapping[str, str]) -> str:
@@ -209,6 +232,9 @@ def parse_settings(
         check.add("accounts", "no accounts configured", "add at least one [accounts.NAME] table")
     account_ids = set(check.table(data, "accounts", "accounts"))
     security = parse_security(check, data, account_ids, server.development)
+    logging = parse_logging(check, check.table(data, "logging", "logging"))
+    metrics = parse_metrics(check, check.table(data, "metrics", "metrics"))
+    tracing = parse_tracing(check, check.table(data, "tracing", "tracing"))
     if check.problems:
         raise ConfigError(check.problems)
     return Settings(
@@ -218,6 +244,9 @@ def parse_settings(
         idempotency=idempotency,
         accounts=accounts,
         security=security,
+        logging=logging,
+        metrics=metrics,
+        tracing=tracing,
     )
 
 
@@ -253,6 +282,9 @@ def _server(check: Checker, raw: Mapping[str, Any]) -> ServerSettings:
         or 256,
         max_queued_requests=_queued(check, raw),
         queue_timeout_seconds=check.number(raw, "queue_timeout_seconds", "server", 1.0, 60),
+        drain_seconds=check.number(raw, "drain_seconds", "server", 5.0, 300, zero=True),
+        shutdown_timeout_seconds=check.number(raw, "shutdown_timeout_seconds", "server", 20.0, 600),
+        workers=check.whole(raw, "workers", "server", 1, 64) or 1,
     )
 
 

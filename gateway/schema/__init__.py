@@ -22,6 +22,7 @@ from gateway.schema.errors import DeferredErrors
 from gateway.schema.execution.fast_completion import FastCompletionContext
 from gateway.schema.execution.limits import limits_rule
 from gateway.schema.execution.operation_choice import NamedOperation
+from gateway.schema.execution.operation_stats import OperationNoted
 from gateway.schema.execution.validation_cache import TextValidationCache, ValidationResults
 from gateway.schema.query import Query
 from gateway.schema.scalars import SCALAR_MAP
@@ -50,6 +51,7 @@ def build_schema(
     extensions: list[type[SchemaExtension] | object] = [
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: ParserCache(maxsize=512),
+        OperationNoted,
         lambda: AddValidationRules([operation_limits, OneTopUpPerDocument]),
         lambda: TextValidationCache(validated),
         NamedOperation,  # after the cached validation result is set

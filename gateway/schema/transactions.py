@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from gateway import domain
+from gateway import domain, log_context
 from gateway.domain import is_known_currency
 from gateway.errors import ClientError, GatewayError, NotFound, Unsupported, UpstreamError
 from gateway.schema.types import Account, Asset, Country, Money, ProviderFailure
@@ -167,6 +167,7 @@ async def transactions_of(
             failure = exc
     context.cacheable = False  # histories are cached per upstream page, not as responses
     if failure is not None:
+        log_context.stats().failures += 1
         return ProviderFailure(
             account=Account.of(info),
             code=failure.code,

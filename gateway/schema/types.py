@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import strawberry
 
-from gateway import domain
+from gateway import domain, log_context
 from gateway.errors import ErrorCode as DomainErrorCode
 
 if TYPE_CHECKING:
@@ -158,6 +158,7 @@ def result_of(result: domain.AccountBalanceResult) -> AccountBalance | ProviderF
                 retry_after_seconds=result.stale_reason.retry_after_seconds,
             ),
         )
+    log_context.stats().failures += 1
     return ProviderFailure(
         account=Account.of(result.account),
         code=DomainErrorCode(result.code),

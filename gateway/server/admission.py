@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from gateway import log_context
 from gateway.errors import ErrorCode, Overloaded
 from gateway.metrics import Metrics
 
@@ -108,6 +109,8 @@ class AdmissionMiddleware:
             await self.app(scope, receive, send)
             return
         if not await self.admission.enter(self.deadline_seconds):
+            stats = log_context.stats()
+            stats.outcome, stats.reason = "refused", "overloaded"
             await send(BUSY_START)
             await send({"type": "http.response.body", "body": BUSY_BODY})
             return

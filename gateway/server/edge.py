@@ -1,7 +1,7 @@
 """The ASGI edge's routes and middleware, as the composition root assembles them.
 
-Routes: `GET /` (where things are), `GET /healthz` (200 once the lifespan has built the
-endpoint), `GET /metrics` (the `metrics:read` scope), `/graphql` (GraphiQL for a browser
+Routes: `GET /` (where things are), `GET /healthz` (liveness), `GET /readyz` (readiness,
+`readiness.py`), `GET /metrics` (the `metrics:read` scope), `/graphql` (GraphiQL for a browser
 in development, else the endpoint) and GraphiQL's own files. Middleware, outermost first:
 a request id for every request, admission control, then CORS for the configured origins.
 The endpoint lives in `app.state.graphql` once the lifespan has built it.
@@ -9,6 +9,7 @@ The endpoint lives in `app.state.graphql` once the lifespan has built it.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -19,20 +20,36 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway import __version__, log_context
+from gateway.clock import Clock
 from gateway.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.server.admission import Admission, AdmissionMiddleware
 from gateway.server.endpoint import GraphQLEndpoint, refusal
 from gateway.server.pages.graphiql import GraphiQLPage, wants_html
 from gateway.server.pages.home import home
+from gateway.server.readiness import Readiness
+from gateway.server.request_metrics import Observer
+from gateway.services.journal import Journal
+
+log = logging.getLogger("gateway.edge")
 
 
-def routes(metrics: Metrics, development: bool) -> list[BaseRoute]:
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def routes(metrics: Metrics, development: bool, clock: Clock) -> list[BaseRoute]:
     graphiql = GraphiQLPage() if development else None
 
     async def healthz(request: Request) -> Response:
-        ready = getattr(request.app.state, "graphql", None) is not None
-        return JSONResponse({"status": "ok" if ready else "starting"}, 200 if ready else 503)
+        """Liveness: the process is up and its event loop turns (draining included)."""
+        return JSONResponse({"status": "ok"}, headers=NO_STORE)
+
+    async def readyz(request: Request) -> Response:
+        readiness: Readiness | None = getattr(request.app.state, "readiness", None)
+        if readiness is None:
+            return JSONResponse({"status": "starting"}, 503, headers=NO_STORE)
+        ready, body = await readiness.check()
+        return JSONResponse(body, 200 if ready else 503, headers=NO_STORE)
 
     async def graphql(request: Request) -> Response:
         if graphiql is not None and wants_html(request):
@@ -50,6 +67,12 @@ def routes(metrics: Metrics, development: bool) -> list[BaseRoute]:
             principal.require("metrics:read")
         except GatewayError as exc:
             return refusal(exc)
+        journal: Journal | None = getattr(request.app.state, "journal", None)
+        if journal is not None:
+            try:
+                metrics.journal_pending.set(await journal.pending_count(clock()))
+            except Exception as exc:  # the scrape still answers; the gauge keeps its value
+                log.warning("metrics: cannot count pending top-ups (%s)", exc)
         return Response(
             metrics.render(), media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"}
         )
@@ -57,6 +80,7 @@ def routes(metrics: Metrics, development: bool) -> list[BaseRoute]:
     found: list[BaseRoute] = [
         Route("/", root, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_page, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
     ]
@@ -66,10 +90,18 @@ def routes(metrics: Metrics, development: bool) -> list[BaseRoute]:
 
 
 def middleware(
-    admission: Admission, deadline_seconds: float, cors_origins: tuple[str, ...]
+    admission: Admission,
+    deadline_seconds: float,
+    cors_origins: tuple[str, ...],
+    *,
+    access_log: bool = True,
+    log_health_checks: bool = False,
+    observe: Observer | None = None,
 ) -> list[Middleware]:
+    skip = () if log_health_checks else log_context.HEALTH_PATHS
     stack = [
-        Middleware(log_context.RequestContext),  # outermost: every request has an id
+        # outermost: every request has an id, one access line, its metrics
+        Middleware(log_context.RequestContext, access=access_log, skip=skip, observe=observe),
         Middleware(AdmissionMiddleware, admission=admission, deadline_seconds=deadline_seconds),
     ]
     if cors_origins:

@@ -25,7 +25,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
-from gateway import bodies
+from gateway import bodies, log_context
 from gateway._compat.starlette import set_body
 from gateway.access import Principal
 from gateway.cache.responses import CachedRequest, ResponseCache
@@ -109,6 +109,39 @@ async def _disconnect(request: Request) -> None:
         pass
 
 
+# Why a request was refused before GraphQL ran, by its HTTP status (a metric label).
+REFUSED = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    405: "method_not_allowed",
+    408: "timeout",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    503: "overloaded",
+}
+
+
+def classify(status: int, stats: log_context.RequestStats) -> None:
+    """The request's outcome: refused (and why), cancelled, internal, client_error (any
+    other GraphQL error), partial (provider failures in place) or ok."""
+    if stats.outcome is not None:
+        return
+    if status == GONE:
+        stats.outcome = "cancelled"
+    elif status != 200:
+        stats.outcome, stats.reason = "refused", REFUSED.get(status, str(status))
+    elif ErrorCode.INTERNAL.value in stats.error_codes:
+        stats.outcome = "internal"
+    elif stats.error_codes:
+        stats.outcome = "client_error"
+    elif stats.failures:
+        stats.outcome = "partial"
+    else:
+        stats.outcome = "ok"
+
+
 def refusal(exc: GatewayError) -> Response:
     status = exc.status if isinstance(exc, Refused) else STATUS.get(exc.code, 400)
     headers = {"Retry-After": str(exc.retry_after_seconds)} if exc.retry_after_seconds else {}
@@ -136,6 +169,9 @@ class GatewayGraphQL(GraphQL[Context, None]):
         if result.errors:
             request.state.graphql_errors = True
             errors = [coded(error) for error in result.errors[: self.max_errors]]
+            log_context.stats().error_codes = sorted(
+                {str((e.extensions or {}).get("code")) for e in errors}
+            )
             if not self.development:
                 for error in errors:
                     error.message = SUGGESTION.sub("", error.message)
@@ -230,6 +266,7 @@ class GraphQLEndpoint:
             except GatewayError as exc:
                 response = refusal(exc)
         response.headers["Cache-Control"] = "no-store"
+        classify(response.status_code, log_context.stats())
         return response
 
     async def principal(self, request: Request) -> Principal:
@@ -238,6 +275,7 @@ class GraphQLEndpoint:
         client_name.set(principal.name)
         wait = await self.rate_limiter.take(principal)
         if wait is not None:
+            self.metrics.rate_limit_refusals.inc()
             raise RateLimited("Too many requests.", retry_after_seconds=wait)
         return principal
 
@@ -265,7 +303,11 @@ class GraphQLEndpoint:
             if cache_key is not None and self.response_cache is not None:
                 hit = await self.response_cache.get(cache_key)
                 self.metrics.response_cache_events.labels("hit" if hit else "miss").inc()
+                stats = log_context.stats()
+                stats.response_cache = "hit" if hit else "miss"
                 if hit is not None:
+                    stats.operation_type = "query"  # only queries are cached
+                    stats.operation_name = log_context.printable(operation_name or "", 100) or None
                     return Response(hit, media_type="application/json")
         context = Context(
             request=request,
@@ -289,6 +331,8 @@ class GraphQLEndpoint:
         except HTTPException as exc:  # Strawberry's own refusals, in our error shape
             return refusal(Refused(exc.status_code, exc.reason))
         except TimeoutError:
+            stats = log_context.stats()
+            stats.outcome, stats.reason = "refused", "deadline"
             return refusal(LATE)
         if (
             cache_key is not None

@@ -62,6 +62,7 @@ class Server(uvicorn.Server):
                 timeout_keep_alive=int(limits.keep_alive_seconds) or 1,
                 log_config=None,
                 log_level=None,
+                access_log=False,  # the gateway writes its own (log_context.RequestContext)
                 server_header=False,
             )
         )

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 
+from gateway import log_context
 from gateway.cache import keys
 from gateway.cache.codec import decode_balances, encode_balances
 from gateway.cache.read_through import Codec, Freshness, Generations, ReadThroughCache
@@ -64,8 +65,10 @@ class BalanceService:
 
     async def balances(self, account_ids: Iterable[str]) -> list[AccountBalanceResult]:
         """One result per id (ids must exist), in order, all read concurrently."""
+        ids = list(account_ids)
+        log_context.stats().accounts += len(ids)
         with request_deadline(self.deadline_seconds):
-            return list(await asyncio.gather(*(self._balance(i) for i in account_ids)))
+            return list(await asyncio.gather(*(self._balance(i) for i in ids)))
 
     async def invalidate(self, account_id: str) -> None:
         """Forget the account's cached balance and every cached response that included it."""

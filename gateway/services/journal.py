@@ -104,6 +104,14 @@ class Journal(Protocol):
         self, *, pending_only: bool = False, account: str | None = None, now: float | None = None
     ) -> list[Record]: ...
 
+    async def pending_count(self, now: float) -> int:
+        """Records whose outcome is unknown: pending, or in flight past their lease."""
+        ...
+
+    async def check_writable(self) -> None:
+        """Raises unless a write would be accepted now (readiness): reachable, not read-only."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -198,6 +206,18 @@ class SqlJournal:
         sql, args = _listing(pending_only, account, now)
         rows, _ = await self._db.run(sql, args)
         return [Record.from_row(r) for r in rows]
+
+    async def pending_count(self, now: float) -> int:
+        rows, _ = await self._db.run(
+            "SELECT COUNT(*) FROM topups "
+            "WHERE state = 'pending' OR (state = 'in_flight' AND lease_until < ?)",
+            (now,),
+        )
+        return int(rows[0][0])
+
+    async def check_writable(self) -> None:
+        # A write that changes nothing: refused by a read-only file, replica or transaction.
+        await self._db.run("UPDATE topups SET state = state WHERE 1 = 0")
 
     async def close(self) -> None:
         await self._db.close()

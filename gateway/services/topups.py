@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from gateway import log_context
 from gateway.clock import Clock
 from gateway.config.accounts import AccountConfig
 from gateway.domain import (
@@ -38,6 +39,7 @@ from gateway.domain import (
 )
 from gateway.domain import TransactionStatus as Status
 from gateway.errors import ErrorCode, UpstreamError
+from gateway.metrics import Metrics
 from gateway.providers.protocols import TopUpProvider
 from gateway.services.journal import Journal, Record
 
@@ -181,7 +183,9 @@ class TopUpService:
         clock: Clock,
         wait_seconds: float,
         lease_seconds: float,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._accounts = accounts
         self._providers = providers
         self.store = store
@@ -195,6 +199,13 @@ class TopUpService:
         return account is not None and Capability.TOP_UP in account.capabilities
 
     async def top_up(self, client: str, request: TopUpRequest) -> Outcome:
+        log_context.stats().accounts += 1
+        outcome = await self._top_up(client, request)
+        kind = type(outcome).__name__.lower()  # succeeded | pending | rejected
+        self._metrics.topups.labels(kind, str(outcome.replayed).lower()).inc()
+        return outcome
+
+    async def _top_up(self, client: str, request: TopUpRequest) -> Outcome:
         account = self._accounts[request.account_id]
         invalid = validate(request, account)
         if invalid is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from gateway import log_context
 from gateway.cache import keys
 from gateway.cache.codec import decode_transactions, encode_transactions
 from gateway.cache.read_through import Codec, Freshness, ReadThroughCache
@@ -67,6 +68,7 @@ class TransactionService:
         """Raises ClientError for a bad `first` or cursor, UpstreamError from the provider."""
         if not 1 <= first <= MAX_FIRST:
             raise ClientError(f"`first` must be from 1 to {MAX_FIRST}.")
+        log_context.stats().accounts += 1
         key = flt.fingerprint()
         position = self._cursors.read(after, account_id, key) if after else None
         page = position.page if position else 1

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from gateway import log_context
 from gateway.clock import Clock
 from gateway.errors import (
     CircuitOpen,
@@ -149,6 +150,7 @@ class Channel:
         await self._acquire_slot(timeout)
         outcome = "error"  # until the exchange says otherwise: never "ok" by default
         self._in_flight.inc()
+        log_context.stats().upstream_calls += 1
         try:
             response = await self.http.send(
                 self.context,

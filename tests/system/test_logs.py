@@ -4,9 +4,11 @@ profile and for `simulate` alone. Both run as their own OS processes, as deploye
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -28,14 +30,12 @@ SECRETS = {
     "PAYMOB_SECRET": "demo-paymob-secret-key",
     "CURSOR_SECRET": "system-test-cursor-secret-0123456789",
 }
-ACCESS = re.compile(
-    r" INFO uvicorn\.access \[([0-9a-f]{16}) ([^\]]+)\] .*\"(\w+) (\S+) HTTP/1\.1\" (\d{3})"
-)
+ACCESS = re.compile(r" INFO gateway\.access \[([0-9a-f]{16}) ([^\]]+)\] \"(\w+) (\S+)\" (\d{3}) ")
 QUERY = "{ balances { complete results { __typename ... on ProviderFailure { code } } } }"
 
 
-def production_config(sim: str, journal: Path) -> str:
-    return f"""
+def production_config(sim: str, journal: Path, extra: str = "") -> str:
+    return f"""{extra}
 [server]
 profile = "production"
 cursor_secret = "env:CURSOR_SECRET"
@@ -116,25 +116,29 @@ def test_serve_in_production_and_simulate_log_one_access_line_per_request(
                 http.get("/metrics", headers=ok),  # 403: no metrics:read
                 http.get("/"),
                 http.get("/no-such-page"),
+                http.get("/readyz"),
             ]
         with httpx.Client(base_url=sim_url, timeout=30) as http:
             direct = [http.get("/_sim/calls"), http.get("/_sim/faults")]
         gateway_status = gateway.stop(signal.SIGTERM)
         sim_status = sim.stop(signal.SIGINT)
 
-    assert [r.status_code for r in sent] == [200, 200, 200, 401, 200, 400, 403, 200, 404]
+    assert [r.status_code for r in sent] == [200, 200, 200, 401, 200, 400, 403, 200, 404, 200]
     assert sent[1].json()["data"]["balances"]["complete"] is True
     assert sent[7].json() == {
         "service": "balance-gateway",
         "graphql": "/graphql",
         "health": "/healthz",
+        "ready": "/readyz",
     }
     assert gateway_status == 0 and sim_status == 0
 
     gateway_lines = access_lines(gateway.output)
-    assert len(gateway_lines) == len(sent) + 1, gateway.output  # + wait_http's one answer
+    # The health checks are left out by default.
+    logged = [r for r in sent if r.request.url.path not in ("/healthz", "/readyz")]
+    assert len(gateway_lines) == len(logged), gateway.output
     by_id = {m.group(1): m for m in gateway_lines}
-    for response in sent:
+    for response in logged:
         line = by_id[response.headers["x-request-id"]]  # the answer's id is on its line
         assert int(line.group(5)) == response.status_code
         assert line.group(4) == response.request.url.path
@@ -143,7 +147,7 @@ def test_serve_in_production_and_simulate_log_one_access_line_per_request(
 
     sim_lines = access_lines(sim.output)
     upstream_calls = sum(direct[0].json().values())  # what the gateway asked for
-    assert len(sim_lines) == upstream_calls + len(direct) + 1, sim.output
+    assert len(sim_lines) == upstream_calls + len(direct) + 1, sim.output  # + wait_http's
     assert len({m.group(1) for m in sim_lines}) == len(sim_lines)  # one id per request
     for response in direct:
         assert response.headers["x-request-id"] in {m.group(1) for m in sim_lines}
@@ -156,18 +160,18 @@ def test_a_traceback_in_the_log_is_redacted(level: str, tmp_path: Path) -> None:
     traceback too (the handler the CLI installs redacts what it writes)."""
     import logging
 
-    from gateway import log_context
+    from gateway import log_format
 
     stream = (tmp_path / "log.txt").open("w+", encoding="utf-8")
     try:
-        log_context.configure(level, stream)
-        log_context.install(["provider-secret-value"])
+        log_format.configure(level, "text", (), stream)
+        log_format.add_secrets(["provider-secret-value"])
         log = logging.getLogger("gateway.test")
         try:
             raise RuntimeError("upstream said provider-secret-value; Authorization: Bearer abc.def")
         except RuntimeError:
             log.exception("failed with %s", "provider-secret-value")
-        logging.getLogger("uvicorn.access").info(
+        logging.getLogger("uvicorn.error").info(
             '%s - "%s %s HTTP/%s" %d',
             "127.0.0.1:1",
             "GET",
@@ -179,9 +183,130 @@ def test_a_traceback_in_the_log_is_redacted(level: str, tmp_path: Path) -> None:
         stream.seek(0)
         text = stream.read()
     finally:
-        log_context.configure("warning")
+        log_format.configure("warning")
         stream.close()
     assert "provider-secret-value" not in text
     assert "abc.def" not in text
     assert "Traceback" in text and "RuntimeError: upstream said ***" in text
     assert '"GET /x?k=*** HTTP/1.1" 200' in text
+
+
+def json_lines(output: str) -> list[dict[str, Any]]:
+    """Every line a process wrote, each of which must be one JSON object."""
+    lines = [line for line in output.splitlines() if line.strip()]
+    parsed = [json.loads(line) for line in lines]  # raises on any line that is not JSON
+    assert all(isinstance(p, dict) for p in parsed)
+    return parsed
+
+
+def test_json_logs_carry_one_parsed_access_line_per_request_with_what_it_did(
+    tmp_path: Path,
+) -> None:
+    """`[logging] format = "json"` (and `--log-format json` for the simulator): every line
+    is one JSON object; each request's access line says what it did — the operation, the
+    accounts asked, the upstream calls made, cache hits and misses, the bytes sent."""
+    sim_port, gw_port = free_port(), free_port()
+    sim_url, gw_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{gw_port}"
+    config = tmp_path / "gateway.toml"
+    logging_section = '[logging]\nformat = "json"\nhealth_checks = true\n'
+    config.write_text(production_config(sim_url, tmp_path / "journal.db", logging_section))
+    env = clean_env(**SECRETS)
+    logs = tmp_path / "logs"
+    ok = {"authorization": f"Bearer {KEY}"}
+    named = "query Dashboard " + QUERY
+    long_name = "N" * 150
+    with (
+        started(
+            [str(CLI), "simulate", "--port", str(sim_port), "--log-format", "json"], logs, env=env
+        ) as sim,
+        started(
+            [str(CLI), "serve", "--config", str(config), "--port", str(gw_port)], logs, env=env
+        ) as gateway,
+    ):
+        sim.wait_http(f"{sim_url}/_sim/calls")
+        gateway.wait_http(f"{gw_url}/healthz")
+        with httpx.Client(base_url=gw_url, timeout=30) as http:
+            cold = http.post("/graphql", json={"query": named}, headers=ok)
+            again = http.post("/graphql", json={"query": named}, headers=ok)  # response cache
+            warm = http.post("/graphql", json={"query": QUERY}, headers=ok)  # balance cache
+            odd = http.post(
+                "/graphql",
+                json={"query": f"query {long_name} {{ __typename }}", "operationName": long_name},
+                headers=ok,
+            )
+            refused = http.post("/graphql", json={"query": QUERY}, headers={"x-api-key": "no"})
+            health = http.get("/healthz")
+        gateway.stop(signal.SIGTERM)
+        sim.stop(signal.SIGTERM)
+
+    entries = json_lines(gateway.stderr)
+    assert_clean(gateway.output)
+    assert {"time", "level", "logger", "message", "request_id", "client", "pid"} <= set(entries[0])
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["time"]) for e in entries)
+    access = {e["request_id"]: e for e in entries if e["logger"] == "gateway.access"}
+
+    def line(response: httpx.Response) -> dict[str, Any]:
+        entry = access[response.headers["x-request-id"]]
+        assert entry["status"] == response.status_code
+        assert entry["bytes"] == len(response.content)
+        assert entry["method"] == response.request.method
+        assert entry["path"] == response.request.url.path
+        assert entry["duration_ms"] > 0
+        return entry
+
+    first = line(cold)
+    assert (first["operation_type"], first["operation_name"]) == ("query", "Dashboard")
+    assert first["client"] == "ops" and first["outcome"] == "ok"
+    assert first["accounts"] == 4 and first["cache_misses"] == 4 and first["cache_hits"] == 0
+    assert first["upstream_calls"] == 5  # one per account, and Muda's token exchange
+    assert first["response_cache"] == "miss"
+    second = line(again)
+    assert second["response_cache"] == "hit" and second["upstream_calls"] == 0
+    third = line(warm)
+    assert (third["cache_hits"], third["cache_misses"], third["upstream_calls"]) == (4, 0, 0)
+    assert third["operation_name"] is None
+    assert line(odd)["operation_name"] == "N" * 100  # cut
+    refusal = line(refused)
+    assert (refusal["outcome"], refusal["reason"], refusal["client"]) == (
+        "refused",
+        "unauthenticated",
+        "-",
+    )
+    assert line(health)["path"] == "/healthz"  # health_checks = true
+    assert "uvicorn.access" not in {e["logger"] for e in entries}  # ours only
+
+    sim_entries = json_lines(sim.stderr)
+    assert any(e["logger"] == "gateway.access" for e in sim_entries)
+
+
+def test_an_exception_is_one_json_field_redacted_and_levels_are_per_logger(
+    tmp_path: Path,
+) -> None:
+    import logging
+
+    from gateway import log_format
+
+    stream = (tmp_path / "log.json").open("w+", encoding="utf-8")
+    try:
+        log_format.configure("info", "json", [("gateway.chatty", "warning")], stream)
+        log_format.add_secrets(["provider-secret-value"])
+        try:
+            raise RuntimeError("upstream said provider-secret-value\nand more")
+        except RuntimeError:
+            logging.getLogger("gateway.test").exception("failed: %s", "provider-secret-value")
+        logging.getLogger("gateway.chatty").info("left out: below its own level")
+        logging.getLogger("gateway.chatty.child").warning("kept")
+        stream.flush()
+        stream.seek(0)
+        text = stream.read()
+    finally:
+        log_format.configure("warning")
+        stream.close()
+    failed, kept = json_lines(text)
+    assert failed["level"] == "error" and failed["message"] == "failed: ***"
+    assert (
+        "Traceback" in failed["exception"]
+        and "RuntimeError: upstream said ***" in (failed["exception"])
+    )
+    assert "provider-secret-value" not in text
+    assert kept["message"] == "kept" and kept["logger"] == "gateway.chatty.child"

@@ -9,7 +9,8 @@ from gateway.server.pages.graphiql import PAGE_HEADERS
 
 LINKS = (
     ("/graphql", "GraphiQL", "the GraphQL endpoint: POST queries here, or open it in a browser"),
-    ("/healthz", "/healthz", "200 once the gateway can serve"),
+    ("/healthz", "/healthz", "liveness: 200 while the process runs"),
+    ("/readyz", "/readyz", "readiness: 200 while it can serve, 503 once it drains"),
     (
         "/metrics",
         "/metrics",
@@ -21,7 +22,12 @@ LINKS = (
 def home(development: bool, version: str) -> Response:
     if not development:
         return JSONResponse(
-            {"service": "balance-gateway", "graphql": "/graphql", "health": "/healthz"},
+            {
+                "service": "balance-gateway",
+                "graphql": "/graphql",
+                "health": "/healthz",
+                "ready": "/readyz",
+            },
             headers={"Cache-Control": "no-store"},
         )
     items = "".join(f'<li><a href="{href}">{text}</a> — {what}</li>' for href, text, what in LINKS)

@@ -1,0 +1,137 @@
+"""How log lines are written: text or JSON, every field redacted.
+
+`configure(level, format, levels)` is the process's one logging setup (every CLI command
+calls it): one handler on the root logger, at `level`, with finer levels per logger. uvicorn
+is given no logging config of its own (`log_config=None`), so its loggers reach that handler
+too; its access log is off, because the gateway writes its own (`log_context`).
+
+- `text`: `2026-11-26T09:41:00.123Z INFO gateway.access [<request id> <client>] message`.
+- `json`: one object per line — `time` (UTC, ISO-8601), `level`, `logger`, `message`,
+  `request_id`, `client`, `pid`, the access line's fields, and an exception as one
+  `exception` string (never several lines).
+
+Redaction happens on what is written: every configured secret, and any `Authorization` /
+`Bearer` / `X-API-Key` value, is replaced in the rendered text — message with its
+arguments merged, traceback and stack — and in every JSON field.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from gateway import log_context
+
+BEARER = re.compile(
+    r"(?i)((?:authorization|x-api-key)['\"]?\s*[:=]\s*['\"]?(?:bearer\s+)?|bearer\s+)"
+    r"[^\s'\",]+"
+)
+TEXT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(client)s] %(message)s"
+# They log whole upstream URLs (and with them query strings) at INFO.
+QUIET_LIBRARIES = ("httpx", "httpcore")
+
+_secrets: set[str] = set()
+_handler: logging.Handler | None = None
+_finer: list[str] = []  # loggers given their own level by the last `configure`
+
+
+def redact(text: str) -> str:
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return BEARER.sub(lambda m: m.group(1) + "***", text)
+
+
+def add_secrets(secrets: Iterable[str]) -> None:
+    """Redact these from every line written from now on (values under 6 characters would
+    redact ordinary words, so they are not taken)."""
+    _secrets.update(s for s in secrets if len(s) >= 6)
+
+
+def utc_time(created: float) -> str:
+    moment = datetime.fromtimestamp(created, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class TextFormatter(logging.Formatter):
+    """One line in `TEXT`'s shape (a traceback follows on its own lines), redacted."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return utc_time(record.created)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line, every string redacted."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": utc_time(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", "-"),
+            "client": getattr(record, "client", "-"),
+            "pid": os.getpid(),
+        }
+        access = getattr(record, "access", None)
+        if isinstance(access, dict):
+            entry.update(access)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        clean = {k: redact(v) if isinstance(v, str) else v for k, v in entry.items()}
+        return orjson.dumps(clean, default=str).decode()
+
+
+def _not_quiet(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or not log_context.quiet.get()
+
+
+def configure(
+    level: str = "info",
+    format: str = "text",
+    levels: Iterable[tuple[str, str]] = (),
+    stream: Any = None,
+) -> None:
+    """The process's one logging setup; a second call replaces the first (`serve` calls it
+    again once the configuration's `[logging]` is read)."""
+    global _handler  # noqa: PLW0603 - one handler per process, replaced, never stacked
+    log_context.install_record_factory()
+    root = logging.getLogger()
+    if _handler is not None:
+        root.removeHandler(_handler)
+    _handler = logging.StreamHandler(stream or sys.stderr)
+    _handler.setFormatter(JsonFormatter() if format == "json" else TextFormatter())
+    root.addHandler(_handler)
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)
+    error = logging.getLogger("uvicorn.error")  # start and stop lines of a quiet server
+    if _not_quiet not in error.filters:
+        error.addFilter(_not_quiet)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    while _finer:
+        logging.getLogger(_finer.pop()).setLevel(logging.NOTSET)
+    for name, finer in levels:
+        logging.getLogger(name).setLevel(finer.upper())
+        _finer.append(name)

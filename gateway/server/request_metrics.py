@@ -1,0 +1,35 @@
+"""Request metrics, recorded when a `/graphql` request ends (`log_context.RequestContext`
+calls `observer`'s function with what the request did).
+
+Labels stay bounded whatever clients send: the operation type is one of three (or
+`unknown` when nothing parsed), an operation name only if `[metrics] operation_names`
+lists it (`other` otherwise, `none` when the client named none), outcomes and refusal
+reasons are the gateway's own words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any
+
+from gateway.log_context import RequestStats
+from gateway.metrics import Metrics
+
+Observer = Callable[[Any, int, float, RequestStats], None]
+
+
+def observer(
+    metrics: Metrics, operation_names: Collection[str], path: str = "/graphql"
+) -> Observer:
+    listed = frozenset(operation_names)
+
+    def observe(scope: Any, status: int, seconds: float, stats: RequestStats) -> None:
+        if scope["path"] != path or stats.outcome is None:  # GraphiQL's page has none
+            return
+        kind = stats.operation_type or "unknown"
+        name = stats.operation_name
+        label = "none" if name is None else name if name in listed else "other"
+        metrics.requests.labels(kind, label, stats.outcome, stats.reason or "").inc()
+        metrics.request_duration.labels(kind, stats.outcome).observe(seconds)
+
+    return observe
