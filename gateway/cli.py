@@ -85,7 +85,17 @@ def serve(args: argparse.Namespace) -> int:
     limits = ConnectionLimits(
         server.max_header_bytes, server.header_timeout_seconds, server.keep_alive_seconds
     )
-    servers = [Server(create_app(settings), gateway_socket, limits=limits)]
+    app = create_app(settings)
+    servers = [
+        Server(
+            app,
+            gateway_socket,
+            limits=limits,
+            draining=app.state.draining,
+            drain_seconds=server.drain_seconds,
+            shutdown_timeout_seconds=server.shutdown_timeout_seconds,
+        )
+    ]
     simulator_url = None
     if sim_socket is not None:
         from gateway.simulator import create_simulator

@@ -2,10 +2,16 @@
 
 `listening_socket` binds before anything is built, so a port in use is one clear line
 (`CliError`), not a traceback. `serve_until_stopped` runs one or more servers on their
-sockets, prints a ready message once all of them listen, and stops all of them on SIGINT
-or SIGTERM (a second signal forces the exit) — quietly: uvicorn's own signal handling
-re-raises the signal after shutting down, which ends the process with a KeyboardInterrupt
-traceback (and, under make, "make: *** Interrupt").
+sockets, says when all of them listen, and stops all of them on a signal — quietly:
+uvicorn's own signal handling re-raises the signal after shutting down, which ends the
+process with a KeyboardInterrupt traceback (and, under make, "make: *** Interrupt").
+
+SIGTERM (what an orchestrator sends) drains first: a server with a `Draining` switch sets
+it (its `/readyz` turns 503), keeps serving for `drain_seconds` so load balancers notice,
+then closes its listener; requests in flight then get `shutdown_timeout_seconds` to finish
+(uvicorn's graceful timeout) before they are cancelled, and the app's lifespan closes its
+clients and stores. SIGINT (Ctrl-C at a terminal) skips the drain window. A second signal
+ends the drain at once; a third forces the exit.
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ import asyncio
 import contextlib
 import contextvars
 import errno
+import logging
+import math
 import signal
 import socket
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +32,9 @@ import uvicorn
 
 from gateway import log_context
 from gateway._compat.uvicorn import guarded_protocol
+from gateway.server.readiness import Draining
+
+log = logging.getLogger("gateway.serving")
 
 
 class CliError(Exception):
@@ -50,6 +61,9 @@ class Server(uvicorn.Server):
         *,
         limits: ConnectionLimits = ConnectionLimits(),
         quiet: bool = False,
+        draining: Draining | None = None,
+        drain_seconds: float = 0.0,
+        shutdown_timeout_seconds: float | None = None,
     ) -> None:
         host, port = sock.getsockname()[:2]
         protocol = guarded_protocol(limits.max_header_bytes, limits.header_timeout_seconds)
@@ -64,10 +78,32 @@ class Server(uvicorn.Server):
                 log_level=None,
                 access_log=False,  # the gateway writes its own (log_context.RequestContext)
                 server_header=False,
+                timeout_graceful_shutdown=None
+                if shutdown_timeout_seconds is None
+                else math.ceil(shutdown_timeout_seconds),  # uvicorn takes whole seconds
             )
         )
         self.socket = sock
         self.quiet = quiet
+        self.draining = draining
+        self.drain_seconds = drain_seconds
+
+    def stop(self, *, drain: bool) -> None:
+        """One signal's worth of stopping: drain (SIGTERM, once), then exit, then force."""
+        if self.should_exit:
+            self.force_exit = True
+        elif drain and self.draining is not None and not self.draining.active:
+            self.draining.start()
+            log.info(
+                "draining: /readyz answers 503; serving %g s more, then stopping",
+                self.drain_seconds,
+            )
+            asyncio.get_running_loop().call_later(self.drain_seconds, self._end_drain)
+        else:
+            self.should_exit = True
+
+    def _end_drain(self) -> None:
+        self.should_exit = True
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -95,21 +131,20 @@ def url_of(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def serve_until_stopped(servers: list[Server], ready: str) -> None:
+def serve_until_stopped(servers: list[Server], ready: str | Callable[[], None]) -> None:
+    """`ready`: printed (or called) once every server listens."""
     run_loop(_until_stopped(servers, ready))
 
 
-async def _until_stopped(servers: list[Server], ready: str) -> None:
+async def _until_stopped(servers: list[Server], ready: str | Callable[[], None]) -> None:
     loop = asyncio.get_running_loop()
 
-    def stop() -> None:
+    def stop(drain: bool) -> None:
         for server in servers:
-            if server.should_exit:
-                server.force_exit = True
-            server.should_exit = True
+            server.stop(drain=drain)
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop)
+    loop.add_signal_handler(signal.SIGINT, stop, False)
+    loop.add_signal_handler(signal.SIGTERM, stop, True)
     tasks = [
         asyncio.create_task(server.serve(sockets=[server.socket]), context=_context(server))
         for server in servers
@@ -119,9 +154,13 @@ async def _until_stopped(servers: list[Server], ready: str) -> None:
             break
         await asyncio.sleep(0.02)
     else:
-        print(ready, flush=True)
+        if callable(ready):
+            ready()
+        else:
+            print(ready, flush=True)
     await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    stop()  # one server ended (or failed to start): end the others too
+    for server in servers:  # one server ended (or failed to start): end the others too
+        server.should_exit = True
     await asyncio.gather(*tasks)
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.remove_signal_handler(signum)

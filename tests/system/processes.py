@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from gateway.server.auth import key_hash
 from tests.helpers import ROOT
 
 CLI = ROOT / ".venv" / "bin" / "balance-gateway"
@@ -132,3 +133,65 @@ def completed(argv: Sequence[str], cwd: Path = ROOT) -> subprocess.CompletedProc
         env=clean_env(),
         check=False,
     )
+
+
+KEY = "bgw_system-test-key-0123456789abcdef"
+# The simulator's demo credentials, handed over as env: references (production refuses
+# inline secrets); each must stay out of every line either process writes.
+SECRETS = {
+    "OV_KEY": "demo-ourvoice-sn-key",
+    "MAGMA_PRIVATE": "demo-magma-private-key",
+    "MAGMA_SECRET": "demo-magma-secret-key",
+    "MUDA_KEY": "demo-muda-api-key",
+    "MUDA_SECRET": "demo-muda-secret-key",
+    "PAYMOB_PUBLIC": "demo-paymob-public-key",
+    "PAYMOB_SECRET": "demo-paymob-secret-key",
+    "CURSOR_SECRET": "system-test-cursor-secret-0123456789",
+}
+
+
+def production_config(
+    sim: str, journal: Path, extra: str = "", server: str = "", cache: str = "memory://"
+) -> str:
+    """Four accounts on the simulator at `sim`, one client (KEY); `extra` tables before
+    the rest, `server` lines in [server]."""
+    return f"""{extra}
+[server]
+profile = "production"
+cursor_secret = "env:CURSOR_SECRET"
+{server}
+
+[cache]
+url = "{cache}"
+
+[idempotency]
+url = "sqlite:///{journal}"
+
+[clients.ops]
+key_sha256 = "{key_hash(KEY)}"
+scopes = ["balances:read", "topup:write"]
+accounts = ["*"]
+
+[accounts.ourvoice-sn]
+provider = "ourvoice"
+base_url = "{sim}/ourvoice"
+api_key = "env:OV_KEY"
+
+[accounts.magma]
+provider = "magma_onepay"
+base_url = "{sim}/magma"
+private_key = "env:MAGMA_PRIVATE"
+secret_key = "env:MAGMA_SECRET"
+
+[accounts.muda-ug]
+provider = "muda"
+base_url = "{sim}/muda/v1"
+api_key = "env:MUDA_KEY"
+secret_key = "env:MUDA_SECRET"
+
+[accounts.paymob-eg]
+provider = "paymob_bills"
+base_url = "{sim}/paymob"
+public_key = "env:PAYMOB_PUBLIC"
+secret_key = "env:PAYMOB_SECRET"
+"""

@@ -13,64 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.server.auth import key_hash
 from tests.helpers import free_port
-from tests.system.processes import CLI, clean_env, started
+from tests.system.processes import CLI, KEY, SECRETS, clean_env, production_config, started
 
-KEY = "bgw_system-test-key-0123456789abcdef"
-# The simulator's demo credentials, handed over as env: references (production refuses
-# inline secrets); each must stay out of every line either process writes.
-SECRETS = {
-    "OV_KEY": "demo-ourvoice-sn-key",
-    "MAGMA_PRIVATE": "demo-magma-private-key",
-    "MAGMA_SECRET": "demo-magma-secret-key",
-    "MUDA_KEY": "demo-muda-api-key",
-    "MUDA_SECRET": "demo-muda-secret-key",
-    "PAYMOB_PUBLIC": "demo-paymob-public-key",
-    "PAYMOB_SECRET": "demo-paymob-secret-key",
-    "CURSOR_SECRET": "system-test-cursor-secret-0123456789",
-}
 ACCESS = re.compile(r" INFO gateway\.access \[([0-9a-f]{16}) ([^\]]+)\] \"(\w+) (\S+)\" (\d{3}) ")
 QUERY = "{ balances { complete results { __typename ... on ProviderFailure { code } } } }"
-
-
-def production_config(sim: str, journal: Path, extra: str = "") -> str:
-    return f"""{extra}
-[server]
-profile = "production"
-cursor_secret = "env:CURSOR_SECRET"
-
-[idempotency]
-url = "sqlite:///{journal}"
-
-[clients.ops]
-key_sha256 = "{key_hash(KEY)}"
-scopes = ["balances:read"]
-accounts = ["*"]
-
-[accounts.ourvoice-sn]
-provider = "ourvoice"
-base_url = "{sim}/ourvoice"
-api_key = "env:OV_KEY"
-
-[accounts.magma]
-provider = "magma_onepay"
-base_url = "{sim}/magma"
-private_key = "env:MAGMA_PRIVATE"
-secret_key = "env:MAGMA_SECRET"
-
-[accounts.muda-ug]
-provider = "muda"
-base_url = "{sim}/muda/v1"
-api_key = "env:MUDA_KEY"
-secret_key = "env:MUDA_SECRET"
-
-[accounts.paymob-eg]
-provider = "paymob_bills"
-base_url = "{sim}/paymob"
-public_key = "env:PAYMOB_PUBLIC"
-secret_key = "env:PAYMOB_SECRET"
-"""
 
 
 def assert_clean(output: str) -> None:
