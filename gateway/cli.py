@@ -7,12 +7,14 @@ import argparse
 import asyncio
 import getpass
 import json
+import logging
 import os
 import re
 import secrets
+import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,8 +31,10 @@ from gateway.server.serving import (
     serve_until_stopped,
     url_of,
 )
+from gateway.server.workers import run_workers
 from gateway.services.journal import open_journal
 
+log = logging.getLogger("gateway.cli")
 SCHEMA_FILE = Path("schema.graphql")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
@@ -48,8 +52,10 @@ def check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def ready_lines(settings: Settings, url: str, simulator_url: str | None) -> str:
-    lines = [f"Balance Gateway {__version__} ({settings.server.profile} profile) is ready:"]
+def ready_lines(settings: Settings, url: str, simulator_url: str | None, workers: int = 1) -> str:
+    processes = f", {workers} workers" if workers > 1 else ""
+    profile = f"{settings.server.profile} profile{processes}"
+    lines = [f"Balance Gateway {__version__} ({profile}) is ready:"]
     graphql = "POST queries; open it in a browser for GraphiQL"
     lines.append(
         f"  GraphQL    {url}/graphql   ({graphql if settings.server.development else 'POST'})"
@@ -75,7 +81,10 @@ def serve(args: argparse.Namespace) -> int:
     from gateway.app import create_app
 
     # Every port is bound before anything is built, so a port in use is the only line.
-    gateway_socket = listening_socket(args.host, args.port, "--port", "PORT")
+    workers = args.workers or settings.server.workers
+    gateway_socket = listening_socket(
+        args.host, args.port, "--port", "PORT", reuse_port=workers > 1
+    )
     sim_socket = None
     if args.simulator_port is not None:
         sim_socket = listening_socket(
@@ -85,17 +94,43 @@ def serve(args: argparse.Namespace) -> int:
     limits = ConnectionLimits(
         server.max_header_bytes, server.header_timeout_seconds, server.keep_alive_seconds
     )
-    app = create_app(settings)
-    servers = [
-        Server(
+
+    def gateway_server(sock: socket.socket) -> Server:
+        app = create_app(settings)
+        return Server(
             app,
-            gateway_socket,
+            sock,
             limits=limits,
             draining=app.state.draining,
             drain_seconds=server.drain_seconds,
             shutdown_timeout_seconds=server.shutdown_timeout_seconds,
         )
-    ]
+
+    if workers > 1:
+        if sim_socket is not None:
+            raise CliError("--simulator-port runs with one worker: drop --workers (the demo)")
+        if settings.cache.url.startswith("memory:"):
+            log.warning(
+                "%d workers with [cache] url = memory://: each worker has its own cache, "
+                "single flight, client rate limits and upstream quotas (so up to %d times "
+                "the calls a provider allows); use redis:// to share them",
+                workers,
+                workers,
+            )
+
+        def worker(ready: Callable[[], None]) -> int:
+            gateway_socket.close()  # the supervisor's: bound, never listening
+            try:
+                sock = listening_socket(args.host, args.port, "--port", "PORT", reuse_port=True)
+                serve_until_stopped([gateway_server(sock)], ready)
+            except CliError as exc:
+                log.error("%s", exc)
+                return 1
+            return 0
+
+        banner = ready_lines(settings, url_of(args.host, args.port), None, workers)
+        return run_workers(workers, worker, banner)
+    servers = [gateway_server(gateway_socket)]
     simulator_url = None
     if sim_socket is not None:
         from gateway.simulator import create_simulator
@@ -194,6 +229,12 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="also serve the provider simulator on 127.0.0.1:PORT (demo)",
+    )
+    p.add_argument(
+        "--workers",
+        type=worker_count,
+        default=None,
+        help="processes serving the port (default: [server] workers, else 1)",
     )
     p.add_argument("--log-level", choices=LOG_LEVELS, help="default: [logging] level, else info")
     p.add_argument("--log-format", choices=LOG_FORMATS, help="default: [logging] format, else text")
@@ -302,6 +343,12 @@ def table(rows: Sequence[Sequence[str]]) -> str:
 
 def _when(at: float | None) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat() if at else "?"
+
+
+def worker_count(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise argparse.ArgumentTypeError("a whole number from 1 to 64")
+    return int(value)
 
 
 def client_name_arg(value: str) -> str:

@@ -110,13 +110,19 @@ class Server(uvicorn.Server):
         yield
 
 
-def listening_socket(host: str, port: int, option: str, make_var: str) -> socket.socket:
+def listening_socket(
+    host: str, port: int, option: str, make_var: str, *, reuse_port: bool = False
+) -> socket.socket:
+    """Bound (uvicorn listens on it). `reuse_port`: one of several processes' sockets on the
+    same port, the kernel spreading new connections across them (`workers.py`)."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
     except OSError as exc:
         reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"failed: {exc.strerror}"

@@ -151,7 +151,12 @@ SECRETS = {
 
 
 def production_config(
-    sim: str, journal: Path, extra: str = "", server: str = "", cache: str = "memory://"
+    sim: str,
+    journal: Path,
+    extra: str = "",
+    server: str = "",
+    cache: str = "memory://",
+    namespace: str = "balance-gateway",
 ) -> str:
     """Four accounts on the simulator at `sim`, one client (KEY); `extra` tables before
     the rest, `server` lines in [server]."""
@@ -163,6 +168,7 @@ cursor_secret = "env:CURSOR_SECRET"
 
 [cache]
 url = "{cache}"
+namespace = "{namespace}"
 
 [idempotency]
 url = "sqlite:///{journal}"

@@ -1,0 +1,96 @@
+"""`serve --workers 2` on the real Redis, as OS processes: two workers on one port share
+the cache and its single flight (100 cold concurrent queries make one upstream call per
+account) and one rate-limit bucket per client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from pathlib import Path
+
+import httpx
+
+from gateway.server.auth import key_hash
+from tests.helpers import free_port
+from tests.system.processes import CLI, KEY, SECRETS, clean_env, production_config, started
+
+TIGHT_KEY = "bgw_tight-client-key-0123456789abcdef"
+TIGHT = f"""
+[logging]
+format = "json"
+
+[clients.tight]
+key_sha256 = "{key_hash(TIGHT_KEY)}"
+scopes = ["balances:read"]
+accounts = ["*"]
+requests_per_second = 0.001
+burst = 10
+"""
+QUERY = "{ balances { complete } }"
+
+
+async def burst(url: str, key: str, count: int) -> list[httpx.Response]:
+    """`count` requests at once, each on its own connection."""
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        return list(
+            await asyncio.gather(
+                *(
+                    http.post(
+                        f"{url}/graphql",
+                        json={"query": QUERY},
+                        headers={"authorization": f"Bearer {key}"},
+                    )
+                    for _ in range(count)
+                )
+            )
+        )
+
+
+def test_two_workers_share_the_cache_single_flight_and_rate_limits(
+    tmp_path: Path, redis_url: str, namespace: str
+) -> None:
+    sim_port, gw_port = free_port(), free_port()
+    sim_url, gw_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{gw_port}"
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        production_config(
+            sim_url, tmp_path / "journal.db", TIGHT, cache=redis_url, namespace=namespace
+        )
+    )
+    env = clean_env(**SECRETS)
+    logs = tmp_path / "logs"
+    serve = [str(CLI), "serve", "--config", str(config), "--port", str(gw_port), "--workers", "2"]
+    with (
+        started([str(CLI), "simulate", "--port", str(sim_port)], logs, env=env) as sim,
+        started(serve, logs, env=env) as gateway,
+    ):
+        sim.wait_http(f"{sim_url}/_sim/calls")
+        gateway.wait_for(lambda: "2 workers) is ready" in gateway.stdout, "the ready banner")
+        cold = asyncio.run(burst(gw_url, KEY, 100))
+        tight = asyncio.run(burst(gw_url, TIGHT_KEY, 30))
+        calls = httpx.get(f"{sim_url}/_sim/calls", timeout=10).json()
+        status = gateway.stop(signal.SIGTERM)
+        sim.stop(signal.SIGTERM)
+
+    assert status == 0
+    assert {r.status_code for r in cold} == {200}
+    assert all(r.json()["data"]["balances"]["complete"] for r in cold)
+    balance_calls = {k: v for k, v in calls.items() if k.endswith(":balance")}
+    assert balance_calls == {
+        "ourvoice-sn:balance": 1,
+        "magma:balance": 1,
+        "muda-ug:balance": 1,
+        "paymob-eg:balance": 1,
+    }
+    # One bucket for the client across both workers: its burst of 10, not 10 per worker.
+    assert sorted(r.status_code for r in tight) == [200] * 10 + [429] * 20
+
+    access = [
+        json.loads(line)
+        for line in gateway.stderr.splitlines()
+        if '"logger":"gateway.access"' in line
+    ]
+    assert len(access) == 130
+    assert len({entry["pid"] for entry in access}) == 2  # both workers took connections
