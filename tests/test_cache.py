@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 import redis
 
 from gateway.cache.read_through import Freshness, ReadThroughCache
-from gateway.cache.store import open_store
+from gateway.cache.store import Store, open_store
 from gateway.config.accounts import Secret
 from gateway.domain import Asset, AssetKind, Balance, Money
 from gateway.metrics import Metrics
@@ -172,6 +174,54 @@ async def test_two_replicas_sharing_redis_make_one_upstream_call(
     assert len({str(result(x)["balances"]) for x in answers}) == 1
 
 
+async def test_a_replica_that_claims_after_another_filled_the_key_uses_the_fill(
+    redis_url: str, namespace: str, clock: FakeClock
+) -> None:
+    """Found by two worker processes: replica B reads (nothing there), replica A fills the
+    key and lets its marker go, then B takes the marker — and must not fetch again."""
+
+    class LateClaim(Store):
+        """B's store: its claim waits until A has filled the key."""
+
+        def __init__(self, inner: Store, turn: asyncio.Event) -> None:
+            vars(self).update(vars(inner))  # the same backend, connection pool and state
+            self.turn, self.claiming = turn, asyncio.Event()
+
+        async def claim(self, key: str, value: str, ttl_seconds: float) -> bool:
+            self.claiming.set()
+            await self.turn.wait()
+            return await super().claim(key, value, ttl_seconds)
+
+    a_filled = asyncio.Event()
+    store_a, store_b = open_store(redis_url, namespace), open_store(redis_url, namespace)
+    late = LateClaim(store_b, a_filled)
+    calls = {"a": 0, "b": 0}
+
+    def fetcher(name: str) -> Any:
+        async def fetch() -> tuple[Balance, ...]:
+            calls[name] += 1
+            money = Money(Decimal("9"), "EGP")
+            return (Balance("x:1", Asset("EGP", "EGP", AssetKind.CASH), money, money),)
+
+        return fetch
+
+    freshness = Freshness(60, 300)
+    a = ReadThroughCache(store_a, clock, Metrics())
+    b = ReadThroughCache(late, clock, Metrics())
+    try:
+        second = asyncio.ensure_future(b.read("k", "acct", freshness, fetcher("b"), BALANCES))
+        await late.claiming.wait()  # B has read the key (empty) and is about to claim
+        first = await a.read("k", "acct", freshness, fetcher("a"), BALANCES)
+        a_filled.set()
+        got = await second
+    finally:
+        await store_a.delete("k")
+        await store_a.close()
+        await store_b.close()
+    assert calls == {"a": 1, "b": 0}
+    assert got.value == first.value
+
+
 async def test_same_account_id_with_other_credentials_never_shares_data(
     cache_url: str,
     namespace: str,
@@ -299,3 +349,22 @@ async def test_an_entry_of_another_format_version_is_a_miss_not_an_error(
         await store.close()
     assert fetched == [1]  # a miss: fetched upstream, not served, not an error
     assert got.value == fresh
+
+
+async def test_a_burst_of_concurrent_operations_waits_for_a_connection_never_fails(
+    redis_url: str, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by two worker processes under 100 concurrent queries: 4 accounts × 50
+    requests is more operations at once than the Redis client's pool holds. They must wait
+    for a connection — a failure reads as "no cache", and every worker then asks every
+    upstream (and spends its quota)."""
+    store = open_store(redis_url, namespace)
+    try:
+        await store.set("burst", "value", 60)
+        with caplog.at_level(logging.WARNING, logger="gateway.cache.store"):
+            values = await asyncio.gather(*(store.get("burst") for _ in range(400)))
+    finally:
+        await store.delete("burst")
+        await store.close()
+    assert values == ["value"] * 400
+    assert not [r for r in caplog.records if "failing" in r.getMessage()]

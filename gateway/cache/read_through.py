@@ -9,7 +9,8 @@ the backend TTL (fresh + stale + margin) only evicts.
 - otherwise one load per key per process (every concurrent caller awaits the same task; a
   caller that gives up does not cancel it), and across replicas a short "being filled"
   marker: a replica that sees it waits up to `fill_wait_seconds` for the other's result,
-  then fetches anyway;
+  then fetches anyway; a replica that takes the marker reads the key once more first (the
+  other may have filled it, and let its marker go, since this replica's first read);
 - the load fails with 5xx/429/timeout/connection/bad response/open circuit/spent budget →
   the entry, if still inside its stale window, is served with `stale=True` and its
   original `fetched_at`; 401/403 drop the entry and the failure is returned.
@@ -172,6 +173,16 @@ class ReadThroughCache:
             if filled is not None:
                 self._metrics.cache_events.labels(account, "hit").inc()
                 return filled
+        elif marker:
+            # Claimed — but another replica may have filled the key and let its marker go
+            # between this replica's first read and its claim: read once more.
+            latest = Entry.parse(await self.store.get(key))
+            if latest is not None and self._clock() - latest.stamp < freshness.fresh_seconds:
+                served = self._serve(latest, codec)
+                if served is not None:
+                    await self.store.delete(marker)
+                    self._metrics.cache_events.labels(account, "hit").inc()
+                    return served
         self._metrics.cache_events.labels(account, "miss").inc()
         try:
             value = await fetch()

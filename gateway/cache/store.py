@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from aiocache import RedisCache, SimpleMemoryCache
 from aiocache.serializers import StringSerializer
+from redis.asyncio import BlockingConnectionPool
 
 from gateway._compat.aiocache import eval_script
 from gateway.clock import whole_seconds
@@ -25,6 +26,7 @@ from gateway.metrics import Metrics
 log = logging.getLogger("gateway.cache.store")
 WARN_EVERY_SECONDS = 30.0
 OPERATION_TIMEOUT_SECONDS = 0.5
+MAX_CONNECTIONS = 64  # per process, to Redis
 
 
 class Store:
@@ -173,6 +175,10 @@ def open_store(url: str, namespace: str, metrics: Metrics | None = None) -> Stor
         backend = SimpleMemoryCache(serializer=serializer, namespace=namespace, timeout=0)
         return Store(backend, shared=False, metrics=metrics)
     if parts.scheme in ("redis", "rediss"):
+        # A blocking pool: past its connections an operation waits for one (within the
+        # operation's timeout) instead of failing at once, which would read as "no cache"
+        # under a burst of concurrent requests and send every one of them upstream.
+        pool = {"timeout": OPERATION_TIMEOUT_SECONDS}
         backend = RedisCache(
             serializer=serializer,
             namespace=namespace,
@@ -183,6 +189,9 @@ def open_store(url: str, namespace: str, metrics: Metrics | None = None) -> Stor
             ssl=parts.scheme == "rediss",
             timeout=OPERATION_TIMEOUT_SECONDS,
             create_connection_timeout=OPERATION_TIMEOUT_SECONDS,
+            pool_max_size=MAX_CONNECTIONS,
+            connection_pool_class=BlockingConnectionPool,
+            connection_pool_kwargs=pool,
         )
         return Store(backend, shared=True, metrics=metrics)
     raise ValueError(f"unsupported cache URL scheme {parts.scheme!r}")
