@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -33,6 +34,7 @@ from gateway.providers.base import upstream_context
 from gateway.providers.protocols import TopUpProvider, TransactionSource
 from gateway.providers.registry import spec
 from gateway.schema import build_schema
+from gateway.schema.execution.operation_stats import without_literals
 from gateway.server import edge
 from gateway.server.admission import Admission
 from gateway.server.auth import Authenticator, JwtVerifier
@@ -45,6 +47,7 @@ from gateway.services.cursor import Cursors
 from gateway.services.journal import Journal, open_journal
 from gateway.services.topups import JournalHistory, TopUpService
 from gateway.services.transactions import TransactionService
+from gateway.tracing import NO_TRACING, Tracing
 from gateway.upstream.breaker import CircuitBreaker
 from gateway.upstream.channel import Channel, RetryPolicy, Sleep
 from gateway.upstream.client import UpstreamClient
@@ -59,11 +62,14 @@ def create_app(
     transport: httpx.AsyncBaseTransport | None = None,
     clock: Clock = time.time,
     sleep: Sleep = asyncio.sleep,
+    tracer_provider: Any = None,
 ) -> Starlette:
     """Build the gateway. `transport` reaches the providers (default: aiohttp); `clock`
     (seconds since the epoch) drives freshness, budgets, breakers and token expiry; `sleep`
-    is how retries wait (tests pass one that does not)."""
+    is how retries wait (tests pass one that does not); `tracer_provider` receives the
+    spans when `[tracing]` is enabled (default: OTLP as the `OTEL_*` variables say)."""
     metrics = Metrics()
+    tracing = tracing_for(settings, tracer_provider)
     development = settings.server.development
     limits = settings.security.limits
     graphql = GatewayGraphQL(
@@ -85,7 +91,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with parts(settings, transport, clock, sleep, metrics) as built:
+        async with parts(settings, transport, clock, sleep, metrics, tracing) as built:
             takes_top_ups = any(
                 Capability.TOP_UP in a.capabilities for a in settings.accounts.values()
             )
@@ -113,7 +119,10 @@ def create_app(
             # collector's way, so a full collection does not stall requests for tens of ms.
             gc.collect()
             gc.freeze()
-            yield
+            try:
+                yield
+            finally:
+                tracing.close()
 
     log_context.install_record_factory()  # request id and client on every record
     log_format.add_secrets(secrets_of(settings))
@@ -137,11 +146,22 @@ def create_app(
             access_log=settings.logging.access_log,
             log_health_checks=settings.logging.health_checks,
             observe=observer(metrics, settings.metrics.operation_names),
+            tracing=tracing,
         ),
         lifespan=lifespan,
     )
     app.state.draining = draining
     return app
+
+
+def tracing_for(settings: Settings, provider: Any) -> Tracing:
+    """Nothing of OpenTelemetry is imported unless `[tracing] enabled = true`."""
+    if not settings.tracing.enabled:
+        return NO_TRACING
+    from gateway.tracing import OpenTelemetryTracing
+
+    document = without_literals if settings.tracing.include_document else None
+    return OpenTelemetryTracing(provider, document)
 
 
 def secrets_of(settings: Settings) -> list[str]:
@@ -173,6 +193,7 @@ async def parts(
     clock: Clock,
     sleep: Sleep,
     metrics: Metrics,
+    tracing: Tracing = NO_TRACING,
 ) -> AsyncIterator[Parts]:
     accounts = settings.accounts
 
@@ -184,7 +205,9 @@ async def parts(
     try:
         adapters = {
             account.id: spec(account.provider.value).factory(
-                account, channel_for(account, settings, http, store, metrics, clock, sleep), clock
+                account,
+                channel_for(account, settings, http, store, metrics, clock, sleep, tracing),
+                clock,
             )
             for account in accounts.values()
         }
@@ -275,6 +298,7 @@ def channel_for(
     metrics: Metrics,
     clock: Clock,
     sleep: Sleep,
+    tracing: Tracing = NO_TRACING,
 ) -> Channel:
     upstream = settings.upstream
     return Channel(
@@ -292,4 +316,5 @@ def channel_for(
         metrics=metrics,
         clock=clock,
         sleep=sleep,
+        tracing=tracing,
     )

@@ -51,6 +51,7 @@ class RequestStats:
     error_codes: list[str] = field(default_factory=list)  # of the GraphQL errors returned
     outcome: str | None = None  # ok | partial | client_error | refused | internal | cancelled
     reason: str | None = None  # why it was refused
+    document: Any = None  # the parsed GraphQL document (for a trace, literals removed)
 
     def fields(self) -> dict[str, Any]:
         return {

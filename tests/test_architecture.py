@@ -5,7 +5,7 @@ The folders read as the path of a request, and imports point one way, downwards:
     cli → app → server → schema → services → providers → upstream → cache → config
 
 (`cli` and `app` may use any layer below them; the simulator is apart). Everyone may use
-the shared leaves: `domain`, `errors`, `clock`, `metrics`, `log_context`, `log_format`, `access`, the
+the shared leaves: `domain`, `errors`, `clock`, `metrics`, `log_context`, `log_format`, `tracing`, `access`, the
 package root, the provider registry and spec (plain data, read by the configuration), and
 `_compat/` (one module per library whose internals are touched; it imports no gateway
 module). A module may import its own package and any package below it — never one
@@ -43,6 +43,7 @@ SHARED = {
     "gateway.metrics",
     "gateway.log_context",
     "gateway.log_format",
+    "gateway.tracing",
     "gateway.access",
     "gateway.providers.registry",
     "gateway.providers.spec",
@@ -98,6 +99,7 @@ def allowed(importer: str, imported: str) -> bool:
         "metrics",
         "log_context",
         "log_format",
+        "tracing",
         "access",
     )
     if mine in (*shared_leaves, "registry", "bodies"):
@@ -109,7 +111,7 @@ def allowed(importer: str, imported: str) -> bool:
 
 def test_every_module_belongs_to_a_known_layer() -> None:
     known = set(ORDER) | {"simulator", "", "domain", "errors", "clock", "metrics"}
-    known |= {"log_context", "log_format", "access", "_compat", "registry", "bodies"}
+    known |= {"log_context", "log_format", "tracing", "access", "_compat", "registry", "bodies"}
     assert {layer_of(module_of(p)) for p in MODULES} <= known
 
 
@@ -171,6 +173,50 @@ def test_the_domain_and_config_load_nothing_heavy() -> None:
 def test_adapters_load_no_graphql_or_web_framework() -> None:
     adapters = [module_of(p) for p in (PACKAGE / "providers").glob("*.py")]
     assert not tops(loaded_by(*adapters)) & {"strawberry", "starlette", "uvicorn"}
+
+
+def test_the_gateway_runs_where_opentelemetry_is_not_installed(tmp_path: Path) -> None:
+    """An optional extra: with it made unimportable, the app is built and answers, and the
+    configuration refuses `[tracing] enabled = true` with the fix."""
+    code = f"""
+import asyncio, importlib.abc, sys
+
+class NoOpenTelemetry(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "opentelemetry":
+            raise ImportError("not installed")
+        return None
+
+sys.meta_path.insert(0, NoOpenTelemetry())
+import httpx
+from gateway.app import create_app
+from gateway.config.settings import parse_settings
+from gateway.errors import ConfigError
+
+CONFIG = {{
+    "server": {{"profile": "development"}},
+    "idempotency": {{"url": "sqlite:///{tmp_path / "journal.db"}"}},
+    "accounts": {{"a": {{"provider": "ourvoice", "base_url": "http://x", "api_key": "k"}}}},
+}}
+
+async def main():
+    app = create_app(parse_settings(CONFIG, {{}}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://g") as http:
+            print((await http.post("/graphql", json={{"query": "{{ __typename }}"}})).text)
+
+asyncio.run(main())
+try:
+    parse_settings({{**CONFIG, "tracing": {{"enabled": True}}}}, {{}})
+except ConfigError as exc:
+    print(exc.message)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout
+    assert '{"data":{"__typename":"Query"}}' in out
+    assert "tracing.enabled" in out and "pip install 'balance-gateway[otel]'" in out
 
 
 def test_the_simulator_loads_none_of_the_adapters() -> None:

@@ -86,7 +86,7 @@ def parse_metrics(check: Checker, raw: Mapping[str, Any]) -> MetricsSettings:
 def parse_tracing(check: Checker, raw: Mapping[str, Any]) -> TracingSettings:
     check.unknown(raw, {"enabled", "include_document"}, "tracing")
     enabled = check.boolean(raw, "enabled", "tracing", False)
-    if enabled and importlib.util.find_spec("opentelemetry.sdk") is None:
+    if enabled and not installed("opentelemetry.sdk"):
         check.add(
             "tracing.enabled",
             "OpenTelemetry is not installed",
@@ -97,3 +97,10 @@ def parse_tracing(check: Checker, raw: Mapping[str, Any]) -> TracingSettings:
         enabled=enabled,
         include_document=check.boolean(raw, "include_document", "tracing", False),
     )
+
+
+def installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # its parent package is missing
+        return False

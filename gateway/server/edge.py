@@ -30,6 +30,7 @@ from gateway.server.pages.home import home
 from gateway.server.readiness import Readiness
 from gateway.server.request_metrics import Observer
 from gateway.services.journal import Journal
+from gateway.tracing import NO_TRACING, TracedRequests, Tracing
 
 log = logging.getLogger("gateway.edge")
 
@@ -97,11 +98,13 @@ def middleware(
     access_log: bool = True,
     log_health_checks: bool = False,
     observe: Observer | None = None,
+    tracing: Tracing = NO_TRACING,
 ) -> list[Middleware]:
     skip = () if log_health_checks else log_context.HEALTH_PATHS
     stack = [
         # outermost: every request has an id, one access line, its metrics
         Middleware(log_context.RequestContext, access=access_log, skip=skip, observe=observe),
+        Middleware(TracedRequests, tracing=tracing),  # a span for what admission sheds too
         Middleware(AdmissionMiddleware, admission=admission, deadline_seconds=deadline_seconds),
     ]
     if cors_origins:

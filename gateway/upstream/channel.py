@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 from gateway import log_context
 from gateway.clock import Clock
@@ -30,6 +31,7 @@ from gateway.errors import (
     UpstreamTimeout,
 )
 from gateway.metrics import Metrics
+from gateway.tracing import NO_TRACING, Tracing
 from gateway.upstream.breaker import BreakerState, CircuitBreaker
 from gateway.upstream.client import UpstreamClient, UpstreamResponse, parse_retry_after
 from gateway.upstream.deadline import remaining_seconds
@@ -67,8 +69,10 @@ class Channel:
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
         rng: Callable[[], float] = random.random,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self.http = http
+        self.tracing = tracing
         self.context = context
         self.timeout_seconds = timeout_seconds
         self.retry = retry
@@ -100,10 +104,13 @@ class Channel:
         single-use nonce must be made anew for each)."""
         idempotent = method in ("GET", "HEAD") if idempotent is None else idempotent
         attempts = self.retry.max_attempts if idempotent else 1
+        wait = 0.0  # before this attempt
         for attempt in range(attempts):
             last = attempt + 1 >= attempts
             try:
-                response = await self._attempt(method, url, headers, json_body, content)
+                response = await self._attempt(
+                    method, url, headers, json_body, content, attempt + 1, wait
+                )
             except (CircuitOpen, UpstreamBadResponse, UpstreamRateLimited):
                 raise  # not worth retrying within one request (the quota is our own)
             except UpstreamError:
@@ -133,7 +140,14 @@ class Channel:
         return remaining is None or wait < remaining - 0.05
 
     async def _attempt(
-        self, method: str, url: str, headers: Headers, json_body: Any, content: bytes | None
+        self,
+        method: str,
+        url: str,
+        headers: Headers,
+        json_body: Any,
+        content: bytes | None,
+        number: int = 1,
+        waited: float = 0.0,
     ) -> UpstreamResponse:
         remaining = remaining_seconds()
         if remaining is not None and remaining <= 0:
@@ -151,27 +165,44 @@ class Channel:
         outcome = "error"  # until the exchange says otherwise: never "ok" by default
         self._in_flight.inc()
         log_context.stats().upstream_calls += 1
+        where = urlsplit(url)
+        span = self.tracing.upstream(
+            method,
+            where.hostname or "",
+            where.path,
+            self.context.provider,
+            self.context.account,
+            number,
+            waited,
+        )
         try:
-            response = await self.http.send(
-                self.context,
-                method,
-                url,
-                headers=headers() if callable(headers) else headers,
-                json_body=json_body,
-                content=content,
-                timeout_seconds=timeout - (time.monotonic() - started),
-            )
-            outcome = outcome_of_status(response.status)
-            return response
-        except UpstreamBadResponse:
-            outcome = "bad_response"
-            raise
-        except UpstreamTimeout:
-            outcome = "timeout"
-            raise
-        except UpstreamError:
-            outcome = "connection"
-            raise
+            with span as traced:
+                sent = dict((headers() if callable(headers) else headers) or {})
+                self.tracing.inject(sent)  # W3C traceparent: this attempt is the parent
+                try:
+                    response = await self.http.send(
+                        self.context,
+                        method,
+                        url,
+                        headers=sent,
+                        json_body=json_body,
+                        content=content,
+                        timeout_seconds=timeout - (time.monotonic() - started),
+                    )
+                    outcome = outcome_of_status(response.status)
+                    traced.set_attribute("http.response.status_code", response.status)
+                    return response
+                except UpstreamBadResponse:
+                    outcome = "bad_response"
+                    raise
+                except UpstreamTimeout:
+                    outcome = "timeout"
+                    raise
+                except UpstreamError:
+                    outcome = "connection"
+                    raise
+                finally:
+                    traced.set_attribute("balance_gateway.outcome", outcome)
         finally:
             self._slots.release()
             self._in_flight.dec()

@@ -1,0 +1,142 @@
+"""Traces through the SDK's in-memory exporter: the span tree of one request, the caller's
+trace continued and passed on to every provider, retries as attempts, and no secret or
+amount in any attribute."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import httpx
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from gateway.app import create_app
+from gateway.config.operations import TracingSettings
+from gateway.simulator import Simulator
+from tests.helpers import FULL_KEY, FakeClock, demo_settings, no_sleep, production
+from tests.test_topup import TOP_UP, topup
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER_SPAN = "00f067aa0ba902b7"
+TRACEPARENT = f"00-{TRACE_ID}-{CALLER_SPAN}-01"
+ACCOUNTS = ["ourvoice-sn", "magma", "muda-ug", "paymob-eg"]
+QUERY = f"query Dashboard {{ balances(accountIds: {str(ACCOUNTS).replace(chr(39), chr(34))}) {{ complete results {{ __typename }} }} }}"
+
+
+class Recording(httpx.AsyncBaseTransport):
+    """The simulator, remembering the headers of every request sent to it."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.headers: list[httpx.Headers] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.headers.append(request.headers)
+        return await self.inner.handle_async_request(request)
+
+
+async def traced(
+    sim: Simulator, clock: FakeClock, *requests: dict[str, Any], include_document: bool = False
+) -> tuple[list[ReadableSpan], Recording, list[httpx.Response]]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    settings = production(demo_settings())
+    settings = dataclasses.replace(
+        settings, tracing=TracingSettings(enabled=True, include_document=include_document)
+    )
+    upstream = Recording(httpx.ASGITransport(app=sim.app))
+    app = create_app(
+        settings, transport=upstream, clock=clock, sleep=no_sleep, tracer_provider=provider
+    )
+    headers = {"authorization": f"Bearer {FULL_KEY}", "traceparent": TRACEPARENT}
+    answers = []
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as http,
+    ):
+        for body in requests:
+            answers.append(await http.post("/graphql", json=body, headers=headers))
+    return list(exporter.get_finished_spans()), upstream, answers
+
+
+def attribute_text(spans: list[ReadableSpan]) -> str:
+    return "\n".join(f"{s.name} {k}={v!s}" for s in spans for k, v in (s.attributes or {}).items())
+
+
+async def test_a_balances_request_is_one_server_span_over_a_client_span_per_upstream_call(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    spans, upstream, (answer,) = await traced(sim, clock, {"query": QUERY})
+    assert answer.json()["data"]["balances"]["complete"] is True
+    (server,) = [s for s in spans if s.kind is SpanKind.SERVER]
+    clients = [s for s in spans if s.kind is SpanKind.CLIENT]
+    assert server.name == "query Dashboard"  # {graphql.operation.type} {graphql.operation.name}
+    assert format(server.context.trace_id, "032x") == TRACE_ID  # the caller's trace, continued
+    assert server.parent is not None and format(server.parent.span_id, "016x") == CALLER_SPAN
+    attributes = dict(server.attributes or {})
+    assert attributes["graphql.operation.type"] == "query"
+    assert attributes["graphql.operation.name"] == "Dashboard"
+    assert "graphql.document" not in attributes  # only when configured
+    assert attributes["http.response.status_code"] == 200
+    assert attributes["balance_gateway.accounts"] == 4
+    assert attributes["balance_gateway.cache.misses"] == 4
+    assert attributes["balance_gateway.upstream_calls"] == 5 == len(clients)
+    assert attributes["balance_gateway.outcome"] == "ok"
+
+    # One CLIENT span per upstream attempt — the four balances and Muda's token — each a
+    # child of the server span, each passed to its provider as the parent of its request.
+    assert {s.parent.span_id for s in clients if s.parent} == {server.context.span_id}
+    assert sorted(str((s.attributes or {})["balance_gateway.account"]) for s in clients) == sorted(
+        [*ACCOUNTS, "muda-ug"]
+    )
+    for span in clients:
+        assert span.name in ("GET", "POST")
+        assert (span.attributes or {})["http.response.status_code"] == 200
+        assert (span.attributes or {})["balance_gateway.attempt"] == 1
+        assert (span.attributes or {})["balance_gateway.outcome"] == "ok"
+    sent = {h["traceparent"] for h in upstream.headers}
+    assert sent == {f"00-{TRACE_ID}-{s.context.span_id:016x}-01" for s in clients}
+
+    text = attribute_text(spans)
+    for secret in (FULL_KEY, "demo-magma-private-key", "demo-muda-secret-key", "demo-paymob"):
+        assert secret not in text
+    for amount in ("50000", "4621", "1292.25"):  # balances the simulator holds
+        assert amount not in text
+
+
+async def test_retries_are_attempts_with_their_wait_and_a_document_has_no_literals(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    sim.state.set_faults("magma", status=503)
+    inline = TOP_UP.replace("$input: TopUpInput!", "").replace("mutation()", "mutation")
+    inline = inline.replace(
+        "input: $input",
+        'input: {accountId: "ourvoice-sn", amount: "7777", paymentMethod: "MTN MOMO", '
+        'paymentReference: "PAY-SECRET-REF", idempotencyKey: "trace-2"}',
+    )
+    spans, _, answers = await traced(
+        sim,
+        clock,
+        {"query": '{ balances(accountIds: ["magma"]) { complete } }'},
+        {"query": TOP_UP, "variables": topup("trace-1", amount="2500")},
+        {"query": inline},
+        include_document=True,
+    )
+    assert answers[2].json()["data"]["topUp"]["__typename"] == "TopUpSucceeded"
+    magma = [s for s in spans if (s.attributes or {}).get("balance_gateway.account") == "magma"]
+    assert [(s.attributes or {})["balance_gateway.attempt"] for s in magma] == [1, 2, 3]
+    assert all((s.attributes or {})["balance_gateway.outcome"] == "http_5xx" for s in magma)
+    assert "balance_gateway.retry_wait_seconds" not in (magma[0].attributes or {})
+    assert all("balance_gateway.retry_wait_seconds" in (s.attributes or {}) for s in magma[1:])
+
+    servers = [s for s in spans if s.kind is SpanKind.SERVER]
+    documents = [str((s.attributes or {}).get("graphql.document")) for s in servers]
+    assert 'amount: ""' in documents[2] and "topUp" in documents[2]
+    text = attribute_text(spans)
+    for literal in ("7777", "PAY-SECRET-REF", "trace-2", "2500", "trace-1", "PAY-1"):
+        assert literal not in text
+    assert servers[1].name.startswith("mutation")
