@@ -130,6 +130,15 @@ def sample(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
+def sample_sum(text: str, name: str) -> float:
+    """The sum of a metric's samples over all its label values."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and line[len(name)] in "{ "
+    )
+
+
 class GatewayClient:
     def __init__(self, client: httpx.AsyncClient, app: Any) -> None:
         self.http = client

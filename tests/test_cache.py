@@ -357,8 +357,9 @@ async def test_a_burst_of_concurrent_operations_waits_for_a_connection_never_fai
     """Found by two worker processes under 100 concurrent queries: 4 accounts × 50
     requests is more operations at once than the Redis client's pool holds. They must wait
     for a connection — a failure reads as "no cache", and every worker then asks every
-    upstream (and spends its quota)."""
-    store = open_store(redis_url, namespace)
+    upstream (and spends its quota). A pool of 4 makes 400 operations wait for certain; the
+    bound on one operation is set far above any machine's pace, so no clock decides."""
+    store = open_store(redis_url, namespace, timeout_seconds=60.0, max_connections=4)
     try:
         await store.set("burst", "value", 60)
         with caplog.at_level(logging.WARNING, logger="gateway.cache.store"):

@@ -16,11 +16,13 @@ from tests.helpers import (
     production,
     running_gateway,
     sample,
+    sample_sum,
     with_cache,
 )
 from tests.test_topup import TOP_UP, topup
 
 QUERY = "{ balances { complete } }"
+STORE_OPERATIONS = "gateway_store_operations_total"
 
 
 async def test_metrics_follow_upstream_calls_cache_and_breaker(
@@ -137,3 +139,33 @@ async def test_top_ups_by_outcome_pending_in_the_journal_and_rate_limit_refusals
         )
     assert statuses == [200, 429, 429]
     assert (refusals, by_reason) == (2, 2)
+
+
+async def test_redis_round_trips_per_request_are_what_the_readme_states(
+    sim: Simulator,
+    sim_transport: httpx.AsyncBaseTransport,
+    clock: FakeClock,
+    redis_url: str,
+    namespace: str,
+) -> None:
+    """The capacity figures in the README ("Operating it"), counted on the real Redis for
+    the demo's 5 accounts (6 upstream calls cold: Muda's token exchange too)."""
+    spent: dict[bool, list[float]] = {}
+    for response_cache in (True, False):
+        settings = with_cache(
+            demo_settings(),
+            redis_url,
+            f"{namespace}-{response_cache}",
+            response_cache=response_cache,
+        )
+        async with running_gateway(settings, sim_transport, clock) as gw:
+            spent[response_cache] = []
+            for _ in range(3):
+                before = sample_sum((await gw.http.get("/metrics")).text, STORE_OPERATIONS)
+                await gw.query(QUERY)
+                after = sample_sum((await gw.http.get("/metrics")).text, STORE_OPERATIONS)
+                spent[response_cache].append(after - before)
+    # cold: per account a read, a fill marker taken, a re-read, the value written, the marker
+    # dropped, plus a quota count per upstream call; the response cache adds 3
+    assert spent[True] == [34, 2, 2]  # then: the generations and the stored response
+    assert spent[False] == [31, 5, 5]  # then: one read per account

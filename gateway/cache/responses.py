@@ -4,7 +4,9 @@ A dashboard polling the same document gets the stored bytes back without parsing
 validating or resolving anything. The key is a hash of: the caller (its scopes and the
 accounts it may see), the generation of each of those accounts (`invalidate` bumps one,
 so every response that could include it stops matching), the document, its variables and
-operation name. Only complete, error-free answers of query documents are stored, and only
+operation name. Beside the bytes, an entry keeps what the request was — its operation's
+name and how many accounts it asked — so a hit is logged and counted as the miss was.
+Only complete, error-free answers of query documents are stored, and only
 until the earliest moment one of their balances stops being fresh; mutations, errors,
 provider failures and stale answers never are.
 """
@@ -54,6 +56,24 @@ class CachedRequest:
         return cls(canonical.encode())
 
 
+@dataclass(frozen=True)
+class StoredResponse:
+    body: bytes
+    operation_name: str | None  # as the document named it (a GraphQL Name: no newline)
+    accounts: int
+
+    def dump(self) -> str:
+        return f"{self.operation_name or ''}\n{self.accounts}\n{self.body.decode()}"
+
+    @classmethod
+    def parse(cls, payload: str) -> StoredResponse | None:
+        name, _, rest = payload.partition("\n")
+        accounts, sep, body = rest.partition("\n")
+        if not sep or not accounts.isdigit():
+            return None  # not an entry of this shape: a miss
+        return cls(body.encode(), name or None, int(accounts))
+
+
 class ResponseCache:
     def __init__(self, store: Store, generations: Generations, clock: Clock) -> None:
         self.store = store
@@ -69,13 +89,13 @@ class ResponseCache:
         digest.update(request.key_material)
         return keys.response(digest.hexdigest())
 
-    async def get(self, key: str) -> bytes | None:
+    async def get(self, key: str) -> StoredResponse | None:
         entry = Entry.parse(await self.store.get(key))  # here the stamp is "valid until"
         if entry is not None and self._clock() < entry.stamp:
-            return entry.payload.encode()
+            return StoredResponse.parse(entry.payload)
         return None
 
-    async def put(self, key: str, body: bytes, until: float) -> None:
+    async def put(self, key: str, response: StoredResponse, until: float) -> None:
         ttl = until - self._clock()
         if ttl > 0:
-            await self.store.set(key, Entry(until, body.decode()).dump(), ttl + 1)
+            await self.store.set(key, Entry(until, response.dump()).dump(), ttl + 1)

@@ -166,8 +166,18 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def open_store(url: str, namespace: str, metrics: Metrics | None = None) -> Store:
-    """`memory://` or `redis://host:port/db` (password in the URL's userinfo)."""
+def open_store(
+    url: str,
+    namespace: str,
+    metrics: Metrics | None = None,
+    *,
+    timeout_seconds: float = OPERATION_TIMEOUT_SECONDS,
+    max_connections: int = MAX_CONNECTIONS,
+) -> Store:
+    """`memory://` or `redis://host:port/db` (password in the URL's userinfo).
+
+    On Redis every operation, waiting for a pooled connection included, is bounded by
+    `timeout_seconds`; past it the operation answers "nothing" (a miss), never raises."""
     parts = urlsplit(url)
     serializer = StringSerializer()
     if parts.scheme == "memory":
@@ -178,7 +188,7 @@ def open_store(url: str, namespace: str, metrics: Metrics | None = None) -> Stor
         # A blocking pool: past its connections an operation waits for one (within the
         # operation's timeout) instead of failing at once, which would read as "no cache"
         # under a burst of concurrent requests and send every one of them upstream.
-        pool = {"timeout": OPERATION_TIMEOUT_SECONDS}
+        pool = {"timeout": timeout_seconds}
         backend = RedisCache(
             serializer=serializer,
             namespace=namespace,
@@ -187,9 +197,9 @@ def open_store(url: str, namespace: str, metrics: Metrics | None = None) -> Stor
             db=int((parts.path or "/0").lstrip("/") or 0),
             password=parts.password,
             ssl=parts.scheme == "rediss",
-            timeout=OPERATION_TIMEOUT_SECONDS,
-            create_connection_timeout=OPERATION_TIMEOUT_SECONDS,
-            pool_max_size=MAX_CONNECTIONS,
+            timeout=timeout_seconds,
+            create_connection_timeout=timeout_seconds,
+            pool_max_size=max_connections,
             connection_pool_class=BlockingConnectionPool,
             connection_pool_kwargs=pool,
         )

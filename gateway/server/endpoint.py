@@ -28,7 +28,7 @@ from strawberry.types import ExecutionResult
 from gateway import bodies, log_context
 from gateway._compat.starlette import set_body
 from gateway.access import Principal
-from gateway.cache.responses import CachedRequest, ResponseCache
+from gateway.cache.responses import CachedRequest, ResponseCache, StoredResponse
 from gateway.clock import Clock
 from gateway.config.security import RequestLimits
 from gateway.errors import ErrorCode, GatewayError, Overloaded, RateLimited
@@ -307,8 +307,9 @@ class GraphQLEndpoint:
                 stats.response_cache = "hit" if hit else "miss"
                 if hit is not None:
                     stats.operation_type = "query"  # only queries are cached
-                    stats.operation_name = log_context.printable(operation_name or "", 100) or None
-                    return Response(hit, media_type="application/json")
+                    stats.operation_name = hit.operation_name
+                    stats.accounts = hit.accounts
+                    return Response(hit.body, media_type="application/json")
         context = Context(
             request=request,
             service=self.service,
@@ -341,7 +342,9 @@ class GraphQLEndpoint:
             and context.cacheable
             and not getattr(request.state, "graphql_errors", False)
         ):
-            await self.response_cache.put(cache_key, bytes(response.body), context.cache_until)
+            stats = log_context.stats()
+            stored = StoredResponse(bytes(response.body), stats.operation_name, stats.accounts)
+            await self.response_cache.put(cache_key, stored, context.cache_until)
         return response
 
     async def _cache_key(self, payload: dict[str, Any], principal: Principal) -> str | None:

@@ -146,7 +146,10 @@ async def _until_stopped(servers: list[Server], ready: str | Callable[[], None])
     loop = asyncio.get_running_loop()
 
     def stop(drain: bool) -> None:
-        for server in servers:
+        # While the gateway drains, a server without a drain of its own (the embedded
+        # simulator under `make run`: the gateway's upstreams) keeps serving; it ends with it.
+        draining = [s for s in servers if drain and s.draining is not None]
+        for server in draining or servers:
             server.stop(drain=drain)
 
     loop.add_signal_handler(signal.SIGINT, stop, False)

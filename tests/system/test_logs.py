@@ -209,6 +209,8 @@ def test_json_logs_carry_one_parsed_access_line_per_request_with_what_it_did(
     assert first["response_cache"] == "miss"
     second = line(again)
     assert second["response_cache"] == "hit" and second["upstream_calls"] == 0
+    # a hit is logged as what it answers: the document's operation and accounts
+    assert (second["operation_name"], second["accounts"]) == ("Dashboard", 4)
     third = line(warm)
     assert (third["cache_hits"], third["cache_misses"], third["upstream_calls"]) == (4, 0, 0)
     assert third["operation_name"] is None

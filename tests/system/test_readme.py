@@ -203,6 +203,8 @@ CHECKS: dict[str, Check] = {
     "export-schema": Check(contains("schema.graphql is up to date")),
     "keys-new": Check(keys_new),
     "graphiql-fetch": Check(contains("verified")),
+    "metrics-requests": Check(contains('outcome="ok",reason=""}')),
+    "readyz": Check(),
 }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from gateway.services.journal import open_journal
-from tests.helpers import free_port
+from tests.helpers import DEMO_CONFIG, free_port
 from tests.system.processes import CLI, KEY, SECRETS, clean_env, production_config, started
 
 TOP_UP = """mutation { topUp(input: {accountId: "ourvoice-sn", amount: "2500",
@@ -123,3 +123,28 @@ def test_sigterm_drains_then_finishes_what_is_in_flight_and_exits_0(tmp_path: Pa
             await store.close()
 
     assert asyncio.run(recorded()) == ["succeeded"]  # its outcome, recorded before exit
+
+
+def test_sigterm_under_the_demo_keeps_its_simulator_serving_through_the_drain(
+    tmp_path: Path,
+) -> None:
+    """`serve --simulator-port` (what `make run` starts): the embedded simulator is the
+    gateway's upstreams, so it must outlive the drain, not stop at the first signal and take
+    every draining answer down with it."""
+    gw_port, sim_port = free_port(), free_port()
+    gw_url = f"http://127.0.0.1:{gw_port}"
+    config = tmp_path / "demo.toml"
+    config.write_text(
+        DEMO_CONFIG.read_text().replace("[server]\n", "[server]\ndrain_seconds = 30\n", 1)
+    )
+    command = [str(CLI), "serve", "--config", str(config), "--port", str(gw_port)]
+    with started([*command, "--simulator-port", str(sim_port)], tmp_path, env=clean_env()) as gw:
+        gw.wait_http(f"{gw_url}/readyz")
+        gw.popen.send_signal(signal.SIGTERM)
+        with httpx.Client(base_url=gw_url, timeout=10) as http:
+            until(lambda: http.get("/readyz").status_code == 503, "readiness 503")
+            during = http.post("/graphql", json={"query": FAST})
+        gw.popen.send_signal(signal.SIGTERM)  # a second signal ends the drain at once
+        status = gw.popen.wait(30)
+    assert during.json()["data"]["balances"]["complete"] is True  # its upstream still there
+    assert status == 0
