@@ -115,6 +115,37 @@ def started(
             popen.wait()
 
 
+@contextmanager
+def gateway_and_simulator(
+    config: Path,
+    ports: tuple[int, int],
+    logs: Path,
+    env: Mapping[str, str],
+    *,
+    simulate: Sequence[str] = (),
+    serve: Sequence[str] = (),
+    ready: Callable[[Process], None] | None = None,
+) -> Iterator[tuple[Process, Process]]:
+    """`simulate` on `ports[0]` and `serve --config config` on `ports[1]`, each its own OS
+    process, both answering when the block starts (the gateway's `/readyz`, or `ready`);
+    stopped by their PIDs when it ends."""
+    sim_port, gw_port = ports
+    with (
+        started([str(CLI), "simulate", "--port", str(sim_port), *simulate], logs, env=env) as sim,
+        started(
+            [str(CLI), "serve", "--config", str(config), "--port", str(gw_port), *serve],
+            logs,
+            env=env,
+        ) as gateway,
+    ):
+        sim.wait_http(f"http://127.0.0.1:{sim_port}/_sim/calls")
+        if ready is None:
+            gateway.wait_http(f"http://127.0.0.1:{gw_port}/readyz")
+        else:
+            ready(gateway)
+        yield sim, gateway
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment without the outer make's job-server variables."""
     env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}

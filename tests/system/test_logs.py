@@ -5,8 +5,10 @@ profile and for `simulate` alone. Both run as their own OS processes, as deploye
 from __future__ import annotations
 
 import json
+import logging
 import re
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,13 @@ import httpx
 import pytest
 
 from tests.helpers import free_port
-from tests.system.processes import CLI, KEY, SECRETS, clean_env, production_config, started
+from tests.system.processes import (
+    KEY,
+    SECRETS,
+    clean_env,
+    gateway_and_simulator,
+    production_config,
+)
 
 ACCESS = re.compile(r" INFO gateway\.access \[([0-9a-f]{16}) ([^\]]+)\] \"(\w+) (\S+)\" (\d{3}) ")
 QUERY = "{ balances { complete results { __typename ... on ProviderFailure { code } } } }"
@@ -41,14 +49,7 @@ def test_serve_in_production_and_simulate_log_one_access_line_per_request(
     config.write_text(production_config(sim_url, tmp_path / "journal.db"))
     env = clean_env(**SECRETS)
     logs = tmp_path / "logs"
-    with (
-        started([str(CLI), "simulate", "--port", str(sim_port)], logs, env=env) as sim,
-        started(
-            [str(CLI), "serve", "--config", str(config), "--port", str(gw_port)], logs, env=env
-        ) as gateway,
-    ):
-        sim.wait_http(f"{sim_url}/_sim/calls")
-        gateway.wait_http(f"{gw_url}/healthz")
+    with gateway_and_simulator(config, (sim_port, gw_port), logs, env) as (sim, gateway):
         ok = {"authorization": f"Bearer {KEY}"}
         with httpx.Client(base_url=gw_url, timeout=30) as http:
             sent = [
@@ -101,23 +102,36 @@ def test_serve_in_production_and_simulate_log_one_access_line_per_request(
     assert_clean(sim.output)
 
 
+def written(
+    path: Path, write: Callable[[], None], level: str, fmt: str = "text", levels: Any = ()
+) -> str:
+    """What the handler the CLI installs writes to `path` while `write` logs, with
+    "provider-secret-value" configured as a secret."""
+    from gateway import log_format
+
+    stream = path.open("w+", encoding="utf-8")
+    try:
+        log_format.configure(level, fmt, levels, stream)
+        log_format.add_secrets(["provider-secret-value"])
+        write()
+        stream.flush()
+        stream.seek(0)
+        return stream.read()
+    finally:
+        log_format.configure("warning")
+        stream.close()
+
+
 @pytest.mark.parametrize("level", ["debug", "info"])
 def test_a_traceback_in_the_log_is_redacted(level: str, tmp_path: Path) -> None:
     """A configured secret inside an exception's text is replaced in the rendered
     traceback too (the handler the CLI installs redacts what it writes)."""
-    import logging
 
-    from gateway import log_format
-
-    stream = (tmp_path / "log.txt").open("w+", encoding="utf-8")
-    try:
-        log_format.configure(level, "text", (), stream)
-        log_format.add_secrets(["provider-secret-value"])
-        log = logging.getLogger("gateway.test")
+    def write() -> None:
         try:
             raise RuntimeError("upstream said provider-secret-value; Authorization: Bearer abc.def")
         except RuntimeError:
-            log.exception("failed with %s", "provider-secret-value")
+            logging.getLogger("gateway.test").exception("failed with %s", "provider-secret-value")
         logging.getLogger("uvicorn.error").info(
             '%s - "%s %s HTTP/%s" %d',
             "127.0.0.1:1",
@@ -126,12 +140,8 @@ def test_a_traceback_in_the_log_is_redacted(level: str, tmp_path: Path) -> None:
             "1.1",
             200,
         )
-        stream.flush()
-        stream.seek(0)
-        text = stream.read()
-    finally:
-        log_format.configure("warning")
-        stream.close()
+
+    text = written(tmp_path / "log.txt", write, level)
     assert "provider-secret-value" not in text
     assert "abc.def" not in text
     assert "Traceback" in text and "RuntimeError: upstream said ***" in text
@@ -162,16 +172,9 @@ def test_json_logs_carry_one_parsed_access_line_per_request_with_what_it_did(
     ok = {"authorization": f"Bearer {KEY}"}
     named = "query Dashboard " + QUERY
     long_name = "N" * 150
-    with (
-        started(
-            [str(CLI), "simulate", "--port", str(sim_port), "--log-format", "json"], logs, env=env
-        ) as sim,
-        started(
-            [str(CLI), "serve", "--config", str(config), "--port", str(gw_port)], logs, env=env
-        ) as gateway,
-    ):
-        sim.wait_http(f"{sim_url}/_sim/calls")
-        gateway.wait_http(f"{gw_url}/healthz")
+    with gateway_and_simulator(
+        config, (sim_port, gw_port), logs, env, simulate=["--log-format", "json"]
+    ) as (sim, gateway):
         with httpx.Client(base_url=gw_url, timeout=30) as http:
             cold = http.post("/graphql", json={"query": named}, headers=ok)
             again = http.post("/graphql", json={"query": named}, headers=ok)  # response cache
@@ -231,26 +234,15 @@ def test_json_logs_carry_one_parsed_access_line_per_request_with_what_it_did(
 def test_an_exception_is_one_json_field_redacted_and_levels_are_per_logger(
     tmp_path: Path,
 ) -> None:
-    import logging
-
-    from gateway import log_format
-
-    stream = (tmp_path / "log.json").open("w+", encoding="utf-8")
-    try:
-        log_format.configure("info", "json", [("gateway.chatty", "warning")], stream)
-        log_format.add_secrets(["provider-secret-value"])
+    def write() -> None:
         try:
             raise RuntimeError("upstream said provider-secret-value\nand more")
         except RuntimeError:
             logging.getLogger("gateway.test").exception("failed: %s", "provider-secret-value")
         logging.getLogger("gateway.chatty").info("left out: below its own level")
         logging.getLogger("gateway.chatty.child").warning("kept")
-        stream.flush()
-        stream.seek(0)
-        text = stream.read()
-    finally:
-        log_format.configure("warning")
-        stream.close()
+
+    text = written(tmp_path / "log.json", write, "info", "json", [("gateway.chatty", "warning")])
     failed, kept = json_lines(text)
     assert failed["level"] == "error" and failed["message"] == "failed: ***"
     assert (

@@ -14,7 +14,13 @@ import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.helpers import free_port
-from tests.system.processes import CLI, KEY, SECRETS, clean_env, production_config, started
+from tests.system.processes import (
+    KEY,
+    SECRETS,
+    clean_env,
+    gateway_and_simulator,
+    production_config,
+)
 
 
 class Collector(BaseHTTPRequestHandler):
@@ -48,16 +54,7 @@ def test_spans_reach_an_otlp_endpoint_named_by_the_environment(tmp_path: Path) -
     )
     logs = tmp_path / "logs"
     try:
-        with (
-            started([str(CLI), "simulate", "--port", str(sim_port)], logs, env=env) as sim,
-            started(
-                [str(CLI), "serve", "--config", str(config), "--port", str(gw_port)],
-                logs,
-                env=env,
-            ) as gateway,
-        ):
-            sim.wait_http(f"{sim_url}/_sim/calls")
-            gateway.wait_http(f"{gw_url}/readyz")
+        with gateway_and_simulator(config, (sim_port, gw_port), logs, env) as (sim, gateway):
             answer = httpx.post(
                 f"{gw_url}/graphql",
                 json={"query": "query Seen { balances { complete } }"},

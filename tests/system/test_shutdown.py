@@ -15,7 +15,15 @@ import httpx
 
 from gateway.services.journal import open_journal
 from tests.helpers import DEMO_CONFIG, free_port
-from tests.system.processes import CLI, KEY, SECRETS, clean_env, production_config, started
+from tests.system.processes import (
+    CLI,
+    KEY,
+    SECRETS,
+    clean_env,
+    gateway_and_simulator,
+    production_config,
+    started,
+)
 
 TOP_UP = """mutation { topUp(input: {accountId: "ourvoice-sn", amount: "2500",
   paymentMethod: "MTN MOMO", paymentReference: "PAY-DRAIN", idempotencyKey: "drain-1"}) {
@@ -55,14 +63,7 @@ def test_sigterm_drains_then_finishes_what_is_in_flight_and_exits_0(tmp_path: Pa
         with httpx.Client(timeout=60) as http:
             answers[name] = http.post(f"{gw_url}/graphql", json={"query": query}, headers=auth)
 
-    with (
-        started([str(CLI), "simulate", "--port", str(sim_port)], logs, env=env) as sim,
-        started(
-            [str(CLI), "serve", "--config", str(config), "--port", str(gw_port)], logs, env=env
-        ) as gateway,
-    ):
-        sim.wait_http(f"{sim_url}/_sim/calls")
-        gateway.wait_http(f"{gw_url}/readyz")
+    with gateway_and_simulator(config, (sim_port, gw_port), logs, env) as (sim, gateway):
         with httpx.Client(base_url=sim_url, timeout=10) as control:
             for tenant in ("magma", "ourvoice-sn"):
                 control.put(f"/_sim/faults/{tenant}", json={"latency_seconds": LATENCY})

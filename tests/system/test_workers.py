@@ -13,7 +13,14 @@ import httpx
 
 from gateway.server.auth import key_hash
 from tests.helpers import free_port
-from tests.system.processes import CLI, KEY, SECRETS, clean_env, production_config, started
+from tests.system.processes import (
+    KEY,
+    SECRETS,
+    Process,
+    clean_env,
+    gateway_and_simulator,
+    production_config,
+)
 
 TIGHT_KEY = "bgw_tight-client-key-0123456789abcdef"
 TIGHT = f"""
@@ -61,13 +68,13 @@ def test_two_workers_share_the_cache_single_flight_and_rate_limits(
     )
     env = clean_env(**SECRETS)
     logs = tmp_path / "logs"
-    serve = [str(CLI), "serve", "--config", str(config), "--port", str(gw_port), "--workers", "2"]
-    with (
-        started([str(CLI), "simulate", "--port", str(sim_port)], logs, env=env) as sim,
-        started(serve, logs, env=env) as gateway,
-    ):
-        sim.wait_http(f"{sim_url}/_sim/calls")
+
+    def banner(gateway: Process) -> None:
         gateway.wait_for(lambda: "2 workers) is ready" in gateway.stdout, "the ready banner")
+
+    with gateway_and_simulator(
+        config, (sim_port, gw_port), logs, env, serve=["--workers", "2"], ready=banner
+    ) as (sim, gateway):
         cold = asyncio.run(burst(gw_url, KEY, 100))
         tight = asyncio.run(burst(gw_url, TIGHT_KEY, 30))
         calls = httpx.get(f"{sim_url}/_sim/calls", timeout=10).json()
