@@ -164,6 +164,13 @@ def tracing_for(settings: Settings, provider: Any) -> Tracing:
     return OpenTelemetryTracing(provider, document)
 
 
+def journal_for(settings: Settings) -> Journal:
+    """The top-up journal the configuration names (the gateway's, and the operator CLI's)."""
+    journal = settings.idempotency
+    password = journal.password.reveal() if journal.password is not None else None
+    return open_journal(journal.url, journal.pool_size, password)
+
+
 def secrets_of(settings: Settings) -> list[str]:
     """Every secret the configuration holds, for log redaction."""
     values = [s.reveal() for a in settings.accounts.values() for s in a.credentials.values()]
@@ -172,6 +179,8 @@ def secrets_of(settings: Settings) -> list[str]:
     jwt = settings.security.jwt
     if jwt is not None and jwt.secret is not None:
         values.append(jwt.secret.reveal())
+    if settings.idempotency.password is not None:
+        values.append(settings.idempotency.password.reveal())
     return values
 
 
@@ -201,7 +210,7 @@ async def parts(
     http = UpstreamClient(
         transport, max_body_bytes=settings.upstream.max_body_bytes, wall_clock=clock
     )
-    journal = open_journal(settings.idempotency.url)
+    journal = journal_for(settings)
     try:
         adapters = {
             account.id: spec(account.provider.value).factory(

@@ -32,7 +32,6 @@ from gateway.server.serving import (
     url_of,
 )
 from gateway.server.workers import run_workers
-from gateway.services.journal import open_journal
 
 log = logging.getLogger("gateway.cli")
 SCHEMA_FILE = Path("schema.graphql")
@@ -304,7 +303,9 @@ def topups(args: argparse.Namespace) -> int:
 
 
 async def _topups(settings: Settings, args: argparse.Namespace) -> int:
-    store = open_journal(settings.idempotency.url)
+    from gateway.app import journal_for
+
+    store = journal_for(settings)
     try:
         if args.topups_command == "list":
             records = await store.records(pending_only=args.pending, now=time.time())

@@ -361,3 +361,17 @@ def test_the_jwt_section_parses_and_refuses_mixed_algorithms(tmp_path: Path) -> 
     assert "cannot be mixed" in found["jwt.algorithms"]
     found = problems({**base, "jwt": {"algorithms": ["none"]}}, {"MUDA_KEY": "k"})
     assert {"jwt.algorithms", "jwt"} <= set(found)
+
+
+def test_the_journal_password_is_a_secret_reference_and_only_for_postgresql() -> None:
+    account = {**GOOD_ACCOUNT, "secret_key": "inline"}
+    base = {"server": {"profile": "development"}, "accounts": {"muda-ug": account}}
+    env = {"MUDA_KEY": "k", "PG_PASSWORD": "journal-password"}
+    journal = {"url": "postgresql://gateway@db/gateway", "password": "env:PG_PASSWORD"}
+    parsed = parse_settings({**base, "idempotency": journal}, env).idempotency
+    assert parsed.password is not None and parsed.password.reveal() == "journal-password"
+    assert (parsed.pool_size, "journal-password" in repr(parsed)) == (10, False)
+    sqlite = {"url": "sqlite:///j.db", "password": "env:PG_PASSWORD", "pool_size": 0}
+    assert {"idempotency.password", "idempotency.pool_size"} <= set(
+        problems({**base, "idempotency": sqlite}, env)
+    )

@@ -163,6 +163,8 @@ class IdempotencySettings:
     url: str = "sqlite:///balance-gateway.db"
     wait_seconds: float = 2.0
     lease_seconds: float = 30.0
+    pool_size: int = 10  # PostgreSQL connections per process
+    password: Secret | None = None  # PostgreSQL's, kept out of the URL (env: or file:)
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,9 @@ def parse_settings(
     server = _server(check, check.table(data, "server", "server"))
     cache = _cache(check, check.table(data, "cache", "cache"))
     upstream = _upstream(check, check.table(data, "upstream", "upstream"))
-    idempotency = _idempotency(check, check.table(data, "idempotency", "idempotency"))
+    idempotency = _idempotency(
+        check, check.table(data, "idempotency", "idempotency"), server.development
+    )
     accounts: dict[str, AccountConfig] = {}
     simulator = f"http://127.0.0.1:{simulator_port}"
     for account_id, raw in check.table(data, "accounts", "accounts").items():
@@ -346,8 +350,10 @@ def _cache(check: Checker, raw: Mapping[str, Any]) -> CacheSettings:
     )
 
 
-def _idempotency(check: Checker, raw: Mapping[str, Any]) -> IdempotencySettings:
-    check.unknown(raw, {"url", "wait_seconds", "lease_seconds"}, "idempotency")
+def _idempotency(check: Checker, raw: Mapping[str, Any], development: bool) -> IdempotencySettings:
+    check.unknown(
+        raw, {"url", "wait_seconds", "lease_seconds", "pool_size", "password"}, "idempotency"
+    )
     d = IdempotencySettings()
     url = check.string(raw, "url", "idempotency", d.url)
     scheme = urlsplit(url).scheme
@@ -362,10 +368,21 @@ def _idempotency(check: Checker, raw: Mapping[str, Any]) -> IdempotencySettings:
         url = d.url
     if scheme == "sqlite":
         url = f"sqlite:///{check.path(url[len('sqlite:///') :])}"
+    password = None
+    if "password" in raw:
+        password = check.secret(raw["password"], "idempotency.password", development)
+        if scheme == "sqlite":
+            check.add(
+                "idempotency.password",
+                "a SQLite journal has no password",
+                "remove it, or use a postgresql:// url",
+            )
     return IdempotencySettings(
         url=url,
         wait_seconds=check.number(raw, "wait_seconds", "idempotency", d.wait_seconds, 60),
         lease_seconds=check.number(raw, "lease_seconds", "idempotency", d.lease_seconds, 3600),
+        pool_size=check.whole(raw, "pool_size", "idempotency", d.pool_size, 100) or d.pool_size,
+        password=password,
     )
 
 

@@ -248,42 +248,70 @@ class Sqlite:
 
 
 class Postgres:
-    """One connection; operations are serialized on it (each is a single statement)."""
+    """A pool of connections (psycopg's), so replicas × concurrent top-ups are not serialized
+    on one. Each operation is a single autocommitted statement. A connection is checked as
+    it is handed out, so after a server restart the pool reconnects rather than failing a
+    top-up on a dead socket; while the server is down an operation fails within
+    `POOL_TIMEOUT_SECONDS` (the top-up service then refuses before sending, or reports the
+    top-up pending after — never lost, never sent twice)."""
 
     LOCK_ID = 727_217_001  # an advisory lock id: replicas create the table one at a time
+    POOL_TIMEOUT_SECONDS = 5.0
+    RECONNECT_SECONDS = 2.0
 
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._conn: Any = None
-        self._lock = asyncio.Lock()
+    def __init__(self, url: str, pool_size: int = 10, password: str | None = None) -> None:
+        from psycopg_pool import AsyncConnectionPool
 
-    async def _connection(self) -> Any:
-        import psycopg
+        connection: dict[str, Any] = {
+            "autocommit": True,
+            "connect_timeout": int(self.POOL_TIMEOUT_SECONDS),
+        }
+        if password is not None:
+            connection["password"] = password
+        self._pool = AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            open=False,
+            timeout=self.POOL_TIMEOUT_SECONDS,
+            kwargs=connection,
+            check=AsyncConnectionPool.check_connection,
+            # Give a failing reconnection up soon: the next operation then starts a fresh one
+            # at once, instead of waiting out an exponential backoff grown during an outage.
+            reconnect_timeout=self.RECONNECT_SECONDS,
+        )
+        self._opened = asyncio.Lock()
+        self._ready = False
 
-        if self._conn is None or self._conn.closed:
-            self._conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
-            async with self._conn.transaction():
-                await self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.LOCK_ID,))
-                await self._conn.execute(SCHEMA)
-        return self._conn
+    async def _open(self) -> None:
+        async with self._opened:
+            if self._ready:
+                return
+            await self._pool.open(wait=False)
+            async with self._pool.connection() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.LOCK_ID,))
+                await conn.execute(SCHEMA)
+            self._ready = True
 
     async def run(self, sql: str, args: Sequence[Any] = ()) -> tuple[list[Any], int]:
-        # The one dialect difference: psycopg's placeholder (no `?` occurs in the SQL text).
-        async with self._lock:
-            cursor = await (await self._connection()).execute(sql.replace("?", "%s"), args)
+        if not self._ready:
+            await self._open()
+        async with self._pool.connection() as conn:
+            # The one dialect difference: psycopg's placeholder (no `?` occurs in the SQL).
+            cursor = await conn.execute(sql.replace("?", "%s"), args)
             rows = await cursor.fetchall() if cursor.description else []
             return rows, cursor.rowcount
 
     async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
+        await self._pool.close()
 
 
-def open_journal(url: str) -> Journal:
-    """`sqlite:///relative.db`, `sqlite:////absolute/path.db` or `postgresql://…`."""
+def open_journal(url: str, pool_size: int = 10, password: str | None = None) -> Journal:
+    """`sqlite:///relative.db`, `sqlite:////absolute/path.db` or `postgresql://…` (with up to
+    `pool_size` connections, and `password` when it is not in the URL)."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         return SqlJournal(Sqlite(url[len("sqlite:///") :]))
     if parts.scheme in ("postgresql", "postgres"):
-        return SqlJournal(Postgres(url))
+        return SqlJournal(Postgres(url, pool_size, password))
     raise ValueError(f"unsupported idempotency URL scheme {parts.scheme!r}")
