@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -115,3 +116,16 @@ def pg_url(run_prefix: str) -> Iterator[str]:
             yield f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
         finally:
             admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def nginx() -> str:
+    """Debian's nginx (the fleet's load balancer); `.ci/run` installs it."""
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
+    )
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("nginx is required in CI (.ci/run installs Debian's)")
+        pytest.skip("no nginx")
+    return found

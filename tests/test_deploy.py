@@ -9,14 +9,11 @@ processes in tests/system/test_fleet.py."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -293,18 +290,6 @@ def local_load_balancer(conf: str, listen: int, replicas: list[int]) -> str:
     servers = iter(replicas)
     conf = re.sub(r"server gateway-\d+:8000", lambda _: f"server 127.0.0.1:{next(servers)}", conf)
     return conf.replace("listen 8080;", f"listen 127.0.0.1:{listen};")
-
-
-@pytest.fixture
-def nginx() -> Iterator[str]:
-    found = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
-    )
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("nginx is required in CI (.ci/run installs Debian's)")
-        pytest.skip("no nginx")
-    yield found
 
 
 def test_the_load_balancer_config_is_accepted_by_nginx(nginx: str, tmp_path: Path) -> None:

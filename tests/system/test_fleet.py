@@ -1,0 +1,363 @@
+"""The fleet of deploy/compose.yaml, run as plain OS processes (no Docker engine here): two
+`balance-gateway serve` replicas on the compose gateway config, the simulator, the machine's
+real Redis and PostgreSQL, and Debian's nginx with the compose load-balancer config — only
+addresses and secret paths rewritten to this machine's. Each promise of a fleet is asserted
+across processes: one upstream call per account for cold queries spread over both replicas
+(repeated), one POST for 50 identical top-ups, one rate limit per client and one quota per
+account, `kill -9` of a replica under load losing no money, SIGTERM on a replica costing no
+client an error."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+from gateway.server.auth import key_hash
+from gateway.services.journal import open_journal
+from tests.helpers import ROOT, free_port
+from tests.system.processes import CLI, Process, clean_env, completed, started
+from tests.system.test_shutdown import until
+from tests.test_deploy import local_load_balancer
+
+COMPOSE = ROOT / "deploy" / "compose"
+QUERY = "{ balances { complete } }"
+TIGHT_KEY = "bgw_fleet-tight-client-key-0123456789ab"
+TOP_UP = """mutation($input: TopUpInput!) { topUp(input: $input) { __typename
+  ... on TopUpSucceeded { replayed transaction { id } }
+  ... on TopUpPending { replayed }
+  ... on TopUpRejected { code } } }"""
+SEED = 50_000  # ourvoice-sn's balance in the simulator's seed
+TOTAL = {
+    "query": '{ balances(accountIds: ["ourvoice-sn"]) { results { ... on AccountBalance '
+    "{ balances { total { amount } } } } } }"
+}
+
+
+@dataclass
+class Fleet:
+    sim: str
+    replicas: list[str]
+    processes: list[Process]
+    lb: str
+    config: Path
+    namespace: str
+    redis_url: str
+
+    def calls(self) -> dict[str, int]:
+        counted: dict[str, int] = httpx.get(f"{self.sim}/_sim/calls", timeout=10).json()
+        return counted
+
+    def cold(self) -> None:
+        """Drop every key the fleet wrote to Redis (this run's own prefix only)."""
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            for key in client.scan_iter(match=f"{self.namespace}:*", count=1000):
+                client.delete(key)
+        finally:
+            client.close()
+
+    def served(self, index: int) -> int:
+        """/graphql requests replica `index` logged (its JSON access lines)."""
+        lines = [json.loads(line) for line in self.processes[index].stderr.splitlines()]
+        return sum(
+            1 for e in lines if e.get("logger") == "gateway.access" and e["path"] == "/graphql"
+        )
+
+
+def fleet_config(
+    sim: str, redis_url: str, pg_url: str, namespace: str, changes: dict[str, str]
+) -> str:
+    """deploy/compose/gateway.toml with this machine's addresses and the demo secrets'
+    folder; `changes` replaces a line's text with another (each must match once)."""
+    text = (COMPOSE / "gateway.toml").read_text()
+    replaced = {
+        "http://simulator:8001": sim,
+        "/run/secrets/": f"{COMPOSE / 'demo-secrets'}/",
+        'url = "redis://redis:6379/0"': f'url = "{redis_url}"\nnamespace = "{namespace}"',
+        'url = "postgresql://gateway@postgres:5432/gateway"': f'url = "{pg_url}"',
+        **changes,
+    }
+    for old, new in replaced.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+@contextlib.contextmanager
+def running_fleet(
+    tmp_path: Path,
+    nginx: str,
+    redis_url: str,
+    pg_url: str,
+    namespace: str,
+    changes: dict[str, str] | None = None,
+    extra: str = "",
+) -> Iterator[Fleet]:
+    sim_port, lb_port = free_port(), free_port()
+    ports = [free_port(), free_port()]
+    sim = f"http://127.0.0.1:{sim_port}"
+    config = tmp_path / "gateway.toml"
+    config.write_text(fleet_config(sim, redis_url, pg_url, namespace, changes or {}) + extra)
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(local_load_balancer((COMPOSE / "nginx.conf").read_text(), lb_port, ports))
+    logs, env = tmp_path / "logs", clean_env()
+    serve = [str(CLI), "serve", "--config", str(config), "--port"]
+    nginx_argv = [nginx, "-p", str(tmp_path), "-c", str(conf)]
+    nginx_argv += ["-g", f"daemon off; pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;"]
+    with (
+        started([str(CLI), "simulate", "--port", str(sim_port)], logs, env=env) as simulator,
+        started([*serve, str(ports[0])], logs, env=env) as first,
+        started([*serve, str(ports[1])], logs, env=env) as second,
+        started(nginx_argv, logs, env=env) as balancer,
+    ):
+        simulator.wait_http(f"{sim}/_sim/calls")
+        replicas = [f"http://127.0.0.1:{p}" for p in ports]
+        for process, url in zip((first, second), replicas, strict=True):
+            process.wait_http(f"{url}/readyz")
+        lb = f"http://127.0.0.1:{lb_port}"
+        balancer.wait_http(f"{lb}/healthz")
+        yield Fleet(sim, replicas, [first, second], lb, config, namespace, redis_url)
+        balancer.stop(signal.SIGQUIT)
+
+
+async def concurrently(
+    url: str, count: int, body: Any, headers: dict[str, str] | None = None
+) -> list[httpx.Response]:
+    """`count` POSTs at once, each on its own connection; `body(i)` is the i-th JSON."""
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        return list(
+            await asyncio.gather(
+                *(http.post(f"{url}/graphql", json=body(i), headers=headers) for i in range(count))
+            )
+        )
+
+
+def balance_calls(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {
+        k: after[k] - before.get(k, 0)
+        for k in after
+        if k.endswith(":balance") and after[k] - before.get(k, 0)
+    }
+
+
+def top_up(key: str, amount: int) -> dict[str, Any]:
+    return {
+        "query": TOP_UP,
+        "variables": {
+            "input": {
+                "accountId": "ourvoice-sn",
+                "amount": str(amount),
+                "paymentMethod": "MTN MOMO",
+                "paymentReference": f"PAY-{key}",
+                "idempotencyKey": key,
+            }
+        },
+    }
+
+
+def test_cold_queries_over_both_replicas_call_each_upstream_once_and_top_ups_post_once(
+    tmp_path: Path, nginx: str, redis_url: str, pg_url: str, namespace: str
+) -> None:
+    rounds = []
+    with running_fleet(tmp_path, nginx, redis_url, pg_url, namespace) as fleet:
+        for _ in range(5):  # a cross-process race shows in some rounds, not in one
+            fleet.cold()
+            before = fleet.calls()
+            answers = asyncio.run(concurrently(fleet.lb, 100, lambda i: {"query": QUERY}))
+            rounds.append((answers, balance_calls(before, fleet.calls())))
+        before_topups = fleet.calls().get("ourvoice-sn:topup", 0)
+        topups = asyncio.run(concurrently(fleet.lb, 50, lambda i: top_up("fleet-once", 2500)))
+        posts = fleet.calls().get("ourvoice-sn:topup", 0) - before_topups
+        served = [fleet.served(0), fleet.served(1)]
+
+    accounts = {"ourvoice-sn", "ourvoice-ci", "magma", "muda-ug", "paymob-eg"}
+    for answers, calls in rounds:
+        assert [r.status_code for r in answers] == [200] * 100
+        assert all(r.json()["data"]["balances"]["complete"] for r in answers)
+        assert calls == {f"{a}:balance": 1 for a in accounts}
+    results = [r.json()["data"]["topUp"] for r in topups]
+    assert {r["__typename"] for r in results} == {"TopUpSucceeded"}
+    assert len({r["transaction"]["id"] for r in results}) == 1
+    assert [r["replayed"] for r in results].count(False) == 1
+    assert posts == 1
+    assert min(served) > 50  # both replicas answered a real share of the 550
+
+
+def test_one_rate_limit_per_client_and_one_quota_per_account_across_replicas(
+    tmp_path: Path, nginx: str, redis_url: str, pg_url: str, namespace: str
+) -> None:
+    tight = f"""
+[clients.tight]
+key_sha256 = "{key_hash(TIGHT_KEY)}"
+scopes = ["balances:read"]
+accounts = ["*"]
+requests_per_second = 0.001
+burst = 10
+"""
+    changes = {
+        "[accounts.paymob-eg]\n": "[accounts.paymob-eg]\nfresh_seconds = 0\ncalls_per_day = 3\n"
+    }
+    paymob = {"query": '{ balances(accountIds: ["paymob-eg"]) { complete } }'}
+    with running_fleet(tmp_path, nginx, redis_url, pg_url, namespace, changes, tight) as fleet:
+        before = fleet.calls().get("paymob-eg:balance", 0)
+        limited = asyncio.run(
+            concurrently(
+                fleet.lb, 30, lambda i: {"query": QUERY}, {"authorization": f"Bearer {TIGHT_KEY}"}
+            )
+        )
+        # the burst's 10 admitted queries shared one call; now alternate replicas, each
+        # asking upstream (fresh_seconds 0) until the fleet's quota is spent
+        for i in range(6):
+            httpx.post(f"{fleet.replicas[i % 2]}/graphql", json=paymob, timeout=30)
+        quota_calls = fleet.calls().get("paymob-eg:balance", 0) - before
+
+    statuses = sorted(r.status_code for r in limited)
+    assert statuses == [200] * 10 + [429] * 20  # one bucket of 10, wherever a request lands
+    assert quota_calls == 3  # one day's quota of 3, shared by both replicas
+
+
+def test_kill_9_of_a_replica_under_load_loses_no_money_and_the_other_keeps_answering(
+    tmp_path: Path, nginx: str, redis_url: str, pg_url: str, namespace: str
+) -> None:
+    """Twelve top-ups in flight (amounts 100·2^i, so the ledger's total says exactly which
+    were credited) when one replica is killed. Afterwards: every top-up the journal calls
+    succeeded is credited, every credited one is succeeded or pending in the journal, each
+    was POSTed once; resolving the pending ones by the ledger makes journal and ledger
+    agree. The surviving replica answers throughout."""
+    changes = {"[idempotency]\n": "[idempotency]\nlease_seconds = 2\n"}
+    keys = {f"kill-{i}": 100 * 2**i for i in range(12)}
+    with running_fleet(tmp_path, nginx, redis_url, pg_url, namespace, changes) as fleet:
+        fault = f"{fleet.sim}/_sim/faults/ourvoice-sn"
+        httpx.put(fault, json={"latency_seconds": 1.0}, timeout=10)
+        answers: list[httpx.Response] = []
+
+        def load() -> None:
+            answers.extend(
+                asyncio.run(concurrently(fleet.lb, 12, lambda i: top_up(f"kill-{i}", 100 * 2**i)))
+            )
+
+        thread = threading.Thread(target=load)
+        thread.start()
+        until(lambda: fleet.calls().get("ourvoice-sn:topup", 0) >= 2, "top-ups upstream")
+        fleet.processes[0].popen.kill()  # kill -9, mid-flight
+        fleet.processes[0].popen.wait(10)
+        thread.join(60)
+        after_kill = httpx.post(f"{fleet.lb}/graphql", json={"query": QUERY}, timeout=30)
+        survivor = httpx.post(f"{fleet.replicas[1]}/graphql", json={"query": QUERY}, timeout=30)
+        httpx.delete(fault, timeout=10)
+        posts = fleet.calls().get("ourvoice-sn:topup", 0)
+
+        def journal() -> dict[str, str]:
+            async def read() -> dict[str, str]:
+                store = open_journal(pg_url)
+                try:
+                    # this test's keys: the schema is shared with the other fleet tests
+                    return {r.key: r.state for r in await store.records() if r.key in keys}
+                finally:
+                    await store.close()
+
+            return asyncio.run(read())
+
+        def ledger() -> tuple[int, set[str]]:
+            """The simulator's total credited (fetched fresh), and the keys it encodes."""
+            fleet.cold()
+            answer = httpx.post(f"{fleet.replicas[1]}/graphql", json=TOTAL, timeout=30).json()
+            total = answer["data"]["balances"]["results"][0]["balances"][0]["total"]["amount"]
+            delta = int(total) - SEED
+            return delta, {k for k, amount in keys.items() if (delta // 100) & (amount // 100)}
+
+        # a POST whose gateway died is still being handled upstream for its latency
+        until(lambda: len(ledger()[1]) >= posts, "the simulator to finish the POSTs it got")
+        delta, credited = ledger()
+        states = journal()
+        succeeded = {k for k, s in states.items() if s == "succeeded"}
+        unknown = {k for k, s in states.items() if s in ("in_flight", "pending")}
+
+        # the operator's step: each top-up the journal cannot tell, resolved by the ledger
+        until(
+            lambda: all(
+                k
+                in completed(
+                    [str(CLI), "topups", "list", "--pending", "--config", str(fleet.config)]
+                ).stdout
+                for k in unknown
+            ),
+            "the dead replica's leases to run out",
+        )
+        for key in sorted(unknown):
+            outcome = "succeeded" if key in credited else "failed"
+            resolved = completed(
+                [
+                    str(CLI),
+                    "topups",
+                    "resolve",
+                    key,
+                    "--client",
+                    "dev:anonymous",
+                    "--as",
+                    outcome,
+                    "--by",
+                    "fleet-test",
+                    "--config",
+                    str(fleet.config),
+                ]
+            )
+            assert resolved.returncode == 0, resolved.stderr
+        final = journal()
+
+    assert delta % 100 == 0 and delta // 100 < 2**12
+    seen = (sorted(credited), states, [r.text for r in answers])
+    assert succeeded <= credited <= succeeded | unknown, seen  # nothing lost or unrecorded
+    assert posts == len(credited)  # each credited top-up POSTed once, none twice
+    assert unknown  # the kill did cut some top-ups off mid-flight
+    assert {k for k, s in final.items() if s == "succeeded"} == credited
+    for response in answers:  # the client saw an answer, or the balancer's 502 for the dead
+        assert response.status_code in (200, 502)
+        if response.status_code == 200:
+            result = response.json()["data"]["topUp"]
+            assert result["__typename"] in ("TopUpSucceeded", "TopUpPending")
+    assert after_kill.status_code == 200 and survivor.status_code == 200
+    assert survivor.json()["data"]["balances"]["complete"] is True
+
+
+def test_sigterm_on_a_replica_finishes_its_requests_and_costs_clients_nothing(
+    tmp_path: Path, nginx: str, redis_url: str, pg_url: str, namespace: str
+) -> None:
+    changes = {"drain_seconds = 5": "drain_seconds = 2"}
+    slow = {"query": '{ balances(accountIds: ["magma"]) { complete } }'}
+    with running_fleet(tmp_path, nginx, redis_url, pg_url, namespace, changes) as fleet:
+        httpx.put(f"{fleet.sim}/_sim/faults/magma", json={"latency_seconds": 4}, timeout=10)
+        answers: dict[str, httpx.Response] = {}
+
+        def ask() -> None:
+            answers["slow"] = httpx.post(f"{fleet.replicas[0]}/graphql", json=slow, timeout=60)
+
+        thread = threading.Thread(target=ask)
+        thread.start()
+        until(lambda: fleet.calls().get("magma:balance", 0) >= 1, "the slow call upstream")
+        fleet.processes[0].popen.send_signal(signal.SIGTERM)
+        until(
+            lambda: httpx.get(f"{fleet.replicas[0]}/readyz", timeout=5).status_code == 503,
+            "readiness 503",
+        )
+        through_lb = [
+            httpx.post(f"{fleet.lb}/graphql", json={"query": QUERY}, timeout=30) for _ in range(20)
+        ]
+        thread.join(60)
+        status = fleet.processes[0].popen.wait(30)
+
+    assert answers["slow"].status_code == 200
+    assert answers["slow"].json()["data"]["balances"]["complete"] is True
+    assert [r.status_code for r in through_lb] == [200] * 20  # no client saw the restart
+    assert status == 0
