@@ -6,6 +6,7 @@ a condition with a bound, never a fixed sleep.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -232,3 +234,35 @@ base_url = "{sim}/paymob"
 public_key = "env:PAYMOB_PUBLIC"
 secret_key = "env:PAYMOB_SECRET"
 """
+
+
+TIGHT_KEY = "bgw_tight-client-key-0123456789abcdef"
+# A client whose bucket holds 10 requests and never refills within a test.
+TIGHT_CLIENT = f"""
+[clients.tight]
+key_sha256 = "{key_hash(TIGHT_KEY)}"
+scopes = ["balances:read"]
+accounts = ["*"]
+requests_per_second = 0.001
+burst = 10
+"""
+
+
+async def concurrently(
+    url: str,
+    count: int,
+    body: Callable[[int], Any],
+    headers: Mapping[str, str] | None = None,
+) -> list[httpx.Response]:
+    """`count` POSTs to `url`/graphql at once, each on its own connection; `body(i)` is the
+    i-th JSON body."""
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        return list(
+            await asyncio.gather(
+                *(
+                    http.post(f"{url}/graphql", json=body(i), headers=dict(headers or {}))
+                    for i in range(count)
+                )
+            )
+        )

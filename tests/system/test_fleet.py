@@ -22,16 +22,23 @@ from typing import Any
 import httpx
 import redis
 
-from gateway.server.auth import key_hash
 from gateway.services.journal import open_journal
 from tests.helpers import ROOT, free_port
-from tests.system.processes import CLI, Process, clean_env, completed, started
+from tests.system.processes import (
+    CLI,
+    TIGHT_CLIENT,
+    TIGHT_KEY,
+    Process,
+    clean_env,
+    completed,
+    concurrently,
+    started,
+)
 from tests.system.test_shutdown import until
 from tests.test_deploy import local_load_balancer
 
 COMPOSE = ROOT / "deploy" / "compose"
 QUERY = "{ balances { complete } }"
-TIGHT_KEY = "bgw_fleet-tight-client-key-0123456789ab"
 TOP_UP = """mutation($input: TopUpInput!) { topUp(input: $input) { __typename
   ... on TopUpSucceeded { replayed transaction { id } }
   ... on TopUpPending { replayed }
@@ -130,19 +137,6 @@ def running_fleet(
         balancer.stop(signal.SIGQUIT)
 
 
-async def concurrently(
-    url: str, count: int, body: Any, headers: dict[str, str] | None = None
-) -> list[httpx.Response]:
-    """`count` POSTs at once, each on its own connection; `body(i)` is the i-th JSON."""
-    limits = httpx.Limits(max_connections=count, max_keepalive_connections=0)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
-        return list(
-            await asyncio.gather(
-                *(http.post(f"{url}/graphql", json=body(i), headers=headers) for i in range(count))
-            )
-        )
-
-
 def balance_calls(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {
         k: after[k] - before.get(k, 0)
@@ -197,19 +191,13 @@ def test_cold_queries_over_both_replicas_call_each_upstream_once_and_top_ups_pos
 def test_one_rate_limit_per_client_and_one_quota_per_account_across_replicas(
     tmp_path: Path, nginx: str, redis_url: str, pg_url: str, namespace: str
 ) -> None:
-    tight = f"""
-[clients.tight]
-key_sha256 = "{key_hash(TIGHT_KEY)}"
-scopes = ["balances:read"]
-accounts = ["*"]
-requests_per_second = 0.001
-burst = 10
-"""
     changes = {
         "[accounts.paymob-eg]\n": "[accounts.paymob-eg]\nfresh_seconds = 0\ncalls_per_day = 3\n"
     }
     paymob = {"query": '{ balances(accountIds: ["paymob-eg"]) { complete } }'}
-    with running_fleet(tmp_path, nginx, redis_url, pg_url, namespace, changes, tight) as fleet:
+    with running_fleet(
+        tmp_path, nginx, redis_url, pg_url, namespace, changes, TIGHT_CLIENT
+    ) as fleet:
         before = fleet.calls().get("paymob-eg:balance", 0)
         limited = asyncio.run(
             concurrently(

@@ -11,48 +11,26 @@ from pathlib import Path
 
 import httpx
 
-from gateway.server.auth import key_hash
 from tests.helpers import free_port
 from tests.system.processes import (
     KEY,
     SECRETS,
+    TIGHT_CLIENT,
+    TIGHT_KEY,
     Process,
     clean_env,
+    concurrently,
     gateway_and_simulator,
     production_config,
 )
 
-TIGHT_KEY = "bgw_tight-client-key-0123456789abcdef"
-TIGHT = f"""
-[logging]
-format = "json"
-
-[clients.tight]
-key_sha256 = "{key_hash(TIGHT_KEY)}"
-scopes = ["balances:read"]
-accounts = ["*"]
-requests_per_second = 0.001
-burst = 10
-"""
+TIGHT = '[logging]\nformat = "json"\n' + TIGHT_CLIENT
 QUERY = "{ balances { complete } }"
 
 
-async def burst(url: str, key: str, count: int) -> list[httpx.Response]:
-    """`count` requests at once, each on its own connection."""
-    limits = httpx.Limits(max_connections=count, max_keepalive_connections=0)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
-        return list(
-            await asyncio.gather(
-                *(
-                    http.post(
-                        f"{url}/graphql",
-                        json={"query": QUERY},
-                        headers={"authorization": f"Bearer {key}"},
-                    )
-                    for _ in range(count)
-                )
-            )
-        )
+def burst(url: str, key: str, count: int) -> list[httpx.Response]:
+    auth = {"authorization": f"Bearer {key}"}
+    return asyncio.run(concurrently(url, count, lambda i: {"query": QUERY}, auth))
 
 
 def test_two_workers_share_the_cache_single_flight_and_rate_limits(
@@ -75,8 +53,8 @@ def test_two_workers_share_the_cache_single_flight_and_rate_limits(
     with gateway_and_simulator(
         config, (sim_port, gw_port), logs, env, serve=["--workers", "2"], ready=banner
     ) as (sim, gateway):
-        cold = asyncio.run(burst(gw_url, KEY, 100))
-        tight = asyncio.run(burst(gw_url, TIGHT_KEY, 30))
+        cold = burst(gw_url, KEY, 100)
+        tight = burst(gw_url, TIGHT_KEY, 30)
         calls = httpx.get(f"{sim_url}/_sim/calls", timeout=10).json()
         status = gateway.stop(signal.SIGTERM)
         sim.stop(signal.SIGTERM)
