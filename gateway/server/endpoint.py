@@ -37,6 +37,7 @@ from gateway.metrics import Metrics
 from gateway.schema.context import Context
 from gateway.schema.errors import coded
 from gateway.server.auth import Authenticator
+from gateway.server.media import GRAPHQL_RESPONSE, JSON, negotiate
 from gateway.server.rate_limit import RateLimiter
 from gateway.services.balances import BalanceService
 from gateway.services.topups import TopUpService
@@ -117,6 +118,7 @@ REFUSED = {
     405: "method_not_allowed",
     408: "timeout",
     413: "too_large",
+    406: "not_acceptable",
     415: "unsupported_media_type",
     429: "rate_limited",
     503: "overloaded",
@@ -140,6 +142,36 @@ def classify(status: int, stats: log_context.RequestStats) -> None:
         stats.outcome = "partial"
     else:
         stats.outcome = "ok"
+
+
+NOT_ACCEPTABLE = Refused(
+    406, f"Accept {GRAPHQL_RESPONSE} or {JSON}: the gateway answers in no other type."
+)
+
+
+def checked_extensions(raw: str | None) -> None:
+    """A GET's `extensions` parameter: absent, or a JSON object."""
+    if raw is None:
+        return
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, dict):
+        raise Refused(400, "`extensions` must be a JSON object.")
+
+
+def as_graphql_response(response: Response, request: Request) -> Response:
+    """Strawberry's JSON answer as application/graphql-response+json: a request error
+    (nothing executed) becomes 400 without `data`; anything executed stays 200."""
+    media_type = f"{GRAPHQL_RESPONSE}; charset=utf-8"
+    if response.status_code == 200 and getattr(request.state, "request_error", False):
+        payload = orjson.loads(response.body)
+        payload.pop("data", None)
+        log_context.stats().outcome = "client_error"  # a GraphQL error, not a refusal
+        return Response(orjson.dumps(payload), 400, media_type=media_type)
+    response.headers["content-type"] = media_type
+    return response
 
 
 def refusal(exc: GatewayError) -> Response:
@@ -168,6 +200,11 @@ class GatewayGraphQL(GraphQL[Context, None]):
     ) -> GraphQLHTTPResponse:
         if result.errors:
             request.state.graphql_errors = True
+            # Nothing executed (every error is the request's, none a field's): a request
+            # error, which application/graphql-response+json answers 400 without `data`.
+            request.state.request_error = result.data is None and all(
+                error.path is None for error in result.errors
+            )
             errors = [coded(error) for error in result.errors[: self.max_errors]]
             log_context.stats().error_codes = sorted(
                 {str((e.extensions or {}).get("code")) for e in errors}
@@ -222,6 +259,9 @@ def checked_payload(body: bytes, limits: RequestLimits) -> dict[str, Any]:
         raise Refused(400, f"`variables` nest deeper than {limits.max_variables_depth} levels.")
     if not isinstance(payload.get("operationName") or "", str):
         raise Refused(400, "`operationName` must be a string.")
+    extensions = payload.get("extensions")
+    if extensions is not None and not isinstance(extensions, dict):
+        raise Refused(400, "`extensions` must be an object.")
     return payload
 
 
@@ -280,6 +320,9 @@ class GraphQLEndpoint:
         return principal
 
     async def _handle(self, request: Request, deadline: float) -> Response:
+        media = negotiate(request.headers.get("accept"))
+        if media is None:
+            raise NOT_ACCEPTABLE
         principal = await self.principal(request)
         cache_key = None
         if request.method == "GET":
@@ -287,6 +330,7 @@ class GraphQLEndpoint:
                 raise GET_REFUSED
             document = request.query_params.get("query", "")
             operation_name = request.query_params.get("operationName")
+            checked_extensions(request.query_params.get("extensions"))
         else:  # POST, the route's only other method
             content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != "application/json":
@@ -309,7 +353,7 @@ class GraphQLEndpoint:
                     stats.operation_type = "query"  # only queries are cached
                     stats.operation_name = hit.operation_name
                     stats.accounts = hit.accounts
-                    return Response(hit.body, media_type="application/json")
+                    return Response(hit.body, media_type=media)
         context = Context(
             request=request,
             service=self.service,
@@ -335,6 +379,8 @@ class GraphQLEndpoint:
             stats = log_context.stats()
             stats.outcome, stats.reason = "refused", "deadline"
             return refusal(LATE)
+        if media == GRAPHQL_RESPONSE:
+            response = as_graphql_response(response, request)
         if (
             cache_key is not None
             and self.response_cache is not None
