@@ -26,6 +26,7 @@ class Principal:
     accounts: frozenset[str] | None  # None: every account ("*")
     rate_limit: RateLimit | None = None  # None: the configured default
     rate_limited: bool = True
+    trusted_documents: str | None = None  # this client's mode; None: the configured one
 
     def can_see(self, account_id: str) -> bool:
         return self.accounts is None or account_id in self.accounts

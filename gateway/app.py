@@ -38,6 +38,7 @@ from gateway.schema.execution.operation_stats import without_literals
 from gateway.server import edge
 from gateway.server.admission import Admission
 from gateway.server.auth import Authenticator, JwtVerifier
+from gateway.server.documents import TrustedDocuments
 from gateway.server.endpoint import GatewayGraphQL, GraphQLEndpoint
 from gateway.server.rate_limit import RateLimiter
 from gateway.server.readiness import Draining, Readiness
@@ -75,7 +76,9 @@ def create_app(
     graphql = GatewayGraphQL(
         build_schema(development=development, limits=limits),
         graphql_ide=None,  # our own page (gateway.server.pages.graphiql): no CDN
-        allow_queries_via_get=limits.allow_get,
+        # GET reaches Strawberry only past the endpoint, which lets through queries when
+        # [limits] allow_get is on, and trusted documents always (mutations never: 405).
+        allow_queries_via_get=True,
         subscription_protocols=(),
         development=development,
         max_errors=limits.max_errors,
@@ -114,6 +117,7 @@ def create_app(
                 settings.cache.fresh_seconds,
                 settings.server.body_timeout_seconds,
                 deadline,
+                documents=TrustedDocuments(settings.documents),
             )
             # Everything built so far lives as long as the process: keep it out of the
             # collector's way, so a full collection does not stall requests for tens of ms.

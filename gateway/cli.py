@@ -169,6 +169,39 @@ def fetch_graphiql(args: argparse.Namespace) -> int:
     return 0
 
 
+def documents_manifest(args: argparse.Namespace) -> int:
+    """A trusted-documents manifest from a folder of `.graphql` files: each file one
+    document, checked against the schema, keyed by the SHA-256 of its exact text."""
+    from graphql import GraphQLError, parse, validate
+
+    from gateway._compat.strawberry import core_schema
+    from gateway.config.documents import digest
+    from gateway.schema import build_schema
+
+    folder = Path(args.dir)
+    files = sorted(folder.rglob("*.graphql"))
+    if not files:
+        raise CliError(f"no .graphql files under {folder}")
+    schema = core_schema(build_schema(development=True))  # introspection too, if asked
+    manifest, problems = {}, []
+    for file in files:
+        document = file.read_text(encoding="utf-8")
+        try:
+            errors = validate(schema, parse(document))
+        except GraphQLError as exc:
+            errors = [exc]
+        problems += [f"{file}: {error.message}" for error in errors]
+        manifest[digest(document)] = document
+    if problems:
+        raise CliError("documents that do not run against the schema:\n" + "\n".join(problems))
+    Path(args.output).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {args.output}: {len(manifest)} documents from {folder}")
+    for document_id, document in sorted(manifest.items()):
+        name = next((f for f in files if f.read_text(encoding="utf-8") == document), None)
+        print(f"  sha256:{document_id}  {name.relative_to(folder) if name else ''}")
+    return 0
+
+
 def export_schema(args: argparse.Namespace) -> int:
     from gateway.schema import sdl
 
@@ -253,11 +286,28 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", help="where to keep them (default: inside the installation)")
     p.set_defaults(run=fetch_graphiql)
 
+    documents = commands.add_parser(
+        "documents", help="trusted documents (the operations a frontend ships)"
+    ).add_subparsers(dest="documents_command", required=True)
+    p = documents.add_parser("manifest", help="build a manifest from a folder of .graphql files")
+    p.add_argument("dir", help="the folder (searched recursively)")
+    p.add_argument("--output", default="trusted-documents.json")
+    p.set_defaults(run=documents_manifest)
+
     p = commands.add_parser("export-schema", help="write schema.graphql from the code")
     p.add_argument("--check", action="store_true", help="fail if the file differs instead")
     p.add_argument("--output", default=str(SCHEMA_FILE))
     p.set_defaults(run=export_schema)
 
+    operator_commands(commands)
+    p = commands.add_parser("check-config", help="report every problem in a config file")
+    p.add_argument("--config", help="TOML config file (default: $GATEWAY_CONFIG)")
+    p.set_defaults(run=check_config)
+    return root
+
+
+def operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`keys`, `topups`: what operators run beside the server."""
     keys = commands.add_parser("keys", help="client API keys").add_subparsers(
         dest="keys_command", required=True
     )
@@ -281,11 +331,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--by", help="who resolves it (default: your user name)")
     p.add_argument("--config", help="TOML config file (default: $GATEWAY_CONFIG)")
     p.set_defaults(run=topups)
-
-    p = commands.add_parser("check-config", help="report every problem in a config file")
-    p.add_argument("--config", help="TOML config file (default: $GATEWAY_CONFIG)")
-    p.set_defaults(run=check_config)
-    return root
 
 
 def topups(args: argparse.Namespace) -> int:

@@ -45,6 +45,8 @@ class ErrorCode(Enum):
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
     UNSUPPORTED = "UNSUPPORTED"
     OVERLOADED = "OVERLOADED"
+    DOCUMENT_NOT_FOUND = "DOCUMENT_NOT_FOUND"  # a document id the manifest does not hold
+    DOCUMENT_NOT_TRUSTED = "DOCUMENT_NOT_TRUSTED"  # a document sent where only ids may run
 
 
 class GatewayError(Exception):

@@ -68,6 +68,20 @@ async def test_starlette_request_still_reads_its_body_from_the_cache_set_body_fi
     assert response.content == b"from the cache", "Starlette's Request._body moved"
 
 
+async def test_starlette_request_reads_the_query_string_set_query_puts_in_place() -> None:
+    async def endpoint(request: Request) -> Response:
+        assert request.query_params["query"] == "sent"  # parsed, and cached, once
+        starlette_compat.set_query(request, {"query": "{ replaced }", "x": "1"})
+        return Response(f"{request.query_params['query']}|{request.url.query}")
+
+    app = Starlette(routes=[Route("/", endpoint, methods=["GET"])])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        response = await c.get("/", params={"query": "sent"})
+    assert response.text == "{ replaced }|query=%7B+replaced+%7D&x=1", (
+        "Starlette's Request._query_params (or its scope's query_string) moved"
+    )
+
+
 async def test_aiocache_redis_backend_still_has_a_client_and_namespaced_keys(
     redis_url: str, namespace: str
 ) -> None:

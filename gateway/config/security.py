@@ -10,8 +10,16 @@ from typing import Any
 from gateway.access import SCOPES, RateLimit
 from gateway.config.accounts import Secret
 from gateway.config.checker import Checker
+from gateway.config.documents import MODES as DOCUMENT_MODES
 
-CLIENT_KEYS = {"key_sha256", "scopes", "accounts", "requests_per_second", "burst"}
+CLIENT_KEYS = {
+    "key_sha256",
+    "scopes",
+    "accounts",
+    "requests_per_second",
+    "burst",
+    "trusted_documents",
+}
 CLIENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 JWT_KEYS = {
     "algorithms",
@@ -47,6 +55,7 @@ class ClientConfig:
     scopes: frozenset[str]
     accounts: frozenset[str] | None
     rate_limit: RateLimit | None = None  # None: the configured default
+    trusted_documents: str | None = None  # None: [trusted_documents] mode
 
 
 @dataclass(frozen=True)
@@ -145,6 +154,9 @@ def _client(
         check.add(
             f"{where}.accounts", f"no account {account!r}", 'name configured accounts, or "*"'
         )
+    documents = None
+    if "trusted_documents" in raw:
+        documents = check.choice(raw, "trusted_documents", where, DOCUMENT_MODES)
     if len(check.problems) > start:
         return None
     return ClientConfig(
@@ -153,6 +165,7 @@ def _client(
         scopes=frozenset(scopes),
         accounts=None if "*" in accounts else frozenset(accounts),
         rate_limit=_rate(check, raw, where, default_rate) if RATE_KEYS & set(raw) else None,
+        trusted_documents=documents,
     )
 
 

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.config.accounts import AccountConfig, Secret
 from gateway.config.checker import Checker
+from gateway.config.documents import TrustedDocumentsSettings, parse_documents
 from gateway.config.operations import (
     LoggingSettings,
     MetricsSettings,
@@ -53,6 +54,7 @@ TOP_LEVEL = {
     "logging",
     "metrics",
     "tracing",
+    "trusted_documents",
 }
 SERVER_KEYS = {
     "profile",
@@ -178,6 +180,7 @@ class Settings:
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     tracing: TracingSettings = field(default_factory=TracingSettings)
+    documents: TrustedDocumentsSettings = field(default_factory=TrustedDocumentsSettings)
 
 
 def config_path(cli_value: str | None, env: Mapping[str, str]) -> str:
@@ -239,6 +242,7 @@ def parse_settings(
     logging = parse_logging(check, check.table(data, "logging", "logging"))
     metrics = parse_metrics(check, check.table(data, "metrics", "metrics"))
     tracing = parse_tracing(check, check.table(data, "tracing", "tracing"))
+    documents = parse_documents(check, check.table(data, "trusted_documents", "trusted_documents"))
     if check.problems:
         raise ConfigError(check.problems)
     return Settings(
@@ -251,6 +255,7 @@ def parse_settings(
         logging=logging,
         metrics=metrics,
         tracing=tracing,
+        documents=documents,
     )
 
 

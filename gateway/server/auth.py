@@ -147,7 +147,13 @@ class Authenticator:
         client = self._by_hash.get(key_hash(token))
         if client is None:
             raise self._refuse("unknown API key")
-        return Principal(client.name, client.scopes, client.accounts, client.rate_limit)
+        return Principal(
+            client.name,
+            client.scopes,
+            client.accounts,
+            client.rate_limit,
+            trusted_documents=client.trusted_documents,
+        )
 
     @staticmethod
     def _refuse(reason: str) -> Unauthenticated:

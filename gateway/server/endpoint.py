@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 from cross_web import HTTPException  # what Strawberry's views raise (its own dependency)
+from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from strawberry.asgi import GraphQL
@@ -26,10 +27,11 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from gateway import bodies, log_context
-from gateway._compat.starlette import set_body
+from gateway._compat.starlette import set_body, set_query
 from gateway.access import Principal
 from gateway.cache.responses import CachedRequest, ResponseCache, StoredResponse
 from gateway.clock import Clock
+from gateway.config.documents import TrustedDocumentsSettings
 from gateway.config.security import RequestLimits
 from gateway.errors import ErrorCode, GatewayError, Overloaded, RateLimited
 from gateway.log_context import client_name
@@ -37,8 +39,10 @@ from gateway.metrics import Metrics
 from gateway.schema.context import Context
 from gateway.schema.errors import coded
 from gateway.server.auth import Authenticator
+from gateway.server.documents import TrustedDocuments
 from gateway.server.media import GRAPHQL_RESPONSE, JSON, negotiate
 from gateway.server.rate_limit import RateLimiter
+from gateway.server.refused import Refused
 from gateway.services.balances import BalanceService
 from gateway.services.topups import TopUpService
 from gateway.services.transactions import TransactionService
@@ -50,22 +54,6 @@ STATUS = {
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.OVERLOADED: 503,
 }
-
-
-class Refused(GatewayError):
-    """A request turned away before GraphQL: its own HTTP status and code."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        code: ErrorCode = ErrorCode.VALIDATION,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.headers = headers or {}
 
 
 GET_REFUSED = Refused(
@@ -149,16 +137,33 @@ NOT_ACCEPTABLE = Refused(
 )
 
 
-def checked_extensions(raw: str | None) -> None:
+MUTATION_OVER_GET = Refused(
+    405, "A mutation never runs over GET: POST it.", headers={"Allow": "POST"}
+)
+
+
+def runs_mutation(document: str, operation_name: str | None, max_tokens: int) -> bool:
+    """Whether a GET's document would run a mutation (GET is for queries only). A document
+    that does not parse, or names no single operation, is left to GraphQL to refuse."""
+    try:
+        parsed = parse(document, no_location=True, max_tokens=max_tokens)
+    except GraphQLError:
+        return False
+    operation = get_operation_ast(parsed, operation_name)
+    return operation is not None and operation.operation == OperationType.MUTATION
+
+
+def checked_extensions(raw: str | None) -> dict[str, Any] | None:
     """A GET's `extensions` parameter: absent, or a JSON object."""
     if raw is None:
-        return
+        return None
     try:
         value = json.loads(raw)
     except (ValueError, RecursionError):
         value = None
     if not isinstance(value, dict):
         raise Refused(400, "`extensions` must be a JSON object.")
+    return value
 
 
 def as_graphql_response(response: Response, request: Request) -> Response:
@@ -250,8 +255,6 @@ def checked_payload(body: bytes, limits: RequestLimits) -> dict[str, Any]:
         raise Refused(400, "Batched requests are not supported: send one operation per request.")
     if not isinstance(payload, dict):
         raise Refused(400, "The body must be a JSON object with a `query`.")
-    if not isinstance(payload.get("query"), str):
-        raise Refused(400, "`query` must be a string.")
     variables = payload.get("variables")
     if variables is not None and not isinstance(variables, dict):
         raise Refused(400, "`variables` must be an object.")
@@ -281,6 +284,7 @@ class GraphQLEndpoint:
         default_fresh_seconds: float,
         body_timeout_seconds: float = 30.0,
         deadline_seconds: float = 9.0,
+        documents: TrustedDocuments | None = None,
     ) -> None:
         self.graphql = graphql
         self.service = service
@@ -292,6 +296,7 @@ class GraphQLEndpoint:
         self.metrics = metrics
         self.clock = clock
         self.limits = limits
+        self.documents = documents or TrustedDocuments(TrustedDocumentsSettings())
         self.default_fresh_seconds = default_fresh_seconds
         self.body_timeout_seconds = body_timeout_seconds
         self.deadline_seconds = deadline_seconds
@@ -305,7 +310,7 @@ class GraphQLEndpoint:
                 response = await self._handle(request, deadline)
             except GatewayError as exc:
                 response = refusal(exc)
-        response.headers["Cache-Control"] = "no-store"
+        response.headers.setdefault("Cache-Control", "no-store")
         classify(response.status_code, log_context.stats())
         return response
 
@@ -326,23 +331,11 @@ class GraphQLEndpoint:
         principal = await self.principal(request)
         cache_key = None
         if request.method == "GET":
-            if not self.limits.allow_get:
-                raise GET_REFUSED
-            document = request.query_params.get("query", "")
-            operation_name = request.query_params.get("operationName")
-            checked_extensions(request.query_params.get("extensions"))
+            document, trusted, operation_name = self._from_get(request, principal)
         else:  # POST, the route's only other method
-            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if content_type != "application/json":
-                raise Refused(415, "Send the request as application/json.")
-            encoding = request.headers.get("content-encoding", "identity").strip().lower()
-            if encoding != "identity":  # never decompressed, so never read as if it were
-                raise Refused(415, "Send the body uncompressed: no Content-Encoding.")
-            body = await read_capped(request, self.limits.max_body_bytes, self.body_timeout_seconds)
-            payload = checked_payload(body, self.limits)
+            payload, trusted = await self._from_post(request, principal)
             document = payload["query"]
             operation_name = payload.get("operationName")
-            set_body(request, body)  # Strawberry reads it there, not from the stream
             cache_key = await self._cache_key(payload, principal)
             if cache_key is not None and self.response_cache is not None:
                 hit = await self.response_cache.get(cache_key)
@@ -391,7 +384,62 @@ class GraphQLEndpoint:
             stats = log_context.stats()
             stored = StoredResponse(bytes(response.body), stats.operation_name, stats.accounts)
             await self.response_cache.put(cache_key, stored, context.cache_until)
+        if trusted and request.method == "GET":
+            self._cacheable_by_http(request, response, context)
         return response
+
+    def _cacheable_by_http(self, request: Request, response: Response, context: Context) -> None:
+        """A trusted query over GET that a cache may keep until its first balance stops
+        being fresh — per credential: `Vary` names every header that says who asks, so a
+        shared cache (a CDN) never hands one client's answer to another."""
+        seconds = int(context.cache_until - self.clock())
+        if (
+            response.status_code != 200
+            or not context.cacheable
+            or getattr(request.state, "graphql_errors", False)
+            or seconds < 1
+        ):
+            return
+        response.headers["Cache-Control"] = f"public, max-age={seconds}"
+        response.headers["Vary"] = "Authorization, X-API-Key, Accept"
+
+    def _from_get(self, request: Request, principal: Principal) -> tuple[str, bool, str | None]:
+        """(document, trusted, operation name) of a GET; a trusted document may use GET even
+        with `allow_get` off, and is handed on as if the client had sent its text."""
+        params = dict(request.query_params)
+        requested = {
+            "query": params.get("query"),
+            "documentId": params.get("documentId"),
+            "extensions": checked_extensions(params.get("extensions")),
+        }
+        document, trusted = self.documents.resolve(requested, principal)
+        if not (self.limits.allow_get or trusted):
+            raise GET_REFUSED
+        if runs_mutation(document, params.get("operationName"), self.limits.max_tokens):
+            raise MUTATION_OVER_GET
+        if trusted:
+            set_query(request, {**params, "query": document})
+        return document, trusted, params.get("operationName")
+
+    async def _from_post(
+        self, request: Request, principal: Principal
+    ) -> tuple[dict[str, Any], bool]:
+        """A POST's checked payload, its `query` the document to run (a trusted one named by
+        id is handed on as if the client had sent its text), and whether it is trusted."""
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise Refused(415, "Send the request as application/json.")
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding != "identity":  # never decompressed, so never read as if it were
+            raise Refused(415, "Send the body uncompressed: no Content-Encoding.")
+        body = await read_capped(request, self.limits.max_body_bytes, self.body_timeout_seconds)
+        payload = checked_payload(body, self.limits)
+        document, trusted = self.documents.resolve(payload, principal)
+        if trusted:
+            payload = {**payload, "query": document}
+            body = orjson.dumps(payload)
+        set_body(request, body)  # Strawberry reads it there, not from the stream
+        return payload, trusted
 
     async def _cache_key(self, payload: dict[str, Any], principal: Principal) -> str | None:
         if self.response_cache is None:

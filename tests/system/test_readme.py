@@ -221,6 +221,7 @@ CHECKS: dict[str, Check] = {
         instead=".venv/bin/kubectl kustomize deploy/kubernetes/overlays/example",
     ),
     "readyz": Check(),
+    "documents-manifest": Check(contains("trusted-documents.json: 1 documents")),
 }
 
 
