@@ -40,12 +40,14 @@ from gateway.server.admission import Admission
 from gateway.server.auth import Authenticator, JwtVerifier
 from gateway.server.documents import TrustedDocuments
 from gateway.server.endpoint import GatewayGraphQL, GraphQLEndpoint
+from gateway.server.events import EventStreams
 from gateway.server.rate_limit import RateLimiter
 from gateway.server.readiness import Draining, Readiness
 from gateway.server.request_metrics import observer
 from gateway.services.balances import BalanceService
 from gateway.services.cursor import Cursors
 from gateway.services.journal import Journal, open_journal
+from gateway.services.live import BalanceWatch
 from gateway.services.topups import JournalHistory, TopUpService
 from gateway.services.transactions import TransactionService
 from gateway.tracing import NO_TRACING, Tracing
@@ -63,12 +65,14 @@ def create_app(
     transport: httpx.AsyncBaseTransport | None = None,
     clock: Clock = time.time,
     sleep: Sleep = asyncio.sleep,
+    live_sleep: Sleep = asyncio.sleep,
     tracer_provider: Any = None,
 ) -> Starlette:
     """Build the gateway. `transport` reaches the providers (default: aiohttp); `clock`
     (seconds since the epoch) drives freshness, budgets, breakers and token expiry; `sleep`
-    is how retries wait (tests pass one that does not); `tracer_provider` receives the
-    spans when `[tracing]` is enabled (default: OTLP as the `OTEL_*` variables say)."""
+    is how retries wait (tests pass one that does not); `live_sleep` how live streams wait
+    between reads and heartbeats (tests pass one they tick); `tracer_provider` receives
+    the spans when `[tracing]` is enabled (default: OTLP as the `OTEL_*` variables say)."""
     metrics = Metrics()
     tracing = tracing_for(settings, tracer_provider)
     development = settings.server.development
@@ -119,6 +123,18 @@ def create_app(
                 deadline,
                 documents=TrustedDocuments(settings.documents),
             )
+            live = BalanceWatch(
+                built.service,
+                live_sleep,
+                max_streams=settings.live.max_streams,
+                max_streams_per_client=settings.live.max_streams_per_client,
+            )
+            built.service.invalidated.append(live.wake)  # a top-up is pushed at once
+            draining.listeners.append(live.close_all)  # streams move to other replicas
+            app.state.live = live
+            app.state.events = EventStreams(
+                app.state.graphql, live, live_sleep, settings.live.heartbeat_seconds
+            )
             # Everything built so far lives as long as the process: keep it out of the
             # collector's way, so a full collection does not stall requests for tens of ms.
             gc.collect()
@@ -126,6 +142,7 @@ def create_app(
             try:
                 yield
             finally:
+                live.close_all()
                 tracing.close()
 
     log_context.install_record_factory()  # request id and client on every record

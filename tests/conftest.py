@@ -129,3 +129,14 @@ def nginx() -> str:
             pytest.fail("nginx is required in CI (.ci/run installs Debian's)")
         pytest.skip("no nginx")
     return found
+
+
+@pytest.fixture
+def node() -> tuple[str, str]:
+    """Node and npm (JS-side checks install their packages into a temporary folder)."""
+    found = shutil.which("node"), shutil.which("npm")
+    if found[0] is None or found[1] is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("Node and npm are required in CI")
+        pytest.skip("no Node/npm")
+    return found[0], found[1]

@@ -21,7 +21,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from gateway.config.settings import load_settings
+from gateway.config.settings import LiveSettings, load_settings
 from tests.helpers import ROOT, free_port
 from tests.system.processes import SECRETS, clean_env, completed, production_config, started
 
@@ -302,3 +302,8 @@ def test_the_load_balancer_config_is_accepted_by_nginx(nginx: str, tmp_path: Pat
     assert checked.returncode == 0, checked.stderr
     assert "large_client_header_buffers 4 32k" in text  # the gateway's 32 KiB of headers
     assert "client_max_body_size 256k" in text  # its 256 KiB bodies
+    # live streams: unbuffered, and idle no longer than the gateway's heartbeat allows
+    stream = text[text.index("location = /graphql/stream") :].split("}", 1)[0]
+    assert "proxy_buffering off;" in stream
+    read_timeout = int(re.search(r"proxy_read_timeout (\d+)s;", stream).group(1))  # type: ignore[union-attr]
+    assert read_timeout > LiveSettings().heartbeat_seconds

@@ -55,6 +55,7 @@ TOP_LEVEL = {
     "metrics",
     "tracing",
     "trusted_documents",
+    "live",
 }
 SERVER_KEYS = {
     "profile",
@@ -170,6 +171,15 @@ class IdempotencySettings:
 
 
 @dataclass(frozen=True)
+class LiveSettings:
+    """`[live]`: balance subscriptions over Server-Sent Events."""
+
+    max_streams: int = 1000  # open at once in one process
+    max_streams_per_client: int = 20
+    heartbeat_seconds: float = 15.0  # a comment after this long without an event
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
@@ -181,6 +191,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     tracing: TracingSettings = field(default_factory=TracingSettings)
     documents: TrustedDocumentsSettings = field(default_factory=TrustedDocumentsSettings)
+    live: LiveSettings = field(default_factory=LiveSettings)
 
 
 def config_path(cli_value: str | None, env: Mapping[str, str]) -> str:
@@ -243,6 +254,7 @@ def parse_settings(
     metrics = parse_metrics(check, check.table(data, "metrics", "metrics"))
     tracing = parse_tracing(check, check.table(data, "tracing", "tracing"))
     documents = parse_documents(check, check.table(data, "trusted_documents", "trusted_documents"))
+    live = _live(check, check.table(data, "live", "live"))
     if check.problems:
         raise ConfigError(check.problems)
     return Settings(
@@ -256,6 +268,7 @@ def parse_settings(
         metrics=metrics,
         tracing=tracing,
         documents=documents,
+        live=live,
     )
 
 
@@ -388,6 +401,20 @@ def _idempotency(check: Checker, raw: Mapping[str, Any], development: bool) -> I
         lease_seconds=check.number(raw, "lease_seconds", "idempotency", d.lease_seconds, 3600),
         pool_size=check.whole(raw, "pool_size", "idempotency", d.pool_size, 100) or d.pool_size,
         password=password,
+    )
+
+
+def _live(check: Checker, raw: Mapping[str, Any]) -> LiveSettings:
+    check.unknown(raw, {"max_streams", "max_streams_per_client", "heartbeat_seconds"}, "live")
+    d = LiveSettings()
+    return LiveSettings(
+        max_streams=check.whole(raw, "max_streams", "live", d.max_streams, 100_000)
+        or d.max_streams,
+        max_streams_per_client=check.whole(
+            raw, "max_streams_per_client", "live", d.max_streams_per_client, 10_000
+        )
+        or d.max_streams_per_client,
+        heartbeat_seconds=check.number(raw, "heartbeat_seconds", "live", d.heartbeat_seconds, 300),
     )
 
 

@@ -24,6 +24,7 @@ from gateway.schema.execution.limits import limits_rule
 from gateway.schema.execution.operation_choice import NamedOperation
 from gateway.schema.execution.operation_stats import OperationNoted
 from gateway.schema.execution.validation_cache import TextValidationCache, ValidationResults
+from gateway.schema.live import Subscription
 from gateway.schema.query import Query
 from gateway.schema.scalars import SCALAR_MAP
 from gateway.schema.topup import Mutation, OneTopUpPerDocument
@@ -62,6 +63,7 @@ def build_schema(
     return QuietSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,  # type: ignore[arg-type]
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         execution_context_class=FastCompletionContext,

@@ -14,6 +14,7 @@ from strawberry.dataloader import DataLoader
 from gateway.access import DEVELOPMENT, Principal
 from gateway.domain import AccountBalance, AccountBalanceResult, AccountInfo
 from gateway.services.balances import BalanceService
+from gateway.services.live import BalanceWatch
 from gateway.services.topups import TopUpService
 from gateway.services.transactions import TransactionService
 
@@ -29,6 +30,8 @@ class Context:
     cache_until: float = 0.0
     cacheable: bool = True
     operation_name: str | None = None  # as the client sent it (None: it named none)
+    live: BalanceWatch | None = None  # set for a Server-Sent Events stream
+    stream_end: BaseException | None = None  # why a live stream ended early, if it did
     balance_loader: DataLoader[str, AccountBalanceResult] = field(init=False)
     errors: list[GraphQLError] = field(default_factory=list)
 

@@ -25,6 +25,7 @@ from gateway.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.server.admission import Admission, AdmissionMiddleware
 from gateway.server.endpoint import GraphQLEndpoint, refusal
+from gateway.server.events import EventStreams
 from gateway.server.pages.graphiql import GraphiQLPage, wants_html
 from gateway.server.pages.home import home
 from gateway.server.readiness import Readiness
@@ -58,6 +59,10 @@ def routes(metrics: Metrics, development: bool, clock: Clock) -> list[BaseRoute]
         endpoint: GraphQLEndpoint = request.app.state.graphql
         return await endpoint(request)
 
+    async def stream(request: Request) -> Response:
+        events: EventStreams = request.app.state.events
+        return await events(request)
+
     async def root(request: Request) -> Response:
         return home(development, __version__)
 
@@ -84,6 +89,7 @@ def routes(metrics: Metrics, development: bool, clock: Clock) -> list[BaseRoute]
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_page, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/graphql/stream", stream, methods=["GET", "POST"]),
     ]
     if graphiql is not None:
         found.extend(graphiql.routes())

@@ -142,19 +142,22 @@ MUTATION_OVER_GET = Refused(
 )
 
 
-def runs_mutation(document: str, operation_name: str | None, max_tokens: int) -> bool:
-    """Whether a GET's document would run a mutation (GET is for queries only). A document
-    that does not parse, or names no single operation, is left to GraphQL to refuse."""
+def operation_type(
+    document: str, operation_name: str | None, max_tokens: int
+) -> OperationType | None:
+    """What a document would run (GET and event streams refuse mutations before running
+    anything). None for a document that does not parse or names no single operation: that
+    is left to GraphQL to refuse, in its own words."""
     try:
         parsed = parse(document, no_location=True, max_tokens=max_tokens)
     except GraphQLError:
-        return False
+        return None
     operation = get_operation_ast(parsed, operation_name)
-    return operation is not None and operation.operation == OperationType.MUTATION
+    return None if operation is None else operation.operation
 
 
-def checked_extensions(raw: str | None) -> dict[str, Any] | None:
-    """A GET's `extensions` parameter: absent, or a JSON object."""
+def json_object(raw: str | None, name: str) -> dict[str, Any] | None:
+    """A GET parameter that holds JSON (`extensions`, `variables`): absent, or an object."""
     if raw is None:
         return None
     try:
@@ -162,7 +165,7 @@ def checked_extensions(raw: str | None) -> dict[str, Any] | None:
     except (ValueError, RecursionError):
         value = None
     if not isinstance(value, dict):
-        raise Refused(400, "`extensions` must be a JSON object.")
+        raise Refused(400, f"`{name}` must be a JSON object.")
     return value
 
 
@@ -410,12 +413,13 @@ class GraphQLEndpoint:
         requested = {
             "query": params.get("query"),
             "documentId": params.get("documentId"),
-            "extensions": checked_extensions(params.get("extensions")),
+            "extensions": json_object(params.get("extensions"), "extensions"),
         }
         document, trusted = self.documents.resolve(requested, principal)
         if not (self.limits.allow_get or trusted):
             raise GET_REFUSED
-        if runs_mutation(document, params.get("operationName"), self.limits.max_tokens):
+        operation = operation_type(document, params.get("operationName"), self.limits.max_tokens)
+        if operation == OperationType.MUTATION:
             raise MUTATION_OVER_GET
         if trusted:
             set_query(request, {**params, "query": document})
@@ -426,6 +430,17 @@ class GraphQLEndpoint:
     ) -> tuple[dict[str, Any], bool]:
         """A POST's checked payload, its `query` the document to run (a trusted one named by
         id is handed on as if the client had sent its text), and whether it is trusted."""
+        payload = await self.read_post(request)
+        body = request.state.body
+        document, trusted = self.documents.resolve(payload, principal)
+        if trusted:
+            payload = {**payload, "query": document}
+            body = orjson.dumps(payload)
+        set_body(request, body)  # Strawberry reads it there, not from the stream
+        return payload, trusted
+
+    async def read_post(self, request: Request) -> dict[str, Any]:
+        """A POST's body, read within the limits and checked (kept in `request.state.body`)."""
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
             raise Refused(415, "Send the request as application/json.")
@@ -433,13 +448,8 @@ class GraphQLEndpoint:
         if encoding != "identity":  # never decompressed, so never read as if it were
             raise Refused(415, "Send the body uncompressed: no Content-Encoding.")
         body = await read_capped(request, self.limits.max_body_bytes, self.body_timeout_seconds)
-        payload = checked_payload(body, self.limits)
-        document, trusted = self.documents.resolve(payload, principal)
-        if trusted:
-            payload = {**payload, "query": document}
-            body = orjson.dumps(payload)
-        set_body(request, body)  # Strawberry reads it there, not from the stream
-        return payload, trusted
+        request.state.body = body
+        return checked_payload(body, self.limits)
 
     async def _cache_key(self, payload: dict[str, Any], principal: Principal) -> str | None:
         if self.response_cache is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,9 +30,12 @@ class Draining:
 
     def __init__(self) -> None:
         self.active = False
+        self.listeners: list[Callable[[], None]] = []  # told once, when draining starts
 
     def start(self) -> None:
         self.active = True
+        for listener in self.listeners:
+            listener()
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from gateway import log_context
 from gateway.cache import keys
@@ -48,6 +48,8 @@ class BalanceService:
         self._cache = cache
         self.generations = generations
         self.deadline_seconds = deadline_seconds
+        # Told of every invalidation (a top-up changed the balance): live streams re-read.
+        self.invalidated: list[Callable[[str], None]] = []
 
     def accounts(self, provider: ProviderKind | None = None) -> list[AccountInfo]:
         return [
@@ -74,6 +76,8 @@ class BalanceService:
         """Forget the account's cached balance and every cached response that included it."""
         await self._cache.drop(keys.balance(self._accounts[account_id]))
         await self.generations.bump(account_id)
+        for listener in self.invalidated:
+            listener(account_id)
 
     async def _balance(self, account_id: str) -> AccountBalanceResult:
         account = self._accounts[account_id]

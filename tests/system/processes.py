@@ -266,3 +266,12 @@ async def concurrently(
                 )
             )
         )
+
+
+def npm_installed(npm: str, folder: Path, packages: Sequence[str]) -> Path:
+    """`packages` (pinned) installed from the npm registry into `folder`: never vendored."""
+    folder.mkdir(parents=True, exist_ok=True)
+    options = ["--no-audit", "--no-fund", "--loglevel=error", "--prefix", str(folder)]
+    installed = completed([npm, "install", *options, *packages])
+    assert installed.returncode == 0, installed.stderr
+    return folder

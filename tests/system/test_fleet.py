@@ -73,6 +73,11 @@ class Fleet:
         finally:
             client.close()
 
+    def served_streams(self, index: int) -> int:
+        """Live streams replica `index` held (logged when each ends)."""
+        lines = [json.loads(line) for line in self.processes[index].stderr.splitlines()]
+        return sum(1 for e in lines if e.get("path") == "/graphql/stream")
+
     def served(self, index: int) -> int:
         """/graphql requests replica `index` logged (its JSON access lines)."""
         lines = [json.loads(line) for line in self.processes[index].stderr.splitlines()]
@@ -349,3 +354,74 @@ def test_sigterm_on_a_replica_finishes_its_requests_and_costs_clients_nothing(
     assert answers["slow"].json()["data"]["balances"]["complete"] is True
     assert [r.status_code for r in through_lb] == [200] * 20  # no client saw the restart
     assert status == 0
+
+
+async def live_streams(url: str, count: int, ids: list[str]) -> list[tuple[httpx.Response, Any]]:
+    """`count` live streams open at once through `url`, each its own connection."""
+    body = {"query": LIVE, "variables": {"ids": ids}}
+    limits = httpx.Limits(max_connections=count + 10, max_keepalive_connections=0)
+    http = httpx.AsyncClient(timeout=60, limits=limits)
+    opened = []
+    for _ in range(count):
+        request = http.build_request(
+            "POST", f"{url}/graphql/stream", json=body, headers={"accept": "text/event-stream"}
+        )
+        response = await http.send(request, stream=True)
+        assert response.status_code == 200, await response.aread()
+        opened.append((response, response.aiter_lines()))
+    return opened
+
+
+async def updates(lines: Any, wanted: int) -> list[dict[str, Any]]:
+    """The next `wanted` balance updates of one stream (heartbeats skipped)."""
+    found: list[dict[str, Any]] = []
+    async for line in lines:
+        if line.startswith("data: {"):
+            found.append(json.loads(line[len("data: ") :])["data"]["balanceUpdates"])
+            if len(found) == wanted:
+                return found
+    raise AssertionError(f"the stream ended after {found}")
+
+
+LIVE = """subscription($ids: [ID!]) { balanceUpdates(accountIds: $ids) { __typename
+  ... on AccountBalance { account { id } balances { total { amount } } } } }"""
+
+
+def test_two_hundred_live_subscribers_on_two_replicas_share_one_read_and_see_a_top_up(
+    tmp_path: Path, nginx: str, redis_url: str, pg_url: str, namespace: str
+) -> None:
+    """200 streams through the balancer, spread over both replicas: their snapshot costs
+    one upstream read per account for the whole fleet; a top-up through one replica
+    reaches every subscriber on both (the other replica's watcher reads within its
+    account's fresh window, 2 s here)."""
+    changes = {"[accounts.ourvoice-sn]\n": "[accounts.ourvoice-sn]\nfresh_seconds = 2\n"}
+    accounts = ["ourvoice-sn", "magma"]
+    one_client = "\n[live]\nmax_streams_per_client = 200\n"  # all 200 are the demo's anonymous
+    with running_fleet(tmp_path, nginx, redis_url, pg_url, namespace, changes, one_client) as fleet:
+
+        async def scenario() -> tuple[list[list[dict[str, Any]]], dict[str, int], list[Any]]:
+            before = fleet.calls()
+            streams = await live_streams(fleet.lb, 200, accounts)
+            try:
+                async with asyncio.timeout(60):  # a bound on the fleet's pace
+                    snapshots = await asyncio.gather(*(updates(lines, 2) for _, lines in streams))
+                reads = balance_calls(before, fleet.calls())
+                async with httpx.AsyncClient(timeout=30) as http:
+                    await http.post(f"{fleet.lb}/graphql", json=top_up("live-fleet", 7000))
+                async with asyncio.timeout(60):
+                    pushed = await asyncio.gather(*(updates(lines, 1) for _, lines in streams))
+            finally:
+                for response, _ in streams:
+                    await response.aclose()
+            return snapshots, reads, pushed
+
+        snapshots, reads, pushed = asyncio.run(scenario())
+        served = [fleet.served_streams(0), fleet.served_streams(1)]
+
+    for snapshot in snapshots:
+        assert {u["account"]["id"] for u in snapshot} == set(accounts)
+    assert reads == {"ourvoice-sn:balance": 1, "magma:balance": 1}  # 200 subscribers, one read
+    assert {(p[0]["account"]["id"], p[0]["balances"][0]["total"]["amount"]) for p in pushed} == {
+        ("ourvoice-sn", str(SEED + 7000))
+    }
+    assert min(served) > 20  # both replicas held a real share of the streams

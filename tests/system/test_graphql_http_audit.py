@@ -6,8 +6,6 @@ temporary folder from the npm registry, pinned — never vendored."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from tests.system.processes import (
     SECRETS,
     clean_env,
     completed,
+    npm_installed,
     production_config,
     started,
 )
@@ -40,16 +39,6 @@ const fetchFn = (url, init = {}) =>
   console.log(JSON.stringify(results));
 })().catch((e) => { console.error(e); process.exit(1); });
 """
-
-
-@pytest.fixture
-def node() -> tuple[str, str]:
-    found = shutil.which("node"), shutil.which("npm")
-    if None in found:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Node and npm are required in CI")
-        pytest.skip("no Node/npm")
-    return found  # type: ignore[return-value]
 
 
 # The audits whose documents ask `__type(name: $name)`: introspection, off in production
@@ -79,21 +68,7 @@ def test_every_graphql_over_http_audit_passes_against_the_real_server(
     tmp_path: Path, node: tuple[str, str], profile: str
 ) -> None:
     node_bin, npm = node
-    folder = tmp_path / "audit"
-    folder.mkdir()
-    installed = completed(
-        [
-            npm,
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--loglevel=error",
-            "--prefix",
-            str(folder),
-            *PACKAGES,
-        ]
-    )
-    assert installed.returncode == 0, installed.stderr
+    folder = npm_installed(npm, tmp_path / "audit", PACKAGES)
     (folder / "audit.js").write_text(AUDIT)
     port = free_port()
     config = config_for(profile, tmp_path)

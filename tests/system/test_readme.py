@@ -222,6 +222,9 @@ CHECKS: dict[str, Check] = {
     ),
     "readyz": Check(),
     "documents-manifest": Check(contains("trusted-documents.json: 1 documents")),
+    "live-stream": Check(
+        contains('event: next\ndata: {"data":{"balanceUpdates":{"__typename":"AccountBalance"}}}')
+    ),
 }
 
 

@@ -1,0 +1,164 @@
+"""`/graphql/stream`: GraphQL over Server-Sent Events, graphql-sse's "distinct connections"
+mode — one HTTP request per operation, no WebSockets.
+
+A client POSTs (or GETs) a GraphQL request with `Accept: text/event-stream`; the answer is
+`text/event-stream`: each result an `event: next` whose `data:` is the result's JSON, a
+`:` comment as a heartbeat every `heartbeat_seconds` of silence, and `event: complete` at
+the end. When the process stops, streams end with `retry: <ms>` before `complete`, so a
+client reconnects (to another replica). The same credentials, scopes, rate limits,
+trusted-documents mode and error masking apply as on `/graphql`; streams have their own
+limits (`[live]`), and are not counted by admission control, which is for short requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+from graphql import OperationType
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType as StrawberryOperation
+
+from gateway import log_context
+from gateway.errors import GatewayError, Overloaded
+from gateway.schema.context import Context
+from gateway.server.endpoint import GraphQLEndpoint, json_object, operation_type, refusal
+from gateway.server.refused import Refused
+from gateway.services.live import BalanceWatch, Closing, SlowConsumer
+
+EVENT_STREAM = "text/event-stream"
+STREAMED = (StrawberryOperation.QUERY, StrawberryOperation.SUBSCRIPTION)
+RETRY_MILLISECONDS = 2000  # how soon a client should reconnect when the process stops
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def event(name: str, payload: Any = None) -> bytes:
+    data = b"" if payload is None else orjson.dumps(payload)
+    return b"event: " + name.encode() + b"\ndata: " + data + b"\n\n"
+
+
+class EventStreams:
+    def __init__(
+        self,
+        endpoint: GraphQLEndpoint,
+        live: BalanceWatch,
+        sleep: Sleep,
+        heartbeat_seconds: float,
+    ) -> None:
+        self.endpoint = endpoint
+        self.live = live
+        self.sleep = sleep
+        self.heartbeat_seconds = heartbeat_seconds
+
+    async def __call__(self, request: Request) -> Response:
+        try:
+            return await self._start(request)
+        except GatewayError as exc:
+            return refusal(exc)
+
+    async def _start(self, request: Request) -> Response:
+        if EVENT_STREAM not in request.headers.get("accept", ""):
+            raise Refused(406, f"Accept {EVENT_STREAM}: this path answers only as events.")
+        endpoint = self.endpoint
+        principal = await endpoint.principal(request)
+        if request.method == "GET":
+            params = dict(request.query_params)
+            payload: dict[str, Any] = {
+                "query": params.get("query"),
+                "documentId": params.get("documentId"),
+                "operationName": params.get("operationName"),
+                "extensions": json_object(params.get("extensions"), "extensions"),
+                "variables": json_object(params.get("variables"), "variables"),
+            }
+        else:
+            payload = await endpoint.read_post(request)
+        document, _ = endpoint.documents.resolve(payload, principal)
+        operation = operation_type(
+            document, payload.get("operationName"), endpoint.limits.max_tokens
+        )
+        if operation == OperationType.MUTATION:
+            raise Refused(400, "A mutation does not stream: POST it to /graphql.")
+        if operation == OperationType.SUBSCRIPTION:
+            self.live.check(principal.name)  # refused here, before the stream starts
+        context = Context(
+            request=request,
+            service=endpoint.service,
+            transactions=endpoint.transactions,
+            topups=endpoint.topups,
+            principal=principal,
+            max_accounts=endpoint.limits.max_accounts,
+            operation_name=payload.get("operationName"),
+            live=self.live,
+        )
+        results = await endpoint.graphql.schema.stream(  # a query: one result, then complete
+            document,
+            variable_values=payload.get("variables"),
+            context_value=context,
+            operation_name=payload.get("operationName"),
+            allowed_operation_types=STREAMED,
+        )
+        stats = log_context.stats()
+        stats.outcome = "ok"
+        return StreamingResponse(
+            self._events(request, context, results),
+            media_type=EVENT_STREAM,
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    async def _events(
+        self, request: Request, context: Context, results: AsyncGenerator[Any, None]
+    ) -> AsyncIterator[bytes]:
+        try:
+            async for result in self._with_heartbeats(results):
+                if result is None:
+                    yield b":\n\n"
+                    continue
+                yield event("next", await self._payload(request, result))
+            ended = context.stream_end
+            if isinstance(ended, Closing):
+                yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
+            elif isinstance(ended, SlowConsumer):
+                dropped = Overloaded("The stream was dropped: its reader fell behind.")
+                yield event("next", {"errors": [error_of(dropped)]})
+            yield event("complete")
+        finally:
+            await results.aclose()
+
+    async def _payload(self, request: Request, result: ExecutionResult) -> Any:
+        return await self.endpoint.graphql.process_result(request, result)
+
+    async def _with_heartbeats(self, results: AsyncGenerator[Any, None]) -> AsyncIterator[Any]:
+        """The results, with None whenever `heartbeat_seconds` pass without one."""
+        pending: asyncio.Future[Any] | None = None
+        try:
+            while True:
+                if pending is None:
+                    pending = asyncio.ensure_future(anext(results))
+                pause = asyncio.ensure_future(self.sleep(self.heartbeat_seconds))
+                try:
+                    await asyncio.wait((pending, pause), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    pause.cancel()
+                if not pending.done():
+                    yield None
+                    continue
+                try:
+                    result = pending.result()
+                except StopAsyncIteration:
+                    return
+                pending = None
+                yield result
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await pending
+
+
+def error_of(exc: GatewayError) -> dict[str, Any]:
+    return {"message": exc.message, "extensions": {"code": exc.code.value}}

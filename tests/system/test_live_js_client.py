@@ -1,0 +1,61 @@
+"""A real JS client on live balances: graphql-sse's own client (the "distinct connections"
+mode, in Node, installed into the test's temporary folder from the npm registry, pinned)
+subscribes to the real `serve` and gets the snapshot of each account."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+from tests.helpers import DEMO_CONFIG, free_port
+from tests.system.processes import CLI, clean_env, completed, npm_installed, started
+
+PACKAGES = ["graphql-sse@2.6.1", "graphql@16.11.0"]
+CLIENT = """
+const { createClient } = require('graphql-sse');
+const [url, want] = [process.argv[2], Number(process.argv[3])];
+const client = createClient({ url, singleConnection: false, retryAttempts: 0 });
+(async () => {
+  const got = [];
+  const query = `subscription { balanceUpdates(accountIds: ["ourvoice-sn", "magma"]) {
+    __typename ... on AccountBalance { account { id } balances { total { amount } } } } }`;
+  for await (const result of client.iterate({ query })) {
+    got.push(result);
+    if (got.length === want) break;
+  }
+  console.log(JSON.stringify(got));
+  client.dispose();
+})().catch((e) => { console.error(e); process.exit(1); });
+"""
+
+
+def test_graphql_sse_client_receives_the_snapshot_of_each_account(
+    tmp_path: Path, node: tuple[str, str]
+) -> None:
+    node_bin, npm = node
+    folder = npm_installed(npm, tmp_path / "client", PACKAGES)
+    (folder / "client.js").write_text(CLIENT)
+    config = tmp_path / "demo.toml"
+    config.write_text(
+        DEMO_CONFIG.read_text().replace(
+            "sqlite:///.data/demo-topups.db", f"sqlite:///{tmp_path / 'journal.db'}"
+        )
+    )
+    port = free_port()
+    command = [str(CLI), "serve", "--config", str(config), "--port", str(port)]
+    command += ["--simulator-port", str(free_port())]
+    with started(command, tmp_path / "logs", env=clean_env()) as gateway:
+        gateway.wait_http(f"http://127.0.0.1:{port}/healthz")
+        client = completed(
+            [node_bin, str(folder / "client.js"), f"http://127.0.0.1:{port}/graphql/stream", "2"],
+            cwd=folder,
+        )
+        gateway.stop(signal.SIGTERM)
+    assert client.returncode == 0, client.stderr
+    results = json.loads(client.stdout)
+    updates = {r["data"]["balanceUpdates"]["account"]["id"]: r for r in results}
+    assert set(updates) == {"ourvoice-sn", "magma"}
+    total = updates["ourvoice-sn"]["data"]["balanceUpdates"]["balances"][0]["total"]
+    assert total == {"amount": "50000"}
+    assert "Traceback" not in gateway.output
