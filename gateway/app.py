@@ -128,6 +128,7 @@ def create_app(
                 live_sleep,
                 max_streams=settings.live.max_streams,
                 max_streams_per_client=settings.live.max_streams_per_client,
+                metrics=metrics,
             )
             built.service.invalidated.append(live.wake)  # a top-up is pushed at once
             draining.listeners.append(live.close_all)  # streams move to other replicas

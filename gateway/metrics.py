@@ -131,6 +131,12 @@ class Metrics:
             ["operation"],
             registry=r,
         )
+        self.live_streams = Gauge(
+            "gateway_live_streams", "Live balance streams open (Server-Sent Events).", registry=r
+        )
+        self.live_watchers = Gauge(
+            "gateway_live_watchers", "Accounts being watched for live streams.", registry=r
+        )
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
             r.register(collector)  # CPU, RSS, open FDs, GC: the client's own
 

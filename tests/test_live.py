@@ -24,7 +24,7 @@ from gateway.config.settings import LiveSettings, Settings
 from gateway.domain import ProviderFailure
 from gateway.services.live import QUEUE_SIZE, BalanceWatch, SlowConsumer
 from gateway.simulator import Simulator
-from tests.helpers import FakeClock, demo_settings, no_sleep, ourvoice_fake, serving
+from tests.helpers import FakeClock, demo_settings, no_sleep, ourvoice_fake, sample, serving
 
 SUBSCRIBE = """subscription($ids: [ID!]) { balanceUpdates(accountIds: $ids) { __typename
   ... on AccountBalance { account { id } stale balances { total { amount } } }
@@ -152,9 +152,12 @@ async def test_a_snapshot_then_each_change_failure_recovery_and_top_up(
         pushed = await events.result()  # without a tick: the top-up woke the watcher
         assert (pushed["account"]["id"], amount(pushed)) == ("ourvoice-sn", "66000")
         assert events.heartbeats >= 3  # each tick without an event is a heartbeat
+        scraped = (await http.get(f"{url}/metrics")).text
+    assert sample(scraped, "gateway_live_streams") == 1
+    assert sample(scraped, "gateway_live_watchers") == 2
 
 
-async def test_fifty_subscribers_make_one_upstream_read_per_account_per_window(
+async def test_twenty_subscribers_make_one_upstream_read_per_account_per_window(
     sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
 ) -> None:
     ticker = Ticker()

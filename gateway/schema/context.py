@@ -13,6 +13,7 @@ from strawberry.dataloader import DataLoader
 
 from gateway.access import DEVELOPMENT, Principal
 from gateway.domain import AccountBalance, AccountBalanceResult, AccountInfo
+from gateway.errors import ClientError
 from gateway.services.balances import BalanceService
 from gateway.services.live import BalanceWatch
 from gateway.services.topups import TopUpService
@@ -50,6 +51,17 @@ class Context:
         failed field, and the loader's futures are shared by every field that asked for the
         same account — one field's cancellation must not fail the others."""
         return await asyncio.shield(self.balance_loader.load_many(account_ids))
+
+    def asked_ids(self, account_ids: Sequence[object] | None) -> list[str]:
+        """The ids a field asks for (default: every visible account), once each, at most
+        `max_accounts` of them (more is the client's mistake)."""
+        if account_ids is None:
+            ids = [a.id for a in self.visible_accounts()]
+        else:
+            ids = list(dict.fromkeys(str(i) for i in account_ids))
+        if len(ids) > self.max_accounts:
+            raise ClientError(f"At most {self.max_accounts} accounts per field.")
+        return ids
 
     def visible(self, account_id: str) -> AccountInfo | None:
         """The account if this caller may see it; otherwise exactly as if it did not exist."""

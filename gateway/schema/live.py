@@ -26,12 +26,7 @@ class Subscription:
     ) -> AsyncGenerator[AccountBalanceResult, None]:
         context = info.context
         context.principal.require("balances:read")
-        if account_ids is None:
-            ids = [a.id for a in context.visible_accounts()]
-        else:
-            ids = list(dict.fromkeys(str(i) for i in account_ids))
-        if len(ids) > context.max_accounts:
-            raise ClientError(f"At most {context.max_accounts} accounts per subscription.")
+        ids = context.asked_ids(account_ids)
         missing = [i for i in ids if context.visible(i) is None]
         if missing:
             raise NotFound(f"No account {missing[0]!r}.")

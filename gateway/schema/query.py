@@ -7,7 +7,7 @@ from graphql import GraphQLError
 
 from gateway import domain
 from gateway.domain import ProviderKind
-from gateway.errors import ClientError, ErrorCode
+from gateway.errors import ErrorCode
 from gateway.schema.context import Context
 from gateway.schema.transactions import TransactionFilter, TransactionsResult, transactions_of
 from gateway.schema.types import Account, BalanceReport, Country, CurrencyTotal, result_of, view
@@ -40,12 +40,7 @@ class Query:
     ) -> BalanceReport:
         context = info.context
         context.principal.require("balances:read")
-        if account_ids is None:
-            ids = [a.id for a in context.visible_accounts()]
-        else:
-            ids = list(dict.fromkeys(str(i) for i in account_ids))
-        if len(ids) > context.max_accounts:
-            raise ClientError(f"At most {context.max_accounts} accounts per query.")
+        ids = context.asked_ids(account_ids)
         missing = [i for i in ids if context.visible(i) is None]
         for account_id in missing:
             info.context.errors.append(

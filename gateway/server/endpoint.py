@@ -350,16 +350,7 @@ class GraphQLEndpoint:
                     stats.operation_name = hit.operation_name
                     stats.accounts = hit.accounts
                     return Response(hit.body, media_type=media)
-        context = Context(
-            request=request,
-            service=self.service,
-            transactions=self.transactions,
-            topups=self.topups,
-            principal=principal,
-            max_accounts=self.limits.max_accounts,
-            cache_until=self.clock() + self.default_fresh_seconds,
-            operation_name=operation_name,
-        )
+        context = self.context_for(request, principal, operation_name)
         # A query is answered by its deadline or not at all, and cancelled if its client
         # goes; anything naming a mutation runs to its end (its upstream calls have their
         # own timeouts), so a top-up's outcome is recorded rather than left to its lease.
@@ -438,6 +429,22 @@ class GraphQLEndpoint:
             body = orjson.dumps(payload)
         set_body(request, body)  # Strawberry reads it there, not from the stream
         return payload, trusted
+
+    def context_for(
+        self, request: Request, principal: Principal, operation_name: str | None
+    ) -> Context:
+        """A request's GraphQL context (its answer cacheable, at most, for the default
+        fresh window: each balance read shortens that)."""
+        return Context(
+            request=request,
+            service=self.service,
+            transactions=self.transactions,
+            topups=self.topups,
+            principal=principal,
+            max_accounts=self.limits.max_accounts,
+            cache_until=self.clock() + self.default_fresh_seconds,
+            operation_name=operation_name,
+        )
 
     async def read_post(self, request: Request) -> dict[str, Any]:
         """A POST's body, read within the limits and checked (kept in `request.state.body`)."""

@@ -85,16 +85,8 @@ class EventStreams:
             raise Refused(400, "A mutation does not stream: POST it to /graphql.")
         if operation == OperationType.SUBSCRIPTION:
             self.live.check(principal.name)  # refused here, before the stream starts
-        context = Context(
-            request=request,
-            service=endpoint.service,
-            transactions=endpoint.transactions,
-            topups=endpoint.topups,
-            principal=principal,
-            max_accounts=endpoint.limits.max_accounts,
-            operation_name=payload.get("operationName"),
-            live=self.live,
-        )
+        context = endpoint.context_for(request, principal, payload.get("operationName"))
+        context.live = self.live
         results = await endpoint.graphql.schema.stream(  # a query: one result, then complete
             document,
             variable_values=payload.get("variables"),

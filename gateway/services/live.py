@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from gateway.domain import AccountBalance, AccountBalanceResult
 from gateway.errors import RateLimited
+from gateway.metrics import Metrics
 from gateway.services.balances import BalanceService
 
 log = logging.getLogger("gateway.services.live")
@@ -88,7 +89,10 @@ class BalanceWatch:
         *,
         max_streams: int,
         max_streams_per_client: int,
+        metrics: Metrics | None = None,
     ) -> None:
+        metrics = metrics or Metrics()
+        self._streams, self._watched = metrics.live_streams, metrics.live_watchers
         self._service = service
         self._sleep = sleep
         self.max_streams = max_streams
@@ -107,11 +111,13 @@ class BalanceWatch:
         self.check(client)
         subscriber = Subscriber(client, tuple(dict.fromkeys(accounts)))
         self._subscribers.add(subscriber)
+        self._streams.inc()
         for account in subscriber.accounts:
             watcher = self._watchers.get(account)
             if watcher is None:
                 watcher = self._watchers[account] = Watcher(account)
                 watcher.task = asyncio.create_task(self._watch(watcher), name=f"watch {account}")
+                self._watched.inc()
             watcher.subscribers.add(subscriber)
             if watcher.last is not None:
                 subscriber.offer(watcher.last)  # the snapshot, at once
@@ -143,7 +149,10 @@ class BalanceWatch:
             yield item
 
     def _leave(self, subscriber: Subscriber) -> None:
+        if subscriber not in self._subscribers:
+            return  # already gone (dropped, then its stream ended)
         self._subscribers.discard(subscriber)
+        self._streams.dec()
         for account in subscriber.accounts:
             watcher = self._watchers.get(account)
             if watcher is None:
@@ -152,6 +161,7 @@ class BalanceWatch:
             if not watcher.subscribers and watcher.task is not None:
                 watcher.task.cancel()  # nobody listens: stop asking
                 del self._watchers[account]
+                self._watched.dec()
 
     def wake(self, account: str) -> None:
         """Read the account again now (its balance just changed here)."""
