@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
@@ -116,7 +117,11 @@ class BalanceWatch:
             watcher = self._watchers.get(account)
             if watcher is None:
                 watcher = self._watchers[account] = Watcher(account)
-                watcher.task = asyncio.create_task(self._watch(watcher), name=f"watch {account}")
+                # A context of its own: the watcher outlives the request that started it,
+                # and must not log with its id nor count its reads on its stats.
+                watcher.task = asyncio.create_task(
+                    self._watch(watcher), name=f"watch {account}", context=contextvars.Context()
+                )
                 self._watched.inc()
             watcher.subscribers.add(subscriber)
             if watcher.last is not None:
