@@ -14,6 +14,7 @@ import contextlib
 import json
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -400,12 +401,13 @@ def test_two_hundred_live_subscribers_on_two_replicas_share_one_read_and_see_a_t
     with running_fleet(tmp_path, nginx, redis_url, pg_url, namespace, changes, one_client) as fleet:
 
         async def scenario() -> tuple[list[list[dict[str, Any]]], dict[str, int], list[Any]]:
-            before = fleet.calls()
+            before, started = fleet.calls(), time.monotonic()
             streams = await live_streams(fleet.lb, 200, accounts)
             try:
                 async with asyncio.timeout(60):  # a bound on the fleet's pace
                     snapshots = await asyncio.gather(*(updates(lines, 2) for _, lines in streams))
                 reads = balance_calls(before, fleet.calls())
+                windows["elapsed"] = time.monotonic() - started
                 async with httpx.AsyncClient(timeout=30) as http:
                     await http.post(f"{fleet.lb}/graphql", json=top_up("live-fleet", 7000))
                 async with asyncio.timeout(60):
@@ -415,12 +417,18 @@ def test_two_hundred_live_subscribers_on_two_replicas_share_one_read_and_see_a_t
                     await response.aclose()
             return snapshots, reads, pushed
 
+        windows: dict[str, float] = {}
         snapshots, reads, pushed = asyncio.run(scenario())
         served = [fleet.served_streams(0), fleet.served_streams(1)]
 
     for snapshot in snapshots:
         assert {u["account"]["id"] for u in snapshot} == set(accounts)
-    assert reads == {"ourvoice-sn:balance": 1, "magma:balance": 1}  # 200 subscribers, one read
+    # 200 subscribers on two replicas: one upstream read per account per fresh window (an
+    # entry is read again only once it has aged a window) — opening 200 streams may take
+    # more than ourvoice-sn's 2 s window on a busy machine, never a read per subscriber
+    fresh = {"ourvoice-sn": 2.0, "magma": 15.0}
+    for account, seconds in fresh.items():
+        assert 1 <= reads[f"{account}:balance"] <= 1 + int(windows["elapsed"] / seconds), reads
     assert {(p[0]["account"]["id"], p[0]["balances"][0]["total"]["amount"]) for p in pushed} == {
         ("ourvoice-sn", str(SEED + 7000))
     }
