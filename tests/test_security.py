@@ -247,6 +247,7 @@ async def test_queries_over_get_are_off_and_mutations_never_go_over_get(
 ) -> None:
     async with running_gateway(production(demo_settings()), sim_transport, clock) as gateway:
         refused = await gateway.http.get("/graphql", params={"query": WOULD_CALL})
+        bare = await gateway.http.get("/graphql")  # no query: still the GET refusal first
     settings = production(demo_settings())
     settings = dataclasses.replace(
         settings,
@@ -260,6 +261,7 @@ async def test_queries_over_get_are_off_and_mutations_never_go_over_get(
     assert refused.status_code == 405 and refused.headers["allow"] == "POST"
     (error,) = refused.json()["errors"]
     assert "allow_get" in error["message"] and error["extensions"]["code"] == "VALIDATION"
+    assert bare.status_code == 405 and "allow_get" in bare.json()["errors"][0]["message"]
     assert allowed.status_code == 200 and allowed.json()["data"]["countries"]
     assert mutation.status_code >= 400
     assert_untouched(sim)

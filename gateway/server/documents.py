@@ -48,9 +48,12 @@ class TrustedDocuments:
         self.mode = settings.mode
         self.documents = settings.documents
 
+    def mode_for(self, principal: Principal) -> str:
+        return principal.trusted_documents or self.mode
+
     def resolve(self, payload: Mapping[str, Any], principal: Principal) -> tuple[str, bool]:
         """(the document to run, whether it is a trusted one), or a refusal."""
-        mode = principal.trusted_documents or self.mode
+        mode = self.mode_for(principal)
         hex_id = requested_id(payload)
         query = payload.get("query")
         if hex_id is not None:

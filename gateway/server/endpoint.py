@@ -12,6 +12,7 @@ cache, then Strawberry; every answer leaves with `Cache-Control: no-store`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 from collections.abc import Coroutine
@@ -39,7 +40,7 @@ from gateway.metrics import Metrics
 from gateway.schema.context import Context
 from gateway.schema.errors import coded
 from gateway.server.auth import Authenticator
-from gateway.server.documents import TrustedDocuments
+from gateway.server.documents import TrustedDocuments, requested_id
 from gateway.server.media import GRAPHQL_RESPONSE, JSON, negotiate
 from gateway.server.rate_limit import RateLimiter
 from gateway.server.refused import Refused
@@ -142,6 +143,7 @@ MUTATION_OVER_GET = Refused(
 )
 
 
+@functools.lru_cache(maxsize=128)  # a dashboard's GETs repeat their documents
 def operation_type(
     document: str, operation_name: str | None, max_tokens: int
 ) -> OperationType | None:
@@ -154,6 +156,17 @@ def operation_type(
         return None
     operation = get_operation_ast(parsed, operation_name)
     return None if operation is None else operation.operation
+
+
+def get_payload(params: dict[str, str]) -> dict[str, Any]:
+    """A GET's query parameters as the request body they stand for."""
+    return {
+        "query": params.get("query"),
+        "documentId": params.get("documentId"),
+        "operationName": params.get("operationName"),
+        "extensions": json_object(params.get("extensions"), "extensions"),
+        "variables": json_object(params.get("variables"), "variables"),
+    }
 
 
 def json_object(raw: str | None, name: str) -> dict[str, Any] | None:
@@ -401,14 +414,14 @@ class GraphQLEndpoint:
         """(document, trusted, operation name) of a GET; a trusted document may use GET even
         with `allow_get` off, and is handed on as if the client had sent its text."""
         params = dict(request.query_params)
-        requested = {
-            "query": params.get("query"),
-            "documentId": params.get("documentId"),
-            "extensions": json_object(params.get("extensions"), "extensions"),
-        }
+        requested = get_payload(params)
+        if not (
+            self.limits.allow_get
+            or requested_id(requested) is not None
+            or self.documents.mode_for(principal) == "enforce"  # its refusal says more
+        ):
+            raise GET_REFUSED  # before reading the document: GET itself is off
         document, trusted = self.documents.resolve(requested, principal)
-        if not (self.limits.allow_get or trusted):
-            raise GET_REFUSED
         operation = operation_type(document, params.get("operationName"), self.limits.max_tokens)
         if operation == OperationType.MUTATION:
             raise MUTATION_OVER_GET

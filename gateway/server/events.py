@@ -27,7 +27,7 @@ from strawberry.types.graphql import OperationType as StrawberryOperation
 from gateway import log_context
 from gateway.errors import GatewayError, Overloaded
 from gateway.schema.context import Context
-from gateway.server.endpoint import GraphQLEndpoint, json_object, operation_type, refusal
+from gateway.server.endpoint import GraphQLEndpoint, get_payload, operation_type, refusal
 from gateway.server.refused import Refused
 from gateway.services.live import BalanceWatch, Closing, SlowConsumer
 
@@ -67,14 +67,7 @@ class EventStreams:
         endpoint = self.endpoint
         principal = await endpoint.principal(request)
         if request.method == "GET":
-            params = dict(request.query_params)
-            payload: dict[str, Any] = {
-                "query": params.get("query"),
-                "documentId": params.get("documentId"),
-                "operationName": params.get("operationName"),
-                "extensions": json_object(params.get("extensions"), "extensions"),
-                "variables": json_object(params.get("variables"), "variables"),
-            }
+            payload = get_payload(dict(request.query_params))
         else:
             payload = await endpoint.read_post(request)
         document, _ = endpoint.documents.resolve(payload, principal)
