@@ -39,11 +39,12 @@ from gateway.server import edge
 from gateway.server.admission import Admission
 from gateway.server.auth import Authenticator, JwtVerifier
 from gateway.server.documents import TrustedDocuments
-from gateway.server.endpoint import GatewayGraphQL, GraphQLEndpoint
+from gateway.server.endpoint import GraphQLEndpoint
 from gateway.server.events import EventStreams
 from gateway.server.rate_limit import RateLimiter
 from gateway.server.readiness import Draining, Readiness
 from gateway.server.request_metrics import observer
+from gateway.server.view import GatewayGraphQL
 from gateway.services.balances import BalanceService
 from gateway.services.cursor import Cursors
 from gateway.services.journal import Journal, open_journal

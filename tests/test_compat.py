@@ -5,11 +5,12 @@ it breaks somewhere less obvious."""
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import httpx
 import pytest
 import strawberry
-from graphql import GraphQLSchema
+from graphql import FieldNode, GraphQLResolveInfo, GraphQLSchema
 from graphql.execution import Executor as ExecutionContext  # graphql-core 3.3 calls it Executor
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -45,6 +46,23 @@ def test_strawberry_schema_still_holds_its_graphql_core_schema_and_validates() -
     rules = tuple(specified_rules)
     assert strawberry_compat.validate_document(core, parse("{ hello }"), rules) == []
     assert strawberry_compat.validate_document(core, parse("{ nope }"), rules)
+
+
+def test_strawberry_info_still_wraps_graphql_cores_resolve_info() -> None:
+    seen: list[GraphQLResolveInfo[Any]] = []
+
+    @strawberry.type
+    class Probe:
+        @strawberry.field
+        def hello(self, info: strawberry.Info) -> str:
+            seen.append(strawberry_compat.resolve_info(info))
+            return "world"
+
+    strawberry.Schema(query=Probe).execute_sync("{ hello }", root_value=Probe())
+    (raw,) = seen
+    # What `schema.types.streamed` reads of it.
+    assert raw.field_nodes[0].name.value == "hello", "Strawberry's `Info._raw_info` moved"
+    assert isinstance(raw.field_nodes[0], FieldNode)
 
 
 @pytest.mark.parametrize("hook", sorted(graphql_compat.HOOKS))

@@ -65,7 +65,10 @@ def build_schema(
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,  # type: ignore[arg-type]
-        config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        config=StrawberryConfig(
+            scalar_map=SCALAR_MAP,
+            enable_experimental_incremental_execution=True,  # @defer, @stream
+        ),
         execution_context_class=FastCompletionContext,
     )
 

@@ -1,16 +1,17 @@
-"""Per-request GraphQL state: the service, a balance DataLoader, deferred errors, and how
-long the answer may be cached (until its first balance stops being fresh)."""
+"""Per-request GraphQL state: the service, one read per account (awaited together, or
+each as it arrives for `@stream`), deferred errors, and how long the answer may be cached
+(until its first balance stops being fresh)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from graphql import GraphQLError
 from starlette.requests import Request
-from strawberry.dataloader import DataLoader
 
+from gateway import log_context
 from gateway.access import DEVELOPMENT, Principal
 from gateway.domain import AccountBalance, AccountBalanceResult, AccountInfo
 from gateway.errors import ClientError
@@ -33,24 +34,28 @@ class Context:
     operation_name: str | None = None  # as the client sent it (None: it named none)
     live: BalanceWatch | None = None  # set for a Server-Sent Events stream
     stream_end: BaseException | None = None  # why a live stream ended early, if it did
-    balance_loader: DataLoader[str, AccountBalanceResult] = field(init=False)
     errors: list[GraphQLError] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        # One fetch per account per request, however many fields ask for it.
-        async def load(ids: Sequence[str]) -> list[AccountBalanceResult]:
-            results = await self.service.balances(ids)
-            for result in results:
-                self._note(result)
-            return results
-
-        self.balance_loader = DataLoader(load_fn=load)
+    # One read per account per request, however many fields ask for it.
+    _reads: dict[str, asyncio.Future[AccountBalanceResult]] = field(default_factory=dict)
 
     async def balances(self, account_ids: list[str]) -> list[AccountBalanceResult]:
-        """Through the per-request loader. Shielded: graphql-core cancels the siblings of a
-        failed field, and the loader's futures are shared by every field that asked for the
-        same account — one field's cancellation must not fail the others."""
-        return await asyncio.shield(self.balance_loader.load_many(account_ids))
+        """The accounts' results, in order. Shielded: graphql-core cancels the siblings of
+        a failed field, and the reads are shared by every field that asked for the same
+        account — one field's cancellation must not fail the others."""
+        return list(await asyncio.shield(asyncio.gather(*self._read(account_ids))))
+
+    async def arriving(self, account_ids: list[str]) -> AsyncIterator[AccountBalanceResult]:
+        """The accounts' results, each as soon as it is known (cached ones first)."""
+        for next_result in asyncio.as_completed(self._read(account_ids)):
+            yield await next_result
+
+    def _read(self, account_ids: list[str]) -> list[asyncio.Future[AccountBalanceResult]]:
+        new = [i for i in dict.fromkeys(account_ids) if i not in self._reads]
+        if new:
+            for account_id, read in self.service.start(new).items():
+                read.add_done_callback(self._note)  # runs before any awaiting field resumes
+                self._reads[account_id] = read
+        return [self._reads[i] for i in account_ids]
 
     def asked_ids(self, account_ids: Sequence[object] | None) -> list[str]:
         """The ids a field asks for (default: every visible account), once each, at most
@@ -71,9 +76,17 @@ class Context:
     def visible_accounts(self) -> list[AccountInfo]:
         return [a for a in self.service.accounts() if self.principal.can_see(a.id)]
 
-    def _note(self, result: AccountBalanceResult) -> None:
-        """Failures and stale answers are never cached; fresh ones until they go stale."""
-        if not isinstance(result, AccountBalance) or result.stale:
+    def _note(self, read: asyncio.Future[AccountBalanceResult]) -> None:
+        """A failure counts in the request's stats. Failures and stale answers are never
+        cached; fresh ones until they go stale."""
+        if read.cancelled():
+            return
+        result = read.result()
+        if not isinstance(result, AccountBalance):
+            log_context.stats().failures += 1
+            self.cacheable = False
+            return
+        if result.stale:
             self.cacheable = False
             return
         fresh = self.service.fresh_seconds(result.account.id)

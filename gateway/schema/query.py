@@ -10,7 +10,7 @@ from gateway.domain import ProviderKind
 from gateway.errors import ErrorCode
 from gateway.schema.context import Context
 from gateway.schema.transactions import TransactionFilter, TransactionsResult, transactions_of
-from gateway.schema.types import Account, BalanceReport, Country, CurrencyTotal, result_of, view
+from gateway.schema.types import Account, BalanceReport, Country, view
 
 
 @strawberry.type
@@ -56,12 +56,7 @@ class Query:
             if (account := context.visible(i))
             and (providers is None or account.provider in providers)
         ]
-        results = await info.context.balances(wanted)
-        return BalanceReport(
-            results=[result_of(r) for r in results],
-            totals=view(domain.totals(list(results)), CurrencyTotal),
-            complete=not missing and all(isinstance(r, domain.AccountBalance) for r in results),
-        )
+        return BalanceReport(account_ids=wanted, all_found=not missing)
 
     @strawberry.field(description="One account's history, newest first, filtered and paginated.")
     async def transactions(

@@ -8,14 +8,16 @@ names are these types' fields (a test holds that), so nothing is copied per requ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import strawberry
+from graphql import BooleanValueNode, VariableNode
 
-from gateway import domain, log_context
+from gateway import domain
+from gateway._compat.strawberry import resolve_info
 from gateway.errors import ErrorCode as DomainErrorCode
 
 if TYPE_CHECKING:
@@ -158,7 +160,6 @@ def result_of(result: domain.AccountBalanceResult) -> AccountBalance | ProviderF
                 retry_after_seconds=result.stale_reason.retry_after_seconds,
             ),
         )
-    log_context.stats().failures += 1
     return ProviderFailure(
         account=Account.of(result.account),
         code=DomainErrorCode(result.code),
@@ -178,8 +179,49 @@ class CurrencyTotal:
 
 @strawberry.type
 class BalanceReport:
-    results: list[AccountBalanceResult]
-    totals: list[CurrencyTotal]
-    complete: bool = strawberry.field(
+    account_ids: strawberry.Private[list[str]]
+    all_found: strawberry.Private[bool]  # no requested id was unknown
+
+    @strawberry.field(
+        description="One result per account, in the order asked — or, under `@stream`, "
+        "each as soon as it is known (cached ones at once, then each provider as it "
+        "answers), in that order: every result names its account."
+    )
+    async def results(self, info: strawberry.Info[Context, None]) -> list[AccountBalanceResult]:
+        # Declared a list (`strawberry.Streamable` would rename the union); graphql-core
+        # takes a list or an async iterator alike, and streams either under `@stream`.
+        if streamed(info):
+            arriving: Any = self._arriving(info.context)
+            return cast(list[AccountBalanceResult], arriving)
+        return [result_of(r) for r in await info.context.balances(self.account_ids)]
+
+    async def _arriving(self, context: Context) -> AsyncGenerator[AccountBalanceResult, None]:
+        async for result in context.arriving(self.account_ids):
+            yield result_of(result)
+
+    @strawberry.field(
+        description="Per currency and kind, over the accounts that answered: known once "
+        "every account has (with `@stream` on `results`, `@defer` it to get it last)."
+    )
+    async def totals(self, info: strawberry.Info[Context, None]) -> list[CurrencyTotal]:
+        results = await info.context.balances(self.account_ids)
+        return view(domain.totals(results), CurrencyTotal)
+
+    @strawberry.field(
         description="True when every requested account answered (stale answers included)."
     )
+    async def complete(self, info: strawberry.Info[Context, None]) -> bool:
+        results = await info.context.balances(self.account_ids)
+        return self.all_found and all(isinstance(r, domain.AccountBalance) for r in results)
+
+
+def streamed(info: strawberry.Info[Context, None]) -> bool:
+    """Whether this field is asked `@stream` (and its `if` does not turn that off)."""
+    node = resolve_info(info).field_nodes[0]
+    for directive in node.directives or ():
+        if directive.name.value == "stream":
+            on = next((a.value for a in directive.arguments or () if a.name.value == "if"), None)
+            if isinstance(on, VariableNode):
+                return info.variable_values.get(on.name.value) is not False
+            return not isinstance(on, BooleanValueNode) or on.value
+    return False

@@ -14,18 +14,24 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import re
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from cross_web import HTTPException  # what Strawberry's views raise (its own dependency)
-from graphql import GraphQLError, OperationType, get_operation_ast, parse
+from graphql import (
+    DirectiveNode,
+    GraphQLError,
+    InitialIncrementalExecutionResult,
+    OperationType,
+    Visitor,
+    get_operation_ast,
+    parse,
+    visit,
+)
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
-from strawberry.types import ExecutionResult
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from strawberry.types.graphql import OperationType as StrawberryOperation
 
 from gateway import bodies, log_context
 from gateway._compat.starlette import set_body, set_query
@@ -38,17 +44,25 @@ from gateway.errors import ErrorCode, GatewayError, Overloaded, RateLimited
 from gateway.log_context import client_name
 from gateway.metrics import Metrics
 from gateway.schema.context import Context
-from gateway.schema.errors import coded
 from gateway.server.auth import Authenticator
 from gateway.server.documents import TrustedDocuments, requested_id
-from gateway.server.media import GRAPHQL_RESPONSE, JSON, negotiate
+from gateway.server.incremental import Framing, Parts
+from gateway.server.incremental import body as incremental_body
+from gateway.server.media import (
+    EVENT_STREAM,
+    GRAPHQL_RESPONSE,
+    JSON,
+    MULTIPART,
+    negotiate,
+    streaming,
+)
 from gateway.server.rate_limit import RateLimiter
 from gateway.server.refused import Refused
+from gateway.server.view import GatewayGraphQL
 from gateway.services.balances import BalanceService
 from gateway.services.topups import TopUpService
 from gateway.services.transactions import TransactionService
 
-SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 STATUS = {
     ErrorCode.UNAUTHENTICATED: 401,
     ErrorCode.FORBIDDEN: 403,
@@ -138,24 +152,49 @@ NOT_ACCEPTABLE = Refused(
 )
 
 
+NOT_IN_PARTS = Refused(
+    406,
+    f"@defer and @stream answer in parts: Accept {MULTIPART} or {EVENT_STREAM}.",
+)
+MUTATION_IN_PARTS = Refused(
+    400, "A mutation is answered whole: send it without @defer or @stream, accepting JSON."
+)
+
+
 MUTATION_OVER_GET = Refused(
     405, "A mutation never runs over GET: POST it.", headers={"Allow": "POST"}
 )
 
 
-@functools.lru_cache(maxsize=128)  # a dashboard's GETs repeat their documents
-def operation_type(
-    document: str, operation_name: str | None, max_tokens: int
-) -> OperationType | None:
-    """What a document would run (GET and event streams refuse mutations before running
-    anything). None for a document that does not parse or names no single operation: that
-    is left to GraphQL to refuse, in its own words."""
+class Shape(NamedTuple):
+    operation: OperationType | None  # None: it does not parse, or names no one operation
+    in_parts: bool  # it uses @defer or @stream
+
+
+class _IncrementalDirectives(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found = False
+
+    def enter_directive(self, node: DirectiveNode, *_: Any) -> None:
+        if node.name.value in ("defer", "stream"):
+            self.found = True
+
+
+@functools.lru_cache(maxsize=128)  # a dashboard's requests repeat their documents
+def shape_of(document: str, operation_name: str | None, max_tokens: int) -> Shape:
+    """What a document would run, and whether in parts (GET and event streams refuse
+    mutations before running anything; `@defer`/`@stream` need a streaming `Accept`). A
+    document that does not parse is left to GraphQL to refuse, in its own words."""
     try:
         parsed = parse(document, no_location=True, max_tokens=max_tokens)
     except GraphQLError:
-        return None
+        return Shape(None, False)
     operation = get_operation_ast(parsed, operation_name)
-    return None if operation is None else operation.operation
+    directives = _IncrementalDirectives()
+    if "@" in document:
+        visit(parsed, directives)
+    return Shape(None if operation is None else operation.operation, directives.found)
 
 
 def get_payload(params: dict[str, str]) -> dict[str, Any]:
@@ -202,39 +241,6 @@ def refusal(exc: GatewayError) -> Response:
         headers.update(exc.headers)
     body = {"errors": [{"message": exc.message, "extensions": {"code": exc.code.value}}]}
     return JSONResponse(body, status, headers)
-
-
-class GatewayGraphQL(GraphQL[Context, None]):
-    """Strawberry's view, with coded (and, in production, suggestion-free) errors, at most
-    `max_errors` of them."""
-
-    def __init__(self, *args: Any, development: bool, max_errors: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.development = development
-        self.max_errors = max_errors
-
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)  # the same JSON as json.dumps, at a fraction of the CPU
-
-    async def process_result(
-        self, request: Request, result: ExecutionResult
-    ) -> GraphQLHTTPResponse:
-        if result.errors:
-            request.state.graphql_errors = True
-            # Nothing executed (every error is the request's, none a field's): a request
-            # error, which application/graphql-response+json answers 400 without `data`.
-            request.state.request_error = result.data is None and all(
-                error.path is None for error in result.errors
-            )
-            errors = [coded(error) for error in result.errors[: self.max_errors]]
-            log_context.stats().error_codes = sorted(
-                {str((e.extensions or {}).get("code")) for e in errors}
-            )
-            if not self.development:
-                for error in errors:
-                    error.message = SUGGESTION.sub("", error.message)
-            result.errors = errors
-        return await super().process_result(request, result)
 
 
 async def read_capped(request: Request, cap: int, within: float) -> bytes:
@@ -327,7 +333,8 @@ class GraphQLEndpoint:
             except GatewayError as exc:
                 response = refusal(exc)
         response.headers.setdefault("Cache-Control", "no-store")
-        classify(response.status_code, log_context.stats())
+        if not isinstance(response, StreamingResponse):  # a stream does when it ends
+            classify(response.status_code, log_context.stats())
         return response
 
     async def principal(self, request: Request) -> Principal:
@@ -341,17 +348,25 @@ class GraphQLEndpoint:
         return principal
 
     async def _handle(self, request: Request, deadline: float) -> Response:
-        media = negotiate(request.headers.get("accept"))
-        if media is None:
+        accept = request.headers.get("accept")
+        media, parts_media = negotiate(accept), streaming(accept)
+        if media is None and parts_media is None:
             raise NOT_ACCEPTABLE
         principal = await self.principal(request)
-        cache_key = None
         if request.method == "GET":
-            document, trusted, operation_name = self._from_get(request, principal)
+            payload, trusted = self._from_get(request, principal)
         else:  # POST, the route's only other method
             payload, trusted = await self._from_post(request, principal)
-            document = payload["query"]
-            operation_name = payload.get("operationName")
+        document: str = payload["query"]
+        operation_name = payload.get("operationName")
+        if media is None or (
+            "@" in document and shape_of(document, operation_name, self.limits.max_tokens).in_parts
+        ):
+            if parts_media is None:
+                raise NOT_IN_PARTS
+            return await self._in_parts(request, principal, payload, media, parts_media, deadline)
+        cache_key = None
+        if request.method == "POST":
             cache_key = await self._cache_key(payload, principal)
             if cache_key is not None and self.response_cache is not None:
                 hit = await self.response_cache.get(cache_key)
@@ -410,9 +425,72 @@ class GraphQLEndpoint:
         response.headers["Cache-Control"] = f"public, max-age={seconds}"
         response.headers["Vary"] = "Authorization, X-API-Key, Accept"
 
-    def _from_get(self, request: Request, principal: Principal) -> tuple[str, bool, str | None]:
-        """(document, trusted, operation name) of a GET; a trusted document may use GET even
-        with `allow_get` off, and is handed on as if the client had sent its text."""
+    async def _in_parts(
+        self,
+        request: Request,
+        principal: Principal,
+        payload: dict[str, Any],
+        media: str | None,
+        parts_media: str,
+        deadline: float,
+    ) -> Response:
+        """A query answered in parts as they become known (`incremental.py`): the first
+        within the deadline like any answer, the rest as a stream the deadline also
+        bounds. A request error, or a result with nothing deferred after all, is answered
+        whole when the client accepts a single result."""
+        document, operation_name = payload["query"], payload.get("operationName")
+        if shape_of(document, operation_name, self.limits.max_tokens).operation == (
+            OperationType.MUTATION
+        ):
+            raise MUTATION_IN_PARTS if media is not None else NOT_ACCEPTABLE
+        context = self.context_for(request, principal, operation_name)
+        results = await self.graphql.schema.stream(
+            document,
+            variable_values=payload.get("variables"),
+            context_value=context,
+            operation_name=operation_name,
+            operation_extensions=payload.get("extensions"),
+            allowed_operation_types=(StrawberryOperation.QUERY,),
+        )
+        parts = Parts(self.graphql, request, context)
+        stats = log_context.stats()
+
+        async def first() -> Response:
+            try:
+                result = await anext(results)
+            except BaseException:  # cancelled (the client left, or the deadline passed)
+                await results.aclose()
+                raise
+            if media is not None and not isinstance(result, InitialIncrementalExecutionResult):
+                await results.aclose()
+                body = self.graphql.encode_json(await parts.payload(result))
+                single = Response(body, media_type=JSON)
+                return as_graphql_response(single, request) if media == GRAPHQL_RESPONSE else single
+            framing = Framing(parts_media)
+            return StreamingResponse(
+                incremental_body(
+                    parts,
+                    result,
+                    results,
+                    framing,
+                    deadline,
+                    lambda finished: classify(200 if finished else GONE, stats),
+                ),
+                media_type=framing.media_type,
+                headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+            )
+
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await until_disconnected(request, first(), cancellable=True)
+        except TimeoutError:
+            stats.outcome, stats.reason = "refused", "deadline"
+            return refusal(LATE)
+
+    def _from_get(self, request: Request, principal: Principal) -> tuple[dict[str, Any], bool]:
+        """A GET's parameters as a payload, its `query` the document to run (a trusted one
+        may use GET even with `allow_get` off, and is handed on as if the client had sent
+        its text), and whether it is trusted."""
         params = dict(request.query_params)
         requested = get_payload(params)
         if not (
@@ -422,12 +500,12 @@ class GraphQLEndpoint:
         ):
             raise GET_REFUSED  # before reading the document: GET itself is off
         document, trusted = self.documents.resolve(requested, principal)
-        operation = operation_type(document, params.get("operationName"), self.limits.max_tokens)
-        if operation == OperationType.MUTATION:
+        shape = shape_of(document, params.get("operationName"), self.limits.max_tokens)
+        if shape.operation == OperationType.MUTATION:
             raise MUTATION_OVER_GET
         if trusted:
             set_query(request, {**params, "query": document})
-        return document, trusted, params.get("operationName")
+        return {**requested, "query": document}, trusted
 
     async def _from_post(
         self, request: Request, principal: Principal

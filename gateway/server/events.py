@@ -27,7 +27,7 @@ from strawberry.types.graphql import OperationType as StrawberryOperation
 from gateway import log_context
 from gateway.errors import GatewayError, Overloaded
 from gateway.schema.context import Context
-from gateway.server.endpoint import GraphQLEndpoint, get_payload, operation_type, refusal
+from gateway.server.endpoint import GraphQLEndpoint, get_payload, refusal, shape_of
 from gateway.server.refused import Refused
 from gateway.services.live import BalanceWatch, Closing, SlowConsumer
 
@@ -71,9 +71,9 @@ class EventStreams:
         else:
             payload = await endpoint.read_post(request)
         document, _ = endpoint.documents.resolve(payload, principal)
-        operation = operation_type(
+        operation = shape_of(
             document, payload.get("operationName"), endpoint.limits.max_tokens
-        )
+        ).operation
         if operation == OperationType.MUTATION:
             raise Refused(400, "A mutation does not stream: POST it to /graphql.")
         if operation == OperationType.SUBSCRIPTION:

@@ -67,10 +67,16 @@ class BalanceService:
 
     async def balances(self, account_ids: Iterable[str]) -> list[AccountBalanceResult]:
         """One result per id (ids must exist), in order, all read concurrently."""
+        return list(await asyncio.gather(*self.start(account_ids).values()))
+
+    def start(self, account_ids: Iterable[str]) -> dict[str, asyncio.Task[AccountBalanceResult]]:
+        """Each account's read, started now under one deadline (ids must exist): await
+        them together, or each as it finishes. A read never raises: a failure is its
+        result."""
         ids = list(account_ids)
         log_context.stats().accounts += len(ids)
-        with request_deadline(self.deadline_seconds):
-            return list(await asyncio.gather(*(self._balance(i) for i in ids)))
+        with request_deadline(self.deadline_seconds):  # each task keeps this context
+            return {i: asyncio.ensure_future(self._balance(i)) for i in ids}
 
     async def invalidate(self, account_id: str) -> None:
         """Forget the account's cached balance and every cached response that included it."""
