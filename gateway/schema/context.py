@@ -39,10 +39,14 @@ class Context:
     _reads: dict[str, asyncio.Future[AccountBalanceResult]] = field(default_factory=dict)
 
     async def balances(self, account_ids: list[str]) -> list[AccountBalanceResult]:
-        """The accounts' results, in order. Shielded: graphql-core cancels the siblings of
-        a failed field, and the reads are shared by every field that asked for the same
-        account — one field's cancellation must not fail the others."""
-        return list(await asyncio.shield(asyncio.gather(*self._read(account_ids))))
+        """The accounts' results, in order. Waiting never cancels a read: graphql-core
+        cancels the siblings of a failed field, and the reads are shared by every field
+        that asked for the same account — one field's cancellation must not fail the
+        others."""
+        reads = self._read(account_ids)
+        if reads:
+            await asyncio.wait(reads)
+        return [read.result() for read in reads]
 
     async def arriving(self, account_ids: list[str]) -> AsyncIterator[AccountBalanceResult]:
         """The accounts' results, each as soon as it is known (cached ones first)."""

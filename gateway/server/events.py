@@ -2,7 +2,8 @@
 mode — one HTTP request per operation, no WebSockets.
 
 A client POSTs (or GETs) a GraphQL request with `Accept: text/event-stream`; the answer is
-`text/event-stream`: each result an `event: next` whose `data:` is the result's JSON, a
+`text/event-stream`: each result an `event: next` whose `data:` is the result's JSON (a
+query using `@defer`/`@stream`: each of its parts, as `incremental.py` writes them), a
 `:` comment as a heartbeat every `heartbeat_seconds` of silence, and `event: complete` at
 the end. When the process stops, streams end with `retry: <ms>` before `complete`, so a
 client reconnects (to another replica). The same credentials, scopes, rate limits,
@@ -17,17 +18,16 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import orjson
 from graphql import OperationType
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType as StrawberryOperation
 
 from gateway import log_context
 from gateway.errors import GatewayError, Overloaded
 from gateway.schema.context import Context
 from gateway.server.endpoint import GraphQLEndpoint, get_payload, refusal, shape_of
+from gateway.server.incremental import Parts, event
 from gateway.server.refused import Refused
 from gateway.services.live import BalanceWatch, Closing, SlowConsumer
 
@@ -35,11 +35,6 @@ EVENT_STREAM = "text/event-stream"
 STREAMED = (StrawberryOperation.QUERY, StrawberryOperation.SUBSCRIPTION)
 RETRY_MILLISECONDS = 2000  # how soon a client should reconnect when the process stops
 Sleep = Callable[[float], Awaitable[None]]
-
-
-def event(name: str, payload: Any = None) -> bytes:
-    data = b"" if payload is None else orjson.dumps(payload)
-    return b"event: " + name.encode() + b"\ndata: " + data + b"\n\n"
 
 
 class EventStreams:
@@ -90,20 +85,20 @@ class EventStreams:
         stats = log_context.stats()
         stats.outcome = "ok"
         return StreamingResponse(
-            self._events(request, context, results),
+            self._events(Parts(endpoint.graphql, request, context), context, results),
             media_type=EVENT_STREAM,
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
     async def _events(
-        self, request: Request, context: Context, results: AsyncGenerator[Any, None]
+        self, parts: Parts, context: Context, results: AsyncGenerator[Any, None]
     ) -> AsyncIterator[bytes]:
         try:
             async for result in self._with_heartbeats(results):
                 if result is None:
                     yield b":\n\n"
                     continue
-                yield event("next", await self._payload(request, result))
+                yield event("next", await parts.payload(result))
             ended = context.stream_end
             if isinstance(ended, Closing):
                 yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
@@ -113,9 +108,6 @@ class EventStreams:
             yield event("complete")
         finally:
             await results.aclose()
-
-    async def _payload(self, request: Request, result: ExecutionResult) -> Any:
-        return await self.endpoint.graphql.process_result(request, result)
 
     async def _with_heartbeats(self, results: AsyncGenerator[Any, None]) -> AsyncIterator[Any]:
         """The results, with None whenever `heartbeat_seconds` pass without one."""
