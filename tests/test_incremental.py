@@ -326,9 +326,14 @@ async def test_past_the_deadline_whatever_is_pending_completes_with_an_error() -
         def __init__(self) -> None:
             self.errors: list[Any] = []
 
+    closed: list[bool] = []
+
     async def never() -> AsyncGenerator[Any, None]:
-        await asyncio.Event().wait()
-        yield None
+        try:
+            await asyncio.Event().wait()
+            yield None
+        finally:
+            closed.append(True)
 
     view = GatewayGraphQL(build_schema(), development=False, max_errors=10)
     parts = Parts(view, Request(), Context())  # type: ignore[arg-type]
@@ -362,7 +367,7 @@ async def test_past_the_deadline_whatever_is_pending_completes_with_an_error() -
         ],
     }
     assert chunks[-1] == b"event: complete\ndata: \n\n" and ended == [True]
-    assert rest.ag_frame is None, "the results were closed"
+    assert closed == [True], "the results were closed"
 
 
 async def test_the_event_stream_path_answers_a_streamed_query_in_parts(
