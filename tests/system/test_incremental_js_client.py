@@ -1,0 +1,99 @@
+"""A real JS client on results as they arrive: Apollo Client 4 (its HttpLink and
+`GraphQL17Alpha9Handler`, in Node, installed into the test's temporary folder from the npm
+registry, pinned) asks the real `serve` for a dashboard with `results @stream` and the
+totals deferred, while the simulator holds one provider back: the client sees the fast
+accounts before the slow one, then everything, amounts exact."""
+
+from __future__ import annotations
+
+import json
+import signal
+import urllib.request
+from pathlib import Path
+
+from tests.helpers import DEMO_CONFIG, free_port
+from tests.system.processes import CLI, clean_env, completed, npm_installed, started
+
+PACKAGES = ["@apollo/client@4.3.8", "graphql@16.11.0", "rxjs@7.8.2"]
+SLOW = "magma"
+CLIENT = """
+import { ApolloClient, HttpLink, InMemoryCache, gql } from "@apollo/client";
+import { GraphQL17Alpha9Handler } from "@apollo/client/incremental";
+
+const client = new ApolloClient({
+  link: new HttpLink({ uri: process.argv[2] }),
+  cache: new InMemoryCache(),
+  incrementalHandler: new GraphQL17Alpha9Handler(),
+});
+const query = gql`query Dashboard { balances {
+  results @stream { __typename
+    ... on AccountBalance { account { id } balances { id total { amount currency } } }
+    ... on ProviderFailure { account { id } code } }
+  ... @defer(label: "totals") { totals { currency kind total { amount } } complete } } }`;
+const seen = [];
+client.watchQuery({ query, fetchPolicy: "no-cache" }).subscribe({
+  next(result) {
+    const report = result.data?.balances;
+    seen.push({
+      state: result.dataState,
+      ids: (report?.results ?? []).map((r) => r.account.id),
+      data: result.data ?? null,
+    });
+    if (result.dataState === "complete") {
+      console.log(JSON.stringify(seen));
+      process.exit(0);
+    }
+  },
+  error(e) { console.error(e); process.exit(1); },
+});
+"""
+
+
+def test_apollo_client_sees_the_fast_accounts_before_the_slow_one(
+    tmp_path: Path, node: tuple[str, str]
+) -> None:
+    node_bin, npm = node
+    folder = npm_installed(npm, tmp_path / "client", PACKAGES)
+    (folder / "client.mjs").write_text(CLIENT)
+    config = tmp_path / "demo.toml"
+    config.write_text(
+        DEMO_CONFIG.read_text().replace(
+            "sqlite:///.data/demo-topups.db", f"sqlite:///{tmp_path / 'journal.db'}"
+        )
+    )
+    port, sim_port = free_port(), free_port()
+    command = [str(CLI), "serve", "--config", str(config), "--port", str(port)]
+    command += ["--simulator-port", str(sim_port)]
+    with started(command, tmp_path / "logs", env=clean_env()) as gateway:
+        gateway.wait_http(f"http://127.0.0.1:{port}/healthz")
+        hold = urllib.request.Request(
+            f"http://127.0.0.1:{sim_port}/_sim/faults/{SLOW}",
+            data=json.dumps({"latency_seconds": 2}).encode(),
+            method="PUT",
+        )
+        with urllib.request.urlopen(hold, timeout=10) as answer:
+            assert answer.status == 200
+        client = completed(
+            [node_bin, str(folder / "client.mjs"), f"http://127.0.0.1:{port}/graphql"],
+            cwd=folder,
+        )
+        gateway.stop(signal.SIGTERM)
+    assert client.returncode == 0, client.stderr
+    seen = json.loads(client.stdout)
+    streaming = [s for s in seen if s["state"] == "streaming" and s["ids"]]
+    assert streaming, seen
+    assert SLOW not in streaming[0]["ids"], "the first results do not wait for the slow one"
+    final = seen[-1]
+    assert final["state"] == "complete"
+    assert sorted(final["ids"]) == sorted(
+        ["ourvoice-sn", "ourvoice-ci", SLOW, "muda-ug", "paymob-eg"]
+    )
+    report = final["data"]["balances"]
+    assert report["complete"] is True and report["totals"]
+    sn = next(r for r in report["results"] if r["account"]["id"] == "ourvoice-sn")
+    assert sn["balances"][0]["total"] == {
+        "amount": "50000",
+        "currency": "XOF",
+        "__typename": "Money",
+    }
+    assert "Traceback" not in gateway.output
