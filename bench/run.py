@@ -42,6 +42,7 @@ TENANTS = ["ourvoice-sn", "ourvoice-ci", "magma", "muda-ug", "paymob-eg"]
 # production profile refuses inline secrets).
 SECRETS = {
     "BENCH_OURVOICE_KEY": "demo-ourvoice-sn-key",
+    "BENCH_OURVOICE_SLOW_KEY": "demo-ourvoice-ci-key",
     "BENCH_MAGMA_PRIVATE": "demo-magma-private-key",
     "BENCH_MAGMA_SECRET": "demo-magma-secret-key",
     "BENCH_MUDA_KEY": "demo-muda-api-key",
@@ -81,6 +82,7 @@ def config(
     response_cache: bool,
     providers: list[str] | None = None,
     server: str = "",
+    extra: str = "",
 ) -> str:
     lines = [
         '[server]\nprofile = "production"\ncursor_secret = "env:BENCH_CURSOR_SECRET"\n' + server,
@@ -102,7 +104,7 @@ def config(
                 f'base_url = "{sim_url}{prefix}"\n{secrets}\n'
                 + (budget if provider == "muda" else "")
             )
-    return "\n".join(lines)
+    return "\n".join(lines) + extra
 
 
 def pinned(cpu: str, *command: str) -> list[str]:
@@ -320,13 +322,78 @@ async def overload(url: str, connections: int, seconds: float) -> dict[str, floa
     }
 
 
+SLOW_TENANT, SLOW_LATENCY = "ourvoice-ci", 0.5
+SLOW_ACCOUNT = (
+    '[accounts.slow]\nprovider = "ourvoice"\nbase_url = "{sim_url}/ourvoice"\n'
+    'api_key = "env:BENCH_OURVOICE_SLOW_KEY"\n'
+)
+STREAMED = QUERY.replace("results {", "results @stream {").replace(
+    "complete totals { currency kind total { amount } available { amount } } ",
+    "... @defer { complete totals { currency kind total { amount } available { amount } } } ",
+)
+
+
+async def first_result(url: str, requests: int) -> dict[str, float]:
+    """A dashboard of 16 accounts, one of them slow (SLOW_LATENCY, the others 50 ms),
+    asked `requests` times one after another: answered whole (the slowest decides), and
+    with `results @stream` and the totals deferred over multipart/mixed — when its first
+    account's result arrives, and when its last part does. Medians, in milliseconds."""
+    headers = {"Authorization": f"Bearer {BENCH_KEY}"}
+    parts = {**headers, "Accept": "multipart/mixed"}
+    whole, first, last = [], [], []
+    async with httpx.AsyncClient(timeout=30, headers=headers) as c:
+        for _ in range(requests):
+            started = time.perf_counter()
+            answer = await c.post(f"{url}/graphql", json={"query": QUERY})
+            assert answer.status_code == 200 and "ProviderFailure" not in answer.text
+            whole.append(time.perf_counter() - started)
+            started, seen = time.perf_counter(), b""
+            request = {"query": STREAMED}
+            async with c.stream("POST", f"{url}/graphql", json=request, headers=parts) as r:
+                assert r.status_code == 200, r.status_code
+                async for chunk in r.aiter_raw():
+                    if b'"items"' in chunk and b'"items"' not in seen:
+                        first.append(time.perf_counter() - started)
+                    seen += chunk
+            last.append(time.perf_counter() - started)
+            assert seen.endswith(b"-----\r\n") and seen.count(b'"account"') == 16
+    ms = lambda values: statistics.median(values) * 1000  # noqa: E731
+    return {"whole_ms": ms(whole), "first_ms": ms(first), "last_ms": ms(last)}
+
+
+def first_result_case(sim_url: str, requests: int) -> dict[str, float]:
+    """15 accounts at 50 ms and one at SLOW_LATENCY; nothing cached (fresh_seconds = 0)."""
+    extra = SLOW_ACCOUNT.format(sim_url=sim_url)
+    httpx.put(f"{sim_url}/_sim/faults/{SLOW_TENANT}", json={"latency_seconds": SLOW_LATENCY})
+    try:
+        sixteen = re.sub(  # four of each provider, one Paymob account making way for it
+            r"\[accounts\.paymob_bills-3\]\n(?:[^\[\n].*\n?)*",
+            "",
+            config(sim_url, 4, 0, False, extra=extra),
+        )
+        with Gateway(sixteen) as gw:
+            asyncio.run(first_result(gw.url, 3))  # warm-up
+            return asyncio.run(first_result(gw.url, requests))
+    finally:
+        httpx.put(f"{sim_url}/_sim/faults/{SLOW_TENANT}", json={"latency_seconds": LATENCY})
+
+
+def print_first_result(r: dict[str, float]) -> None:
+    print(
+        f"16 accounts, one at {SLOW_LATENCY * 1000:.0f} ms: whole answer {r['whole_ms']:.0f} ms; "
+        f"with @stream, first result {r['first_ms']:.0f} ms, last {r['last_ms']:.0f} ms"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     parser.add_argument(
-        "--only", choices=("overload",), help="run one case (the others keep their last results)"
+        "--only",
+        choices=("overload", "first-result"),
+        help="run one case (the others keep their last results)",
     )
     args = parser.parse_args()
     for tool in ("wrk", "taskset"):
@@ -349,11 +416,15 @@ def main() -> int:
         wait_http(f"{sim_url}/_sim/calls")
         for tenant in TENANTS:
             httpx.put(f"{sim_url}/_sim/faults/{tenant}", json={"latency_seconds": LATENCY})
-        if args.only == "overload":
+        if args.only is not None:
             results = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
-            results["overload"] = overload_case(sim_url, args.seconds)
+            if args.only == "overload":
+                results["overload"] = overload_case(sim_url, args.seconds)
+                print_overload(results["overload"])
+            else:
+                results["first result"] = first_result_case(sim_url, 10 * args.runs)
+                print_first_result(results["first result"])
             Path(args.out).write_text(json.dumps(results, indent=2))
-            print_overload(results["overload"])
             return 0
         with tempfile.TemporaryDirectory() as tmp:
             script = post_script(Path(tmp))
@@ -385,6 +456,7 @@ def main() -> int:
                 rss.append(gw.peak_rss_mib())
             results["peak_rss_mib"] = max(rss)
             results["overload"] = overload_case(sim_url, args.seconds)
+            results["first result"] = first_result_case(sim_url, 10 * args.runs)
     finally:
         sim.terminate()
         sim.wait(10)
@@ -396,6 +468,7 @@ def main() -> int:
     Path(args.out).write_text(json.dumps(results, indent=2))
     print_table(results)
     print_overload(results["overload"])
+    print_first_result(results["first result"])
     return 0
 
 

@@ -296,3 +296,35 @@ def muda_fake(sim: Simulator) -> MudaFake:
 def paymob_fake(sim: Simulator) -> PaymobFake:
     """The simulator's Paymob Bills: its `ledger` (insert a row at the top)."""
     return cast(PaymobFake, sim.fakes["paymob_bills"])
+
+
+def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The parts as one answer, the way a client assembles them (graphql-js 17 format)."""
+    first, *rest = parts
+    data = first["data"]
+    errors = list(first.get("errors", []))
+    paths = {p["id"]: p["path"] for p in first.get("pending", [])}
+    for part in rest:
+        paths.update({p["id"]: p["path"] for p in part.get("pending", [])})
+        for item in part.get("incremental", []):
+            target = data
+            for key in paths[item["id"]] + item.get("subPath", []):
+                target = target[key]
+            if "items" in item:
+                target.extend(item["items"])
+            else:
+                target.update(item["data"])
+            errors += item.get("errors", [])
+        for done in part.get("completed", []):
+            errors += done.get("errors", [])
+    return {"data": data, **({"errors": errors} if errors else {})}
+
+
+def multipart_parts(body: bytes) -> list[dict[str, Any]]:
+    """The JSON parts of a whole multipart/mixed answer (boundary `-`)."""
+    assert body.startswith(b"---") and body.endswith(b"-----\r\n"), body[-40:]
+    parts = []
+    for segment in body[3:-7].split(b"\r\n---"):
+        _, _, payload = segment.partition(b"\r\n\r\n")
+        parts.append(json.loads(payload, parse_float=refuse_float))
+    return parts

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
@@ -31,6 +32,7 @@ from tests.helpers import (
     FULL_KEY,
     FakeClock,
     demo_settings,
+    merge,
     no_sleep,
     production,
     refuse_float,
@@ -119,28 +121,6 @@ class MultipartReader:
                     self.buffer = self.buffer[end + 5 :]
                     return payload
             await self._more()
-
-
-def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """The parts as one answer, the way a client assembles them (graphql-js 17 format)."""
-    first, *rest = parts
-    data = first["data"]
-    errors = list(first.get("errors", []))
-    paths = {p["id"]: p["path"] for p in first.get("pending", [])}
-    for part in rest:
-        paths.update({p["id"]: p["path"] for p in part.get("pending", [])})
-        for item in part.get("incremental", []):
-            target = data
-            for key in paths[item["id"]] + item.get("subPath", []):
-                target = target[key]
-            if "items" in item:
-                target.extend(item["items"])
-            else:
-                target.update(item["data"])
-            errors += item.get("errors", [])
-        for done in part.get("completed", []):
-            errors += done.get("errors", [])
-    return {"data": data, **({"errors": errors} if errors else {})}
 
 
 def by_account(answer: dict[str, Any]) -> dict[str, Any]:
@@ -400,3 +380,40 @@ async def test_the_event_stream_path_answers_a_streamed_query_in_parts(
 )
 def test_the_stream_type_is_chosen_by_accept(accept: str, chosen: str | None) -> None:
     assert streaming(accept) == chosen
+
+
+def get_allowed() -> Settings:
+    settings = demo_settings()
+    limits = dataclasses.replace(settings.security.limits, allow_get=True)
+    return dataclasses.replace(
+        settings, security=dataclasses.replace(settings.security, limits=limits)
+    )
+
+
+async def test_a_get_is_answered_in_parts_and_a_client_that_leaves_is_counted_cancelled(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    async with gateway(sim, clock, get_allowed()) as (url, gate), httpx.AsyncClient() as http:
+        params = {"query": STREAMED}
+        async with http.stream("GET", f"{url}/graphql", params=params, headers=MULTIPART) as r:
+            assert r.status_code == 200
+            reader = MultipartReader(r)
+            first = await reader.next()
+            assert first is not None and first["hasNext"] is True
+        # The client left with the slow provider still held: the stream is abandoned.
+        async with asyncio.timeout(20):
+            while True:  # until the server has seen the disconnect (not a timing assert)
+                metrics = (await http.get(f"{url}/metrics")).text
+                if "cancelled" in metrics:
+                    break
+                await asyncio.sleep(0.05)
+        gate.open.set()
+    cancelled = sample(
+        metrics,
+        "gateway_requests_total",
+        operation_type="query",
+        operation_name="other",
+        outcome="cancelled",
+        reason="",
+    )
+    assert cancelled == 1

@@ -36,7 +36,15 @@ from gateway.config.settings import load_settings
 from gateway.log_context import RequestContext
 from gateway.simulator import create_simulator
 from gateway.simulator.state import SimState
-from tests.helpers import DEMO_CONFIG, ROOT, FakeClock, refuse_float, serving
+from tests.helpers import (
+    DEMO_CONFIG,
+    ROOT,
+    FakeClock,
+    merge,
+    multipart_parts,
+    refuse_float,
+    serving,
+)
 from tests.system.processes import clean_env
 
 README = ROOT / "README.md"
@@ -135,6 +143,15 @@ def demo_query(outcome: Outcome) -> None:
     assert {"currency": "CDF", "kind": "CASH"}.items() <= report["totals"][0].items()
 
 
+def stream_dashboard(outcome: Outcome) -> None:
+    report = outcome.json["data"]["balances"]
+    results = results_by_account(outcome)
+    assert sorted(results) == ["magma", "muda-ug", "ourvoice-ci", "ourvoice-sn", "paymob-eg"]
+    total = results["ourvoice-sn"]["balances"][0]["total"]  # top-ups above have changed it
+    assert total["currency"] == "XOF" and total["amount"].isdigit()
+    assert report["complete"] is True and report["totals"]
+
+
 def transactions(outcome: Outcome) -> None:
     connection = outcome.json["data"]["transactions"]
     assert connection["totalCount"] > 0 and len(connection["edges"]) == 20
@@ -222,6 +239,10 @@ CHECKS: dict[str, Check] = {
     ),
     "readyz": Check(),
     "documents-manifest": Check(contains("trusted-documents.json: 1 documents")),
+    "stream-dashboard": Check(stream_dashboard),
+    "results-as-they-arrive": Check(
+        contains('{"data":{"balances":{"results":[]}},"pending":[{"id":"0","path":["balances"]}')
+    ),
     "live-stream": Check(
         contains('event: next\ndata: {"data":{"balanceUpdates":{"__typename":"AccountBalance"}}}')
     ),
@@ -255,9 +276,17 @@ async def run_shell(code: str) -> Outcome:
 async def run(example: Example, demo: Demo, http: httpx.AsyncClient) -> Outcome:
     check = CHECKS[example.name]
     if example.lang == "graphql":
-        response = await http.post(f"{demo.gateway}/graphql", json={"query": example.code})
+        in_parts = "@stream" in example.code or "@defer" in example.code
+        headers = {"accept": "multipart/mixed"} if in_parts else {}
+        request = {"query": example.code}
+        response = await http.post(f"{demo.gateway}/graphql", json=request, headers=headers)
         assert response.status_code == 200, response.text
-        outcome = Outcome(response.text, json=json.loads(response.text, parse_float=refuse_float))
+        answer = (
+            merge(multipart_parts(response.content))
+            if in_parts
+            else json.loads(response.text, parse_float=refuse_float)
+        )
+        outcome = Outcome(response.text, json=answer)
         assert "errors" not in outcome.json, outcome.json
         return outcome
     outcome = await run_shell(demo.shell(check.instead or example.code))
