@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from gateway.server.auth import key_hash
-from tests.helpers import ROOT
+from tests.helpers import DEMO_CONFIG, ROOT, free_port
 
 CLI = ROOT / ".venv" / "bin" / "balance-gateway"
 START_SECONDS = 30.0
@@ -146,6 +146,25 @@ def gateway_and_simulator(
         else:
             ready(gateway)
         yield sim, gateway
+
+
+def demo_config(folder: Path, text: str | None = None) -> Path:
+    """The demo config (or `text`, written from it) in `folder`, with a journal of its own
+    there instead of `.data/` in the checkout."""
+    config = folder / "demo.toml"
+    journal = f"sqlite:///{folder / 'journal.db'}"
+    config.write_text(
+        (text or DEMO_CONFIG.read_text()).replace("sqlite:///.data/demo-topups.db", journal)
+    )
+    return config
+
+
+def serve_demo(folder: Path) -> tuple[list[str], int, int]:
+    """`serve` of the demo config on free ports, with its simulator: (argv, gateway port,
+    simulator port)."""
+    port, sim_port = free_port(), free_port()
+    command = [str(CLI), "serve", "--config", str(demo_config(folder)), "--port", str(port)]
+    return [*command, "--simulator-port", str(sim_port)], port, sim_port
 
 
 def clean_env(**extra: str) -> dict[str, str]:

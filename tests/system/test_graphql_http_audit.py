@@ -18,6 +18,7 @@ from tests.system.processes import (
     SECRETS,
     clean_env,
     completed,
+    demo_config,
     npm_installed,
     production_config,
     started,
@@ -47,19 +48,12 @@ INTROSPECTION = {"2EA1", "28B9", "D6D5", "6A70"}
 
 
 def config_for(profile: str, tmp_path: Path) -> Path:
-    config = tmp_path / "gateway.toml"
+    get = "[limits]\nallow_get = true\n"
     if profile == "development":
-        text = DEMO_CONFIG.read_text().replace(
-            "[idempotency]", "[limits]\nallow_get = true\n\n[idempotency]"
-        )
-        text = text.replace(
-            "sqlite:///.data/demo-topups.db", f"sqlite:///{tmp_path / 'journal.db'}"
-        )
-    else:
-        text = production_config(
-            "http://127.0.0.1:9", tmp_path / "journal.db", "[limits]\nallow_get = true\n"
-        )
-    config.write_text(text)
+        text = DEMO_CONFIG.read_text()
+        return demo_config(tmp_path, text.replace("[idempotency]", f"{get}\n[idempotency]"))
+    config = tmp_path / "gateway.toml"
+    config.write_text(production_config("http://127.0.0.1:9", tmp_path / "journal.db", get))
     return config
 
 

@@ -11,8 +11,7 @@ import signal
 import urllib.request
 from pathlib import Path
 
-from tests.helpers import DEMO_CONFIG, free_port
-from tests.system.processes import CLI, clean_env, completed, npm_installed, started
+from tests.system.processes import clean_env, completed, npm_installed, serve_demo, started
 
 PACKAGES = ["@apollo/client@4.3.8", "graphql@16.11.0", "rxjs@7.8.2"]
 SLOW = "magma"
@@ -55,15 +54,7 @@ def test_apollo_client_sees_the_fast_accounts_before_the_slow_one(
     node_bin, npm = node
     folder = npm_installed(npm, tmp_path / "client", PACKAGES)
     (folder / "client.mjs").write_text(CLIENT)
-    config = tmp_path / "demo.toml"
-    config.write_text(
-        DEMO_CONFIG.read_text().replace(
-            "sqlite:///.data/demo-topups.db", f"sqlite:///{tmp_path / 'journal.db'}"
-        )
-    )
-    port, sim_port = free_port(), free_port()
-    command = [str(CLI), "serve", "--config", str(config), "--port", str(port)]
-    command += ["--simulator-port", str(sim_port)]
+    command, port, sim_port = serve_demo(tmp_path)
     with started(command, tmp_path / "logs", env=clean_env()) as gateway:
         gateway.wait_http(f"http://127.0.0.1:{port}/healthz")
         hold = urllib.request.Request(

@@ -8,8 +8,7 @@ import json
 import signal
 from pathlib import Path
 
-from tests.helpers import DEMO_CONFIG, free_port
-from tests.system.processes import CLI, clean_env, completed, npm_installed, started
+from tests.system.processes import clean_env, completed, npm_installed, serve_demo, started
 
 PACKAGES = ["graphql-sse@2.6.1", "graphql@16.11.0"]
 CLIENT = """
@@ -36,15 +35,7 @@ def test_graphql_sse_client_receives_the_snapshot_of_each_account(
     node_bin, npm = node
     folder = npm_installed(npm, tmp_path / "client", PACKAGES)
     (folder / "client.js").write_text(CLIENT)
-    config = tmp_path / "demo.toml"
-    config.write_text(
-        DEMO_CONFIG.read_text().replace(
-            "sqlite:///.data/demo-topups.db", f"sqlite:///{tmp_path / 'journal.db'}"
-        )
-    )
-    port = free_port()
-    command = [str(CLI), "serve", "--config", str(config), "--port", str(port)]
-    command += ["--simulator-port", str(free_port())]
+    command, port, _ = serve_demo(tmp_path)
     with started(command, tmp_path / "logs", env=clean_env()) as gateway:
         gateway.wait_http(f"http://127.0.0.1:{port}/healthz")
         client = completed(
