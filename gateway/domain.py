@@ -228,31 +228,42 @@ class CurrencyTotal:
 def totals(results: list[AccountBalanceResult]) -> list[CurrencyTotal]:
     """Add like with like only: same currency and same asset kind, answered accounts only.
     Never raises: a sum that would leave the money domain (more than 10^24, which in-domain
-    balances cannot reach) leaves that one total out rather than the whole report."""
-    sums: dict[tuple[str, AssetKind], tuple[Money, Money]] = {}
+    balances cannot reach) leaves that one total out rather than the whole report, as does
+    a balance whose available amount is in another currency than its total.
+
+    The amounts are added as plain Decimals (exact here: at most 24 + 8 digits) and each
+    sum is checked once, as a `Money`, at the end."""
+    sums: dict[tuple[str, AssetKind], list[Decimal]] = {}
     broken: set[tuple[str, AssetKind]] = set()
-    for result in results:
-        if not isinstance(result, AccountBalance):
-            continue
-        for balance in result.balances:
-            key = (balance.total.currency, balance.asset.kind)
-            if key in broken:
+    with localcontext(EXACT):
+        for result in results:
+            if not isinstance(result, AccountBalance):
                 continue
-            if key not in sums:
-                sums[key] = (balance.total, balance.available)
-                continue
-            total, available = sums[key]
-            try:
-                sums[key] = (total + balance.total, available + balance.available)
-            except ValueError:
-                broken.add(key)
-                del sums[key]
-    return [
-        CurrencyTotal(currency, kind, total, available)
-        for (currency, kind), (total, available) in sorted(
-            sums.items(), key=lambda item: (item[0][0], item[0][1].value)
-        )
-    ]
+            for balance in result.balances:
+                key = (balance.total.currency, balance.asset.kind)
+                if key in broken:
+                    continue
+                if balance.available.currency != key[0]:
+                    broken.add(key)
+                    sums.pop(key, None)
+                    continue
+                pair = sums.get(key)
+                if pair is None:
+                    sums[key] = [balance.total.amount, balance.available.amount]
+                else:
+                    pair[0] += balance.total.amount
+                    pair[1] += balance.available.amount
+    answer = []
+    for (currency, kind), (total, available) in sorted(
+        sums.items(), key=lambda item: (item[0][0], item[0][1].value)
+    ):
+        try:
+            answer.append(
+                CurrencyTotal(currency, kind, Money(total, currency), Money(available, currency))
+            )
+        except ValueError:
+            continue  # outside the money domain: this total alone is left out
+    return answer
 
 
 class TransactionStatus(Enum):

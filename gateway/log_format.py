@@ -55,9 +55,17 @@ def add_secrets(secrets: Iterable[str]) -> None:
     _secrets.update(s for s in secrets if len(s) >= 6)
 
 
+_second: tuple[int, str] = (-1, "")  # the last second formatted, and its text
+
+
 def utc_time(created: float) -> str:
-    moment = datetime.fromtimestamp(created, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """`2026-11-26T09:41:00.123Z`; the text up to the second is formatted once a second."""
+    global _second  # noqa: PLW0603 - a one-entry cache: every line of a second shares it
+    second = int(created)
+    if _second[0] != second:
+        moment = datetime.fromtimestamp(second, UTC)
+        _second = (second, moment.strftime("%Y-%m-%dT%H:%M:%S."))
+    return f"{_second[1]}{int((created - second) * 1000):03d}Z"
 
 
 class TextFormatter(logging.Formatter):
@@ -113,6 +121,10 @@ def configure(
     again once the configuration's `[logging]` is read)."""
     global _handler  # noqa: PLW0603 - one handler per process, replaced, never stacked
     log_context.install_record_factory()
+    # No line shows the thread, process name or the caller's file and line: the stdlib's
+    # documented switches stop logging from looking them up on every record.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging._srcfile = None  # the "Optimization" section of the logging docs
     root = logging.getLogger()
     if _handler is not None:
         root.removeHandler(_handler)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
 import strawberry
 from hypothesis import HealthCheck, given, settings
 from hypothesis_graphql import queries
@@ -20,7 +21,7 @@ from strawberry.extensions import ParserCache
 from strawberry.schema.config import StrawberryConfig
 
 from gateway.schema import build_schema
-from gateway.schema.execution.fast_completion import _SHARED, FastCompletionContext
+from gateway.schema.execution.fast_completion import _SHARED, FastCompletionContext, _memoized
 from gateway.schema.scalars import SCALAR_MAP
 
 
@@ -265,3 +266,22 @@ def test_schemas_sharing_parsed_documents_keep_their_own_plans() -> None:
     for _ in range(2):
         assert as_int.execute_sync("{ counted { count } }").data == {"counted": {"count": 5}}
         assert as_string.execute_sync("{ counted { count } }").data == {"counted": {"count": "5"}}
+
+
+def test_an_enums_output_is_remembered_per_value_exactly() -> None:
+    calls: list[Any] = []
+
+    def coerce(value: Any) -> Any:
+        calls.append(value)
+        if value == "bad":
+            raise ValueError("not a member")
+        return f"NAME_{value}"
+
+    remembered = _memoized(coerce, size=2)
+    assert [remembered(v) for v in ("a", "a", "b", "b")] == ["NAME_a"] * 2 + ["NAME_b"] * 2
+    assert calls == ["a", "b"], "each value coerced once"
+    assert remembered("c") == remembered("c") == "NAME_c" and calls.count("c") == 2  # full
+    assert remembered(["x"]) == "NAME_['x']"  # unhashable: coerced, not remembered
+    for _ in range(2):
+        with pytest.raises(ValueError, match="not a member"):
+            remembered("bad")  # a refusal is never remembered as an answer

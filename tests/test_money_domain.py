@@ -153,6 +153,22 @@ def test_totals_never_raise_a_sum_leaving_the_domain_drops_only_that_total() -> 
     assert (egp.currency, egp.total.amount) == ("EGP", Decimal("3.5"))
 
 
+def test_totals_leave_out_a_kind_whose_available_amount_is_in_another_currency() -> None:
+    info = AccountInfo("a", ProviderKind("magma_onepay"), "a", ())
+    odd = Balance(
+        "x:odd",
+        Asset("XOF", "XOF", AssetKind.CASH),
+        Money(Decimal("5"), "XOF"),
+        Money(Decimal("5"), "EGP"),  # no provider does this; if one did, no total mixes it
+    )
+    results: list[Any] = [
+        AccountBalance(info, (balance("1"), odd, balance("1", "EGP")), fetched_at=None),  # type: ignore[arg-type]
+        AccountBalance(info, (balance("2"),), fetched_at=None),  # type: ignore[arg-type]
+    ]
+    (egp,) = totals(results)
+    assert (egp.currency, egp.total.amount, egp.available.amount) == ("EGP", Decimal(1), Decimal(1))
+
+
 def test_the_domain_bounds() -> None:
     assert fits(Decimal("999999999999999.99999999"))
     assert not fits(Decimal("1000000000000000"))

@@ -160,3 +160,4 @@ async def test_requests_carry_the_callers_headers_the_gateway_agent_and_the_time
     assert request.headers["user-agent"] == "balance-gateway"
     assert json.loads(request.content) == {"amount": "10.50"}
     assert request.extensions["timeout"] == {"connect": 3, "read": 3, "write": 3, "pool": 3}
+    assert request.extensions["timeout"] == httpx.Timeout(3).as_dict()  # what httpx means

@@ -143,9 +143,10 @@ def _parsed(url: str) -> httpx.URL:
     return httpx.URL(url)
 
 
-@lru_cache(maxsize=64)
 def _timeouts(seconds: float) -> dict[str, float]:
-    return httpx.Timeout(seconds).as_dict()  # type: ignore[return-value]
+    """httpx's timeout extension, every phase `seconds` (what `httpx.Timeout(seconds)`
+    means; built directly: the remaining deadline differs on every call)."""
+    return {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
 
 
 def status_error(

@@ -69,8 +69,30 @@ def _unchanged(type_: GraphQLLeafType) -> type | None:
 # field of every answer, and a call per field is what plans exist to save.
 
 
+def _memoized(coerce: Callable[[Any], Any], size: int = 64) -> Callable[[Any], Any]:
+    """An enum's output coercion, remembered per value (Strawberry's scans every member):
+    a member always names the same value. Unhashable values, and values past `size`, are
+    coerced every time."""
+    known: dict[Any, Any] = {}
+
+    def remembered(value: Any) -> Any:
+        try:
+            return known[value]
+        except (KeyError, TypeError):
+            pass
+        coerced = coerce(value)
+        with suppress(TypeError):
+            if len(known) < size:
+                known[value] = coerced
+        return coerced
+
+    return remembered
+
+
 def _leaf(type_: GraphQLLeafType, non_null: bool) -> Complete:
     coerce = type_.coerce_output_value
+    if isinstance(type_, GraphQLEnumType):
+        coerce = _memoized(coerce)
     same = _unchanged(type_)
 
     def complete(value: Any) -> Any:
