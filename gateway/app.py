@@ -47,6 +47,7 @@ from gateway.server.request_metrics import observer
 from gateway.server.view import GatewayGraphQL
 from gateway.services.balances import BalanceService
 from gateway.services.cursor import Cursors
+from gateway.services.gauges import BalanceGauges
 from gateway.services.journal import Journal, open_journal
 from gateway.services.live import BalanceWatch
 from gateway.services.topups import JournalHistory, TopUpService
@@ -250,6 +251,9 @@ async def parts(
         service = BalanceService(
             accounts, adapters, cache, generations, settings.server.request_deadline_seconds
         )
+        gauges = BalanceGauges(clock)  # per-balance gauges, from every answer read
+        metrics.registry.register(gauges)
+        service.answered.append(gauges.note)
         top_ups, sources = capabilities(accounts, adapters, journal)
         topups = TopUpService(
             accounts,

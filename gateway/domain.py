@@ -6,7 +6,7 @@ its precision; times are timezone-aware UTC.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from enum import Enum
@@ -164,9 +164,53 @@ class Asset:
     issuer: str | None = None
 
 
+class Level(Enum):
+    """Where a balance's available amount stands against its thresholds."""
+
+    OK = "OK"
+    WARNING = "WARNING"
+    CRITICAL = "CRITICAL"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Low-balance levels of one balance, in its currency: CRITICAL when the available
+    amount is at or below `critical`, else WARNING at or below `warning`, else OK."""
+
+    warning: Money | None
+    critical: Money | None
+
+    @property
+    def currency(self) -> str:
+        either = self.warning or self.critical
+        assert either is not None  # the configuration holds at least one
+        return either.currency
+
+    def level_of(self, available: Money) -> Level | None:
+        """None when the amount is in another currency (nothing to compare it with)."""
+        if available.currency != self.currency:
+            return None
+        if self.critical is not None and available.amount <= self.critical.amount:
+            return Level.CRITICAL
+        if self.warning is not None and available.amount <= self.warning.amount:
+            return Level.WARNING
+        return Level.OK
+
+
+@dataclass(frozen=True)
+class ThresholdRule:
+    """Thresholds for one balance (`balance`, its id) or every balance of one asset
+    (`asset`, its code) of an account; a rule for the balance wins over one for its asset."""
+
+    thresholds: Thresholds
+    asset: str | None = None
+    balance: str | None = None
+
+
 @dataclass(frozen=True)
 class Balance:
-    """One balance line. `id` is globally unique and stable: `<account>:<provider key>`."""
+    """One balance line. `id` is globally unique and stable: `<account>:<provider key>`.
+    `thresholds` and `level` come from the configuration, never from the provider."""
 
     id: str
     asset: Asset
@@ -175,6 +219,27 @@ class Balance:
     pending: Money | None = None
     country: Country | None = None
     updated_at: datetime | None = None
+    thresholds: Thresholds | None = None
+    level: Level | None = None
+
+
+def with_levels(
+    balances: tuple[Balance, ...], rules: tuple[ThresholdRule, ...]
+) -> tuple[Balance, ...]:
+    """The balances, each with its thresholds and level where a rule names it."""
+    if not rules:
+        return balances
+    by_balance = {r.balance: r for r in rules if r.balance is not None}
+    by_asset = {r.asset: r for r in rules if r.asset is not None}
+    leveled = []
+    for balance in balances:
+        rule = by_balance.get(balance.id) or by_asset.get(balance.asset.code)
+        if rule is None:
+            leveled.append(balance)
+            continue
+        level = rule.thresholds.level_of(balance.available)
+        leveled.append(replace(balance, thresholds=rule.thresholds, level=level))
+    return tuple(leveled)
 
 
 @dataclass(frozen=True)

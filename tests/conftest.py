@@ -132,6 +132,17 @@ def nginx() -> str:
 
 
 @pytest.fixture
+def promtool() -> str:
+    """Prometheus's promtool (Debian's `prometheus` package; `.ci/run` installs it)."""
+    found = shutil.which("promtool")
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("promtool is required in CI (.ci/run installs Debian's prometheus)")
+        pytest.skip("no promtool")
+    return found
+
+
+@pytest.fixture
 def node() -> tuple[str, str]:
     """Node and npm (JS-side checks install their packages into a temporary folder)."""
     found = shutil.which("node"), shutil.which("npm")

@@ -12,7 +12,7 @@ from decimal import Decimal
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
-from gateway.domain import AccountInfo, Capability, ProviderKind
+from gateway.domain import AccountInfo, Capability, ProviderKind, ThresholdRule
 
 
 class Secret:
@@ -61,6 +61,7 @@ class AccountConfig:
     # (the provider would answer today only), and the longest range asked for at once.
     history_days: int = 7
     history_window_days: int = 31
+    thresholds: tuple[ThresholdRule, ...] = ()  # low-balance levels ([[…thresholds]])
 
     @cached_property
     def info(self) -> AccountInfo:

@@ -31,7 +31,16 @@ from gateway.config.operations import (
     parse_tracing,
 )
 from gateway.config.security import Security, parse_security
-from gateway.domain import COUNTRIES, Capability, ProviderKind, is_known_currency
+from gateway.domain import (
+    COUNTRIES,
+    Capability,
+    Money,
+    ProviderKind,
+    ThresholdRule,
+    Thresholds,
+    fits,
+    is_known_currency,
+)
 from gateway.errors import ConfigError, Problem
 from gateway.providers.registry import spec as provider_spec
 
@@ -107,7 +116,10 @@ ACCOUNT_KEYS = {
     "topup_max_amount",
     "history_days",
     "history_window_days",
+    "thresholds",
 }
+THRESHOLD_KEYS = {"asset", "balance", "currency", "warning", "critical"}
+AMOUNT = re.compile(r"[0-9]+(\.[0-9]+)?")
 CREDENTIAL_KEYS = {"api_key", "private_key", "secret_key", "public_key"}
 
 
@@ -513,6 +525,7 @@ def _account(
     per_minute = check.whole(raw, "calls_per_minute", where, spec.calls_per_minute, 1_000_000)
     per_day = check.whole(raw, "calls_per_day", where, spec.calls_per_day, 100_000_000)
     topup_status, topup_max = _topup(check, raw, where, Capability.TOP_UP in spec.capabilities)
+    thresholds = _thresholds(check, raw.get("thresholds", []), where, account_id, currency)
     if len(check.problems) > start:
         return None
     return AccountConfig(
@@ -534,7 +547,77 @@ def _account(
         topup_max_amount=topup_max,
         history_days=check.whole(raw, "history_days", where, 7, 366) or 7,
         history_window_days=check.whole(raw, "history_window_days", where, 31, 366) or 31,
+        thresholds=thresholds,
     )
+
+
+def _thresholds(
+    check: Checker, raw: Any, where: str, account_id: str, account_currency: str | None
+) -> tuple[ThresholdRule, ...]:
+    """`[[accounts.ID.thresholds]]`: each names one `asset` (its code) or one `balance` (its
+    id, `<account>:<key>`), its `currency`, and a `warning` and/or `critical` amount."""
+    example = 'e.g. { asset = "XOF", currency = "XOF", warning = "100000", critical = "20000" }'
+    if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
+        check.add(f"{where}.thresholds", "must be a list of tables", example)
+        return ()
+    rules: list[ThresholdRule] = []
+    named: set[tuple[str, str]] = set()
+    for index, entry in enumerate(raw):
+        at = f"{where}.thresholds[{index}]"
+        start = len(check.problems)
+        check.unknown(entry, THRESHOLD_KEYS, at)
+        asset, balance = entry.get("asset"), entry.get("balance")
+        if (asset is None) == (balance is None) or not isinstance(asset or balance, str):
+            check.add(at, "names one asset or one balance", 'asset = "XOF" or balance = "ID:KEY"')
+            continue
+        target = ("asset", asset) if asset is not None else ("balance", balance)
+        if balance is not None and not balance.startswith(f"{account_id}:"):
+            check.add(
+                f"{at}.balance",
+                f"unknown balance id {balance!r}: this account's ids start with {account_id}:",
+                "copy the id from a Balance the gateway answers",
+            )
+        if target in named:
+            check.add(at, f"a second rule for {target[0]} {target[1]!r}", "keep one")
+        named.add(target)
+        currency = check.string(entry, "currency", at)
+        if not currency:
+            check.add(f"{at}.currency", "the amounts' currency is missing", 'currency = "XOF"')
+        elif not is_known_currency(currency):
+            check.add(f"{at}.currency", f"unknown currency {currency!r}", "e.g. currency = XOF")
+        elif account_currency is not None and currency != account_currency:
+            check.add(
+                f"{at}.currency",
+                f"wrong currency {currency!r}: this account's balances are in {account_currency}",
+                f'currency = "{account_currency}"',
+            )
+        levels = {}
+        for name in ("warning", "critical"):
+            value = entry.get(name)
+            if value is None:
+                continue
+            text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+            if not isinstance(text, str) or not AMOUNT.fullmatch(text) or not fits(Decimal(text)):
+                check.add(f"{at}.{name}", "must be an amount, written as a string", '"100000.50"')
+                continue
+            levels[name] = Decimal(text)
+        if not levels and len(check.problems) == start:
+            check.add(at, "sets neither warning nor critical", 'warning = "100000"')
+        warning, critical = levels.get("warning"), levels.get("critical")
+        if warning is not None and critical is not None and warning <= critical:
+            check.add(
+                f"{at}.warning",
+                f"warning {warning} is not above critical {critical}",
+                "warning is the higher level: it comes first as a balance falls",
+            )
+        if len(check.problems) > start:
+            continue
+        thresholds = Thresholds(
+            Money(warning, currency) if warning is not None else None,
+            Money(critical, currency) if critical is not None else None,
+        )
+        rules.append(ThresholdRule(thresholds, asset=asset, balance=balance))
+    return tuple(rules)
 
 
 def _topup(

@@ -29,6 +29,11 @@ strawberry.enum(domain.ProviderKind, name="Provider")
 strawberry.enum(domain.Capability, name="Capability")
 strawberry.enum(domain.AssetKind, name="AssetKind")
 strawberry.enum(DomainErrorCode, name="ErrorCode")
+strawberry.enum(
+    domain.Level,
+    name="BalanceLevel",
+    description="Where a balance's available amount stands against its configured thresholds.",
+)
 
 V = TypeVar("V")
 
@@ -63,6 +68,16 @@ class Asset:
     issuer: str | None
 
 
+@strawberry.type(description="Low-balance levels of one balance, from the configuration.")
+class Thresholds:
+    warning: Money | None = strawberry.field(
+        description="WARNING when the available amount is at or below this."
+    )
+    critical: Money | None = strawberry.field(
+        description="CRITICAL when the available amount is at or below this."
+    )
+
+
 @strawberry.type
 class Balance:
     id: strawberry.ID
@@ -72,6 +87,14 @@ class Balance:
     available: Money
     pending: Money | None
     updated_at: datetime | None
+    level: domain.Level | None = strawberry.field(
+        description="The available amount against `thresholds`: CRITICAL at or below "
+        "critical, else WARNING at or below warning, else OK. Null without thresholds (or "
+        "when the provider answered this balance in another currency than they are in)."
+    )
+    thresholds: Thresholds | None = strawberry.field(
+        description="This balance's thresholds ([[accounts.ID.thresholds]]), if any."
+    )
 
 
 @strawberry.type

@@ -24,6 +24,7 @@ from gateway.domain import (
     ProviderFailure,
     ProviderKind,
     StaleReason,
+    with_levels,
 )
 from gateway.errors import ErrorCode, UpstreamError
 from gateway.providers.protocols import BalanceProvider
@@ -50,6 +51,8 @@ class BalanceService:
         self.deadline_seconds = deadline_seconds
         # Told of every invalidation (a top-up changed the balance): live streams re-read.
         self.invalidated: list[Callable[[str], None]] = []
+        # Told of every account's answer, as it is read (the per-balance gauges).
+        self.answered: list[Callable[[AccountBalanceResult], None]] = []
 
     def accounts(self, provider: ProviderKind | None = None) -> list[AccountInfo]:
         return [
@@ -86,6 +89,12 @@ class BalanceService:
             listener(account_id)
 
     async def _balance(self, account_id: str) -> AccountBalanceResult:
+        result = await self._read(account_id)
+        for listener in self.answered:
+            listener(result)
+        return result
+
+    async def _read(self, account_id: str) -> AccountBalanceResult:
         account = self._accounts[account_id]
         freshness = Freshness(account.fresh_seconds, account.stale_seconds)
         fetch = self._adapters[account_id].fetch_balances
@@ -118,4 +127,5 @@ class BalanceService:
         if cached.stale_because is not None:
             failure = cached.stale_because
             reason = StaleReason(failure.code.value, failure.message, failure.retry_after_seconds)
-        return AccountBalance(account.info, cached.value, cached.fetched_at, cached.stale, reason)
+        balances = with_levels(cached.value, account.thresholds)
+        return AccountBalance(account.info, balances, cached.fetched_at, cached.stale, reason)
