@@ -152,6 +152,16 @@ def stream_dashboard(outcome: Outcome) -> None:
     assert report["complete"] is True and report["totals"]
 
 
+def balance_level(outcome: Outcome) -> None:
+    (result,) = outcome.json["data"]["balances"]["results"]
+    (balance,) = result["balances"]
+    assert balance["level"] == "WARNING"  # top-ups above took it from 50,000 to 57,500
+    assert balance["thresholds"] == {
+        "warning": {"amount": "100000"},
+        "critical": {"amount": "20000"},
+    }
+
+
 def transactions(outcome: Outcome) -> None:
     connection = outcome.json["data"]["transactions"]
     assert connection["totalCount"] > 0 and len(connection["edges"]) == 20
@@ -243,6 +253,7 @@ CHECKS: dict[str, Check] = {
     "results-as-they-arrive": Check(
         contains('{"data":{"balances":{"results":[]}},"pending":[{"id":"0","path":["balances"]}')
     ),
+    "balance-level": Check(balance_level),
     "live-stream": Check(
         contains('event: next\ndata: {"data":{"balanceUpdates":{"__typename":"AccountBalance"}}}')
     ),
