@@ -48,6 +48,7 @@ from gateway.server.view import GatewayGraphQL
 from gateway.services.balances import BalanceService
 from gateway.services.cursor import Cursors
 from gateway.services.gauges import BalanceGauges
+from gateway.services.history import HistoryRecorder, SqlHistory
 from gateway.services.journal import Journal, open_journal
 from gateway.services.live import BalanceWatch
 from gateway.services.topups import JournalHistory, TopUpService
@@ -235,6 +236,7 @@ async def parts(
         transport, max_body_bytes=settings.upstream.max_body_bytes, wall_clock=clock
     )
     journal = journal_for(settings)
+    recording: asyncio.Future[None] | None = None
     try:
         adapters = {
             account.id: spec(account.provider.value).factory(
@@ -254,6 +256,14 @@ async def parts(
         gauges = BalanceGauges(clock)  # per-balance gauges, from every answer read
         metrics.registry.register(gauges)
         service.answered.append(gauges.note)
+        if settings.history.enabled:  # fresh balances kept in the journal's database
+            history = settings.history
+            service.history = SqlHistory(
+                journal.database, history.every_seconds, history.retention_days, clock
+            )
+            service.recorder = HistoryRecorder(service.history, clock)
+            service.answered.append(service.recorder.note)
+            recording = asyncio.ensure_future(service.recorder.run())
         top_ups, sources = capabilities(accounts, adapters, journal)
         topups = TopUpService(
             accounts,
@@ -285,6 +295,9 @@ async def parts(
             journal=journal,
         )
     finally:
+        if recording is not None:
+            recording.cancel()
+            await asyncio.wait([recording])
         await http.aclose()
         await store.close()
         await journal.close()

@@ -243,6 +243,9 @@ def test_domain_values_carry_every_field_of_the_graphql_type_they_are_served_as(
     from gateway import domain
     from gateway.schema import types
 
-    declared = {f.python_name for f in getattr(types, view_name).__strawberry_definition__.fields}
+    fields = getattr(types, view_name).__strawberry_definition__.fields
+    # A field with a resolver (Balance.history, Balance.runway) reads the value itself.
+    declared = {f.python_name for f in fields if f.base_resolver is None}
+    assert declared, "every view has plain fields"
     present = {f.name for f in dataclasses.fields(getattr(domain, value_name))}
     assert declared <= present, declared - present

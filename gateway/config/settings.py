@@ -65,6 +65,7 @@ TOP_LEVEL = {
     "tracing",
     "trusted_documents",
     "live",
+    "history",
 }
 SERVER_KEYS = {
     "profile",
@@ -192,6 +193,15 @@ class LiveSettings:
 
 
 @dataclass(frozen=True)
+class HistorySettings:
+    """`[history]`: balances kept in the journal's database (history and runway)."""
+
+    enabled: bool = True
+    every_seconds: int = 60  # at most one stored point per balance per this many seconds
+    retention_days: int = 90
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
@@ -204,6 +214,7 @@ class Settings:
     tracing: TracingSettings = field(default_factory=TracingSettings)
     documents: TrustedDocumentsSettings = field(default_factory=TrustedDocumentsSettings)
     live: LiveSettings = field(default_factory=LiveSettings)
+    history: HistorySettings = field(default_factory=HistorySettings)
 
 
 def config_path(cli_value: str | None, env: Mapping[str, str]) -> str:
@@ -267,6 +278,7 @@ def parse_settings(
     tracing = parse_tracing(check, check.table(data, "tracing", "tracing"))
     documents = parse_documents(check, check.table(data, "trusted_documents", "trusted_documents"))
     live = _live(check, check.table(data, "live", "live"))
+    history = _history(check, check.table(data, "history", "history"))
     if check.problems:
         raise ConfigError(check.problems)
     return Settings(
@@ -281,6 +293,7 @@ def parse_settings(
         tracing=tracing,
         documents=documents,
         live=live,
+        history=history,
     )
 
 
@@ -427,6 +440,24 @@ def _live(check: Checker, raw: Mapping[str, Any]) -> LiveSettings:
         )
         or d.max_streams_per_client,
         heartbeat_seconds=check.number(raw, "heartbeat_seconds", "live", d.heartbeat_seconds, 300),
+    )
+
+
+def _history(check: Checker, raw: Mapping[str, Any]) -> HistorySettings:
+    check.unknown(raw, {"enabled", "every_seconds", "retention_days"}, "history")
+    d = HistorySettings()
+    enabled = raw.get("enabled", d.enabled)
+    if not isinstance(enabled, bool):
+        check.add("history.enabled", "must be true or false", "enabled = true")
+        enabled = d.enabled
+    every = check.whole(raw, "every_seconds", "history", d.every_seconds, 86_400)
+    if every is not None and every < 10:
+        check.add("history.every_seconds", "at least 10 seconds", "every_seconds = 60")
+    return HistorySettings(
+        enabled=enabled,
+        every_seconds=every or d.every_seconds,
+        retention_days=check.whole(raw, "retention_days", "history", d.retention_days, 3650)
+        or d.retention_days,
     )
 
 

@@ -18,7 +18,10 @@ from graphql import BooleanValueNode, VariableNode
 
 from gateway import domain
 from gateway._compat.strawberry import resolve_info
+from gateway.errors import ClientError
 from gateway.errors import ErrorCode as DomainErrorCode
+from gateway.services.history import MAX_POINTS, RUNWAY_DAYS, downsampled
+from gateway.services.history import runway as runway_of
 
 if TYPE_CHECKING:
     from gateway.schema.context import Context
@@ -95,6 +98,68 @@ class Balance:
     thresholds: Thresholds | None = strawberry.field(
         description="This balance's thresholds ([[accounts.ID.thresholds]]), if any."
     )
+
+    @strawberry.field(
+        description="This balance over time, as the gateway read it fresh from the provider "
+        "(a point when it changed, at most one per `[history] every_seconds`): the last "
+        "point of each `every` seconds from `since` (default: 7 days before `until`) to "
+        "`until` (default: now), at most 1000 points. A top-up shows as a rise. Empty "
+        "when `[history]` is off."
+    )
+    async def history(
+        self,
+        info: strawberry.Info[Context, None],
+        since: datetime | None = None,
+        until: datetime | None = None,
+        every: int = 3600,
+    ) -> list[BalancePoint]:
+        store = info.context.service.history
+        if store is None:
+            return []
+        end = until.timestamp() if until is not None else store.clock()
+        start = since.timestamp() if since is not None else end - 7 * 86400
+        if every < 60 or start >= end or (end - start) / every > MAX_POINTS:
+            raise ClientError(
+                f"`since` must be before `until`, and `every` at least 60 seconds and at "
+                f"least 1/{MAX_POINTS} of the range."
+            )
+        points = await store.points(str(self.id), start, end)
+        return view(downsampled(points, start, every), BalancePoint)
+
+    @strawberry.field(
+        description="When this balance runs out at its recent burn rate: the falls of its "
+        "available amount between history points over the last 7 days (rises — top-ups — "
+        "left out), divided by the time they span, projected from the available amount "
+        "now. Null when nothing fell, the points span less than an hour, or `[history]` "
+        "is off."
+    )
+    async def runway(self, info: strawberry.Info[Context, None]) -> Runway | None:
+        store = info.context.service.history
+        if store is None:
+            return None
+        now = store.clock()
+        points = await store.points(str(self.id), now - RUNWAY_DAYS * 86400, now)
+        found = runway_of(points, cast(domain.Balance, self), now)
+        return cast(Runway | None, found)
+
+
+@strawberry.type(description="A balance at one moment of its history.")
+class BalancePoint:
+    at: datetime
+    total: Money
+    available: Money
+
+
+@strawberry.type(description="When a balance runs out at its recent burn rate.")
+class Runway:
+    burn_per_day: Money = strawberry.field(
+        description="What the available amount fell by per day (rises left out)."
+    )
+    zero_at: datetime = strawberry.field(description="When it reaches zero at that rate.")
+    critical_at: datetime | None = strawberry.field(
+        description="When it reaches its critical threshold (now, if it is at or below it)."
+    )
+    since: datetime = strawberry.field(description="The first point the rate is based on.")
 
 
 @strawberry.type

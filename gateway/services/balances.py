@@ -28,6 +28,7 @@ from gateway.domain import (
 )
 from gateway.errors import ErrorCode, UpstreamError
 from gateway.providers.protocols import BalanceProvider
+from gateway.services.history import HistoryRecorder, SqlHistory
 from gateway.upstream.deadline import request_deadline
 
 log = logging.getLogger("gateway.services.balances")
@@ -51,8 +52,10 @@ class BalanceService:
         self.deadline_seconds = deadline_seconds
         # Told of every invalidation (a top-up changed the balance): live streams re-read.
         self.invalidated: list[Callable[[str], None]] = []
-        # Told of every account's answer, as it is read (the per-balance gauges).
+        # Told of every account's answer, as it is read (gauges, history).
         self.answered: list[Callable[[AccountBalanceResult], None]] = []
+        self.history: SqlHistory | None = None  # `[history]` on: balances over time
+        self.recorder: HistoryRecorder | None = None
 
     def accounts(self, provider: ProviderKind | None = None) -> list[AccountInfo]:
         return [

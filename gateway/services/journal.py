@@ -40,6 +40,19 @@ SCHEMA = """CREATE TABLE IF NOT EXISTS topups (
     resolved_at DOUBLE PRECISION,
     PRIMARY KEY (client, key)
 )"""
+# The same database keeps the balance history (`history.py`): at most one row per balance
+# per bucket of `[history] every_seconds`, so replicas and polling rates cannot multiply it.
+HISTORY_SCHEMA = """CREATE TABLE IF NOT EXISTS balance_history (
+    balance TEXT NOT NULL,
+    bucket BIGINT NOT NULL,
+    account TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL,
+    currency TEXT NOT NULL,
+    total TEXT NOT NULL,
+    available TEXT NOT NULL,
+    PRIMARY KEY (balance, bucket)
+)"""
+SCHEMAS = (SCHEMA, HISTORY_SCHEMA)
 COLUMNS = (
     "client, key, fingerprint, account, request, state, owner, lease_until, outcome, "
     "created_at, resolved_by, resolved_at"
@@ -80,6 +93,8 @@ class Record:
 
 
 class Journal(Protocol):
+    database: Database  # the SQL database it lives in (the balance history shares it)
+
     async def begin(self, record: Record) -> Record | None:
         """Insert `record` (state in_flight) if the key is new: None. Else the existing one."""
         ...
@@ -160,6 +175,7 @@ class SqlJournal:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self.database = db  # shared with the balance history
 
     async def begin(self, record: Record) -> Record | None:
         placeholders = ", ".join("?" * 12)
@@ -231,7 +247,8 @@ class Sqlite:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute(SCHEMA)
+        for schema in SCHEMAS:
+            self._db.execute(schema)
         self._lock = asyncio.Lock()
 
     async def run(self, sql: str, args: Sequence[Any] = ()) -> tuple[list[Any], int]:
@@ -240,7 +257,14 @@ class Sqlite:
             return cursor.fetchall(), cursor.rowcount
 
         async with self._lock:
-            return await asyncio.to_thread(execute)
+            statement = asyncio.ensure_future(asyncio.to_thread(execute))
+            try:
+                return await asyncio.shield(statement)
+            except asyncio.CancelledError:
+                # The thread runs the statement to its end whatever happens here: hold the
+                # connection until it has (closing it under a running statement crashes).
+                await asyncio.wait([statement])
+                raise
 
     async def close(self) -> None:
         async with self._lock:
@@ -290,7 +314,8 @@ class Postgres:
             await self._pool.open(wait=False)
             async with self._pool.connection() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.LOCK_ID,))
-                await conn.execute(SCHEMA)
+                for schema in SCHEMAS:
+                    await conn.execute(schema)
             self._ready = True
 
     async def run(self, sql: str, args: Sequence[Any] = ()) -> tuple[list[Any], int]:

@@ -1,0 +1,170 @@
+"""Balance history and runway: fresh balances kept in the journal's database (SQLite and
+PostgreSQL, for real), one row per balance per bucket whatever the polling rate and the
+replicas, retention, `Balance.history` downsampled server-side, and `Balance.runway` from
+the burn rate with top-ups left out."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.domain import Asset, AssetKind, Balance, Money, Thresholds
+from gateway.services.history import Point, SqlHistory, downsampled, runway
+from gateway.services.journal import open_journal
+from gateway.simulator import Simulator
+from tests.helpers import FakeClock, demo_settings, ourvoice_fake, running_gateway
+
+SN = "ourvoice-sn:credit:XOF"
+
+
+def xof(amount: str | int) -> Money:
+    return Money(Decimal(amount), "XOF")
+
+
+def balance(available: str | int, balance_id: str = "a:main", **extra: Any) -> Balance:
+    asset = Asset("XOF", "XOF", AssetKind.CASH)
+    return Balance(balance_id, asset, xof(available), xof(available), **extra)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def history(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlHistory]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'journal.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    journal = open_journal(url)
+    clock = FakeClock(1_800_000_000.0)
+    yield SqlHistory(journal.database, every_seconds=60, retention_days=1, clock=clock)
+    await journal.database.run("DELETE FROM balance_history")  # this run's own schema/file
+    await journal.close()
+
+
+async def test_one_row_per_balance_per_bucket_whatever_writes_it(history: SqlHistory) -> None:
+    key = f"a:{uuid.uuid4().hex}"
+    start = 1_800_000_000.0  # a bucket boundary (a multiple of 60)
+    for second, amount in ((0, 100), (10, 90), (59, 80), (60, 70), (130, 60)):
+        await history.record("a", (balance(amount, key),), start + second)
+    await history.record("a", (balance(999, key),), start + 5)  # another replica, same bucket
+    points = await history.points(key, start, start + 200)
+    assert [(p.at.timestamp() - start, p.available.amount) for p in points] == [
+        (0.0, Decimal(100)),
+        (60.0, Decimal(70)),
+        (130.0, Decimal(60)),
+    ]
+    assert points[0].available == xof(100) and points[0].at.tzinfo is UTC
+    assert await history.points(key, start + 61, start + 200) == points[2:]
+
+
+async def test_rows_past_the_retention_are_deleted(history: SqlHistory) -> None:
+    key = f"a:{uuid.uuid4().hex}"
+    now = 1_800_000_000.0
+    await history.record("a", (balance(1, key),), now - 2 * 86400)
+    await history.record("a", (balance(2, key),), now - 3600)
+    assert await history.prune(now) >= 1
+    (kept,) = await history.points(key, 0, now)
+    assert kept.available == xof(2)
+
+
+def test_downsampling_keeps_the_last_point_of_each_bucket() -> None:
+    def point(second: int, amount: int) -> Point:
+        return Point(datetime.fromtimestamp(second, UTC), xof(amount), xof(amount))
+
+    points = [point(0, 5), point(30, 4), point(59, 3), point(61, 2), point(200, 1)]
+    assert downsampled(points, 0, 60) == [point(59, 3), point(61, 2), point(200, 1)]
+
+
+def test_the_runway_counts_falls_not_top_ups() -> None:
+    hour = 3600
+
+    def point(hours: int, amount: int) -> Point:
+        return Point(datetime.fromtimestamp(hours * hour, UTC), xof(amount), xof(amount))
+
+    # 4,000 fell over 5 hours (800 an hour); the top-up of 5,000 at hour 3 is not burn
+    points = [point(0, 10_000), point(2, 8_000), point(3, 13_000), point(5, 11_000)]
+    now = 5 * hour
+    found = runway(points, balance(11_000, thresholds=Thresholds(None, xof(1_000))), now)
+    assert found is not None
+    assert found.burn_per_day == xof("19200.00")
+    assert found.zero_at == datetime.fromtimestamp(now + 11_000 / 800 * hour, UTC)
+    assert found.critical_at == datetime.fromtimestamp(now + 10_000 / 800 * hour, UTC)
+    assert found.since == points[0].at
+    rising = [point(0, 1_000), point(2, 5_000)]
+    assert runway(rising, balance(5_000), now) is None  # nothing fell
+    assert runway(points[:1], balance(10_000), now) is None  # one point
+    short = [
+        Point(datetime.fromtimestamp(0, UTC), xof(5), xof(5)),
+        Point(datetime.fromtimestamp(60, UTC), xof(4), xof(4)),
+    ]
+    assert runway(short, balance(4), now) is None  # a minute says nothing of a rate
+
+
+async def test_history_and_runway_over_graphql(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    query = """query($since: DateTime) { balances(accountIds: ["ourvoice-sn"]) { results {
+      ... on AccountBalance { balances { id
+        history(since: $since, every: 3600) { at available { amount } }
+        runway { burnPerDay { amount currency } zeroAt criticalAt } } } } } }"""
+    start = clock()
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        recorder = gw.app.state.service.recorder
+        # Every 30 minutes for 6 hours: 500 XOF of SMS sent each time, a top-up at hour 3.
+        amount = Decimal(90_000)
+        for step in range(13):
+            if step == 6:
+                amount += 40_000  # a top-up: a rise, not burn
+            ourvoice_fake(sim).balances["ourvoice-sn"] = amount
+            await gw.query('{ balances(accountIds: ["ourvoice-sn"]) { complete } }')
+            await gw.query('{ balances(accountIds: ["ourvoice-sn"]) { complete } }')  # cached
+            await recorder.flush()
+            amount -= 500
+            clock.advance(1800)
+        since = datetime.fromtimestamp(start, UTC).isoformat().replace("+00:00", "Z")
+        answer = await gw.query(query, {"since": since})
+        refused = await gw.post(query.replace("every: 3600", "every: 1"), {"since": since})
+    (result,) = answer["data"]["balances"]["results"]
+    (sn,) = result["balances"]
+    assert sn["id"] == SN
+    points = sn["history"]
+    # one point per hour (the last of each), the top-up a rise
+    assert [p["available"]["amount"] for p in points] == [
+        "89500",
+        "88500",
+        "87500",
+        "126500",
+        "125500",
+        "124500",
+        "124000",
+    ]
+    # 11 sends of 500 over 6 hours: 5,500 / 6 h = 22,000 a day; the top-up not counted
+    assert sn["runway"]["burnPerDay"] == {"amount": "22000.00", "currency": "XOF"}
+    hours = (datetime.fromisoformat(sn["runway"]["zeroAt"]).timestamp() - clock()) / 3600
+    assert round(hours, 2) == round(124_000 / (5_500 / 6), 2)
+    hours = (datetime.fromisoformat(sn["runway"]["criticalAt"]).timestamp() - clock()) / 3600
+    assert round(hours, 2) == round((124_000 - 20_000) / (5_500 / 6), 2)
+    assert refused.json()["errors"][0]["extensions"]["code"] == "VALIDATION"
+
+
+async def test_only_fresh_changes_are_written(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        recorder = gw.app.state.service.recorder
+        history = gw.app.state.service.history
+        for _ in range(5):  # unchanged, fresh each time: one row
+            await gw.query('{ balances(accountIds: ["ourvoice-sn"]) { complete } }')
+            clock.advance(120)
+        await recorder.flush()
+        sim.state.set_faults("ourvoice-sn", status=503)
+        clock.advance(20)  # stale, served from the cache: not history
+        await gw.query('{ balances(accountIds: ["ourvoice-sn"]) { complete } }')
+        await recorder.flush()
+        points = await history.points(SN, 0, clock() + 1)
+    assert len(points) == 1
