@@ -162,6 +162,15 @@ def balance_level(outcome: Outcome) -> None:
     }
 
 
+def balance_history(outcome: Outcome) -> None:
+    (result,) = outcome.json["data"]["balances"]["results"]
+    (balance,) = result["balances"]
+    # the demo has read ourvoice-sn before, and its top-ups above were rises
+    assert balance["history"], balance
+    assert all(isinstance(p["available"]["amount"], str) for p in balance["history"])
+    assert balance["runway"] is None  # no fall recorded: nothing burns
+
+
 def transactions(outcome: Outcome) -> None:
     connection = outcome.json["data"]["transactions"]
     assert connection["totalCount"] > 0 and len(connection["edges"]) == 20
@@ -254,6 +263,7 @@ CHECKS: dict[str, Check] = {
         contains('{"data":{"balances":{"results":[]}},"pending":[{"id":"0","path":["balances"]}')
     ),
     "balance-level": Check(balance_level),
+    "balance-history": Check(balance_history),
     "live-stream": Check(
         contains('event: next\ndata: {"data":{"balanceUpdates":{"__typename":"AccountBalance"}}}')
     ),
