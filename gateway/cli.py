@@ -59,6 +59,7 @@ def ready_lines(settings: Settings, url: str, simulator_url: str | None, workers
     lines.append(
         f"  GraphQL    {url}/graphql   ({graphql if settings.server.development else 'POST'})"
     )
+    lines.append(f"  dashboard  {url}/dashboard   (balances at a glance, in a browser)")
     lines.append(f"  health     {url}/healthz   (liveness), {url}/readyz (readiness)")
     metrics = "open to the no-key client" if settings.server.development else "metrics:read"
     lines.append(f"  metrics    {url}/metrics   ({metrics})")

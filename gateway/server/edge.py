@@ -26,6 +26,7 @@ from gateway.metrics import Metrics
 from gateway.server.admission import Admission, AdmissionMiddleware
 from gateway.server.endpoint import GraphQLEndpoint, refusal
 from gateway.server.events import EventStreams
+from gateway.server.pages.dashboard import DashboardPage
 from gateway.server.pages.graphiql import GraphiQLPage, wants_html
 from gateway.server.pages.home import home
 from gateway.server.readiness import Readiness
@@ -91,6 +92,7 @@ def routes(metrics: Metrics, development: bool, clock: Clock) -> list[BaseRoute]
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/graphql/stream", stream, methods=["GET", "POST"]),
     ]
+    found.extend(DashboardPage().routes())  # every profile: it holds no data, no secret
     if graphiql is not None:
         found.extend(graphiql.routes())
     return found

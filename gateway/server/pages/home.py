@@ -8,6 +8,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from gateway.server.pages.graphiql import PAGE_HEADERS
 
 LINKS = (
+    ("/dashboard", "Dashboard", "balances at a glance: levels, history, runway, top-ups"),
     ("/graphql", "GraphiQL", "the GraphQL endpoint: POST queries here, or open it in a browser"),
     ("/healthz", "/healthz", "liveness: 200 while the process runs"),
     ("/readyz", "/readyz", "readiness: 200 while it can serve, 503 once it drains"),
@@ -25,6 +26,7 @@ def home(development: bool, version: str) -> Response:
             {
                 "service": "balance-gateway",
                 "graphql": "/graphql",
+                "dashboard": "/dashboard",
                 "health": "/healthz",
                 "ready": "/readyz",
             },
