@@ -51,6 +51,7 @@ from gateway.services.gauges import BalanceGauges
 from gateway.services.history import HistoryRecorder, SqlHistory
 from gateway.services.journal import Journal, open_journal
 from gateway.services.live import BalanceWatch
+from gateway.services.notifications import Notifier
 from gateway.services.topups import JournalHistory, TopUpService
 from gateway.services.transactions import TransactionService
 from gateway.tracing import NO_TRACING, Tracing
@@ -58,6 +59,7 @@ from gateway.upstream.breaker import CircuitBreaker
 from gateway.upstream.channel import Channel, RetryPolicy, Sleep
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.quota import CallLimits, Quota
+from gateway.upstream.webhooks import WebhookClient
 
 log = logging.getLogger("gateway.app")
 
@@ -237,6 +239,8 @@ async def parts(
     )
     journal = journal_for(settings)
     recording: asyncio.Future[None] | None = None
+    notifying: asyncio.Future[None] | None = None
+    webhooks = WebhookClient()
     try:
         adapters = {
             account.id: spec(account.provider.value).factory(
@@ -264,6 +268,10 @@ async def parts(
             service.recorder = HistoryRecorder(service.history, clock)
             service.answered.append(service.recorder.note)
             recording = asyncio.ensure_future(service.recorder.run())
+        if settings.webhooks:  # balance-level events, once across replicas and restarts
+            service.notifier = Notifier(journal.database, settings.webhooks, clock, webhooks.post)
+            service.answered.append(service.notifier.note)
+            notifying = asyncio.ensure_future(service.notifier.run())
         top_ups, sources = capabilities(accounts, adapters, journal)
         topups = TopUpService(
             accounts,
@@ -295,9 +303,11 @@ async def parts(
             journal=journal,
         )
     finally:
-        if recording is not None:
-            recording.cancel()
-            await asyncio.wait([recording])
+        for task in (recording, notifying):
+            if task is not None:
+                task.cancel()
+                await asyncio.wait([task])
+        await webhooks.aclose()
         await http.aclose()
         await store.close()
         await journal.close()

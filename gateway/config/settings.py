@@ -66,6 +66,7 @@ TOP_LEVEL = {
     "trusted_documents",
     "live",
     "history",
+    "webhooks",
 }
 SERVER_KEYS = {
     "profile",
@@ -119,6 +120,7 @@ ACCOUNT_KEYS = {
     "history_window_days",
     "thresholds",
 }
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 THRESHOLD_KEYS = {"asset", "balance", "currency", "warning", "critical"}
 AMOUNT = re.compile(r"[0-9]+(\.[0-9]+)?")
 CREDENTIAL_KEYS = {"api_key", "private_key", "secret_key", "public_key"}
@@ -202,6 +204,15 @@ class HistorySettings:
 
 
 @dataclass(frozen=True)
+class WebhookSettings:
+    """`[webhooks.NAME]`: where balance-level events are POSTed, signed with `secret`."""
+
+    name: str
+    url: str
+    secret: Secret
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
@@ -215,6 +226,7 @@ class Settings:
     documents: TrustedDocumentsSettings = field(default_factory=TrustedDocumentsSettings)
     live: LiveSettings = field(default_factory=LiveSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
+    webhooks: tuple[WebhookSettings, ...] = ()
 
 
 def config_path(cli_value: str | None, env: Mapping[str, str]) -> str:
@@ -279,6 +291,7 @@ def parse_settings(
     documents = parse_documents(check, check.table(data, "trusted_documents", "trusted_documents"))
     live = _live(check, check.table(data, "live", "live"))
     history = _history(check, check.table(data, "history", "history"))
+    webhooks = _webhooks(check, check.table(data, "webhooks", "webhooks"), server.development)
     if check.problems:
         raise ConfigError(check.problems)
     return Settings(
@@ -294,6 +307,7 @@ def parse_settings(
         documents=documents,
         live=live,
         history=history,
+        webhooks=webhooks,
     )
 
 
@@ -441,6 +455,31 @@ def _live(check: Checker, raw: Mapping[str, Any]) -> LiveSettings:
         or d.max_streams_per_client,
         heartbeat_seconds=check.number(raw, "heartbeat_seconds", "live", d.heartbeat_seconds, 300),
     )
+
+
+def _webhooks(
+    check: Checker, raw: Mapping[str, Any], development: bool
+) -> tuple[WebhookSettings, ...]:
+    found = []
+    for name, entry in raw.items():
+        where = f"webhooks.{name}"
+        if not isinstance(entry, dict):
+            check.add(where, "must be a table", f"write it as [{where}]")
+            continue
+        check.unknown(entry, {"url", "secret"}, where)
+        url = check.string(entry, "url", where)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            check.add(f"{where}.url", "must be an http(s) URL", 'url = "https://example.com/hooks"')
+        elif parts.scheme == "http" and not development and parts.hostname not in LOOPBACK:
+            check.add(f"{where}.url", "events leave the host: use https", "an https:// URL")
+        secret = check.secret(entry.get("secret"), f"{where}.secret", development)
+        if secret is not None and len(secret.reveal()) < 16:
+            check.add(f"{where}.secret", "shorter than 16 characters", "32+ random bytes")
+            secret = None
+        if secret is not None:
+            found.append(WebhookSettings(name, url, secret))
+    return tuple(found)
 
 
 def _history(check: Checker, raw: Mapping[str, Any]) -> HistorySettings:

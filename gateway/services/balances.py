@@ -29,6 +29,7 @@ from gateway.domain import (
 from gateway.errors import ErrorCode, UpstreamError
 from gateway.providers.protocols import BalanceProvider
 from gateway.services.history import HistoryRecorder, SqlHistory
+from gateway.services.notifications import Notifier
 from gateway.upstream.deadline import request_deadline
 
 log = logging.getLogger("gateway.services.balances")
@@ -56,6 +57,7 @@ class BalanceService:
         self.answered: list[Callable[[AccountBalanceResult], None]] = []
         self.history: SqlHistory | None = None  # `[history]` on: balances over time
         self.recorder: HistoryRecorder | None = None
+        self.notifier: Notifier | None = None  # `[webhooks]`: balance-level events
 
     def accounts(self, provider: ProviderKind | None = None) -> list[AccountInfo]:
         return [

@@ -52,7 +52,24 @@ HISTORY_SCHEMA = """CREATE TABLE IF NOT EXISTS balance_history (
     available TEXT NOT NULL,
     PRIMARY KEY (balance, bucket)
 )"""
-SCHEMAS = (SCHEMA, HISTORY_SCHEMA)
+# … and what the webhook notifications need to be sent once across replicas and restarts:
+# each balance's last known level (changed by compare-and-set), and the deliveries.
+LEVELS_SCHEMA = """CREATE TABLE IF NOT EXISTS balance_levels (
+    balance TEXT PRIMARY KEY,
+    level TEXT NOT NULL,
+    changed_at DOUBLE PRECISION NOT NULL
+)"""
+DELIVERIES_SCHEMA = """CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    id TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    body TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_at DOUBLE PRECISION NOT NULL,
+    last_error TEXT,
+    PRIMARY KEY (id, endpoint)
+)"""
+SCHEMAS = (SCHEMA, HISTORY_SCHEMA, LEVELS_SCHEMA, DELIVERIES_SCHEMA)
 COLUMNS = (
     "client, key, fingerprint, account, request, state, owner, lease_until, outcome, "
     "created_at, resolved_by, resolved_at"
