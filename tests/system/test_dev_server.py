@@ -28,9 +28,19 @@ def test_make_run_prints_its_addresses_follows_sim_port_and_stops_quietly(
             timeout=30,
         ).json()
         page = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+        dashboard = httpx.get(f"http://127.0.0.1:{port}/dashboard", timeout=10)
+        levels = httpx.post(
+            f"http://127.0.0.1:{port}/graphql",
+            json={
+                "query": '{ account(id: "ourvoice-sn") { balance { ... on AccountBalance '
+                "{ balances { level } } } } }"
+            },
+            timeout=30,
+        ).json()
         status = run.stop(signal.SIGINT, group=True)  # what Ctrl-C in a terminal does
     for line in (
         f"GraphQL    http://127.0.0.1:{port}/graphql",
+        f"dashboard  http://127.0.0.1:{port}/dashboard",
         f"health     http://127.0.0.1:{port}/healthz",
         f"metrics    http://127.0.0.1:{port}/metrics",
         f"simulator  http://127.0.0.1:{sim_port}",
@@ -40,6 +50,10 @@ def test_make_run_prints_its_addresses_follows_sim_port_and_stops_quietly(
     assert answer["data"]["balances"]["complete"] is True
     assert len(answer["data"]["balances"]["results"]) == 5
     assert 'href="/graphql"' in page.text and 'href="/healthz"' in page.text
+    assert 'href="/dashboard"' in page.text
+    # The demo's dashboard: the page, and ourvoice-sn at WARNING by the demo's thresholds.
+    assert dashboard.status_code == 200 and "/dashboard/dashboard.js" in dashboard.text
+    assert levels["data"]["account"]["balance"]["balances"] == [{"level": "WARNING"}]
     output = run.output
     assert "Traceback" not in output and "Interrupt" not in output and "Error" not in output
     assert "Finished server process" in output  # it shut down, it was not killed
