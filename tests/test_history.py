@@ -9,7 +9,6 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,12 +32,9 @@ def balance(available: str | int, balance_id: str = "a:main", **extra: Any) -> B
     return Balance(balance_id, asset, xof(available), xof(available), **extra)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def history(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlHistory]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'journal.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
+@pytest.fixture
+async def history(journal_url: str) -> AsyncIterator[SqlHistory]:
+    url = journal_url
     journal = open_journal(url)
     clock = FakeClock(1_800_000_000.0)
     yield SqlHistory(journal.database, every_seconds=60, retention_days=1, clock=clock)

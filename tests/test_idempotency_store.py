@@ -4,22 +4,17 @@ PostgreSQL — the same SQL, run by each."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from gateway.services.journal import Journal, Record, open_journal
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Journal]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'journal.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    opened = open_journal(url)
+@pytest.fixture
+async def store(journal_url: str) -> AsyncIterator[Journal]:
+    opened = open_journal(journal_url)
     yield opened
-    if request.param == "postgresql":  # leave the shared schema as we found it
+    if journal_url.startswith("postgresql"):  # leave the shared schema as we found it
         for record in await opened.records():
             await opened._db.run("DELETE FROM topups WHERE client = ?", (record.client,))  # type: ignore[attr-defined]
     await opened.close()

@@ -12,7 +12,6 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -59,13 +58,9 @@ def verified(headers: dict[str, str], body: bytes) -> bool:
     return stamp[2:] == headers["webhook-timestamp"] and hmac.compare_digest(signed[3:], expected)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    url = (
-        f"sqlite:///{tmp_path / 'journal.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
+@pytest.fixture
+async def database(journal_url: str) -> AsyncIterator[Database]:
+    url = journal_url
     journal = open_journal(url)
     yield journal.database
     for table in ("balance_levels", "webhook_deliveries"):

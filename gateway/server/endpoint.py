@@ -6,7 +6,9 @@ credentials (401, all bad ones alike); the client's rate
 ride a browser's cookies), a body no larger than the limit (413, checked against
 Content-Length and while reading, never reading past it), a JSON object (400: no batches,
 no `query` of the wrong type, no variables nested deeper than the limit). Then the response
-cache, then Strawberry; every answer leaves with `Cache-Control: no-store`.
+cache, then Strawberry; every answer leaves with `Cache-Control: no-store`. A document
+using `@defer`/`@stream` (or a client that accepts only parts) is answered in parts instead
+(`incremental.py`): past the same checks, without the response cache.
 """
 
 from __future__ import annotations
