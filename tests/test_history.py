@@ -99,6 +99,15 @@ def test_the_runway_counts_falls_not_top_ups() -> None:
         Point(datetime.fromtimestamp(60, UTC), xof(4), xof(4)),
     ]
     assert runway(short, balance(4), now) is None  # a minute says nothing of a rate
+    trickle = [
+        point(0, 10**15),
+        Point(
+            datetime.fromtimestamp(7 * 86400, UTC),
+            xof("999999999999999.99"),
+            xof("999999999999999.99"),
+        ),
+    ]
+    assert runway(trickle, balance("999999999999999.99"), now) is None  # not in ten years
 
 
 async def test_history_and_runway_over_graphql(

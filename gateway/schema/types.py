@@ -130,8 +130,8 @@ class Balance:
         description="When this balance runs out at its recent burn rate: the falls of its "
         "available amount between history points over the last 7 days (rises — top-ups — "
         "left out), divided by the time they span, projected from the available amount "
-        "now. Null when nothing fell, the points span less than an hour, or `[history]` "
-        "is off."
+        "now. Null when nothing fell, the points span less than an hour, it would last "
+        "more than ten years, or `[history]` is off."
     )
     async def runway(self, info: strawberry.Info[Context, None]) -> Runway | None:
         store = info.context.service.history

@@ -12,8 +12,8 @@ writes them.
 Runway: the burn rate is the sum of the falls of the available amount between recorded
 points over the last `RUNWAY_DAYS` (a rise — a top-up — is not burn and is left out),
 divided by the time they span; the balance runs out (or reaches its critical level) after
-its current available amount divided by that rate. No runway when nothing fell, or the
-points span less than an hour.
+its current available amount divided by that rate. No runway when nothing fell, the
+points span less than an hour, or the balance would last more than ten years.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ PRUNE_EVERY_SECONDS = 3600.0
 RUNWAY_DAYS = 7
 MIN_RUNWAY_SPAN_SECONDS = 3600.0
 MAX_POINTS = 1000
+MAX_RUNWAY_SECONDS = 10 * 365 * 86400
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ def runway(points: list[Point], balance: Balance, now: float) -> Runway | None:
         return None
     per_second = fell / Decimal(span)
     available = balance.available.amount
+    if available / per_second > MAX_RUNWAY_SECONDS:
+        return None  # a trickle: no date worth telling (and none a calendar can hold)
     start = datetime.fromtimestamp(now, UTC)
     currency = balance.available.currency
     burn = Money((per_second * 86400).quantize(Decimal("0.01")), currency)

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from gateway.config.settings import WebhookSettings
-from gateway.domain import AccountBalance, AccountBalanceResult, Balance, Level
+from gateway.domain import AccountBalance, AccountBalanceResult, Balance, Level, Money
 from gateway.services.journal import Database
 
 log = logging.getLogger("gateway.services.notifications")
@@ -65,11 +65,10 @@ def event_body(event_id: str, account: str, balance: Balance, previous: str, at:
     thresholds = balance.thresholds
     assert balance.level is not None and thresholds is not None
 
-    def money(value: object) -> dict[str, str] | None:
+    def money(value: Money | None) -> dict[str, str] | None:
         if value is None:
             return None
-        amount, currency = value.amount, value.currency  # type: ignore[attr-defined]
-        return {"amount": format(amount, "f"), "currency": currency}
+        return {"amount": format(value.amount, "f"), "currency": value.currency}
 
     return json.dumps(
         {
