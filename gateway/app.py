@@ -269,7 +269,9 @@ async def parts(
             service.answered.append(service.recorder.note)
             recording = asyncio.ensure_future(service.recorder.run())
         if settings.webhooks:  # balance-level events, once across replicas and restarts
-            service.notifier = Notifier(journal.database, settings.webhooks, clock, webhooks.post)
+            service.notifier = Notifier(
+                journal.database, settings.webhooks, clock, webhooks.post, metrics
+            )
             service.answered.append(service.notifier.note)
             notifying = asyncio.ensure_future(service.notifier.run())
         top_ups, sources = capabilities(accounts, adapters, journal)

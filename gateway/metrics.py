@@ -134,6 +134,13 @@ class Metrics:
         self.live_streams = Gauge(
             "gateway_live_streams", "Live balance streams open (Server-Sent Events).", registry=r
         )
+        self.webhook_deliveries = Counter(
+            "gateway_webhook_deliveries",
+            "Webhook delivery attempts by endpoint ([webhooks.NAME]) and outcome: delivered, "
+            "retried (will be tried again), failed (given up).",
+            ["endpoint", "outcome"],
+            registry=r,
+        )
         self.live_watchers = Gauge(
             "gateway_live_watchers", "Accounts being watched for live streams.", registry=r
         )

@@ -25,11 +25,19 @@ from gateway.config.accounts import Secret
 from gateway.config.settings import WebhookSettings, parse_settings
 from gateway.domain import Asset, AssetKind, Balance, Level, Money, Thresholds
 from gateway.errors import ConfigError
+from gateway.metrics import Metrics
 from gateway.services.journal import Database, open_journal
 from gateway.services.notifications import Notifier, backoff
 from gateway.simulator import Simulator
 from gateway.upstream.webhooks import WebhookClient
-from tests.helpers import FakeClock, demo_settings, ourvoice_fake, running_gateway, serving
+from tests.helpers import (
+    FakeClock,
+    demo_settings,
+    ourvoice_fake,
+    running_gateway,
+    sample,
+    serving,
+)
 
 SECRET = "whsec-test-0123456789abcdef"
 
@@ -129,20 +137,27 @@ async def test_a_failed_delivery_is_retried_with_backoff_under_the_same_id_even_
     client = WebhookClient()
     async with serving(receiver.app) as url:
         endpoint = WebhookSettings("ops", f"{url}/hooks", Secret(SECRET))
-        notifier = Notifier(database, [endpoint], clock, client.post)
+        metrics = Metrics()
+        notifier = Notifier(database, [endpoint], clock, client.post, metrics)
         event = await notifier.observe("a", leveled(Level.CRITICAL, "1", f"a:{uuid.uuid4().hex}"))
         assert await notifier.deliver_due() == 0  # 500: again in 10 s
         clock.advance(backoff(1) - 1)
         assert await notifier.deliver_due() == 0 and len(receiver.got) == 1  # not yet due
         clock.advance(1)
         assert await notifier.deliver_due() == 0  # 503: again in 30 s
-        restarted = Notifier(database, [endpoint], clock, client.post)  # state is in the DB
+        restarted = Notifier(database, [endpoint], clock, client.post, metrics)  # from the DB
         clock.advance(backoff(2))
         assert await restarted.deliver_due() == 1
         assert await restarted.deliver_due() == 0  # delivered: never sent again
     await client.aclose()
     assert [h["webhook-id"] for h, _ in receiver.got] == [event] * 3
     assert all(verified(h, b) for h, b in receiver.got)
+    scraped = metrics.render().decode()
+    for outcome, count in (("retried", 2), ("delivered", 1), ("failed", 0)):
+        assert (
+            sample(scraped, "gateway_webhook_deliveries_total", endpoint="ops", outcome=outcome)
+            == count
+        )
     assert backoff(1) == 10 and backoff(3) == 90 and backoff(20) == 3600
 
 

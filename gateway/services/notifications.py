@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 
 from gateway.config.settings import WebhookSettings
 from gateway.domain import AccountBalance, AccountBalanceResult, Balance, Level, Money
+from gateway.metrics import Metrics
 from gateway.services.journal import Database
 
 log = logging.getLogger("gateway.services.notifications")
@@ -100,11 +101,13 @@ class Notifier:
         endpoints: Sequence[WebhookSettings],
         clock: Callable[[], float],
         post: Post,
+        metrics: Metrics | None = None,
     ) -> None:
         self._db = db
         self.endpoints = {e.name: e for e in endpoints}
         self.clock = clock
         self._post = post
+        self._attempts = (metrics or Metrics()).webhook_deliveries
         self._seen: dict[str, Level] = {}  # this process's last known level per balance
         self._queue: asyncio.Queue[tuple[str, Balance]] = asyncio.Queue(QUEUE_SIZE)
 
@@ -185,6 +188,7 @@ class Notifier:
             error = await self._send(endpoint, event_id, body)
             if error is None:
                 delivered += 1
+                self._attempts.labels(name, "delivered").inc()
                 await self._db.run(
                     "UPDATE webhook_deliveries SET state = 'delivered', attempts = ?, "
                     "last_error = NULL WHERE id = ? AND endpoint = ?",
@@ -193,6 +197,7 @@ class Notifier:
                 continue
             tries = attempts + 1
             state = "failed" if tries >= MAX_ATTEMPTS else "pending"
+            self._attempts.labels(name, "failed" if state == "failed" else "retried").inc()
             if state == "failed":
                 log.error(
                     "webhook %s: event %s not delivered after %d tries", name, event_id, tries
