@@ -3,11 +3,15 @@ PostgreSQL — the same SQL, run by each."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from gateway.services.journal import Journal, Record, open_journal
+from tests.helpers import ROOT
 
 
 @pytest.fixture
@@ -85,3 +89,40 @@ async def test_pending_listing_includes_abandoned_in_flight_records(
     assert pending == {"a", "c"}  # b's owner still holds its lease
     journal = await store.records(account="ourvoice-sn")
     assert [r.key for r in journal] == ["c", "b", "a"]  # newest first (ties: key)
+
+
+OPEN = """
+import os, sys, time
+from gateway.services.journal import Sqlite
+path, start = sys.argv[1], sys.argv[2]
+while not os.path.exists(start):
+    time.sleep(0.001)
+Sqlite(path)
+print("opened")
+"""
+
+
+def test_workers_opening_a_new_journal_together_all_open_it(tmp_path: Path) -> None:
+    """`serve --workers N` on SQLite: N processes open (and create) the same file at the
+    same moment — every one must open it. (Before the fix, switching to WAL while another
+    process did failed at once with "database is locked": 4 of 30 in five rounds of six.)"""
+    for round_ in range(3):
+        path, start = tmp_path / f"journal-{round_}.db", tmp_path / f"go-{round_}"
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-c", OPEN, str(path), str(start)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+            )
+            for _ in range(6)
+        ]
+        try:
+            start.touch()  # all of them at once
+            outcomes = [w.communicate(timeout=60) for w in workers]
+        finally:
+            for worker in workers:
+                if worker.poll() is None:
+                    worker.kill()
+        assert [out.strip() for out, _ in outcomes] == ["opened"] * 6, [e for _, e in outcomes]

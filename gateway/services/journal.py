@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -259,14 +260,35 @@ class SqlJournal:
 class Sqlite:
     """One connection, used from one worker thread at a time, in WAL mode."""
 
+    BUSY_SECONDS = 5.0  # how long an opening or a statement waits for another process
+
     def __init__(self, path: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db = sqlite3.connect(
+            path, check_same_thread=False, isolation_level=None, timeout=self.BUSY_SECONDS
+        )
+        self._wal()
+        # The tables at once, in one write transaction: several workers opening the same
+        # file wait for each other here (the busy timeout) instead of failing.
+        self._db.execute("BEGIN IMMEDIATE")
         for schema in SCHEMAS:
             self._db.execute(schema)
+        self._db.execute("COMMIT")
         self._lock = asyncio.Lock()
+
+    def _wal(self) -> None:
+        """Switch to WAL. SQLite refuses the switch at once, without its busy handler, while
+        another process holds the file (several `serve --workers` opening it together):
+        retried, within the busy timeout."""
+        deadline = time.monotonic() + self.BUSY_SECONDS
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)  # at start-up only, before the event loop serves anything
 
     async def run(self, sql: str, args: Sequence[Any] = ()) -> tuple[list[Any], int]:
         def execute() -> tuple[list[Any], int]:
