@@ -129,36 +129,32 @@ def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture
-def nginx() -> str:
-    """Debian's nginx (the fleet's load balancer); `.ci/run` installs it."""
-    found = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
-    )
+def required(found: str | None, what: str) -> str:
+    """A system tool the tests drive: fails the test in CI (`.ci/run` installs it), skips
+    it elsewhere."""
     if found is None:
         if os.environ.get("CI") == "true":
-            pytest.fail("nginx is required in CI (.ci/run installs Debian's)")
-        pytest.skip("no nginx")
+            pytest.fail(f"{what} is required in CI (.ci/run installs it)")
+        pytest.skip(f"no {what}")
     return found
+
+
+@pytest.fixture
+def nginx() -> str:
+    """Debian's nginx (the fleet's load balancer)."""
+    on_path = shutil.which("nginx")
+    return required(
+        on_path or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None), "nginx"
+    )
 
 
 @pytest.fixture
 def promtool() -> str:
-    """Prometheus's promtool (Debian's `prometheus` package; `.ci/run` installs it)."""
-    found = shutil.which("promtool")
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("promtool is required in CI (.ci/run installs Debian's prometheus)")
-        pytest.skip("no promtool")
-    return found
+    """Prometheus's promtool (Debian's `prometheus` package)."""
+    return required(shutil.which("promtool"), "promtool (Debian's prometheus)")
 
 
 @pytest.fixture
 def node() -> tuple[str, str]:
     """Node and npm (JS-side checks install their packages into a temporary folder)."""
-    found = shutil.which("node"), shutil.which("npm")
-    if found[0] is None or found[1] is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Node and npm are required in CI")
-        pytest.skip("no Node/npm")
-    return found[0], found[1]
+    return required(shutil.which("node"), "Node"), required(shutil.which("npm"), "npm")
