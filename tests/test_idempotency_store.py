@@ -20,7 +20,7 @@ async def store(journal_url: str) -> AsyncIterator[Journal]:
     yield opened
     if journal_url.startswith("postgresql"):  # leave the shared schema as we found it
         for record in await opened.records():
-            await opened._db.run("DELETE FROM topups WHERE client = ?", (record.client,))  # type: ignore[attr-defined]
+            await opened.database.run("DELETE FROM topups WHERE client = ?", (record.client,))
     await opened.close()
 
 

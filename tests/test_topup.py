@@ -96,7 +96,7 @@ async def test_two_apps_sharing_postgresql_post_once(
     ):
         answers = await asyncio.gather(*(send(gw, key) for _ in range(25) for gw in (a, b)))
     store = open_journal(pg_url)
-    await store._db.run("DELETE FROM topups WHERE key = ?", (key,))  # type: ignore[attr-defined]
+    await store.database.run("DELETE FROM topups WHERE key = ?", (key,))
     await store.close()
     assert (posts(sim), credits(sim)) == (1, 1)
     assert {a["__typename"] for a in answers} == {"TopUpSucceeded"}

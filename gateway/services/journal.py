@@ -192,19 +192,18 @@ class SqlJournal:
     """The journal, written once in SQL both dialects speak."""
 
     def __init__(self, db: Database) -> None:
-        self._db = db
-        self.database = db  # shared with the balance history
+        self.database = db  # shared with the balance history and the notifications
 
     async def begin(self, record: Record) -> Record | None:
         placeholders = ", ".join("?" * 12)
-        _, inserted = await self._db.run(
+        _, inserted = await self.database.run(
             f"INSERT INTO topups ({COLUMNS}) VALUES ({placeholders}) ON CONFLICT DO NOTHING",
             _values(record),
         )
         return None if inserted else await self.get(record.client, record.key)
 
     async def get(self, client: str, key: str) -> Record | None:
-        rows, _ = await self._db.run(
+        rows, _ = await self.database.run(
             f"SELECT {COLUMNS} FROM topups WHERE client = ? AND key = ?", (client, key)
         )
         return Record.from_row(rows[0]) if rows else None
@@ -212,7 +211,7 @@ class SqlJournal:
     async def finish(
         self, client: str, key: str, owner: str, state: str, outcome: dict[str, Any]
     ) -> bool:
-        _, count = await self._db.run(
+        _, count = await self.database.run(
             "UPDATE topups SET state = ?, outcome = ?, lease_until = NULL "
             "WHERE client = ? AND key = ? AND owner = ? AND state = 'in_flight'",
             (state, json.dumps(outcome), client, key, owner),
@@ -220,14 +219,14 @@ class SqlJournal:
         return count == 1
 
     async def release(self, client: str, key: str, owner: str) -> bool:
-        _, count = await self._db.run(
+        _, count = await self.database.run(
             "DELETE FROM topups WHERE client = ? AND key = ? AND owner = ? AND state = 'in_flight'",
             (client, key, owner),
         )
         return count == 1
 
     async def resolve(self, client: str, key: str, state: str, by: str, at: float) -> bool:
-        _, count = await self._db.run(
+        _, count = await self.database.run(
             "UPDATE topups SET state = ?, resolved_by = ?, resolved_at = ?, lease_until = NULL "
             "WHERE client = ? AND key = ? AND state IN ('pending', 'in_flight')",
             (state, by, at, client, key),
@@ -238,11 +237,11 @@ class SqlJournal:
         self, *, pending_only: bool = False, account: str | None = None, now: float | None = None
     ) -> list[Record]:
         sql, args = _listing(pending_only, account, now)
-        rows, _ = await self._db.run(sql, args)
+        rows, _ = await self.database.run(sql, args)
         return [Record.from_row(r) for r in rows]
 
     async def pending_count(self, now: float) -> int:
-        rows, _ = await self._db.run(
+        rows, _ = await self.database.run(
             "SELECT COUNT(*) FROM topups "
             "WHERE state = 'pending' OR (state = 'in_flight' AND lease_until < ?)",
             (now,),
@@ -251,10 +250,10 @@ class SqlJournal:
 
     async def check_writable(self) -> None:
         # A write that changes nothing: refused by a read-only file, replica or transaction.
-        await self._db.run("UPDATE topups SET state = state WHERE 1 = 0")
+        await self.database.run("UPDATE topups SET state = state WHERE 1 = 0")
 
     async def close(self) -> None:
-        await self._db.close()
+        await self.database.close()
 
 
 class Sqlite:

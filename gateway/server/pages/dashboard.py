@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.server.pages.graphiql import CSP
+from gateway.server.pages.graphiql import PAGE_HEADERS
 
 FILES = {
     "index.html": "text/html; charset=utf-8",
@@ -20,12 +20,7 @@ FILES = {
     "money.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
 }
-HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
-}
+HEADERS = {**PAGE_HEADERS, "Cache-Control": "no-cache"}  # GraphiQL's policy; revalidated
 
 
 class DashboardPage:
