@@ -159,6 +159,7 @@ class HistoryRecorder:
         self.history = history
         self.clock = clock
         self._last: dict[str, tuple[Money, Money]] = {}
+        self._fetched: dict[str, datetime] = {}  # per account: the read last looked at
         self._queue: asyncio.Queue[tuple[str, tuple[Balance, ...], float]] = asyncio.Queue(
             QUEUE_SIZE
         )
@@ -167,17 +168,22 @@ class HistoryRecorder:
     def note(self, result: AccountBalanceResult) -> None:
         if not isinstance(result, AccountBalance) or result.stale:
             return  # only what the provider has just said is history
+        account = result.account.id
+        if self._fetched.get(account) == result.fetched_at:
+            return  # the same read again (a cache hit): nothing new, no comparing
+        self._fetched[account] = result.fetched_at
         changed = tuple(
             b for b in result.balances if self._last.get(b.id) != (b.total, b.available)
         )
         if not changed:
             return
         try:
-            self._queue.put_nowait((result.account.id, changed, result.fetched_at.timestamp()))
+            self._queue.put_nowait((account, changed, result.fetched_at.timestamp()))
         except asyncio.QueueFull:
             if not self._warned:
                 log.warning("balance history is behind: points dropped")
                 self._warned = True
+            del self._fetched[account]  # looked at again when next read
             return
         for balance in changed:
             self._last[balance.id] = (balance.total, balance.available)
@@ -194,7 +200,8 @@ class HistoryRecorder:
                     await self.history.prune(pruned)
             except Exception:
                 log.exception("balance history: a write failed")
-                for balance in balances:  # written again when next read
+                self._fetched.pop(account, None)  # looked at again when next read
+                for balance in balances:
                     self._last.pop(balance.id, None)
             finally:
                 self._queue.task_done()
