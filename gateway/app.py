@@ -112,6 +112,7 @@ def create_app(
             )
             app.state.journal = built.journal
             app.state.service = built.service
+            app.state.recorder, app.state.notifier = built.recorder, built.notifier
             app.state.graphql = GraphQLEndpoint(
                 graphql,
                 built.service,
@@ -220,6 +221,8 @@ class Parts:
     response_cache: ResponseCache | None
     store: Store
     journal: Journal
+    recorder: HistoryRecorder | None = None  # [history] on
+    notifier: Notifier | None = None  # [webhooks] configured
 
 
 @asynccontextmanager
@@ -238,9 +241,8 @@ async def parts(
         transport, max_body_bytes=settings.upstream.max_body_bytes, wall_clock=clock
     )
     journal = journal_for(settings)
-    recording: asyncio.Future[None] | None = None
-    notifying: asyncio.Future[None] | None = None
-    webhooks = WebhookClient()
+    background: list[asyncio.Future[None]] = []  # the history writer, the notifier
+    webhooks = WebhookClient() if settings.webhooks else None
     try:
         adapters = {
             account.id: spec(account.provider.value).factory(
@@ -260,20 +262,19 @@ async def parts(
         gauges = BalanceGauges(clock)  # per-balance gauges, from every answer read
         metrics.registry.register(gauges)
         service.answered.append(gauges.note)
+        recorder = notifier = None
         if settings.history.enabled:  # fresh balances kept in the journal's database
             history = settings.history
             service.history = SqlHistory(
                 journal.database, history.every_seconds, history.retention_days, clock
             )
-            service.recorder = HistoryRecorder(service.history, clock)
-            service.answered.append(service.recorder.note)
-            recording = asyncio.ensure_future(service.recorder.run())
-        if settings.webhooks:  # balance-level events, once across replicas and restarts
-            service.notifier = Notifier(
-                journal.database, settings.webhooks, clock, webhooks.post, metrics
-            )
-            service.answered.append(service.notifier.note)
-            notifying = asyncio.ensure_future(service.notifier.run())
+            recorder = HistoryRecorder(service.history, clock)
+            service.answered.append(recorder.note)
+            background.append(asyncio.ensure_future(recorder.run()))
+        if webhooks is not None:  # balance-level events, once across replicas and restarts
+            notifier = Notifier(journal.database, settings.webhooks, clock, webhooks.post, metrics)
+            service.answered.append(notifier.note)
+            background.append(asyncio.ensure_future(notifier.run()))
         top_ups, sources = capabilities(accounts, adapters, journal)
         topups = TopUpService(
             accounts,
@@ -303,13 +304,16 @@ async def parts(
             ),
             store=store,
             journal=journal,
+            recorder=recorder,
+            notifier=notifier,
         )
     finally:
-        for task in (recording, notifying):
-            if task is not None:
-                task.cancel()
-                await asyncio.wait([task])
-        await webhooks.aclose()
+        for task in background:
+            task.cancel()
+        if background:
+            await asyncio.wait(background)
+        if webhooks is not None:
+            await webhooks.aclose()
         await http.aclose()
         await store.close()
         await journal.close()

@@ -119,7 +119,7 @@ async def test_history_and_runway_over_graphql(
         runway { burnPerDay { amount currency } zeroAt criticalAt } } } } } }"""
     start = clock()
     async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        recorder = gw.app.state.service.recorder
+        recorder = gw.app.state.recorder
         # Every 30 minutes for 6 hours: 500 XOF of SMS sent each time, a top-up at hour 3.
         amount = Decimal(90_000)
         for step in range(13):
@@ -161,7 +161,7 @@ async def test_only_fresh_changes_are_written(
     sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
 ) -> None:
     async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        recorder = gw.app.state.service.recorder
+        recorder = gw.app.state.recorder
         history = gw.app.state.service.history
         for _ in range(5):  # unchanged, fresh each time: one row
             await gw.query('{ balances(accountIds: ["ourvoice-sn"]) { complete } }')

@@ -183,7 +183,7 @@ async def test_a_balance_falling_below_its_threshold_notifies_once(
             demo_settings(), webhooks=(WebhookSettings("ops", f"{url}/hooks", Secret(SECRET)),)
         )
         async with running_gateway(settings, sim_transport, clock) as gw:
-            notifier = gw.app.state.service.notifier
+            notifier = gw.app.state.notifier
             for amount in ("50000", "40000", "10000", "10000", "250000"):
                 ourvoice_fake(sim).balances["ourvoice-sn"] = Decimal(amount)
                 await gw.query('{ balances(accountIds: ["ourvoice-sn"]) { complete } }')

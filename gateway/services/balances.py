@@ -28,8 +28,7 @@ from gateway.domain import (
 )
 from gateway.errors import ErrorCode, UpstreamError
 from gateway.providers.protocols import BalanceProvider
-from gateway.services.history import HistoryRecorder, SqlHistory
-from gateway.services.notifications import Notifier
+from gateway.services.history import SqlHistory
 from gateway.upstream.deadline import request_deadline
 
 log = logging.getLogger("gateway.services.balances")
@@ -56,8 +55,6 @@ class BalanceService:
         # Told of every account's answer, as it is read (gauges, history).
         self.answered: list[Callable[[AccountBalanceResult], None]] = []
         self.history: SqlHistory | None = None  # `[history]` on: balances over time
-        self.recorder: HistoryRecorder | None = None
-        self.notifier: Notifier | None = None  # `[webhooks]`: balance-level events
 
     def accounts(self, provider: ProviderKind | None = None) -> list[AccountInfo]:
         return [
