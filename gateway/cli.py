@@ -1,5 +1,6 @@
-"""`balance-gateway serve | simulate | check-config | keys new | topups list/resolve |
-graphiql fetch | export-schema [--check]`: parse arguments, call the factories."""
+"""`balance-gateway serve | simulate | check-config | keys new | webhooks secret |
+topups list/resolve | graphiql fetch | export-schema [--check]`: parse arguments, call the
+factories."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from gateway import __version__, log_context, log_format
 from gateway.access import SCOPES
 from gateway.config.settings import SIMULATOR_PORT, Settings, config_path, load_settings
+from gateway.config.webhook_secret import new_webhook_secret
 from gateway.errors import ConfigError
 from gateway.server.auth import key_hash
 from gateway.server.serving import (
@@ -248,6 +250,12 @@ def new_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def webhook_secret(args: argparse.Namespace) -> int:
+    """Print a new webhook signing secret (`whsec_…`, 32 random bytes), alone on its line."""
+    print(new_webhook_secret())
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="balance-gateway", description=__doc__)
     root.add_argument("--version", action="version", version=f"balance-gateway {__version__}")
@@ -308,7 +316,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`keys`, `topups`: what operators run beside the server."""
+    """`keys`, `webhooks`, `topups`: what operators run beside the server."""
     keys = commands.add_parser("keys", help="client API keys").add_subparsers(
         dest="keys_command", required=True
     )
@@ -317,6 +325,14 @@ def operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     p.add_argument("--scopes", required=True, help=f"comma-separated: {', '.join(SCOPES)}")
     p.add_argument("--accounts", default="*", help='comma-separated account ids, or "*"')
     p.set_defaults(run=new_key)
+
+    webhooks = commands.add_parser("webhooks", help="webhook endpoints").add_subparsers(
+        dest="webhooks_command", required=True
+    )
+    p = webhooks.add_parser(
+        "secret", help="print a new signing secret for [webhooks.NAME] (whsec_…, 32 bytes)"
+    )
+    p.set_defaults(run=webhook_secret)
 
     top = commands.add_parser("topups", help="recorded top-ups (operators)").add_subparsers(
         dest="topups_command", required=True

@@ -6,7 +6,7 @@ its precision; times are timezone-aware UTC.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from enum import Enum
@@ -175,10 +175,17 @@ class Level(Enum):
 @dataclass(frozen=True)
 class Thresholds:
     """Low-balance levels of one balance, in its currency: CRITICAL when the available
-    amount is at or below `critical`, else WARNING at or below `warning`, else OK."""
+    amount is at or below `critical`, else WARNING at or below `warning`, else OK.
+
+    `hysteresis` (configured, in the same currency): the margin above a threshold the
+    available amount must rise past before an alert level clears; None is 1 % of each
+    threshold. `currency_mismatch` is set by `with_levels` on the thresholds of a balance
+    whose available amount is in another currency: a configuration mistake, no level."""
 
     warning: Money | None
     critical: Money | None
+    hysteresis: Money | None = None
+    currency_mismatch: bool = field(default=False, kw_only=True)
 
     @property
     def currency(self) -> str:
@@ -237,8 +244,11 @@ def with_levels(
         if rule is None:
             leveled.append(balance)
             continue
-        level = rule.thresholds.level_of(balance.available)
-        leveled.append(replace(balance, thresholds=rule.thresholds, level=level))
+        thresholds = rule.thresholds
+        level = thresholds.level_of(balance.available)
+        if level is None:  # another currency: said, never a silently dead alert
+            thresholds = replace(thresholds, currency_mismatch=True)
+        leveled.append(replace(balance, thresholds=thresholds, level=level))
     return tuple(leveled)
 
 

@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import httpx
+import pytest
+from prometheus_client import generate_latest
 
 from gateway.access import RateLimit
 from gateway.config.operations import MetricsSettings
+from gateway.domain import (
+    AccountBalance,
+    AccountInfo,
+    Asset,
+    AssetKind,
+    Balance,
+    Level,
+    Money,
+    ProviderKind,
+    ThresholdRule,
+    Thresholds,
+)
+from gateway.services.gauges import BalanceGauges
 from gateway.simulator import Simulator
 from tests.helpers import (
     FakeClock,
@@ -17,6 +35,7 @@ from tests.helpers import (
     running_gateway,
     sample,
     sample_sum,
+    with_account,
     with_cache,
 )
 from tests.test_topup import TOP_UP, topup
@@ -169,3 +188,68 @@ async def test_redis_round_trips_per_request_are_what_the_readme_states(
     # dropped, plus a quota count per upstream call; the response cache adds 3
     assert spent[True] == [34, 2, 2]  # then: the generations and the stored response
     assert spent[False] == [31, 5, 5]  # then: one read per account
+
+
+MISMATCH = {
+    "account": "ourvoice-sn",
+    "balance": "ourvoice-sn:credit:XOF",
+    "currency": "XOF",
+    "threshold_currency": "EGP",
+}
+
+
+async def test_thresholds_in_another_currency_are_a_mismatch_gauge_and_one_warning(
+    sim_transport: httpx.AsyncBaseTransport,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A rule in EGP on an XOF balance (a throwaway rule, past the configuration's checks,
+    as a provider whose currencies are not known up front lets through): never an EGP
+    threshold labelled XOF, no level — the mismatch itself, and one WARNING per balance."""
+    egp = Money(Decimal(100000), "EGP")
+    rule = ThresholdRule(Thresholds(egp, None), asset="XOF")
+    settings = with_account(demo_settings(), "ourvoice-sn", thresholds=(rule,))
+    with caplog.at_level(logging.WARNING, logger="gateway.services.gauges"):
+        async with running_gateway(settings, sim_transport, clock) as gw:
+            await gw.query(QUERY)
+            clock.advance(60)  # read again: the same mismatch, no second line
+            await gw.query(QUERY)
+            text = (await gw.http.get("/metrics")).text
+    assert sample(text, "gateway_threshold_currency_mismatch", **MISMATCH) == 1
+    assert 'gateway_balance_threshold{account="ourvoice-sn"' not in text
+    assert 'gateway_balance_level{account="ourvoice-sn"' not in text
+    assert 'gateway_balance_available{account="ourvoice-sn"' in text  # the amount still is
+    (warning,) = [r for r in caplog.records if "ourvoice-sn:credit:XOF" in r.getMessage()]
+    assert warning.levelno == logging.WARNING
+    assert "is in XOF but its thresholds are in EGP" in warning.getMessage()
+
+
+def test_the_mismatch_gauge_is_only_for_a_balance_in_another_currency() -> None:
+    def balance(name: str, currency: str, threshold_currency: str) -> Balance:
+        money = Money(Decimal(50), currency)
+        limit = Money(Decimal(100), threshold_currency)
+        return Balance(
+            f"a:{name}",
+            Asset(currency, currency, AssetKind.CASH),
+            money,
+            money,
+            thresholds=Thresholds(limit, None),
+            level=Level.WARNING if currency == threshold_currency else None,
+        )
+
+    info = AccountInfo("a", ProviderKind("magma_onepay"), "a", ())
+    answer = AccountBalance(
+        info,
+        (balance("GH:GHS", "GHS", "XOF"), balance("SN:XOF", "XOF", "XOF")),
+        datetime.fromtimestamp(0, UTC),
+    )
+    gauges = BalanceGauges(lambda: 0.0)
+    gauges.note(answer)
+    text = generate_latest(gauges).decode()
+    labels = {"account": "a", "currency": "GHS", "threshold_currency": "XOF"}
+    assert sample(text, "gateway_threshold_currency_mismatch", balance="a:GH:GHS", **labels) == 1
+    assert text.count("gateway_threshold_currency_mismatch{") == 1
+    assert text.count("gateway_balance_threshold{") == 1  # the XOF balance's warning only
+    ok = {"account": "a", "balance": "a:SN:XOF", "asset": "XOF", "kind": "CASH", "currency": "XOF"}
+    assert sample(text, "gateway_balance_level", **ok) == 1
+    assert sample(text, "gateway_balance_threshold", **ok, level="warning") == 100

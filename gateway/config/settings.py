@@ -31,6 +31,8 @@ from gateway.config.operations import (
     parse_tracing,
 )
 from gateway.config.security import Security, parse_security
+from gateway.config.webhook_secret import FORMAT as WEBHOOK_SECRET_FORMAT
+from gateway.config.webhook_secret import webhook_key
 from gateway.domain import (
     COUNTRIES,
     Capability,
@@ -43,6 +45,7 @@ from gateway.domain import (
 )
 from gateway.errors import ConfigError, Problem
 from gateway.providers.registry import spec as provider_spec
+from gateway.providers.spec import ProviderSpec
 
 PROFILES = ("production", "development")
 # `base_url = "simulator:/magma"` (development only): the built-in simulator, wherever it
@@ -121,7 +124,7 @@ ACCOUNT_KEYS = {
     "thresholds",
 }
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-THRESHOLD_KEYS = {"asset", "balance", "currency", "warning", "critical"}
+THRESHOLD_KEYS = {"asset", "balance", "currency", "warning", "critical", "hysteresis"}
 AMOUNT = re.compile(r"[0-9]+(\.[0-9]+)?")
 CREDENTIAL_KEYS = {"api_key", "private_key", "secret_key", "public_key"}
 
@@ -474,12 +477,26 @@ def _webhooks(
         elif parts.scheme == "http" and not development and parts.hostname not in LOOPBACK:
             check.add(f"{where}.url", "events leave the host: use https", "an https:// URL")
         secret = check.secret(entry.get("secret"), f"{where}.secret", development)
-        if secret is not None and len(secret.reveal()) < 16:
-            check.add(f"{where}.secret", "shorter than 16 characters", "32+ random bytes")
+        if secret is not None and not _webhook_secret(check, secret, f"{where}.secret"):
             secret = None
         if secret is not None:
             found.append(WebhookSettings(name, url, secret))
     return tuple(found)
+
+
+def _webhook_secret(check: Checker, secret: Secret, where: str) -> bool:
+    """A Standard Webhooks secret (`whsec_…`), or a problem naming the command that makes
+    one (the secret itself is never shown)."""
+    try:
+        webhook_key(secret.reveal())
+    except ValueError as exc:
+        check.add(
+            where,
+            f"not a Standard Webhooks secret ({WEBHOOK_SECRET_FORMAT}): {exc}",
+            "generate one: balance-gateway webhooks secret",
+        )
+        return False
+    return True
 
 
 def _history(check: Checker, raw: Mapping[str, Any]) -> HistorySettings:
@@ -595,7 +612,7 @@ def _account(
     per_minute = check.whole(raw, "calls_per_minute", where, spec.calls_per_minute, 1_000_000)
     per_day = check.whole(raw, "calls_per_day", where, spec.calls_per_day, 100_000_000)
     topup_status, topup_max = _topup(check, raw, where, Capability.TOP_UP in spec.capabilities)
-    thresholds = _thresholds(check, raw.get("thresholds", []), where, account_id, currency)
+    thresholds = _thresholds(check, raw.get("thresholds", []), where, account_id, currency, spec)
     if len(check.problems) > start:
         return None
     return AccountConfig(
@@ -622,10 +639,16 @@ def _account(
 
 
 def _thresholds(
-    check: Checker, raw: Any, where: str, account_id: str, account_currency: str | None
+    check: Checker,
+    raw: Any,
+    where: str,
+    account_id: str,
+    account_currency: str | None,
+    spec: ProviderSpec,
 ) -> tuple[ThresholdRule, ...]:
     """`[[accounts.ID.thresholds]]`: each names one `asset` (its code) or one `balance` (its
-    id, `<account>:<key>`), its `currency`, and a `warning` and/or `critical` amount."""
+    id, `<account>:<key>`), its `currency`, a `warning` and/or `critical` amount, and an
+    optional `hysteresis` (the margin above a threshold before an alert clears)."""
     example = 'e.g. { asset = "XOF", currency = "XOF", warning = "100000", critical = "20000" }'
     if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
         check.add(f"{where}.thresholds", "must be a list of tables", example)
@@ -661,16 +684,14 @@ def _thresholds(
                 f"wrong currency {currency!r}: this account's balances are in {account_currency}",
                 f'currency = "{account_currency}"',
             )
-        levels = {}
-        for name in ("warning", "critical"):
-            value = entry.get(name)
-            if value is None:
-                continue
-            text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-            if not isinstance(text, str) or not AMOUNT.fullmatch(text) or not fits(Decimal(text)):
-                check.add(f"{at}.{name}", "must be an amount, written as a string", '"100000.50"')
-                continue
-            levels[name] = Decimal(text)
+        else:
+            _check_documented_currency(check, f"{at}.currency", currency, spec, target, account_id)
+        levels = {
+            name: amount
+            for name in ("warning", "critical")
+            if (amount := _amount(check, entry, at, name)) is not None
+        }
+        hysteresis = _amount(check, entry, at, "hysteresis")
         if not levels and len(check.problems) == start:
             check.add(at, "sets neither warning nor critical", 'warning = "100000"')
         warning, critical = levels.get("warning"), levels.get("critical")
@@ -685,9 +706,59 @@ def _thresholds(
         thresholds = Thresholds(
             Money(warning, currency) if warning is not None else None,
             Money(critical, currency) if critical is not None else None,
+            Money(hysteresis, currency) if hysteresis is not None else None,
         )
         rules.append(ThresholdRule(thresholds, asset=asset, balance=balance))
     return tuple(rules)
+
+
+def _amount(check: Checker, entry: Mapping[str, Any], at: str, name: str) -> Decimal | None:
+    """An amount of a threshold rule (absent: None): an exact string within the money
+    domain, not negative (a whole number may be a plain integer)."""
+    value = entry.get(name)
+    if value is None:
+        return None
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if isinstance(text, str) and text.startswith("-"):
+        check.add(f"{at}.{name}", f"negative: {name} is 0 or more", f'{name} = "100"')
+        return None
+    if not isinstance(text, str) or not AMOUNT.fullmatch(text) or not fits(Decimal(text)):
+        check.add(f"{at}.{name}", "must be an amount, written as a string", '"100000.50"')
+        return None
+    return Decimal(text)
+
+
+def _expected_currency(spec: ProviderSpec, target: tuple[str, str], account_id: str) -> str | None:
+    """The currency the provider's documentation gives the balances a rule names (by its
+    asset code, or by its balance id's key), or None when the spec cannot say."""
+    kind, name = target
+    if kind == "asset":
+        derive, code = spec.asset_currency, name
+    elif name.startswith(f"{account_id}:"):
+        derive, code = spec.balance_currency, name[len(account_id) + 1 :]
+    else:
+        return None  # another account's id: a problem of its own
+    found = derive(code) if derive is not None else None
+    return found if is_known_currency(found) else None
+
+
+def _check_documented_currency(
+    check: Checker,
+    at: str,
+    currency: str,
+    spec: ProviderSpec,
+    target: tuple[str, str],
+    account_id: str,
+) -> None:
+    """For a provider that states currencies itself (Magma OnePay, Muda), a rule's
+    `currency` must be the one its balances are documented to be in: any other can never
+    match, and its level would stay null forever."""
+    expected = _expected_currency(spec, target, account_id)
+    if expected is None or currency == expected:
+        return
+    kind, name = target
+    whose = f"balances of asset {name} are" if kind == "asset" else f"balance {name!r} is"
+    check.add(at, f"wrong currency {currency!r}: {whose} in {expected}", f'currency = "{expected}"')
 
 
 def _topup(

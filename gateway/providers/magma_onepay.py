@@ -250,4 +250,8 @@ SPEC = ProviderSpec(
     required_credentials=frozenset({"private_key"}),
     optional_credentials=frozenset({"secret_key"}),
     capabilities=(Capability.BALANCE, Capability.TRANSACTIONS),
+    # [doc] PROVIDERS.md: each item is one country's float in its `currency`; a balance's
+    # asset code is that currency, and its key is `<country>:<currency>` (`GH:GHS`).
+    asset_currency=lambda code: code,
+    balance_currency=lambda key: key.partition(":")[2] or None,
 )

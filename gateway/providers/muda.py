@@ -294,4 +294,8 @@ SPEC = ProviderSpec(
     capabilities=(Capability.BALANCE, Capability.TRANSACTIONS),
     calls_per_minute=100,  # Muda's documented quota: the budget stops us before its 429
     calls_per_day=5000,
+    # [doc] PROVIDERS.md: asset `X` is cash in currency X, `cX` collateral in X (cUGX is in
+    # UGX); a balance's key is `<asset code>:<issuer>` (`cUGX:issuer_ugx`).
+    asset_currency=lambda code: code.removeprefix("c"),
+    balance_currency=lambda key: key.partition(":")[0].removeprefix("c"),
 )

@@ -36,3 +36,11 @@ class ProviderSpec:
     # TRANSACTIONS answered from the gateway's own journal of top-ups, for a provider that
     # takes top-ups but offers no history (Our Voice).
     history_from_journal: bool = False
+    # Where the provider's documentation fixes a balance's currency up front, the
+    # configuration checks a threshold's `currency` against it (None: known only once the
+    # provider answers). `asset_currency(code)`: the currency a balance of this asset code
+    # is in, as the provider documents it; `balance_currency(key)`: that of the balance
+    # whose id is `<account>:<key>`. Pure; an answer that is None or no known currency
+    # (a code or key this provider never answers) says nothing.
+    asset_currency: Callable[[str], str | None] | None = None
+    balance_currency: Callable[[str], str | None] | None = None
