@@ -209,6 +209,7 @@ def secrets_of(settings: Settings) -> list[str]:
         values.append(jwt.secret.reveal())
     if settings.idempotency.password is not None:
         values.append(settings.idempotency.password.reveal())
+    values += (webhook.secret.reveal() for webhook in settings.webhooks)
     return values
 
 
@@ -272,7 +273,14 @@ async def parts(
             service.answered.append(recorder.note)
             background.append(asyncio.ensure_future(recorder.run()))
         if webhooks is not None:  # balance-level events, once across replicas and restarts
-            notifier = Notifier(journal.database, settings.webhooks, clock, webhooks.post, metrics)
+            notifier = Notifier(
+                journal.database,
+                settings.webhooks,
+                clock,
+                webhooks.post,
+                metrics,
+                retention_days=settings.history.retention_days,
+            )
             service.answered.append(notifier.note)
             background.append(asyncio.ensure_future(notifier.run()))
         top_ups, sources = capabilities(accounts, adapters, journal)

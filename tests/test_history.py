@@ -1,7 +1,7 @@
 """Balance history and runway: fresh balances kept in the journal's database (SQLite and
-PostgreSQL, for real), one row per balance per bucket whatever the polling rate and the
-replicas, retention, `Balance.history` downsampled server-side, and `Balance.runway` from
-the burn rate with top-ups left out."""
+PostgreSQL, for real), the last read of each bucket whatever the polling rate, the replicas
+and the order they write in, retention, `Balance.history` downsampled server-side, and
+`Balance.runway` from the burn rate up to now with top-ups left out."""
 
 from __future__ import annotations
 
@@ -42,19 +42,19 @@ async def history(journal_url: str) -> AsyncIterator[SqlHistory]:
     await journal.close()
 
 
-async def test_one_row_per_balance_per_bucket_whatever_writes_it(history: SqlHistory) -> None:
+async def test_the_last_read_of_each_bucket_whatever_writes_it(history: SqlHistory) -> None:
     key = f"a:{uuid.uuid4().hex}"
     start = 1_800_000_000.0  # a bucket boundary (a multiple of 60)
     for second, amount in ((0, 100), (10, 90), (59, 80), (60, 70), (130, 60)):
         await history.record("a", (balance(amount, key),), start + second)
-    await history.record("a", (balance(999, key),), start + 5)  # another replica, same bucket
+    await history.record("a", (balance(999, key),), start + 5)  # another replica, late
     points = await history.points(key, start, start + 200)
     assert [(p.at.timestamp() - start, p.available.amount) for p in points] == [
-        (0.0, Decimal(100)),
+        (59.0, Decimal(80)),
         (60.0, Decimal(70)),
         (130.0, Decimal(60)),
     ]
-    assert points[0].available == xof(100) and points[0].at.tzinfo is UTC
+    assert points[0].available == xof(80) and points[0].at.tzinfo is UTC
     assert await history.points(key, start + 61, start + 200) == points[2:]
 
 
@@ -76,14 +76,15 @@ def test_downsampling_keeps_the_last_point_of_each_bucket() -> None:
     assert downsampled(points, 0, 60) == [point(59, 3), point(61, 2), point(200, 1)]
 
 
-def test_the_runway_counts_falls_not_top_ups() -> None:
+def test_the_runway_counts_falls_up_to_now_not_top_ups() -> None:
     hour = 3600
 
-    def point(hours: int, amount: int) -> Point:
+    def point(hours: float, amount: int) -> Point:
         return Point(datetime.fromtimestamp(hours * hour, UTC), xof(amount), xof(amount))
 
-    # 4,000 fell over 5 hours (800 an hour); the top-up of 5,000 at hour 3 is not burn
-    points = [point(0, 10_000), point(2, 8_000), point(3, 13_000), point(5, 11_000)]
+    # 4,000 fell between hour 0 and now, hour 5 (800 an hour); the top-up of 5,000 at hour 3
+    # is not burn; the last 1,000 fell between the last point and the amount now
+    points = [point(0, 10_000), point(2, 8_000), point(3, 13_000), point(4, 12_000)]
     now = 5 * hour
     found = runway(points, balance(11_000, thresholds=Thresholds(None, xof(1_000))), now)
     assert found is not None
@@ -91,14 +92,19 @@ def test_the_runway_counts_falls_not_top_ups() -> None:
     assert found.zero_at == datetime.fromtimestamp(now + 11_000 / 800 * hour, UTC)
     assert found.critical_at == datetime.fromtimestamp(now + 10_000 / 800 * hour, UTC)
     assert found.since == points[0].at
+    # quiet since: the same falls over 10 hours up to now burn half as fast
+    later = runway(points, balance(11_000), 10 * hour)
+    assert later is not None and later.burn_per_day == xof("9600.00")
+    # a point before the 7-day window stands at its start
+    old = [point(-24 * 30, 20_000), point(24, 10_000)]
+    windowed = runway(old, balance(10_000), 7 * 24 * hour)
+    assert windowed is not None and windowed.since == datetime.fromtimestamp(0, UTC)
+    assert windowed.burn_per_day == xof("1428.57")  # 10,000 over the 7 days
     rising = [point(0, 1_000), point(2, 5_000)]
     assert runway(rising, balance(5_000), now) is None  # nothing fell
-    assert runway(points[:1], balance(10_000), now) is None  # one point
-    short = [
-        Point(datetime.fromtimestamp(0, UTC), xof(5), xof(5)),
-        Point(datetime.fromtimestamp(60, UTC), xof(4), xof(4)),
-    ]
-    assert runway(short, balance(4), now) is None  # a minute says nothing of a rate
+    assert runway([], balance(10_000), now) is None  # no history: no span
+    minute = [point(0, 5), point(1 / 60, 4)]
+    assert runway(minute, balance(4), 120) is None  # two minutes say nothing of a rate
     trickle = [
         point(0, 10**15),
         Point(
@@ -107,7 +113,7 @@ def test_the_runway_counts_falls_not_top_ups() -> None:
             xof("999999999999999.99"),
         ),
     ]
-    assert runway(trickle, balance("999999999999999.99"), now) is None  # not in ten years
+    assert runway(trickle, balance("999999999999999.99"), 7 * 86400) is None  # ten years
 
 
 async def test_history_and_runway_over_graphql(
@@ -148,23 +154,25 @@ async def test_history_and_runway_over_graphql(
         "124500",
         "124000",
     ]
-    # 11 sends of 500 over 6 hours: 5,500 / 6 h = 22,000 a day; the top-up not counted
-    assert sn["runway"]["burnPerDay"] == {"amount": "22000.00", "currency": "XOF"}
+    # 11 sends of 500 from the first read to now, 6.5 hours later: 5,500 / 6.5 h = 20,307.69
+    # a day; the top-up not counted
+    assert sn["runway"]["burnPerDay"] == {"amount": "20307.69", "currency": "XOF"}
     hours = (datetime.fromisoformat(sn["runway"]["zeroAt"]).timestamp() - clock()) / 3600
-    assert round(hours, 2) == round(124_000 / (5_500 / 6), 2)
+    assert round(hours, 2) == round(124_000 / (5_500 / 6.5), 2)
     hours = (datetime.fromisoformat(sn["runway"]["criticalAt"]).timestamp() - clock()) / 3600
-    assert round(hours, 2) == round((124_000 - 20_000) / (5_500 / 6), 2)
+    assert round(hours, 2) == round((124_000 - 20_000) / (5_500 / 6.5), 2)
     assert refused.json()["errors"][0]["extensions"]["code"] == "VALIDATION"
 
 
-async def test_only_fresh_changes_are_written(
+async def test_every_fresh_read_is_kept_stale_answers_are_not(
     sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
 ) -> None:
     async with running_gateway(demo_settings(), sim_transport, clock) as gw:
         recorder = gw.app.state.recorder
         history = gw.app.state.service.history
-        for _ in range(5):  # unchanged, fresh each time: one row
+        for _ in range(5):  # unchanged, fresh each time, a bucket each: five rows
             await gw.query('{ balances(accountIds: ["ourvoice-sn"]) { complete } }')
+            await gw.query('{ balances(accountIds: ["ourvoice-sn"]) { complete } }')  # cached
             clock.advance(120)
         await recorder.flush()
         sim.state.set_faults("ourvoice-sn", status=503)
@@ -172,4 +180,4 @@ async def test_only_fresh_changes_are_written(
         await gw.query('{ balances(accountIds: ["ourvoice-sn"]) { complete } }')
         await recorder.flush()
         points = await history.points(SN, 0, clock() + 1)
-    assert len(points) == 1
+    assert len(points) == 5

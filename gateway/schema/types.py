@@ -79,6 +79,14 @@ class Thresholds:
     critical: Money | None = strawberry.field(
         description="CRITICAL when the available amount is at or below this."
     )
+    hysteresis: Money | None = strawberry.field(
+        description="The margin above a threshold the available amount must rise past "
+        "before an alert clears; null: 1 % of each threshold."
+    )
+    currency_mismatch: bool = strawberry.field(
+        description="True when this balance is in another currency than its thresholds: "
+        "a configuration mistake — no level, no alert."
+    )
 
 
 @strawberry.type
@@ -92,16 +100,18 @@ class Balance:
     updated_at: datetime | None
     level: domain.Level | None = strawberry.field(
         description="The available amount against `thresholds`: CRITICAL at or below "
-        "critical, else WARNING at or below warning, else OK. Null without thresholds (or "
-        "when the provider answered this balance in another currency than they are in)."
+        "critical, else WARNING at or below warning, else OK. Null without thresholds, and "
+        "when this balance is in another currency than they are (then "
+        "`thresholds.currencyMismatch` is true: a configuration mistake, no alert)."
     )
     thresholds: Thresholds | None = strawberry.field(
-        description="This balance's thresholds ([[accounts.ID.thresholds]]), if any."
+        description="This balance's thresholds ([[accounts.ID.thresholds]]), if any — shown "
+        "even when they cannot apply (`currencyMismatch`)."
     )
 
     @strawberry.field(
         description="This balance over time, as the gateway read it fresh from the provider "
-        "(a point when it changed, at most one per `[history] every_seconds`): the last "
+        "(the last read of each `[history] every_seconds` in which it was read): the last "
         "point of each `every` seconds from `since` (default: 7 days before `until`) to "
         "`until` (default: now), at most 1000 points. A top-up shows as a rise. Empty "
         "when `[history]` is off."
@@ -128,17 +138,18 @@ class Balance:
 
     @strawberry.field(
         description="When this balance runs out at its recent burn rate: the falls of its "
-        "available amount between history points over the last 7 days (rises — top-ups — "
-        "left out), divided by the time they span, projected from the available amount "
-        "now. Null when nothing fell, the points span less than an hour, it would last "
-        "more than ten years, or `[history]` is off."
+        "available amount over the last 7 days up to now (between history points, and to "
+        "the amount now; rises — top-ups — left out), divided by the time from the first "
+        "point in that window to now, projected from the available amount now. Null when "
+        "nothing fell, that time is under an hour, it would last more than ten years, or "
+        "`[history]` is off."
     )
     async def runway(self, info: strawberry.Info[Context, None]) -> Runway | None:
         store = info.context.service.history
         if store is None:
             return None
         now = store.clock()
-        points = await store.points(str(self.id), now - RUNWAY_DAYS * 86400, now)
+        points = await store.window(str(self.id), now - RUNWAY_DAYS * 86400, now)
         found = runway_of(points, cast(domain.Balance, self), now)
         return cast(Runway | None, found)
 

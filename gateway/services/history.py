@@ -1,19 +1,24 @@
 """Balance history and runway, kept in the journal's database (SQLite by default, the
 shared PostgreSQL for replicas).
 
-Writes are bounded whatever the polling rate and the number of replicas: a balance read
-fresh from its provider is recorded only when it differs from the last one recorded (in
-this process), and the table holds at most one row per balance per bucket of
-`every_seconds` (`INSERT … ON CONFLICT DO NOTHING` on `(balance, bucket)`). Rows older than
-`retention_days` are deleted once an hour. Recording never slows an answer: the reads are
-queued (at most `QUEUE_SIZE`; past that, points are dropped with a warning) and one task
-writes them.
+History: for each balance and each bucket of `every_seconds` that holds a fresh read, one
+row — the last read of the bucket (the greatest `at`). Every fresh read is written as an
+upsert that keeps the later of two reads of one bucket, so neither the order in which
+replicas write nor a second change inside one bucket can lose a value, and rows stay bounded
+by buckets whatever the polling rate or the number of replicas. A row's `bucket` is the
+bucket's first second; rows are read by their time only, so a change of `every_seconds`
+hides none of them. Rows older than `retention_days` are deleted once an hour. Recording
+never slows an answer: reads are queued (at most `QUEUE_SIZE`; past that, points are
+dropped with a warning) and one task writes them. The only per-process memory is which
+read of each account was already queued: the same read twice is nothing new.
 
-Runway: the burn rate is the sum of the falls of the available amount between recorded
-points over the last `RUNWAY_DAYS` (a rise — a top-up — is not burn and is left out),
-divided by the time they span; the balance runs out (or reaches its critical level) after
-its current available amount divided by that rate. No runway when nothing fell, the
-points span less than an hour, or the balance would last more than ten years.
+Runway (the README's definition, "Exactly what is kept"): over the window of
+`RUNWAY_DAYS` up to now, the falls of the available amount between points — the last point
+before the window standing at its start, the current value held until now; a rise (a
+top-up) is not burn — divided by the time from the window's first point to now; the
+balance runs out (or reaches its critical level) after its available amount divided by
+that rate. No runway when nothing fell, that span is under an hour, or the balance would
+last more than ten years.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from itertools import pairwise
 
 from gateway.domain import AccountBalance, AccountBalanceResult, Balance, Money
@@ -54,23 +59,24 @@ class Runway:
 
 
 def runway(points: list[Point], balance: Balance, now: float) -> Runway | None:
-    """When `balance` runs out at the burn rate of `points` (see the module doc)."""
-    if len(points) < 2:
-        return None
-    span = (points[-1].at - points[0].at).total_seconds()
+    """When `balance` runs out at the burn rate of the window ending `now`: `points` are
+    the history from the last point at or before the window's start (see `SqlHistory.window`)
+    up to now, in time order."""
+    start = now - RUNWAY_DAYS * 86400
+    series = [(max(p.at.timestamp(), start), p.available.amount) for p in points]
+    available = balance.available.amount
+    series.append((now, available))  # the current value, held until now
+    span = now - series[0][0]
     if span < MIN_RUNWAY_SPAN_SECONDS:
         return None
-    falls = (a.available.amount - b.available.amount for a, b in pairwise(points))
-    fell = sum((fall for fall in falls if fall > 0), Decimal(0))  # a rise is a top-up
+    fell = sum((max(Decimal(0), a - b) for (_, a), (_, b) in pairwise(series)), Decimal(0))
     if fell <= 0:
-        return None
+        return None  # a rise is a top-up, not burn
     per_second = fell / Decimal(span)
-    available = balance.available.amount
     if available / per_second > MAX_RUNWAY_SECONDS:
         return None  # a trickle: no date worth telling (and none a calendar can hold)
-    start = datetime.fromtimestamp(now, UTC)
     currency = balance.available.currency
-    burn = Money((per_second * 86400).quantize(Decimal("0.01")), currency)
+    burn = Money((per_second * 86400).quantize(Decimal("0.01"), ROUND_HALF_EVEN), currency)
 
     def at(amount: Decimal) -> datetime:
         seconds = max(Decimal(0), amount / per_second)
@@ -79,8 +85,8 @@ def runway(points: list[Point], balance: Balance, now: float) -> Runway | None:
     critical = balance.thresholds.critical if balance.thresholds is not None else None
     critical_at = None
     if critical is not None and critical.currency == currency:
-        critical_at = at(available - critical.amount) if available > critical.amount else start
-    return Runway(burn, at(available), critical_at, points[0].at)
+        critical_at = at(available - critical.amount)
+    return Runway(burn, at(available), critical_at, datetime.fromtimestamp(series[0][0], UTC))
 
 
 def downsampled(points: list[Point], since: float, every: float) -> list[Point]:
@@ -89,6 +95,14 @@ def downsampled(points: list[Point], since: float, every: float) -> list[Point]:
     for point in points:
         last[int((point.at.timestamp() - since) // every)] = point
     return [last[k] for k in sorted(last)]
+
+
+def _point(at: float, currency: str, total: str, available: str) -> Point:
+    return Point(
+        datetime.fromtimestamp(float(at), UTC),
+        Money(Decimal(total), currency),
+        Money(Decimal(available), currency),
+    )
 
 
 class SqlHistory:
@@ -105,44 +119,56 @@ class SqlHistory:
         self.retention_seconds = retention_days * 86400.0
 
     async def record(self, account: str, balances: tuple[Balance, ...], at: float) -> None:
-        bucket = int(at // self.every_seconds)
+        """One fresh read of `account`: each balance becomes its bucket's point unless the
+        bucket already holds a later read (one statement for all of them)."""
+        if not balances:
+            return
+        bucket = int(at - at % self.every_seconds)
+        rows = ", ".join("(?, ?, ?, ?, ?, ?, ?)" for _ in balances)
+        args: list[object] = []
         for balance in balances:
-            await self._db.run(
-                "INSERT INTO balance_history "
-                "(balance, bucket, account, at, currency, total, available) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (
-                    balance.id,
-                    bucket,
-                    account,
-                    at,
-                    balance.available.currency,
-                    format(balance.total.amount, "f"),
-                    format(balance.available.amount, "f"),
-                ),
+            args += (
+                balance.id,
+                bucket,
+                account,
+                at,
+                balance.available.currency,
+                format(balance.total.amount, "f"),
+                format(balance.available.amount, "f"),
             )
+        await self._db.run(  # the SQL is built from constants; values go as parameters
+            "INSERT INTO balance_history (balance, bucket, account, at, currency, total, "  # noqa: S608
+            f"available) VALUES {rows} ON CONFLICT (balance, bucket) DO UPDATE SET "
+            "at = excluded.at, account = excluded.account, currency = excluded.currency, "
+            "total = excluded.total, available = excluded.available "
+            "WHERE excluded.at > balance_history.at",
+            args,
+        )
 
     async def points(self, balance: str, since: float, until: float) -> list[Point]:
+        """The points of `balance` with `since <= at <= until`, in time order."""
         rows, _ = await self._db.run(
             "SELECT at, currency, total, available FROM balance_history "
-            "WHERE balance = ? AND bucket >= ? AND bucket <= ? AND at >= ? AND at <= ? "
-            "ORDER BY bucket",
-            (
-                balance,
-                int(since // self.every_seconds),
-                int(until // self.every_seconds),
-                since,
-                until,
-            ),
+            "WHERE balance = ? AND at >= ? AND at <= ? ORDER BY at",
+            (balance, since, until),
         )
-        return [
-            Point(
-                datetime.fromtimestamp(float(at), UTC),
-                Money(Decimal(total), currency),
-                Money(Decimal(available), currency),
-            )
-            for at, currency, total, available in rows
-        ]
+        return [_point(*row) for row in rows]
+
+    async def window(self, balance: str, since: float, until: float) -> list[Point]:
+        """The last point at or before `since` (where the window starts from), then the
+        points after it up to `until`: what a runway is measured on."""
+        rows, _ = await self._db.run(
+            "SELECT at, currency, total, available FROM balance_history "
+            "WHERE balance = ? AND at <= ? ORDER BY at DESC LIMIT 1",
+            (balance, since),
+        )
+        before = [_point(*row) for row in rows]
+        rows, _ = await self._db.run(
+            "SELECT at, currency, total, available FROM balance_history "
+            "WHERE balance = ? AND at > ? AND at <= ? ORDER BY at",
+            (balance, since, until),
+        )
+        return before + [_point(*row) for row in rows]
 
     async def prune(self, now: float) -> int:
         _, deleted = await self._db.run(
@@ -152,14 +178,13 @@ class SqlHistory:
 
 
 class HistoryRecorder:
-    """Hears every answer the balance service reads (`note`) and queues the fresh ones that
-    changed; `run` writes them, and prunes once an hour."""
+    """Hears every answer the balance service reads (`note`) and queues each fresh read once;
+    `run` writes them, and prunes once an hour."""
 
     def __init__(self, history: SqlHistory, clock: Callable[[], float]) -> None:
         self.history = history
         self.clock = clock
-        self._last: dict[str, tuple[Money, Money]] = {}
-        self._fetched: dict[str, datetime] = {}  # per account: the read last looked at
+        self._fetched: dict[str, datetime] = {}  # per account: the read last queued
         self._queue: asyncio.Queue[tuple[str, tuple[Balance, ...], float]] = asyncio.Queue(
             QUEUE_SIZE
         )
@@ -170,23 +195,15 @@ class HistoryRecorder:
             return  # only what the provider has just said is history
         account = result.account.id
         if self._fetched.get(account) == result.fetched_at:
-            return  # the same read again (a cache hit): nothing new, no comparing
-        self._fetched[account] = result.fetched_at
-        changed = tuple(
-            b for b in result.balances if self._last.get(b.id) != (b.total, b.available)
-        )
-        if not changed:
-            return
+            return  # the same read again (a cache hit): nothing new
         try:
-            self._queue.put_nowait((account, changed, result.fetched_at.timestamp()))
+            self._queue.put_nowait((account, result.balances, result.fetched_at.timestamp()))
         except asyncio.QueueFull:
             if not self._warned:
                 log.warning("balance history is behind: points dropped")
                 self._warned = True
-            del self._fetched[account]  # looked at again when next read
             return
-        for balance in changed:
-            self._last[balance.id] = (balance.total, balance.available)
+        self._fetched[account] = result.fetched_at
 
     async def run(self) -> None:
         """Write queued points until cancelled (the app's lifespan runs it)."""
@@ -200,9 +217,7 @@ class HistoryRecorder:
                     await self.history.prune(pruned)
             except Exception:
                 log.exception("balance history: a write failed")
-                self._fetched.pop(account, None)  # looked at again when next read
-                for balance in balances:
-                    self._last.pop(balance.id, None)
+                self._fetched.pop(account, None)  # queued again when next read
             finally:
                 self._queue.task_done()
 

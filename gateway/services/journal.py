@@ -20,7 +20,8 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,8 +42,9 @@ SCHEMA = """CREATE TABLE IF NOT EXISTS topups (
     resolved_at DOUBLE PRECISION,
     PRIMARY KEY (client, key)
 )"""
-# The same database keeps the balance history (`history.py`): at most one row per balance
-# per bucket of `[history] every_seconds`, so replicas and polling rates cannot multiply it.
+# The same database keeps the balance history (`history.py`): one row per balance per time
+# bucket — the last fresh read of the bucket; `bucket` is the bucket's first second, so rows
+# are read by `at` alone and a change of `[history] every_seconds` hides none of them.
 HISTORY_SCHEMA = """CREATE TABLE IF NOT EXISTS balance_history (
     balance TEXT NOT NULL,
     bucket BIGINT NOT NULL,
@@ -53,16 +55,23 @@ HISTORY_SCHEMA = """CREATE TABLE IF NOT EXISTS balance_history (
     available TEXT NOT NULL,
     PRIMARY KEY (balance, bucket)
 )"""
-# … and what the webhook notifications need to be sent once across replicas and restarts:
-# each balance's last known level (changed by compare-and-set), and the deliveries.
-LEVELS_SCHEMA = """CREATE TABLE IF NOT EXISTS balance_levels (
+# … and what the webhook notifications need to be sent once across replicas and restarts
+# (`notifications.py`): each balance's alert level with the read time it was last moved by
+# (changed by compare-and-set), and the outbox of deliveries, written in the same
+# transaction as the level change that creates them.
+ALERTS_SCHEMA = """CREATE TABLE IF NOT EXISTS balance_alerts (
     balance TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
     level TEXT NOT NULL,
+    observed_at DOUBLE PRECISION NOT NULL,
     changed_at DOUBLE PRECISION NOT NULL
 )"""
-DELIVERIES_SCHEMA = """CREATE TABLE IF NOT EXISTS webhook_deliveries (
+OUTBOX_SCHEMA = """CREATE TABLE IF NOT EXISTS webhook_outbox (
     id TEXT NOT NULL,
     endpoint TEXT NOT NULL,
+    balance TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
     body TEXT NOT NULL,
     state TEXT NOT NULL,
     attempts INTEGER NOT NULL,
@@ -70,7 +79,14 @@ DELIVERIES_SCHEMA = """CREATE TABLE IF NOT EXISTS webhook_deliveries (
     last_error TEXT,
     PRIMARY KEY (id, endpoint)
 )"""
-SCHEMAS = (SCHEMA, HISTORY_SCHEMA, LEVELS_SCHEMA, DELIVERIES_SCHEMA)
+# What the hourly prunes and the delivery loop scan.
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS balance_history_at ON balance_history (at)",
+    "CREATE INDEX IF NOT EXISTS webhook_outbox_due ON webhook_outbox (state, next_at)",
+    "CREATE INDEX IF NOT EXISTS webhook_outbox_created ON webhook_outbox (created_at)",
+    "CREATE INDEX IF NOT EXISTS webhook_outbox_order ON webhook_outbox (endpoint, balance, at)",
+)
+SCHEMAS = (SCHEMA, HISTORY_SCHEMA, ALERTS_SCHEMA, OUTBOX_SCHEMA, *INDEXES)
 COLUMNS = (
     "client, key, fingerprint, account, request, state, owner, lease_until, outcome, "
     "created_at, resolved_by, resolved_at"
@@ -179,11 +195,18 @@ def _listing(pending_only: bool, account: str | None, now: float | None) -> tupl
     return f"SELECT {COLUMNS} FROM topups{where} ORDER BY created_at DESC, key DESC", args
 
 
-class Database(Protocol):
-    """One SQL connection: `run` takes `?` placeholders (each dialect translates them) and
-    returns the rows (of a SELECT) and the row count, read while holding the connection."""
+class Statements(Protocol):
+    """Runs statements: `?` placeholders (each dialect translates them); the rows (of a
+    SELECT) and the row count, read while holding the connection."""
 
     async def run(self, sql: str, args: Sequence[Any] = ()) -> tuple[list[Any], int]: ...
+
+
+class Database(Statements, Protocol):
+    """The SQL database: each `run` is one autocommitted statement; `transaction()` gives
+    statements that commit together when the block ends, or not at all when it raises."""
+
+    def transaction(self) -> AbstractAsyncContextManager[Statements]: ...
 
     async def close(self) -> None: ...
 
@@ -256,6 +279,13 @@ class SqlJournal:
         await self.database.close()
 
 
+class _Held:
+    """The statements of one open transaction."""
+
+    def __init__(self, run: Callable[..., Any]) -> None:
+        self.run = run
+
+
 class Sqlite:
     """One connection, used from one worker thread at a time, in WAL mode."""
 
@@ -290,19 +320,38 @@ class Sqlite:
                 time.sleep(0.05)  # at start-up only, before the event loop serves anything
 
     async def run(self, sql: str, args: Sequence[Any] = ()) -> tuple[list[Any], int]:
+        async with self._lock:
+            return await self._statement(sql, args)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Statements]:
+        """`BEGIN IMMEDIATE`: the write lock first, so the statements of concurrent
+        transactions (of this or another process) never interleave."""
+        async with self._lock:
+            await self._statement("BEGIN IMMEDIATE")
+            try:
+                yield _Held(self._statement)
+                await self._statement("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    await self._statement("ROLLBACK")
+                raise
+
+    async def _statement(self, sql: str, args: Sequence[Any] = ()) -> tuple[list[Any], int]:
+        """One statement in the worker thread; the caller holds the connection."""
+
         def execute() -> tuple[list[Any], int]:
             cursor = self._db.execute(sql, args)
             return cursor.fetchall(), cursor.rowcount
 
-        async with self._lock:
-            statement = asyncio.ensure_future(asyncio.to_thread(execute))
-            try:
-                return await asyncio.shield(statement)
-            except asyncio.CancelledError:
-                # The thread runs the statement to its end whatever happens here: hold the
-                # connection until it has (closing it under a running statement crashes).
-                await asyncio.wait([statement])
-                raise
+        statement = asyncio.ensure_future(asyncio.to_thread(execute))
+        try:
+            return await asyncio.shield(statement)
+        except asyncio.CancelledError:
+            # The thread runs the statement to its end whatever happens here: hold the
+            # connection until it has (closing it under a running statement crashes).
+            await asyncio.wait([statement])
+            raise
 
     async def close(self) -> None:
         async with self._lock:
@@ -364,6 +413,19 @@ class Postgres:
             cursor = await conn.execute(sql.replace("?", "%s"), args)
             rows = await cursor.fetchall() if cursor.description else []
             return rows, cursor.rowcount
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Statements]:
+        if not self._ready:
+            await self._open()
+        async with self._pool.connection() as conn, conn.transaction():
+
+            async def run(sql: str, args: Sequence[Any] = ()) -> tuple[list[Any], int]:
+                cursor = await conn.execute(sql.replace("?", "%s"), args)
+                rows = await cursor.fetchall() if cursor.description else []
+                return rows, cursor.rowcount
+
+            yield _Held(run)
 
     async def close(self) -> None:
         await self._pool.close()

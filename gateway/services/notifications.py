@@ -1,29 +1,35 @@
-"""Webhook notifications: one event when a balance crosses into WARNING or CRITICAL, one
-when it recovers (back to OK) — never repeated while it stays there, across replicas and
-restarts — signed, retried with backoff, each with a unique id receivers can drop
-duplicates by. Everything lives in the journal's database:
+"""Webhook notifications: one event each time a balance's alert level changes — into
+WARNING or CRITICAL, and back to OK (`balance.recovered`) — with hysteresis
+(`alert_levels.py`), exactly once across replicas and restarts, delivered at least once,
+in order per balance and endpoint, signed per Standard Webhooks. Everything lives in the
+journal's database, which is the only memory that decides what is notified:
 
-- `balance_levels` holds each balance's last known level. A change is recorded by
-  compare-and-set (`UPDATE … WHERE level = <the level read>`, or an insert that must be
-  the first): of all replicas that see the same change, exactly one wins, and only the
-  winner creates the event. A balance first seen at WARNING or CRITICAL counts as a
-  change from OK; one first seen at OK makes no event.
-- `webhook_deliveries` holds one row per event per endpoint, `pending` until an endpoint
-  answers 2xx (`delivered`) or `MAX_ATTEMPTS` have failed (`failed`, logged). A replica
-  claims a due delivery by moving its `next_at` (compare-and-set) before sending, so two
-  replicas never send it at once; a process that dies mid-send leaves the claim to expire
-  and the delivery is retried — receivers drop the duplicate by its id.
+- `balance_alerts` holds each balance's alert level and the read time of the last fresh
+  read applied to it. Every fresh read is applied by compare-and-set on (level, read time):
+  of all replicas that read the same balance, each read is applied once, in read-time order
+  (a read not newer than the last applied is ignored); a replica that loses the race reads
+  again and re-applies. A balance first seen counts as coming from OK.
+- A level change and its deliveries (`webhook_outbox`, one row per event per endpoint) are
+  written in one transaction: either both are stored or neither, so a failure in between
+  (a locked database, a failover) loses no event — the next read tries again.
+- A delivery is `pending` until its endpoint answers 2xx (`delivered`) or `MAX_ATTEMPTS`
+  have failed (`failed`, logged). A replica claims a due delivery by moving its `next_at`
+  (compare-and-set) before sending, so two replicas never send it at once; a process that
+  dies mid-send leaves the claim to expire and the delivery is retried — receivers drop the
+  duplicate by its id. An event is not sent while an earlier event of the same balance to
+  the same endpoint is pending. Delivered and failed rows are deleted after the retention.
 
-The request (`POST`, `Content-Type: application/json`) carries `Webhook-Id` (the event's
-id, the same on every retry), `Webhook-Timestamp` (Unix seconds) and `Webhook-Signature:
-t=<timestamp>,v1=<hex>`, where hex is HMAC-SHA256 of `<timestamp>.<body>` with the
-endpoint's secret — the scheme payment providers use; a receiver recomputes it and
-refuses timestamps older than a few minutes.
+The request (`POST`, `Content-Type: application/json`) carries the Standard Webhooks
+headers: `webhook-id` (the event's id, the same on every retry), `webhook-timestamp` (Unix
+seconds) and `webhook-signature: v1,<base64 of HMAC-SHA256 over "<id>.<timestamp>.<body>">`
+keyed by the endpoint's secret (`whsec_<base64 key>`), so receivers verify with any
+Standard Webhooks library.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -33,15 +39,21 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from gateway.config.settings import WebhookSettings
+from gateway.config.webhook_secret import webhook_key
 from gateway.domain import AccountBalance, AccountBalanceResult, Balance, Level, Money
 from gateway.metrics import Metrics
-from gateway.services.journal import Database
+from gateway.services.alert_levels import next_level
+from gateway.services.journal import Database, Statements
 
 log = logging.getLogger("gateway.services.notifications")
 MAX_ATTEMPTS = 10
 CLAIM_SECONDS = 30.0  # a claimed delivery is retried after this if its sender vanished
 POLL_SECONDS = 5.0
 QUEUE_SIZE = 1000
+CAS_TRIES = 5  # replicas racing on one balance: each lost race reads the level again
+DELIVERY_BATCH = 100  # deliveries sent per round, oldest first
+MAX_ROUNDS = 10  # rounds per pass: a delivered event lets its balance's next one go
+PRUNE_EVERY_SECONDS = 3600.0
 EVENT_TYPES = {
     Level.WARNING: "balance.warning",
     Level.CRITICAL: "balance.critical",
@@ -57,14 +69,29 @@ def backoff(attempts: int) -> float:
     return float(min(3600, 10 * 3 ** (attempts - 1)))
 
 
-def signature(secret: str, timestamp: int, body: str) -> str:
-    digest = hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256)
-    return f"t={timestamp},v1={digest.hexdigest()}"
+def signature(key: bytes, event_id: str, timestamp: int, body: str) -> str:
+    """Standard Webhooks' `webhook-signature`: `v1,` and the base64 HMAC-SHA256 of
+    `<id>.<timestamp>.<body>`."""
+    signed = f"{event_id}.{timestamp}.{body}".encode()
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-def event_body(event_id: str, account: str, balance: Balance, previous: str, at: float) -> str:
+def _utc(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
+
+
+def event_body(
+    event_id: str,
+    account: str,
+    balance: Balance,
+    level: Level,
+    previous: Level,
+    read_at: float,
+    now: float,
+) -> str:
+    """The event's JSON: what changed, the amount that moved it, the thresholds."""
     thresholds = balance.thresholds
-    assert balance.level is not None and thresholds is not None
+    assert thresholds is not None
 
     def money(value: Money | None) -> dict[str, str] | None:
         if value is None:
@@ -74,19 +101,22 @@ def event_body(event_id: str, account: str, balance: Balance, previous: str, at:
     return json.dumps(
         {
             "id": event_id,
-            "type": EVENT_TYPES[balance.level],
-            "created_at": datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z"),
+            "type": EVENT_TYPES[level],
+            "timestamp": _utc(now),
+            "created_at": _utc(now),
             "data": {
                 "account": account,
                 "balance": balance.id,
                 "asset": balance.asset.code,
                 "kind": balance.asset.kind.value,
-                "level": balance.level.value,
-                "previous_level": previous,
+                "level": level.value,
+                "previous_level": previous.value,
                 "available": money(balance.available),
+                "read_at": _utc(read_at),
                 "thresholds": {
                     "warning": money(thresholds.warning),
                     "critical": money(thresholds.critical),
+                    "hysteresis": money(thresholds.hysteresis),
                 },
             },
         },
@@ -102,76 +132,130 @@ class Notifier:
         clock: Callable[[], float],
         post: Post,
         metrics: Metrics | None = None,
+        retention_days: int = 90,
     ) -> None:
         self._db = db
         self.endpoints = {e.name: e for e in endpoints}
         self.clock = clock
         self._post = post
         self._attempts = (metrics or Metrics()).webhook_deliveries
-        self._seen: dict[str, Level] = {}  # this process's last known level per balance
-        self._queue: asyncio.Queue[tuple[str, Balance]] = asyncio.Queue(QUEUE_SIZE)
+        self.retention_seconds = retention_days * 86400.0
+        self._fetched: dict[str, datetime] = {}  # per account: the read last queued
+        self._queue: asyncio.Queue[tuple[str, tuple[Balance, ...], float]] = asyncio.Queue(
+            QUEUE_SIZE
+        )
+        self._sending = asyncio.Lock()
 
     def note(self, result: AccountBalanceResult) -> None:
-        """Every answer the balance service reads: fresh levels that this process has not
-        seen are checked against the database (off the request path)."""
+        """Every answer the balance service reads: each fresh read of balances with
+        thresholds is queued once, to be applied against the database (off the request
+        path). Nothing here decides whether a level changed — the database does."""
         if not isinstance(result, AccountBalance) or result.stale:
             return
-        for balance in result.balances:
-            if balance.level is not None and self._seen.get(balance.id) is not balance.level:
-                try:
-                    self._queue.put_nowait((result.account.id, balance))
-                except asyncio.QueueFull:
-                    log.warning("notifications are behind: a level change waits for a later read")
-                    return
-                self._seen[balance.id] = balance.level
+        account = result.account.id
+        if self._fetched.get(account) == result.fetched_at:
+            return  # the same read again (a cache hit): nothing new
+        leveled = tuple(b for b in result.balances if b.thresholds is not None)
+        if leveled:
+            try:
+                self._queue.put_nowait((account, leveled, result.fetched_at.timestamp()))
+            except asyncio.QueueFull:
+                log.warning("notifications are behind: a level change waits for a later read")
+                return
+        self._fetched[account] = result.fetched_at
 
-    async def observe(self, account: str, balance: Balance) -> str | None:
-        """Record the balance's level; the new event's id if this caller recorded a change
-        that notifies."""
-        assert balance.level is not None
-        now = self.clock()
-        level = balance.level.value
-        rows, _ = await self._db.run(
-            "SELECT level FROM balance_levels WHERE balance = ?", (balance.id,)
+    async def observe(self, account: str, balance: Balance, at: float) -> str | None:
+        """Apply one fresh read (read at `at`) to the balance's stored alert level; the new
+        event's id when it changed the level."""
+        assert balance.thresholds is not None
+        for _ in range(CAS_TRIES):
+            rows, _ = await self._db.run(
+                "SELECT level, observed_at FROM balance_alerts WHERE balance = ?", (balance.id,)
+            )
+            if rows and at <= float(rows[0][1]):
+                return None  # a read not newer than the last applied one: superseded
+            stored = Level(rows[0][0]) if rows else Level.OK
+            level = next_level(balance.thresholds, stored, balance.available)
+            if level is None:
+                return None  # another currency than the thresholds': nothing to compare
+            async with self._db.transaction() as tx:
+                now = self.clock()
+                if not rows:
+                    _, won = await tx.run(
+                        "INSERT INTO balance_alerts "
+                        "(balance, account, level, observed_at, changed_at) "
+                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        (balance.id, account, level.value, at, now),
+                    )
+                elif level is stored:
+                    _, won = await tx.run(
+                        "UPDATE balance_alerts SET observed_at = ? "
+                        "WHERE balance = ? AND level = ? AND observed_at = ?",
+                        (at, balance.id, stored.value, rows[0][1]),
+                    )
+                else:
+                    _, won = await tx.run(
+                        "UPDATE balance_alerts SET level = ?, observed_at = ?, changed_at = ? "
+                        "WHERE balance = ? AND level = ? AND observed_at = ?",
+                        (level.value, at, now, balance.id, stored.value, rows[0][1]),
+                    )
+                if not won:
+                    continue  # another replica applied a read first: read it again
+                if level is stored:
+                    return None
+                return await self._create(tx, account, balance, level, stored, at, now)
+        log.warning(
+            "balance %s: its alert level is contended; the next read applies it", balance.id
         )
-        if not rows:
-            _, won = await self._db.run(
-                "INSERT INTO balance_levels (balance, level, changed_at) VALUES (?, ?, ?) "
-                "ON CONFLICT DO NOTHING",
-                (balance.id, level, now),
-            )
-            previous = Level.OK.value
-            if not won or balance.level is Level.OK:
-                return None
-        else:
-            previous = rows[0][0]
-            if previous == level:
-                return None
-            _, won = await self._db.run(
-                "UPDATE balance_levels SET level = ?, changed_at = ? "
-                "WHERE balance = ? AND level = ?",
-                (level, now, balance.id, previous),
-            )
-            if not won:
-                return None
+        return None
+
+    async def _create(
+        self,
+        tx: Statements,
+        account: str,
+        balance: Balance,
+        level: Level,
+        previous: Level,
+        at: float,
+        now: float,
+    ) -> str:
+        """The event of a level change and one delivery per endpoint, in the transaction
+        that records the change."""
         event_id = f"evt_{uuid.uuid4().hex}"
-        body = event_body(event_id, account, balance, previous, now)
+        body = event_body(event_id, account, balance, level, previous, at, now)
         for name in self.endpoints:
-            await self._db.run(
-                "INSERT INTO webhook_deliveries "
-                "(id, endpoint, body, state, attempts, next_at) VALUES (?, ?, ?, 'pending', 0, ?)",
-                (event_id, name, body, now),
+            await tx.run(
+                "INSERT INTO webhook_outbox (id, endpoint, balance, at, created_at, body, "
+                "state, attempts, next_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?)",
+                (event_id, name, balance.id, at, now, body, now),
             )
-        log.info("balance %s: %s → %s (event %s)", balance.id, previous, level, event_id)
+        log.info(
+            "balance %s: %s → %s (event %s)", balance.id, previous.value, level.value, event_id
+        )
         return event_id
 
     async def deliver_due(self) -> int:
-        """Send every delivery that is due (claimed first); the number delivered."""
+        """Send every delivery that is due, each balance's in order (claimed first); the
+        number delivered."""
+        delivered = 0
+        async with self._sending:  # one pass at a time in this process
+            for _ in range(MAX_ROUNDS):
+                sent = await self._deliver_round()
+                delivered += sent
+                if not sent:
+                    break  # nothing more moved: what is left waits for its retry
+        return delivered
+
+    async def _deliver_round(self) -> int:
+        """Send the due deliveries that are first in their balance's line."""
         now = self.clock()
         rows, _ = await self._db.run(
-            "SELECT id, endpoint, body, attempts, next_at FROM webhook_deliveries "
-            "WHERE state = 'pending' AND next_at <= ? ORDER BY next_at",
-            (now,),
+            "SELECT o.id, o.endpoint, o.body, o.attempts, o.next_at FROM webhook_outbox o "
+            "WHERE o.state = 'pending' AND o.next_at <= ? AND NOT EXISTS ("
+            "SELECT 1 FROM webhook_outbox p WHERE p.endpoint = o.endpoint "
+            "AND p.balance = o.balance AND p.state = 'pending' AND p.at < o.at) "
+            "ORDER BY o.at LIMIT ?",
+            (now, DELIVERY_BATCH),
         )
         delivered = 0
         for event_id, name, body, attempts, due in rows:
@@ -179,7 +263,7 @@ class Notifier:
             if endpoint is None:
                 continue  # an endpoint no longer configured: left as it is
             _, claimed = await self._db.run(
-                "UPDATE webhook_deliveries SET next_at = ? "
+                "UPDATE webhook_outbox SET next_at = ? "
                 "WHERE id = ? AND endpoint = ? AND state = 'pending' AND next_at = ?",
                 (now + CLAIM_SECONDS, event_id, name, due),
             )
@@ -190,7 +274,7 @@ class Notifier:
                 delivered += 1
                 self._attempts.labels(name, "delivered").inc()
                 await self._db.run(
-                    "UPDATE webhook_deliveries SET state = 'delivered', attempts = ?, "
+                    "UPDATE webhook_outbox SET state = 'delivered', attempts = ?, "
                     "last_error = NULL WHERE id = ? AND endpoint = ?",
                     (attempts + 1, event_id, name),
                 )
@@ -203,7 +287,7 @@ class Notifier:
                     "webhook %s: event %s not delivered after %d tries", name, event_id, tries
                 )
             await self._db.run(
-                "UPDATE webhook_deliveries SET state = ?, attempts = ?, next_at = ?, "
+                "UPDATE webhook_outbox SET state = ?, attempts = ?, next_at = ?, "
                 "last_error = ? WHERE id = ? AND endpoint = ?",
                 (state, tries, self.clock() + backoff(tries), error, event_id, name),
             )
@@ -212,11 +296,12 @@ class Notifier:
     async def _send(self, endpoint: WebhookSettings, event_id: str, body: str) -> str | None:
         """None when the endpoint took it (2xx); otherwise what went wrong."""
         timestamp = int(self.clock())
+        key = webhook_key(endpoint.secret.reveal())
         headers = {
             "Content-Type": "application/json",
-            "Webhook-Id": event_id,
-            "Webhook-Timestamp": str(timestamp),
-            "Webhook-Signature": signature(endpoint.secret.reveal(), timestamp, body),
+            "webhook-id": event_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature(key, event_id, timestamp, body),
         }
         try:
             status = await self._post(endpoint.url, body, headers)
@@ -224,27 +309,44 @@ class Notifier:
             return type(exc).__name__
         return None if 200 <= status < 300 else f"HTTP {status}"
 
+    async def prune(self, now: float) -> int:
+        """Delete delivered and failed deliveries past the retention."""
+        _, deleted = await self._db.run(
+            "DELETE FROM webhook_outbox WHERE state <> 'pending' AND created_at < ?",
+            (now - self.retention_seconds,),
+        )
+        return deleted
+
     async def flush(self) -> None:
-        """Until every queued level has been recorded."""
+        """Until every queued read has been applied."""
         await self._queue.join()
 
+    async def apply(self, account: str, balances: tuple[Balance, ...], at: float) -> None:
+        for balance in balances:
+            try:
+                await self.observe(account, balance, at)
+            except Exception:
+                log.exception("notifications: applying a read of %s failed", balance.id)
+                self._fetched.pop(account, None)  # queued again when next read
+
     async def run(self) -> None:
-        """Record queued levels and send due deliveries, until cancelled."""
+        """Apply queued reads, send due deliveries and prune, until cancelled."""
+        pruned = 0.0
         while True:
             try:
                 async with asyncio.timeout(POLL_SECONDS):
-                    account, balance = await self._queue.get()
+                    account, balances, at = await self._queue.get()
             except TimeoutError:
                 pass
             else:
                 try:
-                    await self.observe(account, balance)
-                except Exception:
-                    log.exception("notifications: recording a level failed")
-                    self._seen.pop(balance.id, None)  # looked at again on the next read
+                    await self.apply(account, balances, at)
                 finally:
                     self._queue.task_done()
             try:
                 await self.deliver_due()
+                if self.clock() - pruned >= PRUNE_EVERY_SECONDS:
+                    pruned = self.clock()
+                    await self.prune(pruned)
             except Exception:
                 log.exception("notifications: sending failed")
