@@ -38,7 +38,7 @@ async def history(journal_url: str) -> AsyncIterator[SqlHistory]:
     journal = open_journal(url)
     clock = FakeClock(1_800_000_000.0)
     yield SqlHistory(journal.database, every_seconds=60, retention_days=1, clock=clock)
-    await journal.database.run("DELETE FROM balance_history")  # this run's own schema/file
+    await journal.database.run("DELETE FROM balance_points")  # this run's own schema/file
     await journal.close()
 
 
@@ -181,3 +181,29 @@ async def test_every_fresh_read_is_kept_stale_answers_are_not(
         await recorder.flush()
         points = await history.points(SN, 0, clock() + 1)
     assert len(points) == 5
+
+
+async def test_the_first_releases_history_is_moved_in_and_stays_readable(
+    journal_url: str,
+) -> None:
+    """Rows the first release kept (`balance_history`, one per bucket number) are moved into
+    `balance_points` when the journal opens, and read by their time as before."""
+    key = f"a:{uuid.uuid4().hex}"
+    first = open_journal(journal_url)
+    await first.database.run(
+        "INSERT INTO balance_history VALUES (?, ?, 'a', ?, 'XOF', '5', '4')",
+        (key, 30_000_000, 1_800_000_000.0),
+    )
+    await first.close()
+    reopened = open_journal(journal_url)
+    history = SqlHistory(reopened.database, 300, 90, FakeClock(1_800_000_000.0))
+    await history.record("a", (balance(3, key),), 1_800_000_100.0)
+    points = await history.points(key, 0, 2_000_000_000)
+    legacy, _ = await reopened.database.run("SELECT COUNT(*) FROM balance_history")
+    await reopened.database.run("DELETE FROM balance_points WHERE balance = ?", (key,))
+    await reopened.close()
+    assert [(p.at.timestamp(), p.available.amount) for p in points] == [
+        (1_800_000_000.0, Decimal(4)),
+        (1_800_000_100.0, Decimal(3)),
+    ]
+    assert legacy == [(0,)]

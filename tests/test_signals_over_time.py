@@ -36,7 +36,7 @@ SIGNALS = """query($since: DateTime) { balances(accountIds: ["ourvoice-sn"]) { r
   ... on AccountBalance { balances { id
     history(since: $since, every: 3600) { at available { amount } }
     runway { burnPerDay { amount } zeroAt } } } } } }"""
-TABLES = ("balance_history", "balance_alerts", "webhook_outbox")
+TABLES = ("balance_points", "balance_history", "balance_alerts", "webhook_outbox")
 
 
 def iso(at: float) -> str:

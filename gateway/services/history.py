@@ -5,12 +5,13 @@ History: for each balance and each bucket of `every_seconds` that holds a fresh 
 row — the last read of the bucket (the greatest `at`). Every fresh read is written as an
 upsert that keeps the later of two reads of one bucket, so neither the order in which
 replicas write nor a second change inside one bucket can lose a value, and rows stay bounded
-by buckets whatever the polling rate or the number of replicas. A row's `bucket` is the
-bucket's first second; rows are read by their time only, so a change of `every_seconds`
-hides none of them. Rows older than `retention_days` are deleted once an hour. Recording
-never slows an answer: reads are queued (at most `QUEUE_SIZE`; past that, points are
-dropped with a warning) and one task writes them. The only per-process memory is which
-read of each account was already queued: the same read twice is nothing new.
+by buckets whatever the polling rate or the number of replicas. A bucket is the setting and
+its first second, so buckets of two settings never meet; rows are read by their time only,
+so a change of `every_seconds` hides none of them. Rows older than `retention_days` are
+deleted once an hour. Recording never slows an answer: reads are queued (at most
+`QUEUE_SIZE`; past that, points are dropped with a warning) and one task writes them. The
+only per-process memory is which read of each account was already queued: the same read
+twice is nothing new.
 
 Runway (the README's definition, "Exactly what is kept"): over the window of
 `RUNWAY_DAYS` up to now, the falls of the available amount between points — the last point
@@ -124,11 +125,12 @@ class SqlHistory:
         if not balances:
             return
         bucket = int(at - at % self.every_seconds)
-        rows = ", ".join("(?, ?, ?, ?, ?, ?, ?)" for _ in balances)
+        rows = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?)" for _ in balances)
         args: list[object] = []
         for balance in balances:
             args += (
                 balance.id,
+                self.every_seconds,
                 bucket,
                 account,
                 at,
@@ -137,18 +139,19 @@ class SqlHistory:
                 format(balance.available.amount, "f"),
             )
         await self._db.run(  # the SQL is built from constants; values go as parameters
-            "INSERT INTO balance_history (balance, bucket, account, at, currency, total, "  # noqa: S608
-            f"available) VALUES {rows} ON CONFLICT (balance, bucket) DO UPDATE SET "
+            "INSERT INTO balance_points (balance, every_seconds, bucket, account, at, "  # noqa: S608
+            f"currency, total, available) VALUES {rows} "
+            "ON CONFLICT (balance, every_seconds, bucket) DO UPDATE SET "
             "at = excluded.at, account = excluded.account, currency = excluded.currency, "
             "total = excluded.total, available = excluded.available "
-            "WHERE excluded.at > balance_history.at",
+            "WHERE excluded.at > balance_points.at",
             args,
         )
 
     async def points(self, balance: str, since: float, until: float) -> list[Point]:
         """The points of `balance` with `since <= at <= until`, in time order."""
         rows, _ = await self._db.run(
-            "SELECT at, currency, total, available FROM balance_history "
+            "SELECT at, currency, total, available FROM balance_points "
             "WHERE balance = ? AND at >= ? AND at <= ? ORDER BY at",
             (balance, since, until),
         )
@@ -158,13 +161,13 @@ class SqlHistory:
         """The last point at or before `since` (where the window starts from), then the
         points after it up to `until`: what a runway is measured on."""
         rows, _ = await self._db.run(
-            "SELECT at, currency, total, available FROM balance_history "
+            "SELECT at, currency, total, available FROM balance_points "
             "WHERE balance = ? AND at <= ? ORDER BY at DESC LIMIT 1",
             (balance, since),
         )
         before = [_point(*row) for row in rows]
         rows, _ = await self._db.run(
-            "SELECT at, currency, total, available FROM balance_history "
+            "SELECT at, currency, total, available FROM balance_points "
             "WHERE balance = ? AND at > ? AND at <= ? ORDER BY at",
             (balance, since, until),
         )
@@ -172,7 +175,7 @@ class SqlHistory:
 
     async def prune(self, now: float) -> int:
         _, deleted = await self._db.run(
-            "DELETE FROM balance_history WHERE at < ?", (now - self.retention_seconds,)
+            "DELETE FROM balance_points WHERE at < ?", (now - self.retention_seconds,)
         )
         return deleted
 

@@ -43,9 +43,23 @@ SCHEMA = """CREATE TABLE IF NOT EXISTS topups (
     PRIMARY KEY (client, key)
 )"""
 # The same database keeps the balance history (`history.py`): one row per balance per time
-# bucket — the last fresh read of the bucket; `bucket` is the bucket's first second, so rows
-# are read by `at` alone and a change of `[history] every_seconds` hides none of them.
-HISTORY_SCHEMA = """CREATE TABLE IF NOT EXISTS balance_history (
+# bucket of `[history] every_seconds` — the last fresh read of the bucket. A bucket is its
+# setting and its first second, so buckets of two settings never meet; rows are read by `at`
+# alone, so a change of the setting hides none of them.
+POINTS_SCHEMA = """CREATE TABLE IF NOT EXISTS balance_points (
+    balance TEXT NOT NULL,
+    every_seconds INTEGER NOT NULL,
+    bucket BIGINT NOT NULL,
+    account TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL,
+    currency TEXT NOT NULL,
+    total TEXT NOT NULL,
+    available TEXT NOT NULL,
+    PRIMARY KEY (balance, every_seconds, bucket)
+)"""
+# The history as the first release kept it (changes only, one per bucket number): its rows
+# are moved into `balance_points` at start (as `every_seconds` 0), then it stays empty.
+LEGACY_HISTORY_SCHEMA = """CREATE TABLE IF NOT EXISTS balance_history (
     balance TEXT NOT NULL,
     bucket BIGINT NOT NULL,
     account TEXT NOT NULL,
@@ -55,6 +69,13 @@ HISTORY_SCHEMA = """CREATE TABLE IF NOT EXISTS balance_history (
     available TEXT NOT NULL,
     PRIMARY KEY (balance, bucket)
 )"""
+MIGRATIONS = (
+    "INSERT INTO balance_points "
+    "(balance, every_seconds, bucket, account, at, currency, total, available) "
+    "SELECT balance, 0, bucket, account, at, currency, total, available FROM balance_history "
+    "WHERE true ON CONFLICT DO NOTHING",
+    "DELETE FROM balance_history",
+)
 # … and what the webhook notifications need to be sent once across replicas and restarts
 # (`notifications.py`): each balance's alert level with the read time it was last moved by
 # (changed by compare-and-set), and the outbox of deliveries, written in the same
@@ -81,12 +102,21 @@ OUTBOX_SCHEMA = """CREATE TABLE IF NOT EXISTS webhook_outbox (
 )"""
 # What the hourly prunes and the delivery loop scan.
 INDEXES = (
-    "CREATE INDEX IF NOT EXISTS balance_history_at ON balance_history (at)",
+    "CREATE INDEX IF NOT EXISTS balance_points_at ON balance_points (at)",
+    "CREATE INDEX IF NOT EXISTS balance_points_time ON balance_points (balance, at)",
     "CREATE INDEX IF NOT EXISTS webhook_outbox_due ON webhook_outbox (state, next_at)",
     "CREATE INDEX IF NOT EXISTS webhook_outbox_created ON webhook_outbox (created_at)",
     "CREATE INDEX IF NOT EXISTS webhook_outbox_order ON webhook_outbox (endpoint, balance, at)",
 )
-SCHEMAS = (SCHEMA, HISTORY_SCHEMA, ALERTS_SCHEMA, OUTBOX_SCHEMA, *INDEXES)
+SCHEMAS = (
+    SCHEMA,
+    POINTS_SCHEMA,
+    LEGACY_HISTORY_SCHEMA,
+    ALERTS_SCHEMA,
+    OUTBOX_SCHEMA,
+    *INDEXES,
+    *MIGRATIONS,
+)
 COLUMNS = (
     "client, key, fingerprint, account, request, state, owner, lease_until, outcome, "
     "created_at, resolved_by, resolved_at"
