@@ -9,6 +9,7 @@ routes and middleware come from `server/edge.py`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import secrets
@@ -61,6 +62,7 @@ from gateway.upstream.client import UpstreamClient
 from gateway.upstream.quota import CallLimits, Quota
 from gateway.upstream.webhooks import WebhookClient
 
+FLUSH_ON_STOP_SECONDS = 5.0  # queued history points and levels written at shutdown
 log = logging.getLogger("gateway.app")
 
 
@@ -243,6 +245,8 @@ async def parts(
     )
     journal = journal_for(settings)
     background: list[asyncio.Future[None]] = []  # the history writer, the notifier
+    recorder: HistoryRecorder | None = None
+    notifier: Notifier | None = None
     webhooks = WebhookClient() if settings.webhooks else None
     try:
         adapters = {
@@ -263,7 +267,6 @@ async def parts(
         gauges = BalanceGauges(clock)  # per-balance gauges, from every answer read
         metrics.registry.register(gauges)
         service.answered.append(gauges.note)
-        recorder = notifier = None
         if settings.history.enabled:  # fresh balances kept in the journal's database
             history = settings.history
             service.history = SqlHistory(
@@ -316,6 +319,13 @@ async def parts(
             notifier=notifier,
         )
     finally:
+        # What is queued is written before the writers stop (bounded: a database that does
+        # not answer cannot hold the shutdown); a process killed outright loses its queue,
+        # and the next fresh read of each balance makes up for it.
+        writers = [w.flush() for w in (recorder, notifier) if w is not None]
+        if writers and not any(task.done() for task in background):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*writers), FLUSH_ON_STOP_SECONDS)
         for task in background:
             task.cancel()
         if background:

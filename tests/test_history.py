@@ -207,3 +207,17 @@ async def test_the_first_releases_history_is_moved_in_and_stays_readable(
         (1_800_000_100.0, Decimal(3)),
     ]
     assert legacy == [(0,)]
+
+
+async def test_a_graceful_stop_writes_what_is_queued(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    settings = demo_settings()
+    async with running_gateway(settings, sim_transport, clock) as gw:
+        await gw.query('{ balances(accountIds: ["ourvoice-sn"]) { complete } }')
+        # no flush: the app's shutdown writes the queued read
+    journal = open_journal(settings.idempotency.url)
+    history = SqlHistory(journal.database, 60, 90, clock)
+    points = await history.points(SN, 0, clock() + 1)
+    await journal.close()
+    assert [p.available.amount for p in points] == [Decimal(50_000)]
