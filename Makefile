@@ -7,7 +7,7 @@ SIM_PORT ?= 8001
 STAMP := $(VENV)/.installed
 NEEDS_PYTHON := import sys; sys.exit(sys.version_info < (3, 11))
 
-.PHONY: run test lint typecheck pytest schema bench clean lock
+.PHONY: run test lint typecheck pytest schema bench clean lock fleet
 
 # A .venv that cannot run the CLI (built by another Python, its interpreter gone, moved
 # from another folder) is rebuilt, not trusted because its stamp is newer than pyproject.
@@ -43,6 +43,11 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# The fleet simulation's long profile: 3 replicas x 20 balances over a month and more of
+# injected time, on PostgreSQL and on SQLite, against the reference model (README).
+fleet: $(STAMP)
+	FLEET_PROFILE=long $(BIN)/pytest -p no:cacheprovider --no-cov -s -q -k long tests/fleet/test_fleet_simulation.py
 
 schema: $(STAMP)
 	$(BIN)/balance-gateway export-schema

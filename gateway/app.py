@@ -9,7 +9,6 @@ routes and middleware come from `server/edge.py`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import secrets
@@ -322,10 +321,13 @@ async def parts(
         # What is queued is written before the writers stop (bounded: a database that does
         # not answer cannot hold the shutdown); a process killed outright loses its queue,
         # and the next fresh read of each balance makes up for it.
-        writers = [w.flush() for w in (recorder, notifier) if w is not None]
+        writers = [w for w in (recorder, notifier) if w is not None]
         if writers and not any(task.done() for task in background):
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*writers), FLUSH_ON_STOP_SECONDS)
+            flushed = asyncio.gather(*(w.flush() for w in writers))
+            try:
+                await asyncio.wait_for(flushed, FLUSH_ON_STOP_SECONDS)
+            except Exception:
+                log.warning("history or notifications not all written at shutdown")
         for task in background:
             task.cancel()
         if background:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from gateway import __version__, log_context, log_format
 from gateway.access import SCOPES
+from gateway.clock import TEST_CLOCK_ENV, Clock, file_clock
 from gateway.config.settings import SIMULATOR_PORT, Settings, config_path, load_settings
 from gateway.config.webhook_secret import new_webhook_secret
 from gateway.errors import ConfigError
@@ -97,8 +98,10 @@ def serve(args: argparse.Namespace) -> int:
         server.max_header_bytes, server.header_timeout_seconds, server.keep_alive_seconds
     )
 
+    clock = _clock(settings)
+
     def gateway_server(sock: socket.socket) -> Server:
-        app = create_app(settings)
+        app = create_app(settings, clock=clock)
         return Server(
             app,
             sock,
@@ -143,6 +146,20 @@ def serve(args: argparse.Namespace) -> int:
     url = url_of(args.host, args.port)
     serve_until_stopped(servers, ready_lines(settings, url, simulator_url))
     return 0
+
+
+def _clock(settings: Settings) -> Clock:
+    """The machine's clock — or, for tests of a fleet of processes, the test clock named by
+    `BALANCE_GATEWAY_TEST_CLOCK`, which the production profile refuses to start with."""
+    path = os.environ.get(TEST_CLOCK_ENV)
+    if not path:
+        return time.time
+    if not settings.server.development:
+        raise CliError(f"{TEST_CLOCK_ENV} is for tests: refused under the production profile")
+    log.warning(
+        "time comes from the test clock in %s (%s): never in production", path, TEST_CLOCK_ENV
+    )
+    return file_clock(path)
 
 
 def simulate(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -58,6 +58,22 @@ def rule_of(spec_thresholds: oracle.Thresholds, currency: str) -> dict[str, str]
     return rule
 
 
+class Replicating(Protocol):
+    """What a fleet needs of a replica, in-process (`Replica`) or an OS process."""
+
+    every: int
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def ask(self, accounts: list[str]) -> list[dict[str, Any]]: ...
+
+    async def settle(self) -> None: ...
+
+    async def deliver(self) -> None: ...
+
+
 class Fleet:
     """Replicas of one gateway configuration sharing `journal_url`."""
 
@@ -81,7 +97,7 @@ class Fleet:
             if rule_of(b.thresholds, b.currency) is not None
         }
         self.every = trace.every_seconds
-        self.replicas: list[Replica | None] = [None] * REPLICAS
+        self.replicas: list[Replicating | None] = [None] * REPLICAS
         self.reads: list[oracle.Read] = []  # in the order the fleet applied them
         self._seen: dict[tuple[str, float], oracle.Read] = {}
         self.restarts = 0
@@ -124,7 +140,7 @@ class Fleet:
         await self.start(index)
         self.restarts += 1
 
-    def replica(self, index: int) -> Replica:
+    def replica(self, index: int) -> Replicating:
         replica = self.replicas[index]
         assert replica is not None
         return replica

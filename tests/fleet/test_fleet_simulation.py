@@ -13,7 +13,7 @@ cent, dates to the second). The webhook receiver verifies every delivery with th
 Hypothesis generates the traces (`tests/fleet/traces.py`): spending bursts, top-ups, flat
 weeks, flapping at, inside and across thresholds, provider outages, replica restarts, a
 change of `[history] every_seconds` with the fleet restarted. Seeded: `FLEET_SEED` (default
-22) and `FLEET_EXAMPLES` (default 6 per database) set the run; a failure shrinks to a
+22) and `FLEET_EXAMPLES` (default 20 per database) set the run; a failure shrinks to a
 minimal trace and prints it with the seed. The long profile is `make fleet` (README).
 Restarts here stop an app through its lifespan; `kill -9` of real processes is in
 `tests/system/test_fleet_signals.py`.
@@ -24,33 +24,22 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, note, seed, settings
 
-from gateway.services.journal import open_journal
 from tests.fleet import oracle
-from tests.fleet.harness import Fleet, account_of, fleet_of
+from tests.fleet.checks import TALLY, check_events, check_history, check_runway, read_tables
+from tests.fleet.harness import account_of, fleet_of
 from tests.fleet.traces import Trace, traces
 from tests.helpers import FakeClock, serving
 from tests.webhook_receiver import Receiver
 
 FLEET_SEED = int(os.environ.get("FLEET_SEED", "22"))
-EXAMPLES = int(os.environ.get("FLEET_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("FLEET_EXAMPLES", "20"))
 STEPS = int(os.environ.get("FLEET_STEPS", "30"))
 BALANCES = int(os.environ.get("FLEET_BALANCES", "3"))
-
-
-class Tally:
-    """What the runs covered, for the README's figures (printed by `make fleet`)."""
-
-    traces = steps = reads = events = restarts = days = 0.0
-
-
-TALLY = Tally()
 
 
 async def replay(trace: Trace, journal_url: str) -> None:
@@ -91,114 +80,11 @@ async def replay(trace: Trace, journal_url: str) -> None:
     assert receiver.unverified == []
     TALLY.traces += 1
     TALLY.steps += len(trace.steps)
+    TALLY.balances += len(trace.balances)
     TALLY.reads += len(fleet.reads)
     TALLY.events += len(oracle.alerts(fleet.reads, fleet.rules).events)
     TALLY.restarts += fleet.restarts
     TALLY.days += (trace.end() - trace.start) / 86400
-
-
-async def read_tables(journal_url: str, prefix: str) -> dict[str, list[Any]]:
-    """The tables as they are, read with a connection of the test's own."""
-    journal = open_journal(journal_url)
-    like = (f"{prefix}-%",)
-    try:
-        history, _ = await journal.database.run(
-            "SELECT balance, at, total, available FROM balance_points WHERE balance LIKE ? "
-            "ORDER BY balance, at",
-            like,
-        )
-        levels, _ = await journal.database.run(
-            "SELECT balance, level FROM balance_alerts WHERE balance LIKE ?", like
-        )
-        outbox, _ = await journal.database.run(
-            "SELECT id, endpoint, balance, state FROM webhook_outbox WHERE balance LIKE ?", like
-        )
-    finally:
-        await journal.close()
-    return {"history": history, "levels": levels, "outbox": outbox}
-
-
-def name_of(balance_id: str, fleet: Fleet) -> str:
-    """`<prefix>-bal-N:credit:CUR` → `bal-N`."""
-    return balance_id.split(":", maxsplit=1)[0].removeprefix(f"{fleet.prefix}-")
-
-
-def check_history(fleet: Fleet, trace: Trace, rows: list[Any]) -> None:
-    expected = oracle.history(fleet.reads, trace.every_schedule())
-    found: dict[str, list[tuple[float, Decimal, Decimal]]] = {}
-    for balance, at, total, available in rows:
-        found.setdefault(name_of(balance, fleet), []).append(
-            (round(float(at), 6), Decimal(total), Decimal(available))
-        )
-    wanted = {
-        name: [(round(p.at, 6), p.total, p.available) for p in points]
-        for name, points in expected.items()
-        if points
-    }
-    assert found == wanted
-
-
-def check_events(fleet: Fleet, receiver: Receiver, tables: dict[str, list[Any]]) -> None:
-    outcome = oracle.alerts(fleet.reads, fleet.rules)
-    received = receiver.events()  # each id once, in the order first received
-    by_balance: dict[str, list[tuple[str, str, str, float]]] = {}
-    for event in received:
-        data = event["data"]
-        by_balance.setdefault(name_of(data["balance"], fleet), []).append(
-            (
-                event["type"],
-                data["previous_level"],
-                data["level"],
-                round(datetime.fromisoformat(data["read_at"]).timestamp(), 3),
-            )
-        )
-    wanted: dict[str, list[tuple[str, str, str, float]]] = {}
-    for e in outcome.events:
-        wanted.setdefault(e.balance, []).append(
-            (e.type.value, e.previous_level.value, e.level.value, round(e.at, 3))
-        )
-    assert by_balance == wanted
-    outbox = tables["outbox"]
-    assert len(outbox) == len(outcome.events)  # created once (one endpoint)
-    assert all(state == "delivered" for _, _, _, state in outbox)
-    assert {row[0] for row in outbox} == {e["id"] for e in received}
-    levels = {name_of(balance, fleet): level for balance, level in tables["levels"]}
-    assert levels == {
-        name: outcome.levels[name].value for name in outcome.last_applied if name in fleet.rules
-    }
-
-
-def check_runway(
-    fleet: Fleet, reads: list[oracle.Read], final: list[dict[str, Any]], now: float
-) -> None:
-    points = oracle.history(reads, fleet.trace.every_schedule())
-    for result in final:
-        if result["__typename"] != "AccountBalance":
-            continue
-        (balance,) = result["balances"]
-        name = name_of(balance["id"], fleet)
-        rule = fleet.rules.get(name)
-        expected = oracle.runway(
-            points.get(name, []),
-            Decimal(balance["available"]["amount"]),
-            now,
-            rule.critical if rule is not None else None,
-        )
-        answered = balance["runway"]
-        if expected is None or answered is None:
-            assert answered is None and expected is None, (name, answered, expected)
-            continue
-        burn = Decimal(answered["burnPerDay"]["amount"])
-        assert abs(burn - expected.burn_per_day) <= Decimal("0.01"), (name, burn, expected)
-        zero = datetime.fromisoformat(answered["zeroAt"]).timestamp()
-        assert abs(zero - expected.zero_at) <= 1, (name, answered, expected)
-        since = datetime.fromisoformat(answered["since"]).timestamp()
-        assert abs(since - expected.since) <= 1e-3, (name, answered, expected)
-        if expected.critical_at is None:
-            assert answered["criticalAt"] is None
-        else:
-            critical = datetime.fromisoformat(answered["criticalAt"]).timestamp()
-            assert abs(critical - expected.critical_at) <= 1, (name, answered, expected)
 
 
 FLEET = settings(
@@ -214,6 +100,14 @@ FLEET = settings(
 )
 
 
+def journal(database: str, request: pytest.FixtureRequest, tmp_path_factory: Any) -> str:
+    """This run's PostgreSQL schema, or a new SQLite file the replicas share."""
+    if database == "postgresql":
+        url: str = request.getfixturevalue("pg_url")
+        return url
+    return f"sqlite:///{tmp_path_factory.mktemp('fleet') / 'journal.db'}"
+
+
 @pytest.mark.parametrize("database", ["postgresql", "sqlite"])
 @seed(FLEET_SEED)
 @FLEET
@@ -221,8 +115,27 @@ FLEET = settings(
 def test_the_fleet_matches_the_reference_model(
     database: str, trace: Trace, request: pytest.FixtureRequest, tmp_path_factory: Any
 ) -> None:
-    if database == "postgresql":
-        url: str = request.getfixturevalue("pg_url")
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('fleet') / 'journal.db'}"
-    asyncio.run(replay(trace, url))
+    asyncio.run(replay(trace, journal(database, request, tmp_path_factory)))
+
+
+LONG = os.environ.get("FLEET_PROFILE") == "long"
+
+
+@pytest.mark.skipif(not LONG, reason="the long profile: make fleet")
+@pytest.mark.parametrize("database", ["postgresql", "sqlite"])
+@seed(FLEET_SEED)
+@settings(FLEET, max_examples=int(os.environ.get("FLEET_EXAMPLES", "8")))
+@given(trace=traces(min_balances=20, max_balances=20, min_steps=90, max_steps=120))
+def test_the_long_profile(
+    database: str, trace: Trace, request: pytest.FixtureRequest, tmp_path_factory: Any
+) -> None:
+    """Three replicas, 20 balances, 90 to 120 steps (a month or more of injected time)."""
+    before = TALLY.traces
+    asyncio.run(replay(trace, journal(database, request, tmp_path_factory)))
+    assert TALLY.traces == before + 1
+    print(
+        f"\nfleet[{database}]: {TALLY.traces:.0f} traces, {TALLY.days:.1f} simulated days, "
+        f"3 replicas, {TALLY.balances:.0f} balances, {TALLY.steps:.0f} steps, "
+        f"{TALLY.reads:.0f} fresh reads, {TALLY.events:.0f} events, "
+        f"{TALLY.restarts:.0f} restarts — 0 mismatches"
+    )

@@ -331,9 +331,16 @@ def _step(
 
 
 @st.composite
-def traces(draw: st.DrawFn, max_balances: int = 3, max_steps: int = 30) -> Trace:
-    """A trace of 1..`max_balances` balances and 1..`max_steps` steps."""
-    count = draw(st.integers(1, max_balances))
+def traces(
+    draw: st.DrawFn,
+    max_balances: int = 3,
+    max_steps: int = 30,
+    min_balances: int = 1,
+    min_steps: int = 1,
+) -> Trace:
+    """A trace of `min_balances`..`max_balances` balances and `min_steps`..`max_steps`
+    steps."""
+    count = draw(st.integers(min_balances, max_balances))
     drawn = [draw(_balance(index)) for index in range(count)]
     balances = tuple(spec for spec, _ in drawn)
     reserved = {spec.name: held for spec, held in drawn}
@@ -343,6 +350,6 @@ def traces(draw: st.DrawFn, max_balances: int = 3, max_steps: int = 30) -> Trace
     initial_every = every[0]
     steps = tuple(
         draw(_step(balances, reserved, amounts, every))
-        for _ in range(draw(st.integers(1, max_steps)))
+        for _ in range(draw(st.integers(min_steps, max_steps)))
     )
     return Trace(start=start, every_seconds=initial_every, balances=balances, steps=steps)

@@ -1,0 +1,108 @@
+"""The fleet simulation with real processes: three `balance-gateway serve` replicas sharing
+this run's PostgreSQL schema, on one test clock they read from a file, restarted (SIGTERM)
+and killed (`kill -9`) where the generated trace says — checked against the reference model
+exactly as the in-process fleet is (`tests/fleet/checks.py`). Also: the production profile
+refuses the test clock."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, note, seed, settings
+
+from gateway.simulator import Simulator
+from gateway.simulator.ourvoice import OurVoiceTenant
+from gateway.simulator.state import SimState
+from tests.fleet.checks import check_events, check_history, check_runway, read_tables
+from tests.fleet.harness import account_of
+from tests.fleet.process_fleet import FileClock, ProcessFleet
+from tests.fleet.traces import REPLICAS, Trace, traces
+from tests.helpers import serving
+from tests.system.processes import CLI, SECRETS, clean_env, production_config
+from tests.webhook_receiver import Receiver
+
+FLEET_SEED = int(os.environ.get("FLEET_SEED", "22"))
+
+
+async def replay(trace: Trace, journal_url: str, folder: Path) -> None:
+    prefix = f"p{uuid.uuid4().hex[:8]}"
+    clock = FileClock(trace.start, folder / "clock")
+    receiver = Receiver(clock=clock)
+    receiver.statuses = [500 if i % 4 == 3 else 200 for i in range(100_000)]
+    tenants = tuple(
+        OurVoiceTenant(account_of(prefix, b.name), f"key-{prefix}-{b.name}", b.available, False)
+        for b in trace.balances
+    )
+    sim = Simulator(SimState(clock=clock), tenants={"ourvoice": tenants})
+    async with serving(receiver.app) as hooks, serving(sim.app) as simulator:
+        fleet = ProcessFleet(trace, prefix, journal_url, f"{hooks}/hooks", clock, folder, simulator)
+        fleet.sim = sim  # the simulator the replicas call (the harness sets its balances)
+        try:
+            for index in range(REPLICAS):
+                await fleet.start(index)
+            for step in trace.steps:
+                clock.advance(step.advance)
+                if step.every_seconds is not None:
+                    fleet.every = step.every_seconds
+                for index in step.kill:
+                    await fleet.kill(index)
+                for index in step.restart:
+                    await fleet.restart(index)
+                for poll in step.polls:
+                    clock.advance(poll.gap)
+                    assert step.balance is not None
+                    await fleet.poll(poll.replica, step.balance, poll.available, poll.provider_up)
+            before_final, now = list(fleet.reads), clock()
+            final = await fleet.replica(0).ask([account_of(prefix, b.name) for b in trace.balances])
+            for result in final:
+                fleet.note(result, fleet.replica(0).every)
+            for read in fleet.reads[len(before_final) :]:
+                await fleet.applied(read)
+            await fleet.drain()
+            tables = await read_tables(journal_url, prefix)
+        finally:
+            for index in range(REPLICAS):
+                await fleet.stop(index)
+            await fleet.close()
+    note(f"seed {FLEET_SEED}; kills {fleet.kills}; restarts {fleet.restarts}")
+    check_history(fleet, trace, tables["history"])
+    check_events(fleet, receiver, tables)
+    check_runway(fleet, before_final, final, now)
+    assert receiver.unverified == []
+
+
+@seed(FLEET_SEED)
+@settings(
+    max_examples=int(os.environ.get("FLEET_PROCESS_EXAMPLES", "2")),
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=list(HealthCheck),
+    # No shrinking with processes (minutes per step): the failing trace is printed whole;
+    # the in-process fleet shrinks the same traces to a minimal one.
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
+@given(trace=traces(max_balances=2, max_steps=10))
+def test_three_serve_processes_match_the_reference_model_through_restarts_and_kills(
+    trace: Trace, request: pytest.FixtureRequest, tmp_path_factory: Any
+) -> None:
+    pg_url: str = request.getfixturevalue("pg_url")
+    asyncio.run(replay(trace, pg_url, tmp_path_factory.mktemp("fleet")))
+
+
+def test_the_production_profile_refuses_the_test_clock(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(production_config("http://127.0.0.1:9", tmp_path / "journal.db"))
+    (tmp_path / "clock").write_text("1750000000.0")
+    env = clean_env(BALANCE_GATEWAY_TEST_CLOCK=str(tmp_path / "clock"), **SECRETS)
+    argv = [str(CLI), "serve", "--config", str(config), "--port", "0"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert done.returncode != 0
+    assert "BALANCE_GATEWAY_TEST_CLOCK is for tests" in done.stderr
+    assert "Traceback" not in done.stderr
