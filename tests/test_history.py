@@ -5,6 +5,7 @@ and the order they write in, retention, `Balance.history` downsampled server-sid
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.config.settings import HistorySettings
 from gateway.domain import Asset, AssetKind, Balance, Money, Thresholds
 from gateway.services.history import Point, SqlHistory, downsampled, runway
 from gateway.services.journal import open_journal
@@ -167,7 +169,8 @@ async def test_history_and_runway_over_graphql(
 async def test_every_fresh_read_is_kept_stale_answers_are_not(
     sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
 ) -> None:
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+    settings = dataclasses.replace(demo_settings(), history=HistorySettings(every_seconds=60))
+    async with running_gateway(settings, sim_transport, clock) as gw:
         recorder = gw.app.state.recorder
         history = gw.app.state.service.history
         for _ in range(5):  # unchanged, fresh each time, a bucket each: five rows

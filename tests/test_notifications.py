@@ -8,8 +8,9 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -267,3 +268,25 @@ def test_a_webhook_misconfigured_is_named(entry: dict[str, Any], where: str, say
         parse_settings(data, env)
     found = {p.location: p.message for p in raised.value.problems}
     assert where in found and says in found[where], found
+
+
+async def test_the_readme_receiver_verifies_a_real_delivery(database: Database) -> None:
+    """The README's Python receiver, run as written, on a delivery the gateway sent."""
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    code = text.split("<!-- receiver -->\n```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)
+    got: list[Any] = []
+
+    async def post(url: str, body: str, headers: Mapping[str, str]) -> int:
+        got.append(namespace["handle"](body.encode(), dict(headers), SECRET))
+        return 200
+
+    endpoint = WebhookSettings("ops", "https://receiver.example/hooks", Secret(SECRET))
+    notifier = Notifier(database, [endpoint], time.time, post)
+    event = await notifier.observe("a", reading("10", f"a:{uuid.uuid4().hex}"), time.time())
+    assert await notifier.deliver_due() == 1
+    assert [e["id"] for e in got] == [event]
+    forged = {"webhook-id": "x", "webhook-timestamp": str(int(time.time()))}
+    with pytest.raises(Exception, match="signature"):
+        namespace["handle"](b"{}", {**forged, "webhook-signature": "v1,AAAA"}, SECRET)

@@ -249,7 +249,7 @@ async def test_7_changing_every_seconds_hides_no_history(
     """Three hours read every ten minutes with `every_seconds = 60`, then a restart with
     3600: every hour still has its point, and the runway is there."""
     start = clock()
-    settings = demo_settings()
+    settings = dataclasses.replace(demo_settings(), history=HistorySettings(every_seconds=60))
     async with running_gateway(settings, sim_transport, clock) as gw:
         for step in range(19):
             await read(gw, sim, 200_000 - 1_000 * step)

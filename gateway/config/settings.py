@@ -202,7 +202,7 @@ class HistorySettings:
     """`[history]`: balances kept in the journal's database (history and runway)."""
 
     enabled: bool = True
-    every_seconds: int = 60  # at most one stored point per balance per this many seconds
+    every_seconds: int = 300  # one stored point per balance per bucket of this many seconds
     retention_days: int = 90
 
 
@@ -508,7 +508,7 @@ def _history(check: Checker, raw: Mapping[str, Any]) -> HistorySettings:
         enabled = d.enabled
     every = check.whole(raw, "every_seconds", "history", d.every_seconds, 86_400)
     if every is not None and every < 10:
-        check.add("history.every_seconds", "at least 10 seconds", "every_seconds = 60")
+        check.add("history.every_seconds", "at least 10 seconds", "every_seconds = 300")
     return HistorySettings(
         enabled=enabled,
         every_seconds=every or d.every_seconds,
