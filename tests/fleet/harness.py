@@ -124,8 +124,11 @@ class Fleet:
         }
         return parse_settings(data, env={})
 
+    def new_replica(self) -> Replicating:
+        return Replica(self.settings(), self.transport, self.clock, self.every)
+
     async def start(self, index: int) -> None:
-        replica = Replica(self.settings(), self.transport, self.clock, self.every)
+        replica = self.new_replica()
         await replica.start()
         self.replicas[index] = replica
 

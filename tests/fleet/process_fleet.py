@@ -118,16 +118,8 @@ class ProcessFleet(Fleet):
         path.write_text(toml_of(settings, self))
         return path
 
-    async def start(self, index: int) -> None:
-        replica = ProcessReplica(self.config(), self.folder / "logs", self.clock_file, self.every)
-        await replica.start()
-        self.replicas[index] = replica
-
-    async def stop(self, index: int) -> None:
-        replica = self.replicas[index]
-        if replica is not None:
-            await replica.stop()
-            self.replicas[index] = None
+    def new_replica(self) -> ProcessReplica:
+        return ProcessReplica(self.config(), self.folder / "logs", self.clock_file, self.every)
 
     async def kill(self, index: int) -> None:
         replica = self.replicas[index]
