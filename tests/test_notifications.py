@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway import log_format
+from gateway.app import secrets_of
 from gateway.config.accounts import Secret
 from gateway.config.settings import WebhookSettings, parse_settings
 from gateway.domain import Asset, AssetKind, Balance, Money, Thresholds
@@ -290,3 +292,13 @@ async def test_the_readme_receiver_verifies_a_real_delivery(database: Database) 
     forged = {"webhook-id": "x", "webhook-timestamp": str(int(time.time()))}
     with pytest.raises(Exception, match="signature"):
         namespace["handle"](b"{}", {**forged, "webhook-signature": "v1,AAAA"}, SECRET)
+
+
+def test_webhook_secrets_are_redacted_from_every_log_line() -> None:
+    settings = dataclasses.replace(
+        demo_settings(),
+        webhooks=(WebhookSettings("ops", "https://ops.example/hooks", Secret(SECRET)),),
+    )
+    assert SECRET in secrets_of(settings)
+    log_format.add_secrets(secrets_of(settings))
+    assert SECRET not in log_format.redact(f"POST failed with secret {SECRET} in it")
