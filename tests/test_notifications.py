@@ -5,7 +5,9 @@ the simulator lowers below its threshold notifies once."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -302,3 +304,95 @@ def test_webhook_secrets_are_redacted_from_every_log_line() -> None:
     assert SECRET in secrets_of(settings)
     log_format.add_secrets(secrets_of(settings))
     assert SECRET not in log_format.redact(f"POST failed with secret {SECRET} in it")
+
+
+async def test_a_removed_endpoint_holds_up_no_other(database: Database) -> None:
+    """120 events wait for an endpoint that is then removed from the configuration: the
+    remaining endpoint still gets every new event, and the orphans go with the retention."""
+    clock = FakeClock()
+    got: list[str] = []
+
+    async def post(url: str, body: str, headers: Mapping[str, str]) -> int:
+        if "old" in url:
+            raise httpx.ConnectError("refused")
+        got.append(headers["webhook-id"])
+        return 200
+
+    old = WebhookSettings("old", "https://old.example/hooks", Secret(SECRET))
+    ops = WebhookSettings("ops", "https://ops.example/hooks", Secret(SECRET))
+    before = Notifier(database, [old, ops], clock, post, retention_days=1)
+    for _ in range(120):
+        await before.observe("a", reading("10", f"a:{uuid.uuid4().hex}"), clock())
+    await before.deliver_due()
+    assert len(got) == 120
+    clock.advance(3600)
+    after = Notifier(database, [ops], clock, post, retention_days=1)  # `old` removed
+    event = await after.observe("a", reading("10", f"a:{uuid.uuid4().hex}"), clock())
+    assert await after.deliver_due() == 1 and got[-1] == event
+    clock.advance(86400)
+    assert await after.prune(clock()) == 2 * 120  # the delivered, and the orphans
+    rows, _ = await database.run("SELECT COUNT(*) FROM webhook_outbox")
+    assert rows == [(1,)]
+
+
+async def test_a_late_answer_never_undoes_another_replicas_delivery(database: Database) -> None:
+    """Replica A sends a balance's first event to a slow endpoint after three timeouts to
+    another; replica B runs meanwhile. The event is claimed from when A's turn came, so B
+    leaves it to A; A's timeout is then a retry, and the two events arrive once each, in
+    order."""
+    clock = FakeClock()
+    bad = WebhookSettings("bad", "https://bad.example/hooks", Secret(SECRET))
+    ops = WebhookSettings("ops", "https://ops.example/hooks", Secret(SECRET))
+    watched = f"x:{uuid.uuid4().hex}"
+    received: list[tuple[str, str]] = []
+    sending, answer = asyncio.Event(), asyncio.Event()
+
+    async def post_a(url: str, body: str, headers: Mapping[str, str]) -> int:
+        event = json.loads(body)
+        if url == bad.url:
+            if event["data"]["balance"] != watched:
+                clock.advance(10)  # a hanging endpoint: the whole timeout
+                raise httpx.ReadTimeout("timed out")
+            raise httpx.ConnectError("refused")
+        if event["data"]["balance"] == watched and event["type"] == "balance.critical":
+            sending.set()
+            await answer.wait()
+            raise httpx.ReadTimeout("timed out")  # ops was slow, this once
+        if event["data"]["balance"] == watched:
+            received.append(("A", event["type"]))
+        return 200
+
+    async def post_b(url: str, body: str, headers: Mapping[str, str]) -> int:
+        event = json.loads(body)
+        if url == bad.url:
+            raise httpx.ConnectError("refused")
+        if event["data"]["balance"] == watched:
+            received.append(("B", event["type"]))
+        return 200
+
+    a = Notifier(database, [bad, ops], clock, post_a)
+    b = Notifier(database, [bad, ops], clock, post_b)
+    for _ in range(3):
+        await a.observe("a", reading("10", f"a:{uuid.uuid4().hex}"), clock())
+    clock.advance(1)
+    await a.observe("x", reading("10", watched), clock())  # critical
+    clock.advance(1)
+    await a.observe("x", reading("500000", watched), clock())  # recovered
+    pass_a = asyncio.create_task(a.deliver_due())
+    await sending.wait()
+    clock.advance(1)
+    await b.deliver_due()  # the critical is A's for 30 s from its turn: not sent twice
+    answer.set()
+    await pass_a
+    clock.advance(60)
+    await b.deliver_due()
+    assert received == [
+        ("B", "balance.critical"),
+        ("B", "balance.recovered"),
+    ]
+    rows, _ = await database.run(
+        "SELECT state, attempts FROM webhook_outbox WHERE balance = ? AND endpoint = 'ops' "
+        "ORDER BY at",
+        (watched,),
+    )
+    assert rows == [("delivered", 2), ("delivered", 1)]

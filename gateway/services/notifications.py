@@ -247,50 +247,54 @@ class Notifier:
         return delivered
 
     async def _deliver_round(self) -> int:
-        """Send the due deliveries that are first in their balance's line."""
-        now = self.clock()
+        """Send the due deliveries that are first in their balance's line, to the endpoints
+        configured here (another endpoint's rows are left for the retention to delete)."""
+        if not self.endpoints:
+            return 0
+        names = list(self.endpoints)
+        marks = ", ".join("?" for _ in names)
         rows, _ = await self._db.run(
-            "SELECT o.id, o.endpoint, o.body, o.attempts, o.next_at FROM webhook_outbox o "
-            "WHERE o.state = 'pending' AND o.next_at <= ? AND NOT EXISTS ("
-            "SELECT 1 FROM webhook_outbox p WHERE p.endpoint = o.endpoint "
+            "SELECT o.id, o.endpoint, o.body, o.attempts, o.next_at FROM webhook_outbox o "  # noqa: S608 - constants
+            f"WHERE o.state = 'pending' AND o.next_at <= ? AND o.endpoint IN ({marks}) "
+            "AND NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE p.endpoint = o.endpoint "
             "AND p.balance = o.balance AND p.state = 'pending' AND p.at < o.at) "
             "ORDER BY o.at LIMIT ?",
-            (now, DELIVERY_BATCH),
+            (self.clock(), *names, DELIVERY_BATCH),
         )
         delivered = 0
         for event_id, name, body, attempts, due in rows:
-            endpoint = self.endpoints.get(name)
-            if endpoint is None:
-                continue  # an endpoint no longer configured: left as it is
+            # Claimed for CLAIM_SECONDS from now, each one as its turn comes (not from the
+            # round's start): the claim outlasts its own send, whatever came before it.
+            claim = self.clock() + CLAIM_SECONDS
             _, claimed = await self._db.run(
                 "UPDATE webhook_outbox SET next_at = ? "
                 "WHERE id = ? AND endpoint = ? AND state = 'pending' AND next_at = ?",
-                (now + CLAIM_SECONDS, event_id, name, due),
+                (claim, event_id, name, due),
             )
             if not claimed:
                 continue  # another replica is sending it
-            error = await self._send(endpoint, event_id, body)
+            error = await self._send(self.endpoints[name], event_id, body)
+            tries = attempts + 1
+            if error is None:
+                state, next_at, outcome = "delivered", claim, "delivered"
+            elif tries >= MAX_ATTEMPTS:
+                state, next_at, outcome = "failed", claim, "failed"
+            else:
+                state, next_at, outcome = "pending", self.clock() + backoff(tries), "retried"
+            # Only while the claim is still ours: a replica that took the delivery over
+            # after the claim expired has the last word (a late answer never undoes it).
+            _, recorded = await self._db.run(
+                "UPDATE webhook_outbox SET state = ?, attempts = ?, next_at = ?, last_error = ? "
+                "WHERE id = ? AND endpoint = ? AND state = 'pending' AND next_at = ?",
+                (state, tries, next_at, error, event_id, name, claim),
+            )
+            self._attempts.labels(name, outcome).inc()
             if error is None:
                 delivered += 1
-                self._attempts.labels(name, "delivered").inc()
-                await self._db.run(
-                    "UPDATE webhook_outbox SET state = 'delivered', attempts = ?, "
-                    "last_error = NULL WHERE id = ? AND endpoint = ?",
-                    (attempts + 1, event_id, name),
-                )
-                continue
-            tries = attempts + 1
-            state = "failed" if tries >= MAX_ATTEMPTS else "pending"
-            self._attempts.labels(name, "failed" if state == "failed" else "retried").inc()
-            if state == "failed":
+            elif state == "failed" and recorded:
                 log.error(
                     "webhook %s: event %s not delivered after %d tries", name, event_id, tries
                 )
-            await self._db.run(
-                "UPDATE webhook_outbox SET state = ?, attempts = ?, next_at = ?, "
-                "last_error = ? WHERE id = ? AND endpoint = ?",
-                (state, tries, self.clock() + backoff(tries), error, event_id, name),
-            )
         return delivered
 
     async def _send(self, endpoint: WebhookSettings, event_id: str, body: str) -> str | None:
@@ -310,10 +314,14 @@ class Notifier:
         return None if 200 <= status < 300 else f"HTTP {status}"
 
     async def prune(self, now: float) -> int:
-        """Delete delivered and failed deliveries past the retention."""
+        """Delete, past the retention, delivered and failed deliveries — and those still
+        pending for an endpoint no longer configured (never sent; months-old news)."""
+        names = list(self.endpoints) or [""]
+        marks = ", ".join("?" for _ in names)
         _, deleted = await self._db.run(
-            "DELETE FROM webhook_outbox WHERE state <> 'pending' AND created_at < ?",
-            (now - self.retention_seconds,),
+            "DELETE FROM webhook_outbox WHERE created_at < ? "  # noqa: S608 - constants
+            f"AND (state <> 'pending' OR endpoint NOT IN ({marks}))",
+            (now - self.retention_seconds, *names),
         )
         return deleted
 
