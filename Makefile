@@ -44,10 +44,12 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
-# The fleet simulation's long profile: 3 replicas x 20 balances over a month and more of
-# injected time, on PostgreSQL and on SQLite, against the reference model (README).
+# The fleet simulation's long profile against the reference model (README): in-process,
+# 3 replicas x 20 balances over a month and more of injected time on PostgreSQL and on
+# SQLite; then 3 real serve processes, restarted and killed (kill -9), on PostgreSQL.
 fleet: $(STAMP)
-	FLEET_PROFILE=long $(BIN)/pytest -p no:cacheprovider --no-cov -s -q -k long tests/fleet/test_fleet_simulation.py
+	FLEET_PROFILE=long $(BIN)/pytest -p no:cacheprovider --no-cov -s -q -k "reference_model" \
+		tests/fleet/test_fleet_simulation.py tests/system/test_fleet_signals.py
 
 schema: $(STAMP)
 	$(BIN)/balance-gateway export-schema

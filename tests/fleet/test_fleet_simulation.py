@@ -37,9 +37,15 @@ from tests.helpers import FakeClock, serving
 from tests.webhook_receiver import Receiver
 
 FLEET_SEED = int(os.environ.get("FLEET_SEED", "22"))
-EXAMPLES = int(os.environ.get("FLEET_EXAMPLES", "20"))
-STEPS = int(os.environ.get("FLEET_STEPS", "30"))
-BALANCES = int(os.environ.get("FLEET_BALANCES", "3"))
+LONG = os.environ.get("FLEET_PROFILE") == "long"  # make fleet
+EXAMPLES = int(os.environ.get("FLEET_EXAMPLES", "8" if LONG else "20"))
+# The bounded profile: 1-3 balances, 1-30 steps. The long one: 20 balances, 90-120 steps
+# (a month or more of injected time each).
+TRACES = (
+    traces(min_balances=20, max_balances=20, min_steps=90, max_steps=120)
+    if LONG
+    else traces(max_balances=3, max_steps=30)
+)
 
 
 async def replay(trace: Trace, journal_url: str) -> None:
@@ -111,29 +117,14 @@ def journal(database: str, request: pytest.FixtureRequest, tmp_path_factory: Any
 @pytest.mark.parametrize("database", ["postgresql", "sqlite"])
 @seed(FLEET_SEED)
 @FLEET
-@given(trace=traces(max_balances=BALANCES, max_steps=STEPS))
+@given(trace=TRACES)
 def test_the_fleet_matches_the_reference_model(
     database: str, trace: Trace, request: pytest.FixtureRequest, tmp_path_factory: Any
 ) -> None:
-    asyncio.run(replay(trace, journal(database, request, tmp_path_factory)))
-
-
-LONG = os.environ.get("FLEET_PROFILE") == "long"
-
-
-@pytest.mark.skipif(not LONG, reason="the long profile: make fleet")
-@pytest.mark.parametrize("database", ["postgresql", "sqlite"])
-@seed(FLEET_SEED)
-@settings(FLEET, max_examples=int(os.environ.get("FLEET_EXAMPLES", "8")))
-@given(trace=traces(min_balances=20, max_balances=20, min_steps=90, max_steps=120))
-def test_the_long_profile(
-    database: str, trace: Trace, request: pytest.FixtureRequest, tmp_path_factory: Any
-) -> None:
-    """Three replicas, 20 balances, 90 to 120 steps (a month or more of injected time)."""
     before = TALLY.traces
     asyncio.run(replay(trace, journal(database, request, tmp_path_factory)))
     assert TALLY.traces == before + 1
-    print(
+    print(  # what the run covered (make fleet shows it)
         f"\nfleet[{database}]: {TALLY.traces:.0f} traces, {TALLY.days:.1f} simulated days, "
         f"3 replicas, {TALLY.balances:.0f} balances, {TALLY.steps:.0f} steps, "
         f"{TALLY.reads:.0f} fresh reads, {TALLY.events:.0f} events, "

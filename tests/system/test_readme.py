@@ -266,7 +266,8 @@ CHECKS: dict[str, Check] = {
     "balance-history": Check(balance_history),
     # The long profile takes minutes; here one trace on each database, the same command.
     "fleet-long": Check(
-        contains("0 mismatches"), instead="FLEET_EXAMPLES=1 make --no-print-directory fleet"
+        contains("fleet[processes]"),
+        instead="FLEET_EXAMPLES=1 FLEET_PROCESS_EXAMPLES=1 make --no-print-directory fleet",
     ),
     "live-stream": Check(
         contains('event: next\ndata: {"data":{"balanceUpdates":{"__typename":"AccountBalance"}}}')
