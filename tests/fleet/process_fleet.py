@@ -179,7 +179,8 @@ class ProcessFleet(Fleet):
 def toml_of(settings: Settings, fleet: ProcessFleet) -> str:
     """`Fleet.settings()` written as the TOML a replica loads (development profile)."""
     lines = [
-        '[server]\nprofile = "development"\n',
+        # No drain on SIGTERM: nothing but the test asks, and it waits for no answer then.
+        '[server]\nprofile = "development"\ndrain_seconds = 0\n',
         f'[idempotency]\nurl = "{fleet.journal_url}"\n',
         f"[history]\nevery_seconds = {fleet.every}\nretention_days = 3650\n",
         f'[webhooks.ops]\nurl = "{fleet.hooks_url}"\nsecret = "{SECRET}"\n',

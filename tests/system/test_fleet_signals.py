@@ -1,5 +1,5 @@
 """The fleet simulation with real processes: three `balance-gateway serve` replicas sharing
-this run's PostgreSQL schema, on one test clock they read from a file, restarted (SIGTERM)
+this run's PostgreSQL schema (and again one SQLite file), on one test clock they read from a file, restarted (SIGTERM)
 and killed (`kill -9`) where the generated trace says — checked against the reference model
 exactly as the in-process fleet is (`tests/fleet/checks.py`). Also: the production profile
 refuses the test clock."""
@@ -100,6 +100,7 @@ async def replay(trace: Trace, journal_url: str, folder: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("database", ["postgresql", "sqlite"])
 @seed(FLEET_SEED)
 @settings(
     max_examples=EXAMPLES,
@@ -113,10 +114,15 @@ async def replay(trace: Trace, journal_url: str, folder: Path) -> None:
 )
 @given(trace=traces(max_balances=5 if LONG else 2, max_steps=30 if LONG else 10))
 def test_three_serve_processes_match_the_reference_model_through_restarts_and_kills(
-    trace: Trace, request: pytest.FixtureRequest, tmp_path_factory: Any
+    database: str, trace: Trace, request: pytest.FixtureRequest, tmp_path_factory: Any
 ) -> None:
-    pg_url: str = request.getfixturevalue("pg_url")
-    asyncio.run(replay(trace, pg_url, tmp_path_factory.mktemp("fleet")))
+    """On this run's PostgreSQL schema, and on one SQLite file the processes share."""
+    folder = tmp_path_factory.mktemp("fleet")
+    if database == "postgresql":
+        url: str = request.getfixturevalue("pg_url")
+    else:
+        url = f"sqlite:///{folder / 'journal.db'}"
+    asyncio.run(replay(trace, url, folder))
 
 
 def test_the_production_profile_refuses_the_test_clock(tmp_path: Path) -> None:
