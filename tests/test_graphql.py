@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from graphql import build_client_schema, get_introspection_query
 
 from gateway.cli import main as cli_main
 from gateway.schema import sdl
@@ -233,6 +234,41 @@ async def test_introspection_and_graphiql_only_in_development(
         assert result["errors"][0]["extensions"]["code"] == "VALIDATION"
         page = await gateway.http.get("/graphql", headers={"accept": "text/html"})
         assert "graphiql" not in page.text.lower()
+
+
+async def test_the_introspection_tools_send_first_works_in_development(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    """GraphiQL's and graphql-inspector's first request: graphql-js' full introspection
+    query (15 levels deep) — judged by introspection's own budget, not the depth limit of
+    data queries, which still holds; production still refuses introspection."""
+    full = get_introspection_query(
+        descriptions=True,
+        specified_by_url=True,
+        directive_is_repeatable=True,
+        schema_description=True,
+        input_value_deprecation=True,
+    )
+    deeper = '{ __type(name: "Balance") { ' + "ofType { " * 20 + "name" + " }" * 21 + " }"
+    data_too_deep = (
+        "{ accounts { "
+        + "balance { ... on AccountBalance { account { " * 5
+        + "id"
+        + " } } }" * 5
+        + " } }"
+    )
+    async with running_gateway(demo_settings(), sim_transport, clock) as gateway:
+        answer = await gateway.query(full)
+        too_deep = await gateway.query(deeper)
+        data = await gateway.query(data_too_deep)
+    query_type = build_client_schema(answer["data"]).query_type
+    assert query_type is not None and "balances" in query_type.fields  # GraphiQL's Docs
+    assert "introspection query is 22 levels deep" in too_deep["errors"][0]["message"]
+    assert "levels deep; at most 10" in data["errors"][0]["message"]
+    async with running_gateway(production(demo_settings()), sim_transport, clock) as gateway:
+        refused = await gateway.query(full)
+    assert refused.get("data") is None
+    assert refused["errors"][0]["extensions"]["code"] == "VALIDATION"
 
 
 async def test_invalid_queries_get_coded_errors_not_500s(

@@ -5,6 +5,12 @@ fragments each spreading the next twice costs seconds of CPU; here every fragmen
 and alias count are computed once and reused, so such a document is measured (and refused)
 in microseconds. Aliases multiply through spreads exactly as execution would; a fragment
 cycle is reported instead of followed.
+
+Introspection (`__schema`, `__type`) is measured apart, against a budget of its own: its
+shape is the schema's, known and bounded, and the query every GraphQL tool sends first
+(GraphiQL's, `graphql-inspector`'s: graphql-js' `getIntrospectionQuery` with every option)
+nests `ofType` 15 levels deep — past the depth meant for data queries. Production turns
+introspection off altogether.
 """
 
 from __future__ import annotations
@@ -24,11 +30,18 @@ from graphql import (
     ValidationRule,
 )
 
+INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
+# The standard introspection query is 15 deep (its TypeRef fragment nests `ofType` 8
+# times); a few more levels for tools that ask deeper, never unbounded (`fields { type {
+# fields … } }` through a cyclic schema grows with every level).
+INTROSPECTION_MAX_DEPTH = 20
+
 
 @dataclass(frozen=True)
 class Shape:
-    depth: int
+    depth: int  # of the data fields
     aliases: int
+    introspection: int = 0  # the depth of the deepest introspection field
 
 
 class FragmentCycle(Exception):
@@ -44,19 +57,26 @@ class _Measure:
         self.visiting: set[str] = set()
 
     def selection_set(self, node: SelectionSetNode | None) -> Shape:
-        depth, aliases = 0, 0
+        depth, aliases, introspection = 0, 0, 0
         for selection in node.selections if node else ():
             if isinstance(selection, FieldNode):
                 inner = self.selection_set(selection.selection_set)
-                depth = max(depth, inner.depth + 1)
+                if selection.name.value in INTROSPECTION_ROOTS:
+                    introspection = max(introspection, inner.depth + 1)
+                else:
+                    depth = max(depth, inner.depth + 1)
+                introspection = max(introspection, inner.introspection)
                 aliases += inner.aliases + (1 if selection.alias else 0)
-            elif isinstance(selection, InlineFragmentNode):
+                continue
+            if isinstance(selection, InlineFragmentNode):
                 inner = self.selection_set(selection.selection_set)
-                depth, aliases = max(depth, inner.depth), aliases + inner.aliases
             elif isinstance(selection, FragmentSpreadNode):
                 inner = self.fragment(selection.name.value)
-                depth, aliases = max(depth, inner.depth), aliases + inner.aliases
-        return Shape(depth, aliases)
+            else:
+                continue
+            depth, aliases = max(depth, inner.depth), aliases + inner.aliases
+            introspection = max(introspection, inner.introspection)
+        return Shape(depth, aliases, introspection)
 
     def fragment(self, name: str) -> Shape:
         if name in self.done:
@@ -88,6 +108,13 @@ def limits_rule(max_depth: int, max_aliases: int) -> type[ValidationRule]:
             return self.BREAK  # one measurement for the whole document
 
         def _check(self, shape: Shape) -> None:
+            if shape.introspection > INTROSPECTION_MAX_DEPTH:
+                self.report_error(
+                    GraphQLError(
+                        f"The introspection query is {shape.introspection} levels deep; at "
+                        f"most {INTROSPECTION_MAX_DEPTH} are allowed."
+                    )
+                )
             if shape.depth > max_depth:
                 self.report_error(
                     GraphQLError(
