@@ -33,7 +33,9 @@ def browser_or_skip() -> None:
     pytest.skip(reason)
 
 
-def test_graphiql_renders_and_runs_the_demo_query_offline(tmp_path: Path) -> None:
+def test_graphiql_renders_loads_the_schema_and_runs_the_demo_query_offline(
+    tmp_path: Path,
+) -> None:
     browser_or_skip()
     from playwright.sync_api import Route, sync_playwright
 
@@ -74,10 +76,26 @@ def test_graphiql_renders_and_runs_the_demo_query_offline(tmp_path: Path) -> Non
                 "editor => editor.CodeMirror.getValue()"
             )
             page.screenshot(path=str(tmp_path / "graphiql.png"), full_page=True)
+            # The schema GraphiQL loaded with its own introspection query: the Docs pane
+            # lists Query's fields, and typing offers `balances`.
+            page.locator('button[aria-label="Show Documentation Explorer"]').click()
+            docs = page.locator(".graphiql-doc-explorer")
+            docs.locator("a", has_text="Query").first.click()
+            docs.get_by_text("Balances of the given accounts").wait_for(timeout=10_000)
+            query_fields = docs.inner_text()
+            editor = page.locator(".graphiql-query-editor .CodeMirror")
+            editor.evaluate("editor => editor.CodeMirror.setValue('')")
+            editor.click()
+            page.keyboard.type("{ bal", delay=30)
+            hints = page.locator(".CodeMirror-hints")
+            hints.wait_for(timeout=10_000)
+            offered = hints.inner_text()
         finally:
             browser.close()
     print(f"screenshot: {tmp_path / 'graphiql.png'}")
     assert blocked == []  # nothing was even tried outside 127.0.0.1: no CDN
+    assert "balances(" in query_fields and "transactions(" in query_fields
+    assert "balances" in offered.split()
     assert "script-src 'self'" in csp and "default-src 'none'" in csp
     assert not [line for line in console if "Content Security Policy" in line], console
     assert not [line for line in console if line.startswith(("error", "pageerror"))], console
