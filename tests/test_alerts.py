@@ -4,6 +4,7 @@ only against series the gateway really exports, and shipped in the Kubernetes ba
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 from decimal import Decimal
@@ -41,7 +42,7 @@ async def test_balances_their_levels_thresholds_age_and_failures_are_gauges(
         failing = (await gw.http.get("/metrics")).text
     assert "gateway_balance_available{" not in before  # nothing read, nothing to say
     assert sample(read, "gateway_balance_available", **SN) == 50000
-    assert sample(read, "gateway_balance_total", **SN) == 50000
+    assert sample(read, "gateway_balance_total_amount", **SN) == 50000
     assert sample(read, "gateway_balance_level", **SN) == 1  # WARNING
     assert sample(read, "gateway_balance_threshold", **SN, level="warning") == 100000
     assert sample(read, "gateway_balance_threshold", **SN, level="critical") == 20000
@@ -52,6 +53,38 @@ async def test_balances_their_levels_thresholds_age_and_failures_are_gauges(
     assert sample(failing, "gateway_account_failing", account="ourvoice-sn") == 0
     # magma's last balances stay, ageing: what the stale-data alert watches
     assert sample(failing, "gateway_balance_age_seconds", account="magma") == 3640
+
+
+async def test_the_scrape_passes_promtool_check_metrics(
+    promtool: str, sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    """Prometheus' own linter on a full scrape: every account read, one failing, a
+    currency mismatch, a top-up — every family the gateway exports has a valid name, type
+    and help."""
+    ghs = Thresholds(Money(Decimal(1), "GHS"), None)
+    settings = with_account(
+        demo_settings(), "ourvoice-ci", thresholds=(ThresholdRule(ghs, asset="XOF"),)
+    )
+    async with running_gateway(settings, sim_transport, clock) as gw:
+        await gw.query("{ balances { complete } }")
+        sim.state.set_faults("magma", status=503)
+        clock.advance(3600)
+        await gw.query("{ balances { complete } }")
+        await gw.query(
+            'mutation { topUp(input: {accountId: "ourvoice-sn", amount: "10", paymentMethod: '
+            '"MTN MOMO", paymentReference: "r", idempotencyKey: "promtool"}) { __typename } }'
+        )
+        scrape = (await gw.http.get("/metrics")).text
+    checked = await asyncio.to_thread(
+        subprocess.run,
+        [promtool, "check", "metrics"],
+        input=scrape,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "gateway_balance_total_amount{" in scrape
 
 
 def test_the_rules_are_valid(promtool: str) -> None:

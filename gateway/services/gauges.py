@@ -2,7 +2,7 @@
 
 Computed at scrape time from what the gateway last read (nothing polls for them):
 
-- `gateway_balance_available` / `gateway_balance_total` — the amounts (as floats: exact
+- `gateway_balance_available` / `gateway_balance_total_amount` — the amounts (as floats: exact
   enough to alert on, never to account with);
 - `gateway_balance_level` — 0 OK, 1 WARNING, 2 CRITICAL, for balances with thresholds;
 - `gateway_balance_threshold{level="warning"|"critical"}` — the configured levels;
@@ -60,7 +60,7 @@ class BalanceGauges(Collector):
             "gateway_balance_available", "Available amount of each balance.", labels=LABELS
         )
         total = GaugeMetricFamily(
-            "gateway_balance_total", "Total amount of each balance.", labels=LABELS
+            "gateway_balance_total_amount", "Total amount of each balance.", labels=LABELS
         )
         level = GaugeMetricFamily(
             "gateway_balance_level",
