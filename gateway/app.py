@@ -41,6 +41,7 @@ from gateway.server.auth import Authenticator, JwtVerifier
 from gateway.server.documents import TrustedDocuments
 from gateway.server.endpoint import GraphQLEndpoint
 from gateway.server.events import EventStreams
+from gateway.server.persisted_queries import PersistedQueries
 from gateway.server.rate_limit import RateLimiter
 from gateway.server.readiness import Draining, Readiness
 from gateway.server.request_metrics import observer
@@ -83,8 +84,9 @@ def create_app(
     tracing = tracing_for(settings, tracer_provider)
     development = settings.server.development
     limits = settings.security.limits
+    schema = build_schema(development=development, limits=limits)
     graphql = GatewayGraphQL(
-        build_schema(development=development, limits=limits),
+        schema,
         graphql_ide=None,  # our own page (gateway.server.pages.graphiql): no CDN
         # GET reaches Strawberry only past the endpoint, which lets through queries when
         # [limits] allow_get is on, and trusted documents always (mutations never: 405).
@@ -128,7 +130,10 @@ def create_app(
                 settings.cache.fresh_seconds,
                 settings.server.body_timeout_seconds,
                 deadline,
-                documents=TrustedDocuments(settings.documents),
+                documents=TrustedDocuments(
+                    settings.documents,
+                    PersistedQueries(built.store, schema, limits.max_tokens),
+                ),
             )
             live = BalanceWatch(
                 built.service,

@@ -46,6 +46,8 @@ class ErrorCode(Enum):
     UNSUPPORTED = "UNSUPPORTED"
     OVERLOADED = "OVERLOADED"
     DOCUMENT_NOT_FOUND = "DOCUMENT_NOT_FOUND"  # a document id the manifest does not hold
+    # an automatic persisted query's hash not (or no longer) known: send it with its query
+    PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
     DOCUMENT_NOT_TRUSTED = "DOCUMENT_NOT_TRUSTED"  # a document sent where only ids may run
 
 

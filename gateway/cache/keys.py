@@ -9,6 +9,7 @@ All keys live under the store's namespace (`<[cache] namespace>:v1:`). The gramm
     response:<digest>                                a whole GraphQL response
     budget:<account>:minute|day:<window start>       the account's upstream call quota
     rate:<client>                                    a client's token bucket
+    apq:<digest>                                     a document registered by its hash
 
     <account>      a configured account id: [a-z0-9][a-z0-9_-]*
     <fingerprint>  20 hex digits of a hash of the provider, base URL and credentials —
@@ -17,6 +18,7 @@ All keys live under the store's namespace (`<[cache] namespace>:v1:`). The gramm
     <page>         the upstream page number
     <digest>       64 hex digits: SHA-256 of the caller's scopes and visible accounts, the
                    generations of those accounts, and the document, variables and operation
+                   (for `apq:`, the SHA-256 of the document itself)
     <client>       a configured client name, `jwt:<subject>` (from a verified token) or
                    `dev:anonymous`
 
@@ -36,7 +38,7 @@ from gateway.domain import TransactionFilter
 WINDOW_NAMES = ("minute", "day")
 GRAMMAR = re.compile(
     r"(?:balance:{a}:{f}|tx:{a}:{f}:{h}:\d+)(?::filling)?"
-    r"|gen:{a}|response:[0-9a-f]{{64}}|budget:{a}:(?:minute|day):\d+"
+    r"|gen:{a}|(?:response|apq):[0-9a-f]{{64}}|budget:{a}:(?:minute|day):\d+"
     r"|rate:(?:[a-z0-9][a-z0-9_-]*|jwt:[^\s]+|dev:anonymous)".format(
         a="[a-z0-9][a-z0-9_-]*", f="[0-9a-f]{20}", h="[0-9a-f]{16}"
     )
@@ -63,6 +65,11 @@ def generation(account_id: str) -> str:
 
 def response(digest: str) -> str:
     return f"response:{digest}"
+
+
+def persisted_query(digest: str) -> str:
+    """A document registered as an automatic persisted query (its SHA-256, hex)."""
+    return f"apq:{digest}"
 
 
 def quota_window(account_id: str, window: str, start: int) -> str:

@@ -4,8 +4,11 @@ A request names a manifest document by `documentId` (`sha256:<hex>`, as the
 GraphQL-over-HTTP persisted-documents draft names it) or by Apollo's
 `extensions.persistedQuery.sha256Hash`. Under `enforce` (the configured mode, or the
 client's own) a request that sends a document instead is refused before anything parses
-it. The manifest's documents are the same text every time, so the parse and validation
-caches (keyed by the text) hold each one once.
+it. Elsewhere (`off`, `allow`) Apollo's hash that names no manifest document is an
+automatic persisted query (`persisted_queries.py`): run if registered, registered when
+sent with its document, else `PERSISTED_QUERY_NOT_FOUND` — the answer Apollo Client's
+`PersistedQueryLink` falls back on. The manifest's documents are the same text every
+time, so the parse and validation caches (keyed by the text) hold each one once.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 from gateway.access import Principal
 from gateway.config.documents import TrustedDocumentsSettings
 from gateway.errors import ErrorCode
+from gateway.server.persisted_queries import NOT_FOUND, PersistedQueries
 from gateway.server.refused import Refused
 
 HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -44,33 +48,36 @@ def requested_id(payload: Mapping[str, Any]) -> str | None:
 
 
 class TrustedDocuments:
-    def __init__(self, settings: TrustedDocumentsSettings) -> None:
+    def __init__(
+        self, settings: TrustedDocumentsSettings, persisted: PersistedQueries | None = None
+    ) -> None:
         self.mode = settings.mode
         self.documents = settings.documents
+        self.persisted = persisted
 
     def mode_for(self, principal: Principal) -> str:
         return principal.trusted_documents or self.mode
 
-    def resolve(self, payload: Mapping[str, Any], principal: Principal) -> tuple[str, bool]:
+    async def resolve(self, payload: Mapping[str, Any], principal: Principal) -> tuple[str, bool]:
         """(the document to run, whether it is a trusted one), or a refusal."""
         mode = self.mode_for(principal)
         hex_id = requested_id(payload)
         query = payload.get("query")
         if hex_id is not None:
-            if mode == "off":
+            document = self.documents.get(hex_id) if mode != "off" else None
+            if document is not None:
+                if query is not None and query != document:
+                    raise Refused(400, "`query` is not the document its id names.")
+                return document, True
+            if mode == "enforce" or payload.get("documentId") is not None:
                 raise Refused(
                     400,
-                    "Trusted documents are off here: send the document as `query`.",
+                    f"No trusted document sha256:{hex_id}."
+                    if mode != "off"
+                    else "Trusted documents are off here: send the document as `query`.",
                     ErrorCode.DOCUMENT_NOT_FOUND,
                 )
-            document = self.documents.get(hex_id)
-            if document is None:
-                raise Refused(
-                    400, f"No trusted document sha256:{hex_id}.", ErrorCode.DOCUMENT_NOT_FOUND
-                )
-            if query is not None and query != document:
-                raise Refused(400, "`query` is not the document its id names.")
-            return document, True
+            return await self._persisted(hex_id, query), False
         if mode == "enforce":
             raise Refused(
                 403,
@@ -80,3 +87,17 @@ class TrustedDocuments:
         if not isinstance(query, str):
             raise Refused(400, "`query` must be a string.")
         return query, False
+
+    async def _persisted(self, hex_id: str, query: Any) -> str:
+        """An automatic persisted query: the registered document, or this one registered."""
+        if self.persisted is None:
+            raise NOT_FOUND
+        if query is None:
+            found = await self.persisted.get(hex_id)
+            if found is None:
+                raise NOT_FOUND
+            return found
+        if not isinstance(query, str):
+            raise Refused(400, "`query` must be a string.")
+        await self.persisted.register(hex_id, query)
+        return query

@@ -356,7 +356,7 @@ class GraphQLEndpoint:
             raise NOT_ACCEPTABLE
         principal = await self.principal(request)
         if request.method == "GET":
-            payload, trusted = self._from_get(request, principal)
+            payload, trusted = await self._from_get(request, principal)
         else:  # POST, the route's only other method
             payload, trusted = await self._from_post(request, principal)
         document: str = payload["query"]
@@ -489,7 +489,9 @@ class GraphQLEndpoint:
             stats.outcome, stats.reason = "refused", "deadline"
             return refusal(LATE)
 
-    def _from_get(self, request: Request, principal: Principal) -> tuple[dict[str, Any], bool]:
+    async def _from_get(
+        self, request: Request, principal: Principal
+    ) -> tuple[dict[str, Any], bool]:
         """A GET's parameters as a payload, its `query` the document to run (a trusted one
         may use GET even with `allow_get` off, and is handed on as if the client had sent
         its text), and whether it is trusted."""
@@ -501,11 +503,11 @@ class GraphQLEndpoint:
             or self.documents.mode_for(principal) == "enforce"  # its refusal says more
         ):
             raise GET_REFUSED  # before reading the document: GET itself is off
-        document, trusted = self.documents.resolve(requested, principal)
+        document, trusted = await self.documents.resolve(requested, principal)
         shape = shape_of(document, params.get("operationName"), self.limits.max_tokens)
         if shape.operation == OperationType.MUTATION:
             raise MUTATION_OVER_GET
-        if trusted:
+        if document != params.get("query"):  # named by its id: handed on as its text
             set_query(request, {**params, "query": document})
         return {**requested, "query": document}, trusted
 
@@ -516,8 +518,8 @@ class GraphQLEndpoint:
         id is handed on as if the client had sent its text), and whether it is trusted."""
         payload = await self.read_post(request)
         body = request.state.body
-        document, trusted = self.documents.resolve(payload, principal)
-        if trusted:
+        document, trusted = await self.documents.resolve(payload, principal)
+        if document != payload.get("query"):  # named by its id: handed on as its text
             payload = {**payload, "query": document}
             body = orjson.dumps(payload)
         set_body(request, body)  # Strawberry reads it there, not from the stream

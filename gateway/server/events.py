@@ -65,7 +65,7 @@ class EventStreams:
             payload = get_payload(dict(request.query_params))
         else:
             payload = await endpoint.read_post(request)
-        document, _ = endpoint.documents.resolve(payload, principal)
+        document, _ = await endpoint.documents.resolve(payload, principal)
         operation = shape_of(
             document, payload.get("operationName"), endpoint.limits.max_tokens
         ).operation
