@@ -1,6 +1,7 @@
-"""`balance-gateway serve | simulate | check-config | keys new | webhooks secret |
-topups list/resolve | graphiql fetch | export-schema [--check]`: parse arguments, call the
-factories."""
+"""The command line: parse arguments, call the factories. Its help lists every command —
+`serve`, `simulate`, `check-config`, `keys new`, `webhooks secret`, `topups list|resolve`,
+`documents manifest`, `graphiql fetch`, `export-schema` — and a group named alone
+(`balance-gateway keys`) prints its own help."""
 
 from __future__ import annotations
 
@@ -274,7 +275,11 @@ def webhook_secret(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="balance-gateway", description=__doc__)
+    root = argparse.ArgumentParser(
+        prog="balance-gateway",
+        description="One GraphQL endpoint in front of the balance APIs of payment and credit "
+        "providers. `balance-gateway COMMAND --help` tells more.",
+    )
     root.add_argument("--version", action="version", version=f"balance-gateway {__version__}")
     commands = root.add_subparsers(dest="command", required=True)
 
@@ -305,16 +310,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--log-format", default="text", choices=LOG_FORMATS)
     p.set_defaults(run=simulate)
 
-    graphiql = commands.add_parser("graphiql", help="GraphiQL's files").add_subparsers(
-        dest="graphiql_command", required=True
-    )
+    graphiql = group(commands, "graphiql", "GraphiQL's files")
     p = graphiql.add_parser("fetch", help="fetch and verify the pinned GraphiQL packages")
     p.add_argument("--dir", help="where to keep them (default: inside the installation)")
     p.set_defaults(run=fetch_graphiql)
 
-    documents = commands.add_parser(
-        "documents", help="trusted documents (the operations a frontend ships)"
-    ).add_subparsers(dest="documents_command", required=True)
+    documents = group(commands, "documents", "trusted documents (the operations a frontend ships)")
     p = documents.add_parser("manifest", help="build a manifest from a folder of .graphql files")
     p.add_argument("dir", help="the folder (searched recursively)")
     p.add_argument("--output", default="trusted-documents.json")
@@ -332,28 +333,39 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+Commands = argparse._SubParsersAction  # argparse's own type for `add_subparsers()`
+
+
+def group(
+    commands: Commands[argparse.ArgumentParser], name: str, help: str
+) -> Commands[argparse.ArgumentParser]:
+    """A command of subcommands; named alone, it prints its help (the subcommands)."""
+    command = commands.add_parser(name, help=help, description=help)
+
+    def show_help(args: argparse.Namespace) -> int:
+        command.print_help()
+        return 0
+
+    command.set_defaults(run=show_help)
+    return command.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND")
+
+
 def operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`keys`, `webhooks`, `topups`: what operators run beside the server."""
-    keys = commands.add_parser("keys", help="client API keys").add_subparsers(
-        dest="keys_command", required=True
-    )
+    keys = group(commands, "keys", "client API keys")
     p = keys.add_parser("new", help="make a new client key and print its config lines")
     p.add_argument("--name", required=True, type=client_name_arg)
     p.add_argument("--scopes", required=True, help=f"comma-separated: {', '.join(SCOPES)}")
     p.add_argument("--accounts", default="*", help='comma-separated account ids, or "*"')
     p.set_defaults(run=new_key)
 
-    webhooks = commands.add_parser("webhooks", help="webhook endpoints").add_subparsers(
-        dest="webhooks_command", required=True
-    )
+    webhooks = group(commands, "webhooks", "webhook endpoints")
     p = webhooks.add_parser(
         "secret", help="print a new signing secret for [webhooks.NAME] (whsec_…, 32 bytes)"
     )
     p.set_defaults(run=webhook_secret)
 
-    top = commands.add_parser("topups", help="recorded top-ups (operators)").add_subparsers(
-        dest="topups_command", required=True
-    )
+    top = group(commands, "topups", "recorded top-ups (operators)")
     p = top.add_parser("list", help="list recorded top-ups, newest first")
     p.add_argument("--config", help="TOML config file (default: $GATEWAY_CONFIG)")
     p.add_argument("--pending", action="store_true", help="only those whose outcome is unknown")

@@ -83,3 +83,15 @@ async def test_top_up_faults_over_http(control: httpx.AsyncClient, sim: Simulato
     assert ourvoice_fake(sim).topup_faults == {"ourvoice-sn": "503-after-commit"}
     assert (await control.delete("/_sim/topup-faults/ourvoice-sn")).status_code == 204
     assert ourvoice_fake(sim).topup_faults == {}
+
+
+async def test_the_root_lists_the_providers_accounts_and_control_routes(
+    control: httpx.AsyncClient,
+) -> None:
+    index = (await control.get("/")).json()
+    assert index["providers"]["ourvoice"] == {
+        "base_url": "/ourvoice",
+        "accounts": ["ourvoice-ci", "ourvoice-sn"],
+    }
+    assert set(index["providers"]) == {"ourvoice", "magma_onepay", "muda", "paymob_bills"}
+    assert "PUT /_sim/faults/{account}" in index["control"]

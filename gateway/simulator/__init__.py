@@ -35,6 +35,7 @@ class Simulator:
         self.state = state or SimState()
         self.fakes: dict[str, Fake] = {}
         self.tenants_of: dict[str, tuple[Any, ...]] = {}
+        self.prefixes: dict[str, str] = {}
         routes: list[Any] = []
         for kind in PROVIDERS:
             spec = fake_spec(kind)
@@ -42,10 +43,12 @@ class Simulator:
             self.fakes[kind] = spec.build(self.state, known)
             self.tenants_of[kind] = known
             routes.append(Mount(spec.prefix, routes=list(self.fakes[kind].routes())))
+            self.prefixes[kind] = spec.prefix
         self.tenants = sorted(t.name for known in self.tenants_of.values() for t in known)
         self.app = Starlette(
             routes=[
                 *routes,
+                Route("/", self._index, methods=["GET"]),
                 Route("/_sim/faults", self._list_faults, methods=["GET"]),
                 Route("/_sim/faults/{tenant}", self._set_faults, methods=["PUT", "DELETE"]),
                 Route(
@@ -53,6 +56,30 @@ class Simulator:
                 ),
                 Route("/_sim/calls", self._calls, methods=["GET"]),
             ]
+        )
+
+    async def _index(self, request: Request) -> Response:
+        """What is served here: each provider's base path and accounts, and the control
+        routes — what a newcomer opening the simulator's address wants to know."""
+        return JSONResponse(
+            {
+                "simulator": "balance-gateway provider simulator (see README, The simulator)",
+                "providers": {
+                    kind: {
+                        "base_url": self.prefixes[kind],
+                        "accounts": sorted(t.name for t in self.tenants_of[kind]),
+                    }
+                    for kind in self.fakes
+                },
+                "control": {
+                    "GET /_sim/faults": "the faults switched on, per account",
+                    "PUT /_sim/faults/{account}": "switch faults on (JSON of switches)",
+                    "DELETE /_sim/faults/{account}": "switch them off",
+                    "PUT /_sim/topup-faults/{account}": "a top-up fault mode",
+                    "DELETE /_sim/topup-faults/{account}": "switch it off",
+                    "GET /_sim/calls": "calls counted per account and route",
+                },
+            }
         )
 
     async def _list_faults(self, request: Request) -> Response:
