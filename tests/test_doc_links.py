@@ -1,0 +1,51 @@
+"""Every relative link in the README and the other Markdown pages leads somewhere: the file
+exists, and a `#fragment` names a heading of the page it points at (GitHub's slugs)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT
+
+PAGES = [ROOT / "README.md", ROOT / "bench" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+FENCE = re.compile(r"^```.*?^```", re.S | re.M)
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+HEADING = re.compile(r"^#{1,6} (.+)$", re.M)
+
+
+def prose(page: Path) -> str:
+    return FENCE.sub("", page.read_text(encoding="utf-8"))  # links and headings, not code
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    return {slug(h) for h in HEADING.findall(prose(page))}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_leads_somewhere(page: Path) -> None:
+    broken = []
+    for link in LINK.findall(prose(page)):
+        if link.startswith(("http://", "https://", "mailto:")):
+            continue
+        path, _, fragment = link.partition("#")
+        target = (page.parent / path) if path else page
+        if not target.exists():
+            broken.append(f"{link}: no such file")
+        elif fragment and target.suffix == ".md" and fragment not in anchors(target):
+            broken.append(f"{link}: no such heading")
+    assert broken == []
+
+
+def test_a_broken_link_would_be_found(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("# Title\n\nSee [a](missing.py) and [b](#title) and [c](#nope).\n")
+    assert anchors(page) == {"title"}
+    assert [link for link in LINK.findall(prose(page))] == ["missing.py", "#title", "#nope"]
