@@ -25,8 +25,10 @@ $(STAMP): pyproject.toml requirements.lock
 	@touch $(STAMP)
 
 # exec: Ctrl-C reaches the server alone, which stops quietly (no "make: *** Interrupt").
+# The demo starts afresh (its top-ups, history and alert levels forgotten), so the README's
+# examples answer as shown on every run; KEEP=1 keeps them.
 run: $(STAMP)
-	@exec $(BIN)/balance-gateway serve --config deploy/demo.toml --host 127.0.0.1 --port $(PORT) --simulator-port $(SIM_PORT)
+	@$(if $(KEEP),,$(BIN)/balance-gateway demo reset --config deploy/demo.toml >/dev/null &&) exec $(BIN)/balance-gateway serve --config deploy/demo.toml --host 127.0.0.1 --port $(PORT) --simulator-port $(SIM_PORT)
 
 test: lint typecheck pytest
 

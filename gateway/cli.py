@@ -1,7 +1,7 @@
 """The command line: parse arguments, call the factories. Its help lists every command —
 `serve`, `simulate`, `check-config`, `keys new`, `webhooks secret`, `topups list|resolve`,
-`documents manifest`, `graphiql fetch`, `export-schema` — and a group named alone
-(`balance-gateway keys`) prints its own help."""
+`documents manifest`, `graphiql fetch`, `export-schema`, `demo reset` — and a group named
+alone (`balance-gateway keys`) prints its own help."""
 
 from __future__ import annotations
 
@@ -46,6 +46,24 @@ LOG_FORMATS = ("text", "json")
 def _settings(args: argparse.Namespace) -> Settings:
     port = getattr(args, "simulator_port", None) or SIMULATOR_PORT
     return load_settings(config_path(args.config, os.environ), simulator_port=port)
+
+
+def demo_reset(args: argparse.Namespace) -> int:
+    """Forget the demo's state — its top-ups, history and alert levels (the SQLite journal
+    its config names) — so the README's examples answer as shown again. Development profile
+    and SQLite only: never a shared or production database."""
+    settings = _settings(args)
+    url = settings.idempotency.url
+    if not settings.server.development or not url.startswith("sqlite:///"):
+        raise CliError("demo reset is for the development profile's SQLite journal only")
+    path = Path(url[len("sqlite:///") :])
+    removed = []
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if file.exists():
+            file.unlink()
+            removed.append(str(file))
+    print(f"demo reset: {', '.join(removed) or 'nothing to remove'}")
+    return 0
 
 
 def check_config(args: argparse.Namespace) -> int:
@@ -325,6 +343,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="fail if the file differs instead")
     p.add_argument("--output", default=str(SCHEMA_FILE))
     p.set_defaults(run=export_schema)
+
+    demo = group(commands, "demo", "the demo (make run)")
+    p = demo.add_parser("reset", help="forget the demo's top-ups, history and alert levels")
+    p.add_argument("--config", help="TOML config file (default: $GATEWAY_CONFIG)")
+    p.set_defaults(run=demo_reset)
 
     operator_commands(commands)
     p = commands.add_parser("check-config", help="report every problem in a config file")

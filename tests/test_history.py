@@ -224,3 +224,17 @@ async def test_a_graceful_stop_writes_what_is_queued(
     points = await history.points(SN, 0, clock() + 1)
     await journal.close()
     assert [p.available.amount for p in points] == [Decimal(50_000)]
+
+
+async def test_now_is_never_before_a_read_of_this_very_instant(history: SqlHistory) -> None:
+    """A read's time is kept to the microsecond (a datetime's timestamp), which can round
+    up past the clock's float: `now` rounds the same way, so that read is in the window."""
+    rounds_up = 1_796_480_965.2573156
+    assert datetime.fromtimestamp(rounds_up, UTC).timestamp() > rounds_up  # the trap
+    for instant in (rounds_up, 1_796_480_965.5586772, 1_717_461_806.0000005):
+        assert isinstance(history.clock, FakeClock)
+        history.clock.now = instant
+        key = f"a:{uuid.uuid4().hex}"
+        read_at = datetime.fromtimestamp(instant, UTC).timestamp()  # as the cache says it
+        await history.record("a", (balance(7, key),), read_at)
+        assert len(await history.points(key, instant - 60, history.now())) == 1

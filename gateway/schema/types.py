@@ -126,7 +126,7 @@ class Balance:
         store = info.context.service.history
         if store is None:
             return []
-        end = until.timestamp() if until is not None else store.clock()
+        end = until.timestamp() if until is not None else store.now()
         start = since.timestamp() if since is not None else end - 7 * 86400
         if every < 60 or start >= end or (end - start) / every > MAX_POINTS:
             raise ClientError(
@@ -148,7 +148,7 @@ class Balance:
         store = info.context.service.history
         if store is None:
             return None
-        now = store.clock()
+        now = store.now()
         points = await store.window(str(self.id), now - RUNWAY_DAYS * 86400, now)
         found = runway_of(points, cast(domain.Balance, self), now)
         return cast(Runway | None, found)

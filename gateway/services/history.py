@@ -119,6 +119,11 @@ class SqlHistory:
         self.every_seconds = every_seconds
         self.retention_seconds = retention_days * 86400.0
 
+    def now(self) -> float:
+        """The clock, to the microsecond, as a read's time is kept (a datetime's
+        timestamp): a read made at this very instant is at or before it, never after."""
+        return datetime.fromtimestamp(self.clock(), UTC).timestamp()
+
     async def record(self, account: str, balances: tuple[Balance, ...], at: float) -> None:
         """One fresh read of `account`: each balance becomes its bucket's point unless the
         bucket already holds a later read (one statement for all of them)."""
