@@ -24,8 +24,8 @@ from graphql.execution.types import PendingResult
 from gateway.app import create_app
 from gateway.config.settings import Settings
 from gateway.schema import build_schema
-from gateway.server.incremental import Framing, Parts, body
-from gateway.server.media import streaming
+from gateway.server.incremental import Framing, Legacy, Parts, body
+from gateway.server.media import LEGACY_MULTIPART, streaming
 from gateway.server.view import GatewayGraphQL
 from gateway.simulator import Simulator
 from tests.helpers import (
@@ -376,10 +376,85 @@ async def test_the_event_stream_path_answers_a_streamed_query_in_parts(
         ("text/event-stream;q=0.5, multipart/mixed", "multipart/mixed"),
         ("multipart/mixed;q=0, application/json", None),
         ("*/*", None),
+        ("multipart/mixed;incrementalSpec=v0.2", "multipart/mixed"),  # Apollo's current
+        ("multipart/mixed;deferSpec=20220824, application/json", LEGACY_MULTIPART),
+        ('multipart/mixed; boundary="graphql"; deferSpec=20220824', LEGACY_MULTIPART),
     ],
 )
 def test_the_stream_type_is_chosen_by_accept(accept: str, chosen: str | None) -> None:
     assert streaming(accept) == chosen
+
+
+@pytest.mark.parametrize(
+    "accept", ["multipart/mixed;deferSpec=20990101", "multipart/mixed;incrementalSpec=v9"]
+)
+async def test_an_unknown_spec_is_406_naming_the_ones_served(
+    accept: str, sim: Simulator, clock: FakeClock
+) -> None:
+    async with gateway(sim, clock) as (url, gate), httpx.AsyncClient() as http:
+        gate.open.set()
+        refused = await http.post(
+            f"{url}/graphql", json={"query": STREAMED}, headers={"accept": accept}
+        )
+    assert refused.status_code == 406
+    message = refused.json()["errors"][0]["message"]
+    assert "deferSpec=20220824" in message and "incrementalSpec=v0.2" in message
+
+
+def merge_2022(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The 2022 format merged as its readers do (written from that format, not from the
+    gateway): `data` merged into the object at `path`; `items` appended to the list at
+    `path[:-1]`, whose length must be `path[-1]` (the first item's index)."""
+
+    def at(node: Any, path: list[Any]) -> Any:
+        for key in path:
+            node = node[key]
+        return node
+
+    def deep(target: dict[str, Any], data: dict[str, Any]) -> None:
+        for key, value in data.items():
+            if isinstance(value, dict) and isinstance(target.get(key), dict):
+                deep(target[key], value)
+            else:
+                target[key] = value
+
+    merged: dict[str, Any] = json.loads(json.dumps(parts[0]))
+    for part in parts[1:]:
+        assert set(part) <= {"incremental", "hasNext"}, part  # no pending, no completed
+        for entry in part.get("incremental", []):
+            assert "id" not in entry and "errors" not in entry
+            if "items" in entry:
+                listed = at(merged["data"], entry["path"][:-1])
+                assert len(listed) == entry["path"][-1]
+                listed.extend(entry["items"])
+            else:
+                deep(at(merged["data"], entry["path"]), entry["data"])
+    return merged
+
+
+async def test_the_2022_format_merges_to_the_whole_answer(sim: Simulator, clock: FakeClock) -> None:
+    """Apollo Client's `Defer20220824Handler` (and Relay) ask with `deferSpec=20220824`:
+    the same parts in that format, which merge to exactly the answer given whole."""
+    async with gateway(sim, clock) as (url, gate), httpx.AsyncClient() as http:
+        gate.open.set()
+        whole = (await http.post(f"{url}/graphql", json={"query": WHOLE})).json()
+        clock.advance(3600)
+        headers = {"accept": "multipart/mixed;deferSpec=20220824, application/json"}
+        request = {"query": STREAMED}
+        async with http.stream("POST", f"{url}/graphql", json=request, headers=headers) as r:
+            assert r.headers["content-type"] == 'multipart/mixed; boundary="-"; deferSpec=20220824'
+            reader = MultipartReader(r)
+            parts = []
+            while (part := await reader.next()) is not None:
+                parts.append(part)
+    assert "pending" not in parts[0] and parts[0]["hasNext"] is True
+    assert parts[-1]["hasNext"] is False
+    labels = {e.get("label") for p in parts[1:] for e in p.get("incremental", [])}
+    assert "totals" in labels
+    merged = merge_2022(parts)
+    assert by_account(merged) == by_account(whole)
+    assert merged["data"]["balances"]["totals"] == whole["data"]["balances"]["totals"]
+    assert merged["data"]["balances"]["complete"] is True
 
 
 def get_allowed() -> Settings:
@@ -417,3 +492,53 @@ async def test_a_get_is_answered_in_parts_and_a_client_that_leaves_is_counted_ca
         reason="",
     )
     assert cancelled == 1
+
+
+def test_the_2022_format_of_failures_and_nested_paths() -> None:
+    """What failed is an entry with its errors and null data or items; a fragment's
+    `subPath` joins its path; a stream's index counts the items already sent."""
+    legacy = Legacy()
+    first = legacy.initial(
+        {
+            "data": {"a": {"list": [1]}, "b": {}},
+            "pending": [
+                {"id": "0", "path": ["a", "list"]},
+                {"id": "1", "path": ["b"], "label": "late"},
+            ],
+            "hasNext": True,
+        }
+    )
+    assert first == {"data": {"a": {"list": [1]}, "b": {}}, "hasNext": True}
+    second = legacy.subsequent(
+        {
+            "incremental": [{"id": "0", "items": [2, 3]}, {"id": "1", "data": {"x": 1}}],
+            "hasNext": True,
+        }
+    )
+    assert second == {
+        "hasNext": True,
+        "incremental": [
+            {"items": [2, 3], "path": ["a", "list", 1]},
+            {"data": {"x": 1}, "path": ["b"], "label": "late"},
+        ],
+    }
+    error = {"message": "gone", "extensions": {"code": "OVERLOADED"}}
+    third = legacy.subsequent(
+        {
+            "pending": [{"id": "2", "path": ["b"]}],
+            "incremental": [
+                {"id": "2", "subPath": ["y"], "data": {"z": 2}},
+                {"id": "0", "items": [4]},
+            ],
+            "completed": [{"id": "0", "errors": [error]}, {"id": "1"}],
+            "hasNext": False,
+        }
+    )
+    assert third == {
+        "hasNext": False,
+        "incremental": [
+            {"data": {"z": 2}, "path": ["b", "y"]},
+            {"items": [4], "path": ["a", "list", 3]},
+            {"items": None, "path": ["a", "list"], "errors": [error]},
+        ],
+    }

@@ -54,6 +54,7 @@ from gateway.server.media import (
     EVENT_STREAM,
     GRAPHQL_RESPONSE,
     JSON,
+    LEGACY_MULTIPART,
     MULTIPART,
     negotiate,
     streaming,
@@ -454,7 +455,7 @@ class GraphQLEndpoint:
             operation_extensions=payload.get("extensions"),
             allowed_operation_types=(StrawberryOperation.QUERY,),
         )
-        parts = Parts(self.graphql, request, context)
+        parts = Parts(self.graphql, request, context, legacy=parts_media == LEGACY_MULTIPART)
         stats = log_context.stats()
 
         async def first() -> Response:

@@ -1,5 +1,5 @@
 """A real JS client on results as they arrive: Apollo Client 4 (its HttpLink and
-`GraphQL17Alpha9Handler`, in Node, installed into the test's temporary folder from the npm
+`GraphQL17Alpha9Handler`, and again its `Defer20220824Handler`, in Node, installed into the test's temporary folder from the npm
 registry, pinned) asks the real `serve` for a dashboard with `results @stream` and the
 totals deferred, while the simulator holds one provider back: the client sees the fast
 accounts before the slow one, then everything, amounts exact."""
@@ -11,18 +11,21 @@ import signal
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.system.processes import clean_env, completed, npm_installed, serve_demo, started
 
 PACKAGES = ["@apollo/client@4.3.8", "graphql@16.11.0", "rxjs@7.8.2"]
 SLOW = "magma"
 CLIENT = """
 import { ApolloClient, HttpLink, InMemoryCache, gql } from "@apollo/client";
-import { GraphQL17Alpha9Handler } from "@apollo/client/incremental";
+import { Defer20220824Handler, GraphQL17Alpha9Handler } from "@apollo/client/incremental";
 
+const handlers = { current: GraphQL17Alpha9Handler, legacy: Defer20220824Handler };
 const client = new ApolloClient({
   link: new HttpLink({ uri: process.argv[2] }),
   cache: new InMemoryCache(),
-  incrementalHandler: new GraphQL17Alpha9Handler(),
+  incrementalHandler: new handlers[process.argv[3]](),
 });
 const query = gql`query Dashboard { balances {
   results @stream { __typename
@@ -48,9 +51,12 @@ client.watchQuery({ query, fetchPolicy: "no-cache" }).subscribe({
 """
 
 
+@pytest.mark.parametrize("handler", ["current", "legacy"])
 def test_apollo_client_sees_the_fast_accounts_before_the_slow_one(
-    tmp_path: Path, node: tuple[str, str]
+    handler: str, tmp_path: Path, node: tuple[str, str]
 ) -> None:
+    """With each of Apollo's handlers, which ask for their own format: graphql-js 17's
+    (`incrementalSpec=v0.2`) and 2022's (`deferSpec=20220824`)."""
     node_bin, npm = node
     folder = npm_installed(npm, tmp_path / "client", PACKAGES)
     (folder / "client.mjs").write_text(CLIENT)
@@ -65,7 +71,7 @@ def test_apollo_client_sees_the_fast_accounts_before_the_slow_one(
         with urllib.request.urlopen(hold, timeout=10) as answer:
             assert answer.status == 200
         client = completed(
-            [node_bin, str(folder / "client.mjs"), f"http://127.0.0.1:{port}/graphql"],
+            [node_bin, str(folder / "client.mjs"), f"http://127.0.0.1:{port}/graphql", handler],
             cwd=folder,
         )
         gateway.stop(signal.SIGTERM)
