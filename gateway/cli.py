@@ -91,6 +91,40 @@ def ready_lines(settings: Settings, url: str, simulator_url: str | None, workers
     return "\n".join(lines)
 
 
+def ready_event(
+    settings: Settings, url: str, simulator_url: str | None, workers: int = 1
+) -> Callable[[], None]:
+    """The ready banner as one structured log event, for `[logging] format = "json"`: every
+    line a container writes is then one JSON object."""
+    fields = {
+        "event": "ready",
+        "version": __version__,
+        "profile": settings.server.profile,
+        "workers": workers,
+        "graphql": f"{url}/graphql",
+        "dashboard": f"{url}/dashboard",
+        "health": f"{url}/healthz",
+        "readiness": f"{url}/readyz",
+        "metrics": f"{url}/metrics",
+    }
+    if simulator_url is not None:
+        fields["simulator"] = simulator_url
+    return lambda: log.info("Balance Gateway is ready", extra={"fields": fields})
+
+
+def announce(
+    settings: Settings,
+    args: argparse.Namespace,
+    url: str,
+    simulator_url: str | None,
+    workers: int = 1,
+) -> str | Callable[[], None]:
+    """How the process says it is ready: the banner, or one JSON event under JSON logs."""
+    if (args.log_format or settings.logging.format) == "json":
+        return ready_event(settings, url, simulator_url, workers)
+    return ready_lines(settings, url, simulator_url, workers)
+
+
 def configure_logging(settings: Settings, args: argparse.Namespace) -> None:
     """The configuration's `[logging]`, with `--log-level` / `--log-format` winning."""
     logs = settings.logging
@@ -152,7 +186,7 @@ def serve(args: argparse.Namespace) -> int:
                 return 1
             return 0
 
-        banner = ready_lines(settings, url_of(args.host, args.port), None, workers)
+        banner = announce(settings, args, url_of(args.host, args.port), None, workers)
         return run_workers(workers, worker, banner)
     servers = [gateway_server(gateway_socket)]
     simulator_url = None
@@ -163,7 +197,7 @@ def serve(args: argparse.Namespace) -> int:
         servers.append(Server(simulator, sim_socket, quiet=True))
         simulator_url = url_of("127.0.0.1", args.simulator_port)
     url = url_of(args.host, args.port)
-    serve_until_stopped(servers, ready_lines(settings, url, simulator_url))
+    serve_until_stopped(servers, announce(settings, args, url, simulator_url))
     return 0
 
 
@@ -187,7 +221,12 @@ def simulate(args: argparse.Namespace) -> int:
     sock = listening_socket(args.host, args.port, "--port", "SIM_PORT")
     app = log_context.RequestContext(create_simulator().app)
     url = url_of(args.host, args.port)
-    ready = f"Provider simulator is ready: {url} (faults: PUT /_sim/faults/ACCOUNT). Ctrl-C stops."
+    ready: str | Callable[[], None] = (
+        f"Provider simulator is ready: {url} (faults: PUT /_sim/faults/ACCOUNT). Ctrl-C stops."
+    )
+    if args.log_format == "json":
+        fields = {"event": "ready", "simulator": url, "faults": f"{url}/_sim/faults"}
+        ready = lambda: log.info("Provider simulator is ready", extra={"fields": fields})  # noqa: E731
     serve_until_stopped([Server(app, sock)], ready)
     return 0
 

@@ -94,9 +94,10 @@ class JsonFormatter(logging.Formatter):
             "client": getattr(record, "client", "-"),
             "pid": os.getpid(),
         }
-        access = getattr(record, "access", None)
-        if isinstance(access, dict):
-            entry.update(access)
+        for name in ("access", "fields"):  # the access line's; an event's own (`fields=`)
+            extra = getattr(record, name, None)
+            if isinstance(extra, dict):
+                entry.update(extra)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:

@@ -37,7 +37,7 @@ START_SECONDS = 60.0
 Worker = Callable[[Callable[[], None]], int]
 
 
-def run_workers(count: int, worker: Worker, banner: str) -> int:
+def run_workers(count: int, worker: Worker, banner: str | Callable[[], None]) -> int:
     """Fork `count` processes running `worker(ready)` (it calls `ready()` once it listens);
     supervise them until a signal stops them all. The exit status: 0 when every worker
     stopped cleanly."""
@@ -52,13 +52,16 @@ class Supervisor:
         self.stopping = False
         self.failed = False
 
-    def run(self, count: int, banner: str) -> int:
+    def run(self, count: int, banner: str | Callable[[], None]) -> int:
         signal.signal(signal.SIGTERM, self.forward)
         signal.signal(signal.SIGINT, self.forward)
         for slot in range(count):
             self.spawn(slot)
         if self.await_ready(count):
-            print(banner, flush=True)
+            if callable(banner):
+                banner()
+            else:
+                print(banner, flush=True)
         else:
             log.error("the workers did not all start: the log above says why")
             self.failed = True

@@ -191,6 +191,9 @@ def test_json_logs_carry_one_parsed_access_line_per_request_with_what_it_did(
         sim.stop(signal.SIGTERM)
 
     entries = json_lines(gateway.stderr)
+    assert json_lines(gateway.stdout) == []  # the ready banner too is a JSON event
+    (ready,) = [e for e in entries if e.get("event") == "ready"]
+    assert ready["graphql"] == f"{gw_url}/graphql" and ready["profile"] == "production"
     assert_clean(gateway.output)
     assert {"time", "level", "logger", "message", "request_id", "client", "pid"} <= set(entries[0])
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["time"]) for e in entries)
@@ -230,6 +233,8 @@ def test_json_logs_carry_one_parsed_access_line_per_request_with_what_it_did(
 
     sim_entries = json_lines(sim.stderr)
     assert any(e["logger"] == "gateway.access" for e in sim_entries)
+    assert json_lines(sim.stdout) == []
+    assert [e["simulator"] for e in sim_entries if e.get("event") == "ready"] == [sim_url]
 
 
 def test_an_exception_is_one_json_field_redacted_and_levels_are_per_logger(
