@@ -11,6 +11,14 @@ every literal value replaced (strings by "", numbers by 0, lists by []), so
 no amount, reference or phone number reaches a trace; no attribute ever holds a header, a
 credential or an amount.
 
+The server span carries HTTP's stable semantic-convention attributes as OpenTelemetry's
+own ASGI instrumentation writes them (`http.request.method`, `url.scheme`, `url.path`,
+`server.address`, `server.port`, `network.protocol.version`, `client.address`,
+`client.port`, `user_agent.original`, `http.response.status_code`, `error.type` on a 5xx)
+plus `http.route` — but never `url.query`, which over GET holds a document and its
+variables. It covers `/graphql` and `/graphql/stream`. A span's status is ERROR when it
+failed: a server answer of 500 or more, an upstream attempt that did not succeed.
+
 The exporter is OTLP over HTTP, configured by the standard `OTEL_*` variables
 (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER`, …); tests
 hand `create_app` a provider of their own.
@@ -19,7 +27,7 @@ hand `create_app` a provider of their own.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any, Protocol
 
 from gateway import __version__, log_context
@@ -46,9 +54,7 @@ class Tracing:
     enabled = False
 
     @contextlib.contextmanager
-    def request(
-        self, method: str, path: str, headers: Iterable[tuple[bytes, bytes]]
-    ) -> Iterator[Span]:
+    def request(self, scope: Mapping[str, Any]) -> Iterator[Span]:
         yield NULL_SPAN
 
     def finish_request(self, span: Span, status: int, stats: RequestStats) -> None:
@@ -66,6 +72,9 @@ class Tracing:
         retry_wait: float,
     ) -> Iterator[Span]:
         yield NULL_SPAN
+
+    def upstream_failed(self, span: Span, outcome: str) -> None:
+        pass
 
     def inject(self, headers: MutableMapping[str, str]) -> None:
         pass
@@ -95,21 +104,16 @@ class OpenTelemetryTracing(Tracing):
         self.document = document
 
     @contextlib.contextmanager
-    def request(
-        self, method: str, path: str, headers: Iterable[tuple[bytes, bytes]]
-    ) -> Iterator[Span]:
-        carrier = {
-            k.decode("latin-1").lower(): v.decode("latin-1")
-            for k, v in headers
-            if k.lower() in (b"traceparent", b"tracestate")
-        }
+    def request(self, scope: Mapping[str, Any]) -> Iterator[Span]:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        carrier = {k: v for k, v in headers.items() if k in ("traceparent", "tracestate")}
         parent = self._propagator.extract(carrier)
-        attributes = {"http.request.method": method, "url.path": path}
+        method, path = scope["method"], scope["path"]
         with self._tracer.start_as_current_span(
             f"{method} {path}",
             context=parent,
             kind=self._trace.SpanKind.SERVER,
-            attributes=attributes,
+            attributes=server_attributes(scope, headers),
         ) as span:
             yield span
 
@@ -124,6 +128,8 @@ class OpenTelemetryTracing(Tracing):
         if self.document is not None and stats.document is not None:
             span.set_attribute("graphql.document", self.document(stats.document))
         span.set_attribute("http.response.status_code", status)
+        if status >= 500:
+            span.set_attribute("error.type", str(status))
         for key, value in (
             ("outcome", stats.outcome),
             ("refusal_reason", stats.reason),
@@ -166,6 +172,10 @@ class OpenTelemetryTracing(Tracing):
         ) as span:
             yield span
 
+    def upstream_failed(self, span: Span, outcome: str) -> None:
+        span.set_attribute("error.type", outcome)
+        span.set_status(self._trace.Status(self._trace.StatusCode.ERROR))  # type: ignore[attr-defined]
+
     def inject(self, headers: MutableMapping[str, str]) -> None:
         self._propagator.inject(headers)
 
@@ -174,17 +184,46 @@ class OpenTelemetryTracing(Tracing):
             self._provider.shutdown()  # flushes what the batch still holds
 
 
-class TracedRequests:
-    """ASGI middleware: a SERVER span around each `path` request (inside the request
-    context, so the span is finished with what the request did)."""
+def server_attributes(scope: Mapping[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+    """HTTP's semantic-convention attributes of a request, as OpenTelemetry's ASGI
+    instrumentation writes them (`url.query` left out: a GET's document is there)."""
+    attributes: dict[str, Any] = {
+        "http.request.method": scope["method"],
+        "url.scheme": scope.get("scheme", "http"),
+        "url.path": scope["path"],
+        "http.route": scope["path"],
+        "network.protocol.version": scope.get("http_version", "1.1"),
+    }
+    host = headers.get("host")
+    server = scope.get("server")
+    if host:
+        attributes["server.address"] = host
+        name, _, port = host.rpartition(":")
+        if name and port.isdigit():
+            attributes["server.port"] = int(port)
+    elif server:
+        attributes["server.address"], attributes["server.port"] = server[0], server[1]
+    client = scope.get("client")
+    if client:
+        attributes["client.address"], attributes["client.port"] = client[0], client[1]
+    if "user-agent" in headers:
+        attributes["user_agent.original"] = headers["user-agent"]
+    return attributes
 
-    def __init__(self, app: Any, tracing: Tracing, path: str = "/graphql") -> None:
+
+class TracedRequests:
+    """ASGI middleware: a SERVER span around each request to one of `paths` (inside the
+    request context, so the span is finished with what the request did)."""
+
+    def __init__(
+        self, app: Any, tracing: Tracing, paths: tuple[str, ...] = ("/graphql", "/graphql/stream")
+    ) -> None:
         self.app = app
         self.tracing = tracing
-        self.path = path
+        self.paths = paths
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path or not self.tracing.enabled:
+        if scope["type"] != "http" or scope["path"] not in self.paths or not self.tracing.enabled:
             await self.app(scope, receive, send)
             return
         status = 0
@@ -195,7 +234,7 @@ class TracedRequests:
                 status = message["status"]
             await send(message)
 
-        with self.tracing.request(scope["method"], scope["path"], scope["headers"]) as span:
+        with self.tracing.request(scope) as span:
             try:
                 await self.app(scope, receive, send_status)
             finally:

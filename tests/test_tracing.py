@@ -11,11 +11,12 @@ import httpx
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from gateway.app import create_app
 from gateway.config.operations import TracingSettings
 from gateway.simulator import Simulator
+from gateway.tracing import OpenTelemetryTracing, TracedRequests
 from tests.helpers import FULL_KEY, FakeClock, demo_settings, no_sleep, production
 from tests.test_topup import TOP_UP, topup
 
@@ -140,3 +141,106 @@ async def test_retries_are_attempts_with_their_wait_and_a_document_has_no_litera
     for literal in ("7777", "PAY-SECRET-REF", "trace-2", "2500", "trace-1", "PAY-1"):
         assert literal not in text
     assert servers[1].name.startswith("mutation")
+
+
+async def asgi_instrumentation_span(status: int) -> ReadableSpan:
+    """What OpenTelemetry's own ASGI instrumentation (stable HTTP conventions) records for
+    the request `http_request` sends, around an app answering `status`."""
+    import os
+
+    os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = "http"
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    async def answer(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = OpenTelemetryMiddleware(
+        answer, tracer_provider=provider, exclude_spans=["receive", "send"]
+    )
+    await http_request(app, "/graphql")
+    (span,) = exporter.get_finished_spans()
+    return span
+
+
+async def http_request(app: Any, path: str, **extra: Any) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app, client=("10.0.0.7", 40123))
+    headers = {
+        "authorization": f"Bearer {FULL_KEY}",
+        "user-agent": "dashboard/2.1",
+        **extra.pop("headers", {}),
+    }
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw.example:8080") as http:
+        return await http.post(path, json={"query": QUERY}, headers=headers, **extra)
+
+
+async def test_the_server_span_has_the_http_attributes_opentelemetrys_asgi_instrumentation_writes(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    settings = dataclasses.replace(
+        production(demo_settings()), tracing=TracingSettings(enabled=True)
+    )
+    app = create_app(
+        settings,
+        transport=httpx.ASGITransport(app=sim.app),
+        clock=clock,
+        sleep=no_sleep,
+        tracer_provider=provider,
+    )
+    async with app.router.lifespan_context(app):
+        await http_request(app, "/graphql")
+        sim.state.set_faults("magma", status=503)
+        clock.advance(3600)
+        await http_request(app, "/graphql")
+        stream = await http_request(app, "/graphql/stream", headers={"accept": "text/event-stream"})
+    spans = exporter.get_finished_spans()
+    servers = [s for s in spans if s.kind is SpanKind.SERVER]
+    ours = dict(servers[0].attributes or {})
+    theirs = dict((await asgi_instrumentation_span(200)).attributes or {})
+    assert set(theirs) - set(ours) == {"url.query"} or set(theirs) - set(ours) == set()
+    assert set(ours) - set(theirs) >= {"http.route"}
+    for key in set(theirs) & set(ours):
+        assert ours[key] == theirs[key], key
+    assert "url.query" not in ours  # a GET's document would be there
+    assert ours["http.route"] == "/graphql"
+    # /graphql/stream has its server span too
+    assert stream.status_code == 200
+    assert [dict(s.attributes or {})["http.route"] for s in servers] == [
+        "/graphql",
+        "/graphql",
+        "/graphql/stream",
+    ]
+    # a failed upstream attempt is an ERROR span, with what went wrong
+    failed = [
+        s
+        for s in spans
+        if s.kind is SpanKind.CLIENT
+        and (s.attributes or {}).get("balance_gateway.account") == "magma"
+    ][1:]
+    assert failed and all(s.status.status_code is StatusCode.ERROR for s in failed)
+    assert all((s.attributes or {})["error.type"] == "http_5xx" for s in failed)
+    fine = [s for s in spans if s.kind is SpanKind.CLIENT and s not in failed]
+    assert all(s.status.status_code is StatusCode.UNSET for s in fine)
+
+
+async def test_a_server_error_is_an_error_span_as_the_instrumentation_makes_it() -> None:
+    theirs = await asgi_instrumentation_span(503)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing = OpenTelemetryTracing(provider)
+
+    async def shed(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 503, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    await http_request(TracedRequests(shed, tracing), "/graphql")
+    (ours,) = exporter.get_finished_spans()
+    assert ours.status.status_code is theirs.status.status_code is StatusCode.ERROR
+    assert (ours.attributes or {})["error.type"] == (theirs.attributes or {})["error.type"] == "503"

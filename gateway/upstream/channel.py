@@ -203,6 +203,8 @@ class Channel:
                     raise
                 finally:
                     traced.set_attribute("balance_gateway.outcome", outcome)
+                    if outcome != "ok":
+                        self.tracing.upstream_failed(traced, outcome)
         finally:
             self._slots.release()
             self._in_flight.dec()
