@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.server.pages.graphiql import CSP, GraphiQLPage
+from gateway.server.pages.graphiql import CSP, DEMO_QUERY, GraphiQLPage
 from gateway.server.pages.graphiql_assets import (
     PACKAGES,
     AssetError,
@@ -22,6 +22,7 @@ from gateway.server.pages.graphiql_assets import (
     integrity_of,
     load,
 )
+from tests.helpers import ROOT
 
 INSTALLED = assets_dir()
 
@@ -132,3 +133,12 @@ async def test_assets_are_served_with_their_types_and_cached_for_good() -> None:
     assert style.headers["content-type"].startswith("text/css")
     assert own.status_code == 200 and own.headers["cache-control"] == "no-cache"
     assert other.status_code == 404 and escape.status_code == 404  # only the listed files
+
+
+def test_graphiqls_first_tab_is_the_readmes_demo_query() -> None:
+    """One source: the page's default query is the README's first example, word for word."""
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("<!-- example: demo-query -->\n```graphql\n", 1)[1].split("```", 1)[0]
+    code = "".join(line for line in DEMO_QUERY.splitlines(True) if not line.startswith("#"))
+    assert code == shown

@@ -53,31 +53,12 @@ OWN_FILES = {
     "/graphiql/app.css": "text/css; charset=utf-8",
 }
 
-DEMO_QUERY = """# The dashboard query: every balance this client may see, in one request.
-# Run it with the ▶ button (or Ctrl-Enter).
-{
-  balances {
-    complete
-    totals { currency kind total { amount } available { amount } }
-    results {
-      __typename
-      ... on AccountBalance {
-        account { id provider label }
-        fetchedAt
-        stale
-        staleReason { code message }
-        balances {
-          id
-          asset { code currency kind }
-          total { amount currency }
-          available { amount currency }
-        }
-      }
-      ... on ProviderFailure { account { id } code message retryable retryAfterSeconds }
-    }
-  }
-}
-"""
+# GraphiQL's first tab: the README's demo query, word for word (a test holds them equal).
+DEMO_QUERY = (
+    resources.files("gateway.server.pages")
+    .joinpath("static", "demo-query.graphql")
+    .read_text("utf-8")
+)
 
 
 @functools.cache
