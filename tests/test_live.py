@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
@@ -277,3 +278,26 @@ async def test_a_subscriber_that_falls_behind_is_dropped_and_its_watcher_stops()
     for _ in range(5):
         await asyncio.sleep(0)
     assert reads > QUEUE_SIZE and service.reads == reads  # no subscriber: no more reads
+
+
+async def test_a_stream_its_client_abandons_is_logged_cancelled_not_ok(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    ticker = Ticker()
+    caplog.set_level(logging.INFO, logger="gateway.access")
+
+    def outcomes() -> list[str]:
+        lines = [r for r in caplog.records if r.name == "gateway.access"]
+        return [r.access["outcome"] for r in lines if r.access["path"] == "/graphql/stream"]  # type: ignore[attr-defined]
+
+    async with (
+        live_gateway(sim_transport, clock, ticker) as (url, _),
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        async with stream(http, url, ["ourvoice-sn"]) as events:
+            await events.result()  # the snapshot; then the client goes away
+        async with asyncio.timeout(20):  # a bound on the server noticing, not a timing test
+            while not outcomes():
+                ticker.tick()  # the stream's next wait ends, and finds nobody reading
+                await asyncio.sleep(0.01)
+    assert outcomes() == ["cancelled"]

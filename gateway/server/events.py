@@ -83,16 +83,22 @@ class EventStreams:
             allowed_operation_types=STREAMED,
         )
         stats = log_context.stats()
-        stats.outcome = "ok"
         return StreamingResponse(
-            self._events(Parts(endpoint.graphql, request, context), context, results),
+            self._events(Parts(endpoint.graphql, request, context), context, results, stats),
             media_type=EVENT_STREAM,
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
     async def _events(
-        self, parts: Parts, context: Context, results: AsyncGenerator[Any, None]
+        self,
+        parts: Parts,
+        context: Context,
+        results: AsyncGenerator[Any, None],
+        stats: log_context.RequestStats,
     ) -> AsyncIterator[bytes]:
+        """The stream's events; its access line says `ok` once `complete` is sent, and
+        `cancelled` when the client left first."""
+        stats.outcome = "cancelled"  # until the stream ends as it should
         try:
             async for result in self._with_heartbeats(results):
                 if result is None:
@@ -106,6 +112,7 @@ class EventStreams:
                 dropped = Overloaded("The stream was dropped: its reader fell behind.")
                 yield event("next", {"errors": [error_of(dropped)]})
             yield event("complete")
+            stats.outcome = "ok"
         finally:
             await results.aclose()
 
