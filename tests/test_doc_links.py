@@ -37,6 +37,8 @@ def test_every_relative_link_leads_somewhere(page: Path) -> None:
             continue
         path, _, fragment = link.partition("#")
         target = (page.parent / path) if path else page
+        if not target.resolve().is_relative_to(ROOT):
+            continue  # beside the repository (the steering folder's shared/): not ours
         if not target.exists():
             broken.append(f"{link}: no such file")
         elif fragment and target.suffix == ".md" and fragment not in anchors(target):
