@@ -146,7 +146,11 @@ def create_app(
             draining.listeners.append(live.close_all)  # streams move to other replicas
             app.state.live = live
             app.state.events = EventStreams(
-                app.state.graphql, live, live_sleep, settings.live.heartbeat_seconds
+                app.state.graphql,
+                live,
+                live_sleep,
+                settings.live.heartbeat_seconds,
+                settings.live.max_streams_per_client,
             )
             # Everything built so far lives as long as the process: keep it out of the
             # collector's way, so a full collection does not stall requests for tens of ms.

@@ -301,3 +301,61 @@ async def test_a_stream_its_client_abandons_is_logged_cancelled_not_ok(
                 ticker.tick()  # the stream's next wait ends, and finds nobody reading
                 await asyncio.sleep(0.01)
     assert outcomes() == ["cancelled"]
+
+
+async def test_single_connection_mode_reservation_stream_operations_and_their_refusals(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    """graphql-sse's single connection mode: PUT reserves (201, a token), GET opens the
+    stream once, POST runs an operation on it (202; `next` {id, payload}, `complete` {id}),
+    DELETE stops one; every misuse has its own answer."""
+    ticker = Ticker()
+    token_header = "x-graphql-event-stream-token"
+    async with (
+        live_gateway(sim_transport, clock, ticker) as (url, app),
+        httpx.AsyncClient(timeout=30, base_url=url) as http,
+    ):
+        reserved = await http.put("/graphql/stream")
+        assert reserved.status_code == 201
+        token = reserved.text
+        auth = {token_header: token}
+        unknown = await http.post(
+            "/graphql/stream", json={"query": "{ __typename }"}, headers={token_header: "nope"}
+        )
+        async with http.stream("GET", "/graphql/stream", headers={**auth, **STREAM}) as opened:
+            assert opened.status_code == 200
+            again = await http.get("/graphql/stream", params={"token": token}, headers=STREAM)
+            events = Events(opened)
+            no_id = await http.post(
+                "/graphql/stream", json={"query": "{ __typename }"}, headers=auth
+            )
+            query = {"query": "{ __typename }", "extensions": {"operationId": "q1"}}
+            ran = await http.post("/graphql/stream", json=query, headers=auth)
+            assert ran.status_code == 202
+            assert await events.next() == (
+                "next",
+                {"id": "q1", "payload": {"data": {"__typename": "Query"}}},
+            )
+            assert await events.next() == ("complete", {"id": "q1"})
+            watch = {
+                "query": SUBSCRIBE,
+                "variables": {"ids": ["ourvoice-sn"]},
+                "extensions": {"operationId": "s1"},
+            }
+            assert (await http.post("/graphql/stream", json=watch, headers=auth)).status_code == 202
+            name, snapshot = await events.next()
+            assert (name, snapshot["id"]) == ("next", "s1")
+            assert snapshot["payload"]["data"]["balanceUpdates"]["account"]["id"] == "ourvoice-sn"
+            twice = await http.post("/graphql/stream", json=watch, headers=auth)
+            stopped = await http.delete(
+                "/graphql/stream", params={"operationId": "s1"}, headers=auth
+            )
+            assert stopped.status_code == 200
+        lapsed = (await http.put("/graphql/stream")).text
+        app.state.events.single.monotonic = lambda: 10**9  # far past the reservation's life
+        late = await http.get("/graphql/stream", params={"token": lapsed}, headers=STREAM)
+    assert unknown.status_code == 404
+    assert again.status_code == 409  # one stream per reservation
+    assert no_id.status_code == 400 and "operationId" in no_id.text
+    assert twice.status_code == 409  # that id is running
+    assert late.status_code == 404

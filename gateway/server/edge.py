@@ -90,7 +90,7 @@ def routes(metrics: Metrics, development: bool, clock: Clock) -> list[BaseRoute]
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_page, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
-        Route("/graphql/stream", stream, methods=["GET", "POST"]),
+        Route("/graphql/stream", stream, methods=["GET", "POST", "PUT", "DELETE"]),
     ]
     found.extend(DashboardPage().routes())  # every profile: it holds no data, no secret
     if graphiql is not None:

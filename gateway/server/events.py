@@ -1,5 +1,6 @@
 """`/graphql/stream`: GraphQL over Server-Sent Events, graphql-sse's "distinct connections"
-mode — one HTTP request per operation, no WebSockets.
+mode — one HTTP request per operation, no WebSockets — and its "single connection mode"
+(`single_connection.py`: a reservation, one stream, operations posted to it).
 
 A client POSTs (or GETs) a GraphQL request with `Accept: text/event-stream`; the answer is
 `text/event-stream`: each result an `event: next` whose `data:` is the result's JSON (a
@@ -29,6 +30,7 @@ from gateway.schema.context import Context
 from gateway.server.endpoint import GraphQLEndpoint, get_payload, refusal, shape_of
 from gateway.server.incremental import Parts, event
 from gateway.server.refused import Refused
+from gateway.server.single_connection import TOKEN_HEADER, SingleConnection, token_of
 from gateway.services.live import BalanceWatch, Closing, SlowConsumer
 
 EVENT_STREAM = "text/event-stream"
@@ -44,17 +46,36 @@ class EventStreams:
         live: BalanceWatch,
         sleep: Sleep,
         heartbeat_seconds: float,
+        max_streams_per_client: int = 20,
     ) -> None:
         self.endpoint = endpoint
         self.live = live
         self.sleep = sleep
         self.heartbeat_seconds = heartbeat_seconds
+        self.single = SingleConnection(
+            endpoint, live, self._with_heartbeats, max_streams_per_client
+        )
 
     async def __call__(self, request: Request) -> Response:
         try:
-            return await self._start(request)
+            return await self._route(request)
         except GatewayError as exc:
             return refusal(exc)
+
+    async def _route(self, request: Request) -> Response:
+        """A reservation's requests (single connection mode), or one operation's stream."""
+        if request.method == "PUT":
+            return await self.single.reserve(request)
+        token = token_of(request)
+        if token is None:
+            if request.method == "DELETE":
+                raise Refused(404, f"No such reservation: send its {TOKEN_HEADER}.")
+            return await self._start(request)
+        if request.method == "GET":
+            return await self.single.connect(request, token)
+        if request.method == "POST":
+            return await self.single.run(request, token)
+        return await self.single.stop(request, token)
 
     async def _start(self, request: Request) -> Response:
         if EVENT_STREAM not in request.headers.get("accept", ""):

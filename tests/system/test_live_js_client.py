@@ -1,6 +1,8 @@
-"""A real JS client on live balances: graphql-sse's own client (the "distinct connections"
-mode, in Node, installed into the test's temporary folder from the npm registry, pinned)
-subscribes to the real `serve` and gets the snapshot of each account."""
+"""A real JS client on live balances: graphql-sse's own client (in Node, installed into the
+test's temporary folder from the npm registry, pinned) subscribes to the real `serve` and
+gets the snapshot of each account — in its "distinct connections" mode, and in its "single
+connection mode" (a reservation, one stream, the operations posted to it), where a query
+runs beside the subscription on the same stream."""
 
 from __future__ import annotations
 
@@ -8,29 +10,40 @@ import json
 import signal
 from pathlib import Path
 
+import pytest
+
 from tests.system.processes import clean_env, completed, npm_installed, serve_demo, started
 
 PACKAGES = ["graphql-sse@2.6.1", "graphql@16.11.0"]
 CLIENT = """
 const { createClient } = require('graphql-sse');
-const [url, want] = [process.argv[2], Number(process.argv[3])];
-const client = createClient({ url, singleConnection: false, retryAttempts: 0 });
+const [url, want, mode] = [process.argv[2], Number(process.argv[3]), process.argv[4]];
+const singleConnection = mode === "single";
+const client = createClient({ url, singleConnection, retryAttempts: 0 });
 (async () => {
   const got = [];
   const query = `subscription { balanceUpdates(accountIds: ["ourvoice-sn", "magma"]) {
     __typename ... on AccountBalance { account { id } balances { total { amount } } } } }`;
+  const beside = singleConnection
+    ? (async () => {
+        const answers = [];
+        for await (const r of client.iterate({ query: "{ balances { complete } }" })) answers.push(r);
+        return answers;
+      })()
+    : Promise.resolve([]);
   for await (const result of client.iterate({ query })) {
     got.push(result);
     if (got.length === want) break;
   }
-  console.log(JSON.stringify(got));
+  console.log(JSON.stringify({ updates: got, query: await beside }));
   client.dispose();
 })().catch((e) => { console.error(e); process.exit(1); });
 """
 
 
+@pytest.mark.parametrize("mode", ["distinct", "single"])
 def test_graphql_sse_client_receives_the_snapshot_of_each_account(
-    tmp_path: Path, node: tuple[str, str]
+    mode: str, tmp_path: Path, node: tuple[str, str]
 ) -> None:
     node_bin, npm = node
     folder = npm_installed(npm, tmp_path / "client", PACKAGES)
@@ -39,14 +52,22 @@ def test_graphql_sse_client_receives_the_snapshot_of_each_account(
     with started(command, tmp_path / "logs", env=clean_env()) as gateway:
         gateway.wait_http(f"http://127.0.0.1:{port}/healthz")
         client = completed(
-            [node_bin, str(folder / "client.js"), f"http://127.0.0.1:{port}/graphql/stream", "2"],
+            [
+                node_bin,
+                str(folder / "client.js"),
+                f"http://127.0.0.1:{port}/graphql/stream",
+                "2",
+                mode,
+            ],
             cwd=folder,
         )
         gateway.stop(signal.SIGTERM)
     assert client.returncode == 0, client.stderr
-    results = json.loads(client.stdout)
-    updates = {r["data"]["balanceUpdates"]["account"]["id"]: r for r in results}
+    seen = json.loads(client.stdout)
+    updates = {r["data"]["balanceUpdates"]["account"]["id"]: r for r in seen["updates"]}
     assert set(updates) == {"ourvoice-sn", "magma"}
     total = updates["ourvoice-sn"]["data"]["balanceUpdates"]["balances"][0]["total"]
     assert total == {"amount": "50000"}
+    if mode == "single":
+        assert seen["query"] == [{"data": {"balances": {"complete": True}}}]
     assert "Traceback" not in gateway.output

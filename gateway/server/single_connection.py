@@ -1,0 +1,182 @@
+"""graphql-sse's "single connection mode" at `/graphql/stream`: one event stream carries
+the results of every operation a client runs, for browsers over HTTP/1 (six connections a
+host) and `EventSource`, which cannot send headers.
+
+    PUT    /graphql/stream                      a reservation: 201 and a one-time token
+    GET    /graphql/stream  (token)             the stream, once per reservation
+    POST   /graphql/stream  (token)             an operation, `extensions.operationId` its
+                                                id: 202; its results come on the stream as
+                                                `event: next` `{"id", "payload"}`, then
+                                                `event: complete` `{"id"}`
+    DELETE /graphql/stream?operationId=… (token)  stops one: 200
+
+The token travels as the `x-graphql-event-stream-token` header (or `?token=` for
+`EventSource`). A reservation belongs to the client that made it: its operations must come
+with the same credentials, and it lives in this process — a load balancer must send a
+client's requests to one replica (distinct connections mode has no such need). A
+reservation not connected within `RESERVATION_SECONDS` lapses; a client holds at most
+`[live] max_streams_per_client` of them; the stream ends, with every operation on it, when
+the client leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import OperationType
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from strawberry.types.graphql import OperationType as StrawberryOperation
+
+from gateway.server.endpoint import GraphQLEndpoint, shape_of
+from gateway.server.incremental import Parts, event
+from gateway.server.refused import Refused
+from gateway.services.live import BalanceWatch
+
+TOKEN_HEADER = "x-graphql-event-stream-token"
+RESERVATION_SECONDS = 60.0
+MAX_OPERATIONS = 50  # running at once on one stream
+STREAMED = (StrawberryOperation.QUERY, StrawberryOperation.SUBSCRIPTION)
+
+
+@dataclass
+class Reservation:
+    client: str
+    made_at: float
+    connected: bool = False
+    events: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
+    operations: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+
+def token_of(request: Request) -> str | None:
+    return request.headers.get(TOKEN_HEADER) or request.query_params.get("token")
+
+
+class SingleConnection:
+    def __init__(
+        self,
+        endpoint: GraphQLEndpoint,
+        live: BalanceWatch,
+        with_heartbeats: Callable[[AsyncGenerator[Any, None]], AsyncIterator[Any]],
+        max_per_client: int,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.endpoint = endpoint
+        self.live = live
+        self.with_heartbeats = with_heartbeats
+        self.max_per_client = max_per_client
+        self.monotonic = monotonic
+        self.reservations: dict[str, Reservation] = {}
+
+    async def reserve(self, request: Request) -> Response:
+        principal = await self.endpoint.principal(request)
+        self._lapse()
+        held = sum(1 for r in self.reservations.values() if r.client == principal.name)
+        if held >= self.max_per_client:
+            raise Refused(429, f"At most {self.max_per_client} event streams per client.")
+        token = secrets.token_urlsafe(24)
+        self.reservations[token] = Reservation(principal.name, self.monotonic())
+        return Response(token, status_code=201, media_type="text/plain")
+
+    async def connect(self, request: Request, token: str) -> Response:
+        reservation = self._held(token)
+        if reservation.connected:
+            raise Refused(409, "This reservation already has its stream.")
+        reservation.connected = True
+        return StreamingResponse(
+            self._stream(token, reservation),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    async def run(self, request: Request, token: str) -> Response:
+        """An operation on the reservation's stream: validated here (its errors answered
+        as on `/graphql`), its results sent there."""
+        endpoint = self.endpoint
+        principal = await endpoint.principal(request)
+        reservation = self._held(token)
+        if reservation.client != principal.name:
+            raise Refused(404, "No such reservation.")  # another client's: never said
+        payload = await endpoint.read_post(request)
+        extensions = payload.get("extensions")
+        operation_id = extensions.get("operationId") if isinstance(extensions, dict) else None
+        if not isinstance(operation_id, str) or not operation_id:
+            raise Refused(400, "`extensions.operationId` (a string) names the operation.")
+        if operation_id in reservation.operations:
+            raise Refused(409, f"Operation {operation_id!r} is already running.")
+        if len(reservation.operations) >= MAX_OPERATIONS:
+            raise Refused(429, f"At most {MAX_OPERATIONS} operations at once on one stream.")
+        document, _ = await endpoint.documents.resolve(payload, principal)
+        operation = shape_of(
+            document, payload.get("operationName"), endpoint.limits.max_tokens
+        ).operation
+        if operation == OperationType.MUTATION:
+            raise Refused(400, "A mutation does not stream: POST it to /graphql.")
+        context = endpoint.context_for(request, principal, payload.get("operationName"))
+        context.live = self.live
+        results = await endpoint.graphql.schema.stream(
+            document,
+            variable_values=payload.get("variables"),
+            context_value=context,
+            operation_name=payload.get("operationName"),
+            allowed_operation_types=STREAMED,
+        )
+        parts = Parts(endpoint.graphql, request, context)
+
+        async def send() -> None:
+            try:
+                async for result in results:
+                    body = {"id": operation_id, "payload": await parts.payload(result)}
+                    await reservation.events.put(event("next", body))
+                await reservation.events.put(event("complete", {"id": operation_id}))
+            finally:
+                await results.aclose()
+                reservation.operations.pop(operation_id, None)
+
+        reservation.operations[operation_id] = asyncio.ensure_future(send())
+        return Response(status_code=202)
+
+    async def stop(self, request: Request, token: str) -> Response:
+        principal = await self.endpoint.principal(request)
+        reservation = self._held(token)
+        if reservation.client != principal.name:
+            raise Refused(404, "No such reservation.")
+        task = reservation.operations.get(request.query_params.get("operationId", ""))
+        if task is not None:
+            task.cancel()
+        return Response(status_code=200)
+
+    def _held(self, token: str) -> Reservation:
+        self._lapse()
+        reservation = self.reservations.get(token)
+        if reservation is None:
+            raise Refused(404, "No such reservation: PUT /graphql/stream makes one.")
+        return reservation
+
+    def _lapse(self) -> None:
+        """Reservations never connected within `RESERVATION_SECONDS` are forgotten."""
+        now = self.monotonic()
+        for token, reservation in list(self.reservations.items()):
+            if not reservation.connected and now - reservation.made_at > RESERVATION_SECONDS:
+                del self.reservations[token]
+
+    async def _stream(self, token: str, reservation: Reservation) -> AsyncIterator[bytes]:
+        async def events() -> AsyncGenerator[bytes, None]:
+            while True:
+                yield await reservation.events.get()
+
+        try:
+            async for chunk in self.with_heartbeats(events()):
+                yield b":\n\n" if chunk is None else chunk
+        finally:  # the client left: its operations stop, its reservation is spent
+            self.reservations.pop(token, None)
+            for task in reservation.operations.values():
+                task.cancel()
+            running = list(reservation.operations.values())
+            if running:
+                await asyncio.wait(running)
