@@ -101,6 +101,13 @@ class Metrics:
             ["operation_type", "operation_name", "outcome", "reason"],
             registry=r,
         )
+        self.event_streams = Counter(
+            "gateway_event_streams",
+            "Requests to /graphql/stream by operation type and how they ended (ok, "
+            "cancelled: the client left first, refused, client_error, internal).",
+            ["operation_type", "outcome"],
+            registry=r,
+        )
         self.request_duration = Histogram(
             "gateway_request_duration_seconds",
             "GraphQL request duration, from the first byte read to the last byte sent.",

@@ -280,7 +280,7 @@ async def test_a_subscriber_that_falls_behind_is_dropped_and_its_watcher_stops()
     assert reads > QUEUE_SIZE and service.reads == reads  # no subscriber: no more reads
 
 
-async def test_a_stream_its_client_abandons_is_logged_cancelled_not_ok(
+async def test_a_stream_its_client_abandons_is_logged_and_counted_cancelled_not_ok(
     sim_transport: httpx.AsyncBaseTransport, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     ticker = Ticker()
@@ -300,7 +300,12 @@ async def test_a_stream_its_client_abandons_is_logged_cancelled_not_ok(
             while not outcomes():
                 ticker.tick()  # the stream's next wait ends, and finds nobody reading
                 await asyncio.sleep(0.01)
+        scraped = (await http.get(f"{url}/metrics")).text
     assert outcomes() == ["cancelled"]
+    counted = sample(
+        scraped, "gateway_event_streams_total", operation_type="subscription", outcome="cancelled"
+    )
+    assert counted == 1
 
 
 async def test_single_connection_mode_reservation_stream_operations_and_their_refusals(

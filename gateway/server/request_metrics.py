@@ -1,5 +1,7 @@
 """Request metrics, recorded when a `/graphql` request ends (`log_context.RequestContext`
-calls `observer`'s function with what the request did).
+calls `observer`'s function with what the request did) — and, apart, how each request to
+`/graphql/stream` ended (`gateway_event_streams_total`: a stream's duration is its life,
+so it stays out of the request-duration histogram).
 
 Labels stay bounded whatever clients send: the operation type is one of three (or
 `unknown` when nothing parsed), an operation name only if `[metrics] operation_names`
@@ -18,12 +20,19 @@ from gateway.metrics import Metrics
 Observer = Callable[[Any, int, float, RequestStats], None]
 
 
+STREAM_PATH = "/graphql/stream"
+
+
 def observer(
     metrics: Metrics, operation_names: Collection[str], path: str = "/graphql"
 ) -> Observer:
     listed = frozenset(operation_names)
 
     def observe(scope: Any, status: int, seconds: float, stats: RequestStats) -> None:
+        if scope["path"] == STREAM_PATH:  # counted apart: a stream's duration is its life
+            outcome = stats.outcome or ("ok" if status < 400 else "refused")
+            metrics.event_streams.labels(stats.operation_type or "unknown", outcome).inc()
+            return
         if scope["path"] != path or stats.outcome is None:  # GraphiQL's page has none
             return
         kind = stats.operation_type or "unknown"
