@@ -88,9 +88,19 @@ async def test_the_dashboard_in_a_browser(tmp_path: Path, node: tuple[str, str])
                 sn_balance = sn.locator("li.balance").first
                 assert await sn_balance.locator(".amount").text_content() == "50,000 XOF"
                 assert await sn_balance.locator(".badge.level").text_content() == "WARNING"
+                assert await sn_balance.locator(".what").text_content() == "available"
+                assert await sn_balance.locator(".total").text_content() == "of 50,000 XOF total"
                 magma = card(page, "magma")
                 magma_text = await magma.text_content() or ""
                 assert "98,000,000 GNF" in magma_text and "15,230.75 GHS" in magma_text
+                # Each corridor names its country; each ledger asset its issuer; the
+                # ledger's 7 decimals trimmed to the currency's minor unit, never a digit.
+                rows = [await r.text_content() or "" for r in await magma.locator(".asset").all()]
+                assert "XOF · cash · Benin" in rows and "XOF · cash · Mali" in rows
+                muda_text = await card(page, "muda-ug").text_content() or ""
+                assert "UGX · cash · Uganda · issuer issuer_ugx" in muda_text
+                assert "4,621 UGX" in muda_text and "1,520.50 KES" in muda_text
+                assert "12.25 TZS" in muda_text and "0000000" not in muda_text
 
                 # A failing provider: the cached answer, marked stale, with the reason.
                 simulator.state.set_faults("magma", status=503)

@@ -16,7 +16,8 @@ const QUERY = `query Dashboard {
         account { id label provider capabilities }
         fetchedAt stale staleReason { code message }
         balances {
-          id asset { code kind } total { amount currency } available { amount currency }
+          id asset { code kind issuer } country { code name }
+          total { amount currency } available { amount currency }
           level thresholds { warning { amount currency } critical { amount currency } }
           history(every: 3600) { at available { amount } }
           runway { zeroAt burnPerDay { amount currency } }
@@ -89,20 +90,30 @@ function sparkline(points) {
   return svg;
 }
 
+// What tells a balance from its neighbours: its asset and kind, and the country of a
+// corridor (Magma) or the issuer of a ledger asset (Muda, collateral included).
+function label(balance) {
+  const parts = [balance.asset.code, balance.asset.kind.toLowerCase().replace("_", " ")];
+  if (balance.country) parts.push(balance.country.name);
+  if (balance.asset.issuer) parts.push(`issuer ${balance.asset.issuer}`);
+  return parts.join(" · ");
+}
+
 function balanceItem(balance) {
   const item = element("li", `balance level-${(balance.level || "none").toLowerCase()}`);
   item.dataset.balance = balance.id;
   const head = element("p", "line");
-  head.append(element("span", "asset", `${balance.asset.code} · ${balance.asset.kind.toLowerCase().replace("_", " ")}`));
-  head.append(element("span", "amount", money(balance.available)));
+  head.append(element("span", "asset", label(balance)));
+  const figure = element("span", "figure");
+  figure.append(element("span", "amount", money(balance.available)));
+  figure.append(element("span", "what", "available"));
+  head.append(figure);
   if (balance.level) {
     head.append(badge(`level ${balance.level.toLowerCase()}`, balance.level,
       `warning at ${money(balance.thresholds.warning)}, critical at ${money(balance.thresholds.critical)}`));
   }
   item.append(head);
-  if (balance.total.amount !== balance.available.amount) {
-    item.append(element("p", "total", `total ${money(balance.total)}`));
-  }
+  item.append(element("p", "total", `of ${money(balance.total)} total`));
   if (balance.history.length > 1) item.append(sparkline(balance.history));
   if (balance.runway) {
     const when = new Date(balance.runway.zeroAt);
