@@ -278,7 +278,11 @@ async def parts(
         if settings.history.enabled:  # fresh balances kept in the journal's database
             history = settings.history
             service.history = SqlHistory(
-                journal.database, history.every_seconds, history.retention_days, clock
+                journal.database,
+                history.every_seconds,
+                history.retention_days,
+                clock,
+                demo_past_days=history.demo_past_days,
             )
             recorder = HistoryRecorder(service.history, clock)
             service.answered.append(recorder.note)

@@ -60,13 +60,14 @@ def demo_accounts() -> dict[str, AccountConfig]:
 
 
 def demo_settings() -> Settings:
-    """The demo config, with a client rate limit no test of other things will meet and a
-    fresh SQLite journal of its own."""
+    """The demo config, with a client rate limit no test of other things will meet, a
+    fresh SQLite journal of its own, and no made-up past in its history."""
     settings = load_settings(str(DEMO_CONFIG), env={})
     security = dataclasses.replace(settings.security, rate_limit=RateLimit(10_000, 100_000))
     assert JOURNALS is not None, "tests/conftest.py sets the journals' directory"
     journal = IdempotencySettings(url=f"sqlite:///{JOURNALS / uuid.uuid4().hex}.db")
-    return dataclasses.replace(settings, security=security, idempotency=journal)
+    history = dataclasses.replace(settings.history, demo_past_days=0)  # only what tests read
+    return dataclasses.replace(settings, security=security, idempotency=journal, history=history)
 
 
 def with_account(settings: Settings, account_id: str, **changes: Any) -> Settings:

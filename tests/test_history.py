@@ -15,8 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.config.settings import HistorySettings
+from gateway.config.settings import HistorySettings, parse_settings
 from gateway.domain import Asset, AssetKind, Balance, Money, Thresholds
+from gateway.errors import ConfigError
 from gateway.services.history import Point, SqlHistory, downsampled, runway
 from gateway.services.journal import open_journal
 from gateway.simulator import Simulator
@@ -238,3 +239,38 @@ async def test_now_is_never_before_a_read_of_this_very_instant(history: SqlHisto
         read_at = datetime.fromtimestamp(instant, UTC).timestamp()  # as the cache says it
         await history.record("a", (balance(7, key),), read_at)
         assert len(await history.points(key, instant - 60, history.now())) == 1
+
+
+async def test_the_demo_starts_with_a_made_up_week_marked_synthetic(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    """`[history] demo_past_days` (development only): a balance read for the first time gets
+    an hourly past falling 2 % of today's amount a day, every point marked synthetic, so
+    the history line and the runway show at once; a real read is never synthetic."""
+    settings = demo_settings()
+    settings = dataclasses.replace(
+        settings, history=dataclasses.replace(settings.history, demo_past_days=7)
+    )
+    query = """{ balances(accountIds: ["ourvoice-sn"]) { results { ... on AccountBalance {
+      balances { history(every: 3600) { at available { amount } synthetic }
+                 runway { burnPerDay { amount } } } } } } }"""
+    async with running_gateway(settings, sim_transport, clock) as gw:
+        await gw.query('{ balances(accountIds: ["ourvoice-sn"]) { complete } }')
+        await gw.app.state.recorder.flush()
+        clock.advance(60)
+        answer = await gw.query(query)
+    (result,) = answer["data"]["balances"]["results"]
+    (balance,) = result["balances"]
+    made_up = [p for p in balance["history"] if p["synthetic"]]
+    real = [p for p in balance["history"] if not p["synthetic"]]
+    assert len(made_up) >= 6 * 24 and made_up[-1]["available"]["amount"] == "50041.67"
+    assert [p["available"]["amount"] for p in real] == ["50000"]
+    assert balance["runway"]["burnPerDay"]["amount"] == "1000.00"  # 2 % of 50,000 a day
+
+
+def test_a_made_up_past_is_refused_outside_development() -> None:
+    account = {"provider": "ourvoice", "base_url": "https://x", "api_key": "env:K"}
+    data = {"accounts": {"ov": account}, "history": {"demo_past_days": 7}}
+    with pytest.raises(ConfigError) as raised:
+        parse_settings(data, {"K": "k" * 12})
+    assert "history.demo_past_days" in {p.location for p in raised.value.problems}

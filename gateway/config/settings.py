@@ -204,6 +204,9 @@ class HistorySettings:
     enabled: bool = True
     every_seconds: int = 300  # one stored point per balance per bucket of this many seconds
     retention_days: int = 90
+    # Development only (the demo): a balance read for the first time gets this many days of
+    # made-up hourly past, marked synthetic, so the history line and runway show at once.
+    demo_past_days: int = 0
 
 
 @dataclass(frozen=True)
@@ -293,7 +296,7 @@ def parse_settings(
     tracing = parse_tracing(check, check.table(data, "tracing", "tracing"))
     documents = parse_documents(check, check.table(data, "trusted_documents", "trusted_documents"))
     live = _live(check, check.table(data, "live", "live"))
-    history = _history(check, check.table(data, "history", "history"))
+    history = _history(check, check.table(data, "history", "history"), server.development)
     webhooks = _webhooks(check, check.table(data, "webhooks", "webhooks"), server.development)
     if check.problems:
         raise ConfigError(check.problems)
@@ -499,8 +502,15 @@ def _webhook_secret(check: Checker, secret: Secret, where: str) -> bool:
     return True
 
 
-def _history(check: Checker, raw: Mapping[str, Any]) -> HistorySettings:
-    check.unknown(raw, {"enabled", "every_seconds", "retention_days"}, "history")
+def _history(check: Checker, raw: Mapping[str, Any], development: bool) -> HistorySettings:
+    check.unknown(raw, {"enabled", "every_seconds", "retention_days", "demo_past_days"}, "history")
+    demo_past = check.whole(raw, "demo_past_days", "history", None, 30) or 0
+    if demo_past and not development:
+        check.add(
+            "history.demo_past_days",
+            "a made-up past is for the development profile's demo only",
+            "remove demo_past_days",
+        )
     d = HistorySettings()
     enabled = raw.get("enabled", d.enabled)
     if not isinstance(enabled, bool):
@@ -514,6 +524,7 @@ def _history(check: Checker, raw: Mapping[str, Any]) -> HistorySettings:
         every_seconds=every or d.every_seconds,
         retention_days=check.whole(raw, "retention_days", "history", d.retention_days, 3650)
         or d.retention_days,
+        demo_past_days=demo_past,
     )
 
 

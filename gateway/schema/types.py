@@ -20,7 +20,7 @@ from gateway import domain
 from gateway._compat.strawberry import resolve_info
 from gateway.errors import ClientError
 from gateway.errors import ErrorCode as DomainErrorCode
-from gateway.services.history import MAX_POINTS, RUNWAY_DAYS, downsampled
+from gateway.services.history import MAX_POINTS, RUNWAY_DAYS, SqlHistory, downsampled
 from gateway.services.history import runway as runway_of
 
 if TYPE_CHECKING:
@@ -133,6 +133,7 @@ class Balance:
                 f"`since` must be before `until`, and `every` at least 60 seconds and at "
                 f"least 1/{MAX_POINTS} of the range."
             )
+        await made_up_past(self, store, end)
         points = await store.points(str(self.id), start, end)
         return view(downsampled(points, start, every), BalancePoint)
 
@@ -149,9 +150,17 @@ class Balance:
         if store is None:
             return None
         now = store.now()
+        await made_up_past(self, store, now)
         points = await store.window(str(self.id), now - RUNWAY_DAYS * 86400, now)
         found = runway_of(points, cast(domain.Balance, self), now)
         return cast(Runway | None, found)
+
+
+async def made_up_past(balance: Balance, store: SqlHistory, now: float) -> None:
+    """The demo (`[history] demo_past_days`): its made-up past, there from the first look."""
+    if store.demo_past_days:
+        account = str(balance.id).split(":", 1)[0]
+        await store.make_up_past(account, (cast(domain.Balance, balance),), now)
 
 
 @strawberry.type(description="A balance at one moment of its history.")
@@ -159,6 +168,10 @@ class BalancePoint:
     at: datetime
     total: Money
     available: Money
+    synthetic: bool = strawberry.field(
+        description="True for the demo's made-up past (`[history] demo_past_days`, "
+        "development profile only): never a value the provider said."
+    )
 
 
 @strawberry.type(description="When a balance runs out at its recent burn rate.")

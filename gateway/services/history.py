@@ -49,6 +49,7 @@ class Point:
     at: datetime
     total: Money
     available: Money
+    synthetic: bool = False  # the demo's made-up past ([history] demo_past_days)
 
 
 @dataclass(frozen=True)
@@ -98,12 +99,30 @@ def downsampled(points: list[Point], since: float, every: float) -> list[Point]:
     return [last[k] for k in sorted(last)]
 
 
-def _point(at: float, currency: str, total: str, available: str) -> Point:
+SYNTHETIC = -1  # `every_seconds` of the demo's made-up points
+DEMO_BURN_PER_DAY = Decimal("0.02")  # the made-up past falls 2 % of today's amount a day
+
+
+def _point(at: float, currency: str, total: str, available: str, every: int) -> Point:
     return Point(
         datetime.fromtimestamp(float(at), UTC),
         Money(Decimal(total), currency),
         Money(Decimal(available), currency),
+        synthetic=every == SYNTHETIC,
     )
+
+
+def made_up_past(balance: Balance, at: float, days: int) -> list[tuple[float, Decimal, Decimal]]:
+    """Hourly (time, total, available) for `days` before `at`, ending at the balance's
+    amounts and falling `DEMO_BURN_PER_DAY` of them a day — plausible, and never real."""
+    available, total = balance.available.amount, balance.total.amount
+    places = available.as_tuple().exponent
+    exponent = min(places, -2) if isinstance(places, int) else -2
+    points = []
+    for hours in range(days * 24, 0, -1):
+        extra = (available * DEMO_BURN_PER_DAY * hours / 24).quantize(Decimal(1).scaleb(exponent))
+        points.append((at - hours * 3600.0, total + extra, available + extra))
+    return points
 
 
 class SqlHistory:
@@ -113,11 +132,13 @@ class SqlHistory:
         every_seconds: int,
         retention_days: int,
         clock: Callable[[], float],
+        demo_past_days: int = 0,
     ) -> None:
         self._db = db
         self.clock = clock
         self.every_seconds = every_seconds
         self.retention_seconds = retention_days * 86400.0
+        self.demo_past_days = demo_past_days
 
     def now(self) -> float:
         """The clock, to the microsecond, as a read's time is kept (a datetime's
@@ -129,6 +150,8 @@ class SqlHistory:
         bucket already holds a later read (one statement for all of them)."""
         if not balances:
             return
+        if self.demo_past_days:
+            await self.make_up_past(account, balances, at)
         bucket = int(at - at % self.every_seconds)
         rows = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?)" for _ in balances)
         args: list[object] = []
@@ -153,10 +176,36 @@ class SqlHistory:
             args,
         )
 
+    async def make_up_past(self, account: str, balances: tuple[Balance, ...], at: float) -> None:
+        """The demo only: a balance the history has never seen gets a made-up past (before
+        its first read is written, or its history first asked for)."""
+        for balance in balances:
+            rows, _ = await self._db.run(
+                "SELECT 1 FROM balance_points WHERE balance = ? LIMIT 1", (balance.id,)
+            )
+            if rows:
+                continue
+            for when, total, available in made_up_past(balance, at, self.demo_past_days):
+                await self._db.run(
+                    "INSERT INTO balance_points (balance, every_seconds, bucket, account, at, "
+                    "currency, total, available) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (
+                        balance.id,
+                        SYNTHETIC,
+                        int(when),
+                        account,
+                        when,
+                        balance.available.currency,
+                        format(total, "f"),
+                        format(available, "f"),
+                    ),
+                )
+
     async def points(self, balance: str, since: float, until: float) -> list[Point]:
         """The points of `balance` with `since <= at <= until`, in time order."""
         rows, _ = await self._db.run(
-            "SELECT at, currency, total, available FROM balance_points "
+            "SELECT at, currency, total, available, every_seconds FROM balance_points "
             "WHERE balance = ? AND at >= ? AND at <= ? ORDER BY at",
             (balance, since, until),
         )
@@ -166,13 +215,13 @@ class SqlHistory:
         """The last point at or before `since` (where the window starts from), then the
         points after it up to `until`: what a runway is measured on."""
         rows, _ = await self._db.run(
-            "SELECT at, currency, total, available FROM balance_points "
+            "SELECT at, currency, total, available, every_seconds FROM balance_points "
             "WHERE balance = ? AND at <= ? ORDER BY at DESC LIMIT 1",
             (balance, since),
         )
         before = [_point(*row) for row in rows]
         rows, _ = await self._db.run(
-            "SELECT at, currency, total, available FROM balance_points "
+            "SELECT at, currency, total, available, every_seconds FROM balance_points "
             "WHERE balance = ? AND at > ? AND at <= ? ORDER BY at",
             (balance, since, until),
         )

@@ -89,6 +89,16 @@ async def test_the_dashboard_in_a_browser(tmp_path: Path, node: tuple[str, str])
                 assert await sn_balance.locator(".amount").text_content() == "50,000 XOF"
                 assert await sn_balance.locator(".badge.level").text_content() == "WARNING"
                 assert await sn_balance.locator(".what").text_content() == "available"
+                # The demo's made-up week: the history line and the runway on first open,
+                # and a word that the past is made up.
+                assert await sn_balance.locator("svg.spark").count() == 1
+                assert "runs out around" in (
+                    await sn_balance.locator(".runway").text_content() or ""
+                )
+                assert (
+                    await sn_balance.locator(".made-up").text_content()
+                    == "history before the demo started is made up"
+                )
                 assert await sn_balance.locator(".total").text_content() == "of 50,000 XOF total"
                 magma = card(page, "magma")
                 magma_text = await magma.text_content() or ""

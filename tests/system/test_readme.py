@@ -169,10 +169,10 @@ def balance_level(outcome: Outcome) -> None:
 def balance_history(outcome: Outcome) -> None:
     (result,) = outcome.json["data"]["balances"]["results"]
     (balance,) = result["balances"]
-    # the demo has read ourvoice-sn before, and its top-ups above were rises
+    # the demo's made-up week (falling 2 % a day), then what the demo has read
     assert balance["history"], balance
     assert all(isinstance(p["available"]["amount"], str) for p in balance["history"])
-    assert balance["runway"] is None  # no fall recorded: nothing burns
+    assert balance["runway"] is not None and balance["runway"]["burnPerDay"]["currency"] == "XOF"
 
 
 def transactions(outcome: Outcome) -> None:

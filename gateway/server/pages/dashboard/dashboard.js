@@ -19,7 +19,7 @@ const QUERY = `query Dashboard {
           id asset { code kind issuer } country { code name }
           total { amount currency } available { amount currency }
           level thresholds { warning { amount currency } critical { amount currency } }
-          history(every: 3600) { at available { amount } }
+          history(every: 3600) { at available { amount } synthetic }
           runway { zeroAt burnPerDay { amount currency } }
         }
       }
@@ -115,6 +115,9 @@ function balanceItem(balance) {
   item.append(head);
   item.append(element("p", "total", `of ${money(balance.total)} total`));
   if (balance.history.length > 1) item.append(sparkline(balance.history));
+  if (balance.history.some((point) => point.synthetic)) {
+    item.append(element("p", "made-up", "history before the demo started is made up"));
+  }
   if (balance.runway) {
     const when = new Date(balance.runway.zeroAt);
     item.append(element("p", "runway",
