@@ -48,7 +48,11 @@ def test_two_workers_share_the_cache_single_flight_and_rate_limits(
     logs = tmp_path / "logs"
 
     def banner(gateway: Process) -> None:
-        gateway.wait_for(lambda: "2 workers) is ready" in gateway.stdout, "the ready banner")
+        # JSON logs (TIGHT's [logging]): the banner is one event, on stderr with the rest
+        def ready() -> bool:
+            return '"event":"ready"' in gateway.stderr and '"workers":2' in gateway.stderr
+
+        gateway.wait_for(ready, "the ready event")
 
     with gateway_and_simulator(
         config, (sim_port, gw_port), logs, env, serve=["--workers", "2"], ready=banner
