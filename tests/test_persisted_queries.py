@@ -95,3 +95,19 @@ async def test_replicas_sharing_redis_share_what_was_registered(
         elsewhere = await post(two, apq(QUERY, send=False))
     assert registered.status_code == elsewhere.status_code == 200
     assert elsewhere.json()["data"]["balances"]["complete"] is True
+
+
+async def test_the_in_memory_store_keeps_only_the_most_recent_documents(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without Redis, registered documents live in a bounded map of the process: a client
+    cannot grow it without end; the oldest unused one goes first."""
+    from gateway.server import persisted_queries
+
+    monkeypatch.setattr(persisted_queries, "MAX_LOCAL_DOCUMENTS", 3)
+    documents = [f"query Q{i} {{ __typename }}" for i in range(5)]
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        for document in documents:
+            assert (await post(gw, apq(document, send=True))).status_code == 200
+        kept = [(await post(gw, apq(d, send=False))).status_code for d in documents]
+    assert kept == [400, 400, 200, 200, 200]

@@ -4,15 +4,18 @@ that does not know it answers `PERSISTED_QUERY_NOT_FOUND`, and the client sends 
 with the document once, which registers it.
 
 A document is registered only when its text hashes to the id it is sent with and it
-parses and validates against the schema; it is kept in the configured cache (Redis shares
-it across replicas) for `TTL_SECONDS`, at most `MAX_DOCUMENT_BYTES` long — so the store is
-bounded by what the cache holds. Under `[trusted_documents] mode = "enforce"` nothing is
-registered: only the manifest runs there (`documents.py`).
+parses and validates against the schema, at most `MAX_DOCUMENT_BYTES` long. With Redis it
+is kept there for `TTL_SECONDS` (replicas share it; Redis' own memory policy bounds the
+whole); with the in-memory cache, in a map of this process that keeps the
+`MAX_LOCAL_DOCUMENTS` most recently used — never a store a client can grow without end.
+Under `[trusted_documents] mode = "enforce"` nothing is registered: only the manifest runs
+there (`documents.py`).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 
 import strawberry
 from graphql import GraphQLError, parse, validate
@@ -25,6 +28,7 @@ from gateway.server.refused import Refused
 
 TTL_SECONDS = 86_400.0  # a registered document lives a day after it was last registered
 MAX_DOCUMENT_BYTES = 32_768
+MAX_LOCAL_DOCUMENTS = 1000
 NOT_FOUND = Refused(400, "PersistedQueryNotFound", ErrorCode.PERSISTED_QUERY_NOT_FOUND)
 
 
@@ -37,9 +41,15 @@ class PersistedQueries:
         self.store = store
         self.schema = schema
         self.max_tokens = max_tokens
+        self.local: OrderedDict[str, str] | None = None if store.shared else OrderedDict()
 
     async def get(self, hex_id: str) -> str | None:
-        return await self.store.get(keys.persisted_query(hex_id))
+        if self.local is None:
+            return await self.store.get(keys.persisted_query(hex_id))
+        found = self.local.get(hex_id)
+        if found is not None:
+            self.local.move_to_end(hex_id)
+        return found
 
     async def register(self, hex_id: str, document: str) -> None:
         """Keep `document` under its id, when it is that document and a valid one (an
@@ -48,7 +58,13 @@ class PersistedQueries:
             raise Refused(400, "provided sha does not match query")
         if len(document.encode()) > MAX_DOCUMENT_BYTES or not self.valid(document):
             return
-        await self.store.set(keys.persisted_query(hex_id), document, TTL_SECONDS)
+        if self.local is None:
+            await self.store.set(keys.persisted_query(hex_id), document, TTL_SECONDS)
+            return
+        self.local[hex_id] = document
+        self.local.move_to_end(hex_id)
+        while len(self.local) > MAX_LOCAL_DOCUMENTS:
+            self.local.popitem(last=False)
 
     def valid(self, document: str) -> bool:
         try:
