@@ -19,22 +19,20 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from graphql import OperationType
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from strawberry.types.graphql import OperationType as StrawberryOperation
 
 from gateway import log_context
 from gateway.errors import GatewayError, Overloaded
 from gateway.schema.context import Context
-from gateway.server.endpoint import GraphQLEndpoint, get_payload, refusal, shape_of
+from gateway.server.endpoint import GraphQLEndpoint, get_payload, refusal
 from gateway.server.incremental import Parts, event
 from gateway.server.refused import Refused
 from gateway.server.single_connection import TOKEN_HEADER, SingleConnection, token_of
+from gateway.server.streamed import stream_of
 from gateway.services.live import BalanceWatch, Closing, SlowConsumer
 
 EVENT_STREAM = "text/event-stream"
-STREAMED = (StrawberryOperation.QUERY, StrawberryOperation.SUBSCRIPTION)
 RETRY_MILLISECONDS = 2000  # how soon a client should reconnect when the process stops
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -86,23 +84,7 @@ class EventStreams:
             payload = get_payload(dict(request.query_params))
         else:
             payload = await endpoint.read_post(request)
-        document, _ = await endpoint.documents.resolve(payload, principal)
-        operation = shape_of(
-            document, payload.get("operationName"), endpoint.limits.max_tokens
-        ).operation
-        if operation == OperationType.MUTATION:
-            raise Refused(400, "A mutation does not stream: POST it to /graphql.")
-        if operation == OperationType.SUBSCRIPTION:
-            self.live.check(principal.name)  # refused here, before the stream starts
-        context = endpoint.context_for(request, principal, payload.get("operationName"))
-        context.live = self.live
-        results = await endpoint.graphql.schema.stream(  # a query: one result, then complete
-            document,
-            variable_values=payload.get("variables"),
-            context_value=context,
-            operation_name=payload.get("operationName"),
-            allowed_operation_types=STREAMED,
-        )
+        context, results = await stream_of(self.endpoint, self.live, request, principal, payload)
         stats = log_context.stats()
         return StreamingResponse(
             self._events(Parts(endpoint.graphql, request, context), context, results, stats),

@@ -28,20 +28,18 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from graphql import OperationType
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from strawberry.types.graphql import OperationType as StrawberryOperation
 
-from gateway.server.endpoint import GraphQLEndpoint, shape_of
+from gateway.server.endpoint import GraphQLEndpoint
 from gateway.server.incremental import Parts, event
 from gateway.server.refused import Refused
+from gateway.server.streamed import stream_of
 from gateway.services.live import BalanceWatch
 
 TOKEN_HEADER = "x-graphql-event-stream-token"
 RESERVATION_SECONDS = 60.0
 MAX_OPERATIONS = 50  # running at once on one stream
-STREAMED = (StrawberryOperation.QUERY, StrawberryOperation.SUBSCRIPTION)
 
 
 @dataclass
@@ -111,21 +109,7 @@ class SingleConnection:
             raise Refused(409, f"Operation {operation_id!r} is already running.")
         if len(reservation.operations) >= MAX_OPERATIONS:
             raise Refused(429, f"At most {MAX_OPERATIONS} operations at once on one stream.")
-        document, _ = await endpoint.documents.resolve(payload, principal)
-        operation = shape_of(
-            document, payload.get("operationName"), endpoint.limits.max_tokens
-        ).operation
-        if operation == OperationType.MUTATION:
-            raise Refused(400, "A mutation does not stream: POST it to /graphql.")
-        context = endpoint.context_for(request, principal, payload.get("operationName"))
-        context.live = self.live
-        results = await endpoint.graphql.schema.stream(
-            document,
-            variable_values=payload.get("variables"),
-            context_value=context,
-            operation_name=payload.get("operationName"),
-            allowed_operation_types=STREAMED,
-        )
+        context, results = await stream_of(endpoint, self.live, request, principal, payload)
         parts = Parts(endpoint.graphql, request, context)
 
         async def send() -> None:
