@@ -8,10 +8,8 @@ replicas write nor a second change inside one bucket can lose a value, and rows 
 by buckets whatever the polling rate or the number of replicas. A bucket is the setting and
 its first second, so buckets of two settings never meet; rows are read by their time only,
 so a change of `every_seconds` hides none of them. Rows older than `retention_days` are
-deleted once an hour. Recording never slows an answer: reads are queued (at most
-`QUEUE_SIZE`; past that, points are dropped with a warning) and one task writes them. The
-only per-process memory is which read of each account was already queued: the same read
-twice is nothing new.
+deleted once an hour. Recording never slows an answer: each fresh read is queued once
+(`fresh_reads.py`, at most `QUEUE_SIZE`) and one task writes them.
 
 Runway (the README's definition, "Exactly what is kept"): over the window of
 `RUNWAY_DAYS` up to now, the falls of the available amount between points — the last point
@@ -24,7 +22,6 @@ last more than ten years.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +29,8 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from itertools import pairwise
 
-from gateway.domain import AccountBalance, AccountBalanceResult, Balance, Money
+from gateway.domain import Balance, Money
+from gateway.services.fresh_reads import FreshReads
 from gateway.services.journal import Database
 
 log = logging.getLogger("gateway.services.history")
@@ -235,38 +233,20 @@ class SqlHistory:
 
 
 class HistoryRecorder:
-    """Hears every answer the balance service reads (`note`) and queues each fresh read once;
-    `run` writes them, and prunes once an hour."""
+    """Hears every answer the balance service reads (`note`: each fresh read once, see
+    `fresh_reads.py`); `run` writes them, and prunes once an hour."""
 
     def __init__(self, history: SqlHistory, clock: Callable[[], float]) -> None:
         self.history = history
         self.clock = clock
-        self._fetched: dict[str, datetime] = {}  # per account: the read last queued
-        self._queue: asyncio.Queue[tuple[str, tuple[Balance, ...], float]] = asyncio.Queue(
-            QUEUE_SIZE
-        )
-        self._warned = False
-
-    def note(self, result: AccountBalanceResult) -> None:
-        if not isinstance(result, AccountBalance) or result.stale:
-            return  # only what the provider has just said is history
-        account = result.account.id
-        if self._fetched.get(account) == result.fetched_at:
-            return  # the same read again (a cache hit): nothing new
-        try:
-            self._queue.put_nowait((account, result.balances, result.fetched_at.timestamp()))
-        except asyncio.QueueFull:
-            if not self._warned:
-                log.warning("balance history is behind: points dropped")
-                self._warned = True
-            return
-        self._fetched[account] = result.fetched_at
+        self.reads = FreshReads(QUEUE_SIZE, "balance history is behind: points dropped")
+        self.note = self.reads.note
 
     async def run(self) -> None:
         """Write queued points until cancelled (the app's lifespan runs it)."""
         pruned = 0.0
         while True:
-            account, balances, at = await self._queue.get()
+            account, balances, at = await self.reads.get()
             try:
                 await self.history.record(account, balances, at)
                 if self.clock() - pruned >= PRUNE_EVERY_SECONDS:
@@ -274,10 +254,10 @@ class HistoryRecorder:
                     await self.history.prune(pruned)
             except Exception:
                 log.exception("balance history: a write failed")
-                self._fetched.pop(account, None)  # queued again when next read
+                self.reads.again(account)
             finally:
-                self._queue.task_done()
+                self.reads.done()
 
     async def flush(self) -> None:
         """Until everything queued so far is written."""
-        await self._queue.join()
+        await self.reads.join()

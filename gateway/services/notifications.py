@@ -40,9 +40,10 @@ from datetime import UTC, datetime
 
 from gateway.config.settings import WebhookSettings
 from gateway.config.webhook_secret import webhook_key
-from gateway.domain import AccountBalance, AccountBalanceResult, Balance, Level, Money
+from gateway.domain import Balance, Level, Money
 from gateway.metrics import Metrics
 from gateway.services.alert_levels import next_level
+from gateway.services.fresh_reads import FreshReads
 from gateway.services.journal import Database, Statements
 
 log = logging.getLogger("gateway.services.notifications")
@@ -140,29 +141,15 @@ class Notifier:
         self._post = post
         self._attempts = (metrics or Metrics()).webhook_deliveries
         self.retention_seconds = retention_days * 86400.0
-        self._fetched: dict[str, datetime] = {}  # per account: the read last queued
-        self._queue: asyncio.Queue[tuple[str, tuple[Balance, ...], float]] = asyncio.Queue(
-            QUEUE_SIZE
+        # Each fresh read of balances with thresholds, once, applied off the request path:
+        # nothing in this process decides whether a level changed — the database does.
+        self.reads = FreshReads(
+            QUEUE_SIZE,
+            "notifications are behind: a level change waits for a later read",
+            keep=lambda balance: balance.thresholds is not None,
         )
+        self.note = self.reads.note
         self._sending = asyncio.Lock()
-
-    def note(self, result: AccountBalanceResult) -> None:
-        """Every answer the balance service reads: each fresh read of balances with
-        thresholds is queued once, to be applied against the database (off the request
-        path). Nothing here decides whether a level changed — the database does."""
-        if not isinstance(result, AccountBalance) or result.stale:
-            return
-        account = result.account.id
-        if self._fetched.get(account) == result.fetched_at:
-            return  # the same read again (a cache hit): nothing new
-        leveled = tuple(b for b in result.balances if b.thresholds is not None)
-        if leveled:
-            try:
-                self._queue.put_nowait((account, leveled, result.fetched_at.timestamp()))
-            except asyncio.QueueFull:
-                log.warning("notifications are behind: a level change waits for a later read")
-                return
-        self._fetched[account] = result.fetched_at
 
     async def observe(self, account: str, balance: Balance, at: float) -> str | None:
         """Apply one fresh read (read at `at`) to the balance's stored alert level; the new
@@ -327,7 +314,7 @@ class Notifier:
 
     async def flush(self) -> None:
         """Until every queued read has been applied."""
-        await self._queue.join()
+        await self.reads.join()
 
     async def apply(self, account: str, balances: tuple[Balance, ...], at: float) -> None:
         for balance in balances:
@@ -335,7 +322,7 @@ class Notifier:
                 await self.observe(account, balance, at)
             except Exception:
                 log.exception("notifications: applying a read of %s failed", balance.id)
-                self._fetched.pop(account, None)  # queued again when next read
+                self.reads.again(account)
 
     async def run(self) -> None:
         """Apply queued reads, send due deliveries and prune, until cancelled."""
@@ -343,14 +330,14 @@ class Notifier:
         while True:
             try:
                 async with asyncio.timeout(POLL_SECONDS):
-                    account, balances, at = await self._queue.get()
+                    account, balances, at = await self.reads.get()
             except TimeoutError:
                 pass
             else:
                 try:
                     await self.apply(account, balances, at)
                 finally:
-                    self._queue.task_done()
+                    self.reads.done()
             try:
                 await self.deliver_due()
                 if self.clock() - pruned >= PRUNE_EVERY_SECONDS:
