@@ -98,6 +98,9 @@ def downsampled(points: list[Point], since: float, every: float) -> list[Point]:
 
 
 SYNTHETIC = -1  # `every_seconds` of the demo's made-up points
+# A row of `balance_points`: balance, every_seconds, bucket, account, at, currency, total,
+# available.
+Row = tuple[str, int, int, str, float, str, Decimal, Decimal]
 DEMO_BURN_PER_DAY = Decimal("0.02")  # the made-up past falls 2 % of today's amount a day
 
 
@@ -151,54 +154,50 @@ class SqlHistory:
         if self.demo_past_days:
             await self.make_up_past(account, balances, at)
         bucket = int(at - at % self.every_seconds)
-        rows = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?)" for _ in balances)
-        args: list[object] = []
-        for balance in balances:
-            args += (
-                balance.id,
-                self.every_seconds,
-                bucket,
-                account,
-                at,
-                balance.available.currency,
-                format(balance.total.amount, "f"),
-                format(balance.available.amount, "f"),
-            )
-        await self._db.run(  # the SQL is built from constants; values go as parameters
-            "INSERT INTO balance_points (balance, every_seconds, bucket, account, at, "  # noqa: S608
-            f"currency, total, available) VALUES {rows} "
-            "ON CONFLICT (balance, every_seconds, bucket) DO UPDATE SET "
-            "at = excluded.at, account = excluded.account, currency = excluded.currency, "
-            "total = excluded.total, available = excluded.available "
-            "WHERE excluded.at > balance_points.at",
-            args,
-        )
+        rows: list[Row] = []
+        for b in balances:
+            key = (b.id, self.every_seconds, bucket, account, at, b.available.currency)
+            rows.append((*key, b.total.amount, b.available.amount))
+        await self._insert(rows, keep_later=True)
 
     async def make_up_past(self, account: str, balances: tuple[Balance, ...], at: float) -> None:
         """The demo only: a balance the history has never seen gets a made-up past (before
-        its first read is written, or its history first asked for)."""
+        its first read is written, or its history first asked for) — one statement."""
         for balance in balances:
             rows, _ = await self._db.run(
                 "SELECT 1 FROM balance_points WHERE balance = ? LIMIT 1", (balance.id,)
             )
             if rows:
                 continue
-            for when, total, available in made_up_past(balance, at, self.demo_past_days):
-                await self._db.run(
-                    "INSERT INTO balance_points (balance, every_seconds, bucket, account, at, "
-                    "currency, total, available) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT DO NOTHING",
-                    (
-                        balance.id,
-                        SYNTHETIC,
-                        int(when),
-                        account,
-                        when,
-                        balance.available.currency,
-                        format(total, "f"),
-                        format(available, "f"),
-                    ),
-                )
+            currency = balance.available.currency
+            past: list[Row] = [
+                (balance.id, SYNTHETIC, int(when), account, when, currency, total, available)
+                for when, total, available in made_up_past(balance, at, self.demo_past_days)
+            ]
+            await self._insert(past, keep_later=False)
+
+    async def _insert(self, rows: list[Row], keep_later: bool) -> None:
+        """Rows into `balance_points` in one statement: a bucket already held keeps the
+        later read (`keep_later`), or what it holds."""
+        if not rows:
+            return
+        values = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?)" for _ in rows)
+        args: list[object] = []
+        for *key, total, available in rows:
+            args += (*key, format(total, "f"), format(available, "f"))
+        conflict = (
+            "ON CONFLICT (balance, every_seconds, bucket) DO UPDATE SET at = excluded.at, "
+            "account = excluded.account, currency = excluded.currency, "
+            "total = excluded.total, available = excluded.available "
+            "WHERE excluded.at > balance_points.at"
+            if keep_later
+            else "ON CONFLICT DO NOTHING"
+        )
+        await self._db.run(  # the SQL is built from constants; values go as parameters
+            "INSERT INTO balance_points (balance, every_seconds, bucket, account, at, "  # noqa: S608
+            f"currency, total, available) VALUES {values} {conflict}",
+            args,
+        )
 
     async def points(self, balance: str, since: float, until: float) -> list[Point]:
         """The points of `balance` with `since <= at <= until`, in time order."""

@@ -17,6 +17,7 @@ survives restarts) and PostgreSQL (shared by replicas); each backend only runs s
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sqlite3
 import time
@@ -439,26 +440,25 @@ class Postgres:
         if not self._ready:
             await self._open()
         async with self._pool.connection() as conn:
-            # The one dialect difference: psycopg's placeholder (no `?` occurs in the SQL).
-            cursor = await conn.execute(sql.replace("?", "%s"), args)
-            rows = await cursor.fetchall() if cursor.description else []
-            return rows, cursor.rowcount
+            return await _execute(conn, sql, args)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Statements]:
         if not self._ready:
             await self._open()
         async with self._pool.connection() as conn, conn.transaction():
-
-            async def run(sql: str, args: Sequence[Any] = ()) -> tuple[list[Any], int]:
-                cursor = await conn.execute(sql.replace("?", "%s"), args)
-                rows = await cursor.fetchall() if cursor.description else []
-                return rows, cursor.rowcount
-
-            yield _Held(run)
+            yield _Held(functools.partial(_execute, conn))
 
     async def close(self) -> None:
         await self._pool.close()
+
+
+async def _execute(conn: Any, sql: str, args: Sequence[Any] = ()) -> tuple[list[Any], int]:
+    """One statement on a psycopg connection: the one dialect difference is psycopg's
+    placeholder (no `?` occurs in the SQL)."""
+    cursor = await conn.execute(sql.replace("?", "%s"), args)
+    rows = await cursor.fetchall() if cursor.description else []
+    return rows, cursor.rowcount
 
 
 def open_journal(url: str, pool_size: int = 10, password: str | None = None) -> Journal:
