@@ -27,7 +27,7 @@ from gateway.cache.responses import ResponseCache
 from gateway.cache.store import Store, open_store
 from gateway.clock import Clock
 from gateway.config.accounts import AccountConfig
-from gateway.config.settings import Settings
+from gateway.config.settings import ServerSettings, Settings
 from gateway.domain import Capability
 from gateway.metrics import Metrics
 from gateway.providers.base import upstream_context
@@ -36,7 +36,7 @@ from gateway.providers.registry import spec
 from gateway.schema import build_schema
 from gateway.schema.execution.operation_stats import without_literals
 from gateway.server import edge
-from gateway.server.admission import Admission
+from gateway.server.admission import AdaptiveLimit, Admission, LoopDelayProbe
 from gateway.server.auth import Authenticator, JwtVerifier
 from gateway.server.documents import TrustedDocuments
 from gateway.server.endpoint import GraphQLEndpoint
@@ -103,6 +103,7 @@ def create_app(
     # the accounts' own deadline, plus a second to assemble and send the answer
     deadline = settings.server.request_deadline_seconds + 1.0
     draining = Draining()  # set by the server on SIGTERM (`serving.py`)
+    admission = admission_for(settings.server, metrics)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -130,6 +131,7 @@ def create_app(
                 settings.cache.fresh_seconds,
                 settings.server.body_timeout_seconds,
                 deadline,
+                admission,
                 documents=TrustedDocuments(
                     settings.documents,
                     PersistedQueries(built.store, schema, limits.max_tokens),
@@ -156,9 +158,14 @@ def create_app(
             # collector's way, so a full collection does not stall requests for tens of ms.
             gc.collect()
             gc.freeze()
+            probe = None
+            if admission.adaptive is not None:
+                probe = asyncio.create_task(LoopDelayProbe(admission).run(), name="admission")
             try:
                 yield
             finally:
+                if probe is not None:
+                    probe.cancel()
                 live.close_all()
                 tracing.close()
 
@@ -169,18 +176,10 @@ def create_app(
             "development profile: requests without a key get every scope on every "
             "account, and GraphiQL and introspection are on; never expose this"
         )
-    admission = Admission(
-        settings.server.max_concurrent_requests,
-        settings.server.max_queued_requests,
-        settings.server.queue_timeout_seconds,
-        metrics,
-    )
     app = Starlette(
         routes=edge.routes(metrics, development, clock),
         middleware=edge.middleware(
-            admission,
-            deadline,
-            settings.server.cors_origins,
+            settings.server,
             access_log=settings.logging.access_log,
             log_health_checks=settings.logging.health_checks,
             observe=observer(metrics, settings.metrics.operation_names),
@@ -189,7 +188,26 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.draining = draining
+    app.state.admission = admission
     return app
+
+
+def admission_for(server: ServerSettings, metrics: Metrics) -> Admission:
+    adaptive = None
+    if server.admission == "adaptive":
+        adaptive = AdaptiveLimit(
+            server.max_concurrent_requests,
+            server.min_concurrent_requests,
+            server.admission_target_delay_seconds,
+        )
+    return Admission(
+        server.max_concurrent_requests,
+        server.max_queued_requests,
+        server.queue_timeout_seconds,
+        metrics,
+        adaptive=adaptive,
+        reserved_for_mutations=server.reserved_for_mutations,
+    )
 
 
 def tracing_for(settings: Settings, provider: Any) -> Tracing:

@@ -89,8 +89,26 @@ class Metrics:
         )
         self.admission_events = Counter(
             "gateway_admission_events",
-            "GraphQL requests admitted at once, after queueing, or shed (rejected, timed_out).",
-            ["outcome"],
+            "GraphQL requests by kind (query, mutation) admitted at once, admitted after "
+            "queueing (queued), or shed: rejected (no room, no place to wait), timed_out "
+            "(waited its longest).",
+            ["operation_type", "outcome"],
+            registry=r,
+        )
+        self.admission_limit = Gauge(
+            "gateway_admission_limit",
+            "GraphQL requests this worker lets run at once now (adaptive admission moves it).",
+            registry=r,
+        )
+        self.admission_queue_seconds = Histogram(
+            "gateway_admission_queue_seconds",
+            "How long admitted GraphQL requests waited for a slot.",
+            buckets=(0.0, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+            registry=r,
+        )
+        self.loop_delay = Gauge(
+            "gateway_event_loop_delay_seconds",
+            "How late the event loop last ran a timer: how long ready work waits for the CPU.",
             registry=r,
         )
 

@@ -65,7 +65,7 @@ async def test_slots_then_a_short_queue_then_refusal_and_immediate_recovery() ->
 
     async def request(n: int) -> str:
         try:
-            async with admission.slot(deadline_seconds=60):
+            async with admission.slot("query", deadline_seconds=60):
                 started.append(n)
                 await release.wait()
                 return "answered"
@@ -84,9 +84,9 @@ async def test_slots_then_a_short_queue_then_refusal_and_immediate_recovery() ->
 
 async def test_a_waiting_request_never_waits_past_its_deadline() -> None:
     admission = Admission(max_active=1, max_waiting=10, wait_seconds=60, metrics=Metrics())
-    async with admission.slot(deadline_seconds=60):
+    async with admission.slot("query", deadline_seconds=60):
         with pytest.raises(Overloaded):
-            async with admission.slot(deadline_seconds=0.05):
+            async with admission.slot("query", deadline_seconds=0.05):
                 pass
 
 
@@ -94,7 +94,9 @@ async def test_excess_requests_get_a_fast_503_in_the_graphql_shape(
     sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
 ) -> None:
     gate = Gate(sim_transport)
-    settings = with_server(demo_settings(), max_concurrent_requests=1, max_queued_requests=0)
+    settings = with_server(
+        demo_settings(), admission="fixed", max_concurrent_requests=1, max_queued_requests=0
+    )
     async with running_gateway(settings, gate, clock) as gw:
         first = asyncio.create_task(gw.post(MAGMA))
         await until(lambda: gate.waiting == 1)  # it holds the only slot
@@ -102,7 +104,9 @@ async def test_excess_requests_get_a_fast_503_in_the_graphql_shape(
         gate.opened.set()
         answered = await first
         after = await gw.post(MAGMA)  # load gone: answered at once
-        counted = await gw.metric("gateway_admission_events_total", outcome="rejected")
+        counted = await gw.metric(
+            "gateway_admission_events_total", operation_type="query", outcome="rejected"
+        )
     assert shed.status_code == 503 and shed.headers["retry-after"] == "1"
     assert shed.json() == {
         "errors": [

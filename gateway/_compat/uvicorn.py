@@ -11,10 +11,15 @@ protocol with three limits added, each answered the way HTTP says:
   (uvicorn's own keep-alive timeout still closes idle connections sooner);
 - the body's own pace is the endpoint's business (`[server] body_timeout_seconds`).
 
+It also hands each request's scope its connection's transport (`transport_of(scope)`), so
+a response whose reader stopped can be cut off (`server/slow_readers.py`): ASGI has no
+way to close a connection, and a closing transport waits for its buffer to drain.
+
 Touched internals, each guarded by `tests/test_http_limits.py`, which drives the real
 server over raw sockets: `HttpToolsProtocol` and its `connection_made`, `data_received`,
-`on_headers_complete`, `on_response_complete`, `connection_lost`, `transport` and `loop`
-attributes, and `uvicorn.Config(http=<protocol class>)`.
+`on_headers_complete`, `on_response_complete`, `connection_lost`, `transport`, `loop` and
+`scope` attributes, and `uvicorn.Config(http=<protocol class>)`; `tests/test_slow_readers.py`
+guards the transport in the scope.
 """
 
 from __future__ import annotations
@@ -29,6 +34,15 @@ def _answer(status: str, text: str) -> bytes:
     body = text.encode()
     head = f"HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\n"
     return head.encode() + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body
+
+
+EXTENSION = "gateway.connection"
+
+
+def transport_of(scope: Any) -> asyncio.Transport | None:
+    """The connection a request came on (None when not served by `guarded_protocol`)."""
+    found = scope.get("extensions", {}).get(EXTENSION)
+    return found.get("transport") if isinstance(found, dict) else None
 
 
 TOO_LARGE = _answer("431 Request Header Fields Too Large", "The request's headers are too large.")
@@ -61,6 +75,8 @@ def guarded_protocol(max_header_bytes: int, header_timeout: float) -> type[async
         def on_headers_complete(self) -> None:
             self._awaiting_head = False
             self._cancel_timer()
+            extensions = self.scope.setdefault("extensions", {})
+            extensions[EXTENSION] = {"transport": self.transport}
             super().on_headers_complete()
 
         def on_response_complete(self) -> None:

@@ -83,6 +83,12 @@ SERVER_KEYS = {
     "max_concurrent_requests",
     "max_queued_requests",
     "queue_timeout_seconds",
+    "admission",
+    "admission_target_delay_seconds",
+    "min_concurrent_requests",
+    "reserved_for_mutations",
+    "write_timeout_seconds",
+    "stream_buffer_bytes",
     "drain_seconds",
     "shutdown_timeout_seconds",
     "workers",
@@ -140,11 +146,22 @@ class ServerSettings:
     header_timeout_seconds: float = 10.0  # to receive a request's head, idle or trickling
     keep_alive_seconds: float = 5.0  # an idle kept-alive connection is closed after this
     body_timeout_seconds: float = 30.0  # to receive a body (256 KiB at 70 kbit/s)
-    # Admission (gateway/admission.py): GraphQL requests running at once, waiting, and how
-    # long one may wait; beyond them a request is a 503 with Retry-After at once.
+    # Admission (gateway/server/admission.py): GraphQL requests running at once — a limit
+    # that follows the event loop's delay ("adaptive") between `min_concurrent_requests`
+    # and the ceiling `max_concurrent_requests`, or the ceiling alone ("fixed") — a share
+    # of it only mutations may use, how many wait and how long; beyond, a 503 at once.
     max_concurrent_requests: int = 256
     max_queued_requests: int = 256
-    queue_timeout_seconds: float = 1.0
+    queue_timeout_seconds: float = 0.02
+    admission: str = "adaptive"
+    admission_target_delay_seconds: float = 0.02
+    min_concurrent_requests: int = 8
+    reserved_for_mutations: float = 0.1
+    # A response (an event stream above all) whose reader stops: dropped after a write has
+    # waited `write_timeout_seconds`, with about `stream_buffer_bytes` queued in the process
+    # and as much in the kernel for one stream at most.
+    write_timeout_seconds: float = 10.0
+    stream_buffer_bytes: int = 64 * 1024
     # SIGTERM: readiness turns 503 at once and requests are still served for `drain_seconds`
     # (load balancers need that long to notice); then the listener closes and in-flight
     # requests get `shutdown_timeout_seconds`. Together below Kubernetes' 30 s grace.
@@ -348,7 +365,21 @@ def _server(check: Checker, raw: Mapping[str, Any]) -> ServerSettings:
         max_concurrent_requests=check.whole(raw, "max_concurrent_requests", "server", 256, 100_000)
         or 256,
         max_queued_requests=_queued(check, raw),
-        queue_timeout_seconds=check.number(raw, "queue_timeout_seconds", "server", 1.0, 60),
+        queue_timeout_seconds=check.number(
+            raw, "queue_timeout_seconds", "server", 0.02, 60, zero=True
+        ),
+        admission=check.choice(raw, "admission", "server", ("adaptive", "fixed")),
+        admission_target_delay_seconds=check.number(
+            raw, "admission_target_delay_seconds", "server", 0.02, 1.0
+        ),
+        min_concurrent_requests=check.whole(raw, "min_concurrent_requests", "server", 8, 100_000)
+        or 8,
+        reserved_for_mutations=check.number(
+            raw, "reserved_for_mutations", "server", 0.1, 0.5, zero=True
+        ),
+        write_timeout_seconds=check.number(raw, "write_timeout_seconds", "server", 10.0, 600),
+        stream_buffer_bytes=check.whole(raw, "stream_buffer_bytes", "server", 64 * 1024, 1 << 24)
+        or 64 * 1024,
         drain_seconds=check.number(raw, "drain_seconds", "server", 5.0, 300, zero=True),
         shutdown_timeout_seconds=check.number(raw, "shutdown_timeout_seconds", "server", 20.0, 600),
         workers=check.whole(raw, "workers", "server", 1, 64) or 1,

@@ -1,120 +1,220 @@
 """Admission control: a busy gateway sheds load at once instead of queueing it.
 
-At most `max_active` GraphQL requests run at a time; up to `max_waiting` more wait, each
-at most `wait_seconds` (and never past its request's deadline), in arrival order. Anything
-beyond is refused at once with `Overloaded` — HTTP 503 with `Retry-After` — so a client
-learns in milliseconds that it should come back, instead of timing out after queueing for
-seconds behind work that cannot finish in time. Nothing is remembered between requests:
-when load drops, the next request is admitted at once.
+What hurts a busy worker is not how many requests it holds but how long ready work waits
+for its one CPU: a request waiting on an upstream costs nothing, while a few hundred
+requests that all want the CPU turn each other's 5 ms into seconds. So the limit on GraphQL
+requests running at once follows that wait, measured where it happens:
+
+- `LoopDelayProbe` asks the event loop to wake it every `PROBE_SECONDS` and measures how
+  late it woke: the time ready work waits for the CPU (the scheduling delay).
+- `AdaptiveLimit` is a gradient limiter (in the spirit of TCP Vegas, Netflix's Gradient2,
+  Envoy's adaptive concurrency) fed those delays: above the target, the limit shrinks in
+  proportion (target / delay, at most halving); at or below it, and only while the limit
+  is what holds requests back, it grows by its square root. Each step is smoothed, and the
+  limit stays between a floor and the ceiling `max_concurrent_requests`.
+- `Admission` is the gate: a request of either kind is admitted while fewer than the limit
+  run — a query only while fewer than the limit minus a share reserved for mutations, so
+  dashboards can never take the slots top-ups need. A request that finds no room waits
+  (at most `max_waiting` of them, each at most `wait_seconds` and never past its deadline,
+  mutations first, then in arrival order) and is otherwise shed: `Overloaded`, answered as
+  HTTP 503 with `Retry-After`. Health, readiness and metrics never pass the gate.
+
+"fixed" admission is the ceiling alone: no probe, the limit never moves.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from contextlib import asynccontextmanager
-from typing import Any
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from typing import Literal
 
-import orjson
-
-from gateway import log_context
-from gateway.errors import ErrorCode, Overloaded
+from gateway.errors import Overloaded
 from gateway.metrics import Metrics
 
 RETRY_AFTER_SECONDS = 1
 BUSY = "The gateway is busy: retry shortly."
-# Shedding must cost next to nothing, or it eats the capacity it protects: one answer,
-# built once, sent before routing, authentication or anything else.
-BUSY_BODY = orjson.dumps(
-    {"errors": [{"message": BUSY, "extensions": {"code": ErrorCode.OVERLOADED.value}}]}
-)
-BUSY_START = {
-    "type": "http.response.start",
-    "status": 503,
-    "headers": [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(BUSY_BODY)).encode()),
-        (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
-        (b"cache-control", b"no-store"),
-    ],
-}
+PROBE_SECONDS = 0.05  # how often the loop's delay is measured (and the limit moved)
+SMOOTHING = 0.2  # how far one measurement moves the limit towards what it says
+Kind = Literal["query", "mutation"]
+Sleep = Callable[[float], Awaitable[None]]
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+class AdaptiveLimit:
+    """The concurrency limit as a pure function of the delays it is fed (`observe`)."""
+
+    def __init__(self, ceiling: int, floor: int, target_delay: float) -> None:
+        self.ceiling = ceiling
+        self.floor = min(floor, ceiling)
+        self.target_delay = target_delay
+        self._estimate = float(ceiling)  # a worker starts trusting its ceiling
+
+    @property
+    def limit(self) -> int:
+        return max(self.floor, min(self.ceiling, int(self._estimate)))
+
+    def observe(self, delay: float, busiest: int) -> int:
+        """One measurement: the loop's `delay` (seconds) and the most requests that ran at
+        once since the last one. Returns the new limit."""
+        estimate = self._estimate
+        if delay > self.target_delay:
+            wanted = estimate * max(0.5, self.target_delay / delay)
+        elif busiest >= self.limit * 0.9:  # the limit is what holds requests back
+            wanted = estimate + math.sqrt(estimate)
+        else:
+            return self.limit  # idle or lightly loaded: nothing learnt about the limit
+        estimate += SMOOTHING * (wanted - estimate)
+        self._estimate = max(float(self.floor), min(float(self.ceiling), estimate))
+        return self.limit
 
 
 class Admission:
     def __init__(
-        self, max_active: int, max_waiting: int, wait_seconds: float, metrics: Metrics
+        self,
+        max_active: int,
+        max_waiting: int,
+        wait_seconds: float,
+        metrics: Metrics,
+        *,
+        adaptive: AdaptiveLimit | None = None,
+        reserved_for_mutations: float = 0.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_waiting = max_waiting
         self.wait_seconds = wait_seconds
-        self._slots = asyncio.Semaphore(max_active)
-        self._waiting = 0
-        events = metrics.admission_events
-        self._admitted, self._queued = events.labels("admitted"), events.labels("queued")
-        self._rejected, self._timed_out = events.labels("rejected"), events.labels("timed_out")
+        self.adaptive = adaptive
+        self.reserved_share = reserved_for_mutations
+        self.monotonic = monotonic
+        self._ceiling = max_active
+        self.running = 0
+        self._busiest = 0  # since the last measurement
+        self._waiters: dict[Kind, deque[asyncio.Future[None]]] = {
+            "mutation": deque(),
+            "query": deque(),
+        }
+        self._metrics = metrics
+        metrics.admission_limit.set(self.limit)
 
-    async def enter(self, deadline_seconds: float) -> bool:
-        """Take an active slot (True; `release()` it later), or shed (False) when none comes
-        within `min(wait_seconds, deadline_seconds)` or no one more may wait."""
-        if not self._slots.locked():
-            await self._slots.acquire()
-            self._admitted.inc()
+    @property
+    def limit(self) -> int:
+        return self._ceiling if self.adaptive is None else self.adaptive.limit
+
+    def room(self, kind: Kind) -> int:
+        """How many requests may run at once when this one is admitted."""
+        limit = self.limit
+        if kind == "mutation" or not self.reserved_share:
+            return limit
+        return max(1, limit - max(1, round(limit * self.reserved_share)))
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(w) for w in self._waiters.values())
+
+    def observe(self, delay: float) -> None:
+        """The probe's measurement: the limit moves, and waiters it now admits go on."""
+        self._metrics.loop_delay.set(delay)
+        if self.adaptive is None:
+            return
+        limit = self.adaptive.observe(delay, self._busiest)
+        self._busiest = self.running
+        self._metrics.admission_limit.set(limit)
+        self._wake()
+
+    async def enter(self, kind: Kind, deadline_seconds: float) -> bool:
+        """Take a slot (True; `release()` it later), or shed (False) when none comes within
+        `min(wait_seconds, deadline_seconds)` or no one more may wait."""
+        events = self._metrics.admission_events
+        if self.running < self.room(kind) and not self._ahead(kind):
+            self._take()
+            events.labels(kind, "admitted").inc()
+            self._metrics.admission_queue_seconds.observe(0.0)
             return True
-        if self._waiting >= self.max_waiting:
-            self._rejected.inc()
+        if self.waiting >= self.max_waiting or self.wait_seconds <= 0:
+            events.labels(kind, "rejected").inc()
             return False
-        self._waiting += 1
+        started = self.monotonic()
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters[kind].append(turn)
         try:
             async with asyncio.timeout(min(self.wait_seconds, deadline_seconds)):
-                await self._slots.acquire()
+                await turn
         except TimeoutError:
-            self._timed_out.inc()
-            return False
-        finally:
-            self._waiting -= 1
-        self._queued.inc()
+            if not turn.done() or turn.cancelled():  # handed a slot just as time ran out
+                self._forget(kind, turn)
+                events.labels(kind, "timed_out").inc()
+                return False
+        except BaseException:  # cancelled (the client left): give back what was handed
+            if turn.done() and not turn.cancelled():
+                self.release()
+            self._forget(kind, turn)
+            raise
+        events.labels(kind, "queued").inc()
+        self._metrics.admission_queue_seconds.observe(self.monotonic() - started)
         return True
 
     def release(self) -> None:
-        self._slots.release()
+        self.running -= 1
+        self._wake()
 
     @asynccontextmanager
-    async def slot(self, deadline_seconds: float) -> AsyncIterator[None]:
+    async def slot(self, kind: Kind, deadline_seconds: float) -> AsyncIterator[None]:
         """`enter` … `release` as a block; raises `Overloaded` when shed."""
-        if not await self.enter(deadline_seconds):
-            raise Overloaded(BUSY, retry_after_seconds=RETRY_AFTER_SECONDS)
+        await self.take(kind, deadline_seconds)
         try:
             yield
         finally:
             self.release()
 
+    async def take(self, kind: Kind, deadline_seconds: float) -> None:
+        """`enter`, raising `Overloaded` when shed."""
+        if not await self.enter(kind, deadline_seconds):
+            raise Overloaded(BUSY, retry_after_seconds=RETRY_AFTER_SECONDS)
 
-class AdmissionMiddleware:
-    """ASGI: `path`'s requests pass through `admission` (the rest go straight on)."""
+    def _ahead(self, kind: Kind) -> bool:
+        """Someone who came first waits for the same room (mutations go before queries)."""
+        return bool(self._waiters["mutation"] or (kind == "query" and self._waiters["query"]))
+
+    def _take(self) -> None:
+        self.running += 1
+        self._busiest = max(self._busiest, self.running)
+
+    def _forget(self, kind: Kind, turn: asyncio.Future[None]) -> None:
+        with suppress(ValueError):
+            self._waiters[kind].remove(turn)
+
+    def _wake(self) -> None:
+        """Hand free slots to waiters: mutations first, each kind in arrival order."""
+        for kind in ("mutation", "query"):
+            waiters = self._waiters[kind]
+            while waiters and self.running < self.room(kind):
+                turn = waiters.popleft()
+                if turn.done():  # its wait ended (timed out, cancelled) meanwhile
+                    continue
+                self._take()
+                turn.set_result(None)
+
+
+class LoopDelayProbe:
+    """Measures how late the event loop runs a timer, every `interval` seconds, and hands
+    each measurement to `admission.observe` — until cancelled."""
 
     def __init__(
-        self, app: ASGIApp, admission: Admission, deadline_seconds: float, path: str = "/graphql"
+        self,
+        admission: Admission,
+        interval: float = PROBE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self.app = app
         self.admission = admission
-        self.deadline_seconds = deadline_seconds
-        self.path = path
+        self.interval = interval
+        self.monotonic = monotonic
+        self.sleep = sleep
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path:
-            await self.app(scope, receive, send)
-            return
-        if not await self.admission.enter(self.deadline_seconds):
-            stats = log_context.stats()
-            stats.outcome, stats.reason = "refused", "overloaded"
-            await send(BUSY_START)
-            await send({"type": "http.response.body", "body": BUSY_BODY})
-            return
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.admission.release()
+    async def run(self) -> None:
+        while True:
+            started = self.monotonic()
+            await self.sleep(self.interval)
+            self.admission.observe(max(0.0, self.monotonic() - started - self.interval))

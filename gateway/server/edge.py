@@ -3,7 +3,9 @@
 Routes: `GET /` (where things are), `GET /healthz` (liveness), `GET /readyz` (readiness,
 `readiness.py`), `GET /metrics` (the `metrics:read` scope), `/graphql` (GraphiQL for a browser
 in development, else the endpoint) and GraphiQL's own files. Middleware, outermost first:
-a request id for every request, admission control, then CORS for the configured origins.
+a request id for every request, its span, slow readers cut off (`slow_readers.py`), then
+CORS for the configured origins. Admission control is the endpoints' (`admission.py`):
+it needs to know a query from a mutation.
 The endpoint lives in `app.state.graphql` once the lifespan has built it.
 """
 
@@ -21,9 +23,9 @@ from starlette.routing import BaseRoute, Route
 
 from gateway import __version__, log_context
 from gateway.clock import Clock
+from gateway.config.settings import ServerSettings
 from gateway.errors import GatewayError
 from gateway.metrics import Metrics
-from gateway.server.admission import Admission, AdmissionMiddleware
 from gateway.server.endpoint import GraphQLEndpoint, refusal
 from gateway.server.events import EventStreams
 from gateway.server.pages.dashboard import DashboardPage
@@ -31,6 +33,7 @@ from gateway.server.pages.graphiql import GraphiQLPage, wants_html
 from gateway.server.pages.home import home
 from gateway.server.readiness import Readiness
 from gateway.server.request_metrics import Observer
+from gateway.server.slow_readers import SlowReaders
 from gateway.services.journal import Journal
 from gateway.tracing import NO_TRACING, TracedRequests, Tracing
 
@@ -99,9 +102,7 @@ def routes(metrics: Metrics, development: bool, clock: Clock) -> list[BaseRoute]
 
 
 def middleware(
-    admission: Admission,
-    deadline_seconds: float,
-    cors_origins: tuple[str, ...],
+    server: ServerSettings,
     *,
     access_log: bool = True,
     log_health_checks: bool = False,
@@ -112,12 +113,16 @@ def middleware(
     stack = [
         # outermost: every request has an id, one access line, its metrics
         Middleware(log_context.RequestContext, access=access_log, skip=skip, observe=observe),
-        Middleware(TracedRequests, tracing=tracing),  # a span for what admission sheds too
-        Middleware(AdmissionMiddleware, admission=admission, deadline_seconds=deadline_seconds),
+        Middleware(TracedRequests, tracing=tracing),
+        Middleware(
+            SlowReaders,
+            write_timeout=server.write_timeout_seconds,
+            buffer_bytes=server.stream_buffer_bytes,
+        ),
     ]
-    if cors_origins:
+    if server.cors_origins:
         cors: dict[str, Any] = {
-            "allow_origins": list(cors_origins),
+            "allow_origins": list(server.cors_origins),
             "allow_methods": ["GET", "POST"],
             "allow_headers": ["Authorization", "Content-Type", "X-API-Key"],
             "allow_credentials": False,

@@ -8,8 +8,10 @@ query using `@defer`/`@stream`: each of its parts, as `incremental.py` writes th
 `:` comment as a heartbeat every `heartbeat_seconds` of silence, and `event: complete` at
 the end. When the process stops, streams end with `retry: <ms>` before `complete`, so a
 client reconnects (to another replica). The same credentials, scopes, rate limits,
-trusted-documents mode and error masking apply as on `/graphql`; streams have their own
-limits (`[live]`), and are not counted by admission control, which is for short requests.
+trusted-documents mode and error masking apply as on `/graphql`, and so does admission
+control for queries (`streamed.py`); subscriptions have their own limits (`[live]`), and
+a client's open connections here, of either mode, are held to its number of live streams
+(`open_streams.py`).
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ from gateway.errors import GatewayError, Overloaded
 from gateway.schema.context import Context
 from gateway.server.endpoint import GraphQLEndpoint, get_payload, refusal
 from gateway.server.incremental import Parts, event
+from gateway.server.media import EVENT_STREAM
+from gateway.server.open_streams import STREAM_HEADERS, OpenStreams
 from gateway.server.refused import Refused
 from gateway.server.single_connection import TOKEN_HEADER, SingleConnection, token_of
 from gateway.server.streamed import stream_of
 from gateway.services.live import BalanceWatch, Closing, SlowConsumer
 
-EVENT_STREAM = "text/event-stream"
 RETRY_MILLISECONDS = 2000  # how soon a client should reconnect when the process stops
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -50,8 +53,9 @@ class EventStreams:
         self.live = live
         self.sleep = sleep
         self.heartbeat_seconds = heartbeat_seconds
+        self.open = OpenStreams(max_streams_per_client)
         self.single = SingleConnection(
-            endpoint, live, self._with_heartbeats, max_streams_per_client
+            endpoint, live, self._with_heartbeats, max_streams_per_client, self.open
         )
 
     async def __call__(self, request: Request) -> Response:
@@ -84,13 +88,18 @@ class EventStreams:
             payload = get_payload(dict(request.query_params))
         else:
             payload = await endpoint.read_post(request)
-        context, results = await stream_of(self.endpoint, self.live, request, principal, payload)
-        stats = log_context.stats()
-        return StreamingResponse(
-            self._events(Parts(endpoint.graphql, request, context), context, results, stats),
-            media_type=EVENT_STREAM,
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        context, results, subscription = await stream_of(
+            self.endpoint, self.live, request, principal, payload, self.open
         )
+        stats = log_context.stats()
+        events = self._events(Parts(endpoint.graphql, request, context), context, results, stats)
+        if not subscription:  # short, and admitted
+            return StreamingResponse(events, media_type=EVENT_STREAM, headers=STREAM_HEADERS)
+        try:
+            return self.open.stream(principal.name, events)
+        except BaseException:
+            await results.aclose()
+            raise
 
     async def _events(
         self,

@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from gateway.server.endpoint import GraphQLEndpoint
 from gateway.server.incremental import Parts, event
+from gateway.server.open_streams import OpenStreams
 from gateway.server.refused import Refused
 from gateway.server.streamed import stream_of
 from gateway.services.live import BalanceWatch
@@ -62,12 +63,14 @@ class SingleConnection:
         live: BalanceWatch,
         with_heartbeats: Callable[[AsyncGenerator[Any, None]], AsyncIterator[Any]],
         max_per_client: int,
+        open_streams: OpenStreams,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.endpoint = endpoint
         self.live = live
         self.with_heartbeats = with_heartbeats
         self.max_per_client = max_per_client
+        self.open = open_streams
         self.monotonic = monotonic
         self.reservations: dict[str, Reservation] = {}
 
@@ -85,12 +88,9 @@ class SingleConnection:
         reservation = self._held(token)
         if reservation.connected:
             raise Refused(409, "This reservation already has its stream.")
+        response = self.open.stream(reservation.client, self._stream(token, reservation))
         reservation.connected = True
-        return StreamingResponse(
-            self._stream(token, reservation),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
+        return response
 
     async def run(self, request: Request, token: str) -> Response:
         """An operation on the reservation's stream: validated here (its errors answered
@@ -109,7 +109,7 @@ class SingleConnection:
             raise Refused(409, f"Operation {operation_id!r} is already running.")
         if len(reservation.operations) >= MAX_OPERATIONS:
             raise Refused(429, f"At most {MAX_OPERATIONS} operations at once on one stream.")
-        context, results = await stream_of(endpoint, self.live, request, principal, payload)
+        context, results, _ = await stream_of(endpoint, self.live, request, principal, payload)
         parts = Parts(endpoint.graphql, request, context)
 
         async def send() -> None:

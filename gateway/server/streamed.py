@@ -1,12 +1,14 @@
 """One operation run as a stream of results, as both modes of `/graphql/stream` run it
 (`events.py`: its own connection; `single_connection.py`: a reservation's): the document
 resolved as on `/graphql` (trusted documents, persisted queries), a mutation refused, a
-subscription within the client's `[live]` limits."""
+subscription within the client's `[live]` limits, a query admitted as on `/graphql`
+(`admission.py`: shed with a 503 when the gate is full) and holding its slot until its
+results are closed."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
-from typing import Any
+from collections.abc import AsyncGenerator, Callable, Mapping
+from typing import Any, NamedTuple
 
 from graphql import OperationType
 from starlette.requests import Request
@@ -15,10 +17,17 @@ from strawberry.types.graphql import OperationType as StrawberryOperation
 from gateway.access import Principal
 from gateway.schema.context import Context
 from gateway.server.endpoint import GraphQLEndpoint, shape_of
+from gateway.server.open_streams import OpenStreams
 from gateway.server.refused import Refused
 from gateway.services.live import BalanceWatch
 
 STREAMED = (StrawberryOperation.QUERY, StrawberryOperation.SUBSCRIPTION)
+
+
+class Streamed(NamedTuple):
+    context: Context
+    results: AsyncGenerator[Any, None]
+    subscription: bool  # else a query, holding an admission slot until `results` close
 
 
 async def stream_of(
@@ -27,15 +36,40 @@ async def stream_of(
     request: Request,
     principal: Principal,
     payload: Mapping[str, Any],
-) -> tuple[Context, AsyncGenerator[Any, None]]:
-    """The operation's context and its results (a query: one result, then the end)."""
+    open_streams: OpenStreams | None = None,
+) -> Streamed:
+    """The operation's context and its results (a query: one result, then the end).
+    `open_streams`: a subscription on a connection of its own must find a place there."""
     document, _ = await endpoint.documents.resolve(payload, principal)
     operation_name = payload.get("operationName")
     operation = shape_of(document, operation_name, endpoint.limits.max_tokens).operation
     if operation == OperationType.MUTATION:
         raise Refused(400, "A mutation does not stream: POST it to /graphql.")
     if operation == OperationType.SUBSCRIPTION:
+        if open_streams is not None:  # its own connection: one of the client's places
+            open_streams.check(principal.name)
         live.check(principal.name)  # refused here, before the stream starts
+        context, results = await _run(endpoint, live, request, principal, payload, document)
+        return Streamed(context, results, subscription=True)
+    admission = endpoint.admission
+    await admission.take("query", endpoint.deadline_seconds)
+    try:
+        context, results = await _run(endpoint, live, request, principal, payload, document)
+    except BaseException:
+        admission.release()
+        raise
+    return Streamed(context, SlotHeld(results, admission.release), subscription=False)
+
+
+async def _run(
+    endpoint: GraphQLEndpoint,
+    live: BalanceWatch,
+    request: Request,
+    principal: Principal,
+    payload: Mapping[str, Any],
+    document: str,
+) -> tuple[Context, AsyncGenerator[Any, None]]:
+    operation_name = payload.get("operationName")
     context = endpoint.context_for(request, principal, operation_name)
     context.live = live
     results = await endpoint.graphql.schema.stream(
@@ -46,3 +80,28 @@ async def stream_of(
         allowed_operation_types=STREAMED,
     )
     return context, results
+
+
+class SlotHeld(AsyncGenerator[Any, None]):
+    """`results`, calling `release` once when closed (even if never iterated)."""
+
+    def __init__(self, results: AsyncGenerator[Any, None], release: Callable[[], None]) -> None:
+        self.results = results
+        self._release: Callable[[], None] | None = release
+
+    async def __anext__(self) -> Any:
+        return await self.results.__anext__()
+
+    async def asend(self, value: None) -> Any:
+        return await self.results.asend(value)
+
+    async def athrow(self, *args: Any) -> Any:
+        return await self.results.athrow(*args)
+
+    async def aclose(self) -> None:
+        try:
+            await self.results.aclose()
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()

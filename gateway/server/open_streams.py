@@ -1,0 +1,71 @@
+"""A client's open event-stream connections, held to `[live] max_streams_per_client`.
+
+The live-stream limit counts subscriptions; a connection can outlive its subscription (one
+dropped for falling behind, whose last events still wait in its buffers) and a query's
+stream is a connection too. So every response on `/graphql/stream` — either mode's — holds
+one of its client's places from the moment it is answered until its connection ends, and a
+client with every place taken is refused (429) before anything runs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterable, Callable, Mapping
+
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from gateway.server.media import EVENT_STREAM
+from gateway.services.live import TooManyStreams
+
+STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+
+
+class HeldStream(StreamingResponse):
+    """An event stream that gives its place back when its connection ends, however."""
+
+    def __init__(self, body: AsyncIterable[bytes], release: Callable[[], None]) -> None:
+        super().__init__(body, media_type=EVENT_STREAM, headers=STREAM_HEADERS)
+        self.release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.release()
+
+
+class OpenStreams:
+    def __init__(self, max_per_client: int) -> None:
+        self.max_per_client = max_per_client
+        self._open: Counter[str] = Counter()
+
+    def of(self, client: str) -> int:
+        return self._open[client]
+
+    def check(self, client: str) -> None:
+        """Refuses (`TooManyStreams`) a client whose places are all taken."""
+        if self._open[client] >= self.max_per_client:
+            raise TooManyStreams(
+                f"At most {self.max_per_client} open event streams per client.",
+                retry_after_seconds=30,
+            )
+
+    def stream(self, client: str, body: AsyncIterable[bytes]) -> HeldStream:
+        """`body` as an event stream holding one of `client`'s places (refused past them)."""
+        self.check(client)
+        self._open[client] += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._open[client] -= 1
+                if not self._open[client]:
+                    del self._open[client]
+
+        return HeldStream(body, release)
+
+    def counts(self) -> Mapping[str, int]:
+        return dict(self._open)
