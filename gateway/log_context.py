@@ -33,6 +33,7 @@ access_log = logging.getLogger("gateway.access")
 HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
 MAX_NAME = 100  # an operation name in the log is cut to this many characters
 MAX_PATH = 200
+CLIENT_CLOSED = 499  # nginx's "client closed request": the client left before its answer
 
 
 @dataclass
@@ -170,7 +171,8 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            status = status or 500  # nothing sent: the server answers 500 itself
+            if not status:  # nothing sent: the client left first, or the server answers 500
+                status = CLIENT_CLOSED if stats.outcome == "cancelled" else 500
             if self.observe is not None:
                 self.observe(scope, status, time.perf_counter() - started, stats)
             if self.access and scope["path"] not in self.skip:

@@ -31,7 +31,7 @@ from graphql import (
     parse,
     visit,
 )
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from strawberry.types.graphql import OperationType as StrawberryOperation
 
@@ -86,20 +86,22 @@ LATE = Overloaded(
     "The request could not be answered within its deadline: retry shortly.",
     retry_after_seconds=1,
 )
-GONE = 499  # nginx's "client closed request": only the access log ever sees it
+GONE = log_context.CLIENT_CLOSED  # 499: only the access log ever sees it
 
 
 async def until_disconnected(
     request: Request, work: Coroutine[Any, Any, Response], cancellable: bool
 ) -> Response:
-    """`work`'s response — unless the client disconnects first and `cancellable`: then the
-    work is cancelled (no CPU or upstream calls for nobody) and nothing is answered."""
-    if not cancellable:
-        return await work
+    """`work`'s response — unless the client disconnects first: then `cancellable` work is
+    cancelled (no CPU or upstream calls for nobody), other work (a mutation) still runs to
+    its end, and either way the answer is 499, to nobody."""
     task = asyncio.ensure_future(work)
     watch = asyncio.ensure_future(_disconnect(request))
     try:
         await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
+        left = watch.done() and not cancellable  # cancellable: `task` is cancelled below
+        if not cancellable:
+            await asyncio.wait((task,))
     finally:
         watch.cancel()
         if not task.done():
@@ -107,7 +109,8 @@ async def until_disconnected(
             await asyncio.wait((task,))  # let it unwind before anything else runs
     if task.cancelled():
         return Response(status_code=GONE)
-    return task.result()
+    response = task.result()
+    return Response(status_code=GONE) if left else response
 
 
 async def _disconnect(request: Request) -> None:
@@ -239,6 +242,8 @@ def as_graphql_response(response: Response, request: Request) -> Response:
 
 def refusal(exc: GatewayError) -> Response:
     status = exc.status if isinstance(exc, Refused) else STATUS.get(exc.code, 400)
+    if status == GONE:  # no one is there to read a body
+        return Response(status_code=GONE)
     headers = {"Retry-After": str(exc.retry_after_seconds)} if exc.retry_after_seconds else {}
     if isinstance(exc, Refused):
         headers.update(exc.headers)
@@ -248,7 +253,9 @@ def refusal(exc: GatewayError) -> Response:
 
 async def read_capped(request: Request, cap: int, within: float) -> bytes:
     """The body, refused past `cap` bytes (413) or past `within` seconds (408): a client
-    trickling its body holds a connection no longer than that."""
+    trickling its body holds a connection no longer than that. A client that leaves before
+    its body is whole is the client's doing: `cancelled`, answered 499 to nobody — never
+    an exception for the server to log as its own failure."""
     try:
         async with asyncio.timeout(within):
             declared = request.headers.get("content-length")
@@ -257,6 +264,9 @@ async def read_capped(request: Request, cap: int, within: float) -> bytes:
         raise Refused(413, f"The request body is larger than {cap} bytes.") from None
     except TimeoutError:
         raise Refused(408, f"The request body did not arrive within {within:g} s.") from None
+    except ClientDisconnect:
+        log_context.stats().outcome = "cancelled"
+        raise Refused(GONE, "The client closed the connection.") from None
 
 
 def nesting(value: Any) -> int:
