@@ -46,6 +46,7 @@ from gateway.errors import ErrorCode, GatewayError, Overloaded, RateLimited
 from gateway.log_context import client_name
 from gateway.metrics import Metrics
 from gateway.schema.context import Context
+from gateway.server.admission import Admission, Kind
 from gateway.server.auth import Authenticator
 from gateway.server.documents import TrustedDocuments, requested_id
 from gateway.server.incremental import Framing, Parts
@@ -203,6 +204,11 @@ def shape_of(document: str, operation_name: str | None, max_tokens: int) -> Shap
     return Shape(None if operation is None else operation.operation, directives.found)
 
 
+def kind_of(operation: OperationType | None) -> Kind:
+    """Admission's word for an operation: a mutation, or anything else (a query)."""
+    return "mutation" if operation == OperationType.MUTATION else "query"
+
+
 def get_payload(params: dict[str, str]) -> dict[str, Any]:
     """A GET's query parameters as the request body they stand for."""
     return {
@@ -319,6 +325,7 @@ class GraphQLEndpoint:
         default_fresh_seconds: float,
         body_timeout_seconds: float = 30.0,
         deadline_seconds: float = 9.0,
+        admission: Admission | None = None,
         documents: TrustedDocuments | None = None,
     ) -> None:
         self.graphql = graphql
@@ -335,10 +342,12 @@ class GraphQLEndpoint:
         self.default_fresh_seconds = default_fresh_seconds
         self.body_timeout_seconds = body_timeout_seconds
         self.deadline_seconds = deadline_seconds
+        self.admission = admission or Admission(100_000, 0, 0.0, metrics)
 
     async def __call__(self, request: Request) -> Response:
         """Answered within the deadline (or not at all: a 503 instead of a late answer),
-        and abandoned if the client goes away. (Admission comes before: `admission.py`.)"""
+        and abandoned if the client goes away. Admitted (`admission.py`) once it is known
+        who asks and whether for a query or a mutation: shed with a 503 otherwise."""
         deadline = asyncio.get_running_loop().time() + self.deadline_seconds
         with self.metrics.graphql_in_flight.track_inprogress():
             try:
@@ -370,6 +379,25 @@ class GraphQLEndpoint:
             payload, trusted = await self._from_get(request, principal)
         else:  # POST, the route's only other method
             payload, trusted = await self._from_post(request, principal)
+        document: str = payload["query"]
+        operation_name = payload.get("operationName")
+        kind = kind_of(shape_of(document, operation_name, self.limits.max_tokens).operation)
+        waited = deadline - asyncio.get_running_loop().time()
+        async with self.admission.slot(kind, waited):
+            return await self._admitted(
+                request, principal, payload, trusted, media, parts_media, deadline
+            )
+
+    async def _admitted(
+        self,
+        request: Request,
+        principal: Principal,
+        payload: dict[str, Any],
+        trusted: bool,
+        media: str | None,
+        parts_media: str | None,
+        deadline: float,
+    ) -> Response:
         document: str = payload["query"]
         operation_name = payload.get("operationName")
         if media is None or (

@@ -150,10 +150,10 @@ class EventStreams:
                 pending = None
                 yield result
         finally:
-            if pending is not None and not pending.done():
-                pending.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await pending
+            if pending is not None:
+                pending.cancel()  # nothing when it is done: then its outcome is read below
+                with contextlib.suppress(BaseException):
+                    await pending  # the results ended or failed meanwhile: nobody reads it
 
 
 def error_of(exc: GatewayError) -> dict[str, Any]:

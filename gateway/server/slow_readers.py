@@ -9,8 +9,8 @@ So, for `/graphql` and `/graphql/stream`:
   transport's high-water mark) and about as many in the kernel (the socket's send buffer)
   — instead of the megabytes Linux lets a socket queue;
 - a write that waits longer than `write_timeout` ends the response: the connection is cut
-  at once (aborted, its queued bytes dropped: closing would wait for them to drain), the
-  app sees the client gone, and the request is counted `slow_consumer`.
+  at once (reset, its queued bytes dropped: a plain close would wait for them to drain),
+  the app sees the client gone, and the request is counted `slow_consumer`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import struct
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import Any
 
@@ -26,6 +27,7 @@ from gateway._compat.uvicorn import transport_of
 
 log = logging.getLogger("gateway.slow_readers")
 STREAM_PATH = "/graphql/stream"
+RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close drops what is queued
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -73,13 +75,23 @@ class SlowReaders:
                     "dropped a response whose reader stopped: a write waited %g s",
                     self.write_timeout,
                 )
-                transport.abort()  # the app learns the client is gone, as if it had left
+                self._cut(transport)  # the app learns the client is gone, as if it had left
 
         try:
             await self.app(scope, receive, timed_send)
         finally:
             if dropped:
                 log_context.stats().outcome = "slow_consumer"
+
+    @staticmethod
+    def _cut(transport: asyncio.Transport) -> None:
+        """Close at once with a reset: a plain close would queue the FIN behind the bytes
+        the reader never took, and the kernel would keep them (and the connection, as the
+        client sees it) for minutes."""
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_ON_CLOSE)
+        transport.abort()
 
     def _bound(self, transport: asyncio.Transport) -> None:
         transport.set_write_buffer_limits(high=self.buffer_bytes)

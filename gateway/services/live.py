@@ -102,6 +102,11 @@ class BalanceWatch:
         self._subscribers: set[Subscriber] = set()
         self.closing = False
 
+    @property
+    def streams(self) -> int:
+        """Subscriptions open now."""
+        return len(self._subscribers)
+
     @contextlib.asynccontextmanager
     async def subscribe(
         self, client: str, accounts: list[str]
