@@ -160,7 +160,9 @@ def create_app(
             gc.freeze()
             probe = None
             if admission.adaptive is not None:
-                probe = asyncio.create_task(LoopDelayProbe(admission).run(), name="admission")
+                probe = asyncio.create_task(
+                    LoopDelayProbe(admission.observe).run(), name="admission"
+                )
             try:
                 yield
             finally:

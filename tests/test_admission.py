@@ -11,12 +11,15 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from gateway.app import create_app
 from gateway.config.settings import Settings
 from gateway.errors import Overloaded
 from gateway.metrics import Metrics
-from gateway.server.admission import Admission
+from gateway.server.admission import AdaptiveLimit, Admission, Kind, LoopDelayProbe
 from tests.helpers import FakeClock, demo_settings, running_gateway, serving
 from tests.test_topup import TOP_UP, topup
 
@@ -189,3 +192,226 @@ async def test_a_query_whose_client_left_is_abandoned(
         await until(lambda: in_flight_is(0))
         assert gate.waiting == 1  # the shared upstream call is still out
         gate.opened.set()
+
+
+# --- Adaptive admission: the limit follows the event loop's delay -------------------------
+
+
+def test_the_limit_shrinks_in_proportion_to_the_delay_and_grows_only_when_it_binds() -> None:
+    limit = AdaptiveLimit(ceiling=100, floor=4, target_delay=0.02)
+    assert limit.limit == 100  # a worker starts trusting its ceiling
+    assert limit.observe(0.04, busiest=100) == 90  # twice the target: a step towards half
+    assert limit.observe(0.5, busiest=90) == 81  # never more than halving per step
+    assert limit.observe(0.001, busiest=10) == 81  # idle: nothing learnt
+    assert limit.observe(0.001, busiest=81) == 82  # binding and fast: grows by √limit/5
+    for _ in range(200):
+        limit.observe(1.0, busiest=100)
+    assert limit.limit == 4  # the floor holds
+    for _ in range(2000):
+        limit.observe(0.0, busiest=limit.limit)
+    assert limit.limit == 100  # the ceiling holds
+
+
+async def test_a_share_of_the_limit_is_kept_for_mutations_and_they_wait_first() -> None:
+    admission = Admission(
+        max_active=10,
+        max_waiting=10,
+        wait_seconds=60,
+        metrics=Metrics(),
+        reserved_for_mutations=0.2,
+    )
+    for _ in range(8):
+        assert await admission.enter("query", 60)
+    assert admission.running == 8
+    shed_at_once = Admission(10, 0, 0.0, Metrics(), reserved_for_mutations=0.2)
+    for _ in range(8):
+        await shed_at_once.enter("query", 60)
+    assert not await shed_at_once.enter("query", 60)  # dashboards are shed …
+    assert await shed_at_once.enter("mutation", 60)  # … while a top-up is admitted
+    assert await shed_at_once.enter("mutation", 60)
+    assert not await shed_at_once.enter("mutation", 60)  # the whole limit is taken
+
+    order: list[str] = []
+
+    async def waits(kind: Kind) -> None:
+        assert await admission.enter(kind, 60)
+        order.append(kind)
+
+    await admission.enter("mutation", 60)
+    await admission.enter("mutation", 60)  # 10 running: the limit
+    query = asyncio.create_task(waits("query"))
+    await until(lambda: admission.waiting == 1)
+    mutation = asyncio.create_task(waits("mutation"))
+    await until(lambda: admission.waiting == 2)
+    admission.release()  # one slot: the mutation, though it came second
+    await until(lambda: order == ["mutation"])
+    admission.release()
+    admission.release()
+    admission.release()  # 7 running: room for a query (8 at most)
+    await asyncio.gather(query, mutation)
+    assert order == ["mutation", "query"]
+
+
+class ModelGate:
+    """README "Adaptive admission", written from its definitions (not from the code): the
+    estimate E starts at the ceiling; each measurement d with the busiest count B since the
+    last one moves E by 0.2 of the way to E·max(0.5, T/d) when d > T, or to E + √E when
+    d ≤ T and B ≥ 0.9·L; E stays within [floor, ceiling]; L = E rounded down. A mutation is
+    admitted while fewer than L run, a query while fewer than max(1, L − R), R (reserved)
+    = max(1, round(L·s)) for a share s above 0, else 0."""
+
+    def __init__(self, ceiling: int, floor: int, target: float, share: float) -> None:
+        self.ceiling, self.floor, self.target, self.share = ceiling, floor, target, share
+        self.estimate = float(ceiling)
+        self.running = 0
+        self.busiest = 0
+
+    @property
+    def limit(self) -> int:
+        return int(self.estimate)
+
+    def admit(self, kind: str) -> bool:
+        room = self.limit
+        if kind == "query" and self.share > 0:
+            room = max(1, room - max(1, round(room * self.share)))
+        if self.running >= room:
+            return False
+        self.running += 1
+        self.busiest = max(self.busiest, self.running)
+        return True
+
+    def measure(self, delay: float) -> None:
+        if delay > self.target:
+            goal = self.estimate * max(0.5, self.target / delay)
+        elif self.busiest >= 0.9 * self.limit:
+            goal = self.estimate + self.estimate**0.5
+        else:
+            goal = self.estimate
+        self.estimate = min(
+            self.ceiling, max(self.floor, self.estimate + 0.2 * (goal - self.estimate))
+        )
+        self.busiest = self.running
+
+
+@hyp_settings(max_examples=150, deadline=None)
+@given(
+    ceiling=st.integers(1, 300),
+    floor=st.integers(1, 40),
+    share=st.sampled_from([0.0, 0.1, 0.25, 0.5]),
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("enter"), st.sampled_from(["query", "mutation"])),
+            st.tuples(st.just("leave"), st.integers(0, 10_000)),
+            st.tuples(st.just("measure"), st.floats(0.0, 2.0)),
+        ),
+        max_size=300,
+    ),
+)
+def test_admission_decisions_and_the_limit_match_the_readmes_model(
+    ceiling: int, floor: int, share: float, steps: list[tuple[str, Any]]
+) -> None:
+    """Generated histories of arrivals, departures and loop delays: every admission, every
+    shed and the limit after every measurement are what the README's definitions say."""
+
+    async def run() -> None:
+        target = 0.02
+        gate = Admission(
+            ceiling,
+            0,
+            0.0,
+            Metrics(),
+            adaptive=AdaptiveLimit(ceiling, floor, target),
+            reserved_for_mutations=share,
+        )
+        model = ModelGate(ceiling, min(floor, ceiling), target, share)
+        for step, value in steps:
+            if step == "enter":
+                assert await gate.enter(value, 60) == model.admit(value), step
+            elif step == "leave" and model.running:
+                gate.release()
+                model.running -= 1
+            elif step == "measure":
+                gate.observe(value)
+                model.measure(value)
+            assert gate.running == model.running
+            assert gate.limit == model.limit, (gate.limit, model.estimate)
+
+    asyncio.run(run())
+
+
+async def test_queries_on_the_event_stream_path_are_refused_like_graphql_when_the_gate_is_full(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    gate = Gate(sim_transport)
+    settings = with_server(
+        demo_settings(), admission="fixed", max_concurrent_requests=1, max_queued_requests=0
+    )
+    async with running_gateway(settings, gate, clock) as gw:
+        held = asyncio.create_task(gw.post(MAGMA))
+        await until(lambda: gate.waiting == 1)  # the only slot
+        on_graphql = await gw.post(MAGMA)
+        on_stream = await gw.http.post(
+            "/graphql/stream", json={"query": MAGMA}, headers={"accept": "text/event-stream"}
+        )
+        health = await gw.http.get("/healthz")
+        gate.opened.set()
+        await held
+        after = await gw.http.post(
+            "/graphql/stream", json={"query": MAGMA}, headers={"accept": "text/event-stream"}
+        )
+        shed = await gw.metric(
+            "gateway_admission_events_total", operation_type="query", outcome="rejected"
+        )
+    assert on_graphql.status_code == on_stream.status_code == 503
+    assert on_stream.headers["retry-after"] == "1"
+    assert on_stream.json() == on_graphql.json()
+    assert on_stream.json()["errors"][0]["extensions"]["code"] == "OVERLOADED"
+    assert health.status_code == 200  # health is never shed
+    assert after.status_code == 200 and "event: complete" in after.text  # slot given back
+    assert shed == 2
+
+
+async def test_top_ups_are_admitted_while_dashboards_are_shed(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    gate = Gate(sim_transport)
+    settings = with_server(
+        demo_settings(),
+        admission="fixed",
+        max_concurrent_requests=4,
+        max_queued_requests=0,
+        reserved_for_mutations=0.25,
+    )
+    async with running_gateway(settings, gate, clock) as gw:
+        dashboards = [
+            asyncio.create_task(gw.post(f'{{ balances(accountIds: ["{a}"]) {{ complete }} }}'))
+            for a in ("magma", "muda-ug", "paymob-eg")
+        ]
+        await until(lambda: gate.waiting == 3)  # the dashboards' share is taken
+        shed = await gw.post(MAGMA)
+        top_up = asyncio.create_task(gw.query(TOP_UP, topup()))
+        await until(lambda: gate.waiting == 4)  # admitted: it reached its provider
+        gate.opened.set()
+        paid = (await top_up)["data"]["topUp"]
+        answered = await asyncio.gather(*dashboards)
+    assert shed.status_code == 503
+    assert paid["__typename"] == "TopUpSucceeded"
+    assert [a.status_code for a in answered] == [200, 200, 200]
+
+
+async def test_the_probe_measures_how_late_the_loop_woke_it() -> None:
+    now, late = [100.0], [0.0, 0.03, 0.25]
+    seen: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # the loop wakes the probe late, as told
+        now[0] += seconds + late[len(seen)]
+
+    def observe(delay: float) -> None:
+        seen.append(round(delay, 9))
+        if len(seen) == len(late):
+            raise asyncio.CancelledError
+
+    probe = LoopDelayProbe(observe, interval=0.05, monotonic=lambda: now[0], sleep=sleep)
+    with pytest.raises(asyncio.CancelledError):
+        await probe.run()
+    assert seen == late

@@ -199,16 +199,16 @@ class Admission:
 
 class LoopDelayProbe:
     """Measures how late the event loop runs a timer, every `interval` seconds, and hands
-    each measurement to `admission.observe` — until cancelled."""
+    each measurement to `observe` (`Admission.observe`) — until cancelled."""
 
     def __init__(
         self,
-        admission: Admission,
+        observe: Callable[[float], None],
         interval: float = PROBE_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self.admission = admission
+        self.observe = observe
         self.interval = interval
         self.monotonic = monotonic
         self.sleep = sleep
@@ -217,4 +217,4 @@ class LoopDelayProbe:
         while True:
             started = self.monotonic()
             await self.sleep(self.interval)
-            self.admission.observe(max(0.0, self.monotonic() - started - self.interval))
+            self.observe(max(0.0, self.monotonic() - started - self.interval))
