@@ -321,12 +321,20 @@ def test_server_limits_parse_with_their_defaults_and_are_checked() -> None:
     assert (server.body_timeout_seconds, server.keep_alive_seconds) == (30.0, 5.0)
     no_queue = {**base, "server": {"profile": "development", "max_queued_requests": 0}}
     assert parse_settings(no_queue, {"MUDA_KEY": "k"}).server.max_queued_requests == 0
+    assert (server.admission, server.min_concurrent_requests) == ("adaptive", 8)
+    assert (server.admission_target_delay_seconds, server.queue_timeout_seconds) == (0.02, 0.02)
+    assert (server.reserved_for_mutations, server.write_timeout_seconds) == (0.1, 10.0)
+    assert server.stream_buffer_bytes == 65536
     bad = {
         "profile": "development",
         "max_concurrent_requests": 0,
         "max_queued_requests": -1,
         "max_header_bytes": "big",
         "header_timeout_seconds": 0,
+        "admission": "sometimes",
+        "reserved_for_mutations": 0.9,
+        "admission_target_delay_seconds": 0,
+        "write_timeout_seconds": -1,
     }
     found = problems({**base, "server": bad}, {"MUDA_KEY": "k"})
     assert {
@@ -334,7 +342,15 @@ def test_server_limits_parse_with_their_defaults_and_are_checked() -> None:
         "server.max_queued_requests",
         "server.max_header_bytes",
         "server.header_timeout_seconds",
+        "server.admission",
+        "server.reserved_for_mutations",
+        "server.admission_target_delay_seconds",
+        "server.write_timeout_seconds",
     } <= set(found)
+    crossed = {"profile": "development", "min_concurrent_requests": 300}
+    assert "server.min_concurrent_requests" in problems(
+        {**base, "server": crossed}, {"MUDA_KEY": "k"}
+    )
 
 
 def test_the_jwt_section_parses_and_refuses_mixed_algorithms(tmp_path: Path) -> None:

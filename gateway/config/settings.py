@@ -372,8 +372,7 @@ def _server(check: Checker, raw: Mapping[str, Any]) -> ServerSettings:
         admission_target_delay_seconds=check.number(
             raw, "admission_target_delay_seconds", "server", 0.02, 1.0
         ),
-        min_concurrent_requests=check.whole(raw, "min_concurrent_requests", "server", 8, 100_000)
-        or 8,
+        min_concurrent_requests=_floor(check, raw),
         reserved_for_mutations=check.number(
             raw, "reserved_for_mutations", "server", 0.1, 0.5, zero=True
         ),
@@ -384,6 +383,19 @@ def _server(check: Checker, raw: Mapping[str, Any]) -> ServerSettings:
         shutdown_timeout_seconds=check.number(raw, "shutdown_timeout_seconds", "server", 20.0, 600),
         workers=check.whole(raw, "workers", "server", 1, 64) or 1,
     )
+
+
+def _floor(check: Checker, raw: Mapping[str, Any]) -> int:
+    """The adaptive limit's floor: under the ceiling."""
+    floor = check.whole(raw, "min_concurrent_requests", "server", 8, 100_000) or 8
+    ceiling = raw.get("max_concurrent_requests", 256)
+    if "min_concurrent_requests" in raw and isinstance(ceiling, int) and floor > ceiling:
+        check.add(
+            "server.min_concurrent_requests",
+            f"must be at most max_concurrent_requests ({ceiling})",
+            "lower it, or raise max_concurrent_requests",
+        )
+    return floor
 
 
 def _queued(check: Checker, raw: Mapping[str, Any]) -> int:
