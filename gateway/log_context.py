@@ -171,12 +171,17 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            if not status:  # nothing sent: the client left first, or the server answers 500
-                status = CLIENT_CLOSED if stats.outcome == "cancelled" else 500
+            status = status or unsent_status(stats)
             if self.observe is not None:
                 self.observe(scope, status, time.perf_counter() - started, stats)
             if self.access and scope["path"] not in self.skip:
                 write_access_line(scope, status, sent, started, stats)
+
+
+def unsent_status(stats: RequestStats) -> int:
+    """The status of a request that sent nothing: the client left first (499), or the
+    server answers 500 itself."""
+    return CLIENT_CLOSED if stats.outcome == "cancelled" else 500
 
 
 def write_access_line(

@@ -238,7 +238,8 @@ class TracedRequests:
             try:
                 await self.app(scope, receive, send_status)
             finally:
-                self.tracing.finish_request(span, status or 500, log_context.stats())
+                stats = log_context.stats()
+                self.tracing.finish_request(span, status or log_context.unsent_status(stats), stats)
 
 
 def otlp_provider() -> Any:
