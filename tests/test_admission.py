@@ -230,6 +230,13 @@ async def test_a_share_of_the_limit_is_kept_for_mutations_and_they_wait_first() 
     assert await shed_at_once.enter("mutation", 60)  # … while a top-up is admitted
     assert await shed_at_once.enter("mutation", 60)
     assert not await shed_at_once.enter("mutation", 60)  # the whole limit is taken
+    shrunk = Admission(10, 0, 0.0, Metrics(), reserved_for_mutations=0.2)
+    for _ in range(8):
+        await shrunk.enter("query", 60)
+    shrunk._ceiling = 5  # the limit fell under the queries already running
+    assert not await shrunk.enter("query", 60)
+    assert await shrunk.enter("mutation", 60)  # the reserved share is still the top-ups'
+    assert not await shrunk.enter("mutation", 60)  # (one slot: 20 % of 5)
 
     order: list[str] = []
 
@@ -243,11 +250,11 @@ async def test_a_share_of_the_limit_is_kept_for_mutations_and_they_wait_first() 
     await until(lambda: admission.waiting == 1)
     mutation = asyncio.create_task(waits("mutation"))
     await until(lambda: admission.waiting == 2)
-    admission.release()  # one slot: the mutation, though it came second
+    admission.release("mutation")  # one slot: the mutation, though it came second
     await until(lambda: order == ["mutation"])
-    admission.release()
-    admission.release()
-    admission.release()  # 7 running: room for a query (8 at most)
+    admission.release("mutation")
+    admission.release("query")
+    admission.release("query")  # 7 running: room for a query (8 at most)
     await asyncio.gather(query, mutation)
     assert order == ["mutation", "query"]
 
@@ -257,13 +264,13 @@ class ModelGate:
     estimate E starts at the ceiling; each measurement d with the busiest count B since the
     last one moves E by 0.2 of the way to E·max(0.5, T/d) when d > T, or to E + √E when
     d ≤ T and B ≥ 0.9·L; E stays within [floor, ceiling]; L = E rounded down. A mutation is
-    admitted while fewer than L run, a query while fewer than max(1, L − R), R (reserved)
-    = max(1, round(L·s)) for a share s above 0, else 0."""
+    admitted while fewer than L run or fewer than R mutations run, a query while fewer than
+    max(1, L − R) run; R (reserved) = max(1, round(L·s)) for a share s above 0, else 0."""
 
     def __init__(self, ceiling: int, floor: int, target: float, share: float) -> None:
         self.ceiling, self.floor, self.target, self.share = ceiling, floor, target, share
         self.estimate = float(ceiling)
-        self.running = 0
+        self.running: list[str] = []  # the kinds of the requests running
         self.busiest = 0
 
     @property
@@ -271,14 +278,16 @@ class ModelGate:
         return int(self.estimate)
 
     def admit(self, kind: str) -> bool:
-        room = self.limit
-        if kind == "query" and self.share > 0:
-            room = max(1, room - max(1, round(room * self.share)))
-        if self.running >= room:
-            return False
-        self.running += 1
-        self.busiest = max(self.busiest, self.running)
-        return True
+        limit = self.limit
+        reserved = max(1, round(limit * self.share)) if self.share > 0 else 0
+        if kind == "query":
+            admitted = len(self.running) < max(1, limit - reserved)
+        else:
+            admitted = len(self.running) < limit or self.running.count("mutation") < reserved
+        if admitted:
+            self.running.append(kind)
+            self.busiest = max(self.busiest, len(self.running))
+        return admitted
 
     def measure(self, delay: float) -> None:
         if delay > self.target:
@@ -290,7 +299,7 @@ class ModelGate:
         self.estimate = min(
             self.ceiling, max(self.floor, self.estimate + 0.2 * (goal - self.estimate))
         )
-        self.busiest = self.running
+        self.busiest = len(self.running)
 
 
 @hyp_settings(max_examples=150, deadline=None)
@@ -301,7 +310,7 @@ class ModelGate:
     steps=st.lists(
         st.one_of(
             st.tuples(st.just("enter"), st.sampled_from(["query", "mutation"])),
-            st.tuples(st.just("leave"), st.integers(0, 10_000)),
+            st.tuples(st.just("leave"), st.integers(0, 10_000)),  # which of those running
             st.tuples(st.just("measure"), st.floats(0.0, 2.0)),
         ),
         max_size=300,
@@ -328,12 +337,12 @@ def test_admission_decisions_and_the_limit_match_the_readmes_model(
             if step == "enter":
                 assert await gate.enter(value, 60) == model.admit(value), step
             elif step == "leave" and model.running:
-                gate.release()
-                model.running -= 1
+                gate.release(model.running.pop(value % len(model.running)))  # type: ignore[arg-type]
             elif step == "measure":
                 gate.observe(value)
                 model.measure(value)
-            assert gate.running == model.running
+            assert gate.running == len(model.running)
+            assert gate.mutations == model.running.count("mutation")
             assert gate.limit == model.limit, (gate.limit, model.estimate)
 
     asyncio.run(run())

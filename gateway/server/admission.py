@@ -12,12 +12,14 @@ requests running at once follows that wait, measured where it happens:
   proportion (target / delay, at most halving); at or below it, and only while the limit
   is what holds requests back, it grows by its square root. Each step is smoothed, and the
   limit stays between a floor and the ceiling `max_concurrent_requests`.
-- `Admission` is the gate: a request of either kind is admitted while fewer than the limit
-  run — a query only while fewer than the limit minus a share reserved for mutations, so
-  dashboards can never take the slots top-ups need. A request that finds no room waits
-  (at most `max_waiting` of them, each at most `wait_seconds` and never past its deadline,
-  mutations first, then in arrival order) and is otherwise shed: `Overloaded`, answered as
-  HTTP 503 with `Retry-After`. Health, readiness and metrics never pass the gate.
+- `Admission` is the gate: a query is admitted while fewer than the limit minus a share
+  reserved for mutations run; a mutation while fewer than the limit run, or fewer
+  mutations than that share — so dashboards can never take the slots top-ups need, even
+  when the limit has just shrunk under the queries already running. A request that finds
+  no room waits (at most `max_waiting` of them, each at most `wait_seconds` and never past
+  its deadline, mutations first, then in arrival order) and is otherwise shed:
+  `Overloaded`, answered as HTTP 503 with `Retry-After`. Health, readiness and metrics
+  never pass the gate.
 
 "fixed" admission is the ceiling alone: no probe, the limit never moves.
 """
@@ -90,6 +92,7 @@ class Admission:
         self.monotonic = monotonic
         self._ceiling = max_active
         self.running = 0
+        self.mutations = 0  # of those running
         self._busiest = 0  # since the last measurement
         self._waiters: dict[Kind, deque[asyncio.Future[None]]] = {
             "mutation": deque(),
@@ -102,12 +105,18 @@ class Admission:
     def limit(self) -> int:
         return self._ceiling if self.adaptive is None else self.adaptive.limit
 
-    def room(self, kind: Kind) -> int:
-        """How many requests may run at once when this one is admitted."""
+    def reserved(self) -> int:
+        """Slots only mutations may use: a share of the limit, at least one (0: none)."""
+        if not self.reserved_share:
+            return 0
+        return max(1, round(self.limit * self.reserved_share))
+
+    def fits(self, kind: Kind) -> bool:
+        """Whether a request of `kind` may start now."""
         limit = self.limit
-        if kind == "mutation" or not self.reserved_share:
-            return limit
-        return max(1, limit - max(1, round(limit * self.reserved_share)))
+        if kind == "mutation":
+            return self.running < limit or self.mutations < self.reserved()
+        return self.running < max(1, limit - self.reserved())
 
     @property
     def waiting(self) -> int:
@@ -124,11 +133,11 @@ class Admission:
         self._wake()
 
     async def enter(self, kind: Kind, deadline_seconds: float) -> bool:
-        """Take a slot (True; `release()` it later), or shed (False) when none comes within
+        """Take a slot (True; `release(kind)` it later), or shed (False) when none comes within
         `min(wait_seconds, deadline_seconds)` or no one more may wait."""
         events = self._metrics.admission_events
-        if self.running < self.room(kind) and not self._ahead(kind):
-            self._take()
+        if self.fits(kind) and not self._ahead(kind):
+            self._take(kind)
             events.labels(kind, "admitted").inc()
             self._metrics.admission_queue_seconds.observe(0.0)
             return True
@@ -148,15 +157,17 @@ class Admission:
                 return False
         except BaseException:  # cancelled (the client left): give back what was handed
             if turn.done() and not turn.cancelled():
-                self.release()
+                self.release(kind)
             self._forget(kind, turn)
             raise
         events.labels(kind, "queued").inc()
         self._metrics.admission_queue_seconds.observe(self.monotonic() - started)
         return True
 
-    def release(self) -> None:
+    def release(self, kind: Kind) -> None:
         self.running -= 1
+        if kind == "mutation":
+            self.mutations -= 1
         self._wake()
 
     @asynccontextmanager
@@ -166,7 +177,7 @@ class Admission:
         try:
             yield
         finally:
-            self.release()
+            self.release(kind)
 
     async def take(self, kind: Kind, deadline_seconds: float) -> None:
         """`enter`, raising `Overloaded` when shed."""
@@ -177,8 +188,10 @@ class Admission:
         """Someone who came first waits for the same room (mutations go before queries)."""
         return bool(self._waiters["mutation"] or (kind == "query" and self._waiters["query"]))
 
-    def _take(self) -> None:
+    def _take(self, kind: Kind) -> None:
         self.running += 1
+        if kind == "mutation":
+            self.mutations += 1
         self._busiest = max(self._busiest, self.running)
 
     def _forget(self, kind: Kind, turn: asyncio.Future[None]) -> None:
@@ -189,11 +202,11 @@ class Admission:
         """Hand free slots to waiters: mutations first, each kind in arrival order."""
         for kind in ("mutation", "query"):
             waiters = self._waiters[kind]
-            while waiters and self.running < self.room(kind):
+            while waiters and self.fits(kind):
                 turn = waiters.popleft()
                 if turn.done():  # its wait ended (timed out, cancelled) meanwhile
                     continue
-                self._take()
+                self._take(kind)
                 turn.set_result(None)
 
 

@@ -7,6 +7,7 @@ results are closed."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -53,12 +54,13 @@ async def stream_of(
         return Streamed(context, results, subscription=True)
     admission = endpoint.admission
     await admission.take("query", endpoint.deadline_seconds)
+    release = functools.partial(admission.release, "query")
     try:
         context, results = await _run(endpoint, live, request, principal, payload, document)
     except BaseException:
-        admission.release()
+        release()
         raise
-    return Streamed(context, SlotHeld(results, admission.release), subscription=False)
+    return Streamed(context, SlotHeld(results, release), subscription=False)
 
 
 async def _run(
