@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-HIGHER_IS_BETTER = ("rps", "accepted_rps")
+HIGHER_IS_BETTER = ("rps", "accepted_rps", "share_of_sustainable", "topups_accepted")
 
 
 def figures(results: Any, prefix: str = "") -> dict[str, float]:

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
+import contextlib
 import json
+import math
 import os
 import re
 import shutil
@@ -24,7 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +165,11 @@ class Gateway:
         wait_http(f"{self.url}/healthz")
         return self
 
+    def log_text(self) -> str:
+        """Its log so far (read without moving the offset it writes at)."""
+        fd = self._logs.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
+
     def peak_rss_mib(self) -> float:
         assert self.process is not None
         status = Path(f"/proc/{self.process.pid}/status").read_text()
@@ -294,52 +303,6 @@ async def cold_burst(url: str, sim_url: str, concurrency: int) -> dict[str, int]
         after = (await c.get(f"{sim_url}/_sim/calls")).json()
     assert all(a.status_code == 200 for a in answers)
     return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
-
-
-async def overload(url: str, connections: int, seconds: float) -> dict[str, float]:
-    """`connections` clients, each sending the next query as soon as the last is answered
-    (a closed loop, as impatient dashboards do) — or, when shed, after the `Retry-After` it
-    was given — for `seconds`: accepted and shed (503) requests per second, the p99 of
-    accepted answers, and the longest answer of any kind."""
-    import aiohttp
-
-    body = json.dumps({"query": QUERY}).encode()
-    headers = {"Authorization": f"Bearer {BENCH_KEY}", "Content-Type": "application/json"}
-    accepted: list[float] = []
-    shed: list[float] = []
-    other: list[int] = []
-    stop = time.monotonic() + seconds
-    connector = aiohttp.TCPConnector(limit=connections)
-    timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-
-        async def client() -> None:
-            while time.monotonic() < stop:
-                started = time.monotonic()
-                async with session.post(f"{url}/graphql", data=body, headers=headers) as r:
-                    await r.read()
-                    took = time.monotonic() - started
-                    if r.status == 200:
-                        accepted.append(took)
-                    elif r.status == 503:
-                        shed.append(took)
-                        # a good client waits as told (and is counted again when it returns)
-                        await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
-                    else:
-                        other.append(r.status)
-
-        await asyncio.gather(*(client() for _ in range(connections)))
-    if other:
-        raise RuntimeError(f"unexpected statuses under overload: {sorted(set(other))}")
-    ordered = sorted(accepted)
-    return {
-        "connections": connections,
-        "accepted_rps": len(accepted) / seconds,
-        "shed_rps": len(shed) / seconds,
-        "accepted_p99_ms": ordered[int(len(ordered) * 0.99) - 1] * 1000 if ordered else 0.0,
-        "longest_ms": max(accepted + shed, default=0.0) * 1000,
-        "shed_p99_ms": sorted(shed)[int(len(shed) * 0.99) - 1] * 1000 if shed else 0.0,
-    }
 
 
 SLOW_TENANT, SLOW_LATENCY = "ourvoice-ci", 0.5
@@ -568,6 +531,20 @@ def main() -> int:
     parser.add_argument(
         "--report", action="store_true", help="print the report of --out again, run nothing"
     )
+    parser.add_argument(
+        "--ramp-from",
+        metavar="JSON",
+        help="the overload's ramp (and so its sustainable load) from this results file "
+        "instead of running it again",
+    )
+    parser.add_argument(
+        "--overload-server",
+        default="",
+        metavar="TOML",
+        help="[server] lines for the overload's adaptive runs, to try settings, e.g. "
+        "'admission_target_delay_seconds = 0.05' (several: separated by \\n; the ramp keeps "
+        "the defaults)",
+    )
     args = parser.parse_args()
     if args.report:
         print_report(json.loads(Path(args.out).read_text()))
@@ -617,7 +594,13 @@ def main() -> int:
                 with Gateway(config(sim_url, 1, 300, True)) as gw:
                     results["cold burst"] = asyncio.run(cold_burst(gw.url, sim_url, 200))
             if wanted(args.only, "overload"):
-                results["overload"] = overload_case(up_url, args.seconds)
+                ramp = json.loads(Path(args.ramp_from).read_text()) if args.ramp_from else None
+                results["overload"] = overload_case(
+                    up_url,
+                    args.seconds,
+                    args.overload_server.replace("\\n", "\n") + "\n",
+                    ramp["overload"] if ramp else None,
+                )
             if wanted(args.only, "first-result"):
                 results["first result"] = first_result_case(sim_url, 10 * args.runs)
     finally:
@@ -633,29 +616,456 @@ def main() -> int:
     return 0
 
 
-OVERLOAD_CONNECTIONS = 4 * 256  # four times the default [server] max_concurrent_requests
+# Overload (issue #24): find the sustainable load, then drive 4x and 8x it in a closed loop,
+# with adaptive admission and with the fixed ceiling alone, top-ups alongside.
+
+RAMP = (16, 32, 48, 64, 96, 128, 192, 256)  # dashboard clients in a closed loop
+# "Sustainable": the most clients whose accepted p99 is at most SUSTAINABLE_P99_MS with at
+# most SUSTAINABLE_SHED of their requests shed (and none failed or incomplete).
+SUSTAINABLE_P99_MS = 250.0
+SUSTAINABLE_SHED = 0.01
+MULTIPLES = (4, 8)  # the overload runs: this many times the sustainable clients
+ADMISSIONS = ("adaptive", "fixed")
+TOPUP_CLIENTS = 2  # closed-loop top-up clients alongside every overload run
+NEAR_SECONDS = 1.0  # a shed top-up this close to a shed dashboard was shed "while they were"
+MAX_REQUESTS = 500_000  # per run, whatever its length: every run is bounded in count too
+# The issue's "Done when", for the overload run at 4x the sustainable load.
+DONE_ACCEPTED_P99_MS = 1000.0
+DONE_SHED_MS = 50.0
+DONE_SHARE = 0.9
+OPS_KEY = "bgw_bench-ops-" + "o" * 32  # top-ups, and the admission metrics read meanwhile
+TOPUP_ACCOUNT = "ourvoice-0"  # the config's Our Voice account (the provider with top-ups)
+OPS_CLIENT = (
+    f'[clients.bench-ops]\nkey_sha256 = "{key_hash(OPS_KEY)}"\n'
+    f'scopes = ["topup:write", "metrics:read"]\naccounts = ["{TOPUP_ACCOUNT}"]\n'
+)
+WATCH_SECONDS = 0.5  # how often the gateway's admission limit and loop delay are read
+TOP_UP = (
+    "mutation($input: TopUpInput!) { topUp(input: $input) { __typename "
+    "... on TopUpRejected { code } } }"
+)
+COMPLETE = re.compile(rb'"complete":\s*true')
 
 
-def overload_case(sim_url: str, seconds: int) -> dict[str, dict[str, float]]:
-    """Every request asks every upstream (no cache), from 256 impatient clients: with the
-    default admission control, and with it effectively off (for comparison)."""
-    cases = {"admission on": "", "admission off": "max_concurrent_requests = 100000\n"}
-    results = {}
-    for name, server in cases.items():
-        with Gateway(config(sim_url, 1, 0, False, server=server)) as gw:
-            asyncio.run(overload(gw.url, 8, 2))  # warm-up
-            results[name] = asyncio.run(overload(gw.url, OVERLOAD_CONNECTIONS, max(seconds, 10)))
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank percentile (`q` in 0..1) of `values`: a value that was measured,
+    the smallest with at least q of them at or below it; 0.0 when there are none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def sustainable(ramp: list[dict[str, float]]) -> dict[str, float] | None:
+    """The ramp's sustainable load: the largest client count whose accepted p99 is at most
+    SUSTAINABLE_P99_MS, with at most SUSTAINABLE_SHED of its dashboards' requests shed and
+    none failed or incomplete (None: no such count). Its accepted req/s is the sustainable
+    rate."""
+    fine = [
+        row
+        for row in ramp
+        if row["accepted_p99_ms"] <= SUSTAINABLE_P99_MS
+        and row["shed"] <= SUSTAINABLE_SHED * (row["shed"] + row["accepted"])
+        and row["errors"] == 0
+        and row["other_statuses"] == 0
+        and row["incomplete"] == 0
+        and row["accepted"] > 0
+    ]
+    return max(fine, key=lambda row: row["connections"], default=None)
+
+
+def shed_near(topups_shed: list[float], dashboards_shed: list[float], within: float) -> int:
+    """How many of the top-ups' shed answers (times) came within `within` seconds of some
+    dashboard's shed answer: top-ups shed while dashboards were."""
+    ordered = sorted(dashboards_shed)
+    near = 0
+    for at in topups_shed:
+        i = bisect.bisect_left(ordered, at - within)
+        near += i < len(ordered) and ordered[i] <= at + within
+    return near
+
+
+def summarise(
+    dashboards: list[tuple[int, float, float]],
+    topups: list[tuple[int, float, float]],
+    seconds: float,
+) -> dict[str, float]:
+    """Per run, from each answer's (status, seconds since the run began when it ended,
+    seconds it took) — dashboards' and top-ups' (status 200 for a top-up means it
+    succeeded; 0 for an answer that never came): rates count answers that ended within
+    the run's `seconds`, latencies every answer."""
+    accepted = [took for status, _, took in dashboards if status == 200]
+    shed = [took for status, _, took in dashboards if status == 503]
+    shed_at = [at for status, at, _ in dashboards if status == 503]
+    # after the start's herd (every client connecting and asking at once)
+    settled = [took for status, at, took in dashboards if status == 503 and at - took >= 1.0]
+    within = [status for status, at, _ in dashboards if at <= seconds]
+    topup_shed_at = [at for status, at, _ in topups if status == 503]
+    topup_took = [took for status, _, took in topups if status == 200]
+    ms = 1000.0
+    return {
+        "accepted": len(accepted),
+        "accepted_rps": within.count(200) / seconds,
+        "accepted_p50_ms": percentile(accepted, 0.5) * ms,
+        "accepted_p99_ms": percentile(accepted, 0.99) * ms,
+        "shed": len(shed),
+        "shed_rps": within.count(503) / seconds,
+        "shed_p99_ms": percentile(shed, 0.99) * ms,
+        "shed_max_ms": max(shed, default=0.0) * ms,
+        "shed_over_50ms": sum(took * ms > DONE_SHED_MS for took in shed),
+        "shed_max_after_1s_ms": max(settled, default=0.0) * ms,
+        "longest_ms": max((took for _, _, took in dashboards + topups), default=0.0) * ms,
+        "other_statuses": sum(status not in (0, 200, 503) for status, _, _ in dashboards),
+        "errors": sum(status == 0 for status, _, _ in dashboards + topups),
+        "topups_accepted": sum(status == 200 for status, _, _ in topups),
+        "topups_shed": len(topup_shed_at),
+        "topups_shed_while_dashboards_shed": shed_near(topup_shed_at, shed_at, NEAR_SECONDS),
+        "topups_other": sum(status not in (0, 200, 503) for status, _, _ in topups),
+        "topup_p99_ms": percentile(topup_took, 0.99) * ms,
+    }
+
+
+def metric_samples(text: str) -> dict[str, float]:
+    """A Prometheus text page's samples, `name{labels}` → value."""
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def admission_events(samples: dict[str, float]) -> dict[str, float]:
+    """`gateway_admission_events` as `admission_<kind>_<outcome>` counts."""
+    found = {}
+    for name, value in samples.items():
+        match = re.fullmatch(
+            r'gateway_admission_events_total\{operation_type="(\w+)",outcome="(\w+)"\}', name
+        )
+        if match:
+            found[f"admission_{match.group(1)}_{match.group(2)}"] = value
+    return found
+
+
+async def closed_loop(
+    url: str, clients: int, topup_clients: int, seconds: float
+) -> dict[str, float]:
+    """`clients` dashboards, each sending its next `balances` query as soon as the last is
+    answered (impatient dashboards) — or, when shed (503), after the `Retry-After` it was
+    given, as a good client does — and `topup_clients` doing the same with `topUp`
+    mutations (a new idempotency key per top-up; a shed one is sent again with its key
+    after `Retry-After`), for `seconds` and at most MAX_REQUESTS requests in all."""
+    import aiohttp
+
+    query = json.dumps({"query": QUERY}).encode()
+    dashboard_headers = {"Authorization": f"Bearer {BENCH_KEY}", "Content-Type": "application/json"}
+    topup_headers = {"Authorization": f"Bearer {OPS_KEY}", "Content-Type": "application/json"}
+    run = uuid.uuid4().hex[:12]
+    dashboards: list[tuple[int, float, float]] = []  # (status, ended, took); 0: no answer
+    topups: list[tuple[int, float, float]] = []
+    incomplete = 0
+    sent = 0
+    start = time.monotonic()
+    stop = start + seconds
+    connector = aiohttp.TCPConnector(limit=0)  # one connection per client, no cap
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def ask(body: bytes, headers: dict[str, str]) -> tuple[int, bytes, float, float]:
+            """(status, body, ended, took); status 0 when no answer came."""
+            nonlocal sent
+            sent += 1
+            began = time.monotonic()
+            try:
+                async with session.post(f"{url}/graphql", data=body, headers=headers) as r:
+                    payload = await r.read()
+                    status = r.status
+                    wait = float(r.headers.get("Retry-After", "1")) if status == 503 else 0.0
+            except (aiohttp.ClientError, TimeoutError):
+                payload, status, wait = b"", 0, 1.0
+            ended = time.monotonic()
+            if wait:
+                await asyncio.sleep(wait)
+            return status, payload, ended - start, ended - began
+
+        def going() -> bool:
+            return time.monotonic() < stop and sent < MAX_REQUESTS
+
+        async def dashboard() -> None:
+            nonlocal incomplete
+            while going():
+                status, payload, ended, took = await ask(query, dashboard_headers)
+                dashboards.append((status, ended, took))
+                incomplete += status == 200 and COMPLETE.search(payload) is None
+
+        async def top_up(client: int) -> None:
+            number = 0
+            while going():
+                number += 1
+                variables = {
+                    "input": {
+                        "accountId": TOPUP_ACCOUNT,
+                        "amount": "100",
+                        "paymentMethod": "MTN MOMO",
+                        "paymentReference": f"BENCH-{run}-{client}-{number}",
+                        "idempotencyKey": f"bench-{run}-{client}-{number}",
+                    }
+                }
+                body = json.dumps({"query": TOP_UP, "variables": variables}).encode()
+                while going():
+                    status, payload, ended, took = await ask(body, topup_headers)
+                    if status == 200 and b'"TopUpSucceeded"' not in payload:
+                        status = -200  # answered, but not a success: counted apart
+                    topups.append((status, ended, took))
+                    if status not in (0, 503):
+                        break  # shed or unanswered: the same top-up again (its key)
+
+        limits: list[float] = []
+        delays: list[float] = []
+
+        async def watch() -> None:
+            """The gateway's admission limit and event-loop delay, every WATCH_SECONDS."""
+            headers = {"Authorization": f"Bearer {OPS_KEY}"}
+            while time.monotonic() < stop:
+                await asyncio.sleep(WATCH_SECONDS)
+                try:
+                    async with session.get(f"{url}/metrics", headers=headers) as r:
+                        samples = metric_samples(await r.text())
+                except (aiohttp.ClientError, TimeoutError, ValueError):
+                    continue
+                limits.append(samples.get("gateway_admission_limit", 0.0))
+                delays.append(samples.get("gateway_event_loop_delay_seconds", 0.0))
+
+        late: list[float] = []
+
+        async def own_delay() -> None:
+            """This load generator's own event-loop delay: its share of what it measures."""
+            while time.monotonic() < stop:
+                began = time.monotonic()
+                await asyncio.sleep(0.01)
+                late.append(time.monotonic() - began - 0.01)
+
+        work = [dashboard() for _ in range(clients)]
+        work += [top_up(i) for i in range(topup_clients)]
+        await asyncio.wait_for(asyncio.gather(watch(), own_delay(), *work), seconds + 45)
+    result = summarise(dashboards, topups, seconds)
+    result.update(connections=clients, topup_clients=topup_clients, incomplete=incomplete)
+    result.update(
+        limit_min=min(limits, default=0.0),
+        limit_median=statistics.median(limits) if limits else 0.0,
+        loop_delay_median_ms=(statistics.median(delays) if delays else 0.0) * 1000,
+        loop_delay_max_ms=max(delays, default=0.0) * 1000,
+        client_delay_p99_ms=percentile(late, 0.99) * 1000,
+        client_delay_max_ms=max(late, default=0.0) * 1000,
+    )
+    return result
+
+
+def drive(url: str, clients: int, topup_clients: int, seconds: float) -> dict[str, float]:
+    """`closed_loop` on uvloop (the load generator's CPU goes further), in this process."""
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(closed_loop(url, clients, topup_clients, seconds))
+
+
+@contextlib.contextmanager
+def on_load_cpu() -> Iterator[None]:
+    """This process (the overload's load generator) pinned to the load CPU meanwhile."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {int(LOAD_CPU)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def log_findings(text: str) -> dict[str, float]:
+    """From a gateway's log: lines at ERROR or above (tracebacks included), warnings,
+    /graphql answers by status as its access log saw them (`status_<code>`), and the time
+    the gateway itself took for its accepted and shed answers (p99, max: the access log's
+    duration, from the request's arrival in the app to its answer)."""
+    found: dict[str, float] = {"log_errors": 0, "log_warnings": 0}
+    took: dict[str, list[float]] = {"200": [], "503": []}
+    for line in text.splitlines():
+        if re.search(r"\b(ERROR|CRITICAL)\b|Traceback", line):
+            found["log_errors"] += 1
+        elif re.search(r"\bWARNING\b", line):
+            found["log_warnings"] += 1
+        answer = re.search(r'"POST /graphql" (\d{3}) ([\d.]+) ms', line)
+        if answer:
+            status = answer.group(1)
+            found[f"status_{status}"] = found.get(f"status_{status}", 0) + 1
+            took.get(status, []).append(float(answer.group(2)))
+    for status, name in (("200", "accepted"), ("503", "shed")):
+        if took[status]:
+            found[f"log_{name}_p99_ms"] = percentile(took[status], 0.99)
+            found[f"log_{name}_max_ms"] = max(took[status])
+    return found
+
+
+def metrics_page(url: str) -> str:
+    return httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {OPS_KEY}"}).text
+
+
+def overload_run(
+    up_url: str, clients: int, topup_clients: int, seconds: int, server: str
+) -> tuple[dict[str, float], str]:
+    """One run against a fresh gateway (4 accounts, nothing cached, `server` lines added to
+    its [server]): the closed loop's figures, the gateway's CPU share and the load CPU's
+    (this process and the fake upstream), what its log says; and the log's notable lines."""
+    text = config(up_url, 1, 0, False, server=server, extra=OPS_CLIENT)
+    with Gateway(text) as gw:
+        assert gw.process is not None
+        drive(gw.url, 8, 1, 2)  # warm-up (the first top-up is recorded from the simulator)
+        events = admission_events(metric_samples(metrics_page(gw.url)))
+        logged = len(gw.log_text())
+        upstream_cpu = float(httpx.get(f"{up_url}/_upstream/cpu").text)
+        gateway_cpu, own, wall = cpu_seconds(gw.process.pid), os.times(), time.monotonic()
+        row = drive(gw.url, clients, topup_clients, seconds)
+        wall = time.monotonic() - wall
+        own_cpu = sum(os.times()[:2]) - sum(own[:2])
+        upstream_cpu = float(httpx.get(f"{up_url}/_upstream/cpu").text) - upstream_cpu
+        row["gateway_cpu_share"] = (cpu_seconds(gw.process.pid) - gateway_cpu) / wall
+        row["load_cpu_share"] = (own_cpu + upstream_cpu) / wall
+        log = gw.log_text()[logged:]
+        after = admission_events(metric_samples(metrics_page(gw.url)))
+    row.update({name: value - events.get(name, 0.0) for name, value in after.items()})
+    row.update(log_findings(log))
+    notable = [line for line in log.splitlines() if re.search(r"ERROR|CRITICAL|Traceback", line)]
+    return row, "\n".join(notable[:5])
+
+
+def overload_case(
+    up_url: str, seconds: int, server: str = "", ramp_from: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The sustainable load (RAMP, adaptive admission: the default), then MULTIPLES of it
+    with each admission, top-ups alongside; `server`: [server] lines for the adaptive runs
+    (settings to try), the ramp always on the defaults, or taken from `ramp_from` (an
+    earlier run's overload results). Every request asks every upstream (no cache;
+    concurrent requests still share reads in flight)."""
+    seconds = max(seconds, 10)
+    results: dict[str, Any] = {"ramp": {}}
+    with on_load_cpu():
+        if ramp_from is not None:
+            results["ramp"] = ramp_from["ramp"]
+            print("  the ramp, from an earlier run:")
+        for clients in RAMP if ramp_from is None else ():
+            row, _ = overload_run(up_url, clients, 0, seconds, "")
+            results["ramp"][str(clients)] = row
+            print_ramp_row(row)
+        pick = sustainable(list(results["ramp"].values()))
+        if pick is None:
+            pick = results["ramp"][str(RAMP[0])]
+            print(f"  nothing in the ramp is sustainable: {RAMP[0]} clients used", flush=True)
+        rate = pick["accepted_rps"]
+        results["sustainable"] = {
+            "connections": pick["connections"],
+            "accepted_rps": rate,
+            "accepted_p99_ms": pick["accepted_p99_ms"],
+        }
+        for multiple in MULTIPLES:
+            for admission in ADMISSIONS:
+                text = server if admission == "adaptive" else 'admission = "fixed"\n'
+                clients = multiple * int(pick["connections"])
+                row, notable = overload_run(up_url, clients, TOPUP_CLIENTS, seconds, text)
+                row["multiple"] = multiple
+                row["share_of_sustainable"] = row["accepted_rps"] / rate if rate else 0.0
+                results[f"{multiple}x {admission}"] = row
+                print_overload_row(f"{multiple}x {admission}", row)
+                print_admission(row)
+                if notable:
+                    print(f"    gateway log:\n{notable}", flush=True)
     return results
 
 
-def print_overload(cases: dict[str, dict[str, float]]) -> None:
-    print(f"overload: {OVERLOAD_CONNECTIONS} clients in a closed loop, 4 accounts, no cache")
-    for name, o in cases.items():
-        print(
-            f"  {name:13}  accepted {o['accepted_rps']:.0f} req/s (p99 "
-            f"{o['accepted_p99_ms']:.0f} ms), shed {o['shed_rps']:.0f} req/s (p99 "
-            f"{o['shed_p99_ms']:.0f} ms), longest answer {o['longest_ms']:.0f} ms"
-        )
+def print_ramp_row(row: dict[str, float]) -> None:
+    print(
+        f"  ramp {row['connections']:>4.0f} clients: {row['accepted_rps']:5.0f} req/s, p50 "
+        f"{row['accepted_p50_ms']:4.0f} ms, p99 {row['accepted_p99_ms']:5.0f} ms, shed "
+        f"{row['shed']:.0f}, limit {row['limit_median']:.0f} (min {row['limit_min']:.0f}), loop "
+        f"delay {row['loop_delay_median_ms']:.0f} ms (max {row['loop_delay_max_ms']:.0f}), "
+        f"gateway CPU {row['gateway_cpu_share']:.0%}, load CPU {row['load_cpu_share']:.0%}",
+        flush=True,
+    )
+
+
+def print_overload_row(name: str, o: dict[str, float]) -> None:
+    print(
+        f"  {name:12} {o['connections']:>5.0f} clients: accepted {o['accepted_rps']:4.0f} req/s "
+        f"= {o['share_of_sustainable']:4.0%}, p50 {o['accepted_p50_ms']:4.0f} ms, p99 "
+        f"{o['accepted_p99_ms']:5.0f} ms | shed {o['shed_rps']:4.0f} req/s, p99 "
+        f"{o['shed_p99_ms']:4.0f} ms, max {o['shed_max_ms']:4.0f} ms (after the first second "
+        f"{o.get('shed_max_after_1s_ms', 0):.0f} ms) | longest "
+        f"{o['longest_ms']:5.0f} ms | top-ups {o['topups_accepted']:.0f} ok, "
+        f"{o['topups_shed']:.0f} shed ({o['topups_shed_while_dashboards_shed']:.0f} while "
+        f"dashboards were), p99 {o['topup_p99_ms']:.0f} ms | limit {o['limit_median']:.0f} "
+        f"(min {o['limit_min']:.0f}), loop delay {o['loop_delay_median_ms']:.0f} ms (max "
+        f"{o['loop_delay_max_ms']:.0f}) | gateway CPU {o['gateway_cpu_share']:.0%}, load CPU "
+        f"{o['load_cpu_share']:.0%}",
+        flush=True,
+    )
+
+
+def print_admission(o: dict[str, float]) -> None:
+    """What the gateway says of a run: its own time for shed and accepted answers (access
+    log), and its admission decisions by kind."""
+
+    def decisions(kind: str) -> str:
+        outcomes = ("admitted", "queued", "timed_out", "rejected")
+        return " ".join(f"{o.get(f'admission_{kind}_{name}', 0):.0f} {name}" for name in outcomes)
+
+    print(
+        f"    gateway's own time: shed p99 {o.get('log_shed_p99_ms', 0):.0f} ms (max "
+        f"{o.get('log_shed_max_ms', 0):.0f}), accepted p99 {o.get('log_accepted_p99_ms', 0):.0f}"
+        f" ms | queries: {decisions('query')} | mutations: {decisions('mutation')} | log "
+        f"errors {o['log_errors']:.0f}, warnings {o['log_warnings']:.0f} | the load "
+        f"generator's own loop delay p99 {o.get('client_delay_p99_ms', 0):.0f} ms (max "
+        f"{o.get('client_delay_max_ms', 0):.0f})",
+        flush=True,
+    )
+
+
+def print_overload(r: dict[str, Any]) -> None:
+    if "ramp" not in r:  # a results file from before the ramp
+        return
+    print(
+        f"overload: 4 accounts, no cache, closed loop ({TOPUP_CLIENTS} top-up clients alongside "
+        "each overload run); the ramp, adaptive admission:"
+    )
+    for row in r["ramp"].values():
+        print_ramp_row(row)
+    pick = r["sustainable"]
+    print(
+        f"sustainable (the most clients with p99 ≤ {SUSTAINABLE_P99_MS:.0f} ms and ≤ "
+        f"{SUSTAINABLE_SHED:.0%} shed): "
+        f"{pick['connections']:.0f} clients, {pick['accepted_rps']:.0f} req/s"
+    )
+    for multiple in MULTIPLES:
+        for admission in ADMISSIONS:
+            name = f"{multiple}x {admission}"
+            if name in r:
+                print_overload_row(name, r[name])
+                print_admission(r[name])
+    four = r.get("4x adaptive")
+    if four:
+        checks = [
+            (
+                f"p99 accepted ≤ {DONE_ACCEPTED_P99_MS:.0f} ms",
+                four["accepted_p99_ms"] <= DONE_ACCEPTED_P99_MS,
+            ),
+            (f"every shed ≤ {DONE_SHED_MS:.0f} ms", four["shed_max_ms"] <= DONE_SHED_MS),
+            (
+                f"accepted ≥ {DONE_SHARE:.0%} of the sustainable rate",
+                four["share_of_sustainable"] >= DONE_SHARE,
+            ),
+            (
+                "no top-up shed while dashboards are",
+                four["topups_shed_while_dashboards_shed"] == 0,
+            ),
+        ]
+        verdicts = "; ".join(f"{name}: {'met' if ok else 'MISSED'}" for name, ok in checks)
+        print(f"done when (4x, adaptive): {verdicts}")
 
 
 def derived(r: dict[str, Any]) -> dict[str, float]:
