@@ -62,7 +62,14 @@ async def until(condition: Any) -> None:
 
 
 async def test_slots_then_a_short_queue_then_refusal_and_immediate_recovery() -> None:
-    admission = Admission(max_active=2, max_waiting=1, wait_seconds=60, metrics=Metrics())
+    told = iter([3, 1, 2])  # the injected draw of Retry-After
+    admission = Admission(
+        max_active=2,
+        max_waiting=1,
+        wait_seconds=60,
+        metrics=Metrics(),
+        retry_after=lambda: next(told),
+    )
     release = asyncio.Event()
     started: list[int] = []
 
@@ -80,7 +87,7 @@ async def test_slots_then_a_short_queue_then_refusal_and_immediate_recovery() ->
     shed = await request(99)  # two running, one waiting: no room
     release.set()
     assert await asyncio.gather(*running) == ["answered"] * 3
-    assert shed == "shed, retry after 1 s"
+    assert shed == "shed, retry after 3 s"
     assert started == [0, 1, 2]  # the waiting one ran as soon as a slot was free
     assert await request(100) == "answered"  # load gone: admitted at once
 
@@ -110,7 +117,7 @@ async def test_excess_requests_get_a_fast_503_in_the_graphql_shape(
         counted = await gw.metric(
             "gateway_admission_events_total", operation_type="query", outcome="rejected"
         )
-    assert shed.status_code == 503 and shed.headers["retry-after"] == "1"
+    assert shed.status_code == 503 and shed.headers["retry-after"] in ("1", "2", "3")
     assert shed.json() == {
         "errors": [
             {"message": "The gateway is busy: retry shortly.", "extensions": {"code": "OVERLOADED"}}
@@ -134,7 +141,7 @@ async def test_no_query_is_answered_after_its_deadline(
     async with running_gateway(slow_accounts(demo_settings()), gate, clock) as gw:
         gw.app.state.graphql.deadline_seconds = 0.2  # shorter than anything inside it
         answer = await gw.post(MAGMA)
-    assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "1"  # the deadline's
     (error,) = answer.json()["errors"]
     assert error["extensions"]["code"] == "OVERLOADED" and "deadline" in error["message"]
 
@@ -198,8 +205,12 @@ async def test_a_query_whose_client_left_is_abandoned(
 
 
 def test_the_limit_shrinks_in_proportion_to_the_delay_and_grows_only_when_it_binds() -> None:
+    assert AdaptiveLimit(ceiling=100, floor=8, target_delay=0.02).limit == 32  # 4 × the floor
+    assert AdaptiveLimit(ceiling=20, floor=8, target_delay=0.02).limit == 20  # the ceiling
     limit = AdaptiveLimit(ceiling=100, floor=4, target_delay=0.02)
-    assert limit.limit == 100  # a worker starts trusting its ceiling
+    for _ in range(200):
+        limit.observe(0.0, busiest=limit.limit)
+    assert limit.limit == 100  # grown to the ceiling while the loop kept up
     assert limit.observe(0.04, busiest=100) == 90  # twice the target: a step towards half
     assert limit.observe(0.5, busiest=90) == 81  # never more than halving per step
     assert limit.observe(0.001, busiest=10) == 81  # idle: nothing learnt
@@ -261,7 +272,7 @@ async def test_a_share_of_the_limit_is_kept_for_mutations_and_they_wait_first() 
 
 class ModelGate:
     """README "Adaptive admission", written from its definitions (not from the code): the
-    estimate E starts at the ceiling; each measurement d with the busiest count B since the
+    estimate E starts at 4 × the floor (at most the ceiling); each measurement d with the busiest count B since the
     last one moves E by 0.2 of the way to E·max(0.5, T/d) when d > T, or to E + √E when
     d ≤ T and B ≥ 0.9·L; E stays within [floor, ceiling]; L = E rounded down. A mutation is
     admitted while fewer than L run or fewer than R mutations run, a query while fewer than
@@ -269,7 +280,7 @@ class ModelGate:
 
     def __init__(self, ceiling: int, floor: int, target: float, share: float) -> None:
         self.ceiling, self.floor, self.target, self.share = ceiling, floor, target, share
-        self.estimate = float(ceiling)
+        self.estimate = float(min(ceiling, 4 * floor))
         self.running: list[str] = []  # the kinds of the requests running
         self.busiest = 0
 
@@ -372,7 +383,7 @@ async def test_queries_on_the_event_stream_path_are_refused_like_graphql_when_th
             "gateway_admission_events_total", operation_type="query", outcome="rejected"
         )
     assert on_graphql.status_code == on_stream.status_code == 503
-    assert on_stream.headers["retry-after"] == "1"
+    assert on_stream.headers["retry-after"] in ("1", "2", "3")
     assert on_stream.json() == on_graphql.json()
     assert on_stream.json()["errors"][0]["extensions"]["code"] == "OVERLOADED"
     assert health.status_code == 200  # health is never shed
@@ -424,3 +435,9 @@ async def test_the_probe_measures_how_late_the_loop_woke_it() -> None:
     with pytest.raises(asyncio.CancelledError):
         await probe.run()
     assert seen == late
+
+
+def test_shed_clients_are_told_to_come_back_after_one_two_or_three_seconds() -> None:
+    """At random, so the clients shed together do not come back as one wave."""
+    admission = Admission(1, 0, 0.0, Metrics())
+    assert {admission.retry_after() for _ in range(300)} == {1, 2, 3}

@@ -152,7 +152,7 @@ class ServerSettings:
     # of it only mutations may use, how many wait and how long; beyond, a 503 at once.
     max_concurrent_requests: int = 256
     max_queued_requests: int = 256
-    queue_timeout_seconds: float = 0.02
+    queue_timeout_seconds: float = 0.0
     admission: str = "adaptive"
     admission_target_delay_seconds: float = 0.02
     min_concurrent_requests: int = 8
@@ -366,7 +366,7 @@ def _server(check: Checker, raw: Mapping[str, Any]) -> ServerSettings:
         or 256,
         max_queued_requests=_queued(check, raw),
         queue_timeout_seconds=check.number(
-            raw, "queue_timeout_seconds", "server", 0.02, 60, zero=True
+            raw, "queue_timeout_seconds", "server", 0.0, 60, zero=True
         ),
         admission=check.choice(raw, "admission", "server", ("adaptive", "fixed")),
         admission_target_delay_seconds=check.number(

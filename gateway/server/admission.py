@@ -18,7 +18,8 @@ requests running at once follows that wait, measured where it happens:
   when the limit has just shrunk under the queries already running. A request that finds
   no room waits (at most `max_waiting` of them, each at most `wait_seconds` and never past
   its deadline, mutations first, then in arrival order) and is otherwise shed:
-  `Overloaded`, answered as HTTP 503 with `Retry-After`. Health, readiness and metrics
+  `Overloaded`, answered as HTTP 503 with `Retry-After` — 1, 2 or 3 s at random, so the
+  clients shed together do not all come back together. Health, readiness and metrics
   never pass the gate.
 
 "fixed" admission is the ceiling alone: no probe, the limit never moves.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -37,10 +39,11 @@ from typing import Literal
 from gateway.errors import Overloaded
 from gateway.metrics import Metrics
 
-RETRY_AFTER_SECONDS = 1
+RETRY_AFTER_SECONDS = (1, 3)  # a shed client is told one of these, at random
 BUSY = "The gateway is busy: retry shortly."
 PROBE_SECONDS = 0.05  # how often the loop's delay is measured (and the limit moved)
 SMOOTHING = 0.2  # how far one measurement moves the limit towards what it says
+START_FLOORS = 4  # the limit starts at this many times the floor
 Kind = Literal["query", "mutation"]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -52,7 +55,9 @@ class AdaptiveLimit:
         self.ceiling = ceiling
         self.floor = min(floor, ceiling)
         self.target_delay = target_delay
-        self._estimate = float(ceiling)  # a worker starts trusting its ceiling
+        # A worker starts low — a herd of clients arriving together is not admitted at
+        # once — and grows while the limit binds and the loop keeps up.
+        self._estimate = float(min(ceiling, START_FLOORS * self.floor))
 
     @property
     def limit(self) -> int:
@@ -84,12 +89,14 @@ class Admission:
         adaptive: AdaptiveLimit | None = None,
         reserved_for_mutations: float = 0.0,
         monotonic: Callable[[], float] = time.monotonic,
+        retry_after: Callable[[], int] = lambda: random.randint(*RETRY_AFTER_SECONDS),  # noqa: S311 (spreading retries, not a secret)
     ) -> None:
         self.max_waiting = max_waiting
         self.wait_seconds = wait_seconds
         self.adaptive = adaptive
         self.reserved_share = reserved_for_mutations
         self.monotonic = monotonic
+        self.retry_after = retry_after
         self._ceiling = max_active
         self.running = 0
         self.mutations = 0  # of those running
@@ -182,7 +189,7 @@ class Admission:
     async def take(self, kind: Kind, deadline_seconds: float) -> None:
         """`enter`, raising `Overloaded` when shed."""
         if not await self.enter(kind, deadline_seconds):
-            raise Overloaded(BUSY, retry_after_seconds=RETRY_AFTER_SECONDS)
+            raise Overloaded(BUSY, retry_after_seconds=self.retry_after())
 
     def _ahead(self, kind: Kind) -> bool:
         """Someone who came first waits for the same room (mutations go before queries)."""
