@@ -204,22 +204,25 @@ async def test_a_query_whose_client_left_is_abandoned(
 # --- Adaptive admission: the limit follows the event loop's delay -------------------------
 
 
-def test_the_limit_shrinks_in_proportion_to_the_delay_and_grows_only_when_it_binds() -> None:
+def test_the_limit_follows_the_median_delay_and_grows_only_when_it_binds() -> None:
     assert AdaptiveLimit(ceiling=100, floor=8, target_delay=0.02).limit == 32  # 4 × the floor
     assert AdaptiveLimit(ceiling=20, floor=8, target_delay=0.02).limit == 20  # the ceiling
-    limit = AdaptiveLimit(ceiling=100, floor=4, target_delay=0.02)
+    limit = AdaptiveLimit(ceiling=100, floor=8, target_delay=0.02)
+    for _ in range(7):
+        assert limit.observe(0.0, held_back=False) == 32  # nobody held back: nothing learnt
+    assert limit.observe(0.5, held_back=True) == 33  # one late wake-up is not a queue
+    for _ in range(4):
+        limit.observe(0.04, held_back=True)  # late half the time: the median is punctual
+    assert limit.limit > 33
+    grown = limit.limit
+    assert limit.observe(0.04, held_back=True) < grown  # late most of the time: it shrinks
+    shrunk = limit.limit
+    assert limit.observe(0.04, held_back=True) == int(shrunk * 0.9)  # a fifth of the way to half
     for _ in range(200):
-        limit.observe(0.0, busiest=limit.limit)
-    assert limit.limit == 100  # grown to the ceiling while the loop kept up
-    assert limit.observe(0.04, busiest=100) == 90  # twice the target: a step towards half
-    assert limit.observe(0.5, busiest=90) == 81  # never more than halving per step
-    assert limit.observe(0.001, busiest=10) == 81  # idle: nothing learnt
-    assert limit.observe(0.001, busiest=81) == 82  # binding and fast: grows by √limit/5
-    for _ in range(200):
-        limit.observe(1.0, busiest=100)
-    assert limit.limit == 4  # the floor holds
+        limit.observe(1.0, held_back=True)
+    assert limit.limit == 8  # the floor holds
     for _ in range(2000):
-        limit.observe(0.0, busiest=limit.limit)
+        limit.observe(0.0, held_back=True)
     assert limit.limit == 100  # the ceiling holds
 
 
@@ -272,9 +275,9 @@ async def test_a_share_of_the_limit_is_kept_for_mutations_and_they_wait_first() 
 
 class ModelGate:
     """README "Adaptive admission", written from its definitions (not from the code): the
-    estimate E starts at 4 × the floor (at most the ceiling); each measurement d with the busiest count B since the
-    last one moves E by 0.2 of the way to E·max(0.5, T/d) when d > T, or to E + √E when
-    d ≤ T and B ≥ 0.9·L; E stays within [floor, ceiling]; L = E rounded down. A mutation is
+    estimate E starts at 4 × the floor (at most the ceiling); after each measurement, with d
+    the median of the last 8 (fewer at first), E moves 0.2 of the way to E·max(0.5, T/d)
+    when d > T, or to E + √E when d ≤ T and a request found no room since the one before; E stays within [floor, ceiling]; L = E rounded down. A mutation is
     admitted while fewer than L run or fewer than R mutations run, a query while fewer than
     max(1, L − R) run; R (reserved) = max(1, round(L·s)) for a share s above 0, else 0."""
 
@@ -282,7 +285,8 @@ class ModelGate:
         self.ceiling, self.floor, self.target, self.share = ceiling, floor, target, share
         self.estimate = float(min(ceiling, 4 * floor))
         self.running: list[str] = []  # the kinds of the requests running
-        self.busiest = 0
+        self.found_no_room = False
+        self.measured: list[float] = []
 
     @property
     def limit(self) -> int:
@@ -297,20 +301,25 @@ class ModelGate:
             admitted = len(self.running) < limit or self.running.count("mutation") < reserved
         if admitted:
             self.running.append(kind)
-            self.busiest = max(self.busiest, len(self.running))
+        else:
+            self.found_no_room = True
         return admitted
 
-    def measure(self, delay: float) -> None:
+    def measure(self, measured: float) -> None:
+        self.measured.append(measured)
+        last = sorted(self.measured[-8:])
+        middle = len(last) // 2
+        delay = last[middle] if len(last) % 2 else (last[middle - 1] + last[middle]) / 2
         if delay > self.target:
             goal = self.estimate * max(0.5, self.target / delay)
-        elif self.busiest >= 0.9 * self.limit:
+        elif self.found_no_room:
             goal = self.estimate + self.estimate**0.5
         else:
             goal = self.estimate
         self.estimate = min(
             self.ceiling, max(self.floor, self.estimate + 0.2 * (goal - self.estimate))
         )
-        self.busiest = len(self.running)
+        self.found_no_room = False
 
 
 @hyp_settings(max_examples=150, deadline=None)

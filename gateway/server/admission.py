@@ -6,11 +6,12 @@ requests that all want the CPU turn each other's 5 ms into seconds. So the limit
 requests running at once follows that wait, measured where it happens:
 
 - `LoopDelayProbe` asks the event loop to wake it every `PROBE_SECONDS` and measures how
-  late it woke: the time ready work waits for the CPU (the scheduling delay).
+  late it woke: the time ready work waits for the CPU (the scheduling delay). The limit
+  follows the median of the last `WINDOW` of these: a queue that persists, not a burst.
 - `AdaptiveLimit` is a gradient limiter (in the spirit of TCP Vegas, Netflix's Gradient2,
   Envoy's adaptive concurrency) fed those delays: above the target, the limit shrinks in
   proportion (target / delay, at most halving); at or below it, and only while the limit
-  is what holds requests back, it grows by its square root. Each step is smoothed, and the
+  held a request back, it grows by its square root. Each step is smoothed, and the
   limit stays between a floor and the ceiling `max_concurrent_requests`.
 - `Admission` is the gate: a query is admitted while fewer than the limit minus a share
   reserved for mutations run; a mutation while fewer than the limit run, or fewer
@@ -30,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import statistics
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -44,6 +46,7 @@ BUSY = "The gateway is busy: retry shortly."
 PROBE_SECONDS = 0.05  # how often the loop's delay is measured (and the limit moved)
 SMOOTHING = 0.2  # how far one measurement moves the limit towards what it says
 START_FLOORS = 4  # the limit starts at this many times the floor
+WINDOW = 8  # measurements whose median the limit follows (0.4 s)
 Kind = Literal["query", "mutation"]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -58,18 +61,24 @@ class AdaptiveLimit:
         # A worker starts low — a herd of clients arriving together is not admitted at
         # once — and grows while the limit binds and the loop keeps up.
         self._estimate = float(min(ceiling, START_FLOORS * self.floor))
+        self._recent: deque[float] = deque(maxlen=WINDOW)
 
     @property
     def limit(self) -> int:
         return max(self.floor, min(self.ceiling, int(self._estimate)))
 
-    def observe(self, delay: float, busiest: int) -> int:
-        """One measurement: the loop's `delay` (seconds) and the most requests that ran at
-        once since the last one. Returns the new limit."""
+    def observe(self, measured: float, held_back: bool) -> int:
+        """One measurement: how late the loop woke the probe (seconds), and whether the
+        limit held a request back (it found no room) since the last one. Returns the new
+        limit. The delay it acts on is
+        the median of the last `WINDOW` measurements: a loop that is late now and then
+        (upstream answers arriving together, a collection) is not one that is saturated."""
+        self._recent.append(measured)
+        delay = statistics.median(self._recent)
         estimate = self._estimate
         if delay > self.target_delay:
             wanted = estimate * max(0.5, self.target_delay / delay)
-        elif busiest >= self.limit * 0.9:  # the limit is what holds requests back
+        elif held_back:  # the limit is what holds requests back
             wanted = estimate + math.sqrt(estimate)
         else:
             return self.limit  # idle or lightly loaded: nothing learnt about the limit
@@ -100,7 +109,7 @@ class Admission:
         self._ceiling = max_active
         self.running = 0
         self.mutations = 0  # of those running
-        self._busiest = 0  # since the last measurement
+        self._held_back = False  # a request found no room since the last measurement
         self._waiters: dict[Kind, deque[asyncio.Future[None]]] = {
             "mutation": deque(),
             "query": deque(),
@@ -134,8 +143,8 @@ class Admission:
         self._metrics.loop_delay.set(delay)
         if self.adaptive is None:
             return
-        limit = self.adaptive.observe(delay, self._busiest)
-        self._busiest = self.running
+        limit = self.adaptive.observe(delay, self._held_back)
+        self._held_back = False
         self._metrics.admission_limit.set(limit)
         self._wake()
 
@@ -148,6 +157,7 @@ class Admission:
             events.labels(kind, "admitted").inc()
             self._metrics.admission_queue_seconds.observe(0.0)
             return True
+        self._held_back = True
         if self.waiting >= self.max_waiting or self.wait_seconds <= 0:
             events.labels(kind, "rejected").inc()
             return False
@@ -199,7 +209,6 @@ class Admission:
         self.running += 1
         if kind == "mutation":
             self.mutations += 1
-        self._busiest = max(self._busiest, self.running)
 
     def _forget(self, kind: Kind, turn: asyncio.Future[None]) -> None:
         with suppress(ValueError):
