@@ -211,13 +211,14 @@ def test_the_limit_follows_the_median_delay_and_grows_only_when_it_binds() -> No
     for _ in range(7):
         assert limit.observe(0.0, held_back=False) == 32  # nobody held back: nothing learnt
     assert limit.observe(0.5, held_back=True) == 33  # one late wake-up is not a queue
-    for _ in range(4):
-        limit.observe(0.04, held_back=True)  # late half the time: the median is punctual
+    for _ in range(3):
+        limit.observe(0.04, held_back=True)  # late half the time: the median is in time
     assert limit.limit > 33
     grown = limit.limit
     assert limit.observe(0.04, held_back=True) < grown  # late most of the time: it shrinks
     shrunk = limit.limit
-    assert limit.observe(0.04, held_back=True) == int(shrunk * 0.9)  # a fifth of the way to half
+    # a fifth of the way to half (E is a real number: L is E rounded down)
+    assert int(shrunk * 0.9) <= limit.observe(0.04, held_back=True) <= int((shrunk + 1) * 0.9)
     for _ in range(200):
         limit.observe(1.0, held_back=True)
     assert limit.limit == 8  # the floor holds
