@@ -385,7 +385,7 @@ class GraphQLEndpoint:
         waited = deadline - asyncio.get_running_loop().time()
         async with self.admission.slot(kind, waited):
             return await self._admitted(
-                request, principal, payload, trusted, media, parts_media, deadline
+                request, principal, payload, trusted, media, parts_media, deadline, kind
             )
 
     async def _admitted(
@@ -397,6 +397,7 @@ class GraphQLEndpoint:
         media: str | None,
         parts_media: str | None,
         deadline: float,
+        kind: Kind,
     ) -> Response:
         document: str = payload["query"]
         operation_name = payload.get("operationName")
@@ -423,7 +424,7 @@ class GraphQLEndpoint:
         # A query is answered by its deadline or not at all, and cancelled if its client
         # goes; anything naming a mutation runs to its end (its upstream calls have their
         # own timeouts), so a top-up's outcome is recorded rather than left to its lease.
-        cancellable = "mutation" not in document
+        cancellable = kind != "mutation"
         try:
             async with asyncio.timeout_at(deadline if cancellable else None):
                 response = await until_disconnected(

@@ -88,7 +88,7 @@ class EventStreams:
             payload = get_payload(dict(request.query_params))
         else:
             payload = await endpoint.read_post(request)
-        context, results, subscription = await stream_of(
+        context, results, subscription, _ = await stream_of(
             self.endpoint, self.live, request, principal, payload, self.open
         )
         stats = log_context.stats()

@@ -1,10 +1,11 @@
 """A client's open event-stream connections, held to `[live] max_streams_per_client`.
 
 The live-stream limit counts subscriptions; a connection can outlive its subscription (one
-dropped for falling behind, whose last events still wait in its buffers) and a query's
-stream is a connection too. So every response on `/graphql/stream` — either mode's — holds
-one of its client's places from the moment it is answered until its connection ends, and a
-client with every place taken is refused (429) before anything runs.
+dropped for falling behind, whose last events still wait in its buffers). So every
+subscription's own connection, and every single-connection-mode stream, holds one of its
+client's places from the moment it is answered until the connection ends, and a client
+with every place taken is refused (429) before anything runs. (A query's stream is short
+and passes admission instead.)
 """
 
 from __future__ import annotations

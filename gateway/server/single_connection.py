@@ -36,7 +36,7 @@ from gateway.server.incremental import Parts, event
 from gateway.server.open_streams import OpenStreams
 from gateway.server.refused import Refused
 from gateway.server.streamed import stream_of
-from gateway.services.live import BalanceWatch
+from gateway.services.live import QUEUE_SIZE, BalanceWatch
 
 TOKEN_HEADER = "x-graphql-event-stream-token"
 RESERVATION_SECONDS = 60.0
@@ -48,7 +48,9 @@ class Reservation:
     client: str
     made_at: float
     connected: bool = False
-    events: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
+    # Bounded: an operation whose events nobody takes waits, and its live subscription
+    # falls behind and is dropped (`services/live.py`), instead of buffering for nobody.
+    events: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     operations: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
 
@@ -109,7 +111,9 @@ class SingleConnection:
             raise Refused(409, f"Operation {operation_id!r} is already running.")
         if len(reservation.operations) >= MAX_OPERATIONS:
             raise Refused(429, f"At most {MAX_OPERATIONS} operations at once on one stream.")
-        context, results, _ = await stream_of(endpoint, self.live, request, principal, payload)
+        context, results, _, release = await stream_of(
+            endpoint, self.live, request, principal, payload
+        )
         parts = Parts(endpoint.graphql, request, context)
 
         async def send() -> None:
@@ -120,9 +124,17 @@ class SingleConnection:
                 await reservation.events.put(event("complete", {"id": operation_id}))
             finally:
                 await results.aclose()
-                reservation.operations.pop(operation_id, None)
 
-        reservation.operations[operation_id] = asyncio.ensure_future(send())
+        def ended(task: asyncio.Task[None]) -> None:
+            """However it ended — cancelled before it ever ran (a DELETE, the client gone)
+            included: its admission slot given back, its id free again."""
+            release()
+            if reservation.operations.get(operation_id) is task:
+                del reservation.operations[operation_id]
+
+        task = asyncio.ensure_future(send())
+        task.add_done_callback(ended)
+        reservation.operations[operation_id] = task
         return Response(status_code=202)
 
     async def stop(self, request: Request, token: str) -> Response:
@@ -143,11 +155,14 @@ class SingleConnection:
         return reservation
 
     def _lapse(self) -> None:
-        """Reservations never connected within `RESERVATION_SECONDS` are forgotten."""
+        """Reservations never connected within `RESERVATION_SECONDS` are forgotten, and
+        the operations posted to them stopped."""
         now = self.monotonic()
         for token, reservation in list(self.reservations.items()):
             if not reservation.connected and now - reservation.made_at > RESERVATION_SECONDS:
                 del self.reservations[token]
+                for task in reservation.operations.values():
+                    task.cancel()
 
     async def _stream(self, token: str, reservation: Reservation) -> AsyncIterator[bytes]:
         async def events() -> AsyncGenerator[bytes, None]:

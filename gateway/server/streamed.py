@@ -29,6 +29,8 @@ class Streamed(NamedTuple):
     context: Context
     results: AsyncGenerator[Any, None]
     subscription: bool  # else a query, holding an admission slot until `results` close
+    # gives the slot back at once (idempotent): for results that may never be iterated
+    release: Callable[[], None] = lambda: None
 
 
 async def stream_of(
@@ -60,7 +62,8 @@ async def stream_of(
     except BaseException:
         release()
         raise
-    return Streamed(context, SlotHeld(results, release), subscription=False)
+    held = SlotHeld(results, release)
+    return Streamed(context, held, subscription=False, release=held.give_back)
 
 
 async def _run(
@@ -104,6 +107,10 @@ class SlotHeld(AsyncGenerator[Any, None]):
         try:
             await self.results.aclose()
         finally:
-            release, self._release = self._release, None
-            if release is not None:
-                release()
+            self.give_back()
+
+    def give_back(self) -> None:
+        """The slot, once (a task cancelled before it ever ran never closes its results)."""
+        release, self._release = self._release, None
+        if release is not None:
+            release()
