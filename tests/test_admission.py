@@ -5,8 +5,10 @@ deadline; a query whose client has gone is cancelled; recovery is immediate."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -20,7 +22,7 @@ from gateway.config.settings import Settings
 from gateway.errors import Overloaded
 from gateway.metrics import Metrics
 from gateway.server.admission import AdaptiveLimit, Admission, Kind, LoopDelayProbe
-from tests.helpers import FakeClock, demo_settings, running_gateway, serving
+from tests.helpers import FakeClock, GatewayClient, demo_settings, running_gateway, serving
 from tests.test_topup import TOP_UP, topup
 
 MAGMA = '{ balances(accountIds: ["magma"]) { complete } }'
@@ -100,16 +102,26 @@ async def test_a_waiting_request_never_waits_past_its_deadline() -> None:
                 pass
 
 
-async def test_excess_requests_get_a_fast_503_in_the_graphql_shape(
+@contextlib.asynccontextmanager
+async def one_slot_taken(
     sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
-) -> None:
+) -> AsyncIterator[tuple[GatewayClient, Gate, asyncio.Task[httpx.Response]]]:
+    """A gateway with one slot and no queue, a query holding that slot at its upstream
+    (until the test opens the gate)."""
     gate = Gate(sim_transport)
     settings = with_server(
         demo_settings(), admission="fixed", max_concurrent_requests=1, max_queued_requests=0
     )
     async with running_gateway(settings, gate, clock) as gw:
-        first = asyncio.create_task(gw.post(MAGMA))
-        await until(lambda: gate.waiting == 1)  # it holds the only slot
+        held = asyncio.create_task(gw.post(MAGMA))
+        await until(lambda: gate.waiting == 1)
+        yield gw, gate, held
+
+
+async def test_excess_requests_get_a_fast_503_in_the_graphql_shape(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    async with one_slot_taken(sim_transport, clock) as (gw, gate, first):
         shed = await gw.post(MAGMA)
         gate.opened.set()
         answered = await first
@@ -372,13 +384,7 @@ def test_admission_decisions_and_the_limit_match_the_readmes_model(
 async def test_queries_on_the_event_stream_path_are_refused_like_graphql_when_the_gate_is_full(
     sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
 ) -> None:
-    gate = Gate(sim_transport)
-    settings = with_server(
-        demo_settings(), admission="fixed", max_concurrent_requests=1, max_queued_requests=0
-    )
-    async with running_gateway(settings, gate, clock) as gw:
-        held = asyncio.create_task(gw.post(MAGMA))
-        await until(lambda: gate.waiting == 1)  # the only slot
+    async with one_slot_taken(sim_transport, clock) as (gw, gate, held):
         on_graphql = await gw.post(MAGMA)
         on_stream = await gw.http.post(
             "/graphql/stream", json={"query": MAGMA}, headers={"accept": "text/event-stream"}
