@@ -45,7 +45,6 @@ RETRY_AFTER_SECONDS = (1, 3)  # a shed client is told one of these, at random
 BUSY = "The gateway is busy: retry shortly."
 PROBE_SECONDS = 0.05  # how often the loop's delay is measured (and the limit moved)
 SMOOTHING = 0.2  # how far one measurement moves the limit towards what it says
-START_FLOORS = 4  # the limit starts at this many times the floor
 WINDOW = 8  # measurements whose median the limit follows (0.4 s)
 Kind = Literal["query", "mutation"]
 Sleep = Callable[[float], Awaitable[None]]
@@ -58,9 +57,10 @@ class AdaptiveLimit:
         self.ceiling = ceiling
         self.floor = min(floor, ceiling)
         self.target_delay = target_delay
-        # A worker starts low — a herd of clients arriving together is not admitted at
-        # once — and grows while the limit binds and the loop keeps up.
-        self._estimate = float(min(ceiling, START_FLOORS * self.floor))
+        # A worker starts trusting its ceiling: a burst that finds it cold (a hundred
+        # dashboards at once, a replica just started) is served, and the limit comes down
+        # only once the loop is measured to be late.
+        self._estimate = float(ceiling)
         self._recent: deque[float] = deque(maxlen=WINDOW)
 
     @property
