@@ -217,10 +217,11 @@ async def test_a_query_whose_client_left_is_abandoned(
 
 
 def test_the_limit_follows_the_median_delay_and_grows_only_when_it_binds() -> None:
-    assert AdaptiveLimit(ceiling=100, floor=8, target_delay=0.02).limit == 100  # its ceiling
-    limit = AdaptiveLimit(ceiling=100, floor=8, target_delay=0.02)
+    assert AdaptiveLimit(ceiling=256, floor=8, target_delay=0.02).limit == 128  # half its ceiling
+    assert AdaptiveLimit(ceiling=10, floor=8, target_delay=0.02).limit == 8  # never under the floor
+    limit = AdaptiveLimit(ceiling=200, floor=8, target_delay=0.02)
     for _ in range(10):
-        limit.observe(0.04, held_back=False)  # persistently late: down from the ceiling
+        limit.observe(0.04, held_back=False)  # persistently late: it comes down
     assert limit.limit == 34
     limit = AdaptiveLimit(ceiling=100, floor=8, target_delay=0.02)
     limit._estimate = 32.0  # as if it had come down to 32
@@ -292,7 +293,7 @@ async def test_a_share_of_the_limit_is_kept_for_mutations_and_they_wait_first() 
 
 class ModelGate:
     """README "Adaptive admission", written from its definitions (not from the code): the
-    estimate E starts at the ceiling; after each measurement, with d
+    estimate E starts at half the ceiling (at least the floor); after each measurement, with d
     the median of the last 8 (fewer at first), E moves 0.2 of the way to E·max(0.5, T/d)
     when d > T, or to E + √E when d ≤ T and a request found no room since the one before; E stays within [floor, ceiling]; L = E rounded down. A mutation is
     admitted while fewer than L run or fewer than R mutations run, a query while fewer than
@@ -300,7 +301,7 @@ class ModelGate:
 
     def __init__(self, ceiling: int, floor: int, target: float, share: float) -> None:
         self.ceiling, self.floor, self.target, self.share = ceiling, floor, target, share
-        self.estimate = float(ceiling)
+        self.estimate = float(max(min(floor, ceiling), ceiling // 2))
         self.running: list[str] = []  # the kinds of the requests running
         self.found_no_room = False
         self.measured: list[float] = []

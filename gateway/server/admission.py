@@ -57,10 +57,10 @@ class AdaptiveLimit:
         self.ceiling = ceiling
         self.floor = min(floor, ceiling)
         self.target_delay = target_delay
-        # A worker starts trusting its ceiling: a burst that finds it cold (a hundred
-        # dashboards at once, a replica just started) is served, and the limit comes down
-        # only once the loop is measured to be late.
-        self._estimate = float(ceiling)
+        # A worker starts at half its ceiling: a burst that finds it cold (a hundred
+        # dashboards at once) is served, a herd of several hundred is not admitted whole
+        # before anything is measured; from there it follows the loop.
+        self._estimate = float(max(self.floor, ceiling // 2))
         self._recent: deque[float] = deque(maxlen=WINDOW)
 
     @property
