@@ -17,8 +17,9 @@ requests running at once follows that wait, measured where it happens:
   reserved for mutations run; a mutation while fewer than the limit run, or fewer
   mutations than that share — so dashboards can never take the slots top-ups need, even
   when the limit has just shrunk under the queries already running. A request that finds
-  no room waits (at most `max_waiting` of them, each at most `wait_seconds` and never past
-  its deadline, mutations first, then in arrival order) and is otherwise shed:
+  no room is shed at once — or, with `wait_seconds` above 0 (opt-in), waits (at most
+  `max_waiting` of them, each at most `wait_seconds` and never past its deadline,
+  mutations first, then in arrival order) and is shed when its wait ends:
   `Overloaded`, answered as HTTP 503 with `Retry-After` — 1, 2 or 3 s at random, so the
   clients shed together do not all come back together. Health, readiness and metrics
   never pass the gate.
@@ -70,9 +71,9 @@ class AdaptiveLimit:
     def observe(self, measured: float, held_back: bool) -> int:
         """One measurement: how late the loop woke the probe (seconds), and whether the
         limit held a request back (it found no room) since the last one. Returns the new
-        limit. The delay it acts on is
-        the median of the last `WINDOW` measurements: a loop that is late now and then
-        (upstream answers arriving together, a collection) is not one that is saturated."""
+        limit. The delay it acts on is the median of the last `WINDOW` measurements: a
+        loop late now and then (upstream answers arriving together, a collection) is not
+        a saturated one."""
         self._recent.append(measured)
         delay = statistics.median(self._recent)
         estimate = self._estimate
