@@ -41,9 +41,6 @@ class OpenStreams:
         self.max_per_client = max_per_client
         self._open: Counter[str] = Counter()
 
-    def of(self, client: str) -> int:
-        return self._open[client]
-
     def check(self, client: str) -> None:
         """Refuses (`TooManyStreams`) a client whose places are all taken."""
         if self._open[client] >= self.max_per_client:

@@ -24,9 +24,9 @@ from typing import Any
 
 from gateway import log_context
 from gateway._compat.uvicorn import transport_of
+from gateway.server.request_metrics import STREAM_PATH
 
 log = logging.getLogger("gateway.slow_readers")
-STREAM_PATH = "/graphql/stream"
 RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close drops what is queued
 
 Scope = MutableMapping[str, Any]
