@@ -3,9 +3,10 @@
 A dashboard polling the same document gets the stored bytes back without parsing,
 validating or resolving anything. The key is a hash of: the caller (its scopes and the
 accounts it may see), the generation of each of those accounts (`invalidate` bumps one,
-so every response that could include it stops matching), the document, its variables and
-operation name. Beside the bytes, an entry keeps what the request was — its operation's
-name and how many accounts it asked — so a hit is logged and counted as the miss was.
+so every response that could include it stops matching), and the request's body as sent
+(its document, variables and operation name). Beside the bytes, an entry keeps what the
+request was — its operation's name and how many accounts it asked — so a hit is logged
+and counted as the miss was.
 Only complete, error-free answers of query documents are stored, and only
 until the earliest moment one of their balances stops being fresh; mutations, errors,
 provider failures and stale answers never are.
@@ -29,7 +30,10 @@ NOT_A_QUERY = re.compile(r"\b(mutation|subscription)\b")
 
 @dataclass(frozen=True)
 class CachedRequest:
-    """A POSTed GraphQL request that may be answered from the cache."""
+    """A POSTed GraphQL request that may be answered from the cache, keyed by its body's
+    bytes as sent: a dashboard repeats its request byte for byte, so a hit is found
+    (`server/cached_answers.py`) without parsing the body at all. The same request with
+    its keys in another order is another entry."""
 
     key_material: bytes
 
@@ -39,11 +43,12 @@ class CachedRequest:
             data = json.loads(body)
         except ValueError:
             return None
-        return cls.from_payload(data) if isinstance(data, dict) else None
+        return cls.from_payload(data, body) if isinstance(data, dict) else None
 
     @classmethod
-    def from_payload(cls, data: dict[str, Any]) -> CachedRequest | None:
-        """From an already parsed request body (the endpoint has parsed it once)."""
+    def from_payload(cls, data: dict[str, Any], body: bytes) -> CachedRequest | None:
+        """From the request's body and its payload, already parsed (the endpoint has
+        parsed it once): None unless it is a plain query document."""
         query, variables = data.get("query"), data.get("variables")
         operation = data.get("operationName")
         if not isinstance(query, str) or NOT_A_QUERY.search(query):
@@ -52,8 +57,7 @@ class CachedRequest:
             return None
         if operation is not None and not isinstance(operation, str):
             return None
-        canonical = json.dumps([query, variables or {}, operation], sort_keys=True)
-        return cls(canonical.encode())
+        return cls(body)
 
 
 @dataclass(frozen=True)

@@ -152,12 +152,9 @@ class Admission:
     async def enter(self, kind: Kind, deadline_seconds: float) -> bool:
         """Take a slot (True; `release(kind)` it later), or shed (False) when none comes within
         `min(wait_seconds, deadline_seconds)` or no one more may wait."""
-        events = self._metrics.admission_events
-        if self.fits(kind) and not self._ahead(kind):
-            self._take(kind)
-            events.labels(kind, "admitted").inc()
-            self._metrics.admission_queue_seconds.observe(0.0)
+        if self.try_enter(kind):
             return True
+        events = self._metrics.admission_events
         self._held_back = True
         if self.waiting >= self.max_waiting or self.wait_seconds <= 0:
             events.labels(kind, "rejected").inc()
@@ -181,6 +178,16 @@ class Admission:
         events.labels(kind, "queued").inc()
         self._metrics.admission_queue_seconds.observe(self.monotonic() - started)
         return True
+
+    def try_enter(self, kind: Kind) -> bool:
+        """Take a slot if one is free now and no one waits ahead (True; `release(kind)` it
+        later); False leaves everything as it was — `enter` then decides to wait or shed."""
+        if self.fits(kind) and not self._ahead(kind):
+            self._take(kind)
+            self._metrics.admission_events.labels(kind, "admitted").inc()
+            self._metrics.admission_queue_seconds.observe(0.0)
+            return True
+        return False
 
     def release(self, kind: Kind) -> None:
         self.running -= 1

@@ -3,7 +3,8 @@
 Routes: `GET /` (where things are), `GET /healthz` (liveness), `GET /readyz` (readiness,
 `readiness.py`), `GET /metrics` (the `metrics:read` scope), `/graphql` (GraphiQL for a browser
 in development, else the endpoint) and GraphiQL's own files. Middleware, outermost first:
-a request id for every request, its span, slow readers cut off (`slow_readers.py`), then
+a request id for every request, a response-cache hit answered at once
+(`cached_answers.py`), its span, slow readers cut off (`slow_readers.py`), then
 CORS for the configured origins. Admission control is the endpoints' (`admission.py`):
 it needs to know a query from a mutation.
 The endpoint lives in `app.state.graphql` once the lifespan has built it.
@@ -26,6 +27,7 @@ from gateway.clock import Clock
 from gateway.config.settings import ServerSettings
 from gateway.errors import GatewayError
 from gateway.metrics import Metrics
+from gateway.server.cached_answers import CachedAnswers
 from gateway.server.endpoint import GraphQLEndpoint, refusal
 from gateway.server.events import EventStreams
 from gateway.server.pages.dashboard import DashboardPage
@@ -113,6 +115,12 @@ def middleware(
     stack = [
         # outermost: every request has an id, one access line, its metrics
         Middleware(log_context.RequestContext, access=access_log, skip=skip, observe=observe),
+        # a response-cache hit answered here (a traced request goes the whole way)
+        *(
+            [Middleware(CachedAnswers, cors=bool(server.cors_origins))]
+            if tracing is NO_TRACING
+            else []
+        ),
         Middleware(TracedRequests, tracing=tracing),
         Middleware(
             SlowReaders,

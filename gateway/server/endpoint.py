@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, NamedTuple
 
 import orjson
@@ -31,6 +31,7 @@ from graphql import (
     parse,
     visit,
 )
+from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from strawberry.types.graphql import OperationType as StrawberryOperation
@@ -88,6 +89,16 @@ LATE = Overloaded(
     retry_after_seconds=1,
 )
 GONE = log_context.CLIENT_CLOSED  # 499: only the access log ever sees it
+AUTHENTICATED = "gateway.authenticated"  # scope key: a Principal, or the refusal, once known
+
+
+class CachedAnswer(NamedTuple):
+    """A request answered from the response cache: what to send, and the admission slot
+    it holds until it is sent."""
+
+    stored: StoredResponse
+    media: str
+    release: Callable[[], None]
 
 
 async def until_disconnected(
@@ -361,7 +372,10 @@ class GraphQLEndpoint:
 
     async def principal(self, request: Request) -> Principal:
         """Who is calling, within their rate; raises a refusal otherwise."""
-        principal = await self.authenticator.authenticate(request.headers)
+        known = request.scope.pop(AUTHENTICATED, None)  # `answer_from_cache` asked already
+        if isinstance(known, GatewayError):
+            raise known
+        principal = known or await self.authenticator.authenticate(request.headers)
         client_name.set(principal.name)
         wait = await self.rate_limiter.take(principal)
         if wait is not None:
@@ -409,7 +423,7 @@ class GraphQLEndpoint:
             return await self._in_parts(request, principal, payload, media, parts_media, deadline)
         cache_key = None
         if request.method == "POST":
-            cache_key = await self._cache_key(payload, principal)
+            cache_key = await self._cache_key(payload, request.state.body, principal)
             if cache_key is not None and self.response_cache is not None:
                 hit = await self.response_cache.get(cache_key)
                 self.metrics.response_cache_events.labels("hit" if hit else "miss").inc()
@@ -593,11 +607,58 @@ class GraphQLEndpoint:
         request.state.body = body
         return checked_payload(body, self.limits)
 
-    async def _cache_key(self, payload: dict[str, Any], principal: Principal) -> str | None:
+    async def _cache_key(
+        self, payload: dict[str, Any], body: bytes, principal: Principal
+    ) -> str | None:
         if self.response_cache is None:
             return None
-        cacheable = CachedRequest.from_payload(payload)
+        cacheable = CachedRequest.from_payload(payload, body)
         if cacheable is None:
             return None
-        visible = [a.id for a in self.service.accounts() if principal.can_see(a.id)]
+        visible = self._visible(principal)
         return await self.response_cache.key(cacheable, principal.identity, visible)
+
+    def _visible(self, principal: Principal) -> list[str]:
+        return [a.id for a in self.service.accounts() if principal.can_see(a.id)]
+
+    async def answer_from_cache(self, scope: Any, body: bytes) -> CachedAnswer | None:
+        """A POST's answer straight from the response cache, before anything else reads the
+        request (`cached_answers.py`) — or None, and the request goes the whole way. Only
+        what this request's way would have answered from the cache: the same checks, in
+        effect (a body that was stored passed the ones that depend on the body alone; those
+        that depend on headers are made here), the caller authenticated (once: the result,
+        a refusal included, waits in the scope for `principal`), admitted as a query and
+        within its rate. A request found no room or no token goes the whole way, to be
+        shed or refused there in the usual words."""
+        cache = self.response_cache
+        if cache is None or len(body) > self.limits.max_body_bytes:
+            return None
+        headers = Headers(scope=scope)
+        media = negotiate(headers.get("accept"))
+        if (
+            media is None
+            or headers.get("content-type", "").split(";")[0].strip().lower() != "application/json"
+            or headers.get("content-encoding", "identity").strip().lower() != "identity"
+        ):
+            return None
+        try:
+            principal = await self.authenticator.authenticate(headers)
+        except GatewayError as exc:
+            scope[AUTHENTICATED] = exc
+            return None
+        scope[AUTHENTICATED] = principal
+        key = await cache.key(CachedRequest(body), principal.identity, self._visible(principal))
+        hit = await cache.get(key)
+        if hit is None or not self.admission.try_enter("query"):
+            return None  # the whole way counts the miss, or sheds
+        try:
+            wait = await self.rate_limiter.take(principal)
+        except BaseException:
+            self.admission.release("query")
+            raise
+        if wait is not None:  # refused there again, in its words (a refusal takes nothing)
+            self.admission.release("query")
+            return None
+        client_name.set(principal.name)
+        self.metrics.response_cache_events.labels("hit").inc()
+        return CachedAnswer(hit, media, lambda: self.admission.release("query"))
