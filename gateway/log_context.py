@@ -213,4 +213,19 @@ def write_access_line(
         words.append(stats.outcome + (f" ({stats.reason})" if stats.reason else ""))
     if stats.error_codes:
         words.append("errors=" + ",".join(stats.error_codes))
-    access_log.info("%s", " ".join(words), extra={"access": fields})
+    write_access(" ".join(words), fields)
+
+
+def _through_logging(message: str, fields: dict[str, Any]) -> None:
+    access_log.info("%s", message, extra={"access": fields})
+
+
+# How the access line reaches the log: through `logging`, until `log_format.configure`
+# installs its direct writer (the same line, without a log record per request).
+write_access: Callable[[str, dict[str, Any]], None] = _through_logging
+
+
+def set_access_writer(writer: Callable[[str, dict[str, Any]], None] | None) -> None:
+    """`writer` writes every access line from now on (None: through `logging` again)."""
+    global write_access  # noqa: PLW0603 - the one writer of the process, set at configure
+    write_access = writer or _through_logging

@@ -257,3 +257,43 @@ def test_an_exception_is_one_json_field_redacted_and_levels_are_per_logger(
     )
     assert "provider-secret-value" not in text
     assert kept["message"] == "kept" and kept["logger"] == "gateway.chatty.child"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_the_access_line_is_written_as_logging_would_write_it(fmt: str, tmp_path: Path) -> None:
+    """The access line goes straight to the handler's stream (no log record per request)
+    while that handler is the only one: the same line, field for field, redacted alike, as
+    the record `logging` writes once another handler listens."""
+    from gateway import log_context
+
+    stats = log_context.RequestStats(operation_type="query", operation_name="Dash", accounts=2)
+    stats.outcome = "ok"
+    scope = {"method": "POST", "path": "/graphql?k=provider-secret-value", "client": ("1.2.3.4", 5)}
+    root = logging.getLogger()
+
+    def write() -> None:
+        log_context.request_id.set("0123456789abcdef")
+        log_context.client_name.set("ops")
+        others = [h for h in root.handlers if h is not root.handlers[-1]]
+        for handler in others:  # pytest's own: the CLI's handler alone, as in production
+            root.removeHandler(handler)
+        try:
+            log_context.write_access_line(scope, 200, 120, 0.0, stats)  # direct
+        finally:
+            for handler in others:
+                root.addHandler(handler)
+        log_context.write_access_line(scope, 200, 120, 0.0, stats)  # through logging
+
+    direct, logged = written(tmp_path / "log", write, "info", fmt).splitlines()
+    assert "provider-secret-value" not in direct
+    timing = re.compile(r"\d+\.\d ms ")  # the two lines were written moments apart
+    if fmt == "json":
+        first, second = json.loads(direct), json.loads(logged)
+        for entry in (first, second):
+            assert entry.pop("time") and entry.pop("duration_ms") >= 0
+            entry["message"] = timing.sub("", entry["message"])
+        assert first == second
+        assert first["path"] == "/graphql?k=***" and first["operation_name"] == "Dash"
+    else:
+        assert timing.sub("", direct).split(" ", 1)[1] == timing.sub("", logged).split(" ", 1)[1]
+        assert direct.split(" ", 1)[1].startswith("INFO gateway.access [0123456789abcdef ops]")
