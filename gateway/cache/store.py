@@ -19,7 +19,7 @@ from aiocache import RedisCache, SimpleMemoryCache
 from aiocache.serializers import StringSerializer
 from redis.asyncio import BlockingConnectionPool
 
-from gateway._compat.aiocache import eval_script
+from gateway._compat.aiocache import eval_script, memory_reader
 from gateway.clock import whole_seconds
 from gateway.metrics import Metrics
 
@@ -33,6 +33,8 @@ class Store:
     def __init__(self, backend: Any, *, shared: bool, metrics: Metrics | None = None) -> None:
         self._backend = backend
         self.shared = shared  # True when other replicas see the same data
+        # In-process values are read straight from the dictionary (_compat/aiocache.py).
+        self._read = None if shared else memory_reader(backend)
         self._last_warning = 0.0
         self.healthy = True
         # Round trips to the backend (on Redis, each is one network exchange).
@@ -71,6 +73,8 @@ class Store:
 
     async def get(self, key: str) -> str | None:
         self._count["get"].inc()
+        if self._read is not None:
+            return _text(self._read([key])[0])
         try:
             value = await self._backend.get(key)
         except Exception as exc:
@@ -83,6 +87,8 @@ class Store:
         if not keys:
             return []
         self._count["multi_get"].inc()
+        if self._read is not None:
+            return [_text(v) for v in self._read(keys)]
         try:
             values = await self._backend.multi_get(keys)
         except Exception as exc:
