@@ -4,6 +4,7 @@ exist. (How a principal is established from a key or a token: `server/auth.py`.)
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from gateway.errors import Forbidden
@@ -35,7 +36,7 @@ class Principal:
         if scope not in self.scopes:
             raise Forbidden(f"This operation needs the {scope} scope.")
 
-    @property
+    @functools.cached_property
     def identity(self) -> str:
         """What the response cache keys on: scopes and visible accounts, not the name."""
         accounts = "*" if self.accounts is None else ",".join(sorted(self.accounts))

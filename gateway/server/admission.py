@@ -48,6 +48,7 @@ PROBE_SECONDS = 0.05  # how often the loop's delay is measured (and the limit mo
 SMOOTHING = 0.2  # how far one measurement moves the limit towards what it says
 WINDOW = 8  # measurements whose median the limit follows (0.4 s)
 Kind = Literal["query", "mutation"]
+KINDS: tuple[Kind, ...] = ("query", "mutation")
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -116,6 +117,7 @@ class Admission:
             "query": deque(),
         }
         self._metrics = metrics
+        self._admitted = {k: metrics.admission_events.labels(k, "admitted") for k in KINDS}
         metrics.admission_limit.set(self.limit)
 
     @property
@@ -184,7 +186,7 @@ class Admission:
         later); False leaves everything as it was — `enter` then decides to wait or shed."""
         if self.fits(kind) and not self._ahead(kind):
             self._take(kind)
-            self._metrics.admission_events.labels(kind, "admitted").inc()
+            self._admitted[kind].inc()
             self._metrics.admission_queue_seconds.observe(0.0)
             return True
         return False

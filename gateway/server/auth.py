@@ -129,7 +129,12 @@ class Authenticator:
         *,
         development: bool,
     ) -> None:
-        self._by_hash = {c.key_sha256.lower(): c for c in clients.values()}
+        self._by_hash = {  # a configured client's principal, built once
+            c.key_sha256.lower(): Principal(
+                c.name, c.scopes, c.accounts, c.rate_limit, trusted_documents=c.trusted_documents
+            )
+            for c in clients.values()
+        }
         self._jwt = jwt_verifier
         self.development = development
 
@@ -144,16 +149,10 @@ class Authenticator:
                 return await self._jwt.verify(token)
             except (jwt.PyJWTError, ValueError, KeyError, OSError) as exc:
                 raise self._refuse(f"JWT refused: {type(exc).__name__}") from None
-        client = self._by_hash.get(key_hash(token))
-        if client is None:
+        principal = self._by_hash.get(key_hash(token))
+        if principal is None:
             raise self._refuse("unknown API key")
-        return Principal(
-            client.name,
-            client.scopes,
-            client.accounts,
-            client.rate_limit,
-            trusted_documents=client.trusted_documents,
-        )
+        return principal
 
     @staticmethod
     def _refuse(reason: str) -> Unauthenticated:

@@ -89,6 +89,7 @@ LATE = Overloaded(
     retry_after_seconds=1,
 )
 GONE = log_context.CLIENT_CLOSED  # 499: only the access log ever sees it
+MAX_IDENTITIES = 10_000  # visible accounts remembered for this many callers (JWTs vary)
 AUTHENTICATED = "gateway.authenticated"  # scope key: a Principal, or the refusal, once known
 
 
@@ -354,6 +355,8 @@ class GraphQLEndpoint:
         self.body_timeout_seconds = body_timeout_seconds
         self.deadline_seconds = deadline_seconds
         self.admission = admission or Admission(100_000, 0, 0.0, metrics)
+        self._visible_to: dict[str, list[str]] = {}  # by principal identity
+        self._cache_hits = metrics.response_cache_events.labels("hit")
 
     async def __call__(self, request: Request) -> Response:
         """Answered within the deadline (or not at all: a 503 instead of a late answer),
@@ -619,7 +622,13 @@ class GraphQLEndpoint:
         return await self.response_cache.key(cacheable, principal.identity, visible)
 
     def _visible(self, principal: Principal) -> list[str]:
-        return [a.id for a in self.service.accounts() if principal.can_see(a.id)]
+        """The accounts `principal` may see (the service's accounts are fixed at start)."""
+        visible = self._visible_to.get(principal.identity)
+        if visible is None:
+            visible = [a.id for a in self.service.accounts() if principal.can_see(a.id)]
+            if len(self._visible_to) < MAX_IDENTITIES:
+                self._visible_to[principal.identity] = visible
+        return visible
 
     async def answer_from_cache(self, scope: Any, body: bytes) -> CachedAnswer | None:
         """A POST's answer straight from the response cache, before anything else reads the
@@ -660,5 +669,5 @@ class GraphQLEndpoint:
             self.admission.release("query")
             return None
         client_name.set(principal.name)
-        self.metrics.response_cache_events.labels("hit").inc()
+        self._cache_hits.inc()
         return CachedAnswer(hit, media, lambda: self.admission.release("query"))

@@ -27,6 +27,8 @@ def observer(
     metrics: Metrics, operation_names: Collection[str], path: str = "/graphql"
 ) -> Observer:
     listed = frozenset(operation_names)
+    counted: dict[tuple[str, str, str, str], Any] = {}  # label values → their children
+    timed: dict[tuple[str, str], Any] = {}  # (both bounded: the labels' values are)
 
     def observe(scope: Any, status: int, seconds: float, stats: RequestStats) -> None:
         if scope["path"] == STREAM_PATH:  # counted apart: a stream's duration is its life
@@ -38,7 +40,12 @@ def observer(
         kind = stats.operation_type or "unknown"
         name = stats.operation_name
         label = "none" if name is None else name if name in listed else "other"
-        metrics.requests.labels(kind, label, stats.outcome, stats.reason or "").inc()
-        metrics.request_duration.labels(kind, stats.outcome).observe(seconds)
+        key = (kind, label, stats.outcome, stats.reason or "")
+        if (count := counted.get(key)) is None:
+            count = counted[key] = metrics.requests.labels(*key)
+        count.inc()
+        if (timing := timed.get(key[::2])) is None:
+            timing = timed[key[::2]] = metrics.request_duration.labels(kind, stats.outcome)
+        timing.observe(seconds)
 
     return observe
