@@ -4,6 +4,7 @@ it breaks somewhere less obvious."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from typing import Any
 
@@ -116,6 +117,18 @@ async def test_aiocache_redis_backend_still_has_a_client_and_namespaced_keys(
     ], "aiocache's RedisCache.client or build_key moved"
 
 
+async def test_aiocache_memory_backend_still_keeps_its_values_in_a_namespaced_dict() -> None:
+    store = open_store("memory://", "ns-")
+    await store.set("k", "v", 60)
+    await store.set("n", "1", 60)
+    read = aiocache_compat.memory_reader(store._backend)
+    assert read(["k", "n", "absent"]) == await store._backend.multi_get(["k", "n", "absent"]), (
+        "aiocache's SimpleMemoryCache._cache or build_key moved"
+    )
+    assert read(["k"]) == ["v"]
+    assert await store.get("k") == "v" and await store.multi_get(["n", "x"]) == ["1", None]
+
+
 def test_uvicorn_httptools_protocol_still_has_the_methods_the_guard_extends() -> None:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -130,3 +143,58 @@ def test_uvicorn_httptools_protocol_still_has_the_methods_the_guard_extends() ->
     guarded = uvicorn_compat.guarded_protocol(1024, 1.0)
     assert issubclass(guarded, HttpToolsProtocol)
     # Behaviour over real sockets: tests/test_http_limits.py.
+
+
+def test_uvicorn_cycles_still_write_through_their_own_transport_attribute() -> None:
+    """The guard hands each request's cycle a coalescing transport (`cycle.transport`)."""
+    import inspect
+
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+    assert "transport" in inspect.signature(RequestResponseCycle.__init__).parameters
+    assert "self.transport.write(" in inspect.getsource(RequestResponseCycle.send), (
+        "uvicorn's RequestResponseCycle no longer writes through self.transport"
+    )
+
+
+class Recording:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str) -> str:
+        return f"extra {name}"
+
+
+async def test_a_response_head_leaves_with_its_body_or_at_the_end_of_the_turn() -> None:
+    loop = asyncio.get_running_loop()
+    real = Recording()
+    together = uvicorn_compat.Coalescing(real, loop)  # type: ignore[arg-type]
+    together.write(b"head;")
+    together.write(b"body")
+    assert real.writes == [b"head;body"]  # one write, one packet
+
+    real = Recording()
+    apart = uvicorn_compat.Coalescing(real, loop)  # type: ignore[arg-type]
+    apart.write(b"head;")
+    assert real.writes == []
+    await asyncio.sleep(0)  # the turn ends: the head leaves on its own
+    assert real.writes == [b"head;"]
+    apart.write(b"part 1")
+    assert real.writes == [b"head;", b"part 1"]
+
+    real = Recording()
+    closing = uvicorn_compat.Coalescing(real, loop)  # type: ignore[arg-type]
+    closing.write(b"head;")
+    closing.close()
+    assert real.writes == [b"head;"] and real.closed  # never lost to a close
+    assert closing.get_extra_info("peername") == "extra peername"

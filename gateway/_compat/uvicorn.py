@@ -19,7 +19,9 @@ Touched internals, each guarded by `tests/test_http_limits.py`, which drives the
 server over raw sockets: `HttpToolsProtocol` and its `connection_made`, `data_received`,
 `on_headers_complete`, `on_response_complete`, `connection_lost`, `transport`, `loop` and
 `scope` attributes, and `uvicorn.Config(http=<protocol class>)`; `tests/test_slow_readers.py`
-guards the transport in the scope.
+guards the transport in the scope. Each request's `cycle` gets a `Coalescing` transport
+(`cycle.transport`, which uvicorn's `RequestResponseCycle.send` writes through; guarded in
+`tests/test_compat.py`): the response's head leaves with the first bytes of its body.
 """
 
 from __future__ import annotations
@@ -47,6 +49,42 @@ def transport_of(scope: Any) -> asyncio.Transport | None:
 
 TOO_LARGE = _answer("431 Request Header Fields Too Large", "The request's headers are too large.")
 TIMED_OUT = _answer("408 Request Timeout", "The request's headers did not arrive in time.")
+
+
+class Coalescing:
+    """A response's transport whose head waits to leave with the body's first bytes: one
+    write (one packet, one system call) instead of two when both are sent in the same turn
+    of the loop — uvicorn writes the status line and headers as soon as the response
+    starts. Whatever is held leaves at the end of the turn in any case, and before a close."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+        self._head = True  # the next write is the head: held
+
+    def write(self, data: bytes) -> None:
+        if self._held is not None:
+            data, self._held = self._held + data, None
+        elif self._head and not self._transport.is_closing():
+            self._head, self._held = False, data
+            self._loop.call_soon(self._release)
+            return
+        self._head = False
+        self._transport.write(data)
+
+    def _release(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def close(self) -> None:
+        self._release()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def guarded_protocol(max_header_bytes: int, header_timeout: float) -> type[asyncio.Protocol]:
@@ -78,6 +116,8 @@ def guarded_protocol(max_header_bytes: int, header_timeout: float) -> type[async
             extensions = self.scope.setdefault("extensions", {})
             extensions[EXTENSION] = {"transport": self.transport}
             super().on_headers_complete()
+            if self.cycle is not None and self.cycle.transport is self.transport:
+                self.cycle.transport = Coalescing(self.transport, self.loop)  # type: ignore[assignment]
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
