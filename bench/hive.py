@@ -457,6 +457,7 @@ def hive_case(
         results: dict[str, Any] = {
             "versions": versions,
             "runs": runs,
+            "seconds": seconds,
             "npm_before": NPM_BEFORE,
             "upstream_p50_ms": upstream_alone(upstream_url, seconds),
             "cases": {},
