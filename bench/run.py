@@ -525,8 +525,15 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     parser.add_argument(
         "--only",
-        choices=("scale", "cached", "overload", "first-result"),
-        help="run one case (the others keep their last results)",
+        choices=("scale", "cached", "overload", "first-result", "hive"),
+        help="run one case (the others keep their last results); hive: side by side with "
+        "Hive Gateway (npm packages installed by bench/hive.py; never in a full run)",
+    )
+    parser.add_argument(
+        "--hive-dir",
+        metavar="DIR",
+        help="with --only hive: install the npm packages into DIR and keep them (reused when "
+        "present) instead of a temporary folder",
     )
     parser.add_argument(
         "--report", action="store_true", help="print the report of --out again, run nothing"
@@ -549,7 +556,7 @@ def main() -> int:
     if args.report:
         print_report(json.loads(Path(args.out).read_text()))
         return 0
-    for tool in ("wrk", "taskset"):
+    for tool in ("wrk", "taskset", *(("node", "npm") if args.only == "hive" else ())):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed: see bench/README.md")
     sim_port, up_port = free_port(), free_port()
@@ -603,6 +610,12 @@ def main() -> int:
                 )
             if wanted(args.only, "first-result"):
                 results["first result"] = first_result_case(sim_url, 10 * args.runs)
+            if args.only == "hive":  # opt-in: it installs npm packages
+                import hive
+
+                results["hive"] = hive.hive_case(
+                    up_url, upstream.pid, args.seconds, args.runs, args.hive_dir
+                )
     finally:
         for process in (upstream, sim):
             process.terminate()
@@ -1143,6 +1156,10 @@ def print_report(r: dict[str, Any]) -> None:
         print_overload(r["overload"])
     if "first result" in r:
         print_first_result(r["first result"])
+    if "hive" in r:
+        import hive
+
+        hive.print_report(r["hive"])
 
 
 if __name__ == "__main__":
