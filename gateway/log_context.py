@@ -82,7 +82,8 @@ def stats() -> RequestStats:
 def printable(text: str, limit: int) -> str:
     """Client text fit for a log line: cut to `limit`, control characters replaced (a
     newline in a path or a name must not start a forged line)."""
-    return "".join(c if c.isprintable() else "?" for c in text[:limit])
+    text = text[:limit]
+    return text if text.isprintable() else "".join(c if c.isprintable() else "?" for c in text)
 
 
 def note_operation(operation_type: str, name: str | None) -> None:

@@ -4,7 +4,7 @@
 namespaces (`build_key`, `client`) — aiocache has no script API.
 
 `memory_reader()`: reads from the in-process backend (`SimpleMemoryCache`) straight from
-its dictionary (`_cache`, keys namespaced by `build_key`, values as stored: the store's
+its dictionary (`_cache`, a string key namespaced as `build_key` does, values as stored: the store's
 string serializer keeps them as they are). aiocache wraps every call in an enabled check
 that reads the environment, a timeout, plugins and a debug line — for a dictionary
 look-up, most of a cached answer's store time.
@@ -23,5 +23,5 @@ async def eval_script(backend: Any, source: str, key: str, *args: str | float) -
 def memory_reader(backend: Any) -> Callable[[list[str]], list[Any]]:
     """The values of `keys` in a SimpleMemoryCache (None where absent), read at once."""
     table: dict[str, Any] = backend._cache
-    build_key = backend.build_key
-    return lambda keys: [table.get(build_key(key)) for key in keys]
+    prefix = backend.namespace or ""  # build_key(key) for a string key: namespace + key
+    return lambda keys: [table.get(prefix + key) for key in keys]
