@@ -285,3 +285,40 @@ def test_an_enums_output_is_remembered_per_value_exactly() -> None:
     for _ in range(2):
         with pytest.raises(ValueError, match="not a member"):
             remembered("bad")  # a refusal is never remembered as an answer
+
+
+SHARED_GROUP = Group(name="shared", items=[GOOD], maybe_items=None)  # type: ignore[list-item]
+
+
+@strawberry.type(name="Query")
+class SharedRoot:
+    @strawberry.field
+    def shared(self) -> Group:
+        """The same object for every request, as requests waiting on one read get it."""
+        return SHARED_GROUP
+
+
+def test_an_object_asked_for_again_the_same_way_is_rendered_once() -> None:
+    """Requests that share a read share its rendering: the same object asked for by the
+    same document comes back as the same completed answer — and asked for otherwise
+    (another selection, another `@include`) as its own."""
+    fast = strawberry.Schema(
+        query=SharedRoot,
+        extensions=[lambda: ParserCache(maxsize=8)],  # as the gateway's: one parse per text
+        execution_context_class=FastCompletionContext,
+    )
+    plain = strawberry.Schema(query=SharedRoot)
+    query = "query($on: Boolean!) { shared { name items { id label @include(if: $on) } } }"
+    first = fast.execute_sync(query, variable_values={"on": True}).data
+    again = fast.execute_sync(query, variable_values={"on": True}).data
+    assert first is not None and again is not None
+    assert again["shared"] is first["shared"]  # rendered once
+    without = fast.execute_sync(query, variable_values={"on": False}).data
+    other = fast.execute_sync("{ shared { items { label } } }").data
+    for data, variables, text in (
+        (first, {"on": True}, query),
+        (without, {"on": False}, query),
+        (other, None, "{ shared { items { label } } }"),
+    ):
+        assert data == plain.execute_sync(text, variable_values=variables).data
+    assert without is not None and "label" not in without["shared"]["items"][0]

@@ -257,7 +257,36 @@ AccountBalanceResult = Annotated[
 ]
 
 
+class _Views:
+    """The schema's view of each recent domain result, made once: requests that waited on
+    one upstream read share its result (`services/balances.py`), and with one view of it
+    they share its rendering too (`execution/fast_completion.py`). A view is never changed
+    once made; entries keep their result alive (its id is not reused while remembered)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._made: dict[int, tuple[domain.AccountBalanceResult, Any]] = {}
+
+    def of(self, result: domain.AccountBalanceResult) -> AccountBalance | ProviderFailure:
+        known = self._made.get(id(result))
+        if known is not None and known[0] is result:
+            made: AccountBalance | ProviderFailure = known[1]
+            return made
+        made = _view_of(result)
+        if len(self._made) >= self._size:
+            del self._made[next(iter(self._made))]
+        self._made[id(result)] = (result, made)
+        return made
+
+
+_VIEWS = _Views()
+
+
 def result_of(result: domain.AccountBalanceResult) -> AccountBalance | ProviderFailure:
+    return _VIEWS.of(result)
+
+
+def _view_of(result: domain.AccountBalanceResult) -> AccountBalance | ProviderFailure:
     if isinstance(result, domain.AccountBalance):
         return AccountBalance(
             account=Account.of(result.account),

@@ -186,7 +186,7 @@ class FastCompletionContext(ExecutionContextBase):
         plan = self._plan(return_type, field_details_list) if self._plans_allowed else None
         if plan is not None:
             with suppress(_Unusual):  # graphql-core completes and reports it, below
-                return plan(result)
+                return plan(result) if self._shared is None else _RENDERED.render(plan, result)
         return super().collect_and_execute_subfields(
             return_type, field_details_list, path, result, position_context
         )
@@ -325,6 +325,34 @@ def _directive_variables(
         visit(root, Visitor())
     return None if incremental else tuple(sorted(names))
 
+
+class _Rendered:
+    """What shared plans made of the objects they were given, for the next request that
+    asks for the same object the same way: requests that waited on one upstream read get
+    the same balance objects (`services/balances.py`), and each would otherwise complete
+    them again, all at once, as the read lands (a convoy). The output of a plan depends on
+    the object and the plan alone — plain attributes, read the same way for every caller
+    of that document — and nothing changes it after completion. Entries keep their plan
+    and object alive (so neither id is reused while remembered); the oldest go first past
+    `size`."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._made: dict[tuple[int, int], tuple[Plan, Any, dict[str, Any]]] = {}
+
+    def render(self, plan: Plan, source: Any) -> dict[str, Any]:
+        key = (id(plan), id(source))
+        known = self._made.get(key)
+        if known is not None and known[0] is plan and known[1] is source:
+            return known[2]
+        out = plan(source)
+        if len(self._made) >= self._size:
+            del self._made[next(iter(self._made))]
+        self._made[key] = (plan, source, out)
+        return out
+
+
+_RENDERED = _Rendered()
 
 # One set per schema: a plan holds that schema's fields and scalars.
 _SHARED: WeakKeyDictionary[GraphQLSchema, _SharedPlans] = WeakKeyDictionary()
