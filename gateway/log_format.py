@@ -150,16 +150,20 @@ def _direct_writer(handler: logging.StreamHandler[Any], json: bool) -> Any:
     sixth of a cached answer's time). Only while that handler is the only one anything
     reaches and nothing filters or silences the access logger; else through `logging`."""
     root, access = logging.getLogger(), log_context.access_log
+    between: list[logging.Logger] = []  # the access logger and its parents below the root
+    logger: logging.Logger | None = access
+    while isinstance(logger, logging.Logger) and logger is not root:
+        between.append(logger)
+        logger = logger.parent
 
     def write(message: str, fields: dict[str, Any]) -> None:
         if (
             root.handlers != [handler]
-            or access.handlers
-            or access.filters
+            or root.filters
             or handler.filters
-            or not access.propagate
             or handler.level > logging.INFO
             or not access.isEnabledFor(logging.INFO)
+            or any(x.handlers or x.filters or not x.propagate for x in between)
         ):
             access.info("%s", message, extra={"access": fields})
             return

@@ -198,3 +198,16 @@ async def test_a_response_head_leaves_with_its_body_or_at_the_end_of_the_turn() 
     closing.close()
     assert real.writes == [b"head;"] and real.closed  # never lost to a close
     assert closing.get_extra_info("peername") == "extra peername"
+
+    real = Recording()
+    large = uvicorn_compat.Coalescing(real, loop)  # type: ignore[arg-type]
+    large.write(b"head;")
+    body = b"x" * (uvicorn_compat.COALESCE_BYTES + 1)
+    large.write(body)
+    assert real.writes == [b"head;", body]  # a large body is not copied behind the head
+
+    real = Recording()
+    headless = uvicorn_compat.Coalescing(real, loop)  # type: ignore[arg-type]
+    headless.write(b"head;")
+    headless.release()  # the response is complete (HEAD: no body write)
+    assert real.writes == [b"head;"]

@@ -22,6 +22,10 @@ async def eval_script(backend: Any, source: str, key: str, *args: str | float) -
 
 def memory_reader(backend: Any) -> Callable[[list[str]], list[Any]]:
     """The values of `keys` in a SimpleMemoryCache (None where absent), read at once."""
-    table: dict[str, Any] = backend._cache
     prefix = backend.namespace or ""  # build_key(key) for a string key: namespace + key
-    return lambda keys: [table.get(prefix + key) for key in keys]
+
+    def read(keys: list[str]) -> list[Any]:
+        table: dict[str, Any] = backend._cache  # (looked up each time: clear() replaces it)
+        return [table.get(prefix + key) for key in keys]
+
+    return read

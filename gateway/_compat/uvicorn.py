@@ -51,6 +51,9 @@ TOO_LARGE = _answer("431 Request Header Fields Too Large", "The request's header
 TIMED_OUT = _answer("408 Request Timeout", "The request's headers did not arrive in time.")
 
 
+COALESCE_BYTES = 16 * 1024  # a first body write up to this size leaves with the head
+
+
 class Coalescing:
     """A response's transport whose head waits to leave with the body's first bytes: one
     write (one packet, one system call) instead of two when both are sent in the same turn
@@ -65,13 +68,21 @@ class Coalescing:
 
     def write(self, data: bytes) -> None:
         if self._held is not None:
-            data, self._held = self._held + data, None
+            held, self._held = self._held, None
+            if len(data) > COALESCE_BYTES:  # not worth copying a large body for
+                self._transport.write(held)
+            else:
+                data = held + data
         elif self._head and not self._transport.is_closing():
             self._head, self._held = False, data
             self._loop.call_soon(self._release)
             return
         self._head = False
         self._transport.write(data)
+
+    def release(self) -> None:
+        """Whatever is held leaves now (the response is complete)."""
+        self._release()
 
     def _release(self) -> None:
         if self._held is not None:
@@ -120,6 +131,8 @@ def guarded_protocol(max_header_bytes: int, header_timeout: float) -> type[async
                 self.cycle.transport = Coalescing(self.transport, self.loop)  # type: ignore[assignment]
 
         def on_response_complete(self) -> None:
+            if self.cycle is not None and isinstance(self.cycle.transport, Coalescing):
+                self.cycle.transport.release()  # a response with no body (HEAD) included
             super().on_response_complete()
             if not self.transport.is_closing():
                 self._await_head()

@@ -26,6 +26,8 @@ from gateway.cache.store import Store
 from gateway.clock import Clock
 
 NOT_A_QUERY = re.compile(r"\b(mutation|subscription)\b")
+# The same words in a raw body: a quick no (an escaped spelling is merely looked up, and missed)
+NAMES_NOT_A_QUERY = re.compile(rb"\b(mutation|subscription)\b")
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,29 @@
 """A response-cache hit answered before the rest of the stack reads the request.
 
-A dashboard polling the same request is, most of the time, a stored answer: going
-through tracing, the slow-reader guard, CORS, the router, Starlette's request objects, a
-JSON parse of the body and the endpoint's checks costs several times what finding and
-sending the stored bytes does. `CachedAnswers` sits right inside `RequestContext` (so the
-request id, the access line and the request metrics are the same as for any request):
-for a POST to `/graphql` whose body arrived whole, it asks the endpoint for the stored
-answer (`GraphQLEndpoint.answer_from_cache`: same caller, same body byte for byte, the
-same checks in effect, authenticated, admitted and within its rate) and sends it;
-anything else — a miss, a refusal, a body in several parts — goes on down the stack with
-its body handed on as it came. Not installed when tracing is on (a hit would have no
-span); a request carrying an `Origin` goes the whole way when CORS is configured (its
-answer needs CORS headers).
+A dashboard polling the same request is, most of the time, a stored answer: going through
+CORS, the router, Starlette's request objects, a JSON parse of the body and the endpoint's
+checks costs several times what finding and sending the stored bytes does. `CachedAnswers`
+sits inside `RequestContext` (the request id, the access line and the request metrics are
+those of any request) and the slow-reader guard (its answer is written under the same
+write timeout). For a POST to `/graphql` it asks the endpoint, in the whole way's order:
+
+1. `before_body`: the checks made before a body is read — headers, the caller, its rate.
+   Anything refused, or a body of no declared length, too large or awaiting `100 Continue`,
+   goes the whole way untouched (refused there, in its words, without waiting for a body).
+2. The body, read within `body_timeout_seconds` (else 408, as the whole way answers).
+3. `answer_from_cache`: the stored answer for this caller and this body byte for byte,
+   admitted as a query — and sent. Otherwise (a miss, no room, a body in several parts)
+   the request goes on down the stack with its body handed on as it came, and with what
+   was learnt (who asks, the rate token taken, the key looked up), so nothing is done
+   twice.
+
+Not installed when tracing is on; a request carrying an `Origin` goes the whole way when
+CORS is configured (its answer needs CORS headers).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from gateway import log_context
@@ -34,32 +42,37 @@ class CachedAnswers:
         if endpoint is None or (self.cors and _has_origin(scope)):
             await self.app(scope, receive, send)
             return
-        message = await receive()
-        answer = None
+        learnt = await endpoint.before_body(scope)
+        if learnt is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            async with asyncio.timeout(endpoint.body_timeout_seconds):
+                message = await receive()
+        except TimeoutError:
+            await endpoint.body_too_slow()(scope, receive, send)
+            return
+        stored = None
         if message["type"] == "http.request" and not message.get("more_body", False):
-            answer = await endpoint.answer_from_cache(scope, message.get("body", b""))
-        if answer is None:
+            stored = await endpoint.answer_from_cache(learnt, message.get("body", b""))
+        if stored is None:
             await self.app(scope, _replaying(message, receive), send)
             return
-        stored = answer.stored
         stats = log_context.stats()
         stats.operation_type, stats.operation_name = "query", stored.operation_name
         stats.accounts, stats.response_cache, stats.outcome = stored.accounts, "hit", "ok"
-        try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [
-                        (b"content-length", b"%d" % len(stored.body)),
-                        (b"content-type", answer.media.encode()),
-                        (b"cache-control", b"no-store"),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": stored.body})
-        finally:
-            answer.release()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-length", b"%d" % len(stored.body)),
+                    (b"content-type", learnt.media.encode()),
+                    (b"cache-control", b"no-store"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": stored.body})
 
     @staticmethod
     def _endpoint(scope: Scope) -> Any:

@@ -3,9 +3,9 @@
 Routes: `GET /` (where things are), `GET /healthz` (liveness), `GET /readyz` (readiness,
 `readiness.py`), `GET /metrics` (the `metrics:read` scope), `/graphql` (GraphiQL for a browser
 in development, else the endpoint) and GraphiQL's own files. Middleware, outermost first:
-a request id for every request, a response-cache hit answered at once
-(`cached_answers.py`), its span, slow readers cut off (`slow_readers.py`), then
-CORS for the configured origins. Admission control is the endpoints' (`admission.py`):
+a request id for every request, its span, slow readers cut off (`slow_readers.py`), a
+response-cache hit answered at once (`cached_answers.py`), then CORS for the configured
+origins. Admission control is the endpoints' (`admission.py`):
 it needs to know a query from a mutation.
 The endpoint lives in `app.state.graphql` once the lifespan has built it.
 """
@@ -115,12 +115,6 @@ def middleware(
     stack = [
         # outermost: every request has an id, one access line, its metrics
         Middleware(log_context.RequestContext, access=access_log, skip=skip, observe=observe),
-        # a response-cache hit answered here (a traced request goes the whole way)
-        *(
-            [Middleware(CachedAnswers, cors=bool(server.cors_origins))]
-            if tracing is NO_TRACING
-            else []
-        ),
         Middleware(TracedRequests, tracing=tracing),
         Middleware(
             SlowReaders,
@@ -128,6 +122,8 @@ def middleware(
             buffer_bytes=server.stream_buffer_bytes,
         ),
     ]
+    if tracing is NO_TRACING:  # a response-cache hit answered here (a traced one: the whole way)
+        stack.append(Middleware(CachedAnswers, cors=bool(server.cors_origins)))
     if server.cors_origins:
         cors: dict[str, Any] = {
             "allow_origins": list(server.cors_origins),

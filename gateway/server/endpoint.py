@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
@@ -39,7 +40,12 @@ from strawberry.types.graphql import OperationType as StrawberryOperation
 from gateway import bodies, log_context
 from gateway._compat.starlette import set_body, set_query
 from gateway.access import Principal
-from gateway.cache.responses import CachedRequest, ResponseCache, StoredResponse
+from gateway.cache.responses import (
+    NAMES_NOT_A_QUERY,
+    CachedRequest,
+    ResponseCache,
+    StoredResponse,
+)
 from gateway.clock import Clock
 from gateway.config.documents import TrustedDocumentsSettings
 from gateway.config.security import RequestLimits
@@ -90,16 +96,19 @@ LATE = Overloaded(
 )
 GONE = log_context.CLIENT_CLOSED  # 499: only the access log ever sees it
 MAX_IDENTITIES = 10_000  # visible accounts remembered for this many callers (JWTs vary)
-AUTHENTICATED = "gateway.authenticated"  # scope key: a Principal, or the refusal, once known
+LEARNT = "gateway.learnt"  # scope key: what the early look at the response cache learnt
 
 
-class CachedAnswer(NamedTuple):
-    """A request answered from the response cache: what to send, and the admission slot
-    it holds until it is sent."""
+@dataclass
+class Learnt:
+    """What the response cache's early look (`cached_answers.py`) learnt of a request, for
+    the whole way to reuse rather than repeat: who asks (or why not), whether its rate
+    token is taken, the cache key it looked up and missed."""
 
-    stored: StoredResponse
+    principal: Principal | GatewayError
     media: str
-    release: Callable[[], None]
+    rate_taken: bool = False
+    cache_key: str | None = None
 
 
 async def until_disconnected(
@@ -368,6 +377,10 @@ class GraphQLEndpoint:
                 response = await self._handle(request, deadline)
             except GatewayError as exc:
                 response = refusal(exc)
+        return self._finished(response)
+
+    @staticmethod
+    def _finished(response: Response) -> Response:
         response.headers.setdefault("Cache-Control", "no-store")
         if not isinstance(response, StreamingResponse):  # a stream does when it ends
             classify(response.status_code, log_context.stats())
@@ -375,11 +388,14 @@ class GraphQLEndpoint:
 
     async def principal(self, request: Request) -> Principal:
         """Who is calling, within their rate; raises a refusal otherwise."""
-        known = request.scope.pop(AUTHENTICATED, None)  # `answer_from_cache` asked already
+        learnt: Learnt | None = request.scope.get(LEARNT)  # `before_body` asked already
+        known = None if learnt is None else learnt.principal
         if isinstance(known, GatewayError):
             raise known
         principal = known or await self.authenticator.authenticate(request.headers)
         client_name.set(principal.name)
+        if learnt is not None and learnt.rate_taken:
+            return principal
         wait = await self.rate_limiter.take(principal)
         if wait is not None:
             self.metrics.rate_limit_refusals.inc()
@@ -426,9 +442,14 @@ class GraphQLEndpoint:
             return await self._in_parts(request, principal, payload, media, parts_media, deadline)
         cache_key = None
         if request.method == "POST":
-            cache_key = await self._cache_key(payload, request.state.body, principal)
+            learnt: Learnt | None = request.scope.get(LEARNT)
+            looked_up = learnt is not None and learnt.cache_key is not None
+            if looked_up and CachedRequest.from_payload(payload, request.state.body):
+                cache_key = learnt.cache_key if learnt is not None else None  # a miss
+            else:
+                cache_key = await self._cache_key(payload, request.state.body, principal)
             if cache_key is not None and self.response_cache is not None:
-                hit = await self.response_cache.get(cache_key)
+                hit = None if looked_up else await self.response_cache.get(cache_key)
                 self.metrics.response_cache_events.labels("hit" if hit else "miss").inc()
                 stats = log_context.stats()
                 stats.response_cache = "hit" if hit else "miss"
@@ -619,7 +640,7 @@ class GraphQLEndpoint:
         if cacheable is None:
             return None
         visible = self._visible(principal)
-        return await self.response_cache.key(cacheable, principal.identity, visible)
+        return await self.response_cache.key(cacheable, self._cache_identity(principal), visible)
 
     def _visible(self, principal: Principal) -> list[str]:
         """The accounts `principal` may see (the service's accounts are fixed at start)."""
@@ -630,44 +651,69 @@ class GraphQLEndpoint:
                 self._visible_to[principal.identity] = visible
         return visible
 
-    async def answer_from_cache(self, scope: Any, body: bytes) -> CachedAnswer | None:
-        """A POST's answer straight from the response cache, before anything else reads the
-        request (`cached_answers.py`) — or None, and the request goes the whole way. Only
-        what this request's way would have answered from the cache: the same checks, in
-        effect (a body that was stored passed the ones that depend on the body alone; those
-        that depend on headers are made here), the caller authenticated (once: the result,
-        a refusal included, waits in the scope for `principal`), admitted as a query and
-        within its rate. A request found no room or no token goes the whole way, to be
-        shed or refused there in the usual words."""
-        cache = self.response_cache
-        if cache is None or len(body) > self.limits.max_body_bytes:
+    async def before_body(self, scope: Any) -> Learnt | None:
+        """Before a POST's body is read for the response cache (`cached_answers.py`): the
+        checks the whole way makes before reading it, in its order — headers, the caller
+        (authenticated once: the result, a refusal included, is handed on in the scope),
+        its rate (a token taken once: a refusal takes none, and the whole way refuses it
+        again, in its words). None: nothing done that the whole way would not do first —
+        it goes the whole way untouched (a refusal, a body of no declared length, too large
+        or awaiting `100 Continue`)."""
+        if self.response_cache is None:
             return None
         headers = Headers(scope=scope)
         media = negotiate(headers.get("accept"))
+        declared = headers.get("content-length", "")
         if (
             media is None
             or headers.get("content-type", "").split(";")[0].strip().lower() != "application/json"
             or headers.get("content-encoding", "identity").strip().lower() != "identity"
+            or "expect" in headers
+            or not declared.isdigit()
+            or int(declared) > self.limits.max_body_bytes
         ):
             return None
         try:
             principal = await self.authenticator.authenticate(headers)
         except GatewayError as exc:
-            scope[AUTHENTICATED] = exc
+            scope[LEARNT] = Learnt(exc, media)
             return None
-        scope[AUTHENTICATED] = principal
-        key = await cache.key(CachedRequest(body), principal.identity, self._visible(principal))
-        hit = await cache.get(key)
-        if hit is None or not self.admission.try_enter("query"):
-            return None  # the whole way counts the miss, or sheds
-        try:
-            wait = await self.rate_limiter.take(principal)
-        except BaseException:
-            self.admission.release("query")
-            raise
-        if wait is not None:  # refused there again, in its words (a refusal takes nothing)
-            self.admission.release("query")
-            return None
+        learnt = scope[LEARNT] = Learnt(principal, media)
+        if await self.rate_limiter.take(principal) is not None:
+            return None  # refused the whole way, where the refusal is counted and worded
+        learnt.rate_taken = True
         client_name.set(principal.name)
-        self._cache_hits.inc()
-        return CachedAnswer(hit, media, lambda: self.admission.release("query"))
+        return learnt
+
+    def body_too_slow(self) -> Response:
+        """The whole way's answer to a body that did not arrive in time."""
+        late = Refused(
+            408, f"The request body did not arrive within {self.body_timeout_seconds:g} s."
+        )
+        return self._finished(refusal(late))
+
+    async def answer_from_cache(self, learnt: Learnt, body: bytes) -> StoredResponse | None:
+        """The stored answer for this body, from this caller (`before_body` let it through),
+        admitted as a query — or None, and it goes the whole way, which then reuses the key
+        looked up here (a miss is counted there) or sheds it. Bodies that name a mutation
+        or subscription are not looked up."""
+        cache = self.response_cache
+        principal = learnt.principal
+        if cache is None or not isinstance(principal, Principal) or NAMES_NOT_A_QUERY.search(body):
+            return None
+        with self.metrics.graphql_in_flight.track_inprogress():
+            key = await cache.key(
+                CachedRequest(body), self._cache_identity(principal), self._visible(principal)
+            )
+            learnt.cache_key = key
+            hit = await cache.get(key)
+            if hit is None or not self.admission.try_enter("query"):
+                return None  # a miss (counted the whole way), or no room: shed there
+            self.admission.release("query")  # answered at once, as the whole way's slot is
+            self._cache_hits.inc()
+            return hit
+
+    def _cache_identity(self, principal: Principal) -> str:
+        """Who a response is stored for: what the caller may see, and how its documents are
+        checked (a stored answer passed that check)."""
+        return f"{principal.identity}|{self.documents.mode_for(principal)}"

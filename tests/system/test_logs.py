@@ -297,3 +297,38 @@ def test_the_access_line_is_written_as_logging_would_write_it(fmt: str, tmp_path
     else:
         assert timing.sub("", direct).split(" ", 1)[1] == timing.sub("", logged).split(" ", 1)[1]
         assert direct.split(" ", 1)[1].startswith("INFO gateway.access [0123456789abcdef ops]")
+
+
+def test_a_handler_between_the_access_logger_and_the_root_still_sees_the_line(
+    tmp_path: Path,
+) -> None:
+    """The access line skips `logging` only while nothing but the CLI's handler would see
+    it: a handler on `gateway` (a parent of `gateway.access`) gets its record."""
+    from gateway import log_context
+
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    parent = logging.getLogger("gateway")
+    collect = Collect()
+    root = logging.getLogger()
+
+    def write() -> None:
+        others = [h for h in root.handlers if h is not root.handlers[-1]]
+        for handler in others:
+            root.removeHandler(handler)
+        parent.addHandler(collect)
+        try:
+            log_context.write_access_line(
+                {"method": "POST", "path": "/graphql"}, 200, 1, 0.0, log_context.RequestStats()
+            )
+        finally:
+            parent.removeHandler(collect)
+            for handler in others:
+                root.addHandler(handler)
+
+    written(tmp_path / "log", write, "info")
+    assert len(seen) == 1 and seen[0].startswith('"POST /graphql" 200')
