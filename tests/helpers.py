@@ -221,9 +221,12 @@ async def running_gateway(
         yield GatewayClient(client, app).as_key(key if settings.security.clients else None)
 
 
+READ_BYTES = 64 * 1024  # what one read of a socket hands uvicorn, about
+
+
 class WholeBody:
-    """A request's body handed to `app` in one message once it has all arrived, as
-    uvicorn does for a body that comes in one read (httpx's in-process transport always
+    """A request's body handed to `app` in one message once it has all arrived — up to
+    about one socket read — as uvicorn does for a body that comes in one read (httpx's in-process transport always
     sends an empty first part): so in-process requests meet the gateway as served ones
     do — a response-cache hit answered early (`server/cached_answers.py`). A client
     that leaves before its body is whole is handed on as it came."""
@@ -236,14 +239,17 @@ class WholeBody:
             await self.app(scope, receive, send)
             return
         parts: list[dict[str, Any]] = []
-        while True:
+        size = 0
+        while size <= READ_BYTES:  # a larger body arrives in parts, as it would
             message = await receive()
             parts.append(message)
+            size += len(message.get("body", b""))
             if message["type"] != "http.request" or not message.get("more_body", False):
                 break
-        if parts[-1]["type"] == "http.request":  # whole: one message
+        if parts[-1]["type"] == "http.request":  # what arrived, as one message
             body = b"".join(part.get("body", b"") for part in parts)
-            parts = [{"type": "http.request", "body": body, "more_body": False}]
+            more = parts[-1].get("more_body", False)
+            parts = [{"type": "http.request", "body": body, "more_body": more}]
 
         async def replayed() -> Any:
             return parts.pop(0) if parts else await receive()
