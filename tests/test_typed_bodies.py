@@ -81,6 +81,8 @@ def test_json_numbers_are_exact_decimals_from_their_own_text(
         "1.123456789",  # 9 after
         "9e999999",
         "1e-999999",
+        "1e99999999999999999999",  # past Decimal's own exponents: was an INTERNAL failure
+        "1.5e-99999999999999999999",
         "NaN",
         "Infinity",
         "-Infinity",
@@ -209,4 +211,12 @@ def test_magma_code_written_as_200_point_0_is_success() -> None:
 def test_paymob_bodies_off_their_shape_are_bad_responses(raw: bytes) -> None:
     with pytest.raises(UpstreamError) as raised:
         paymob_bills.parse_balances(raw, ACCOUNTS["paymob-eg"], CTX)
+    assert raised.value.code is ErrorCode.UPSTREAM_BAD_RESPONSE
+
+
+def test_a_history_amount_past_decimals_own_exponents_is_a_bad_response() -> None:
+    """The stdlib path (histories, top-ups) refuses it too, instead of failing INTERNAL."""
+    row = b'{"transfer_token": "t", "currency": "XOF", "amount": 1e99999999999999999999}'
+    with pytest.raises(UpstreamError) as raised:
+        magma_onepay.parse_history(b'{"code": 200, "data": [%s]}' % row, ACCOUNTS["magma"], CTX)
     assert raised.value.code is ErrorCode.UPSTREAM_BAD_RESPONSE

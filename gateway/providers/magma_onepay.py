@@ -134,8 +134,12 @@ def parse_balances(
         check_code(reader, reader.number_value(body.code, "body.code"))
         if not body.data:
             reader.fail("body: missing field 'data'")
-        body = reader.decode(body.data, BALANCE_ITEMS)
-    balances = tuple(balance_of(reader, item, f"data[{i}]", account) for i, item in enumerate(body))
+        items = reader.decode(body.data, BALANCE_ITEMS)
+    else:
+        items = body  # a bare array
+    balances = tuple(
+        balance_of(reader, item, f"data[{i}]", account) for i, item in enumerate(items)
+    )
     if len({b.id for b in balances}) != len(balances):
         reader.fail("data: the same country and currency twice")
     return balances

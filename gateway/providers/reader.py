@@ -64,6 +64,8 @@ class JsonReader:
             )
         except (ValueError, RecursionError) as exc:
             self.fail(f"body is not JSON: {type(exc).__name__}")
+        except ArithmeticError:  # an exponent past what Decimal can hold (`1e99999999999999999999`)
+            self.fail("a number outside what Decimal can hold")
 
     def decode(self, raw: bytes | str | msgspec.Raw, into: msgspec.json.Decoder[T]) -> T:
         """`raw` as the documented type `into` decodes, or UpstreamBadResponse."""
@@ -73,6 +75,8 @@ class JsonReader:
             self.fail(f"not the documented shape: {exc}")
         except (msgspec.DecodeError, RecursionError) as exc:
             self.fail(f"body is not JSON: {type(exc).__name__}")
+        except ArithmeticError:  # from `float_hook`: an exponent past what Decimal can hold
+            self.fail("a number outside what Decimal can hold")
 
     def money(
         self, value: Any, where: str, *, written_as: str = "number", negative: bool = True
