@@ -114,6 +114,17 @@ class Money:
         if not is_known_currency(self.currency):
             raise ValueError(f"unknown currency {self.currency!r}")
 
+    @classmethod
+    def checked(cls, amount: Decimal, currency: str) -> Money:
+        """`Money(amount, currency)` for an amount already inside the money domain (every
+        upstream amount is, through `JsonReader.money`; so is the difference of two of
+        them) in a currency already known (`JsonReader.currency`): the same value, without
+        checking it a second time — an adapter builds a few per balance line."""
+        money = object.__new__(cls)
+        object.__setattr__(money, "amount", amount)
+        object.__setattr__(money, "currency", currency)
+        return money
+
     def __add__(self, other: Money) -> Money:
         if other.currency != self.currency:
             raise ValueError("cannot add different currencies")

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta, tzinfo
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
+
+import msgspec
 
 from gateway.config.accounts import AccountConfig
 from gateway.domain import (
@@ -32,7 +35,7 @@ from gateway.domain import (
 )
 from gateway.errors import UpstreamContext
 from gateway.providers.base import Adapter, get_ok
-from gateway.providers.reader import JsonReader
+from gateway.providers.reader import JsonReader, NonEmpty, decoder
 from gateway.providers.spec import ProviderSpec
 from gateway.upstream.client import status_error
 
@@ -40,37 +43,64 @@ BALANCE_PATH = "/v1/misc/balance"
 NON_ISO_COUNTRIES = {"RDC": "CD"}
 
 
-def parse_country(reader: JsonReader, item: Any, where: str) -> Country:
-    raw_code = reader.string(item, "code", where)
+class BalanceItem(msgspec.Struct):
+    """One country's float, as documented: `balance` (the total) and `balance_available`
+    are JSON numbers (`JsonReader.money` reads them); other fields are ignored."""
+
+    code: NonEmpty
+    balance: Any
+    balance_available: Any
+    name: NonEmpty | None = None
+    prefix: NonEmpty | None = None
+    currency: Any = None
+    last_updated_at: Any = None
+
+
+class Envelope(msgspec.Struct):
+    """`{"code": 200, "message", "data": [...]}`: `data` is read once `code` says 200."""
+
+    code: Any
+    data: msgspec.Raw = msgspec.Raw()
+
+
+BalanceBody = Envelope | list[BalanceItem]  # the envelope, or a bare array (the prose)
+BALANCE_BODY: msgspec.json.Decoder[BalanceBody] = decoder(BalanceBody)
+BALANCE_ITEMS: msgspec.json.Decoder[list[BalanceItem]] = decoder(list[BalanceItem])
+
+
+def country_of(reader: JsonReader, item: BalanceItem, where: str) -> Country:
+    raw_code = item.code
     code = NON_ISO_COUNTRIES.get(raw_code.upper(), raw_code.upper())
     if len(code) != 2 or not code.isalpha():
         reader.fail(f"{where}.code: not a country code")
     known = COUNTRIES.get(code)
     return Country(
         code=code,
-        name=reader.optional_string(item, "name", where) or (known.name if known else code),
-        dial_prefix=reader.optional_string(item, "prefix", where),
-        currency=reader.currency(item.get("currency"), f"{where}.currency"),
+        name=item.name or (known.name if known else code),
+        dial_prefix=item.prefix,
+        currency=reader.currency(item.currency, f"{where}.currency"),
         raw_code=raw_code if raw_code != code else None,
     )
 
 
-def parse_item(reader: JsonReader, item: Any, where: str, account: AccountConfig) -> Balance:
-    item = reader.object(item, where)
-    country = parse_country(reader, item, where)
+def balance_of(
+    reader: JsonReader, item: BalanceItem, where: str, account: AccountConfig
+) -> Balance:
+    country = country_of(reader, item, where)
     currency = country.currency or ""
     # A payout float can be overdrawn (reversals, fees): a negative balance is shown as
     # it is [assume: the docs show none].
-    total = reader.amount(item, "balance", where)
-    available = reader.amount(item, "balance_available", where)
-    updated = item.get("last_updated_at")
+    total = reader.money(item.balance, f"{where}.balance")
+    available = reader.money(item.balance_available, f"{where}.balance_available")
+    updated = item.last_updated_at
     return Balance(
         id=f"{account.id}:{country.code}:{currency}",
         asset=Asset(code=currency, currency=currency, kind=AssetKind.CASH),
         country=country,
-        total=Money(total, currency),
-        available=Money(available, currency),
-        pending=Money(total - available, currency),
+        total=Money.checked(total, currency),
+        available=Money.checked(available, currency),
+        # Exact: two in-domain amounts differ by at most 16 digits before the point.
+        pending=Money.checked(total - available, currency),
         updated_at=(
             None
             if updated is None
@@ -84,20 +114,31 @@ def envelope_items(reader: JsonReader, raw: bytes) -> list[Any]:
     than 200 is that status's error."""
     body = reader.loads(raw)
     if isinstance(body, dict):
-        code = reader.number(body, "code", "body")
-        if code != 200:
-            raise status_error(reader.context, int(code) if code == code.to_integral() else 0)
+        check_code(reader, reader.number(body, "code", "body"))
         body = reader.field(body, "data", "body")
     return reader.array(body, "data")
+
+
+def check_code(reader: JsonReader, code: Decimal) -> None:
+    """The envelope's `code`: 200, or that status's error."""
+    if code != 200:
+        raise status_error(reader.context, int(code) if code == code.to_integral() else 0)
 
 
 def parse_balances(
     raw: bytes, account: AccountConfig, context: UpstreamContext
 ) -> tuple[Balance, ...]:
     reader = JsonReader(context)
-    items = envelope_items(reader, raw)
+    body = reader.decode(raw, BALANCE_BODY)
+    if isinstance(body, Envelope):
+        check_code(reader, reader.number_value(body.code, "body.code"))
+        if not body.data:
+            reader.fail("body: missing field 'data'")
+        items = reader.decode(body.data, BALANCE_ITEMS)
+    else:
+        items = body  # a bare array
     balances = tuple(
-        parse_item(reader, item, f"data[{i}]", account) for i, item in enumerate(items)
+        balance_of(reader, item, f"data[{i}]", account) for i, item in enumerate(items)
     )
     if len({b.id for b in balances}) != len(balances):
         reader.fail("data: the same country and currency twice")

@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from gateway.clock import Clock
 from gateway.config.accounts import AccountConfig
 from gateway.domain import (
@@ -35,7 +37,7 @@ from gateway.domain import (
 )
 from gateway.errors import UpstreamContext
 from gateway.providers.base import Adapter
-from gateway.providers.reader import JsonReader
+from gateway.providers.reader import JsonReader, NonEmpty, decoder
 from gateway.providers.spec import ProviderSpec
 from gateway.upstream.channel import Channel
 from gateway.upstream.client import UpstreamResponse, status_error
@@ -78,8 +80,19 @@ def envelope_data(reader: JsonReader, response: UpstreamResponse, failure_status
 
 
 def asset_of(reader: JsonReader, item: Mapping[str, Any], where: str) -> Asset:
-    code = reader.string(item, "asset_code", where)
-    currency = reader.currency(item.get("currency"), f"{where}.currency")
+    return asset_from(
+        reader,
+        reader.string(item, "asset_code", where),
+        item.get("currency"),
+        reader.optional_string(item, "asset_issuer", where),
+        where,
+    )
+
+
+def asset_from(
+    reader: JsonReader, code: str, currency_value: Any, issuer: str | None, where: str
+) -> Asset:
+    currency = reader.currency(currency_value, f"{where}.currency")
     collateral = code == "c" + currency
     if code not in (currency, "c" + currency):
         reader.fail(f"{where}.asset_code: does not match its currency")
@@ -87,23 +100,51 @@ def asset_of(reader: JsonReader, item: Mapping[str, Any], where: str) -> Asset:
         code=code,
         currency=currency,
         kind=AssetKind.COLLATERAL if collateral else AssetKind.CASH,
-        issuer=reader.optional_string(item, "asset_issuer", where),
+        issuer=issuer,
     )
+
+
+class Envelope(msgspec.Struct):
+    """`{"status": <int>, "message", "data"}`: `data` is read once `status` says 200."""
+
+    status: Any
+    data: msgspec.Raw = msgspec.Raw()
+
+
+class BalanceItem(msgspec.Struct):
+    """One ledger balance, as documented: `balance` is a decimal *string*."""
+
+    asset_code: NonEmpty
+    balance: Any
+    currency: Any = None
+    asset_issuer: NonEmpty | None = None
+
+
+ENVELOPE: msgspec.json.Decoder[Envelope] = decoder(Envelope)
+BALANCE_ITEMS: msgspec.json.Decoder[list[BalanceItem]] = decoder(list[BalanceItem])
 
 
 def parse_balances(
     response: UpstreamResponse, account: AccountConfig, context: UpstreamContext
 ) -> tuple[Balance, ...]:
     reader = JsonReader(context)
-    items = reader.array(envelope_data(reader, response, failure_status=503), "data")
+    if not 200 <= response.status < 300:
+        envelope_data(reader, response, failure_status=503)  # raises its status's error
+    body = reader.decode(response.body, ENVELOPE)
+    number = reader.number_value(body.status, "body.status")
+    if number != 200:
+        status = int(number) if number == number.to_integral() else 0
+        raise status_error(reader.context, 503 if status == 400 else status)
+    if not body.data:
+        reader.fail("data: expected an array, got NoneType")
     balances = []
-    for i, raw_item in enumerate(items):
+    items = reader.decode(body.data, BALANCE_ITEMS)
+    for i, item in enumerate(items):
         where = f"data[{i}]"
-        item = reader.object(raw_item, where)
-        asset = asset_of(reader, item, where)
+        asset = asset_from(reader, item.asset_code, item.currency, item.asset_issuer, where)
         # A Stellar-style ledger balance is never negative: one that is, is a bad response.
-        amount = reader.amount(item, "balance", where, written_as="string", negative=False)
-        money = Money(amount, asset.currency)
+        amount = reader.money(item.balance, f"{where}.balance", written_as="string", negative=False)
+        money = Money.checked(amount, asset.currency)
         balances.append(
             Balance(
                 id=f"{account.id}:{asset.code}:{asset.issuer or ''}",

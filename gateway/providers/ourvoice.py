@@ -14,6 +14,8 @@ from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from gateway.config.accounts import AccountConfig
 from gateway.domain import (
     COUNTRIES,
@@ -30,7 +32,7 @@ from gateway.domain import (
 )
 from gateway.errors import UpstreamContext, UpstreamUnavailable
 from gateway.providers.base import Adapter, get_ok
-from gateway.providers.reader import JsonReader
+from gateway.providers.reader import JsonReader, decoder
 from gateway.providers.spec import ProviderSpec
 
 BALANCE_PATH = "/v1/current/balance"
@@ -97,11 +99,41 @@ def unwrap(reader: JsonReader, raw: bytes) -> Mapping[str, Any]:
     return reader.object(inner, "data.data")
 
 
+class Inner(msgspec.Struct):
+    """The balance page's inner payload: `balance`, a JSON number."""
+
+    balance: Any
+
+
+class Envelope(msgspec.Struct):
+    """`{"success": true, "message", "data": <inner>}`: `data` is read once `success` is."""
+
+    success: Any = True  # the balance page's own example omits it
+    data: msgspec.Raw = msgspec.Raw()
+
+
+class Body(msgspec.Struct):
+    data: Envelope
+
+
+BODY: msgspec.json.Decoder[Body] = decoder(Body)
+# A JSON-encoded string (the docs) or an object (the SDKs).
+INNER: msgspec.json.Decoder[str | Inner] = decoder(str | Inner)
+INNER_TEXT: msgspec.json.Decoder[Inner] = decoder(Inner)
+
+
 def parse_balance(raw: bytes, account: AccountConfig, context: UpstreamContext) -> Balance:
     reader = JsonReader(context)
+    envelope = reader.decode(raw, BODY).data
+    if envelope.success is not True:
+        raise UpstreamUnavailable(reader.context, detail="envelope success is not true")
+    if not envelope.data:
+        reader.fail("data: missing field 'data'")
+    found = reader.decode(envelope.data, INNER)
+    inner = reader.decode(found, INNER_TEXT) if isinstance(found, str) else found
     # Prepaid credit only ever grows by top-ups and shrinks to zero: negative is a bad
     # response [assume: the docs say nothing either way].
-    amount = reader.amount(unwrap(reader, raw), "balance", "data.data", negative=False)
+    amount = reader.money(inner.balance, "data.data.balance", negative=False)
     currency = account.currency or "XOF"
     money = Money(amount, currency)
     return Balance(

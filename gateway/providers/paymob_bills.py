@@ -17,8 +17,11 @@ import hmac
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
+
+import msgspec
 
 from gateway.clock import Clock
 from gateway.config.accounts import AccountConfig
@@ -39,7 +42,7 @@ from gateway.domain import (
 )
 from gateway.errors import UpstreamContext
 from gateway.providers.base import Adapter, get_ok
-from gateway.providers.reader import JsonReader
+from gateway.providers.reader import JsonReader, decoder
 from gateway.providers.spec import ProviderSpec
 from gateway.upstream.channel import Channel
 
@@ -59,22 +62,37 @@ def signature_header(
     return base64.b64encode(token.encode()).decode()
 
 
+class BalanceBody(msgspec.Struct):
+    """`GET /api/v1/balance/`: a bare object; both amounts are JSON numbers."""
+
+    amount_available: Any
+    available_commission: Any
+
+
+BALANCE: msgspec.json.Decoder[BalanceBody] = decoder(BalanceBody)
+
+
 def parse_balances(
     raw: bytes, account: AccountConfig, context: UpstreamContext
 ) -> tuple[Balance, ...]:
     reader = JsonReader(context)
-    body = reader.object(reader.loads(raw), "body")
+    body = reader.decode(raw, BALANCE)
     currency = account.currency or "EGP"
     country = COUNTRIES.get(account.country or "EG")
     lines = (
-        ("available", "amount_available", AssetKind.CASH),
-        ("commission", "available_commission", AssetKind.COMMISSION),
+        ("available", "body.amount_available", body.amount_available, AssetKind.CASH),
+        (
+            "commission",
+            "body.available_commission",
+            body.available_commission,
+            AssetKind.COMMISSION,
+        ),
     )
     balances = []
-    for name, field, kind in lines:
+    for name, where, value, kind in lines:
         # Shown as they are, negative included (refunds and chargebacks can overdraw an
         # account) [assume: the docs say nothing either way].
-        money = Money(reader.amount(body, field, "body"), currency)
+        money = Money(reader.money(value, where), currency)
         balances.append(
             Balance(
                 id=f"{account.id}:{name}:{currency}",

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from gateway import log_context
 from gateway.cache import keys
 from gateway.cache.codec import decode_balances, encode_balances
-from gateway.cache.read_through import Codec, Freshness, Generations, ReadThroughCache
+from gateway.cache.read_through import Cached, Codec, Freshness, Generations, ReadThroughCache
 from gateway.config.accounts import AccountConfig
 from gateway.domain import (
     AccountBalance,
@@ -55,6 +55,11 @@ class BalanceService:
         # Told of every account's answer, as it is read (gauges, history).
         self.answered: list[Callable[[AccountBalanceResult], None]] = []
         self.history: SqlHistory | None = None  # `[history]` on: balances over time
+        # Per account, the last read and its answer, built once: every request that awaits
+        # the same upstream read (one `Cached`, shared by the cache's single flight) is
+        # given the same answer, and the listeners hear of it once. A cache hit is a copy
+        # of its own (`test_a_value_mutated_by_one_reader_is_not_seen_by_the_next`).
+        self._built: dict[str, tuple[Cached[tuple[Balance, ...]], AccountBalance]] = {}
 
     def accounts(self, provider: ProviderKind | None = None) -> list[AccountInfo]:
         return [
@@ -91,12 +96,18 @@ class BalanceService:
             listener(account_id)
 
     async def _balance(self, account_id: str) -> AccountBalanceResult:
-        result = await self._read(account_id)
-        for listener in self.answered:
-            listener(result)
+        result, known = await self._read(account_id)
+        if not known:
+            if not isinstance(result, AccountBalance):
+                # The listeners' last word on the account is this failure: the answer
+                # built before it is announced again if it is served again.
+                self._built.pop(account_id, None)
+            for listener in self.answered:
+                listener(result)
         return result
 
-    async def _read(self, account_id: str) -> AccountBalanceResult:
+    async def _read(self, account_id: str) -> tuple[AccountBalanceResult, bool]:
+        """The account's answer, and whether it is one already given (the same read)."""
         account = self._accounts[account_id]
         freshness = Freshness(account.fresh_seconds, account.stale_seconds)
         fetch = self._adapters[account_id].fetch_balances
@@ -109,25 +120,35 @@ class BalanceService:
             log.warning(
                 "account %s failed: %s (%s)", account_id, exc.code.value, exc.detail or exc.message
             )
-            return ProviderFailure(
+            failure = ProviderFailure(
                 account.info, exc.code.value, exc.message, exc.retryable, exc.retry_after_seconds
             )
+            return failure, False
         except TimeoutError:
             log.warning("account %s: request deadline exceeded", account_id)
-            return ProviderFailure(
+            failure = ProviderFailure(
                 account.info,
                 ErrorCode.UPSTREAM_TIMEOUT.value,
                 "The provider did not answer within the request deadline.",
                 retryable=True,
             )
+            return failure, False
         except Exception:
             log.exception("account %s: unexpected error in its adapter", account_id)
-            return ProviderFailure(
+            failure = ProviderFailure(
                 account.info, ErrorCode.INTERNAL.value, "Internal error.", retryable=False
             )
+            return failure, False
+        built = self._built.get(account_id)
+        if built is not None and built[0] is cached:
+            return built[1], True
         reason = None
         if cached.stale_because is not None:
-            failure = cached.stale_because
-            reason = StaleReason(failure.code.value, failure.message, failure.retry_after_seconds)
+            stale_because = cached.stale_because
+            reason = StaleReason(
+                stale_because.code.value, stale_because.message, stale_because.retry_after_seconds
+            )
         balances = with_levels(cached.value, account.thresholds)
-        return AccountBalance(account.info, balances, cached.fetched_at, cached.stale, reason)
+        answer = AccountBalance(account.info, balances, cached.fetched_at, cached.stale, reason)
+        self._built[account_id] = (cached, answer)
+        return answer, False

@@ -1,0 +1,79 @@
+"""One upstream read, one answer: every request waiting on the same read of an account
+(the cache's single flight) is given the answer built once, and whoever listens to the
+answers (gauges, history, notifications) hears of that read once — and of the next read,
+and of a failure between two reads, as before."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from decimal import Decimal
+
+from gateway.cache.read_through import Generations, ReadThroughCache
+from gateway.cache.store import open_store
+from gateway.domain import (
+    AccountBalance,
+    AccountBalanceResult,
+    Asset,
+    AssetKind,
+    Balance,
+    Money,
+    ProviderFailure,
+)
+from gateway.errors import UpstreamContext, UpstreamUnauthorized
+from gateway.metrics import Metrics
+from gateway.services.balances import BalanceService
+from tests.helpers import FakeClock, demo_accounts
+
+ACCOUNT = dataclasses.replace(demo_accounts()["magma"], fresh_seconds=0)
+
+
+class Upstream:
+    """An adapter whose reads wait until released; counts them."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.release = asyncio.Event()
+        self.fail = False
+
+    async def fetch_balances(self) -> tuple[Balance, ...]:
+        self.calls += 1
+        await self.release.wait()
+        if self.fail:
+            raise UpstreamUnauthorized(UpstreamContext("magma_onepay", "magma"))
+        money = Money(Decimal(self.calls), "XOF")
+        return (Balance("magma:BJ:XOF", Asset("XOF", "XOF", AssetKind.CASH), money, money),)
+
+
+async def test_requests_sharing_a_read_share_its_answer_and_it_is_announced_once(
+    clock: FakeClock,
+) -> None:
+    store = open_store("memory://", "shared-reads")
+    cache = ReadThroughCache(store, clock, Metrics())
+    upstream = Upstream()
+    service = BalanceService(
+        {"magma": ACCOUNT}, {"magma": upstream}, cache, Generations(store), 5.0
+    )
+    heard: list[AccountBalanceResult] = []
+    service.answered.append(heard.append)
+
+    waiting = [asyncio.ensure_future(service.balances(["magma"])) for _ in range(20)]
+    await asyncio.sleep(0.01)
+    upstream.release.set()
+    answers = [answer for (answer,) in await asyncio.gather(*waiting)]
+    assert upstream.calls == 1
+    assert all(a is answers[0] for a in answers)  # built once, not once per request
+    assert isinstance(answers[0], AccountBalance)
+    assert answers[0].balances[0].total.amount == 1
+    assert heard == [answers[0]]
+
+    (second,) = await service.balances(["magma"])  # fresh_seconds = 0: a read of its own
+    assert upstream.calls == 2 and second is not answers[0]
+    assert isinstance(second, AccountBalance) and second.balances[0].total.amount == 2
+    assert heard == [answers[0], second]
+
+    upstream.fail = True
+    (failure,) = await service.balances(["magma"])
+    assert isinstance(failure, ProviderFailure)
+    assert heard[-1] is failure
+    await store.close()
