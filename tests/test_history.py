@@ -61,6 +61,35 @@ async def test_the_last_read_of_each_bucket_whatever_writes_it(history: SqlHisto
     assert await history.points(key, start + 61, start + 200) == points[2:]
 
 
+async def test_reads_written_together_keep_the_last_read_of_each_bucket(
+    history: SqlHistory,
+) -> None:
+    """What queued while the writer was busy is written in one statement: the same
+    points as read by read (the bucket's latest read, in any order; a later one already
+    stored wins), for several balances and accounts at once."""
+    key, other = f"a:{uuid.uuid4().hex}", f"b:{uuid.uuid4().hex}"
+    start = 1_800_000_000.0
+    await history.record("a", (balance(999, key),), start + 50)  # stored before: later
+    await history.record_reads(
+        [
+            ("a", (balance(100, key),), start + 10),
+            ("b", (balance(7, other),), start + 20),
+            ("a", (balance(90, key),), start + 40),  # earlier than the stored one
+            ("a", (balance(80, key),), start + 70),  # the next bucket
+            ("a", (balance(75, key),), start + 65),  # earlier in that bucket, after
+            ("b", (balance(6, other),), start + 30),
+        ]
+    )
+    points = await history.points(key, start, start + 200)
+    assert [(p.at.timestamp() - start, p.available.amount) for p in points] == [
+        (50.0, Decimal(999)),
+        (70.0, Decimal(80)),
+    ]
+    assert [p.available.amount for p in await history.points(other, start, start + 200)] == [
+        Decimal(6)
+    ]
+
+
 async def test_rows_past_the_retention_are_deleted(history: SqlHistory) -> None:
     key = f"a:{uuid.uuid4().hex}"
     now = 1_800_000_000.0

@@ -52,6 +52,13 @@ class FreshReads:
     async def get(self) -> Read:
         return await self._queue.get()
 
+    def get_nowait(self) -> Read | None:
+        """The next queued read, if one is waiting."""
+        try:
+            return self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+
     def done(self) -> None:
         self._queue.task_done()
 

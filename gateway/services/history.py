@@ -30,11 +30,12 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from itertools import pairwise
 
 from gateway.domain import Balance, Money
-from gateway.services.fresh_reads import FreshReads
+from gateway.services.fresh_reads import FreshReads, Read
 from gateway.services.journal import Database
 
 log = logging.getLogger("gateway.services.history")
 QUEUE_SIZE = 1000
+BATCH = 64  # queued reads written in one statement (one round trip, one commit)
 PRUNE_EVERY_SECONDS = 3600.0
 RUNWAY_DAYS = 7
 MIN_RUNWAY_SPAN_SECONDS = 3600.0
@@ -149,16 +150,22 @@ class SqlHistory:
     async def record(self, account: str, balances: tuple[Balance, ...], at: float) -> None:
         """One fresh read of `account`: each balance becomes its bucket's point unless the
         bucket already holds a later read (one statement for all of them)."""
-        if not balances:
-            return
-        if self.demo_past_days:
-            await self.make_up_past(account, balances, at)
-        bucket = int(at - at % self.every_seconds)
-        rows: list[Row] = []
-        for b in balances:
-            key = (b.id, self.every_seconds, bucket, account, at, b.available.currency)
-            rows.append((*key, b.total.amount, b.available.amount))
-        await self._insert(rows, keep_later=True)
+        await self.record_reads([(account, balances, at)])
+
+    async def record_reads(self, reads: list[Read]) -> None:
+        """Fresh reads, in one statement: each balance's latest read of a bucket among
+        them becomes the bucket's point unless the bucket already holds a later one."""
+        latest: dict[tuple[str, int], Row] = {}  # (balance, bucket) → its latest row
+        for account, balances, at in reads:
+            if self.demo_past_days and balances:
+                await self.make_up_past(account, balances, at)
+            bucket = int(at - at % self.every_seconds)
+            for b in balances:
+                known = latest.get((b.id, bucket))
+                if known is None or at > known[4]:
+                    key = (b.id, self.every_seconds, bucket, account, at, b.available.currency)
+                    latest[(b.id, bucket)] = (*key, b.total.amount, b.available.amount)
+        await self._insert(list(latest.values()), keep_later=True)
 
     async def make_up_past(self, account: str, balances: tuple[Balance, ...], at: float) -> None:
         """The demo only: a balance the history has never seen gets a made-up past (before
@@ -233,7 +240,8 @@ class SqlHistory:
 
 class HistoryRecorder:
     """Hears every answer the balance service reads (`note`: each fresh read once, see
-    `fresh_reads.py`); `run` writes them, and prunes once an hour."""
+    `fresh_reads.py`); `run` writes them — what queued while the last write ran, in one
+    statement — and prunes once an hour."""
 
     def __init__(self, history: SqlHistory, clock: Callable[[], float]) -> None:
         self.history = history
@@ -245,17 +253,21 @@ class HistoryRecorder:
         """Write queued points until cancelled (the app's lifespan runs it)."""
         pruned = 0.0
         while True:
-            account, balances, at = await self.reads.get()
+            reads = [await self.reads.get()]  # and every read queued meanwhile, at most BATCH
+            while len(reads) < BATCH and (more := self.reads.get_nowait()) is not None:
+                reads.append(more)
             try:
-                await self.history.record(account, balances, at)
+                await self.history.record_reads(reads)
                 if self.clock() - pruned >= PRUNE_EVERY_SECONDS:
                     pruned = self.clock()
                     await self.history.prune(pruned)
             except Exception:
                 log.exception("balance history: a write failed")
-                self.reads.again(account)
+                for account, _, _ in reads:
+                    self.reads.again(account)
             finally:
-                self.reads.done()
+                for _ in reads:
+                    self.reads.done()
 
     async def flush(self) -> None:
         """Until everything queued so far is written."""
