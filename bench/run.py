@@ -296,13 +296,25 @@ async def cold_burst(url: str, sim_url: str, concurrency: int) -> dict[str, int]
     headers = {"Authorization": f"Bearer {BENCH_KEY}"}
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(timeout=30, limits=limits, headers=headers) as c:
+        shed = 0
+
+        async def ask() -> httpx.Response:
+            """One dashboard, as a good client: shed (503), it comes back after Retry-After."""
+            nonlocal shed
+            for _ in range(5):
+                answer = await c.post(f"{url}/graphql", json={"query": QUERY})
+                if answer.status_code != 503:
+                    break
+                shed += 1
+                await asyncio.sleep(float(answer.headers.get("retry-after", "1")))
+            return answer
+
         before = (await c.get(f"{sim_url}/_sim/calls")).json()
-        answers = await asyncio.gather(
-            *(c.post(f"{url}/graphql", json={"query": QUERY}) for _ in range(concurrency))
-        )
+        answers = await asyncio.gather(*(ask() for _ in range(concurrency)))
         after = (await c.get(f"{sim_url}/_sim/calls")).json()
     assert all(a.status_code == 200 for a in answers)
-    return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    calls = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    return {**calls, "shed, then answered after Retry-After": shed}
 
 
 SLOW_TENANT, SLOW_LATENCY = "ourvoice-ci", 0.5
@@ -1138,15 +1150,17 @@ def print_report(r: dict[str, Any]) -> None:
         marginal = derived(r)["marginal_cpu_ms_per_account"]
         floor = big["floor_cpu_ms_per_call"]
         hundred = big["p50_ms"] - slowest
+        convoy = r["scale"]["4x16"]["p50_ms"] - slowest
         print(
             f"targets: CPU per account ≤ 2x the floor per call: {marginal:.3f} ms per added "
             f"account (32→100, 1 connection) = {marginal / floor:.1f}x the floor's "
-            f"{floor:.3f} ms; 100 accounts p50 ≤ slowest + 15 ms: +{hundred:.1f} ms",
+            f"{floor:.3f} ms; 100 accounts p50 ≤ slowest + 15 ms: +{hundred:.1f} ms; "
+            f"4 accounts, 16 connections, p50 ≤ slowest + 8 ms: +{convoy:.1f} ms",
             end="",
         )
         if "http_floor" in r:
             share = r["cached"]["text"]["rps"] / r["http_floor"]["rps"]
-            print(f"; cached ≥ 60 % of the HTTP floor: {share:.0%}")
+            print(f"; cached ≥ 50 % of the HTTP floor: {share:.0%}")
         else:
             print()
     if "cold burst" in r:

@@ -8,6 +8,7 @@ names are these types' fields (a test holds that), so nothing is copied per requ
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -258,24 +259,23 @@ AccountBalanceResult = Annotated[
 
 
 class _Views:
-    """The schema's view of each recent domain result, made once: requests that waited on
-    one upstream read share its result (`services/balances.py`), and with one view of it
-    they share its rendering too (`execution/fast_completion.py`). A view is never changed
-    once made; entries keep their result alive (its id is not reused while remembered)."""
+    """The schema's view of each domain result still in use, made once: requests that
+    waited on one upstream read share its result (`services/balances.py`), and with one
+    view of it they share its rendering too (`execution/fast_completion.py`). A view is
+    never changed once made, and is forgotten when its result is (a weak reference: no
+    result is kept alive for it)."""
 
-    def __init__(self, size: int = 256) -> None:
-        self._size = size
-        self._made: dict[int, tuple[domain.AccountBalanceResult, Any]] = {}
+    def __init__(self) -> None:
+        self._made: dict[int, tuple[weakref.ref[Any], Any]] = {}
 
     def of(self, result: domain.AccountBalanceResult) -> AccountBalance | ProviderFailure:
-        known = self._made.get(id(result))
-        if known is not None and known[0] is result:
+        key = id(result)
+        known = self._made.get(key)
+        if known is not None and known[0]() is result:
             made: AccountBalance | ProviderFailure = known[1]
             return made
         made = _view_of(result)
-        if len(self._made) >= self._size:
-            del self._made[next(iter(self._made))]
-        self._made[id(result)] = (result, made)
+        self._made[key] = (weakref.ref(result, lambda _: self._made.pop(key, None)), made)
         return made
 
 

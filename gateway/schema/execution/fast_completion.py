@@ -18,6 +18,7 @@ caught: a bug in the plans themselves surfaces as an error, never as a silent sl
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from contextlib import suppress
 from operator import attrgetter
@@ -329,26 +330,27 @@ def _directive_variables(
 class _Rendered:
     """What shared plans made of the objects they were given, for the next request that
     asks for the same object the same way: requests that waited on one upstream read get
-    the same balance objects (`services/balances.py`), and each would otherwise complete
-    them again, all at once, as the read lands (a convoy). The output of a plan depends on
-    the object and the plan alone — plain attributes, read the same way for every caller
-    of that document — and nothing changes it after completion. Entries keep their plan
-    and object alive (so neither id is reused while remembered); the oldest go first past
-    `size`."""
+    the same balance objects (`services/balances.py`, `schema/types.py`), and each would
+    otherwise complete them again, all at once, as the read lands (a convoy). The output
+    of a plan depends on the object and the plan alone — plain attributes, read the same
+    way for every caller of that document — and nothing changes it after completion. An
+    entry lasts as long as its object (a weak reference: nothing is kept alive for it);
+    objects that cannot be weakly referenced are not remembered."""
 
-    def __init__(self, size: int = 1024) -> None:
-        self._size = size
-        self._made: dict[tuple[int, int], tuple[Plan, Any, dict[str, Any]]] = {}
+    def __init__(self) -> None:
+        self._made: dict[tuple[int, int], tuple[Plan, weakref.ref[Any], dict[str, Any]]] = {}
 
     def render(self, plan: Plan, source: Any) -> dict[str, Any]:
         key = (id(plan), id(source))
         known = self._made.get(key)
-        if known is not None and known[0] is plan and known[1] is source:
+        if known is not None and known[0] is plan and known[1]() is source:
             return known[2]
         out = plan(source)
-        if len(self._made) >= self._size:
-            del self._made[next(iter(self._made))]
-        self._made[key] = (plan, source, out)
+        try:
+            alive = weakref.ref(source, lambda _: self._made.pop(key, None))
+        except TypeError:  # not weakly referenceable: rendered each time
+            return out
+        self._made[key] = (plan, alive, out)
         return out
 
 
