@@ -162,15 +162,23 @@ def hive_query(accounts: int) -> str:
     return f"{{ {fields} }}"
 
 
-def hive_answer_problem(body: bytes, accounts: int) -> str | None:
-    """What is wrong with Hive Gateway's answer to hive_query(accounts), or None."""
+def graphql_data(body: bytes) -> tuple[dict[str, Any], str | None]:
+    """A GraphQL answer's `data` (empty when absent), and what is wrong with the answer
+    as a whole (not JSON, or errors), or None."""
     try:
         answer = json.loads(body)
     except ValueError:
-        return f"not JSON: {body[:200]!r}"
+        return {}, f"not JSON: {body[:200]!r}"
     if answer.get("errors"):
-        return f"errors: {json.dumps(answer['errors'])[:300]}"
-    data = answer.get("data") or {}
+        return {}, f"errors: {json.dumps(answer['errors'])[:300]}"
+    return answer.get("data") or {}, None
+
+
+def hive_answer_problem(body: bytes, accounts: int) -> str | None:
+    """What is wrong with Hive Gateway's answer to hive_query(accounts), or None."""
+    data, problem = graphql_data(body)
+    if problem is not None:
+        return problem
     for i in range(accounts):
         field = (data.get(f"a{i}") or {}).get("data") or {}
         if field.get("success") is not True or "balance" not in (field.get("data") or {}):
@@ -180,13 +188,10 @@ def hive_answer_problem(body: bytes, accounts: int) -> str | None:
 
 def ours_answer_problem(body: bytes, accounts: int) -> str | None:
     """What is wrong with this gateway's answer to QUERY over `accounts` accounts, or None."""
-    try:
-        answer = json.loads(body)
-    except ValueError:
-        return f"not JSON: {body[:200]!r}"
-    if answer.get("errors"):
-        return f"errors: {json.dumps(answer['errors'])[:300]}"
-    report = (answer.get("data") or {}).get("balances") or {}
+    data, problem = graphql_data(body)
+    if problem is not None:
+        return problem
+    report = data.get("balances") or {}
     results = report.get("results") or []
     if report.get("complete") is not True or len(results) != accounts:
         return f"incomplete: {json.dumps(report)[:300]}"
