@@ -705,10 +705,12 @@ class GraphQLEndpoint:
             key = await cache.key(
                 CachedRequest(body), self._cache_identity(principal), self._visible(principal)
             )
-            learnt.cache_key = key
             hit = await cache.get(key)
-            if hit is None or not self.admission.try_enter("query"):
-                return None  # a miss (counted the whole way), or no room: shed there
+            if hit is None:
+                learnt.cache_key = key  # a miss: counted, and not looked up again, there
+                return None
+            if not self.admission.try_enter("query"):
+                return None  # no room: shed there (or, waiting, looked up again when in)
             self.admission.release("query")  # answered at once, as the whole way's slot is
             self._cache_hits.inc()
             return hit
