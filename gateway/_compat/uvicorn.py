@@ -75,23 +75,20 @@ class Coalescing:
                 data = held + data
         elif self._head and not self._transport.is_closing():
             self._head, self._held = False, data
-            self._loop.call_soon(self._release)
+            self._loop.call_soon(self.release)
             return
         self._head = False
         self._transport.write(data)
 
     def release(self) -> None:
-        """Whatever is held leaves now (the response is complete)."""
-        self._release()
-
-    def _release(self) -> None:
+        """Whatever is held leaves now (the turn ends, or the response is complete)."""
         if self._held is not None:
             held, self._held = self._held, None
             if not self._transport.is_closing():
                 self._transport.write(held)
 
     def close(self) -> None:
-        self._release()
+        self.release()
         self._transport.close()
 
     def __getattr__(self, name: str) -> Any:

@@ -8,7 +8,6 @@ names are these types' fields (a test holds that), so nothing is copied per requ
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -21,6 +20,7 @@ from gateway import domain
 from gateway._compat.strawberry import resolve_info
 from gateway.errors import ClientError
 from gateway.errors import ErrorCode as DomainErrorCode
+from gateway.schema.execution.per_object import PerObject
 from gateway.services.history import MAX_POINTS, RUNWAY_DAYS, SqlHistory, downsampled
 from gateway.services.history import runway as runway_of
 
@@ -258,32 +258,13 @@ AccountBalanceResult = Annotated[
 ]
 
 
-class _Views:
-    """The schema's view of each domain result still in use, made once: requests that
-    waited on one upstream read share its result (`services/balances.py`), and with one
-    view of it they share its rendering too (`execution/fast_completion.py`). A view is
-    never changed once made, and is forgotten when its result is (a weak reference: no
-    result is kept alive for it)."""
-
-    def __init__(self) -> None:
-        self._made: dict[int, tuple[weakref.ref[Any], Any]] = {}
-
-    def of(self, result: domain.AccountBalanceResult) -> AccountBalance | ProviderFailure:
-        key = id(result)
-        known = self._made.get(key)
-        if known is not None and known[0]() is result:
-            made: AccountBalance | ProviderFailure = known[1]
-            return made
-        made = _view_of(result)
-        self._made[key] = (weakref.ref(result, lambda _: self._made.pop(key, None)), made)
-        return made
-
-
-_VIEWS = _Views()
+# The schema's view of each domain result still in use, made once: shared by the requests
+# that waited on its read, and with it their rendering (`execution/per_object.py`).
+_VIEWS: PerObject[AccountBalance | ProviderFailure] = PerObject()
 
 
 def result_of(result: domain.AccountBalanceResult) -> AccountBalance | ProviderFailure:
-    return _VIEWS.of(result)
+    return _VIEWS.get(result, None, lambda: _view_of(result))
 
 
 def _view_of(result: domain.AccountBalanceResult) -> AccountBalance | ProviderFailure:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -296,6 +296,17 @@ async def read_capped(request: Request, cap: int, within: float) -> bytes:
         raise Refused(GONE, "The client closed the connection.") from None
 
 
+def body_refusal(headers: Mapping[str, str]) -> Refused | None:
+    """Why a POST's body will not be read, from its headers alone (None: it will be)."""
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        return Refused(415, "Send the request as application/json.")
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":  # never decompressed, so never read as if it were
+        return Refused(415, "Send the body uncompressed: no Content-Encoding.")
+    return None
+
+
 def nesting(value: Any) -> int:
     """Depth of a JSON value, without recursion."""
     deepest, stack = 0, [(value, 1)]
@@ -443,13 +454,10 @@ class GraphQLEndpoint:
         cache_key = None
         if request.method == "POST":
             learnt: Learnt | None = request.scope.get(LEARNT)
-            looked_up = learnt is not None and learnt.cache_key is not None
-            if looked_up and CachedRequest.from_payload(payload, request.state.body):
-                cache_key = learnt.cache_key if learnt is not None else None  # a miss
-            else:
-                cache_key = await self._cache_key(payload, request.state.body, principal)
+            missed = None if learnt is None else learnt.cache_key  # looked up early: a miss
+            cache_key = await self._cache_key(payload, request.state.body, principal, missed)
             if cache_key is not None and self.response_cache is not None:
-                hit = None if looked_up else await self.response_cache.get(cache_key)
+                hit = None if missed else await self.response_cache.get(cache_key)
                 self.metrics.response_cache_events.labels("hit" if hit else "miss").inc()
                 stats = log_context.stats()
                 stats.response_cache = "hit" if hit else "miss"
@@ -621,26 +629,29 @@ class GraphQLEndpoint:
 
     async def read_post(self, request: Request) -> dict[str, Any]:
         """A POST's body, read within the limits and checked (kept in `request.state.body`)."""
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/json":
-            raise Refused(415, "Send the request as application/json.")
-        encoding = request.headers.get("content-encoding", "identity").strip().lower()
-        if encoding != "identity":  # never decompressed, so never read as if it were
-            raise Refused(415, "Send the body uncompressed: no Content-Encoding.")
+        refused = body_refusal(request.headers)
+        if refused is not None:
+            raise refused
         body = await read_capped(request, self.limits.max_body_bytes, self.body_timeout_seconds)
         request.state.body = body
         return checked_payload(body, self.limits)
 
     async def _cache_key(
-        self, payload: dict[str, Any], body: bytes, principal: Principal
+        self, payload: dict[str, Any], body: bytes, principal: Principal, known: str | None
     ) -> str | None:
+        """The response-cache key of a cacheable request (`known`: already computed)."""
         if self.response_cache is None:
             return None
         cacheable = CachedRequest.from_payload(payload, body)
         if cacheable is None:
             return None
-        visible = self._visible(principal)
-        return await self.response_cache.key(cacheable, self._cache_identity(principal), visible)
+        return known or await self._key(self.response_cache, cacheable, principal)
+
+    async def _key(self, cache: ResponseCache, request: CachedRequest, principal: Principal) -> str:
+        """Who a response is stored for — what the caller may see, and how its documents
+        are checked (a stored answer passed that check) — and what was asked."""
+        identity = f"{principal.identity}|{self.documents.mode_for(principal)}"
+        return await cache.key(request, identity, self._visible(principal))
 
     def _visible(self, principal: Principal) -> list[str]:
         """The accounts `principal` may see (the service's accounts are fixed at start)."""
@@ -666,8 +677,7 @@ class GraphQLEndpoint:
         declared = headers.get("content-length", "")
         if (
             media is None
-            or headers.get("content-type", "").split(";")[0].strip().lower() != "application/json"
-            or headers.get("content-encoding", "identity").strip().lower() != "identity"
+            or body_refusal(headers) is not None
             or "expect" in headers
             or not declared.isdigit()
             or int(declared) > self.limits.max_body_bytes
@@ -702,9 +712,7 @@ class GraphQLEndpoint:
         if cache is None or not isinstance(principal, Principal) or NAMES_NOT_A_QUERY.search(body):
             return None
         with self.metrics.graphql_in_flight.track_inprogress():
-            key = await cache.key(
-                CachedRequest(body), self._cache_identity(principal), self._visible(principal)
-            )
+            key = await self._key(cache, CachedRequest(body), principal)
             hit = await cache.get(key)
             if hit is None:
                 learnt.cache_key = key  # a miss: counted, and not looked up again, there
@@ -714,8 +722,3 @@ class GraphQLEndpoint:
             self.admission.release("query")  # answered at once, as the whole way's slot is
             self._cache_hits.inc()
             return hit
-
-    def _cache_identity(self, principal: Principal) -> str:
-        """Who a response is stored for: what the caller may see, and how its documents are
-        checked (a stored answer passed that check)."""
-        return f"{principal.identity}|{self.documents.mode_for(principal)}"

@@ -18,7 +18,6 @@ caught: a bug in the plans themselves surfaces as an error, never as a silent sl
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from contextlib import suppress
 from operator import attrgetter
@@ -50,6 +49,7 @@ from strawberry.types.field import StrawberryField
 
 from gateway._compat.graphql import FieldDetailsList
 from gateway._compat.strawberry import ExecutionContextBase
+from gateway.schema.execution.per_object import PerObject
 
 Complete = Callable[[Any], Any]
 Plan = Callable[[Any], dict[str, Any]]
@@ -187,7 +187,11 @@ class FastCompletionContext(ExecutionContextBase):
         plan = self._plan(return_type, field_details_list) if self._plans_allowed else None
         if plan is not None:
             with suppress(_Unusual):  # graphql-core completes and reports it, below
-                return plan(result) if self._shared is None else _RENDERED.render(plan, result)
+                return (
+                    plan(result)
+                    if self._shared is None
+                    else _RENDERED.get(result, plan, lambda: plan(result))
+                )
         return super().collect_and_execute_subfields(
             return_type, field_details_list, path, result, position_context
         )
@@ -327,34 +331,11 @@ def _directive_variables(
     return None if incremental else tuple(sorted(names))
 
 
-class _Rendered:
-    """What shared plans made of the objects they were given, for the next request that
-    asks for the same object the same way: requests that waited on one upstream read get
-    the same balance objects (`services/balances.py`, `schema/types.py`), and each would
-    otherwise complete them again, all at once, as the read lands (a convoy). The output
-    of a plan depends on the object and the plan alone — plain attributes, read the same
-    way for every caller of that document — and nothing changes it after completion. An
-    entry lasts as long as its object (a weak reference: nothing is kept alive for it);
-    objects that cannot be weakly referenced are not remembered."""
-
-    def __init__(self) -> None:
-        self._made: dict[tuple[int, int], tuple[Plan, weakref.ref[Any], dict[str, Any]]] = {}
-
-    def render(self, plan: Plan, source: Any) -> dict[str, Any]:
-        key = (id(plan), id(source))
-        known = self._made.get(key)
-        if known is not None and known[0] is plan and known[1]() is source:
-            return known[2]
-        out = plan(source)
-        try:
-            alive = weakref.ref(source, lambda _: self._made.pop(key, None))
-        except TypeError:  # not weakly referenceable: rendered each time
-            return out
-        self._made[key] = (plan, alive, out)
-        return out
-
-
-_RENDERED = _Rendered()
+# A shared plan's rendering of an object, for every request that asks for the same object
+# the same way (requests that waited on one read get the same objects): no convoy of
+# requests each completing it again as the read lands. A plan reads plain attributes
+# alike for every caller of its document.
+_RENDERED: PerObject[dict[str, Any]] = PerObject()
 
 # One set per schema: a plan holds that schema's fields and scalars.
 _SHARED: WeakKeyDictionary[GraphQLSchema, _SharedPlans] = WeakKeyDictionary()
