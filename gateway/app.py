@@ -39,6 +39,7 @@ from gateway.server import edge
 from gateway.server.admission import AdaptiveLimit, Admission, LoopDelayProbe
 from gateway.server.auth import Authenticator, JwtVerifier
 from gateway.server.documents import TrustedDocuments
+from gateway.server.early_shed import EarlyShed
 from gateway.server.endpoint import GraphQLEndpoint
 from gateway.server.events import EventStreams
 from gateway.server.persisted_queries import PersistedQueries
@@ -178,19 +179,25 @@ def create_app(
             "development profile: requests without a key get every scope on every "
             "account, and GraphiQL and introspection are on; never expose this"
         )
+    observe = observer(metrics, settings.metrics.operation_names)
     app = Starlette(
         routes=edge.routes(metrics, development, clock),
         middleware=edge.middleware(
             settings.server,
             access_log=settings.logging.access_log,
             log_health_checks=settings.logging.health_checks,
-            observe=observer(metrics, settings.metrics.operation_names),
+            observe=observe,
             tracing=tracing,
         ),
         lifespan=lifespan,
     )
     app.state.draining = draining
     app.state.admission = admission
+    app.state.early_shed = None  # a traced request is shed the whole way (its span)
+    if tracing is NO_TRACING:
+        cors = bool(settings.server.cors_origins)
+        access = settings.logging.access_log
+        app.state.early_shed = EarlyShed(admission, observe, access=access, cors=cors)
     return app
 
 

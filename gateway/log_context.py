@@ -79,6 +79,11 @@ def stats() -> RequestStats:
     return _stats.get() or RequestStats()
 
 
+def set_stats(current: RequestStats) -> None:
+    """`current` is this request's stats from here on (in this context)."""
+    _stats.set(current)
+
+
 def printable(text: str, limit: int) -> str:
     """Client text fit for a log line: cut to `limit`, control characters replaced (a
     newline in a path or a name must not start a forged line)."""
@@ -156,7 +161,7 @@ class RequestContext:
         client_name.set("-")
         quiet.set(self.quiet)
         stats = RequestStats()
-        _stats.set(stats)
+        set_stats(stats)
         status, sent = 0, 0
 
         async def send_with_id(message: Message) -> None:

@@ -27,6 +27,7 @@ guards the transport in the scope. Each request's `cycle` gets a `Coalescing` tr
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -95,21 +96,35 @@ class Coalescing:
         return getattr(self._transport, name)
 
 
-def guarded_protocol(max_header_bytes: int, header_timeout: float) -> type[asyncio.Protocol]:
+# (bytes read, the client's address, the server's default headers) → (an answer, whether
+# to close after it), or None: the request is parsed and served as usual
+EarlyAnswer = Callable[[bytes, Any, Iterable[tuple[bytes, bytes]]], tuple[bytes, bool] | None]
+
+
+def guarded_protocol(
+    max_header_bytes: int, header_timeout: float, answer_early: EarlyAnswer | None = None
+) -> type[asyncio.Protocol]:
     class GuardedProtocol(HttpToolsProtocol):
-        """uvicorn's httptools protocol with a bounded, timed request head."""
+        """uvicorn's httptools protocol with a bounded, timed request head — and, with
+        `answer_early`, a request answered from its bytes before it is parsed."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._awaiting_head = True
             self._head_bytes = 0
             self._head_timer: asyncio.TimerHandle | None = None
+            self._in_message = False  # the parser holds part of a request
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._await_head()
 
         def data_received(self, data: bytes) -> None:
+            if answer_early is not None and self._between_requests():
+                early = answer_early(data, self.client, self.server_state.default_headers)
+                if early is not None:
+                    self._answered_early(*early)
+                    return
             if self._awaiting_head:
                 end = data.find(b"\r\n\r\n")
                 self._head_bytes += len(data) if end < 0 else end + 4
@@ -117,6 +132,36 @@ def guarded_protocol(max_header_bytes: int, header_timeout: float) -> type[async
                     self._refuse(TOO_LARGE)
                     return
             super().data_received(data)
+
+        def on_message_begin(self) -> None:
+            self._in_message = True
+            super().on_message_begin()
+
+        def on_message_complete(self) -> None:
+            self._in_message = False
+            super().on_message_complete()
+
+        def _between_requests(self) -> bool:
+            """Nothing of a request read yet, none being answered, none queued behind."""
+            answering = self.cycle is not None and not self.cycle.response_complete
+            return (
+                self._awaiting_head
+                and not self._head_bytes
+                and not self._in_message
+                and not answering
+                and not self.pipeline
+            )
+
+        def _answered_early(self, answer: bytes, close: bool) -> None:
+            self.transport.write(answer)
+            if close:
+                self._refuse(b"")
+                return
+            self._unset_keepalive_if_required()  # idle again: its keep-alive starts anew
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
+            self._await_head()
 
         def on_headers_complete(self) -> None:
             self._awaiting_head = False

@@ -156,11 +156,11 @@ class Admission:
         `min(wait_seconds, deadline_seconds)` or no one more may wait."""
         if self.try_enter(kind):
             return True
+        if self.waiting >= self.max_waiting or self.wait_seconds <= 0:
+            self.shed(kind)
+            return False
         events = self._metrics.admission_events
         self._held_back = True
-        if self.waiting >= self.max_waiting or self.wait_seconds <= 0:
-            events.labels(kind, "rejected").inc()
-            return False
         started = self.monotonic()
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters[kind].append(turn)
@@ -190,6 +190,19 @@ class Admission:
             self._metrics.admission_queue_seconds.observe(0.0)
             return True
         return False
+
+    def full(self, kind: Kind) -> bool:
+        """Whether a request of `kind` arriving now would be shed at once: no room for it,
+        and no waiting (or no one more may wait)."""
+        if self.fits(kind) and not self._ahead(kind):
+            return False
+        return self.wait_seconds <= 0 or self.waiting >= self.max_waiting
+
+    def shed(self, kind: Kind) -> None:
+        """A request of `kind` shed at once (by `enter`, or before it when `full`): counted,
+        and the limit learns it held one back."""
+        self._held_back = True
+        self._metrics.admission_events.labels(kind, "rejected").inc()
 
     def release(self, kind: Kind) -> None:
         self.running -= 1

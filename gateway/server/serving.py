@@ -67,7 +67,12 @@ class Server(uvicorn.Server):
         shutdown_timeout_seconds: float | None = None,
     ) -> None:
         host, port = sock.getsockname()[:2]
-        protocol = guarded_protocol(limits.max_header_bytes, limits.header_timeout_seconds)
+        early_shed = getattr(getattr(app, "state", None), "early_shed", None)  # app.py's
+        protocol = guarded_protocol(
+            limits.max_header_bytes,
+            limits.header_timeout_seconds,
+            None if early_shed is None else early_shed.answer,
+        )
         super().__init__(
             uvicorn.Config(
                 app,

@@ -1,0 +1,156 @@
+"""Shedding a query as its bytes arrive, while the gate is full.
+
+A shed request used to be answered by the whole stack: its bytes read in one turn of the
+event loop, its handler run in the next, behind every callback admitted work had made due
+meanwhile — two turns of a loop that admission keeps busy (a turn is tens of
+milliseconds under load), so a 503 that costs a millisecond to decide reached the client
+after 70–100 ms. `EarlyShed.answer` is asked by the connection's protocol
+(`_compat/uvicorn.guarded_protocol`) with the bytes it just read, before it parses them:
+when the gate would shed a query now (`Admission.full`), and the bytes are exactly one
+whole `POST /graphql` whose JSON body asks a query, the 503 is written there and then —
+within the turn the bytes were read in.
+
+It answers what the whole way answers (`endpoint.refusal` of `Overloaded`): the same
+status, `Retry-After`, body, `Cache-Control`, `X-Request-Id` and the server's date; the
+same access line, request metrics and admission event (`rejected`). What it does not do is
+what a shed request never needed: the caller is not authenticated first (a busy gateway
+sheds before it checks who asks), no rate token is taken.
+
+Anything else goes the whole way, untouched: the gate has room; a mutation or a
+subscription (any document whose text names one — a top-up is never shed here); a body of
+persisted-query hashes only; a request in several reads, with a query string, chunked,
+encoded, awaiting `100 Continue`, or followed by another (pipelined); a request carrying
+an `Origin` when CORS is configured (its answer needs CORS headers); HTTP/1.0. Not
+installed when tracing is on (the whole way makes the request's span).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from gateway import log_context
+from gateway.errors import ErrorCode
+from gateway.server.admission import BUSY, Admission
+from gateway.server.endpoint import classify
+from gateway.server.request_metrics import Observer
+
+REQUEST_LINE = b"POST /graphql HTTP/1.1\r\n"
+HEAD_END = b"\r\n\r\n"
+NOT_A_QUERY = re.compile(r"\b(?:mutation|subscription)\b")
+JSON = b"application/json"
+BODY = orjson.dumps({"errors": [{"message": BUSY, "extensions": {"code": ErrorCode.OVERLOADED}}]})
+SCOPE = {"type": "http", "method": "POST", "path": "/graphql"}
+
+
+@dataclass(frozen=True)
+class WholePost:
+    """One whole request: its headers (names in lower case) and body."""
+
+    headers: dict[bytes, bytes]
+    body: bytes
+
+
+def whole_post(data: bytes) -> WholePost | None:
+    """`data` as exactly one whole HTTP/1.1 `POST /graphql` with a body of declared length
+    and nothing after it; None for anything else."""
+    if not data.startswith(REQUEST_LINE):
+        return None
+    end = data.find(HEAD_END)
+    if end < 0:
+        return None
+    headers: dict[bytes, bytes] = {}
+    for line in data[len(REQUEST_LINE) : end].split(b"\r\n"):
+        name, colon, value = line.partition(b":")
+        name = name.lower()
+        if not colon or not name or name != name.strip() or name in headers:
+            return None  # malformed, or a header twice: the whole way judges it
+        headers[name] = value.strip()
+    length = headers.get(b"content-length", b"")
+    body = data[end + len(HEAD_END) :]
+    if not length.isdigit() or int(length) != len(body):
+        return None
+    return WholePost(headers, body)
+
+
+def sheddable(post: WholePost, *, cors: bool) -> str | None:
+    """The operation name (or "") of a request the early shed may answer: a JSON query,
+    its body neither encoded nor awaited; None when it must go the whole way."""
+    headers = post.headers
+    if b"transfer-encoding" in headers or b"expect" in headers:
+        return None
+    if headers.get(b"content-encoding", b"identity").lower() != b"identity":
+        return None
+    if headers.get(b"content-type", b"").split(b";")[0].strip().lower() != JSON:
+        return None
+    if cors and b"origin" in headers:
+        return None
+    try:
+        payload = orjson.loads(post.body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(payload, dict):
+        return None
+    query, name = payload.get("query"), payload.get("operationName")
+    if not isinstance(query, str) or NOT_A_QUERY.search(query):
+        return None
+    return name if isinstance(name, str) else ""
+
+
+class EarlyShed:
+    def __init__(
+        self, admission: Admission, observe: Observer | None, *, access: bool, cors: bool
+    ) -> None:
+        self.admission = admission
+        self.observe = observe
+        self.access = access
+        self.cors = cors
+
+    def answer(
+        self, data: bytes, client: Any, default_headers: Iterable[tuple[bytes, bytes]] = ()
+    ) -> tuple[bytes, bool] | None:
+        """(the 503's bytes, whether to close the connection after them) when `data` is a
+        query the gate sheds now; None: the request goes the whole way."""
+        if not self.admission.full("query"):
+            return None
+        started = time.perf_counter()
+        post = whole_post(data)
+        name = None if post is None else sheddable(post, cors=self.cors)
+        if post is None or name is None:
+            return None
+        self.admission.shed("query")
+        rid = log_context.new_request_id()
+        head = [
+            b"HTTP/1.1 503 Service Unavailable",
+            *(b"%s: %s" % pair for pair in default_headers),
+            b"content-length: %d" % len(BODY),
+            b"content-type: application/json",
+            b"retry-after: %d" % self.admission.retry_after(),
+            b"cache-control: no-store",
+            b"x-request-id: " + rid.encode(),
+        ]
+        close = post.headers.get(b"connection", b"").lower() == b"close"
+        if close:
+            head.append(b"connection: close")
+        answer = b"\r\n".join(head) + HEAD_END + BODY
+        contextvars.Context().run(self._record, rid, name, client, started)
+        return answer, close
+
+    def _record(self, rid: str, name: str, client: Any, started: float) -> None:
+        """The access line and request metrics of the whole way's shed answer."""
+        log_context.request_id.set(rid)
+        stats = log_context.RequestStats()
+        log_context.set_stats(stats)
+        log_context.note_operation("query", name or None)
+        classify(503, stats)
+        scope = {**SCOPE, "client": client}
+        if self.observe is not None:
+            self.observe(scope, 503, time.perf_counter() - started, stats)
+        if self.access:
+            log_context.write_access_line(scope, 503, len(BODY), started, stats)

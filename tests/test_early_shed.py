@@ -1,0 +1,289 @@
+"""A query that finds the gate full is shed as its bytes arrive (`server/early_shed.py`):
+the same 503 the whole way gives, before anything else is read of it — and everything
+the early shed may not answer goes the whole way, the connection kept as it was.
+
+The real server (uvicorn with the gateway's guarded protocol) on raw sockets; its one
+slot held by a query waiting at its upstream. These tests also guard the uvicorn
+internals the early answer touches (`_compat/uvicorn.py`): parser callbacks, the
+response cycle, the pipeline, the keep-alive timer and the server's default headers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+
+from gateway.app import create_app
+from gateway.server.admission import Admission
+from gateway.server.early_shed import sheddable, whole_post
+from gateway.server.serving import ConnectionLimits, Server
+from tests.helpers import demo_settings, sample
+from tests.test_admission import MAGMA, Gate, until, with_server
+from tests.test_topup import TOP_UP, topup
+
+BOUND = 10.0  # the most any wait below may take before the test fails
+KEEP_ALIVE = 2.0
+
+
+def post(body: bytes, *headers: bytes, path: bytes = b"/graphql") -> bytes:
+    head = [
+        b"POST " + path + b" HTTP/1.1",
+        b"Host: gateway",
+        b"Content-Type: application/json",
+        b"Content-Length: %d" % len(body),
+        *headers,
+    ]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+def query(document: str = MAGMA, **extra: object) -> bytes:
+    return json.dumps({"query": document, **extra}).encode()
+
+
+WRONG_KEY = b"Authorization: Bearer not-a-key"  # (the demo profile serves those with none)
+
+
+# What the early shed may answer, from the bytes alone
+
+
+def test_one_whole_json_query_is_sheddable_and_its_operation_name_kept() -> None:
+    found = whole_post(post(query(operationName="Dashboard")))
+    assert found is not None and sheddable(found, cors=False) == "Dashboard"
+    found = whole_post(post(query()))
+    assert found is not None and sheddable(found, cors=False) == ""
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        post(query())[:-3],  # the body not all here yet
+        post(query()) + post(query()),  # another request behind it (pipelined)
+        post(query(), path=b"/graphql?x=1"),
+        post(query(), path=b"/graphql/stream"),
+        post(query()).replace(b"HTTP/1.1", b"HTTP/1.0", 1),
+        post(query()).replace(b"POST", b"GET", 1),
+        post(query(), b"Content-Type: text/plain"),  # a header twice
+        post(query()).replace(b"Content-Length: ", b"Content-Length: +", 1),
+        post(query()).replace(b"Host: gateway", b"Host gateway", 1),  # no colon
+    ],
+    ids=[
+        "partial body",
+        "pipelined",
+        "query string",
+        "other path",
+        "HTTP/1.0",
+        "GET",
+        "header twice",
+        "odd length",
+        "malformed header",
+    ],
+)
+def test_anything_but_exactly_one_whole_post_goes_the_whole_way(data: bytes) -> None:
+    assert whole_post(data) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "cors"),
+    [
+        (query(TOP_UP, variables=topup("e-1")), (), False),  # a top-up: never shed here
+        (query("subscription { balanceChanged { accountId } }"), (), False),
+        (query("query A { a } mutation B { b }", operationName="A"), (), False),
+        (json.dumps({"extensions": {"persistedQuery": {"sha256Hash": "ab"}}}).encode(), (), False),
+        (b"[1, 2]", (), False),
+        (b"{not json", (), False),
+        (query(), (b"Transfer-Encoding: chunked",), False),
+        (query(), (b"Content-Encoding: gzip",), False),
+        (query(), (b"Expect: 100-continue",), False),
+        (query(), (b"Origin: https://dash.example",), True),  # its answer needs CORS headers
+    ],
+    ids=[
+        "mutation",
+        "subscription",
+        "a mutation among queries",
+        "hash only",
+        "not an object",
+        "not JSON",
+        "chunked",
+        "encoded",
+        "expect",
+        "origin with CORS",
+    ],
+)
+def test_what_the_whole_way_must_judge_is_not_sheddable(
+    body: bytes, headers: tuple[bytes, ...], cors: bool
+) -> None:
+    found = whole_post(post(body, *headers))
+    assert found is not None and sheddable(found, cors=cors) is None
+
+
+def test_a_json_body_of_another_charset_declaration_and_an_origin_without_cors_are_sheddable() -> (
+    None
+):
+    data = post(query()).replace(b"application/json", b"application/json; charset=utf-8")
+    data = data.replace(b"Host: gateway", b"Host: gateway\r\nOrigin: https://dash.example")
+    found = whole_post(data)
+    assert found is not None and sheddable(found, cors=False) == ""
+
+
+# The real server, its one slot held
+
+
+@asynccontextmanager
+async def full_gateway(
+    transport: httpx.AsyncBaseTransport,
+) -> AsyncIterator[tuple[tuple[str, int], Gate, httpx.AsyncClient, Admission]]:
+    """The served gateway with one slot and no queue, a query holding that slot at its
+    upstream until the test opens the gate; an HTTP client for its metrics."""
+    gate = Gate(transport)
+    settings = with_server(
+        demo_settings(), admission="fixed", max_concurrent_requests=1, max_queued_requests=0
+    )
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    limits = ConnectionLimits(keep_alive_seconds=KEEP_ALIVE)
+    app = create_app(settings, transport=gate)
+    server = Server(app, sock, limits=limits)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    host, port = sock.getsockname()[:2]
+    async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as http:  # no key: all
+        try:
+            await until(lambda: server.started)
+            held = asyncio.create_task(http.post("/graphql", json={"query": MAGMA}))
+            await until(lambda: gate.waiting == 1)
+            yield (host, port), gate, http, app.state.admission
+            gate.opened.set()
+            assert (await held).status_code == 200
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(task, BOUND)
+
+
+class Connection:
+    """One client connection, requests sent on it one at a time."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def ask(self, data: bytes) -> tuple[int, dict[str, str], bytes]:
+        """(status, headers, body) of the answer to `data`."""
+        async with asyncio.timeout(BOUND):
+            self.writer.write(data)
+            await self.writer.drain()
+            head = await self.reader.readuntil(b"\r\n\r\n")
+            status_line, *lines = head.decode().split("\r\n")[:-2]
+            headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in lines)}
+            body = await self.reader.readexactly(int(headers["content-length"]))
+        return int(status_line.split()[1]), headers, body
+
+    async def closed(self) -> bool:
+        async with asyncio.timeout(BOUND):
+            return await self.reader.read() == b""
+
+
+@asynccontextmanager
+async def connection(address: tuple[str, int]) -> AsyncIterator[Connection]:
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        yield Connection(reader, writer)
+    finally:
+        writer.close()
+
+
+async def test_a_query_is_shed_before_its_caller_is_checked_with_the_whole_ways_answer(
+    sim_transport: httpx.AsyncBaseTransport, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", "gateway")
+    async with full_gateway(sim_transport) as (address, _, http, _), connection(address) as conn:
+        early = await conn.ask(post(query(operationName="Board"), WRONG_KEY))
+        whole_way = await http.post("/graphql", json={"query": MAGMA})  # a valid key
+        page = (await http.get("/metrics")).text
+    status, headers, body = early
+    assert status == 503 and headers["retry-after"] in ("1", "2", "3")
+    assert json.loads(body) == {
+        "errors": [
+            {"message": "The gateway is busy: retry shortly.", "extensions": {"code": "OVERLOADED"}}
+        ]
+    }
+    assert headers["content-type"] == "application/json"
+    assert headers["cache-control"] == "no-store" and "date" in headers
+    assert len(headers["x-request-id"]) >= 8
+    assert whole_way.status_code == 503 and whole_way.content == body  # shed there too
+    assert set(whole_way.headers) == set(headers)
+    assert (
+        sample(page, "gateway_admission_events_total", operation_type="query", outcome="rejected")
+        == 2
+    )
+    assert (
+        sample(
+            page,
+            "gateway_requests_total",
+            operation_type="query",
+            operation_name="other",
+            outcome="refused",
+            reason="overloaded",
+        )
+        == 1
+    )
+    lines = [r.getMessage() for r in caplog.records if '"POST /graphql" 503' in r.getMessage()]
+    assert len(lines) == 2 and all("refused (overloaded)" in line for line in lines)
+    assert any("query Board" in line for line in lines)
+
+
+async def test_the_connection_serves_on_after_an_early_answer_and_its_keep_alive_restarts(
+    sim_transport: httpx.AsyncBaseTransport,
+) -> None:
+    async with (
+        full_gateway(sim_transport) as (address, gate, _, admission),
+        connection(address) as conn,
+    ):
+        status, _, _ = await conn.ask(post(query(), WRONG_KEY))
+        assert status == 503
+        await asyncio.sleep(KEEP_ALIVE * 0.6)  # idle, but within its keep-alive
+        status, _, _ = await conn.ask(post(query(), WRONG_KEY))
+        assert status == 503
+        await asyncio.sleep(KEEP_ALIVE * 0.6)  # past the first answer's keep-alive
+        gate.opened.set()  # room again: the whole way, on the same connection
+        await until(lambda: not admission.full("query"))
+        status, _, body = await conn.ask(post(query()))
+    assert status == 200 and json.loads(body) == {"data": {"balances": {"complete": True}}}
+
+
+async def test_a_mutation_and_a_partial_request_go_the_whole_way_while_queries_are_shed(
+    sim_transport: httpx.AsyncBaseTransport,
+) -> None:
+    async with full_gateway(sim_transport) as (address, _, _, _), connection(address) as conn:
+        mutation = query(TOP_UP, variables=topup("early-1"))
+        refused, _, _ = await conn.ask(post(mutation, WRONG_KEY))  # checked: who asks
+        conn.writer.write(post(query(), WRONG_KEY)[:40])  # a request in two reads
+        await conn.writer.drain()
+        await asyncio.sleep(0.05)  # read by the server (on this loop) before the rest is sent
+        split, _, _ = await conn.ask(post(query(), WRONG_KEY)[40:])
+        shed, _, _ = await conn.ask(post(query(), WRONG_KEY))
+    assert (refused, split, shed) == (401, 401, 503)
+
+
+async def test_a_client_asking_to_close_gets_its_answer_then_the_close(
+    sim_transport: httpx.AsyncBaseTransport,
+) -> None:
+    async with full_gateway(sim_transport) as (address, _, _, _), connection(address) as conn:
+        status, headers, _ = await conn.ask(post(query(), WRONG_KEY, b"Connection: close"))
+        assert await conn.closed()
+    assert status == 503 and headers["connection"] == "close"
+
+
+async def test_with_room_a_query_goes_the_whole_way(
+    sim_transport: httpx.AsyncBaseTransport,
+) -> None:
+    async with (
+        full_gateway(sim_transport) as (address, gate, _, admission),
+        connection(address) as conn,
+    ):
+        gate.opened.set()
+        await until(lambda: not admission.full("query"))  # the held query answered
+        status, _, _ = await conn.ask(post(query(), WRONG_KEY))
+    assert status == 401
