@@ -19,8 +19,9 @@ import httpx
 import pytest
 
 from gateway.app import create_app
+from gateway.metrics import Metrics
 from gateway.server.admission import Admission
-from gateway.server.early_shed import sheddable, whole_post
+from gateway.server.early_shed import EarlyShed, sheddable, whole_post
 from gateway.server.serving import ConnectionLimits, Server
 from tests.helpers import demo_settings, sample
 from tests.test_admission import MAGMA, Gate, until, with_server
@@ -287,3 +288,23 @@ async def test_with_room_a_query_goes_the_whole_way(
         await until(lambda: not admission.full("query"))  # the held query answered
         status, _, _ = await conn.ask(post(query(), WRONG_KEY))
     assert status == 401
+
+
+async def test_requests_read_in_one_turn_count_as_slots_taken_until_the_gate_has_seen_them() -> (
+    None
+):
+    """One slot free and three queries read in the same turn: the first goes on to the
+    gate, the two behind it are shed there and then (the whole way would admit the first
+    and shed the others a turn later); next turn the gate's own count decides again."""
+    admission = Admission(max_active=1, max_waiting=0, wait_seconds=0.0, metrics=Metrics())
+    early = EarlyShed(admission, None, access=False, cors=False)
+    read = [early.answer(post(query()), ("127.0.0.1", 1)) for _ in range(3)]
+    await asyncio.sleep(0)  # the next turn: the first reached the gate, or did not
+    later = early.answer(post(query()), ("127.0.0.1", 1))
+    assert read[0] is None and later is None
+    assert [
+        answer is not None and answer[0].startswith(b"HTTP/1.1 503 ") for answer in read[1:]
+    ] == [
+        True,
+        True,
+    ]

@@ -19,7 +19,14 @@ Touched internals, each guarded by `tests/test_http_limits.py`, which drives the
 server over raw sockets: `HttpToolsProtocol` and its `connection_made`, `data_received`,
 `on_headers_complete`, `on_response_complete`, `connection_lost`, `transport`, `loop` and
 `scope` attributes, and `uvicorn.Config(http=<protocol class>)`; `tests/test_slow_readers.py`
-guards the transport in the scope. Each request's `cycle` gets a `Coalescing` transport
+guards the transport in the scope. With `answer_early` (`server/early_shed.py`), the bytes
+of a request that starts on an idle connection are offered to it before uvicorn parses
+them; an answer it gives is written there and then, and the connection's keep-alive timer
+armed again as after any answer — touching `on_message_begin`, `on_message_complete`,
+`cycle.response_complete`, `pipeline`, `client`, `server_state.default_headers`,
+`_unset_keepalive_if_required`, `timeout_keep_alive_task`, `timeout_keep_alive` and
+`timeout_keep_alive_handler`, guarded by `tests/test_early_shed.py` on the real server.
+Each request's `cycle` gets a `Coalescing` transport
 (`cycle.transport`, which uvicorn's `RequestResponseCycle.send` writes through; guarded in
 `tests/test_compat.py`): the response's head leaves with the first bytes of its body.
 """

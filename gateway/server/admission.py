@@ -130,12 +130,13 @@ class Admission:
             return 0
         return max(1, round(self.limit * self.reserved_share))
 
-    def fits(self, kind: Kind) -> bool:
-        """Whether a request of `kind` may start now."""
-        limit = self.limit
+    def fits(self, kind: Kind, arriving: int = 0) -> bool:
+        """Whether a request of `kind` may start now (behind `arriving` more that will
+        ask first)."""
+        limit, running = self.limit, self.running + arriving
         if kind == "mutation":
-            return self.running < limit or self.mutations < self.reserved()
-        return self.running < max(1, limit - self.reserved())
+            return running < limit or self.mutations < self.reserved()
+        return running < max(1, limit - self.reserved())
 
     @property
     def waiting(self) -> int:
@@ -191,10 +192,11 @@ class Admission:
             return True
         return False
 
-    def full(self, kind: Kind) -> bool:
-        """Whether a request of `kind` arriving now would be shed at once: no room for it,
-        and no waiting (or no one more may wait)."""
-        if self.fits(kind) and not self._ahead(kind):
+    def full(self, kind: Kind, arriving: int = 0) -> bool:
+        """Whether a request of `kind` arriving now, behind `arriving` more that will ask
+        first, would be shed at once: no room for it, and no waiting (or no one more may
+        wait)."""
+        if self.fits(kind, arriving) and not self._ahead(kind):
             return False
         return self.wait_seconds <= 0 or self.waiting >= self.max_waiting
 

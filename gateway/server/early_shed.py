@@ -26,6 +26,7 @@ installed when tracing is on (the whole way makes the request's span).
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import re
 import time
@@ -111,18 +112,34 @@ class EarlyShed:
         self.observe = observe
         self.access = access
         self.cors = cors
+        self._on_their_way = 0  # requests read this turn that the gate has still to see
+
+    def _went_on(self) -> None:
+        """A request to /graphql goes the whole way: it reaches the gate in the loop's next
+        turn, before any request read after it — so until then it counts as a slot taken
+        (else a turn's worth of arrivals all pass here and are shed the slow way)."""
+        self._on_their_way += 1
+        if self._on_their_way == 1:
+            asyncio.get_running_loop().call_soon(self._arrived)
+
+    def _arrived(self) -> None:
+        self._on_their_way = 0
 
     def answer(
         self, data: bytes, client: Any, default_headers: Iterable[tuple[bytes, bytes]] = ()
     ) -> tuple[bytes, bool] | None:
         """(the 503's bytes, whether to close the connection after them) when `data` is a
         query the gate sheds now; None: the request goes the whole way."""
-        if not self.admission.full("query"):
+        if not data.startswith(REQUEST_LINE):
+            return None  # not a POST to /graphql: nothing the gate judges
+        if not self.admission.full("query", self._on_their_way):
+            self._went_on()
             return None
         started = time.perf_counter()
         post = whole_post(data)
         name = None if post is None else sheddable(post, cors=self.cors)
         if post is None or name is None:
+            self._went_on()
             return None
         self.admission.shed("query")
         rid = log_context.new_request_id()
