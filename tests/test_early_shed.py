@@ -308,3 +308,14 @@ async def test_requests_read_in_one_turn_count_as_slots_taken_until_the_gate_has
         True,
         True,
     ]
+
+
+async def test_a_head_over_the_limit_is_431_even_while_queries_are_shed(
+    sim_transport: httpx.AsyncBaseTransport,
+) -> None:
+    async with (
+        full_gateway(sim_transport) as (address, _, _, _),
+        connection(address) as conn,
+    ):
+        status, _, _ = await conn.ask(post(query(), b"X-Big: " + b"a" * 40_000))
+    assert status == 431

@@ -23,9 +23,10 @@ guards the transport in the scope. With `answer_early` (`server/early_shed.py`),
 of a request that starts on an idle connection are offered to it before uvicorn parses
 them; an answer it gives is written there and then, and the connection's keep-alive timer
 armed again as after any answer — touching `on_message_begin`, `on_message_complete`,
-`cycle.response_complete`, `pipeline`, `client`, `server_state.default_headers`,
-`_unset_keepalive_if_required`, `timeout_keep_alive_task`, `timeout_keep_alive` and
-`timeout_keep_alive_handler`, guarded by `tests/test_early_shed.py` on the real server.
+`cycle.response_complete`, `pipeline`, `flow.write_paused`, `client`,
+`server_state.default_headers`, `_unset_keepalive_if_required`, `timeout_keep_alive_task`,
+`timeout_keep_alive` and `timeout_keep_alive_handler`, guarded by
+`tests/test_early_shed.py` on the real server.
 Each request's `cycle` gets a `Coalescing` transport
 (`cycle.transport`, which uvicorn's `RequestResponseCycle.send` writes through; guarded in
 `tests/test_compat.py`): the response's head leaves with the first bytes of its body.
@@ -127,16 +128,17 @@ def guarded_protocol(
             self._await_head()
 
         def data_received(self, data: bytes) -> None:
-            if answer_early is not None and self._between_requests():
-                early = answer_early(data, self.client, self.server_state.default_headers)
-                if early is not None:
-                    self._answered_early(*early)
-                    return
+            fresh = answer_early is not None and self._between_requests()
             if self._awaiting_head:
                 end = data.find(b"\r\n\r\n")
                 self._head_bytes += len(data) if end < 0 else end + 4
                 if self._head_bytes > max_header_bytes:
                     self._refuse(TOO_LARGE)
+                    return
+            if fresh and answer_early is not None:
+                early = answer_early(data, self.client, self.server_state.default_headers)
+                if early is not None:
+                    self._answered_early(*early)
                     return
             super().data_received(data)
 
@@ -149,7 +151,8 @@ def guarded_protocol(
             super().on_message_complete()
 
         def _between_requests(self) -> bool:
-            """Nothing of a request read yet, none being answered, none queued behind."""
+            """Nothing of a request read yet, none being answered, none queued behind, and
+            the client reading what it is sent (else the whole way holds it back)."""
             answering = self.cycle is not None and not self.cycle.response_complete
             return (
                 self._awaiting_head
@@ -157,6 +160,7 @@ def guarded_protocol(
                 and not self._in_message
                 and not answering
                 and not self.pipeline
+                and not self.flow.write_paused
             )
 
         def _answered_early(self, answer: bytes, close: bool) -> None:
