@@ -109,6 +109,38 @@ class Coalescing:
 EarlyAnswer = Callable[[bytes, Any, Iterable[tuple[bytes, bytes]]], tuple[bytes, bool] | None]
 
 
+def forwarded_client(trusted_hosts: list[str] | str) -> Callable[[Any, bytes], Any]:
+    """The client address uvicorn's `ProxyHeadersMiddleware` (with these trusted hosts)
+    would give a request from `client` carrying this `X-Forwarded-For` — for a request
+    answered before that middleware sees it. Drives the middleware itself (it awaits
+    nothing but the app, here one that records the address); guarded in test_early_shed."""
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    found: list[Any] = []
+
+    async def record(scope: Any, receive: Any, send: Any) -> None:
+        found.append(scope.get("client"))
+
+    middleware = ProxyHeadersMiddleware(record, trusted_hosts)
+
+    def client_of(client: Any, x_forwarded_for: bytes) -> Any:
+        found.clear()
+        scope = {
+            "type": "http",
+            "client": client,
+            "headers": [(b"x-forwarded-for", x_forwarded_for)],
+        }
+        step = middleware(scope, None, None)  # type: ignore[arg-type]
+        try:
+            step.send(None)
+        except StopIteration:
+            return found[0] if found else client
+        step.close()  # it waited on something: not the middleware this was written for
+        return client
+
+    return client_of
+
+
 def guarded_protocol(
     max_header_bytes: int, header_timeout: float, answer_early: EarlyAnswer | None = None
 ) -> type[asyncio.Protocol]:

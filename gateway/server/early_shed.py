@@ -30,7 +30,7 @@ import asyncio
 import contextvars
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,9 @@ from gateway.server.endpoint import classify
 from gateway.server.request_metrics import Observer
 
 REQUEST_LINE = b"POST /graphql HTTP/1.1\r\n"
+TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # a header's name (RFC 9110)
+NOT_IN_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # controls: not in a value
+MAX_LENGTH_DIGITS = 18
 HEAD_END = b"\r\n\r\n"
 NOT_A_QUERY = re.compile(r"\b(?:mutation|subscription)\b")
 JSON = b"application/json"
@@ -70,38 +73,34 @@ def whole_post(data: bytes) -> WholePost | None:
     for line in data[len(REQUEST_LINE) : end].split(b"\r\n"):
         name, colon, value = line.partition(b":")
         name = name.lower()
-        if not colon or not name or name != name.strip() or name in headers:
-            return None  # malformed, or a header twice: the whole way judges it
-        headers[name] = value.strip()
+        if not colon or not TOKEN.match(name) or NOT_IN_VALUE.search(value) or name in headers:
+            return None  # malformed, or a header twice: the whole way judges it (strictly)
+        headers[name] = value.strip(b" \t")
     length = headers.get(b"content-length", b"")
     body = data[end + len(HEAD_END) :]
-    if not length.isdigit() or int(length) != len(body):
+    if not length.isdigit() or len(length) > MAX_LENGTH_DIGITS or int(length) != len(body):
         return None
     return WholePost(headers, body)
 
 
-def sheddable(post: WholePost, *, cors: bool) -> str | None:
-    """The operation name (or "") of a request the early shed may answer: a JSON query,
-    its body neither encoded nor awaited; None when it must go the whole way."""
+def sheddable(post: WholePost, *, cors: bool) -> bool:
+    """Whether the early shed may answer this request: a JSON query, its body neither
+    encoded nor awaited (else it goes the whole way)."""
     headers = post.headers
-    if b"transfer-encoding" in headers or b"expect" in headers:
-        return None
+    if b"transfer-encoding" in headers or b"expect" in headers or b"upgrade" in headers:
+        return False
     if headers.get(b"content-encoding", b"identity").lower() != b"identity":
-        return None
+        return False
     if headers.get(b"content-type", b"").split(b";")[0].strip().lower() != JSON:
-        return None
+        return False
     if cors and b"origin" in headers:
-        return None
+        return False
     try:
         payload = orjson.loads(post.body)
     except orjson.JSONDecodeError:
-        return None
-    if not isinstance(payload, dict):
-        return None
-    query, name = payload.get("query"), payload.get("operationName")
-    if not isinstance(query, str) or NOT_A_QUERY.search(query):
-        return None
-    return name if isinstance(name, str) else ""
+        return False
+    query = payload.get("query") if isinstance(payload, dict) else None
+    return isinstance(query, str) and not NOT_A_QUERY.search(query)
 
 
 class EarlyShed:
@@ -113,11 +112,15 @@ class EarlyShed:
         self.access = access
         self.cors = cors
         self._on_their_way = 0  # requests read this turn that the gate has still to see
+        # how the access line finds the client behind a trusted proxy (serving.py sets it)
+        self.forwarded_client: Callable[[Any, bytes], Any] | None = None
 
     def _went_on(self) -> None:
-        """A request to /graphql goes the whole way: it reaches the gate in the loop's next
-        turn, before any request read after it — so until then it counts as a slot taken
-        (else a turn's worth of arrivals all pass here and are shed the slow way)."""
+        """A request to /graphql goes the whole way: most reach the gate in the loop's next
+        turn, before any request read after it — so, while the gate is at least half full,
+        until then it counts as a slot taken (else a turn's worth of arrivals all pass here
+        and are shed the slow way). Some never take a slot (a wrong key, a cached answer):
+        a turn of many of those on a half-full gate sheds queries a turn early."""
         self._on_their_way += 1
         if self._on_their_way == 1:
             asyncio.get_running_loop().call_soon(self._arrived)
@@ -132,39 +135,45 @@ class EarlyShed:
         query the gate sheds now; None: the request goes the whole way."""
         if not data.startswith(REQUEST_LINE):
             return None  # not a POST to /graphql: nothing the gate judges
-        if not self.admission.full("query", self._on_their_way):
-            self._went_on()
+        admission = self.admission
+        busy = admission.running * 2 >= admission.limit  # (counting: see _went_on)
+        if not admission.full("query", self._on_their_way if busy else 0):
+            if busy:
+                self._went_on()
             return None
         started = time.perf_counter()
         post = whole_post(data)
-        name = None if post is None else sheddable(post, cors=self.cors)
-        if post is None or name is None:
+        if post is None or not sheddable(post, cors=self.cors):
             self._went_on()
             return None
-        self.admission.shed("query")
+        admission.shed("query")
         rid = log_context.new_request_id()
         head = [
             b"HTTP/1.1 503 Service Unavailable",
             *(b"%s: %s" % pair for pair in default_headers),
+            b"retry-after: %d" % admission.retry_after(),
             b"content-length: %d" % len(BODY),
             b"content-type: application/json",
-            b"retry-after: %d" % self.admission.retry_after(),
             b"cache-control: no-store",
             b"x-request-id: " + rid.encode(),
         ]
-        close = post.headers.get(b"connection", b"").lower() == b"close"
+        options = post.headers.get(b"connection", b"").lower().split(b",")
+        close = any(option.strip() == b"close" for option in options)
         if close:
             head.append(b"connection: close")
         answer = b"\r\n".join(head) + HEAD_END + BODY
-        contextvars.Context().run(self._record, rid, name, client, started)
+        forwarded = post.headers.get(b"x-forwarded-for")
+        if forwarded is not None and self.forwarded_client is not None:
+            client = self.forwarded_client(client, forwarded)
+        contextvars.Context().run(self._record, rid, client, started)
         return answer, close
 
-    def _record(self, rid: str, name: str, client: Any, started: float) -> None:
-        """The access line and request metrics of the whole way's shed answer."""
+    def _record(self, rid: str, client: Any, started: float) -> None:
+        """The access line and request metrics of the whole way's shed answer (which is
+        shed before its operation is noted)."""
         log_context.request_id.set(rid)
         stats = log_context.RequestStats()
         log_context.set_stats(stats)
-        log_context.note_operation("query", name or None)
         classify(503, stats)
         scope = {**SCOPE, "client": client}
         if self.observe is not None:

@@ -31,7 +31,7 @@ from typing import Any
 import uvicorn
 
 from gateway import log_context
-from gateway._compat.uvicorn import guarded_protocol
+from gateway._compat.uvicorn import forwarded_client, guarded_protocol
 from gateway.server.accepting import accepting_loop
 from gateway.server.readiness import Draining
 
@@ -89,6 +89,8 @@ class Server(uvicorn.Server):
                 else math.ceil(shutdown_timeout_seconds),  # uvicorn takes whole seconds
             )
         )
+        if early_shed is not None and self.config.proxy_headers:  # as uvicorn reads them
+            early_shed.forwarded_client = forwarded_client(self.config.forwarded_allow_ips)
         self.socket = sock
         self.quiet = quiet
         self.draining = draining
