@@ -156,7 +156,9 @@ async def full_gateway(
     )
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    limits = ConnectionLimits(keep_alive_seconds=KEEP_ALIVE)
+    # a head awaited far longer than a connection is kept alive: an idle one closed is
+    # its keep-alive's doing
+    limits = ConnectionLimits(keep_alive_seconds=KEEP_ALIVE, header_timeout_seconds=60)
     app = create_app(settings, transport=gate)
     server = Server(app, sock, limits=limits)
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -262,6 +264,18 @@ async def test_the_connection_serves_on_after_an_early_answer_and_its_keep_alive
         await until(lambda: not admission.full("query"))
         status, _, body = await conn.ask(post(query()))
     assert status == 200 and json.loads(body) == {"data": {"balances": {"complete": True}}}
+
+
+async def test_an_idle_connection_after_an_early_answer_is_closed_at_its_keep_alive(
+    sim_transport: httpx.AsyncBaseTransport,
+) -> None:
+    async with (
+        full_gateway(sim_transport) as (address, _, _, _),
+        connection(address) as conn,
+    ):
+        status, _, _ = await conn.ask(post(query(), WRONG_KEY))
+        assert await conn.closed()  # after KEEP_ALIVE, well before the head's 60 s
+    assert status == 503
 
 
 async def test_a_mutation_and_a_partial_request_go_the_whole_way_while_queries_are_shed(

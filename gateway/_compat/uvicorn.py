@@ -160,15 +160,15 @@ def guarded_protocol(
             self._await_head()
 
         def data_received(self, data: bytes) -> None:
-            fresh = answer_early is not None and self._between_requests()
+            ask = answer_early if self._between_requests() else None  # (before it counts)
             if self._awaiting_head:
                 end = data.find(b"\r\n\r\n")
                 self._head_bytes += len(data) if end < 0 else end + 4
                 if self._head_bytes > max_header_bytes:
                     self._refuse(TOO_LARGE)
                     return
-            if fresh and answer_early is not None:
-                early = answer_early(data, self.client, self.server_state.default_headers)
+            if ask is not None:
+                early = ask(data, self.client, self.server_state.default_headers)
                 if early is not None:
                     self._answered_early(*early)
                     return

@@ -157,7 +157,7 @@ class Admission:
         `min(wait_seconds, deadline_seconds)` or no one more may wait."""
         if self.try_enter(kind):
             return True
-        if self.waiting >= self.max_waiting or self.wait_seconds <= 0:
+        if self._no_place_to_wait():
             self.shed(kind)
             return False
         events = self._metrics.admission_events
@@ -198,6 +198,9 @@ class Admission:
         wait)."""
         if self.fits(kind, arriving) and not self._ahead(kind):
             return False
+        return self._no_place_to_wait()
+
+    def _no_place_to_wait(self) -> bool:
         return self.wait_seconds <= 0 or self.waiting >= self.max_waiting
 
     def shed(self, kind: Kind) -> None:
