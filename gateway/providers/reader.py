@@ -162,10 +162,6 @@ class JsonReader:
             self.fail(f"{where}.{name}: expected a whole number from 0 to {high}")
         return int(value)
 
-    def decimal_string(self, obj: Mapping[str, Any], name: str, where: str) -> Decimal:
-        """A decimal written as a JSON string (`"4621.0000000"`), exact."""
-        return self.decimal_text(self.field(obj, name, where), f"{where}.{name}")
-
     def decimal_text(self, value: Any, where: str) -> Decimal:
         if not isinstance(value, str):
             self.fail(f"{where}: expected a decimal string")
