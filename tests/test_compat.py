@@ -76,6 +76,23 @@ def test_graphql_core_executor_still_has_the_overridden_methods(hook: str) -> No
     )
 
 
+def test_graphql_core_executor_still_binds_the_async_helpers_we_replace() -> None:
+    from graphql import GraphQLResolveInfoHelpers, parse
+
+    core = strawberry_compat.core_schema(strawberry.Schema(query=Query))
+    executor = ExecutionContext.build(core, parse("{ hello }"))
+    assert isinstance(executor, ExecutionContext), executor  # not a list of errors
+    helpers = executor.async_helpers
+    assert isinstance(helpers, GraphQLResolveInfoHelpers), "Executor.async_helpers moved"
+    assert GraphQLResolveInfoHelpers._fields == ("gather", "track")
+    # What `helpers_holding_weakly` stands in for: the executor's own, bound to itself.
+    assert getattr(helpers.track, "__self__", None) is executor
+    assert getattr(helpers.track, "__func__", None) is ExecutionContext.track_async_work
+    assert getattr(helpers.gather, "__func__", None) is ExecutionContext.gather_async_work
+    source = inspect.getsource(ExecutionContext.gather_async_work)
+    assert "return gather_with_cancel(*values)" in source, "gather_async_work changed"
+
+
 async def test_starlette_request_still_reads_its_body_from_the_cache_set_body_fills() -> None:
     async def endpoint(request: Request) -> Response:
         starlette_compat.set_body(request, b"from the cache")

@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+import gc
 import json
+import weakref
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import strawberry
@@ -20,6 +22,7 @@ from hypothesis_graphql import queries
 from strawberry.extensions import ParserCache
 from strawberry.schema.config import StrawberryConfig
 
+from gateway._compat.strawberry import resolve_info
 from gateway.schema import build_schema
 from gateway.schema.execution.fast_completion import _SHARED, FastCompletionContext, _memoized
 from gateway.schema.scalars import SCALAR_MAP
@@ -322,3 +325,43 @@ def test_an_object_asked_for_again_the_same_way_is_rendered_once() -> None:
     ):
         assert data == plain.execute_sync(text, variable_values=variables).data
     assert without is not None and "label" not in without["shared"]["items"][0]
+
+
+@strawberry.type(name="Query")
+class WorkRoot:
+    @strawberry.field
+    async def gathered(self, info: strawberry.Info) -> list[int]:
+        async def one(n: int) -> int:
+            return n
+
+        helpers = resolve_info(info).async_helpers
+        helpers.track([TRACKED.put(1)])  # settled in the background, awaited by nobody
+        return list(await helpers.gather([one(1), one(2)]))
+
+
+TRACKED: asyncio.Queue[int] = asyncio.Queue()
+
+
+class Watched(FastCompletionContext):
+    alive: ClassVar[weakref.WeakSet[FastCompletionContext]] = weakref.WeakSet()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        Watched.alive.add(self)
+
+
+def test_an_execution_is_freed_without_the_cycle_collector_and_its_helpers_still_work() -> None:
+    """graphql-core's executor holds resolvers' helpers bound to itself: a cycle per
+    request, and all the request hanging off it until a full collection."""
+    s = strawberry.Schema(query=WorkRoot, execution_context_class=Watched)
+
+    async def run() -> tuple[Any, int]:
+        result = await s.execute("{ gathered }")
+        return result.data, await asyncio.wait_for(TRACKED.get(), 1)
+
+    gc.disable()
+    try:
+        assert asyncio.run(run()) == ({"gathered": [1, 2]}, 1)
+        assert len(Watched.alive) == 0
+    finally:
+        gc.enable()

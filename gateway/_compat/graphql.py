@@ -4,13 +4,24 @@
 `collect_subfields` of graphql-core's `ExecutionContext` — methods its docs do not
 promise — and types their field groups with `FieldDetailsList`, from a module graphql-core
 does not re-export. `HOOKS` names each method with the parameters the override relies on.
+
+`helpers_holding_weakly` replaces the executor's `async_helpers` (an attribute graphql-core
+sets in `Executor.__init__`, bound to its `track_async_work`) — see its doc.
 """
 
 from __future__ import annotations
 
-from graphql.execution.collect_fields import FieldDetailsList
+import asyncio
+import weakref
+from collections.abc import Awaitable, Sequence
+from inspect import isawaitable
+from typing import Any
 
-__all__ = ["HOOKS", "FieldDetailsList"]
+from graphql import GraphQLResolveInfoHelpers
+from graphql.execution.collect_fields import FieldDetailsList
+from graphql.pyutils import gather_with_cancel
+
+__all__ = ["HOOKS", "FieldDetailsList", "helpers_holding_weakly"]
 
 HOOKS: dict[str, tuple[str, ...]] = {
     "collect_and_execute_subfields": (
@@ -22,3 +33,36 @@ HOOKS: dict[str, tuple[str, ...]] = {
     ),
     "collect_subfields": ("return_type", "field_details_list"),
 }
+
+
+def helpers_holding_weakly(executor: Any) -> GraphQLResolveInfoHelpers:
+    """The resolvers' async helpers of `executor`, as graphql-core 3.3 builds them but
+    holding the executor weakly. Its own are bound methods of the executor it holds them
+    on: a reference cycle per execution, and with it the whole request (context, tasks,
+    the ASGI exchange) left for the cycle collector — a full collection every few hundred
+    requests, tens of milliseconds each under load (issue #24's late sheds). Held weakly,
+    the request is freed when its last reference goes.
+
+    `gather` is what `Executor.gather_async_work` does. `track` hands the work to the
+    executor while it lives; once it is gone (nothing would wait for its work any more)
+    the awaitables are still settled, their errors retrieved."""
+    owner = weakref.ref(executor)
+
+    def gather(values: Sequence[Awaitable[Any]]) -> Awaitable[list[Any]]:
+        return gather_with_cancel(*values)
+
+    def track(values: Sequence[Any]) -> None:
+        live = owner()
+        if live is not None:
+            live.track_async_work(values)
+            return
+        for value in values:
+            if isawaitable(value):
+                asyncio.ensure_future(value).add_done_callback(_retrieved)
+
+    return GraphQLResolveInfoHelpers(gather=gather, track=track)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -123,17 +123,15 @@ class ReadThroughCache:
                 self._metrics.cache_events.labels(account, "hit").inc()
                 log_context.stats().cache_hits += 1
                 return served
-        flight = self._flights.get(key)
-        if flight is None:
-            load = self._load(key, account, freshness, fetch, codec, entry)
-            flight = asyncio.ensure_future(load)
-            self._flights[key] = flight
-            flight.add_done_callback(lambda _: self._flights.pop(key, None))
         # This request's view (the metrics count each fill once, in `_load`): it waited for
         # a fill, its own or one it joined, and got fresh data, stale data or a failure.
         stats = log_context.stats()
         try:
-            result: Cached[T] = await asyncio.shield(flight)
+            # The fill is not held in a local: its failure's traceback holds this frame,
+            # and frame → fill → failure → frame would be a cycle the collector must free.
+            result: Cached[T] = await asyncio.shield(
+                self._fill(key, account, freshness, fetch, codec, entry)
+            )
         except BaseException:
             stats.cache_misses += 1
             raise
@@ -155,6 +153,23 @@ class ReadThroughCache:
             return None
         fetched_at = datetime.fromtimestamp(entry.stamp, UTC)
         return Cached(value, fetched_at, stale_because is not None, stale_because)
+
+    def _fill(
+        self,
+        key: str,
+        account: str,
+        freshness: Freshness,
+        fetch: Callable[[], Awaitable[T]],
+        codec: Codec[T],
+        entry: Entry | None,
+    ) -> asyncio.Future[Cached[T]]:
+        """The key's fill in flight, joined, or started now."""
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = asyncio.ensure_future(self._load(key, account, freshness, fetch, codec, entry))
+            self._flights[key] = flight
+            flight.add_done_callback(lambda _: self._flights.pop(key, None))
+        return flight
 
     async def _load(
         self,

@@ -47,7 +47,7 @@ from graphql import Visitor as Visitor_
 from graphql.pyutils import Path
 from strawberry.types.field import StrawberryField
 
-from gateway._compat.graphql import FieldDetailsList
+from gateway._compat.graphql import FieldDetailsList, helpers_holding_weakly
 from gateway._compat.strawberry import ExecutionContextBase
 from gateway.schema.execution.per_object import PerObject
 
@@ -164,6 +164,7 @@ class FastCompletionContext(ExecutionContextBase):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.async_helpers = helpers_holding_weakly(self)  # no cycle per request
         manager = self.middleware_manager
         self._plans_allowed = manager is None or not manager.middlewares
         # Per execution, on the group's identity (as graphql-core memoizes
