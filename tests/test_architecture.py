@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -125,16 +126,58 @@ def test_imports_point_down_the_layers(path: Path) -> None:
     assert wrong == [], f"{importer} imports upwards or across: {wrong}"
 
 
+# `x._name` (not on self, cls or other) and `getattr(x, "_name")`: an access to something
+# private, whether written out or built from a string.
+PRIVATE = re.compile(r"([A-Za-z_]\w*(?:\(\))?|\]|\))\.(_[a-z]\w*)\b")
+BY_NAME = re.compile(r"getattr\([^,]+,\s*[\"'](_[a-z]\w*)")
+DOCUMENTED = {"os._exit", "logging._srcfile"}  # Python documents both (logging: "Optimization")
+# What tests may not reach around `_compat/` for: the libraries' privates the gateway uses.
+THIRD_PARTY = {"_schema", "_raw_info", "_body", "_backend", "_cache", "_query_params"}
+
+
+def private_accesses(path: Path) -> list[str]:
+    found = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        code = line.split("#", 1)[0]
+        for match in PRIVATE.finditer(code):
+            owner, name = match.groups()
+            if owner not in ("self", "cls", "other", "gateway"):
+                found.append(f"{path.name}:{number} {owner}.{name}")
+        found += [f"{path.name}:{number} getattr {m}" for m in BY_NAME.findall(code)]
+    return found
+
+
 def test_third_party_internals_are_touched_only_in_compat_modules_that_import_no_gateway() -> None:
     for path in (PACKAGE / "_compat").glob("*.py"):
         assert gateway_imports(path) == set(), path
     private = ("strawberry.schema.schema", "graphql.execution.collect_fields")
+    touched = []
     for path in MODULES:
         if "_compat" in path.parts:
             continue
         text = path.read_text(encoding="utf-8")
         assert not any(f"from {m} import" in text for m in private), path
-        assert "._schema" not in text and "._body" not in text and "._backend.client" not in text
+        touched += [a for a in private_accesses(path) if a.split()[-1] not in DOCUMENTED]
+    assert touched == [], "a private name reached outside gateway/_compat/"
+
+
+def test_tests_reach_library_internals_only_through_compat() -> None:
+    """Only `tests/test_compat.py`, the fences' guard, looks behind them (and this module
+    names some, as examples)."""
+    touched = [
+        access
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        if path.name not in ("test_compat.py", "test_architecture.py")
+        for access in private_accesses(path)
+        if access.split()[-1].split(".")[-1] in THIRD_PARTY or " getattr " in access
+    ]
+    assert touched == []
+
+
+def test_a_private_access_would_be_found(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text('x = s._schema\ny = getattr(f.resolve, "_is_default", False)\nself._ok\n')
+    assert private_accesses(module) == ["m.py:1 s._schema", "m.py:2 getattr _is_default"]
 
 
 def test_the_shared_registry_and_spec_are_plain_data() -> None:

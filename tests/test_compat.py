@@ -228,3 +228,53 @@ async def test_a_response_head_leaves_with_its_body_or_at_the_end_of_the_turn() 
     headless.write(b"head;")
     headless.release()  # the response is complete (HEAD: no body write)
     assert real.writes == [b"head;"]
+
+
+def test_uvicorn_server_still_wraps_its_serving_in_capture_signals() -> None:
+    """`SignalsLeftAlone` empties `capture_signals`: uvicorn must still call it from
+    `serve` (were it renamed, its handlers would be back, and a clean Ctrl-C would end in
+    a re-raised signal), and ours must install no handler."""
+    import signal
+
+    import uvicorn
+
+    assert "with self.capture_signals()" in inspect.getsource(uvicorn.Server.serve)
+    assert inspect.getsource(uvicorn.Server.capture_signals).count("signal.signal(") >= 1
+    server = uvicorn_compat.SignalsLeftAlone(uvicorn.Config(app="gateway.app:create_app"))
+    before = signal.getsignal(signal.SIGTERM)
+    with server.capture_signals():
+        assert signal.getsignal(signal.SIGTERM) is before
+
+
+async def test_httpx_aiohttp_still_chains_aiohttps_error_to_the_one_it_raises() -> None:
+    """A refused connection comes out of httpx-aiohttp as an httpx error whose cause is
+    aiohttp's: what `upstream/client.transport_error` classifies by."""
+    import socket
+
+    import aiohttp
+    from httpx_aiohttp import AiohttpTransport
+
+    from gateway._compat import httpx_aiohttp as httpx_aiohttp_compat
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with httpx.AsyncClient(transport=AiohttpTransport()) as client:
+        with pytest.raises(httpx.TransportError) as raised:
+            await client.get(f"http://127.0.0.1:{port}/")
+    cause = httpx_aiohttp_compat.aiohttp_cause(raised.value)
+    assert isinstance(cause, aiohttp.ClientConnectorError), (type(raised.value), cause)
+
+
+def test_strawberry_still_marks_a_plain_fields_resolver_as_its_default() -> None:
+    @strawberry.type
+    class Plain:
+        name: str = "x"
+
+        @strawberry.field
+        def computed(self) -> str:
+            return "y"
+
+    fields = strawberry_compat.core_schema(strawberry.Schema(query=Plain)).query_type.fields  # type: ignore[union-attr]
+    assert strawberry_compat.is_default_resolver(fields["name"].resolve), "`_is_default` moved"
+    assert not strawberry_compat.is_default_resolver(fields["computed"].resolve)

@@ -22,7 +22,7 @@ from hypothesis_graphql import queries
 from strawberry.extensions import ParserCache
 from strawberry.schema.config import StrawberryConfig
 
-from gateway._compat.strawberry import resolve_info
+from gateway._compat.strawberry import core_schema, resolve_info
 from gateway.schema import build_schema
 from gateway.schema.execution.fast_completion import _SHARED, FastCompletionContext, _memoized
 from gateway.schema.scalars import SCALAR_MAP
@@ -229,7 +229,7 @@ def test_plans_are_really_used() -> None:
     answers would still match, only slower)."""
     fresh = schema(True)
     assert fresh.execute_sync("{ group { items { id amount { value } } } }").data
-    plans = _SHARED[fresh._schema]._documents.values()
+    plans = _SHARED[core_schema(fresh)]._documents.values()
     assert any(plan is not None for d in plans for v in d.variants.values() for plan in v.values())
 
 

@@ -27,6 +27,10 @@ armed again as after any answer — touching `on_message_begin`, `on_message_com
 `server_state.default_headers`, `_unset_keepalive_if_required`, `timeout_keep_alive_task`,
 `timeout_keep_alive` and `timeout_keep_alive_handler`, guarded by
 `tests/test_early_shed.py` on the real server.
+`SignalsLeftAlone` is uvicorn's `Server` without its signal handling: `Server.serve` wraps
+itself in `capture_signals()` (not documented), which installs its own handlers and, after
+shutting down, raises the signal again — a KeyboardInterrupt traceback at the end of a
+clean Ctrl-C. `server/serving.py` handles the signals itself. Guarded in `tests/test_compat.py`.
 Each request's `cycle` gets a `Coalescing` transport
 (`cycle.transport`, which uvicorn's `RequestResponseCycle.send` writes through; guarded in
 `tests/test_compat.py`): the response's head leaves with the first bytes of its body.
@@ -35,10 +39,20 @@ Each request's `cycle` gets a `Coalescing` transport
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+class SignalsLeftAlone(uvicorn.Server):
+    """uvicorn's server, its `capture_signals` doing nothing (see the module doc)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def _answer(status: str, text: str) -> bytes:

@@ -17,21 +17,20 @@ ends the drain at once; a third forces the exit.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import errno
 import logging
 import math
 import signal
 import socket
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 
 from gateway import log_context
-from gateway._compat.uvicorn import forwarded_client, guarded_protocol
+from gateway._compat.uvicorn import SignalsLeftAlone, forwarded_client, guarded_protocol
 from gateway.server.accepting import accepting_loop
 from gateway.server.readiness import Draining
 
@@ -51,7 +50,7 @@ class ConnectionLimits:
     keep_alive_seconds: float = 5.0
 
 
-class Server(uvicorn.Server):
+class Server(SignalsLeftAlone):
     """A uvicorn server whose signals `serve_until_stopped` handles. `quiet`: its start and
     stop lines stay out of the log (the demo's embedded simulator)."""
 
@@ -112,10 +111,6 @@ class Server(uvicorn.Server):
 
     def _end_drain(self) -> None:
         self.should_exit = True
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def listening_socket(

@@ -26,6 +26,7 @@ import aiohttp
 import httpx
 
 from gateway import bodies
+from gateway._compat.httpx_aiohttp import aiohttp_cause
 from gateway.clock import Clock, whole_seconds
 from gateway.errors import (
     UpstreamBadResponse,
@@ -170,7 +171,7 @@ def status_error(
 def transport_error(context: UpstreamContext, exc: httpx.TransportError) -> UpstreamError:
     """Classify by the underlying cause: httpx-aiohttp reports a refused connection and a
     reset after the request was written as `httpx.ConnectTimeout`, so its class alone lies."""
-    cause = exc.__cause__
+    cause = aiohttp_cause(exc)
     if isinstance(cause, asyncio.TimeoutError) or (
         cause is None and isinstance(exc, httpx.TimeoutException)
     ):

@@ -48,7 +48,7 @@ from graphql.pyutils import Path
 from strawberry.types.field import StrawberryField
 
 from gateway._compat.graphql import FieldDetailsList, helpers_holding_weakly
-from gateway._compat.strawberry import ExecutionContextBase
+from gateway._compat.strawberry import ExecutionContextBase, is_default_resolver
 from gateway.schema.execution.per_object import PerObject
 
 Complete = Callable[[Any], Any]
@@ -152,7 +152,7 @@ def _plain_getter(field: Any) -> Callable[[Any], Any] | None:
     if (
         not isinstance(definition, StrawberryField)
         or field.args
-        or not getattr(field.resolve, "_is_default", False)
+        or not is_default_resolver(field.resolve)
         or definition.default_resolver is not getattr
     ):
         return None
