@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
-from gateway import log_context, log_format
 from gateway.cache.read_through import Generations, ReadThroughCache
 from gateway.cache.responses import ResponseCache
 from gateway.cache.store import Store, open_store
@@ -29,7 +28,9 @@ from gateway.clock import Clock
 from gateway.config.accounts import AccountConfig
 from gateway.config.settings import ServerSettings, Settings
 from gateway.domain import Capability
-from gateway.metrics import Metrics
+from gateway.observability import log_context, log_format
+from gateway.observability.metrics import Metrics
+from gateway.observability.tracing import NO_TRACING, Tracing
 from gateway.providers.base import upstream_context
 from gateway.providers.protocols import TopUpProvider, TransactionSource
 from gateway.providers.registry import spec
@@ -56,7 +57,6 @@ from gateway.services.live import BalanceWatch
 from gateway.services.notifications import Notifier
 from gateway.services.topups import JournalHistory, TopUpService
 from gateway.services.transactions import TransactionService
-from gateway.tracing import NO_TRACING, Tracing
 from gateway.upstream.breaker import CircuitBreaker
 from gateway.upstream.channel import Channel, RetryPolicy, Sleep
 from gateway.upstream.client import UpstreamClient
@@ -232,7 +232,7 @@ def tracing_for(settings: Settings, provider: Any) -> Tracing:
     """Nothing of OpenTelemetry is imported unless `[tracing] enabled = true`."""
     if not settings.tracing.enabled:
         return NO_TRACING
-    from gateway.tracing import OpenTelemetryTracing
+    from gateway.observability.tracing import OpenTelemetryTracing
 
     document = without_literals if settings.tracing.include_document else None
     return OpenTelemetryTracing(provider, document)

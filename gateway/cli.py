@@ -20,12 +20,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gateway import __version__, log_context, log_format
+from gateway import __version__
 from gateway.access import SCOPES
 from gateway.clock import TEST_CLOCK_ENV, Clock, file_clock
 from gateway.config.settings import SIMULATOR_PORT, Settings, config_path, load_settings
 from gateway.config.webhook_secret import new_webhook_secret
 from gateway.errors import ConfigError
+from gateway.observability import log_context, log_format
 from gateway.server.auth import key_hash
 from gateway.server.serving import (
     CliError,

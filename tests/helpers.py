@@ -21,7 +21,7 @@ from gateway.cache.store import Store, open_store
 from gateway.config.accounts import AccountConfig, Secret
 from gateway.config.security import ClientConfig
 from gateway.config.settings import IdempotencySettings, Settings, load_settings
-from gateway.metrics import Metrics
+from gateway.observability.metrics import Metrics
 from gateway.providers.base import upstream_context
 from gateway.server.auth import key_hash
 from gateway.simulator import Simulator

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from gateway.app import create_app
 from gateway.config.settings import Settings
 from gateway.errors import Overloaded
-from gateway.metrics import Metrics
+from gateway.observability.metrics import Metrics
 from gateway.server.admission import AdaptiveLimit, Admission, Kind, LoopDelayProbe
 from tests.helpers import FakeClock, GatewayClient, demo_settings, running_gateway, serving
 from tests.test_topup import TOP_UP, topup

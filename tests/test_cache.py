@@ -17,7 +17,7 @@ from gateway.cache.read_through import Freshness, ReadThroughCache
 from gateway.cache.store import Store, open_store
 from gateway.config.accounts import Secret
 from gateway.domain import Asset, AssetKind, Balance, Money
-from gateway.metrics import Metrics
+from gateway.observability.metrics import Metrics
 from gateway.services.balances import BALANCES
 from gateway.simulator import Simulator
 from tests.helpers import (

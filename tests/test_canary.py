@@ -15,7 +15,7 @@ from gateway.app import create_app
 from gateway.config.accounts import Secret
 from gateway.config.security import ClientConfig
 from gateway.config.settings import Settings
-from gateway.log_format import JsonFormatter, TextFormatter
+from gateway.observability.log_format import JsonFormatter, TextFormatter
 from gateway.registry import PROVIDERS
 from gateway.server.auth import key_hash
 from gateway.simulator import create_simulator

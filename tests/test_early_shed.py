@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from gateway.app import create_app
-from gateway.metrics import Metrics
+from gateway.observability.metrics import Metrics
 from gateway.server.admission import Admission
 from gateway.server.early_shed import EarlyShed, sheddable, whole_post
 from gateway.server.serving import ConnectionLimits, Server

@@ -18,13 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway import log_format
 from gateway.app import secrets_of
 from gateway.config.accounts import Secret
 from gateway.config.settings import WebhookSettings, parse_settings
 from gateway.domain import Asset, AssetKind, Balance, Money, Thresholds
 from gateway.errors import ConfigError
-from gateway.metrics import Metrics
+from gateway.observability import log_format
+from gateway.observability.metrics import Metrics
 from gateway.services.journal import Database, open_journal
 from gateway.services.notifications import Notifier, backoff
 from gateway.simulator import Simulator

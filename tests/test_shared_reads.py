@@ -21,7 +21,7 @@ from gateway.domain import (
     ProviderFailure,
 )
 from gateway.errors import UpstreamContext, UpstreamUnauthorized
-from gateway.metrics import Metrics
+from gateway.observability.metrics import Metrics
 from gateway.services.balances import BalanceService
 from tests.helpers import FakeClock, demo_accounts
 

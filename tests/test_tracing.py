@@ -15,8 +15,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from gateway.app import create_app
 from gateway.config.operations import TracingSettings
+from gateway.observability.tracing import OpenTelemetryTracing, TracedRequests
 from gateway.simulator import Simulator
-from gateway.tracing import OpenTelemetryTracing, TracedRequests
 from tests.helpers import FULL_KEY, FakeClock, demo_settings, no_sleep, production
 from tests.test_topup import TOP_UP, topup
 

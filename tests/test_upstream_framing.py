@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import ErrorCode, UpstreamError
-from gateway.metrics import Metrics
+from gateway.observability.metrics import Metrics
 from gateway.upstream.breaker import BreakerState, CircuitBreaker
 from gateway.upstream.client import UpstreamClient
 from tests.helpers import FakeClock, demo_settings, make_channel, running_gateway, with_account

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from gateway import log_context
 from gateway.cache import keys
 from gateway.cache.store import Store
 from gateway.clock import Clock
@@ -38,7 +37,8 @@ from gateway.errors import (
     UpstreamUnauthorized,
     UpstreamUnavailable,
 )
-from gateway.metrics import Metrics
+from gateway.observability import log_context
+from gateway.observability.metrics import Metrics
 
 T = TypeVar("T")
 EVICTION_MARGIN_SECONDS = 60.0

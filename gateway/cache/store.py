@@ -21,7 +21,7 @@ from redis.asyncio import BlockingConnectionPool
 
 from gateway._compat.aiocache import eval_script, memory_reader
 from gateway.clock import whole_seconds
-from gateway.metrics import Metrics
+from gateway.observability.metrics import Metrics
 
 log = logging.getLogger("gateway.cache.store")
 WARN_EVERY_SECONDS = 30.0

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from graphql import GraphQLError
 from starlette.requests import Request
 
-from gateway import log_context
 from gateway.access import DEVELOPMENT, Principal
 from gateway.domain import AccountBalance, AccountBalanceResult, AccountInfo
 from gateway.errors import ClientError
+from gateway.observability import log_context
 from gateway.services.balances import BalanceService
 from gateway.services.live import BalanceWatch
 from gateway.services.topups import TopUpService

@@ -18,7 +18,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from gateway.errors import ErrorCode, GatewayError
-from gateway.log_context import new_request_id, request_id
+from gateway.observability.log_context import new_request_id, request_id
 
 log = logging.getLogger("gateway.graphql")
 

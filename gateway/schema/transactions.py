@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from gateway import domain, log_context
+from gateway import domain
 from gateway.domain import is_known_currency
 from gateway.errors import ClientError, GatewayError, NotFound, Unsupported, UpstreamError
+from gateway.observability import log_context
 from gateway.schema.types import Account, Asset, Country, Money, ProviderFailure
 from gateway.services.topups import printable
 

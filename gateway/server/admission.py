@@ -40,7 +40,7 @@ from contextlib import asynccontextmanager, suppress
 from typing import Literal
 
 from gateway.errors import Overloaded
-from gateway.metrics import Metrics
+from gateway.observability.metrics import Metrics
 
 RETRY_AFTER_SECONDS = (1, 3)  # a shed client is told one of these, at random
 BUSY = "The gateway is busy: retry shortly."

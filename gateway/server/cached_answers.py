@@ -26,8 +26,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from gateway import log_context
-from gateway.log_context import ASGIApp, Message, Receive, Scope, Send
+from gateway.observability import log_context
+from gateway.observability.log_context import ASGIApp, Message, Receive, Scope, Send
 
 GRAPHQL_PATH = "/graphql"
 

@@ -36,8 +36,8 @@ from typing import Any
 
 import orjson
 
-from gateway import log_context
 from gateway.errors import ErrorCode
+from gateway.observability import log_context
 from gateway.server.admission import BUSY, Admission
 from gateway.server.endpoint import classify
 from gateway.server.request_metrics import Observer

@@ -22,11 +22,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gateway import __version__, log_context
+from gateway import __version__
 from gateway.clock import Clock
 from gateway.config.settings import ServerSettings
 from gateway.errors import GatewayError
-from gateway.metrics import Metrics
+from gateway.observability import log_context
+from gateway.observability.metrics import Metrics
+from gateway.observability.tracing import NO_TRACING, TracedRequests, Tracing
 from gateway.server.cached_answers import CachedAnswers
 from gateway.server.endpoint import GraphQLEndpoint, refusal
 from gateway.server.events import EventStreams
@@ -37,7 +39,6 @@ from gateway.server.readiness import Readiness
 from gateway.server.request_metrics import Observer
 from gateway.server.slow_readers import SlowReaders
 from gateway.services.journal import Journal
-from gateway.tracing import NO_TRACING, TracedRequests, Tracing
 
 log = logging.getLogger("gateway.edge")
 

@@ -37,7 +37,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from strawberry.types.graphql import OperationType as StrawberryOperation
 
-from gateway import bodies, log_context
+from gateway import bodies
 from gateway._compat.starlette import set_body, set_query
 from gateway.access import Principal
 from gateway.cache.responses import (
@@ -50,8 +50,9 @@ from gateway.clock import Clock
 from gateway.config.documents import TrustedDocumentsSettings
 from gateway.config.security import RequestLimits
 from gateway.errors import ErrorCode, GatewayError, Overloaded, RateLimited
-from gateway.log_context import client_name
-from gateway.metrics import Metrics
+from gateway.observability import log_context
+from gateway.observability.log_context import client_name
+from gateway.observability.metrics import Metrics
 from gateway.schema.context import Context
 from gateway.server.admission import Admission, Kind
 from gateway.server.auth import Authenticator

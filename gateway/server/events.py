@@ -24,8 +24,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway import log_context
 from gateway.errors import GatewayError, Overloaded
+from gateway.observability import log_context
 from gateway.schema.context import Context
 from gateway.server.endpoint import GraphQLEndpoint, get_payload, refusal
 from gateway.server.incremental import Parts, event

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any
 
-from gateway.log_context import RequestStats
-from gateway.metrics import Metrics
+from gateway.observability.log_context import RequestStats
+from gateway.observability.metrics import Metrics
 
 Observer = Callable[[Any, int, float, RequestStats], None]
 

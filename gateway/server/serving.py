@@ -29,8 +29,8 @@ from typing import Any
 
 import uvicorn
 
-from gateway import log_context
 from gateway._compat.uvicorn import SignalsLeftAlone, forwarded_client, guarded_protocol
+from gateway.observability import log_context
 from gateway.server.accepting import accepting_loop
 from gateway.server.readiness import Draining
 

@@ -22,8 +22,8 @@ import struct
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import Any
 
-from gateway import log_context
 from gateway._compat.uvicorn import transport_of
+from gateway.observability import log_context
 from gateway.server.request_metrics import STREAM_PATH
 
 log = logging.getLogger("gateway.slow_readers")

@@ -14,7 +14,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
-from gateway import log_context
+from gateway.observability import log_context
 from gateway.schema.context import Context
 from gateway.schema.errors import coded
 

@@ -11,7 +11,6 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
 
-from gateway import log_context
 from gateway.cache import keys
 from gateway.cache.codec import decode_balances, encode_balances
 from gateway.cache.read_through import Cached, Codec, Freshness, Generations, ReadThroughCache
@@ -27,6 +26,7 @@ from gateway.domain import (
     with_levels,
 )
 from gateway.errors import ErrorCode, UpstreamError
+from gateway.observability import log_context
 from gateway.providers.protocols import BalanceProvider
 from gateway.services.history import SqlHistory
 from gateway.upstream.deadline import request_deadline

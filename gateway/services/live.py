@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from gateway.domain import AccountBalance, AccountBalanceResult
 from gateway.errors import RateLimited
-from gateway.metrics import Metrics
+from gateway.observability.metrics import Metrics
 from gateway.services.balances import BalanceService
 
 log = logging.getLogger("gateway.services.live")

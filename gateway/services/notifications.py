@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from gateway.config.settings import WebhookSettings
 from gateway.config.webhook_secret import webhook_key
 from gateway.domain import Balance, Level, Money
-from gateway.metrics import Metrics
+from gateway.observability.metrics import Metrics
 from gateway.services.alert_levels import next_level
 from gateway.services.fresh_reads import FreshReads
 from gateway.services.journal import Database, Statements

@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from gateway import log_context
 from gateway.clock import Clock
 from gateway.config.accounts import AccountConfig
 from gateway.domain import (
@@ -39,7 +38,8 @@ from gateway.domain import (
 )
 from gateway.domain import TransactionStatus as Status
 from gateway.errors import ErrorCode, UpstreamError
-from gateway.metrics import Metrics
+from gateway.observability import log_context
+from gateway.observability.metrics import Metrics
 from gateway.providers.protocols import TopUpProvider
 from gateway.services.journal import Journal, Record
 

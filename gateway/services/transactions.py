@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gateway import log_context
 from gateway.cache import keys
 from gateway.cache.codec import decode_transactions, encode_transactions
 from gateway.cache.read_through import Codec, Freshness, ReadThroughCache
 from gateway.config.accounts import AccountConfig
 from gateway.domain import Transaction, TransactionFilter, TransactionPage
 from gateway.errors import ClientError
+from gateway.observability import log_context
 from gateway.providers.protocols import TransactionSource
 from gateway.services.cursor import Cursors, Position
 from gateway.upstream.deadline import request_deadline

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-from gateway import log_context
 from gateway.clock import Clock
 from gateway.errors import (
     CircuitOpen,
@@ -30,8 +29,9 @@ from gateway.errors import (
     UpstreamRateLimited,
     UpstreamTimeout,
 )
-from gateway.metrics import Metrics
-from gateway.tracing import NO_TRACING, Tracing
+from gateway.observability import log_context
+from gateway.observability.metrics import Metrics
+from gateway.observability.tracing import NO_TRACING, Tracing
 from gateway.upstream.breaker import BreakerState, CircuitBreaker
 from gateway.upstream.client import UpstreamClient, UpstreamResponse, parse_retry_after
 from gateway.upstream.deadline import remaining_seconds

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from gateway.app import create_app
 from gateway.config.settings import load_settings
-from gateway.log_context import RequestContext
+from gateway.observability.log_context import RequestContext
 from gateway.simulator import create_simulator
 from gateway.simulator.state import SimState
 from tests.helpers import DEMO_CONFIG, FakeClock, ourvoice_fake, serving

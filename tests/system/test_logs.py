@@ -108,7 +108,7 @@ def written(
 ) -> str:
     """What the handler the CLI installs writes to `path` while `write` logs, with
     "provider-secret-value" configured as a secret."""
-    from gateway import log_format
+    from gateway.observability import log_format
 
     stream = path.open("w+", encoding="utf-8")
     try:
@@ -264,7 +264,7 @@ def test_the_access_line_is_written_as_logging_would_write_it(fmt: str, tmp_path
     """The access line goes straight to the handler's stream (no log record per request)
     while that handler is the only one: the same line, field for field, redacted alike, as
     the record `logging` writes once another handler listens."""
-    from gateway import log_context
+    from gateway.observability import log_context
 
     stats = log_context.RequestStats(operation_type="query", operation_name="Dash", accounts=2)
     stats.outcome = "ok"
@@ -304,7 +304,7 @@ def test_a_handler_between_the_access_logger_and_the_root_still_sees_the_line(
 ) -> None:
     """The access line skips `logging` only while nothing but the CLI's handler would see
     it: a handler on `gateway` (a parent of `gateway.access`) gets its record."""
-    from gateway import log_context
+    from gateway.observability import log_context
 
     seen: list[str] = []
 

@@ -34,7 +34,7 @@ import httpx
 from gateway.app import create_app
 from gateway.cli import main as cli_main
 from gateway.config.settings import load_settings
-from gateway.log_context import RequestContext
+from gateway.observability.log_context import RequestContext
 from gateway.simulator import create_simulator
 from gateway.simulator.state import SimState
 from tests.helpers import (

@@ -23,7 +23,7 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
-from gateway import log_context
+from gateway.observability import log_context
 
 
 class OperationNoted(SchemaExtension):
@@ -58,7 +58,7 @@ class _Literals(Visitor):
         return ListValueNode(values=())
 
 
-def without_literals(document: DocumentNode) -> str:  # for traces (`gateway.tracing`)
+def without_literals(document: DocumentNode) -> str:  # for traces (`gateway.observability.tracing`)
     """The document with every literal value emptied — strings "", numbers 0, lists [] —
     input objects keeping their field names (variables' values never appear anyway)."""
     return print_ast(visit(document, _Literals()))

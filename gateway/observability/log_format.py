@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from gateway import log_context
+from gateway.observability import log_context
 
 BEARER = re.compile(
     r"(?i)((?:authorization|x-api-key)['\"]?\s*[:=]\s*['\"]?(?:bearer\s+)?|bearer\s+)"

@@ -30,8 +30,9 @@ import contextlib
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any, Protocol
 
-from gateway import __version__, log_context
-from gateway.log_context import RequestStats
+from gateway import __version__
+from gateway.observability import log_context
+from gateway.observability.log_context import RequestStats
 
 SCOPE = "balance-gateway"
 
