@@ -1,9 +1,18 @@
-"""Time as the gateway sees it: an injectable wall clock (seconds since the epoch)."""
+"""Time as the gateway sees it: an injectable wall clock (seconds since the epoch), and
+the request deadline every upstream attempt of one request shares.
+
+The deadline is plain context state: the services set it (`request_deadline`), the
+upstream channel reads it (`remaining_seconds`) before and during each attempt. It lives
+here, a leaf both layers use, not in either of them.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 Clock = Callable[[], float]
 
@@ -27,3 +36,22 @@ def file_clock(path: str) -> Clock:
             return float(file.read())
 
     return now
+
+
+_DEADLINE: ContextVar[float | None] = ContextVar("upstream_deadline", default=None)
+
+
+@contextmanager
+def request_deadline(seconds: float) -> Iterator[None]:
+    """Every upstream attempt made inside this block finishes within `seconds` from now."""
+    token = _DEADLINE.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def remaining_seconds() -> float | None:
+    """The seconds left before the deadline set around this call (None: no deadline)."""
+    deadline = _DEADLINE.get()
+    return None if deadline is None else deadline - time.monotonic()

@@ -10,12 +10,12 @@ import httpx
 import pytest
 
 from gateway.cache.store import open_store
+from gateway.clock import request_deadline
 from gateway.errors import ErrorCode, UpstreamError
 from gateway.providers.muda import Muda
 from gateway.simulator import Simulator
 from gateway.upstream.breaker import BreakerState, CircuitBreaker
 from gateway.upstream.client import UpstreamClient
-from gateway.upstream.deadline import request_deadline
 from gateway.upstream.quota import CallLimits
 from tests.helpers import FakeClock, demo_accounts, demo_settings, make_channel
 

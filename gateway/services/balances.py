@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from gateway.cache import keys
 from gateway.cache.codec import decode_balances, encode_balances
 from gateway.cache.read_through import Cached, Codec, Freshness, Generations, ReadThroughCache
+from gateway.clock import request_deadline
 from gateway.config.accounts import AccountConfig
 from gateway.domain import (
     AccountBalance,
@@ -29,7 +30,6 @@ from gateway.errors import ErrorCode, UpstreamError
 from gateway.observability import log_context
 from gateway.providers.protocols import BalanceProvider
 from gateway.services.history import SqlHistory
-from gateway.upstream.deadline import request_deadline
 
 log = logging.getLogger("gateway.services.balances")
 BALANCES = Codec[tuple[Balance, ...]](encode_balances, decode_balances)

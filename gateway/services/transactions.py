@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from gateway.cache import keys
 from gateway.cache.codec import decode_transactions, encode_transactions
 from gateway.cache.read_through import Codec, Freshness, ReadThroughCache
+from gateway.clock import request_deadline
 from gateway.config.accounts import AccountConfig
 from gateway.domain import Transaction, TransactionFilter, TransactionPage
 from gateway.errors import ClientError
 from gateway.observability import log_context
 from gateway.providers.protocols import TransactionSource
 from gateway.services.cursor import Cursors, Position
-from gateway.upstream.deadline import request_deadline
 
 PAGES = Codec[TransactionPage](encode_transactions, decode_transactions)
 MAX_FIRST = 100

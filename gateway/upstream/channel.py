@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-from gateway.clock import Clock
+from gateway.clock import Clock, remaining_seconds
 from gateway.errors import (
     CircuitOpen,
     UpstreamBadResponse,
@@ -34,7 +34,6 @@ from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import NO_TRACING, Tracing
 from gateway.upstream.breaker import BreakerState, CircuitBreaker
 from gateway.upstream.client import UpstreamClient, UpstreamResponse, parse_retry_after
-from gateway.upstream.deadline import remaining_seconds
 from gateway.upstream.quota import Quota
 
 
