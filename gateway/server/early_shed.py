@@ -10,7 +10,7 @@ when the gate would shed a query now (`Admission.full`), and the bytes are exact
 whole `POST /graphql` whose JSON body asks a query, the 503 is written there and then —
 within the turn the bytes were read in.
 
-It answers what the whole way answers (`endpoint.refusal` of `Overloaded`): the same
+It answers what the whole way answers (`outcomes.refusal` of `Overloaded`): the same
 status, `Retry-After`, body, `Cache-Control`, `X-Request-Id` and the server's date; the
 same access line, request metrics and admission event (`rejected`). What it does not do is
 what a shed request never needed: the caller is not authenticated first (a busy gateway
@@ -39,7 +39,7 @@ import orjson
 from gateway.errors import ErrorCode
 from gateway.observability import log_context
 from gateway.server.admission import BUSY, Admission
-from gateway.server.endpoint import classify
+from gateway.server.outcomes import classify
 from gateway.server.request_metrics import Observer
 
 REQUEST_LINE = b"POST /graphql HTTP/1.1\r\n"

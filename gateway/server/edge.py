@@ -30,8 +30,9 @@ from gateway.observability import log_context
 from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import NO_TRACING, TracedRequests, Tracing
 from gateway.server.cached_answers import CachedAnswers
-from gateway.server.endpoint import GraphQLEndpoint, refusal
+from gateway.server.endpoint import GraphQLEndpoint
 from gateway.server.events import EventStreams
+from gateway.server.outcomes import refusal
 from gateway.server.pages.dashboard import DashboardPage
 from gateway.server.pages.graphiql import GraphiQLPage, wants_html
 from gateway.server.pages.home import home

@@ -9,35 +9,29 @@ no `query` of the wrong type, no variables nested deeper than the limit). Then t
 cache, then Strawberry; every answer leaves with `Cache-Control: no-store`. A document
 using `@defer`/`@stream` (or a client that accepts only parts) is answered in parts instead
 (`incremental.py`): past the same checks, without the response cache.
+
+The steps' parts live beside it: reading and checking the payload (`payload.py`), what
+the document would run (`operation_shape.py`), and how a request ended and what a refusal
+answers (`outcomes.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
-from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 from cross_web import HTTPException  # what Strawberry's views raise (its own dependency)
 from graphql import (
-    DirectiveNode,
-    GraphQLError,
     InitialIncrementalExecutionResult,
     OperationType,
-    Visitor,
-    get_operation_ast,
-    parse,
-    visit,
 )
 from starlette.datastructures import Headers
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
 from strawberry.types.graphql import OperationType as StrawberryOperation
 
-from gateway import bodies
 from gateway._compat.starlette import set_body, set_query
 from gateway.access import Principal
 from gateway.cache.responses import (
@@ -49,7 +43,7 @@ from gateway.cache.responses import (
 from gateway.clock import Clock
 from gateway.config.documents import TrustedDocumentsSettings
 from gateway.config.security import RequestLimits
-from gateway.errors import ErrorCode, GatewayError, Overloaded, RateLimited
+from gateway.errors import GatewayError, Overloaded, RateLimited
 from gateway.observability import log_context
 from gateway.observability.log_context import client_name
 from gateway.observability.metrics import Metrics
@@ -60,28 +54,27 @@ from gateway.server.documents import TrustedDocuments, requested_id
 from gateway.server.incremental import Framing, Parts
 from gateway.server.incremental import body as incremental_body
 from gateway.server.media import (
-    EVENT_STREAM,
     GRAPHQL_RESPONSE,
     JSON,
     LEGACY_MULTIPART,
-    MULTIPART,
     negotiate,
     streaming,
 )
+from gateway.server.operation_shape import (
+    MUTATION_IN_PARTS,
+    MUTATION_OVER_GET,
+    NOT_IN_PARTS,
+    kind_of,
+    shape_of,
+)
+from gateway.server.outcomes import GONE, classify, refusal, until_disconnected
+from gateway.server.payload import body_refusal, checked_payload, get_payload, read_capped
 from gateway.server.rate_limit import RateLimiter
 from gateway.server.refused import Refused
 from gateway.server.view import GatewayGraphQL
 from gateway.services.balances import BalanceService
 from gateway.services.topups import TopUpService
 from gateway.services.transactions import TransactionService
-
-STATUS = {
-    ErrorCode.UNAUTHENTICATED: 401,
-    ErrorCode.FORBIDDEN: 403,
-    ErrorCode.RATE_LIMITED: 429,
-    ErrorCode.OVERLOADED: 503,
-}
-
 
 GET_REFUSED = Refused(
     405,
@@ -95,7 +88,6 @@ LATE = Overloaded(
     "The request could not be answered within its deadline: retry shortly.",
     retry_after_seconds=1,
 )
-GONE = log_context.CLIENT_CLOSED  # 499: only the access log ever sees it
 MAX_IDENTITIES = 10_000  # visible accounts remembered for this many callers (JWTs vary)
 LEARNT = "gateway.learnt"  # scope key: what the early look at the response cache learnt
 
@@ -112,147 +104,9 @@ class Learnt:
     cache_key: str | None = None
 
 
-async def until_disconnected(
-    request: Request, work: Coroutine[Any, Any, Response], cancellable: bool
-) -> Response:
-    """`work`'s response — unless the client disconnects first: then `cancellable` work is
-    cancelled (no CPU or upstream calls for nobody), other work (a mutation) still runs to
-    its end, and either way the answer is 499, to nobody."""
-    task = asyncio.ensure_future(work)
-    watch = asyncio.ensure_future(_disconnect(request))
-    try:
-        await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
-        left = watch.done() and not cancellable  # cancellable: `task` is cancelled below
-        if not cancellable:
-            await asyncio.wait((task,))
-    finally:
-        watch.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.wait((task,))  # let it unwind before anything else runs
-    if task.cancelled():
-        return Response(status_code=GONE)
-    response = task.result()
-    return Response(status_code=GONE) if left else response
-
-
-async def _disconnect(request: Request) -> None:
-    """Returns when the client disconnects (the body has been read by then)."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-
-
-# Why a request was refused before GraphQL ran, by its HTTP status (a metric label).
-REFUSED = {
-    400: "bad_request",
-    401: "unauthenticated",
-    403: "forbidden",
-    405: "method_not_allowed",
-    408: "timeout",
-    413: "too_large",
-    406: "not_acceptable",
-    415: "unsupported_media_type",
-    429: "rate_limited",
-    503: "overloaded",
-}
-
-
-def classify(status: int, stats: log_context.RequestStats) -> None:
-    """The request's outcome: refused (and why), cancelled, internal, client_error (any
-    other GraphQL error), partial (provider failures in place) or ok."""
-    if stats.outcome is not None:
-        return
-    if status == GONE:
-        stats.outcome = "cancelled"
-    elif status != 200:
-        stats.outcome, stats.reason = "refused", REFUSED.get(status, str(status))
-    elif ErrorCode.INTERNAL.value in stats.error_codes:
-        stats.outcome = "internal"
-    elif stats.error_codes:
-        stats.outcome = "client_error"
-    elif stats.failures:
-        stats.outcome = "partial"
-    else:
-        stats.outcome = "ok"
-
-
 NOT_ACCEPTABLE = Refused(
     406, f"Accept {GRAPHQL_RESPONSE} or {JSON}: the gateway answers in no other type."
 )
-
-
-NOT_IN_PARTS = Refused(
-    406,
-    f"@defer and @stream answer in parts: Accept {MULTIPART} or {EVENT_STREAM}.",
-)
-MUTATION_IN_PARTS = Refused(
-    400, "A mutation is answered whole: send it without @defer or @stream, accepting JSON."
-)
-
-
-MUTATION_OVER_GET = Refused(
-    405, "A mutation never runs over GET: POST it.", headers={"Allow": "POST"}
-)
-
-
-class Shape(NamedTuple):
-    operation: OperationType | None  # None: it does not parse, or names no one operation
-    in_parts: bool  # it uses @defer or @stream
-
-
-class _IncrementalDirectives(Visitor):
-    def __init__(self) -> None:
-        super().__init__()
-        self.found = False
-
-    def enter_directive(self, node: DirectiveNode, *_: Any) -> None:
-        if node.name.value in ("defer", "stream"):
-            self.found = True
-
-
-@functools.lru_cache(maxsize=128)  # a dashboard's requests repeat their documents
-def shape_of(document: str, operation_name: str | None, max_tokens: int) -> Shape:
-    """What a document would run, and whether in parts (GET and event streams refuse
-    mutations before running anything; `@defer`/`@stream` need a streaming `Accept`). A
-    document that does not parse is left to GraphQL to refuse, in its own words."""
-    try:
-        parsed = parse(document, no_location=True, max_tokens=max_tokens)
-    except GraphQLError:
-        return Shape(None, False)
-    operation = get_operation_ast(parsed, operation_name)
-    directives = _IncrementalDirectives()
-    if "@" in document:
-        visit(parsed, directives)
-    return Shape(None if operation is None else operation.operation, directives.found)
-
-
-def kind_of(operation: OperationType | None) -> Kind:
-    """Admission's word for an operation: a mutation, or anything else (a query)."""
-    return "mutation" if operation == OperationType.MUTATION else "query"
-
-
-def get_payload(params: dict[str, str]) -> dict[str, Any]:
-    """A GET's query parameters as the request body they stand for."""
-    return {
-        "query": params.get("query"),
-        "documentId": params.get("documentId"),
-        "operationName": params.get("operationName"),
-        "extensions": json_object(params.get("extensions"), "extensions"),
-        "variables": json_object(params.get("variables"), "variables"),
-    }
-
-
-def json_object(raw: str | None, name: str) -> dict[str, Any] | None:
-    """A GET parameter that holds JSON (`extensions`, `variables`): absent, or an object."""
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
-        value = None
-    if not isinstance(value, dict):
-        raise Refused(400, f"`{name}` must be a JSON object.")
-    return value
 
 
 def as_graphql_response(response: Response, request: Request) -> Response:
@@ -266,80 +120,6 @@ def as_graphql_response(response: Response, request: Request) -> Response:
         return Response(orjson.dumps(payload), 400, media_type=media_type)
     response.headers["content-type"] = media_type
     return response
-
-
-def refusal(exc: GatewayError) -> Response:
-    status = exc.status if isinstance(exc, Refused) else STATUS.get(exc.code, 400)
-    if status == GONE:  # no one is there to read a body
-        return Response(status_code=GONE)
-    headers = {"Retry-After": str(exc.retry_after_seconds)} if exc.retry_after_seconds else {}
-    if isinstance(exc, Refused):
-        headers.update(exc.headers)
-    body = {"errors": [{"message": exc.message, "extensions": {"code": exc.code.value}}]}
-    return JSONResponse(body, status, headers)
-
-
-async def read_capped(request: Request, cap: int, within: float) -> bytes:
-    """The body, refused past `cap` bytes (413) or past `within` seconds (408): a client
-    trickling its body holds a connection no longer than that. A client that leaves before
-    its body is whole is the client's doing: `cancelled`, answered 499 to nobody — never
-    an exception for the server to log as its own failure."""
-    try:
-        async with asyncio.timeout(within):
-            declared = request.headers.get("content-length")
-            return await bodies.read_capped(request.stream(), cap, declared)
-    except bodies.TooLarge:
-        raise Refused(413, f"The request body is larger than {cap} bytes.") from None
-    except TimeoutError:
-        raise Refused(408, f"The request body did not arrive within {within:g} s.") from None
-    except ClientDisconnect:
-        log_context.stats().outcome = "cancelled"
-        raise Refused(GONE, "The client closed the connection.") from None
-
-
-def body_refusal(headers: Mapping[str, str]) -> Refused | None:
-    """Why a POST's body will not be read, from its headers alone (None: it will be)."""
-    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        return Refused(415, "Send the request as application/json.")
-    encoding = headers.get("content-encoding", "identity").strip().lower()
-    if encoding != "identity":  # never decompressed, so never read as if it were
-        return Refused(415, "Send the body uncompressed: no Content-Encoding.")
-    return None
-
-
-def nesting(value: Any) -> int:
-    """Depth of a JSON value, without recursion."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, depth)
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
-    return deepest
-
-
-def checked_payload(body: bytes, limits: RequestLimits) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        raise Refused(400, "The body is not valid JSON.") from None
-    if isinstance(payload, list):
-        raise Refused(400, "Batched requests are not supported: send one operation per request.")
-    if not isinstance(payload, dict):
-        raise Refused(400, "The body must be a JSON object with a `query`.")
-    variables = payload.get("variables")
-    if variables is not None and not isinstance(variables, dict):
-        raise Refused(400, "`variables` must be an object.")
-    if variables and nesting(variables) > limits.max_variables_depth:
-        raise Refused(400, f"`variables` nest deeper than {limits.max_variables_depth} levels.")
-    if not isinstance(payload.get("operationName") or "", str):
-        raise Refused(400, "`operationName` must be a string.")
-    extensions = payload.get("extensions")
-    if extensions is not None and not isinstance(extensions, dict):
-        raise Refused(400, "`extensions` must be an object.")
-    return payload
 
 
 class GraphQLEndpoint:

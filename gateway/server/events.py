@@ -27,10 +27,12 @@ from starlette.responses import Response, StreamingResponse
 from gateway.errors import GatewayError, Overloaded
 from gateway.observability import log_context
 from gateway.schema.context import Context
-from gateway.server.endpoint import GraphQLEndpoint, get_payload, refusal
+from gateway.server.endpoint import GraphQLEndpoint
 from gateway.server.incremental import Parts, event
 from gateway.server.media import EVENT_STREAM
 from gateway.server.open_streams import STREAM_HEADERS, OpenStreams
+from gateway.server.outcomes import refusal
+from gateway.server.payload import get_payload
 from gateway.server.refused import Refused
 from gateway.server.single_connection import TOKEN_HEADER, SingleConnection, token_of
 from gateway.server.streamed import stream_of

@@ -17,8 +17,9 @@ from strawberry.types.graphql import OperationType as StrawberryOperation
 
 from gateway.access import Principal
 from gateway.schema.context import Context
-from gateway.server.endpoint import GraphQLEndpoint, shape_of
+from gateway.server.endpoint import GraphQLEndpoint
 from gateway.server.open_streams import OpenStreams
+from gateway.server.operation_shape import shape_of
 from gateway.server.refused import Refused
 from gateway.services.live import BalanceWatch
 

@@ -7,7 +7,7 @@ in microseconds. Aliases multiply through spreads exactly as execution would; a 
 cycle is reported instead of followed.
 
 Introspection (`__schema`, `__type`) is measured apart, against a budget of its own: its
-shape is the schema's, known and bounded, and the query every GraphQL tool sends first
+size is the schema's, known and bounded, and the query every GraphQL tool sends first
 (GraphiQL's, `graphql-inspector`'s: graphql-js' `getIntrospectionQuery` with every option)
 nests `ofType` 15 levels deep — past the depth meant for data queries. Production turns
 introspection off altogether.
@@ -38,7 +38,7 @@ INTROSPECTION_MAX_DEPTH = 20
 
 
 @dataclass(frozen=True)
-class Shape:
+class SelectionSize:
     depth: int  # of the data fields
     aliases: int
     introspection: int = 0  # the depth of the deepest introspection field
@@ -53,10 +53,10 @@ class _Measure:
         self.fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
-        self.done: dict[str, Shape] = {}
+        self.done: dict[str, SelectionSize] = {}
         self.visiting: set[str] = set()
 
-    def selection_set(self, node: SelectionSetNode | None) -> Shape:
+    def selection_set(self, node: SelectionSetNode | None) -> SelectionSize:
         depth, aliases, introspection = 0, 0, 0
         for selection in node.selections if node else ():
             if isinstance(selection, FieldNode):
@@ -76,21 +76,21 @@ class _Measure:
                 continue
             depth, aliases = max(depth, inner.depth), aliases + inner.aliases
             introspection = max(introspection, inner.introspection)
-        return Shape(depth, aliases, introspection)
+        return SelectionSize(depth, aliases, introspection)
 
-    def fragment(self, name: str) -> Shape:
+    def fragment(self, name: str) -> SelectionSize:
         if name in self.done:
             return self.done[name]
         definition = self.fragments.get(name)
         if definition is None:
-            return Shape(0, 0)  # unknown fragments are graphql-core's to report
+            return SelectionSize(0, 0)  # unknown fragments are graphql-core's to report
         if name in self.visiting:
             raise FragmentCycle(name)
         self.visiting.add(name)
-        shape = self.selection_set(definition.selection_set)
+        size = self.selection_set(definition.selection_set)
         self.visiting.discard(name)
-        self.done[name] = shape
-        return shape
+        self.done[name] = size
+        return size
 
 
 def limits_rule(max_depth: int, max_aliases: int) -> type[ValidationRule]:
@@ -107,25 +107,24 @@ def limits_rule(max_depth: int, max_aliases: int) -> type[ValidationRule]:
                 self.report_error(GraphQLError(f"The query is more than {max_depth} levels deep."))
             return self.BREAK  # one measurement for the whole document
 
-        def _check(self, shape: Shape) -> None:
-            if shape.introspection > INTROSPECTION_MAX_DEPTH:
+        def _check(self, size: SelectionSize) -> None:
+            if size.introspection > INTROSPECTION_MAX_DEPTH:
                 self.report_error(
                     GraphQLError(
-                        f"The introspection query is {shape.introspection} levels deep; at "
+                        f"The introspection query is {size.introspection} levels deep; at "
                         f"most {INTROSPECTION_MAX_DEPTH} are allowed."
                     )
                 )
-            if shape.depth > max_depth:
+            if size.depth > max_depth:
                 self.report_error(
                     GraphQLError(
-                        f"The query is {shape.depth} levels deep; at most {max_depth} are allowed."
+                        f"The query is {size.depth} levels deep; at most {max_depth} are allowed."
                     )
                 )
-            if shape.aliases > max_aliases:
+            if size.aliases > max_aliases:
                 self.report_error(
                     GraphQLError(
-                        f"The query uses {shape.aliases} aliases; "
-                        f"at most {max_aliases} are allowed."
+                        f"The query uses {size.aliases} aliases; at most {max_aliases} are allowed."
                     )
                 )
 
