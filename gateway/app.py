@@ -260,7 +260,7 @@ def secrets_of(settings: Settings) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Parts:
+class Components:
     service: BalanceService
     transactions: TransactionService
     topups: TopUpService
@@ -280,7 +280,7 @@ async def parts(
     sleep: Sleep,
     metrics: Metrics,
     tracing: Tracing = NO_TRACING,
-) -> AsyncIterator[Parts]:
+) -> AsyncIterator[Components]:
     accounts = settings.accounts
 
     store = open_store(settings.cache.url, f"{settings.cache.namespace}:v1", metrics)
@@ -353,7 +353,7 @@ async def parts(
             settings.cache.transactions_fresh_seconds,
             settings.server.request_deadline_seconds,
         )
-        yield Parts(
+        yield Components(
             service=service,
             transactions=transactions,
             topups=topups,

@@ -449,7 +449,7 @@ class TransactionFilter:
             return False
         return self.reference is None or tx.reference == self.reference
 
-    def fingerprint(self) -> str:
+    def canonical(self) -> str:
         parts = [
             self.created_from.isoformat() if self.created_from else "",
             self.created_to.isoformat() if self.created_to else "",

@@ -183,7 +183,7 @@ async def test_a_postgres_restart_refuses_or_reports_pending_never_loses_or_doub
         replayed_before = await send("before")
         clock.advance(settings.idempotency.lease_seconds + 1)
         replayed_cut_off = await send("in-flight")
-        records = {r.key: r.state for r in await gw.app.state.graphql.topups.store.records()}
+        records = {r.key: r.state for r in await gw.app.state.graphql.topups.journal.records()}
 
     assert before["__typename"] == "TopUpSucceeded"
     assert cut_off["__typename"] == "TopUpPending", cut_off  # sent, outcome not recorded

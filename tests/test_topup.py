@@ -250,7 +250,7 @@ async def test_provably_unsent_is_retryable(
         ) as http,
     ):
         answer = await send(Client(http, app))
-        journal = await app.state.graphql.topups.store.records()
+        journal = await app.state.graphql.topups.journal.records()
     assert answer["__typename"] == "TopUpRejected" and answer["retryable"] is True
     assert answer["code"] == "UPSTREAM_UNAVAILABLE"
     assert journal == []  # the key is free again
@@ -312,7 +312,7 @@ async def test_invalid_input_is_rejected_before_anything(
 ) -> None:
     async with running_gateway(demo_settings(), sim_transport, clock) as gw:
         answer = (await gw.query(TOP_UP, topup(**change)))["data"]["topUp"]
-        journal = await gw.app.state.graphql.topups.store.records()
+        journal = await gw.app.state.graphql.topups.journal.records()
     assert answer["__typename"] == "TopUpRejected" and answer["code"] == "VALIDATION"
     assert journal == [] and posts(sim) == 0
 

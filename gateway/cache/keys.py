@@ -51,7 +51,7 @@ def balance(account: AccountConfig) -> str:
 
 def transactions_page(account: AccountConfig, flt: TransactionFilter, page: int) -> str:
     """The filter is caller input: only its digest names the key."""
-    digest = hashlib.sha256(flt.fingerprint().encode()).hexdigest()[:16]
+    digest = hashlib.sha256(flt.canonical().encode()).hexdigest()[:16]
     return f"tx:{account.id}:{account.fingerprint}:{digest}:{page}"
 
 

@@ -84,7 +84,7 @@ def set_stats(current: RequestStats) -> None:
     _stats.set(current)
 
 
-def printable(text: str, limit: int) -> str:
+def printable_text(text: str, limit: int) -> str:
     """Client text fit for a log line: cut to `limit`, control characters replaced (a
     newline in a path or a name must not start a forged line)."""
     text = text[:limit]
@@ -94,7 +94,7 @@ def printable(text: str, limit: int) -> str:
 def note_operation(operation_type: str, name: str | None) -> None:
     current = stats()
     current.operation_type = operation_type
-    current.operation_name = printable(name, MAX_NAME) if name else None
+    current.operation_name = printable_text(name, MAX_NAME) if name else None
 
 
 _base_factory = logging.getLogRecordFactory()
@@ -194,7 +194,7 @@ def write_access_line(
     scope: Scope, status: int, sent: int, started: float, stats: RequestStats
 ) -> None:
     duration_ms = round((time.perf_counter() - started) * 1000, 2)
-    method, path = printable(scope["method"], 16), printable(scope["path"], MAX_PATH)
+    method, path = printable_text(scope["method"], 16), printable_text(scope["path"], MAX_PATH)
     fields: dict[str, Any] = {
         "method": method,
         "path": path,

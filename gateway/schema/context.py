@@ -1,4 +1,4 @@
-"""Per-request GraphQL state: the service, one read per account (awaited together, or
+"""Per-request GraphQL state: the balance service, one read per account (awaited together, or
 each as it arrives for `@stream`), deferred errors, and how long the answer may be cached
 (until its first balance stops being fresh)."""
 
@@ -24,7 +24,7 @@ from gateway.services.transactions import TransactionService
 @dataclass
 class Context:
     request: Request | None
-    service: BalanceService
+    balance_service: BalanceService
     transactions: TransactionService
     topups: TopUpService
     principal: Principal = DEVELOPMENT
@@ -56,7 +56,7 @@ class Context:
     def _read(self, account_ids: list[str]) -> list[asyncio.Future[AccountBalanceResult]]:
         new = [i for i in dict.fromkeys(account_ids) if i not in self._reads]
         if new:
-            for account_id, read in self.service.start(new).items():
+            for account_id, read in self.balance_service.start(new).items():
                 read.add_done_callback(self._note)  # runs before any awaiting field resumes
                 self._reads[account_id] = read
         return [self._reads[i] for i in account_ids]
@@ -74,11 +74,11 @@ class Context:
 
     def visible(self, account_id: str) -> AccountInfo | None:
         """The account if this caller may see it; otherwise exactly as if it did not exist."""
-        account = self.service.account(account_id)
+        account = self.balance_service.account(account_id)
         return account if account and self.principal.can_see(account.id) else None
 
     def visible_accounts(self) -> list[AccountInfo]:
-        return [a for a in self.service.accounts() if self.principal.can_see(a.id)]
+        return [a for a in self.balance_service.accounts() if self.principal.can_see(a.id)]
 
     def _note(self, read: asyncio.Future[AccountBalanceResult]) -> None:
         """A failure counts in the request's stats. Failures and stale answers are never
@@ -93,5 +93,5 @@ class Context:
         if result.stale:
             self.cacheable = False
             return
-        fresh = self.service.fresh_seconds(result.account.id)
+        fresh = self.balance_service.fresh_seconds(result.account.id)
         self.cache_until = min(self.cache_until, result.fetched_at.timestamp() + fresh)

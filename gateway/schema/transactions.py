@@ -13,7 +13,7 @@ from gateway.domain import is_known_currency
 from gateway.errors import ClientError, GatewayError, NotFound, Unsupported, UpstreamError
 from gateway.observability import log_context
 from gateway.schema.types import Account, Asset, Country, Money, ProviderFailure
-from gateway.services.topups import printable
+from gateway.services.topups import is_printable
 
 if TYPE_CHECKING:
     from gateway.schema.context import Context
@@ -73,7 +73,7 @@ class Transaction:
     @strawberry.field
     def account(self, info: strawberry.Info[Context, None]) -> Account:
         account_id: str = self.account_id  # type: ignore[attr-defined]
-        found = info.context.service.account(account_id)
+        found = info.context.balance_service.account(account_id)
         assert found is not None
         return Account.of(found)
 
@@ -100,10 +100,10 @@ class TransactionFilter:
         if self.created_from and self.created_to and self.created_from > self.created_to:
             raise ClientError("`createdFrom` is after `createdTo`.")
         # Both can reach a provider (Paymob's `transaction_type` / `transaction_ref`).
-        if self.reference is not None and not printable(self.reference, 1, 100):
+        if self.reference is not None and not is_printable(self.reference, 1, 100):
             raise ClientError("`reference` must be 1–100 printable characters, unpadded.")
         for name, values in (("types", self.types), ("channels", self.channels)):
-            if values is not None and not all(printable(v, 1, 64) for v in values):
+            if values is not None and not all(is_printable(v, 1, 64) for v in values):
                 raise ClientError(f"Each of `{name}` must be 1–64 printable characters, unpadded.")
         if self.currencies is not None and not all(is_known_currency(c) for c in self.currencies):
             raise ClientError("`currencies` are ISO 4217 codes, e.g. UGX.")

@@ -124,7 +124,7 @@ class Balance:
         until: datetime | None = None,
         every: int = 3600,
     ) -> list[BalancePoint]:
-        store = info.context.service.history
+        store = info.context.balance_service.history
         if store is None:
             return []
         end = until.timestamp() if until is not None else store.now()
@@ -147,7 +147,7 @@ class Balance:
         "`[history]` is off."
     )
     async def runway(self, info: strawberry.Info[Context, None]) -> Runway | None:
-        store = info.context.service.history
+        store = info.context.balance_service.history
         if store is None:
             return None
         now = store.now()

@@ -399,7 +399,7 @@ class GraphQLEndpoint:
         fresh window: each balance read shortens that)."""
         return Context(
             request=request,
-            service=self.service,
+            balance_service=self.service,
             transactions=self.transactions,
             topups=self.topups,
             principal=principal,

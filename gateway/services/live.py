@@ -42,7 +42,7 @@ class Closing(Exception):
     """The process is stopping: reconnect (to another replica)."""
 
 
-def fingerprint(result: AccountBalanceResult) -> Hashable:
+def what_is_told(result: AccountBalanceResult) -> Hashable:
     """What a subscriber is told about: amounts, and whether the account is failing."""
     if isinstance(result, AccountBalance):
         amounts = tuple((b.id, b.total, b.available, b.pending) for b in result.balances)
@@ -193,7 +193,7 @@ class BalanceWatch:
             except Exception:  # a bug: keep the stream, try again next time
                 log.exception("live: reading %s failed", watcher.account)
             else:
-                if watcher.last is None or fingerprint(result) != fingerprint(watcher.last):
+                if watcher.last is None or what_is_told(result) != what_is_told(watcher.last):
                     watcher.last = result
                     for subscriber in list(watcher.subscribers):
                         if not subscriber.offer(result):

@@ -86,7 +86,7 @@ PENDING_MESSAGE = (
 )
 
 
-def printable(text: str, low: int, high: int) -> bool:
+def is_printable(text: str, low: int, high: int) -> bool:
     """`low`–`high` printable characters, none of them surrounding whitespace: what reaches
     the provider is exactly what the client sent, so nothing is trimmed on its behalf."""
     return low <= len(text) <= high and text.isprintable() and text == text.strip()
@@ -113,7 +113,7 @@ def validate(request: TopUpRequest, account: AccountConfig) -> Rejected | None:
         ("paymentReference", request.payment_reference, 100),
         ("idempotencyKey", request.idempotency_key, 255),
     ):
-        if not printable(value, 1, high):
+        if not is_printable(value, 1, high):
             return no(f"`{field}` must be 1–{high} printable characters, unpadded.")
     return None
 
@@ -188,7 +188,7 @@ class TopUpService:
         self._metrics = metrics or Metrics()
         self._accounts = accounts
         self._providers = providers
-        self.store = store
+        self.journal = store
         self._invalidate = invalidate
         self._clock = clock
         self.wait_seconds = wait_seconds
@@ -231,7 +231,7 @@ class TopUpService:
             created_at=now,
         )
         try:
-            existing = await self.store.begin(record)
+            existing = await self.journal.begin(record)
         except Exception:
             log.exception("top-up %s: the journal refused the record", request.idempotency_key)
             return Rejected(
@@ -257,7 +257,7 @@ class TopUpService:
             if current.lease_until is not None and current.lease_until < self._clock():
                 break  # its owner is gone: the outcome is unknown
             await asyncio.sleep(0.02)
-            current = await self.store.get(existing.client, existing.key)
+            current = await self.journal.get(existing.client, existing.key)
         if current is None:  # the owner gave the key back (nothing was sent): try again
             return Rejected(
                 ErrorCode.UPSTREAM_UNAVAILABLE,
@@ -295,7 +295,7 @@ class TopUpService:
         """Write the outcome; a journal failure is logged and leaves the record in flight
         (pending for everyone once the lease runs out), never resends."""
         try:
-            await self.store.finish(client, request.idempotency_key, owner, state, outcome)
+            await self.journal.finish(client, request.idempotency_key, owner, state, outcome)
         except Exception:
             log.exception("top-up %s: could not record %s", request.idempotency_key, state)
             return False
@@ -307,7 +307,7 @@ class TopUpService:
         status = exc.context.status
         if exc.not_sent or exc.code in DEFINITE_REFUSALS:
             try:
-                await self.store.release(client, request.idempotency_key, owner)
+                await self.journal.release(client, request.idempotency_key, owner)
             except Exception:  # the key stays taken (pending later): safe, if unhelpful
                 log.exception("top-up %s: could not free the key", request.idempotency_key)
             return Rejected(exc.code, exc.message, retryable=True)
@@ -358,10 +358,10 @@ class JournalHistory:
     cacheable = False
 
     def __init__(self, store: Journal, account_id: str) -> None:
-        self.store = store
+        self.journal = store
         self.account_id = account_id
 
     async def transaction_page(self, flt: TransactionFilter, page: int) -> TransactionPage:
-        rows = [journal_entry(r) for r in await self.store.records(account=self.account_id)]
+        rows = [journal_entry(r) for r in await self.journal.records(account=self.account_id)]
         ordered = tuple(sorted(rows, key=lambda t: t.position, reverse=True))
         return TransactionPage(ordered, None, len(ordered))

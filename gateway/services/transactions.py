@@ -69,7 +69,7 @@ class TransactionService:
         if not 1 <= first <= MAX_FIRST:
             raise ClientError(f"`first` must be from 1 to {MAX_FIRST}.")
         log_context.stats().accounts += 1
-        key = flt.fingerprint()
+        key = flt.canonical()
         position = self._cursors.read(after, account_id, key) if after else None
         page = position.page if position else 1
         found: list[tuple[Transaction, int]] = []
