@@ -25,8 +25,8 @@ $(STAMP): pyproject.toml requirements.lock
 	@touch $(STAMP)
 
 # exec: Ctrl-C reaches the server alone, which stops quietly (no "make: *** Interrupt").
-# The demo starts afresh (its top-ups, history and alert levels forgotten), so the README's
-# examples answer as shown on every run; KEEP=1 keeps them.
+# The demo starts afresh (its top-ups, history and alert levels forgotten), so the examples
+# of the README and docs/ answer as shown on every run; KEEP=1 keeps them.
 run: $(STAMP)
 	@$(if $(KEEP),,$(BIN)/balance-gateway demo reset --config deploy/demo.toml >/dev/null &&) exec $(BIN)/balance-gateway serve --config deploy/demo.toml --host 127.0.0.1 --port $(PORT) --simulator-port $(SIM_PORT)
 
@@ -46,9 +46,9 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
-# The fleet simulation's long profile against the reference model (README): in-process,
-# 3 replicas x 20 balances over a month and more of injected time on PostgreSQL and on
-# SQLite; then 3 real serve processes, restarted and killed (kill -9), on PostgreSQL.
+# The fleet simulation's long profile against the reference model (docs/dashboard.md):
+# in-process, 3 replicas x 20 balances over a month and more of injected time on PostgreSQL
+# and on SQLite; then 3 real serve processes, restarted and killed (kill -9), on PostgreSQL.
 fleet: $(STAMP)
 	FLEET_PROFILE=long $(BIN)/pytest -p no:cacheprovider --no-cov -s -q -k "reference_model" \
 		tests/fleet/test_fleet_simulation.py tests/system/test_fleet_signals.py

@@ -51,8 +51,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def demo_reset(args: argparse.Namespace) -> int:
     """Forget the demo's state — its top-ups, history and alert levels (the SQLite journal
-    its config names) — so the README's examples answer as shown again. Development profile
-    and SQLite only: never a shared or production database."""
+    its config names) — so the examples of the README and docs/ answer as shown again.
+    Development profile and SQLite only: never a shared or production database."""
     settings = _settings(args)
     url = settings.idempotency.url
     if not settings.server.development or not url.startswith("sqlite:///"):

@@ -292,7 +292,7 @@ async def test_a_share_of_the_limit_is_kept_for_mutations_and_they_wait_first() 
 
 
 class ModelGate:
-    """README "Adaptive admission", written from its definitions (not from the code): the
+    """docs/security.md "Adaptive admission", written from its definitions (not from the code): the
     estimate E starts at half the ceiling (at least the floor); after each measurement, with d
     the median of the last 8 (fewer at first), E moves 0.2 of the way to E·max(0.5, T/d)
     when d > T, or to E + √E when d ≤ T and a request found no room since the one before; E stays within [floor, ceiling]; L = E rounded down. A mutation is
@@ -358,7 +358,7 @@ def test_admission_decisions_and_the_limit_match_the_readmes_model(
     ceiling: int, floor: int, share: float, steps: list[tuple[str, Any]]
 ) -> None:
     """Generated histories of arrivals, departures and loop delays: every admission, every
-    shed and the limit after every measurement are what the README's definitions say."""
+    shed and the limit after every measurement are what the docs' definitions say."""
 
     async def run() -> None:
         target = 0.02

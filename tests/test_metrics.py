@@ -167,7 +167,7 @@ async def test_redis_round_trips_per_request_are_what_the_readme_states(
     redis_url: str,
     namespace: str,
 ) -> None:
-    """The capacity figures in the README ("Operating it"), counted on the real Redis for
+    """The capacity figures in docs/operations.md ("Capacity"), counted on the real Redis for
     the demo's 5 accounts (6 upstream calls cold: Muda's token exchange too)."""
     spent: dict[bool, list[float]] = {}
     for response_cache in (True, False):

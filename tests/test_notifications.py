@@ -275,8 +275,9 @@ def test_a_webhook_misconfigured_is_named(entry: dict[str, Any], where: str, say
 
 
 async def test_the_readme_receiver_verifies_a_real_delivery(database: Database) -> None:
-    """The README's Python receiver, run as written, on a delivery the gateway sent."""
-    text = (Path(__file__).parent.parent / "README.md").read_text()
+    """The docs' Python receiver (docs/dashboard.md), run as written, on a delivery the
+    gateway sent."""
+    text = (Path(__file__).parent.parent / "docs" / "dashboard.md").read_text()
     code = text.split("<!-- receiver -->\n```python\n", 1)[1].split("```", 1)[0]
     namespace: dict[str, Any] = {}
     exec(code, namespace)

@@ -291,7 +291,7 @@ def test_client_names_and_their_own_rate_limits() -> None:
     # a client's own rate; the burst it did not set comes from [rate_limit]
     assert settings.security.clients["frontend"].rate_limit == RateLimit(500, 30)
     assert settings.security.clients["script"].rate_limit is None  # the default applies
-    assert RateLimit() == RateLimit(50, 200)  # the production default the README justifies
+    assert RateLimit() == RateLimit(50, 200)  # the default docs/configuration.md justifies
     found = problems(
         {
             "accounts": {"muda-ug": GOOD_ACCOUNT},

@@ -1,8 +1,8 @@
 """Seven things that went wrong with history, runway, levels and webhooks over time and
 across replicas — each as an operator met it, through the real app, the simulator and an
 injected clock (and, where replicas matter, two apps sharing one journal on SQLite and on
-PostgreSQL). Each of these failed before the fix (see the README's "Exactly what is kept
-and when an event fires")."""
+PostgreSQL). Each of these failed before the fix (see docs/dashboard.md, "Exactly what is
+kept and when an event fires")."""
 
 from __future__ import annotations
 

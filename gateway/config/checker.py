@@ -43,7 +43,7 @@ class Checker:
             self.add(
                 f"{location}.{key}" if location else key,
                 "unknown key",
-                "remove it, or check the spelling against the README",
+                "remove it, or check the spelling against docs/configuration.md",
             )
 
     def string(self, data: Mapping[str, Any], key: str, location: str, default: str = "") -> str:

@@ -11,7 +11,7 @@ so a change of `every_seconds` hides none of them. Rows older than `retention_da
 deleted once an hour. Recording never slows an answer: each fresh read is queued once
 (`fresh_reads.py`, at most `QUEUE_SIZE`) and one task writes them.
 
-Runway (the README's definition, "Exactly what is kept"): over the window of
+Runway (docs/dashboard.md's definition, "Exactly what is kept"): over the window of
 `RUNWAY_DAYS` up to now, the falls of the available amount between points — the last point
 before the window standing at its start, the current value held until now; a rise (a
 top-up) is not burn — divided by the time from the window's first point to now; the

@@ -63,7 +63,7 @@ class Simulator:
         routes — what a newcomer opening the simulator's address wants to know."""
         return JSONResponse(
             {
-                "simulator": "balance-gateway provider simulator (see README, The simulator)",
+                "simulator": "balance-gateway provider simulator (see docs/architecture.md)",
                 "providers": {
                     kind: {
                         "base_url": self.prefixes[kind],

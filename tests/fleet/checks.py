@@ -16,7 +16,7 @@ from tests.webhook_receiver import Receiver
 
 
 class Tally:
-    """What the runs covered, for the README's figures (printed by `make fleet`)."""
+    """What the runs covered, for the figures in docs/dashboard.md (printed by `make fleet`)."""
 
     traces = steps = reads = events = restarts = days = balances = 0.0
 

@@ -1,6 +1,6 @@
 """A month in seconds: generated traces replayed against three gateway replicas sharing one
 journal — PostgreSQL, and one SQLite file — on one injected clock, checked against the
-reference model in `oracle.py` (written from the README's definitions, never from the code).
+reference model in `oracle.py` (written from docs/dashboard.md's definitions, never from the code).
 
 Checked for every trace: the history table holds exactly the last fresh read of every
 bucket; every change of a balance's alert level made exactly one event, created once (one
@@ -14,7 +14,7 @@ Hypothesis generates the traces (`tests/fleet/traces.py`): spending bursts, top-
 weeks, flapping at, inside and across thresholds, provider outages, replica restarts, a
 change of `[history] every_seconds` with the fleet restarted. Seeded: `FLEET_SEED` (default
 22) and `FLEET_EXAMPLES` (default 20 per database) set the run; a failure shrinks to a
-minimal trace and prints it with the seed. The long profile is `make fleet` (README).
+minimal trace and prints it with the seed. The long profile is `make fleet` (docs/dashboard.md).
 Restarts here stop an app through its lifespan; `kill -9` of real processes is in
 `tests/system/test_fleet_signals.py`.
 """

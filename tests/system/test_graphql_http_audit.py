@@ -43,7 +43,7 @@ const fetchFn = (url, init = {}) =>
 
 
 # The audits whose documents ask `__type(name: $name)`: introspection, off in production
-# by design (README: Security), so these four answer with an error there.
+# by design (docs/security.md), so these four answer with an error there.
 INTROSPECTION = {"2EA1", "28B9", "D6D5", "6A70"}
 
 

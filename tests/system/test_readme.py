@@ -1,4 +1,9 @@
-"""Every example in README.md runs, in the README's order, against a running demo.
+"""Every example in README.md and docs/ runs, in reading order, against one running demo.
+
+The reading order is README.md, then each docs/ page in the order of the README's map of
+the docs (its "The docs" section, parsed here; every docs/*.md page must be in it). The
+examples run in that order against the one demo, so a page may rely on what an earlier page
+did (a top-up changes a balance, a fresh read is written to the history).
 
 The demo is what `make run` serves — the app built from a copy of `deploy/demo.toml`, the
 simulator, both on free ports of 127.0.0.1 over real HTTP — with one difference: the clock
@@ -10,8 +15,9 @@ demo's ports and config copy put in place of `127.0.0.1:8000`, `127.0.0.1:8001` 
 Every `sh` and `graphql` block is marked `<!-- example: NAME -->` and must have a check
 below; a `json` block marked `<!-- answer: NAME -->` is that example's answer, asserted
 exactly — except that a string ending in "…" stands for any string starting with what is
-before it (a provider's transaction UUID, say). Every `toml` block must parse. A new example without a check, or a check whose
-example is gone, fails the test — so no example can rot.
+before it (a provider's transaction UUID, say); an answer belongs to an example of its own
+page. Every `toml` block must parse. A new example without a check, or a check whose
+example is gone (from every page), fails the test — so no example can rot.
 """
 
 from __future__ import annotations
@@ -49,6 +55,10 @@ from tests.helpers import (
 from tests.system.processes import clean_env
 
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+# The README's map of the docs: from its heading to the next one, each docs/ page it links.
+DOCS_MAP = re.compile(r"^## The docs\n(.*?)(?=^#|\Z)", re.S | re.M)
+MAPPED = re.compile(r"\]\(docs/([a-z0-9-]+\.md)\)")
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.S | re.M)
 MARK = re.compile(r"<!-- (example|answer): ([a-z0-9-]+) -->\n$")
 RUN = ("sh", "graphql")
@@ -60,6 +70,21 @@ class Example:
     lang: str
     code: str
     answer: Any = None
+
+
+def pages() -> list[Path]:
+    """README.md, then the docs pages in the order of the README's map (each once)."""
+    found = DOCS_MAP.search(README.read_text(encoding="utf-8"))
+    assert found is not None, "README.md has no '## The docs' section"
+    order = list(dict.fromkeys(MAPPED.findall(found.group(1))))
+    on_disk = sorted(page.name for page in DOCS.glob("*.md"))
+    assert sorted(order) == on_disk, f"the README's map lists {order}, docs/ holds {on_disk}"
+    return [README, *(DOCS / name for name in order)]
+
+
+def all_examples() -> list[Example]:
+    """Every page's examples, in reading order."""
+    return [e for page in pages() for e in examples(page.read_text(encoding="utf-8"))]
 
 
 def examples(text: str) -> list[Example]:
@@ -111,7 +136,7 @@ class Check:
     before: Callable[[Demo], None] = lambda demo: None
     instead: str | None = None  # a command run in the example's place (see its comment)
     # History is written off the request path: the reads before it, written first (as a
-    # person reading the README between two examples would have given it time to be).
+    # person reading the docs between two examples would have given it time to be).
     written: bool = False
 
 
@@ -327,7 +352,7 @@ async def run(example: Example, demo: Demo, http: httpx.AsyncClient) -> Outcome:
 
 
 def test_every_example_has_a_check_and_every_check_an_example() -> None:
-    names = [e.name for e in examples(README.read_text(encoding="utf-8"))]
+    names = [e.name for e in all_examples()]
     assert len(names) == len(set(names)), "two examples share a name"
     assert set(names) == set(CHECKS)
 
@@ -336,7 +361,7 @@ async def test_every_readme_example_runs_with_its_shown_outcome(tmp_path: Path) 
     """Three times, as three `make run`s would: each later demo starts after `demo reset`
     (what `make run` does first) with a fresh simulator, and every example that depends on
     the demo's state answers as shown again (the stand-in commands run once)."""
-    found = examples(README.read_text(encoding="utf-8"))
+    found = all_examples()
     config = tmp_path / "demo.toml"  # its journal lands beside it, as deploy/'s does
     shutil.copy(DEMO_CONFIG, config)
     for run_number in (1, 2, 3):
