@@ -1,8 +1,10 @@
 """Adding a provider takes four hand-edited files — proven on a copy of the repository:
 a throwaway fifth provider, "Echo Pay", gets its adapter module, its simulator fake (with
 its own seed tenant), one registry line, and its contract expectations. Nothing else is
-touched, and the contract suite and the architecture test then pass for all five; the
-`Provider` enum (and so the SDL) gains `ECHO_PAY` by itself."""
+touched but the generated SDL (`make schema`: the `Provider` enum gains `ECHO_PAY` by
+itself), and the suite then passes with five — all of it but the process-level `system/`
+and `fleet/` tests (the same code through real processes, minutes more), which a provider
+passing the rest does not change."""
 
 from __future__ import annotations
 
@@ -111,10 +113,17 @@ REGISTRY_LINE = (
 
 def test_a_fifth_provider_is_four_files(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
-    for part in ("gateway", "tests"):
-        shutil.copytree(ROOT / part, repo / part, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("schema.graphql", "pyproject.toml"):
-        shutil.copy(ROOT / name, repo / name)
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    for name in filter(None, tracked):
+        source, target = ROOT / name.decode(), repo / name.decode()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():
+            target.symlink_to(os.readlink(source))
+        elif source.exists():
+            shutil.copy2(source, target)
+    (repo / ".venv").symlink_to(ROOT / ".venv")  # the tests that run the CLI find it there
     # The four hand-edited files:
     (repo / "gateway/providers/echo_pay.py").write_text(ADAPTER)
     (repo / "gateway/simulator/echo_pay.py").write_text(FAKE)
@@ -135,12 +144,16 @@ def test_a_fifth_provider_is_four_files(tmp_path: Path) -> None:
             env=env,
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=900,
             check=False,
         )
 
     where = run("-c", "import gateway; print(gateway.__file__)")
     assert where.stdout.strip().startswith(str(repo)), where  # the copy, not the checkout
+    schema_check = run("-m", "gateway", "export-schema", "--check")
+    assert schema_check.returncode == 1  # the SDL is regenerated (make schema), not hand-edited
+    assert run("-m", "gateway", "export-schema").returncode == 0
+    assert "ECHO_PAY" in (repo / "schema.graphql").read_text()
     suite = run(
         "-m",
         "pytest",
@@ -149,13 +162,12 @@ def test_a_fifth_provider_is_four_files(tmp_path: Path) -> None:
         "no:cacheprovider",
         "-o",
         "addopts=",
-        "tests/contract",
-        "tests/test_architecture.py",
-        "-k",
-        "echo_pay or architecture or imports or layer or loads or compat or plain_data",
+        "tests",
+        "--ignore=tests/system",
+        "--ignore=tests/fleet",
     )
     assert suite.returncode == 0, suite.stdout[-3000:] + suite.stderr[-3000:]
-    assert "passed" in suite.stdout and " failed" not in suite.stdout
+    assert " passed" in suite.stdout and " failed" not in suite.stdout
     ran = run(
         "-m",
         "pytest",
@@ -172,5 +184,3 @@ def test_a_fifth_provider_is_four_files(tmp_path: Path) -> None:
     assert ran.stdout.count("echo_pay") >= 8, ran.stdout  # every balance case, and more
     sdl = run("-c", "from gateway.schema import sdl; print(sdl())")
     assert "ECHO_PAY" in sdl.stdout
-    schema_check = run("-m", "gateway", "export-schema", "--check")
-    assert schema_check.returncode == 1  # the SDL is regenerated (make schema), not hand-edited
