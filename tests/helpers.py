@@ -18,7 +18,8 @@ import uvicorn
 from gateway.access import SCOPES, RateLimit
 from gateway.app import create_app
 from gateway.cache.store import Store, open_store
-from gateway.config.accounts import AccountConfig, Secret
+from gateway.config.accounts import AccountConfig
+from gateway.config.secret import Secret
 from gateway.config.security import ClientConfig
 from gateway.config.settings import IdempotencySettings, Settings, load_settings
 from gateway.observability.metrics import Metrics

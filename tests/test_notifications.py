@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from gateway.app import secrets_of
-from gateway.config.accounts import Secret
+from gateway.config.secret import Secret
 from gateway.config.settings import WebhookSettings, parse_settings
 from gateway.domain import Asset, AssetKind, Balance, Money, Thresholds
 from gateway.errors import ConfigError

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from gateway.cli import main as cli_main
-from gateway.config.accounts import Secret
+from gateway.config.secret import Secret
 from gateway.config.settings import load_settings, parse_settings
 from gateway.errors import ConfigError
 from tests.helpers import DEMO_CONFIG

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway.config.accounts import AccountConfig, Secret
+from gateway.config.accounts import AccountConfig
 from gateway.config.checker import Checker
 from gateway.config.documents import TrustedDocumentsSettings, parse_documents
 from gateway.config.operations import (
@@ -30,6 +30,7 @@ from gateway.config.operations import (
     parse_metrics,
     parse_tracing,
 )
+from gateway.config.secret import Secret
 from gateway.config.security import Security, parse_security
 from gateway.config.webhook_secret import FORMAT as WEBHOOK_SECRET_FORMAT
 from gateway.config.webhook_secret import webhook_key
