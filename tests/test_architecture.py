@@ -223,6 +223,7 @@ import httpx
 from gateway.app import create_app
 from gateway.config.settings import parse_settings
 from gateway.errors import ConfigError
+from gateway.providers.registry import spec
 
 CONFIG = {{
     "server": {{"profile": "development"}},
@@ -231,7 +232,7 @@ CONFIG = {{
 }}
 
 async def main():
-    app = create_app(parse_settings(CONFIG, {{}}))
+    app = create_app(parse_settings(CONFIG, {{}}, providers=spec))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://g") as http:
@@ -239,7 +240,7 @@ async def main():
 
 asyncio.run(main())
 try:
-    parse_settings({{**CONFIG, "tracing": {{"enabled": True}}}}, {{}})
+    parse_settings({{**CONFIG, "tracing": {{"enabled": True}}}}, {{}}, providers=spec)
 except ConfigError as exc:
     print(exc.message)
 """

@@ -1,9 +1,11 @@
 """Typed settings from a TOML file plus the environment.
 
-`parse_settings(mapping, env)` is pure: it checks everything, collects every problem (each
-with its location and a fix) and raises one `ConfigError` listing them all. Secrets are
-references — `env:NAME` or `file:/path` — resolved here and wrapped in `Secret`; an inline
-value is accepted only under the development profile (demo configs).
+`parse_settings(mapping, env, providers=…)` is pure: it checks everything, collects every
+problem (each with its location and a fix) and raises one `ConfigError` listing them all.
+Secrets are references — `env:NAME` or `file:/path` — resolved here and wrapped in
+`Secret`; an inline value is accepted only under the development profile (demo configs).
+What an account may say depends on its provider kind: the caller passes `providers`, the
+rules of each kind (`provider_rules.py`), so the configuration imports no provider.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from gateway.config.operations import (
     parse_metrics,
     parse_tracing,
 )
+from gateway.config.provider_rules import ProviderLookup, ProviderRules
 from gateway.config.secret import Secret
 from gateway.config.security import Security, parse_security
 from gateway.config.webhook_secret import FORMAT as WEBHOOK_SECRET_FORMAT
@@ -45,8 +48,6 @@ from gateway.domain import (
     is_known_currency,
 )
 from gateway.errors import ConfigError, Problem
-from gateway.providers.registry import spec as provider_spec
-from gateway.providers.spec import ProviderSpec
 
 PROFILES = ("production", "development")
 # `base_url = "simulator:/magma"` (development only): the built-in simulator, wherever it
@@ -269,7 +270,11 @@ def config_path(cli_value: str | None, env: Mapping[str, str]) -> str:
 
 
 def load_settings(
-    path: str, env: Mapping[str, str] | None = None, simulator_port: int = SIMULATOR_PORT
+    path: str,
+    env: Mapping[str, str] | None = None,
+    simulator_port: int = SIMULATOR_PORT,
+    *,
+    providers: ProviderLookup,
 ) -> Settings:
     """The file at `path`; relative paths in it are relative to its folder."""
     env = os.environ if env is None else env
@@ -281,7 +286,9 @@ def load_settings(
         ) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError([Problem(path, f"not valid TOML: {exc}", "fix the syntax")]) from None
-    return parse_settings(data, env, Path(path).resolve().parent, simulator_port)
+    return parse_settings(
+        data, env, Path(path).resolve().parent, simulator_port, providers=providers
+    )
 
 
 def parse_settings(
@@ -289,8 +296,11 @@ def parse_settings(
     env: Mapping[str, str],
     base: Path | None = None,
     simulator_port: int = SIMULATOR_PORT,
+    *,
+    providers: ProviderLookup,
 ) -> Settings:
-    """`base` is the folder relative paths start from (the config file's)."""
+    """`base` is the folder relative paths start from (the config file's); `providers`
+    gives each provider kind's rules (the composition root passes the registry's)."""
     check = Checker(env, base)
     check.unknown(data, TOP_LEVEL, "")
     server = _server(check, check.table(data, "server", "server"))
@@ -302,7 +312,7 @@ def parse_settings(
     accounts: dict[str, AccountConfig] = {}
     simulator = f"http://127.0.0.1:{simulator_port}"
     for account_id, raw in check.table(data, "accounts", "accounts").items():
-        account = _account(check, account_id, raw, server.development, cache, simulator)
+        account = _account(check, account_id, raw, server.development, cache, simulator, providers)
         if account is not None:
             accounts[account_id] = account
     if not data.get("accounts"):
@@ -597,6 +607,7 @@ def _account(
     development: bool,
     cache: CacheSettings,
     simulator: str,
+    providers: ProviderLookup,
 ) -> AccountConfig | None:
     where = f"accounts.{account_id}"
     if not ACCOUNT_ID.match(account_id):
@@ -611,8 +622,8 @@ def _account(
     start = len(check.problems)
     kind_name = check.string(raw, "provider", where)
     try:
-        spec = provider_spec(ProviderKind(kind_name).value)
-    except ValueError:
+        spec = providers(ProviderKind(kind_name).value)
+    except (ValueError, KeyError):
         names = ", ".join(k.value for k in ProviderKind)
         check.add(f"{where}.provider", f"unknown provider {kind_name!r}", f"use one of: {names}")
         check.unknown(raw, ACCOUNT_KEYS | CREDENTIAL_KEYS, where)
@@ -699,7 +710,7 @@ def _thresholds(
     where: str,
     account_id: str,
     account_currency: str | None,
-    spec: ProviderSpec,
+    spec: ProviderRules,
 ) -> tuple[ThresholdRule, ...]:
     """`[[accounts.ID.thresholds]]`: each names one `asset` (its code) or one `balance` (its
     id, `<account>:<key>`), its `currency`, a `warning` and/or `critical` amount, and an
@@ -783,7 +794,7 @@ def _amount(check: Checker, entry: Mapping[str, Any], at: str, name: str) -> Dec
     return Decimal(text)
 
 
-def _expected_currency(spec: ProviderSpec, target: tuple[str, str], account_id: str) -> str | None:
+def _expected_currency(spec: ProviderRules, target: tuple[str, str], account_id: str) -> str | None:
     """The currency the provider's documentation gives the balances a rule names (by its
     asset code, or by its balance id's key), or None when the spec cannot say."""
     kind, name = target
@@ -801,7 +812,7 @@ def _check_documented_currency(
     check: Checker,
     at: str,
     currency: str,
-    spec: ProviderSpec,
+    spec: ProviderRules,
     target: tuple[str, str],
     account_id: str,
 ) -> None:
