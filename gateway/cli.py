@@ -27,6 +27,7 @@ from gateway.config.settings import SIMULATOR_PORT, Settings, config_path, load_
 from gateway.config.webhook_secret import new_webhook_secret
 from gateway.errors import ConfigError
 from gateway.observability import log_context, log_format
+from gateway.providers.registry import spec as provider_spec
 from gateway.server.auth import key_hash
 from gateway.server.serving import (
     CliError,
@@ -46,7 +47,8 @@ LOG_FORMATS = ("text", "json")
 
 def _settings(args: argparse.Namespace) -> Settings:
     port = getattr(args, "simulator_port", None) or SIMULATOR_PORT
-    return load_settings(config_path(args.config, os.environ), simulator_port=port)
+    path = config_path(args.config, os.environ)
+    return load_settings(path, simulator_port=port, providers=provider_spec)
 
 
 def demo_reset(args: argparse.Namespace) -> int:

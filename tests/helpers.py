@@ -7,7 +7,7 @@ import dataclasses
 import json
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -18,11 +18,14 @@ import uvicorn
 from gateway.access import SCOPES, RateLimit
 from gateway.app import create_app
 from gateway.cache.store import Store, open_store
-from gateway.config.accounts import AccountConfig, Secret
+from gateway.config import settings as gateway_settings
+from gateway.config.accounts import AccountConfig
+from gateway.config.secret import Secret
 from gateway.config.security import ClientConfig
-from gateway.config.settings import IdempotencySettings, Settings, load_settings
+from gateway.config.settings import SIMULATOR_PORT, IdempotencySettings, Settings
 from gateway.observability.metrics import Metrics
 from gateway.providers.base import upstream_context
+from gateway.providers.registry import spec as provider_spec
 from gateway.server.auth import key_hash
 from gateway.simulator import Simulator
 from gateway.simulator.muda import MudaFake
@@ -52,6 +55,24 @@ class FakeClock:
 # Where `demo_settings()` puts each journal: pytest's own temporary directory for this run,
 # set by conftest's session fixture (pytest keeps the last few runs, then removes them).
 JOURNALS: Path | None = None
+
+
+def parse_settings(
+    data: Mapping[str, Any],
+    env: Mapping[str, str],
+    base: Path | None = None,
+    simulator_port: int = SIMULATOR_PORT,
+) -> Settings:
+    """`gateway.config.settings.parse_settings` given the registry's providers, as the
+    composition root (`gateway/cli.py`) gives them."""
+    return gateway_settings.parse_settings(data, env, base, simulator_port, providers=provider_spec)
+
+
+def load_settings(
+    path: str, env: Mapping[str, str] | None = None, simulator_port: int = SIMULATOR_PORT
+) -> Settings:
+    """`gateway.config.settings.load_settings` given the registry's providers."""
+    return gateway_settings.load_settings(path, env, simulator_port, providers=provider_spec)
 
 
 def demo_accounts() -> dict[str, AccountConfig]:

@@ -6,10 +6,13 @@ The folders read as the path of a request, and imports point one way, downwards:
 
 (`cli` and `app` may use any layer below them; the simulator is apart). Everyone may use
 the shared leaves: `domain`, `errors`, `clock`, `access`, `observability/` (logs, metrics,
-traces), the package root, the provider registry and spec (plain data, read by the configuration), and
+traces), the package root, the registry of provider names (`gateway/registry.py`), and
 `_compat/` (one module per library whose internals are touched; it imports no gateway
 module). A module may import its own package and any package below it — never one
-above — so the closure of what a module loads follows the same direction. On top, what the
+above — so the closure of what a module loads follows the same direction. The providers'
+registry and specs belong to the providers: the configuration, below them, declares what
+it reads of a provider (`config/provider_rules.py`) and is handed the registry's lookup by
+the composition root. Nor do the packages import each other in a cycle. On top, what the
 layers promise about third-party libraries is checked on the real import closure, in a
 fresh interpreter: importing the services loads no httpx, aiohttp or Strawberry; the
 domain loads nothing heavy; an adapter loads no Strawberry or Starlette; the simulator
@@ -42,8 +45,6 @@ SHARED = {
     "gateway.errors",
     "gateway.clock",
     "gateway.access",
-    "gateway.providers.registry",
-    "gateway.providers.spec",
 }
 MODULES = sorted(PACKAGE.rglob("*.py"))
 
@@ -168,10 +169,70 @@ def test_a_private_access_would_be_found(tmp_path: Path) -> None:
     assert private_accesses(module) == ["m.py:1 s._schema", "m.py:2 getattr _is_default"]
 
 
-def test_the_shared_registry_and_spec_are_plain_data() -> None:
+def test_the_providers_registry_and_spec_are_plain_data() -> None:
     for module in ("registry", "spec"):
         imports = gateway_imports(PACKAGE / "providers" / f"{module}.py")
         assert imports <= SHARED, imports
+
+
+def test_the_configuration_may_not_import_the_providers_registry_or_spec() -> None:
+    """The one arrow that used to point up: config is handed a lookup instead."""
+    for imported in ("gateway.providers.registry", "gateway.providers.spec"):
+        assert not allowed("gateway.config.settings", imported)
+        assert not allowed("gateway.cache.keys", imported)
+        assert allowed("gateway.app", imported) and allowed("gateway.cli", imported)
+
+
+def package_of(name: str) -> str:
+    """The subpackage (or top-level module) of gateway that `name` is in or names:
+    `gateway.config` for `gateway.config.settings`; `gateway` for the root's own names."""
+    parts = name.split(".")
+    if len(parts) > 1 and ((PACKAGE / parts[1]).is_dir() or (PACKAGE / f"{parts[1]}.py").is_file()):
+        return f"gateway.{parts[1]}"
+    return "gateway"
+
+
+def package_graph() -> dict[str, set[str]]:
+    """Which packages each package imports at run time (not under TYPE_CHECKING)."""
+    graph: dict[str, set[str]] = {}
+    for path in MODULES:
+        mine = package_of(module_of(path))
+        graph.setdefault(mine, set()).update({package_of(i) for i in gateway_imports(path)})
+        graph[mine].discard(mine)
+    return graph
+
+
+def a_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One cycle of `graph`, as a path that ends where it starts, or [] when there is none."""
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        path.append(node)
+        for following in sorted(graph.get(node, ())):
+            if following in path:
+                return [*path[path.index(following) :], following]
+            if following not in done and (found := visit(following)):
+                return found
+        path.pop()
+        done.add(node)
+        return []
+
+    for node in sorted(graph):
+        if node not in done and (found := visit(node)):
+            return found
+    return []
+
+
+def test_the_packages_import_each_other_without_a_cycle() -> None:
+    graph = package_graph()
+    assert {"gateway.config", "gateway.providers", "gateway.domain"} <= set(graph)
+    assert a_cycle(graph) == []
+
+
+def test_a_cycle_would_be_found() -> None:
+    assert a_cycle({"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert a_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
 
 
 def loaded_by(*modules: str) -> set[str]:
@@ -223,6 +284,7 @@ import httpx
 from gateway.app import create_app
 from gateway.config.settings import parse_settings
 from gateway.errors import ConfigError
+from gateway.providers.registry import spec
 
 CONFIG = {{
     "server": {{"profile": "development"}},
@@ -231,7 +293,7 @@ CONFIG = {{
 }}
 
 async def main():
-    app = create_app(parse_settings(CONFIG, {{}}))
+    app = create_app(parse_settings(CONFIG, {{}}, providers=spec))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://g") as http:
@@ -239,7 +301,7 @@ async def main():
 
 asyncio.run(main())
 try:
-    parse_settings({{**CONFIG, "tracing": {{"enabled": True}}}}, {{}})
+    parse_settings({{**CONFIG, "tracing": {{"enabled": True}}}}, {{}}, providers=spec)
 except ConfigError as exc:
     print(exc.message)
 """

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.access import RateLimit
-from gateway.config.accounts import Secret
+from gateway.config.secret import Secret
 from gateway.config.security import JwtConfig
 from gateway.simulator import Simulator
 from tests.helpers import (

@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 from graphql import parse
 
-from gateway.config.settings import load_settings
-from tests.helpers import ROOT
+from tests.helpers import ROOT, load_settings
 
 
 @pytest.fixture(scope="module")

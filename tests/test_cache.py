@@ -15,7 +15,7 @@ import redis
 
 from gateway.cache.read_through import Freshness, ReadThroughCache
 from gateway.cache.store import Store, open_store
-from gateway.config.accounts import Secret
+from gateway.config.secret import Secret
 from gateway.domain import Asset, AssetKind, Balance, Money
 from gateway.observability.metrics import Metrics
 from gateway.services.balances import BALANCES

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from gateway.app import create_app
-from gateway.config.accounts import Secret
+from gateway.config.secret import Secret
 from gateway.config.security import ClientConfig
 from gateway.config.settings import Settings
 from gateway.observability.log_format import JsonFormatter, TextFormatter

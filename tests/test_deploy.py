@@ -21,8 +21,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from gateway.config.settings import LiveSettings, load_settings
-from tests.helpers import ROOT, free_port
+from gateway.config.settings import LiveSettings
+from tests.helpers import ROOT, free_port, load_settings
 from tests.system.processes import SECRETS, clean_env, completed, production_config, started
 
 DEPLOY = ROOT / "deploy"

@@ -15,13 +15,13 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.config.settings import HistorySettings, parse_settings
+from gateway.config.settings import HistorySettings
 from gateway.domain import Asset, AssetKind, Balance, Money, Thresholds
 from gateway.errors import ConfigError
 from gateway.services.history import Point, SqlHistory, downsampled, runway
 from gateway.services.journal import open_journal
 from gateway.simulator import Simulator
-from tests.helpers import FakeClock, demo_settings, ourvoice_fake, running_gateway
+from tests.helpers import FakeClock, demo_settings, ourvoice_fake, parse_settings, running_gateway
 
 SN = "ourvoice-sn:credit:XOF"
 

@@ -26,7 +26,7 @@ import httpx
 import psycopg
 import pytest
 
-from gateway.config.accounts import Secret
+from gateway.config.secret import Secret
 from gateway.config.settings import IdempotencySettings
 from gateway.simulator import Simulator
 from tests.helpers import FakeClock, demo_settings, free_port, running_gateway

@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from gateway.app import secrets_of
-from gateway.config.accounts import Secret
-from gateway.config.settings import WebhookSettings, parse_settings
+from gateway.config.secret import Secret
+from gateway.config.settings import WebhookSettings
 from gateway.domain import Asset, AssetKind, Balance, Money, Thresholds
 from gateway.errors import ConfigError
 from gateway.observability import log_format
@@ -33,6 +33,7 @@ from tests.helpers import (
     FakeClock,
     demo_settings,
     ourvoice_fake,
+    parse_settings,
     running_gateway,
     sample,
     serving,

@@ -8,10 +8,9 @@ from typing import Any
 import pytest
 
 from gateway.cli import main as cli_main
-from gateway.config.accounts import Secret
-from gateway.config.settings import load_settings, parse_settings
+from gateway.config.secret import Secret
 from gateway.errors import ConfigError
-from tests.helpers import DEMO_CONFIG
+from tests.helpers import DEMO_CONFIG, load_settings, parse_settings
 
 GOOD_ACCOUNT = {
     "provider": "muda",

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.config.accounts import Secret
+from gateway.config.secret import Secret
 from gateway.config.settings import HistorySettings, IdempotencySettings, Settings, WebhookSettings
 from gateway.services.journal import open_journal
 from gateway.simulator import Simulator

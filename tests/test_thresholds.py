@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.config.settings import parse_settings
 from gateway.domain import (
     Asset,
     AssetKind,
@@ -28,6 +27,7 @@ from tests.helpers import (
     FakeClock,
     demo_settings,
     ourvoice_fake,
+    parse_settings,
     running_gateway,
     with_account,
 )

@@ -17,7 +17,6 @@ import pytest
 from gateway.access import SCOPES
 from gateway.config.documents import TrustedDocumentsSettings, digest
 from gateway.config.security import ClientConfig
-from gateway.config.settings import parse_settings
 from gateway.errors import ConfigError
 from gateway.server.auth import key_hash
 from gateway.simulator import Simulator
@@ -26,6 +25,7 @@ from tests.helpers import (
     FakeClock,
     GatewayClient,
     demo_settings,
+    parse_settings,
     production,
     running_gateway,
 )

@@ -15,9 +15,9 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from gateway.cli import main as cli_main
-from gateway.config.settings import parse_settings
 from gateway.config.webhook_secret import new_webhook_secret, webhook_key
 from gateway.errors import ConfigError
+from tests.helpers import parse_settings
 
 ACCOUNT = {"provider": "ourvoice", "base_url": "https://x", "api_key": "k" * 10}
 FIX = "generate one: balance-gateway webhooks secret"

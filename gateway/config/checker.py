@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway.config.accounts import Secret
+from gateway.config.secret import Secret
 from gateway.errors import Problem
 
 

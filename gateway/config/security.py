@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.access import SCOPES, RateLimit
-from gateway.config.accounts import Secret
 from gateway.config.checker import Checker
 from gateway.config.documents import MODES as DOCUMENT_MODES
+from gateway.config.secret import Secret
 
 CLIENT_KEYS = {
     "key_sha256",

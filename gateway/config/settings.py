@@ -1,9 +1,17 @@
 """Typed settings from a TOML file plus the environment.
 
-`parse_settings(mapping, env)` is pure: it checks everything, collects every problem (each
-with its location and a fix) and raises one `ConfigError` listing them all. Secrets are
-references — `env:NAME` or `file:/path` — resolved here and wrapped in `Secret`; an inline
-value is accepted only under the development profile (demo configs).
+`parse_settings(mapping, env, providers=…)` is pure: it checks everything, collects every
+problem (each with its location and a fix) and raises one `ConfigError` listing them all.
+Secrets are references — `env:NAME` or `file:/path` — resolved here and wrapped in
+`Secret`; an inline value is accepted only under the development profile (demo configs).
+What an account may say depends on its provider kind: the caller passes `providers`, the
+rules of each kind (`provider_rules.py`), so the configuration imports no provider.
+
+This module orchestrates and reads the small tables itself (`[server]`, `[cache]`,
+`[upstream]`, `[idempotency]`, `[live]`, `[history]`, `[webhooks.NAME]`); the larger ones
+have modules of their own: `[accounts.ID]` (accounts.py), `[clients]`, `[jwt]`, `[limits]`
+and `[rate_limit]` (security.py), `[logging]`, `[metrics]`, `[tracing]` (operations.py)
+and `[trusted_documents]` (documents.py).
 """
 
 from __future__ import annotations
@@ -13,13 +21,11 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway.config.accounts import AccountConfig, Secret
+from gateway.config.accounts import AccountConfig, parse_account
 from gateway.config.checker import Checker
 from gateway.config.documents import TrustedDocumentsSettings, parse_documents
 from gateway.config.operations import (
@@ -30,29 +36,17 @@ from gateway.config.operations import (
     parse_metrics,
     parse_tracing,
 )
+from gateway.config.provider_rules import ProviderLookup
+from gateway.config.secret import Secret
 from gateway.config.security import Security, parse_security
 from gateway.config.webhook_secret import FORMAT as WEBHOOK_SECRET_FORMAT
 from gateway.config.webhook_secret import webhook_key
-from gateway.domain import (
-    COUNTRIES,
-    Capability,
-    Money,
-    ProviderKind,
-    ThresholdRule,
-    Thresholds,
-    fits,
-    is_known_currency,
-)
 from gateway.errors import ConfigError, Problem
-from gateway.providers.registry import spec as provider_spec
-from gateway.providers.spec import ProviderSpec
 
 PROFILES = ("production", "development")
-# `base_url = "simulator:/magma"` (development only): the built-in simulator, wherever it
-# listens — `serve --simulator-port N` moves it (default 8001, as `simulate` listens).
-SIMULATOR_SCHEME = "simulator:"
+# The port the built-in simulator listens on (`simulate`), which `base_url =
+# "simulator:/…"` points at unless `serve --simulator-port N` moves it.
 SIMULATOR_PORT = 8001
-ACCOUNT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 TOP_LEVEL = {
     "server",
     "cache",
@@ -111,28 +105,7 @@ UPSTREAM_KEYS = {
     "max_concurrency",
     "max_body_bytes",
 }
-ACCOUNT_KEYS = {
-    "provider",
-    "base_url",
-    "label",
-    "currency",
-    "country",
-    "timezone",
-    "timeout_seconds",
-    "fresh_seconds",
-    "stale_seconds",
-    "calls_per_minute",
-    "calls_per_day",
-    "topup_status",
-    "topup_max_amount",
-    "history_days",
-    "history_window_days",
-    "thresholds",
-}
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-THRESHOLD_KEYS = {"asset", "balance", "currency", "warning", "critical", "hysteresis"}
-AMOUNT = re.compile(r"[0-9]+(\.[0-9]+)?")
-CREDENTIAL_KEYS = {"api_key", "private_key", "secret_key", "public_key"}
 
 
 @dataclass(frozen=True)
@@ -268,7 +241,11 @@ def config_path(cli_value: str | None, env: Mapping[str, str]) -> str:
 
 
 def load_settings(
-    path: str, env: Mapping[str, str] | None = None, simulator_port: int = SIMULATOR_PORT
+    path: str,
+    env: Mapping[str, str] | None = None,
+    simulator_port: int = SIMULATOR_PORT,
+    *,
+    providers: ProviderLookup,
 ) -> Settings:
     """The file at `path`; relative paths in it are relative to its folder."""
     env = os.environ if env is None else env
@@ -280,7 +257,9 @@ def load_settings(
         ) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError([Problem(path, f"not valid TOML: {exc}", "fix the syntax")]) from None
-    return parse_settings(data, env, Path(path).resolve().parent, simulator_port)
+    return parse_settings(
+        data, env, Path(path).resolve().parent, simulator_port, providers=providers
+    )
 
 
 def parse_settings(
@@ -288,8 +267,11 @@ def parse_settings(
     env: Mapping[str, str],
     base: Path | None = None,
     simulator_port: int = SIMULATOR_PORT,
+    *,
+    providers: ProviderLookup,
 ) -> Settings:
-    """`base` is the folder relative paths start from (the config file's)."""
+    """`base` is the folder relative paths start from (the config file's); `providers`
+    gives each provider kind's rules (the composition root passes the registry's)."""
     check = Checker(env, base)
     check.unknown(data, TOP_LEVEL, "")
     server = _server(check, check.table(data, "server", "server"))
@@ -301,7 +283,16 @@ def parse_settings(
     accounts: dict[str, AccountConfig] = {}
     simulator = f"http://127.0.0.1:{simulator_port}"
     for account_id, raw in check.table(data, "accounts", "accounts").items():
-        account = _account(check, account_id, raw, server.development, cache, simulator)
+        account = parse_account(
+            check,
+            account_id,
+            raw,
+            providers=providers,
+            development=server.development,
+            fresh_seconds=cache.fresh_seconds,
+            stale_seconds=cache.stale_seconds,
+            simulator=simulator,
+        )
         if account is not None:
             accounts[account_id] = account
     if not data.get("accounts"):
@@ -587,271 +578,3 @@ def _upstream(check: Checker, raw: Mapping[str, Any]) -> UpstreamSettings:
         max_body_bytes=check.whole(raw, "max_body_bytes", where, d.max_body_bytes, 64 << 20)
         or d.max_body_bytes,
     )
-
-
-def _account(
-    check: Checker,
-    account_id: str,
-    raw: Any,
-    development: bool,
-    cache: CacheSettings,
-    simulator: str,
-) -> AccountConfig | None:
-    where = f"accounts.{account_id}"
-    if not ACCOUNT_ID.match(account_id):
-        check.add(
-            where,
-            "account ids are lowercase letters, digits, - and _",
-            "rename the table, e.g. [accounts.ourvoice-sn]",
-        )
-    if not isinstance(raw, dict):
-        check.add(where, "must be a table", f"write it as [{where}]")
-        return None
-    start = len(check.problems)
-    kind_name = check.string(raw, "provider", where)
-    try:
-        spec = provider_spec(ProviderKind(kind_name).value)
-    except ValueError:
-        names = ", ".join(k.value for k in ProviderKind)
-        check.add(f"{where}.provider", f"unknown provider {kind_name!r}", f"use one of: {names}")
-        check.unknown(raw, ACCOUNT_KEYS | CREDENTIAL_KEYS, where)
-        return None
-    allowed_credentials = spec.required_credentials | spec.optional_credentials
-    check.unknown(raw, ACCOUNT_KEYS | allowed_credentials, where)
-    credentials: dict[str, Secret] = {}
-    for name in sorted(allowed_credentials):
-        if name in raw:
-            secret = check.secret(raw[name], f"{where}.{name}", development)
-            if secret is not None:
-                credentials[name] = secret
-        elif name in spec.required_credentials:
-            check.add(f"{where}.{name}", f"{kind_name} needs {name}", f'add {name} = "env:NAME"')
-    base_url = check.string(raw, "base_url", where)
-    if base_url.startswith(SIMULATOR_SCHEME):
-        if not development:
-            check.add(
-                f"{where}.base_url",
-                "the built-in simulator is for the development profile only",
-                "point base_url at the provider",
-            )
-        base_url = simulator + "/" + base_url[len(SIMULATOR_SCHEME) :].lstrip("/")
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
-        check.add(
-            f"{where}.base_url",
-            "must be an http(s) URL without a query",
-            'e.g. base_url = "https://api.example.com"',
-        )
-    currency = _currency(check, raw, where, spec.default_currency, kind_name)
-    if currency is None and Capability.TOP_UP in spec.capabilities:
-        check.add(
-            f"{where}.currency", f"{kind_name} tops up in one currency", 'e.g. currency = "XOF"'
-        )
-    country = check.string(raw, "country", where) or None
-    if country is not None and country not in COUNTRIES:
-        check.add(
-            f"{where}.country",
-            f"unknown country {country!r}",
-            "use an ISO 3166 alpha-2 code, e.g. SN",
-        )
-    zone_name = check.string(raw, "timezone", where, "UTC")
-    try:
-        zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        check.add(f"{where}.timezone", f"unknown time zone {zone_name!r}", 'e.g. "Africa/Dakar"')
-        zone = ZoneInfo("UTC")
-    timeout = check.number(raw, "timeout_seconds", where, 10.0, 120)
-    fresh = check.number(raw, "fresh_seconds", where, cache.fresh_seconds, 86_400, zero=True)
-    stale = check.number(raw, "stale_seconds", where, cache.stale_seconds, 7 * 86_400, zero=True)
-    per_minute = check.whole(raw, "calls_per_minute", where, spec.calls_per_minute, 1_000_000)
-    per_day = check.whole(raw, "calls_per_day", where, spec.calls_per_day, 100_000_000)
-    topup_status, topup_max = _topup(check, raw, where, Capability.TOP_UP in spec.capabilities)
-    thresholds = _thresholds(check, raw.get("thresholds", []), where, account_id, currency, spec)
-    if len(check.problems) > start:
-        return None
-    return AccountConfig(
-        id=account_id,
-        provider=spec.kind,
-        base_url=base_url,
-        label=check.string(raw, "label", where) or account_id,
-        capabilities=spec.capabilities,
-        credentials=credentials,
-        currency=currency,
-        country=country,
-        timezone=zone,
-        timeout_seconds=timeout,
-        fresh_seconds=fresh,
-        stale_seconds=stale,
-        calls_per_minute=per_minute,
-        calls_per_day=per_day,
-        topup_status=topup_status,
-        topup_max_amount=topup_max,
-        history_days=check.whole(raw, "history_days", where, 7, 366) or 7,
-        history_window_days=check.whole(raw, "history_window_days", where, 31, 366) or 31,
-        thresholds=thresholds,
-    )
-
-
-def _thresholds(
-    check: Checker,
-    raw: Any,
-    where: str,
-    account_id: str,
-    account_currency: str | None,
-    spec: ProviderSpec,
-) -> tuple[ThresholdRule, ...]:
-    """`[[accounts.ID.thresholds]]`: each names one `asset` (its code) or one `balance` (its
-    id, `<account>:<key>`), its `currency`, a `warning` and/or `critical` amount, and an
-    optional `hysteresis` (the margin above a threshold before an alert clears)."""
-    example = 'e.g. { asset = "XOF", currency = "XOF", warning = "100000", critical = "20000" }'
-    if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
-        check.add(f"{where}.thresholds", "must be a list of tables", example)
-        return ()
-    rules: list[ThresholdRule] = []
-    named: set[tuple[str, str]] = set()
-    for index, entry in enumerate(raw):
-        at = f"{where}.thresholds[{index}]"
-        start = len(check.problems)
-        check.unknown(entry, THRESHOLD_KEYS, at)
-        asset, balance = entry.get("asset"), entry.get("balance")
-        if (asset is None) == (balance is None) or not isinstance(asset or balance, str):
-            check.add(at, "names one asset or one balance", 'asset = "XOF" or balance = "ID:KEY"')
-            continue
-        target = ("asset", asset) if asset is not None else ("balance", balance)
-        if balance is not None and not balance.startswith(f"{account_id}:"):
-            check.add(
-                f"{at}.balance",
-                f"unknown balance id {balance!r}: this account's ids start with {account_id}:",
-                "copy the id from a Balance the gateway answers",
-            )
-        if target in named:
-            check.add(at, f"a second rule for {target[0]} {target[1]!r}", "keep one")
-        named.add(target)
-        currency = check.string(entry, "currency", at)
-        if not currency:
-            check.add(f"{at}.currency", "the amounts' currency is missing", 'currency = "XOF"')
-        elif not is_known_currency(currency):
-            check.add(f"{at}.currency", f"unknown currency {currency!r}", "e.g. currency = XOF")
-        elif account_currency is not None and currency != account_currency:
-            check.add(
-                f"{at}.currency",
-                f"wrong currency {currency!r}: this account's balances are in {account_currency}",
-                f'currency = "{account_currency}"',
-            )
-        else:
-            _check_documented_currency(check, f"{at}.currency", currency, spec, target, account_id)
-        levels = {
-            name: amount
-            for name in ("warning", "critical")
-            if (amount := _amount(check, entry, at, name)) is not None
-        }
-        hysteresis = _amount(check, entry, at, "hysteresis")
-        if not levels and len(check.problems) == start:
-            check.add(at, "sets neither warning nor critical", 'warning = "100000"')
-        warning, critical = levels.get("warning"), levels.get("critical")
-        if warning is not None and critical is not None and warning <= critical:
-            check.add(
-                f"{at}.warning",
-                f"warning {warning} is not above critical {critical}",
-                "warning is the higher level: it comes first as a balance falls",
-            )
-        if len(check.problems) > start:
-            continue
-        thresholds = Thresholds(
-            Money(warning, currency) if warning is not None else None,
-            Money(critical, currency) if critical is not None else None,
-            Money(hysteresis, currency) if hysteresis is not None else None,
-        )
-        rules.append(ThresholdRule(thresholds, asset=asset, balance=balance))
-    return tuple(rules)
-
-
-def _amount(check: Checker, entry: Mapping[str, Any], at: str, name: str) -> Decimal | None:
-    """An amount of a threshold rule (absent: None): an exact string within the money
-    domain, not negative (a whole number may be a plain integer)."""
-    value = entry.get(name)
-    if value is None:
-        return None
-    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if isinstance(text, str) and text.startswith("-"):
-        check.add(f"{at}.{name}", f"negative: {name} is 0 or more", f'{name} = "100"')
-        return None
-    if not isinstance(text, str) or not AMOUNT.fullmatch(text) or not fits(Decimal(text)):
-        check.add(f"{at}.{name}", "must be an amount, written as a string", '"100000.50"')
-        return None
-    return Decimal(text)
-
-
-def _expected_currency(spec: ProviderSpec, target: tuple[str, str], account_id: str) -> str | None:
-    """The currency the provider's documentation gives the balances a rule names (by its
-    asset code, or by its balance id's key), or None when the spec cannot say."""
-    kind, name = target
-    if kind == "asset":
-        derive, code = spec.asset_currency, name
-    elif name.startswith(f"{account_id}:"):
-        derive, code = spec.balance_currency, name[len(account_id) + 1 :]
-    else:
-        return None  # another account's id: a problem of its own
-    found = derive(code) if derive is not None else None
-    return found if is_known_currency(found) else None
-
-
-def _check_documented_currency(
-    check: Checker,
-    at: str,
-    currency: str,
-    spec: ProviderSpec,
-    target: tuple[str, str],
-    account_id: str,
-) -> None:
-    """For a provider that states currencies itself (Magma OnePay, Muda), a rule's
-    `currency` must be the one its balances are documented to be in: any other can never
-    match, and its level would stay null forever."""
-    expected = _expected_currency(spec, target, account_id)
-    if expected is None or currency == expected:
-        return
-    kind, name = target
-    whose = f"balances of asset {name} are" if kind == "asset" else f"balance {name!r} is"
-    check.add(at, f"wrong currency {currency!r}: {whose} in {expected}", f'currency = "{expected}"')
-
-
-def _topup(
-    check: Checker, raw: Mapping[str, Any], where: str, can_top_up: bool
-) -> tuple[str, Decimal]:
-    status, maximum = "completed", Decimal("10000000")
-    if not can_top_up:
-        for key in ("topup_status", "topup_max_amount"):
-            if key in raw:
-                check.add(f"{where}.{key}", "this provider has no top-up", f"remove {key}")
-        return status, maximum
-    status = check.string(raw, "topup_status", where, status) or status
-    value = raw.get("topup_max_amount", maximum)
-    try:
-        parsed = Decimal(str(value))
-    except ArithmeticError:
-        parsed = Decimal(0)
-    if isinstance(value, bool) or not parsed.is_finite() or parsed <= 0:
-        check.add(f"{where}.topup_max_amount", "must be a positive number", "e.g. 1000000")
-        return status, maximum
-    return status, parsed
-
-
-def _currency(
-    check: Checker, raw: Mapping[str, Any], where: str, default: str | None, kind: str
-) -> str | None:
-    if "currency" not in raw:
-        return default
-    if default is None:
-        check.add(
-            f"{where}.currency",
-            f"{kind} states the currency of every balance itself",
-            "remove currency",
-        )
-        return None
-    currency = check.string(raw, "currency", where)
-    if not is_known_currency(currency):
-        check.add(
-            f"{where}.currency", f"unknown currency {currency!r}", "use an ISO 4217 code, e.g. XOF"
-        )
-        return None
-    return currency

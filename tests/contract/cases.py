@@ -11,14 +11,13 @@ from typing import Any
 import pytest
 
 from gateway.config.accounts import AccountConfig
-from gateway.config.settings import parse_settings
 from gateway.domain import Capability
 from gateway.errors import ErrorCode, UpstreamError
 from gateway.providers.registry import spec
 from gateway.registry import PROVIDERS
 from gateway.simulator.registry import fake_spec
 from gateway.upstream.client import UpstreamClient
-from tests.helpers import FakeClock, make_channel
+from tests.helpers import FakeClock, make_channel, parse_settings
 
 KINDS = list(PROVIDERS)
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.config.accounts import Secret
+from gateway.config.secret import Secret
 from gateway.errors import ErrorCode
 from gateway.providers.registry import spec
 from gateway.simulator import Simulator

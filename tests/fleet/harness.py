@@ -22,13 +22,13 @@ from typing import Any, Protocol
 import httpx
 
 from gateway.app import create_app
-from gateway.config.settings import Settings, parse_settings
+from gateway.config.settings import Settings
 from gateway.simulator import Simulator
 from gateway.simulator.ourvoice import OurVoiceTenant
 from gateway.simulator.state import SimState
 from tests.fleet import oracle
 from tests.fleet.traces import REPLICAS, Trace
-from tests.helpers import FakeClock, no_sleep, ourvoice_fake
+from tests.helpers import FakeClock, no_sleep, ourvoice_fake, parse_settings
 from tests.webhook_receiver import SECRET
 
 QUERY = """query($ids: [ID!]) { balances(accountIds: $ids) { results {

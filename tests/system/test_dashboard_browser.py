@@ -21,11 +21,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.app import create_app
-from gateway.config.settings import load_settings
 from gateway.observability.log_context import RequestContext
 from gateway.simulator import create_simulator
 from gateway.simulator.state import SimState
-from tests.helpers import DEMO_CONFIG, FakeClock, ourvoice_fake, serving
+from tests.helpers import DEMO_CONFIG, FakeClock, load_settings, ourvoice_fake, serving
 from tests.system.processes import npm_installed
 from tests.system.test_graphiql_browser import CHROMIUM, FLAGS, browser_or_skip
 

@@ -39,7 +39,6 @@ import httpx
 
 from gateway.app import create_app
 from gateway.cli import main as cli_main
-from gateway.config.settings import load_settings
 from gateway.observability.log_context import RequestContext
 from gateway.simulator import create_simulator
 from gateway.simulator.state import SimState
@@ -47,6 +46,7 @@ from tests.helpers import (
     DEMO_CONFIG,
     ROOT,
     FakeClock,
+    load_settings,
     merge,
     multipart_parts,
     refuse_float,
