@@ -1,0 +1,10 @@
+"""Typed settings from TOML and the environment, every problem reported at once. Its public
+surface, what other layers import:"""
+
+__all__ = [
+    "accounts",
+    "documents",
+    "security",
+    "settings",
+    "webhook_secret",
+]

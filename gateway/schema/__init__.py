@@ -76,3 +76,12 @@ def build_schema(
 def sdl() -> str:
     """The schema as SDL, as committed in `schema.graphql`."""
     return print_schema(build_schema()) + "\n"
+
+
+__all__ = [
+    "build_schema",
+    "context",
+    "errors",
+    "execution",
+    "sdl",
+]

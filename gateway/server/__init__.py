@@ -1,0 +1,20 @@
+"""The ASGI edge: routes, admission, authentication, the GraphQL endpoint and the streams.
+Its public surface, what the composition root imports:"""
+
+__all__ = [
+    "admission",
+    "auth",
+    "documents",
+    "early_shed",
+    "edge",
+    "endpoint",
+    "events",
+    "pages",
+    "persisted_queries",
+    "rate_limit",
+    "readiness",
+    "request_metrics",
+    "serving",
+    "view",
+    "workers",
+]

@@ -1,0 +1,13 @@
+"""Use cases, no HTTP and no GraphQL. Its public surface, what other layers import:"""
+
+__all__ = [
+    "balances",
+    "cursor",
+    "gauges",
+    "history",
+    "journal",
+    "live",
+    "notifications",
+    "topups",
+    "transactions",
+]

@@ -133,3 +133,8 @@ class Simulator:
 
 def create_simulator(state: SimState | None = None, tenants: Tenants | None = None) -> Simulator:
     return Simulator(state, tenants)
+
+
+__all__ = [
+    "create_simulator",
+]
