@@ -32,8 +32,8 @@ from gateway.observability import log_context, log_format
 from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import NO_TRACING, Tracing
 from gateway.providers.base import upstream_context
+from gateway.providers.loading import spec
 from gateway.providers.protocols import TopUpProvider, TransactionSource
-from gateway.providers.registry import spec
 from gateway.schema import build_schema
 from gateway.schema.execution.operation_stats import without_literals
 from gateway.server import edge

@@ -27,7 +27,7 @@ from gateway.config.settings import SIMULATOR_PORT, Settings, config_path, load_
 from gateway.config.webhook_secret import new_webhook_secret
 from gateway.errors import ConfigError
 from gateway.observability import log_context, log_format
-from gateway.providers.registry import spec as provider_spec
+from gateway.providers.loading import spec as provider_spec
 from gateway.server.auth import key_hash
 from gateway.server.serving import (
     CliError,

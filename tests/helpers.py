@@ -25,7 +25,7 @@ from gateway.config.security import ClientConfig
 from gateway.config.settings import SIMULATOR_PORT, IdempotencySettings, Settings
 from gateway.observability.metrics import Metrics
 from gateway.providers.base import upstream_context
-from gateway.providers.registry import spec as provider_spec
+from gateway.providers.loading import spec as provider_spec
 from gateway.server.auth import key_hash
 from gateway.simulator import Simulator
 from gateway.simulator.muda import MudaFake

@@ -10,9 +10,9 @@ traces), the package root, the registry of provider names (`gateway/registry.py`
 `_compat/` (one module per library whose internals are touched; it imports no gateway
 module). A module may import its own package and any package below it — never one
 above — so the closure of what a module loads follows the same direction. The providers'
-registry and specs belong to the providers: the configuration, below them, declares what
-it reads of a provider (`config/provider_rules.py`) and is handed the registry's lookup by
-the composition root. Nor do the packages import each other in a cycle. On top, what the
+specs and their loading by name (`providers/spec.py`, `providers/loading.py`) belong to the
+providers: the configuration, below them, declares what it reads of a provider
+(`config/provider_rules.py`) and is handed the lookup by the composition root. Nor do the packages import each other in a cycle. On top, what the
 layers promise about third-party libraries is checked on the real import closure, in a
 fresh interpreter: importing the services loads no httpx, aiohttp or Strawberry; the
 domain loads nothing heavy; an adapter loads no Strawberry or Starlette; the simulator
@@ -169,15 +169,15 @@ def test_a_private_access_would_be_found(tmp_path: Path) -> None:
     assert private_accesses(module) == ["m.py:1 s._schema", "m.py:2 getattr _is_default"]
 
 
-def test_the_providers_registry_and_spec_are_plain_data() -> None:
-    for module in ("registry", "spec"):
+def test_the_providers_loading_and_spec_are_plain_data() -> None:
+    for module in ("loading", "spec"):
         imports = gateway_imports(PACKAGE / "providers" / f"{module}.py")
         assert imports <= SHARED, imports
 
 
-def test_the_configuration_may_not_import_the_providers_registry_or_spec() -> None:
+def test_the_configuration_may_not_import_the_providers_loading_or_spec() -> None:
     """The one arrow that used to point up: config is handed a lookup instead."""
-    for imported in ("gateway.providers.registry", "gateway.providers.spec"):
+    for imported in ("gateway.providers.loading", "gateway.providers.spec"):
         assert not allowed("gateway.config.settings", imported)
         assert not allowed("gateway.cache.keys", imported)
         assert allowed("gateway.app", imported) and allowed("gateway.cli", imported)
@@ -284,7 +284,7 @@ import httpx
 from gateway.app import create_app
 from gateway.config.settings import parse_settings
 from gateway.errors import ConfigError
-from gateway.providers.registry import spec
+from gateway.providers.loading import spec
 
 CONFIG = {{
     "server": {{"profile": "development"}},

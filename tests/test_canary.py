@@ -19,7 +19,7 @@ from gateway.observability.log_format import JsonFormatter, TextFormatter
 from gateway.registry import PROVIDERS
 from gateway.server.auth import key_hash
 from gateway.simulator import create_simulator
-from gateway.simulator.registry import fake_spec
+from gateway.simulator.loading import fake_spec
 from gateway.simulator.state import SimState
 from tests.helpers import (
     FakeClock,

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.registry import PROVIDERS
 from gateway.simulator import Simulator
-from gateway.simulator.registry import fake_spec
+from gateway.simulator.loading import fake_spec
 from gateway.simulator.state import SWITCHES
 from tests.helpers import ourvoice_fake
 

@@ -2,7 +2,7 @@
 
 The configuration is the lowest layer: it may not import the providers. It states what it
 needs to check an `[accounts.ID]` table — `ProviderRules` — and whoever parses settings
-passes a `ProviderLookup` (the composition root passes `gateway.providers.registry.spec`,
+passes a `ProviderLookup` (the composition root passes `gateway.providers.loading.spec`,
 whose `ProviderSpec` satisfies `ProviderRules` structurally).
 """
 

@@ -1,7 +1,8 @@
-"""Provider adapters: one module per provider, listed in `registry.py`."""
+"""Provider adapters: one module per provider, listed in `gateway/registry.py`; `loading.py`
+loads each one's SPEC by name."""
 
 __all__ = [
     "base",
+    "loading",
     "protocols",
-    "registry",
 ]

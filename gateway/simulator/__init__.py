@@ -20,7 +20,7 @@ from starlette.routing import Mount, Route
 
 from gateway.registry import PROVIDERS
 from gateway.simulator.fake import Fake
-from gateway.simulator.registry import fake_spec
+from gateway.simulator.loading import fake_spec
 from gateway.simulator.state import SWITCHES, FaultError, Faults, SimState
 
 Tenants = Mapping[str, tuple[Any, ...]]  # provider kind → the tenants its fake knows

@@ -13,9 +13,9 @@ import pytest
 from gateway.config.accounts import AccountConfig
 from gateway.domain import Capability
 from gateway.errors import ErrorCode, UpstreamError
-from gateway.providers.registry import spec
+from gateway.providers.loading import spec
 from gateway.registry import PROVIDERS
-from gateway.simulator.registry import fake_spec
+from gateway.simulator.loading import fake_spec
 from gateway.upstream.client import UpstreamClient
 from tests.helpers import FakeClock, make_channel, parse_settings
 

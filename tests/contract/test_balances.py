@@ -11,7 +11,7 @@ import pytest
 
 from gateway.config.secret import Secret
 from gateway.errors import ErrorCode
-from gateway.providers.registry import spec
+from gateway.providers.loading import spec
 from gateway.simulator import Simulator
 from gateway.upstream.client import UpstreamClient
 from tests.contract.cases import KINDS, account_of, adapter, expect_error, expected, tenant_of

@@ -9,9 +9,9 @@ import dataclasses
 import pytest
 
 from gateway.domain import Capability, ProviderKind
+from gateway.providers.loading import spec
 from gateway.providers.protocols import BalanceProvider, TopUpProvider, TransactionSource
-from gateway.providers.registry import spec
-from gateway.simulator.registry import fake_spec
+from gateway.simulator.loading import fake_spec
 from gateway.upstream.client import UpstreamClient
 from tests.contract.cases import KINDS, adapter, expected
 from tests.helpers import FakeClock

@@ -21,7 +21,7 @@ from gateway.domain import (
     fits,
 )
 from gateway.errors import ErrorCode
-from gateway.providers.registry import spec
+from gateway.providers.loading import spec
 from gateway.services.journal import open_journal
 from gateway.services.topups import JournalHistory, TopUpRequest, TopUpService
 from gateway.simulator import Simulator
