@@ -274,7 +274,7 @@ async def test_every_key_written_follows_the_grammar_in_cache_keys(
     redis_url: str, namespace: str, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
 ) -> None:
     """Balances, histories with a caller-typed filter, a top-up, responses, generations,
-    call quotas and client buckets: every key names an account (and its fingerprint) or a
+    call quotas and client buckets: every key names an account (and its credentials' digest) or a
     digest — never a secret, never what the caller typed."""
     from gateway.cache import keys
     from tests.helpers import FULL_KEY, production

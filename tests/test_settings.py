@@ -134,7 +134,7 @@ def test_secrets_never_print() -> None:
     secret = Secret("s3cr3t")
     assert "s3cr3t" not in f"{secret} {secret!r} {[secret]}"
     assert secret.reveal() == "s3cr3t"
-    assert secret.fingerprint() != Secret("other").fingerprint()
+    assert secret.digest() != Secret("other").digest()
 
 
 def write(tmp_path: Path, text: str) -> str:

@@ -2,8 +2,8 @@
 
 All keys live under the store's namespace (`<[cache] namespace>:v1:`). The grammar:
 
-    balance:<account>:<fingerprint>                  an account's balances
-    tx:<account>:<fingerprint>:<filter>:<page>       one upstream page of its history
+    balance:<account>:<credentials>                  an account's balances
+    tx:<account>:<credentials>:<filter>:<page>       one upstream page of its history
     <balance or tx key>:filling                      single-flight marker (shared store only)
     gen:<account>                                    the account's response generation
     response:<digest>                                a whole GraphQL response
@@ -12,7 +12,7 @@ All keys live under the store's namespace (`<[cache] namespace>:v1:`). The gramm
     apq:<digest>                                     a document registered by its hash
 
     <account>      a configured account id: [a-z0-9][a-z0-9_-]*
-    <fingerprint>  20 hex digits of a hash of the provider, base URL and credentials —
+    <credentials>  20 hex digits of a hash of the provider, base URL and credentials —
                    so a rotated key never reads another key's data, and no secret is stored
     <filter>       16 hex digits of a hash of the normalised transaction filter
     <page>         the upstream page number
@@ -22,8 +22,8 @@ All keys live under the store's namespace (`<[cache] namespace>:v1:`). The gramm
     <client>       a configured client name, `jwt:<subject>` (from a verified token) or
                    `dev:anonymous`
 
-The rule this module makes auditable: a key names an account and a credential
-fingerprint, never a secret, and never text a caller typed except through a digest.
+The rule this module makes auditable: a key names an account and a digest of its
+credentials, never a secret, and never text a caller typed except through a digest.
 `GRAMMAR` matches exactly the keys above; a test holds every key written to Redis to it.
 """
 
@@ -46,13 +46,13 @@ GRAMMAR = re.compile(
 
 
 def balance(account: AccountConfig) -> str:
-    return f"balance:{account.id}:{account.fingerprint}"
+    return f"balance:{account.id}:{account.credentials_digest}"
 
 
 def transactions_page(account: AccountConfig, flt: TransactionFilter, page: int) -> str:
     """The filter is caller input: only its digest names the key."""
     digest = hashlib.sha256(flt.canonical().encode()).hexdigest()[:16]
-    return f"tx:{account.id}:{account.fingerprint}:{digest}:{page}"
+    return f"tx:{account.id}:{account.credentials_digest}:{digest}:{page}"
 
 
 def filling(key: str) -> str:

@@ -1,6 +1,6 @@
 """Read-through cache for upstream reads: freshness, single flight, stale-if-error.
 
-Keys are built by the caller from the account id, a fingerprint of its credentials (never
+Keys are built by the caller from the account id, a digest of its credentials (never
 a secret, never caller input) and the operation; `Store` adds the versioned namespace.
 Entries carry their own `fetched_at`; freshness is judged against the gateway's clock, and
 the backend TTL (fresh + stale + margin) only evicts.

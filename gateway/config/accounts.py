@@ -88,13 +88,13 @@ class AccountConfig:
         return AccountInfo(self.id, self.provider, self.label, self.capabilities)
 
     @cached_property
-    def fingerprint(self) -> str:
+    def credentials_digest(self) -> str:
         """Names this connection (provider, URL, credentials) in cache keys without
         revealing any secret: two accounts differ here whenever their data may differ.
         Built once (settings are immutable); every request's cache keys use it."""
         digest = hashlib.sha256(f"{self.provider.value}\n{self.base_url}".encode())
         for name in sorted(self.credentials):
-            digest.update(f"\n{name}={self.credentials[name].fingerprint()}".encode())
+            digest.update(f"\n{name}={self.credentials[name].digest()}".encode())
         return digest.hexdigest()[:20]
 
     def secret(self, name: str) -> str:

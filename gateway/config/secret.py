@@ -1,7 +1,7 @@
 """`Secret`: a configured secret (a credential, a signing key, a password) in a wrapper.
 
 Secrets print as `Secret('**********')`, so a stray log line or repr cannot leak them;
-`fingerprint` gives a stable, non-reversible name for cache keys.
+`digest` gives a stable, non-reversible name for cache keys.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ class Secret:
     def reveal(self) -> str:
         return self._value
 
-    def fingerprint(self) -> str:
+    def digest(self) -> str:
         return hashlib.sha256(b"balance-gateway:" + self._value.encode()).hexdigest()[:16]
 
     def __repr__(self) -> str:

@@ -1,6 +1,6 @@
 """Opaque, signed pagination cursors.
 
-A cursor names the account, the filter (its fingerprint), the position of the last row
+A cursor names the account, the filter (its canonical text), the position of the last row
 returned — (createdAt, id), newest first — and the upstream page that row came
 from. It is base64url JSON plus an HMAC-SHA256 under `[server] cursor_secret`, which
 replicas share. Anything forged, truncated, of another version, or minted for another

@@ -119,6 +119,8 @@ def validate(request: TopUpRequest, account: AccountConfig) -> Rejected | None:
 
 
 def fingerprint(request: TopUpRequest, currency: str) -> str:
+    """The request's identity under its idempotency key (the one meaning of "fingerprint"
+    in the gateway): a replay must carry the same one, or it is a key reused."""
     normal = [
         request.account_id,
         format(request.amount.normalize(), "f"),
