@@ -55,7 +55,7 @@ from gateway.services.history import HistoryRecorder, SqlHistory
 from gateway.services.journal import Journal, open_journal
 from gateway.services.live import BalanceWatch
 from gateway.services.notifications import Notifier
-from gateway.services.topups import JournalHistory, TopUpService
+from gateway.services.topups import JournalTransactions, TopUpService
 from gateway.services.transactions import TransactionService
 from gateway.upstream.breaker import CircuitBreaker
 from gateway.upstream.channel import Channel, RetryPolicy, Sleep
@@ -405,8 +405,8 @@ def capabilities(
                 raise TypeError(f"{account.provider.value} declares TOP_UP but has no top_up()")
             top_ups[account_id] = adapter
         if Capability.TRANSACTIONS in declared:
-            if provider.history_from_journal:
-                sources[account_id] = JournalHistory(journal, account_id)
+            if provider.transactions_from_journal:
+                sources[account_id] = JournalTransactions(journal, account_id)
             elif isinstance(adapter, TransactionSource):
                 sources[account_id] = adapter
             else:

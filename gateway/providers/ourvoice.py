@@ -177,5 +177,5 @@ SPEC = ProviderSpec(
     required_credentials=frozenset({"api_key"}),
     default_currency="XOF",
     capabilities=(Capability.BALANCE, Capability.TRANSACTIONS, Capability.TOP_UP),
-    history_from_journal=True,  # the provider has no history: the journal of top-ups
+    transactions_from_journal=True,  # no transaction list of its own: the journal of top-ups
 )

@@ -34,8 +34,8 @@ class ProviderSpec:
     calls_per_minute: int | None = None  # the provider's documented quota, if any
     calls_per_day: int | None = None
     # TRANSACTIONS answered from the gateway's own journal of top-ups, for a provider that
-    # takes top-ups but offers no history (Our Voice).
-    history_from_journal: bool = False
+    # takes top-ups but offers no transaction list (Our Voice).
+    transactions_from_journal: bool = False
     # Where the provider's documentation fixes a balance's currency up front, the
     # configuration checks a threshold's `currency` against it (None: known only once the
     # provider answers). `asset_currency(code)`: the currency a balance of this asset code

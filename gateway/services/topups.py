@@ -353,7 +353,7 @@ def answer_of(record: Record, replayed: bool) -> Outcome:
     return Pending(record.key, PENDING_MESSAGE, replayed)
 
 
-class JournalHistory:
+class JournalTransactions:
     """The account's recorded top-ups as its transaction history (Our Voice has none of its
     own). Read from the durable store on every request: never cached."""
 

@@ -29,7 +29,7 @@ def kinds_with(capability: Capability) -> list[str]:
         k
         for k in KINDS
         if capability in spec(k).capabilities
-        and not (capability is Capability.TRANSACTIONS and spec(k).history_from_journal)
+        and not (capability is Capability.TRANSACTIONS and spec(k).transactions_from_journal)
     ]
 
 

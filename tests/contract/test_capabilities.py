@@ -34,9 +34,9 @@ def test_an_adapter_implements_every_capability_its_spec_declares(
     assert isinstance(built, BalanceProvider)
     if Capability.TOP_UP in provider.capabilities:
         assert isinstance(built, TopUpProvider)
-    if Capability.TRANSACTIONS in provider.capabilities and not provider.history_from_journal:
+    if Capability.TRANSACTIONS in provider.capabilities and not provider.transactions_from_journal:
         assert isinstance(built, TransactionSource)
-    if provider.history_from_journal:
+    if provider.transactions_from_journal:
         assert Capability.TOP_UP in provider.capabilities  # its journal is of top-ups
 
 

@@ -23,7 +23,7 @@ from gateway.domain import (
 from gateway.errors import ErrorCode
 from gateway.providers.loading import spec
 from gateway.services.journal import open_journal
-from gateway.services.topups import JournalHistory, TopUpRequest, TopUpService
+from gateway.services.topups import JournalTransactions, TopUpRequest, TopUpService
 from gateway.simulator import Simulator
 from gateway.upstream.client import UpstreamClient
 from tests.contract.cases import KINDS as KINDS_ALL
@@ -132,7 +132,7 @@ async def test_rows_without_their_optional_fields_are_kept_with_nulls(
     assert len({r.id for r in rows}) == len(rows)  # ids stay distinct without them
 
 
-JOURNAL_KINDS = [k for k in KINDS_ALL if spec(k).history_from_journal]
+JOURNAL_KINDS = [k for k in KINDS_ALL if spec(k).transactions_from_journal]
 
 
 @pytest.mark.parametrize("kind", JOURNAL_KINDS)
@@ -157,7 +157,9 @@ async def test_a_history_answered_from_the_journal_lists_the_top_ups(
     try:
         request = TopUpRequest(account.id, Decimal("2500"), None, "MTN MOMO", "PAY-J-1", "k-j-1")
         await topups.top_up("contract", request)
-        page = await JournalHistory(journal, account.id).transaction_page(TransactionFilter(), 1)
+        page = await JournalTransactions(journal, account.id).transaction_page(
+            TransactionFilter(), 1
+        )
     finally:
         await journal.close()
     (row,) = page.rows
