@@ -15,6 +15,12 @@ from gateway.access import DEVELOPMENT, Principal
 from gateway.domain import AccountBalance, AccountBalanceResult, AccountInfo
 from gateway.errors import ClientError
 from gateway.observability import log_context
+from gateway.schema.transactions import (
+    TransactionConnection,
+    TransactionFilter,
+    transactions_of,
+)
+from gateway.schema.types import ProviderFailure
 from gateway.services.balances import BalanceService
 from gateway.services.live import BalanceWatch
 from gateway.services.topups import TopUpService
@@ -71,6 +77,14 @@ class Context:
         if len(ids) > self.max_accounts:
             raise ClientError(f"At most {self.max_accounts} accounts per field.")
         return ids
+
+    async def account_transactions(
+        self, account_id: str, flt: TransactionFilter | None, first: int, after: str | None
+    ) -> TransactionConnection | ProviderFailure:
+        """One page of an account's transactions (`Account.transactions`): through the
+        context, so that the account's type does not import the transactions' module that
+        imports it."""
+        return await transactions_of(self, account_id, flt, first, after)
 
     def visible(self, account_id: str) -> AccountInfo | None:
         """The account if this caller may see it; otherwise exactly as if it did not exist."""

@@ -218,9 +218,7 @@ class Account:
         first: int = 20,
         after: str | None = None,
     ) -> Annotated[TransactionsResult, strawberry.lazy("gateway.schema.transactions")]:
-        from gateway.schema.transactions import transactions_of
-
-        return await transactions_of(info.context, str(self.id), filter, first, after)
+        return await info.context.account_transactions(str(self.id), filter, first, after)
 
 
 @strawberry.type(
