@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -130,7 +130,7 @@ class ReadThroughCache:
             # The fill is not held in a local: its failure's traceback holds this frame,
             # and frame → fill → failure → frame would be a cycle the collector must free.
             result: Cached[T] = await asyncio.shield(
-                self._fill(key, account, freshness, fetch, codec, entry)
+                self._fill(key, lambda: self._load(key, account, freshness, fetch, codec, entry))
             )
         except BaseException:
             stats.cache_misses += 1
@@ -155,18 +155,12 @@ class ReadThroughCache:
         return Cached(value, fetched_at, stale_because is not None, stale_because)
 
     def _fill(
-        self,
-        key: str,
-        account: str,
-        freshness: Freshness,
-        fetch: Callable[[], Awaitable[T]],
-        codec: Codec[T],
-        entry: Entry | None,
+        self, key: str, load: Callable[[], Coroutine[Any, Any, Cached[T]]]
     ) -> asyncio.Future[Cached[T]]:
-        """The key's fill in flight, joined, or started now."""
+        """The key's fill in flight, joined, or started now (`load()`)."""
         flight = self._flights.get(key)
         if flight is None:
-            flight = asyncio.ensure_future(self._load(key, account, freshness, fetch, codec, entry))
+            flight = asyncio.ensure_future(load())
             self._flights[key] = flight
             flight.add_done_callback(lambda _: self._flights.pop(key, None))
         return flight
