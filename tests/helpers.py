@@ -386,3 +386,54 @@ def multipart_parts(body: bytes) -> list[dict[str, Any]]:
         _, _, payload = segment.partition(b"\r\n\r\n")
         parts.append(json.loads(payload, parse_float=refuse_float))
     return parts
+
+
+# The top-up mutation and its input, as every test that tops up sends them.
+TOP_UP = """mutation($input: TopUpInput!) { topUp(input: $input) { __typename
+  ... on TopUpSucceeded { replayed transaction { id reference status amount { amount currency } account { id } } }
+  ... on TopUpPending { idempotencyKey message replayed }
+  ... on TopUpRejected { code message retryable replayed } } }"""
+
+
+def topup(key: str = "k-1", **changes: Any) -> dict[str, Any]:
+    base = {
+        "accountId": "ourvoice-sn",
+        "amount": "5000",
+        "paymentMethod": "MTN MOMO",
+        "paymentReference": "PAY-1",
+        "idempotencyKey": key,
+    }
+    return {"input": {**base, **changes}}
+
+
+async def send(gw: GatewayClient, key: str = "k-1", **changes: Any) -> dict[str, Any]:
+    result: dict[str, Any] = (await gw.query(TOP_UP, topup(key, **changes)))["data"]["topUp"]
+    return result
+
+
+def credits(sim: Simulator) -> int:
+    return len(ourvoice_fake(sim).credits["ourvoice-sn"])
+
+
+def posts(sim: Simulator) -> int:
+    return sim.state.calls_to("ourvoice-sn", "topup")
+
+
+# Live balances: the subscription, and a sleep the test ticks.
+SUBSCRIBE = """subscription($ids: [ID!]) { balanceUpdates(accountIds: $ids) { __typename
+  ... on AccountBalance { account { id } stale balances { total { amount } } }
+  ... on ProviderFailure { account { id } code } } }"""
+
+
+class Ticker:
+    """An injected sleep: every waiter wakes when the test ticks, not when time passes."""
+
+    def __init__(self) -> None:
+        self._now = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        await self._now.wait()
+
+    def tick(self) -> None:
+        waking, self._now = self._now, asyncio.Event()
+        waking.set()

@@ -25,26 +25,18 @@ from gateway.config.settings import LiveSettings, Settings
 from gateway.domain import ProviderFailure
 from gateway.services.live import QUEUE_SIZE, BalanceWatch, SlowConsumer
 from gateway.simulator import Simulator
-from tests.helpers import FakeClock, demo_settings, no_sleep, ourvoice_fake, sample, serving
+from tests.helpers import (
+    SUBSCRIBE,
+    FakeClock,
+    Ticker,
+    demo_settings,
+    no_sleep,
+    ourvoice_fake,
+    sample,
+    serving,
+)
 
-SUBSCRIBE = """subscription($ids: [ID!]) { balanceUpdates(accountIds: $ids) { __typename
-  ... on AccountBalance { account { id } stale balances { total { amount } } }
-  ... on ProviderFailure { account { id } code } } }"""
 STREAM = {"accept": "text/event-stream"}
-
-
-class Ticker:
-    """An injected sleep: every waiter wakes when the test ticks, not when time passes."""
-
-    def __init__(self) -> None:
-        self._now = asyncio.Event()
-
-    async def sleep(self, seconds: float) -> None:
-        await self._now.wait()
-
-    def tick(self) -> None:
-        waking, self._now = self._now, asyncio.Event()
-        waking.set()
 
 
 class Events:

@@ -28,9 +28,8 @@ from gateway.app import create_app
 from gateway.config.settings import Settings
 from gateway.server.serving import Server, listening_socket
 from gateway.simulator import Simulator
-from tests.helpers import FakeClock, demo_settings, no_sleep, ourvoice_fake
-from tests.test_admission import until
-from tests.test_live import SUBSCRIBE, Ticker
+from tests.helpers import SUBSCRIBE, FakeClock, Ticker, demo_settings, no_sleep, ourvoice_fake
+from tests.server.test_admission import until
 
 ACCOUNT = "ourvoice-sn"
 TCP_ESTABLISHED = 1  # linux/tcp_states.h

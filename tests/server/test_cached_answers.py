@@ -30,7 +30,7 @@ from tests.helpers import (
     running_gateway,
     sample,
 )
-from tests.test_slow_readers import served
+from tests.server.test_slow_readers import served
 
 QUERY = "query Dash { balances { complete totals { currency total { amount } } } }"
 BODY = json.dumps({"query": QUERY}).encode()

@@ -18,47 +18,23 @@ from gateway.services.journal import Record, open_journal
 from gateway.simulator import Simulator
 from tests.helpers import (
     FULL_KEY,
+    TOP_UP,
     DelayTransport,
     FakeClock,
-    GatewayClient,
     ResetTransport,
     client,
+    credits,
     demo_settings,
     ourvoice_fake,
+    posts,
     production,
     running_gateway,
+    send,
+    topup,
     with_account,
 )
 
-TOP_UP = """mutation($input: TopUpInput!) { topUp(input: $input) { __typename
-  ... on TopUpSucceeded { replayed transaction { id reference status amount { amount currency } account { id } } }
-  ... on TopUpPending { idempotencyKey message replayed }
-  ... on TopUpRejected { code message retryable replayed } } }"""
 READER = "bgw_read-only-key-4444444444444444444"
-
-
-def topup(key: str = "k-1", **changes: Any) -> dict[str, Any]:
-    base = {
-        "accountId": "ourvoice-sn",
-        "amount": "5000",
-        "paymentMethod": "MTN MOMO",
-        "paymentReference": "PAY-1",
-        "idempotencyKey": key,
-    }
-    return {"input": {**base, **changes}}
-
-
-async def send(gw: GatewayClient, key: str = "k-1", **changes: Any) -> dict[str, Any]:
-    result: dict[str, Any] = (await gw.query(TOP_UP, topup(key, **changes)))["data"]["topUp"]
-    return result
-
-
-def credits(sim: Simulator) -> int:
-    return len(ourvoice_fake(sim).credits["ourvoice-sn"])
-
-
-def posts(sim: Simulator) -> int:
-    return sim.state.calls_to("ourvoice-sn", "topup")
 
 
 async def test_replaying_a_success_five_times_posts_once(

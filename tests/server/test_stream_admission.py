@@ -10,9 +10,8 @@ import dataclasses
 
 import httpx
 
-from tests.helpers import FakeClock, demo_settings, running_gateway
-from tests.test_admission import MAGMA, Gate, slow_accounts, until, with_server
-from tests.test_live import SUBSCRIBE
+from tests.helpers import SUBSCRIBE, FakeClock, demo_settings, running_gateway
+from tests.server.test_admission import MAGMA, Gate, slow_accounts, until, with_server
 
 TOKEN = "x-graphql-event-stream-token"
 QUERY = '{ balances(accountIds: ["ourvoice-sn"]) { complete } }'

@@ -26,8 +26,7 @@ from gateway.config.settings import Settings
 from gateway.server.serving import Server
 from gateway.services.journal import open_journal
 from gateway.simulator import Simulator
-from tests.helpers import FakeClock, demo_settings, no_sleep, ourvoice_fake, sample
-from tests.test_topup import TOP_UP, topup
+from tests.helpers import TOP_UP, FakeClock, demo_settings, no_sleep, ourvoice_fake, sample, topup
 
 BOUND = 20.0  # the most any wait below may take before the test fails
 SLOW = "/magma/"  # this provider is held at the gate in the tests of a running request

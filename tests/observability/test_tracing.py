@@ -17,8 +17,7 @@ from gateway.app import create_app
 from gateway.config.operations import TracingSettings
 from gateway.observability.tracing import OpenTelemetryTracing, TracedRequests
 from gateway.simulator import Simulator
-from tests.helpers import FULL_KEY, FakeClock, demo_settings, no_sleep, production
-from tests.test_topup import TOP_UP, topup
+from tests.helpers import FULL_KEY, TOP_UP, FakeClock, demo_settings, no_sleep, production, topup
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"

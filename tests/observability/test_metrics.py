@@ -28,6 +28,7 @@ from gateway.domain import (
 from gateway.services.gauges import BalanceGauges
 from gateway.simulator import Simulator
 from tests.helpers import (
+    TOP_UP,
     FakeClock,
     demo_settings,
     ourvoice_fake,
@@ -35,10 +36,10 @@ from tests.helpers import (
     running_gateway,
     sample,
     sample_sum,
+    topup,
     with_account,
     with_cache,
 )
-from tests.test_topup import TOP_UP, topup
 
 QUERY = "{ balances { complete } }"
 STORE_OPERATIONS = "gateway_store_operations_total"

@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,6 +29,7 @@ from gateway.services.notifications import Notifier, backoff
 from gateway.simulator import Simulator
 from gateway.upstream.webhooks import WebhookClient
 from tests.helpers import (
+    ROOT,
     FakeClock,
     demo_settings,
     ourvoice_fake,
@@ -278,7 +278,7 @@ def test_a_webhook_misconfigured_is_named(entry: dict[str, Any], where: str, say
 async def test_the_readme_receiver_verifies_a_real_delivery(database: Database) -> None:
     """The docs' Python receiver (docs/dashboard.md), run as written, on a delivery the
     gateway sent."""
-    text = (Path(__file__).parent.parent / "docs" / "dashboard.md").read_text()
+    text = (ROOT / "docs" / "dashboard.md").read_text()
     code = text.split("<!-- receiver -->\n```python\n", 1)[1].split("```", 1)[0]
     namespace: dict[str, Any] = {}
     exec(code, namespace)

@@ -29,8 +29,16 @@ import pytest
 from gateway.config.secret import Secret
 from gateway.config.settings import IdempotencySettings
 from gateway.simulator import Simulator
-from tests.helpers import FakeClock, demo_settings, free_port, running_gateway
-from tests.test_topup import TOP_UP, credits, posts, topup
+from tests.helpers import (
+    TOP_UP,
+    FakeClock,
+    credits,
+    demo_settings,
+    free_port,
+    posts,
+    running_gateway,
+    topup,
+)
 
 
 def postgres_bin() -> str | None:

@@ -19,14 +19,15 @@ from gateway.simulator import create_simulator
 from gateway.simulator.ourvoice import TOPUP_FAULTS
 from gateway.simulator.state import SimState
 from tests.helpers import (
+    TOP_UP,
     FakeClock,
     ResetTransport,
     demo_settings,
     no_sleep,
     ourvoice_fake,
+    topup,
     with_account,
 )
-from tests.test_topup import TOP_UP, topup
 
 KEYS = st.sampled_from(["a", "b", "c", "d"])
 FAULTS = st.sampled_from((None, *TOPUP_FAULTS, "401", "429", "422"))

@@ -23,9 +23,8 @@ from gateway.observability.metrics import Metrics
 from gateway.server.admission import Admission
 from gateway.server.early_shed import EarlyShed, sheddable, whole_post
 from gateway.server.serving import ConnectionLimits, Server
-from tests.helpers import demo_settings, sample
-from tests.test_admission import MAGMA, Gate, until, with_server
-from tests.test_topup import TOP_UP, topup
+from tests.helpers import TOP_UP, demo_settings, sample, topup
+from tests.server.test_admission import MAGMA, Gate, until, with_server
 
 BOUND = 10.0  # the most any wait below may take before the test fails
 KEEP_ALIVE = 2.0

@@ -277,8 +277,7 @@ async def test_every_key_written_follows_the_grammar_in_cache_keys(
     call quotas and client buckets: every key names an account (and its fingerprint) or a
     digest — never a secret, never what the caller typed."""
     from gateway.cache import keys
-    from tests.helpers import FULL_KEY, production
-    from tests.test_topup import TOP_UP, topup
+    from tests.helpers import FULL_KEY, TOP_UP, production, topup
 
     settings = production(with_cache(demo_settings(), redis_url, namespace))
     typed = "caller-typed-reference-42"

@@ -12,8 +12,7 @@ import httpx
 import pytest
 
 from gateway.simulator import Simulator
-from tests.helpers import FakeClock, GatewayClient, demo_settings, running_gateway
-from tests.test_topup import TOP_UP, topup
+from tests.helpers import TOP_UP, FakeClock, GatewayClient, demo_settings, running_gateway, topup
 
 TOP_UP_LITERAL = """mutation { topUp(input: {accountId: "ourvoice-sn", amount: %s,
   paymentMethod: "MTN MOMO", paymentReference: "PAY-1", idempotencyKey: "k-1"}) { __typename } }"""

@@ -151,7 +151,7 @@ def test_third_party_internals_are_touched_only_in_compat_modules_that_import_no
 
 
 def test_tests_reach_library_internals_only_through_compat() -> None:
-    """Only `tests/test_compat.py`, the fences' guard, looks behind them (and this module
+    """Only `tests/compat/test_compat.py`, the fences' guard, looks behind them (and this module
     names some, as examples)."""
     touched = [
         access

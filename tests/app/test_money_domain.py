@@ -22,8 +22,8 @@ from gateway.domain import (
     fits,
     totals,
 )
+from tests.app.test_graphql import BALANCES, by_id
 from tests.helpers import FakeClock, demo_settings, running_gateway
-from tests.test_graphql import BALANCES, by_id
 
 OURVOICE = "/ourvoice/v1/current/balance"
 MAGMA = "/magma/v1/misc/balance"

@@ -22,8 +22,15 @@ from gateway.config.settings import Settings
 from gateway.errors import Overloaded
 from gateway.observability.metrics import Metrics
 from gateway.server.admission import AdaptiveLimit, Admission, Kind, LoopDelayProbe
-from tests.helpers import FakeClock, GatewayClient, demo_settings, running_gateway, serving
-from tests.test_topup import TOP_UP, topup
+from tests.helpers import (
+    TOP_UP,
+    FakeClock,
+    GatewayClient,
+    demo_settings,
+    running_gateway,
+    serving,
+    topup,
+)
 
 MAGMA = '{ balances(accountIds: ["magma"]) { complete } }'
 

@@ -11,9 +11,15 @@ from gateway.errors import ErrorCode, UpstreamError
 from gateway.observability.metrics import Metrics
 from gateway.upstream.breaker import BreakerState, CircuitBreaker
 from gateway.upstream.client import UpstreamClient
-from tests.helpers import FakeClock, demo_settings, make_channel, running_gateway, with_account
-from tests.raw_upstream import raw_upstream, response
-from tests.test_topup import send
+from tests.helpers import (
+    FakeClock,
+    demo_settings,
+    make_channel,
+    running_gateway,
+    send,
+    with_account,
+)
+from tests.upstream.raw_upstream import raw_upstream, response
 
 BALANCE = b'{"data": {"success": true, "data": {"balance": 5000}}}'
 FAULTS = {
