@@ -14,6 +14,10 @@ PAGES = [ROOT / "README.md", ROOT / "bench" / "README.md", *sorted((ROOT / "docs
 FENCE = re.compile(r"^```.*?^```", re.S | re.M)
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^#{1,6} (.+)$", re.M)
+# A path of the test suite named in prose or a comment: `tests/…` up to a space or quote.
+TEST_PATH = re.compile(r"\btests/[\w./<>-]*[\w/>]")
+NAMING_TESTS = [*PAGES, ROOT / "Makefile", ROOT / "pyproject.toml", ROOT / ".ci" / "run"]
+NAMING_TESTS += sorted(p for p in (ROOT / "deploy").rglob("*") if p.is_file())
 
 
 def prose(page: Path) -> str:
@@ -51,3 +55,22 @@ def test_a_broken_link_would_be_found(tmp_path: Path) -> None:
     page.write_text("# Title\n\nSee [a](missing.py) and [b](#title) and [c](#nope).\n")
     assert anchors(page) == {"title"}
     assert [link for link in LINK.findall(prose(page))] == ["missing.py", "#title", "#nope"]
+
+
+def named_test_paths(text: str) -> list[str]:
+    """The paths below tests/ that `text` names, but for patterns (`tests/test_<kind>.py`)."""
+    return [path for path in TEST_PATH.findall(text) if "<" not in path]
+
+
+@pytest.mark.parametrize("page", NAMING_TESTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_test_path_named_exists(page: Path) -> None:
+    """The docs, the Makefile, pyproject.toml, CI and deploy/ name test files by path: each
+    one is there (the suite's folders mirror gateway/, so a moved test moves its mentions)."""
+    text = page.read_text(encoding="utf-8", errors="replace")
+    assert [path for path in named_test_paths(text) if not (ROOT / path).exists()] == []
+
+
+def test_a_stale_test_path_would_be_found() -> None:
+    text = "See `tests/cache/test_read_through.py`, tests/fleet/ and tests/test_<kind>.py."
+    assert named_test_paths(text) == ["tests/cache/test_read_through.py", "tests/fleet/"]
+    assert not (ROOT / "tests/test_cache.py").exists()
