@@ -17,7 +17,7 @@ layers promise about third-party libraries is checked on the real import closure
 fresh interpreter: importing the services loads no httpx, aiohttp or Strawberry; the
 domain loads nothing heavy; an adapter loads no Strawberry or Starlette; the simulator
 loads nothing of the adapters (so the contract tests never test adapters against
-themselves).
+themselves). And tests/ mirrors gateway/: every package has its folder of tests.
 """
 
 from __future__ import annotations
@@ -113,6 +113,67 @@ def test_imports_point_down_the_layers(path: Path) -> None:
     importer = module_of(path)
     wrong = sorted(i for i in gateway_imports(path) if not allowed(importer, i))
     assert wrong == [], f"{importer} imports upwards or across: {wrong}"
+
+
+TESTS = ROOT / "tests"
+
+
+def mirror_of(package: Path, package_root: Path, tests_root: Path) -> Path:
+    """Where the tests of `package` (a folder of `package_root` with an `__init__.py`) live:
+    the same path below `tests_root`, each part without its leading underscore
+    (`gateway/schema/execution` → `tests/schema/execution`, `gateway/_compat` →
+    `tests/compat`); the root package's own modules (`app.py`, `cli.py`, `domain.py`, …),
+    with the tests of the whole app, in `tests/app`."""
+    parts = package.relative_to(package_root).parts
+    return (
+        tests_root.joinpath(*(part.lstrip("_") for part in parts)) if parts else tests_root / "app"
+    )
+
+
+def packages_without_tests(package_root: Path, tests_root: Path) -> list[str]:
+    """Each package of `package_root` whose test folder is missing, is not a package itself
+    (the tests import each other as `tests.<folder>.<module>`), or holds no `test_*.py`."""
+    missing = []
+    for init in sorted(package_root.rglob("__init__.py")):
+        folder = mirror_of(init.parent, package_root, tests_root)
+        if not (folder / "__init__.py").is_file() or not any(folder.glob("test_*.py")):
+            missing.append(
+                f"{init.parent.relative_to(package_root.parent)} → {folder.relative_to(tests_root.parent)}"
+            )
+    return missing
+
+
+def test_every_package_has_a_test_folder_that_mirrors_it() -> None:
+    """tests/ mirrors gateway/. The rule: the tests of `gateway/<a>/<b>/` (any folder with an
+    `__init__.py`, nested ones included) are in `tests/<a>/<b>/`, each part without its
+    leading underscore (`gateway/_compat/` → `tests/compat/`); the root package's own
+    modules' (`gateway/app.py`, `cli.py`, `domain.py`, …), with the whole app's, in
+    `tests/app/`. Each such folder is a package and holds at least one `test_*.py`."""
+    assert packages_without_tests(PACKAGE, TESTS) == []
+
+
+def test_a_package_without_tests_would_be_found(tmp_path: Path) -> None:
+    package, tests = tmp_path / "gateway", tmp_path / "tests"
+    for folder in ("", "cache", "_compat", "schema", "schema/execution", "cache/static"):
+        (package / folder).mkdir(parents=True, exist_ok=True)
+        if folder != "cache/static":  # data, not a package: no tests wanted
+            (package / folder / "__init__.py").write_text("")
+    for folder, files in {
+        "app": ("__init__.py", "test_app.py"),
+        "cache": ("__init__.py", "test_read_through.py"),
+        "compat": ("test_compat.py",),  # not a package
+        "schema": ("__init__.py", "helpers.py"),  # no test module
+    }.items():
+        (tests / folder).mkdir(parents=True)
+        for name in files:
+            (tests / folder / name).write_text("")
+    assert packages_without_tests(package, tests) == [
+        "gateway/_compat → tests/compat",
+        "gateway/schema → tests/schema",
+        "gateway/schema/execution → tests/schema/execution",
+    ]
+    assert mirror_of(package / "_compat", package, tests) == tests / "compat"
+    assert mirror_of(package, package, tests) == tests / "app"
 
 
 # `x._name` (not on self, cls or other) and `getattr(x, "_name")`: an access to something
