@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,16 +18,9 @@ import pytest
 import redis
 
 from gateway.simulator import Simulator
-from tests.helpers import FakeClock, demo_settings, running_gateway, with_cache
+from tests.helpers import FakeClock, demo_settings, free_port, running_gateway, with_cache
 
 QUERY = '{ balances(accountIds: ["magma"]) { complete results { __typename } } }'
-
-
-def spare_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class RedisProcess:
@@ -77,7 +69,7 @@ def own_redis() -> Iterator[RedisProcess]:
         if os.environ.get("CI") == "true":
             pytest.fail("redis-server is required in CI")
         pytest.skip("no redis-server binary")
-    server = RedisProcess(spare_port())
+    server = RedisProcess(free_port())
     server.start()
     try:
         yield server

@@ -16,6 +16,7 @@ import redis
 from gateway.cache.read_through import Freshness, ReadThroughCache
 from gateway.cache.store import Store, open_store
 from gateway.config.secret import Secret
+from gateway.config.settings import Settings
 from gateway.domain import Asset, AssetKind, Balance, Money
 from gateway.observability.metrics import Metrics
 from gateway.services.balances import BALANCES
@@ -23,6 +24,7 @@ from gateway.simulator import Simulator
 from tests.helpers import (
     DelayTransport,
     FakeClock,
+    GatewayClient,
     demo_settings,
     running_gateway,
     with_cache,
@@ -39,86 +41,89 @@ def result(response: dict[str, Any]) -> dict[str, Any]:
     return first
 
 
-def settings_for(cache_url: str, namespace: str, **cache: Any) -> Any:
+def settings_for(cache_url: str, namespace: str, **cache: Any) -> Settings:
+    """The demo on this cache, the response cache off: every query reaches the balance cache."""
     return with_cache(demo_settings(), cache_url, namespace, response_cache=False, **cache)
 
 
+@pytest.fixture
+def cache_settings(cache_url: str, namespace: str) -> Settings:
+    """Overrides the folder's: `gw` runs with the response cache off."""
+    return settings_for(cache_url, namespace)
+
+
+@pytest.fixture
+def cache(store: Store, clock: FakeClock) -> ReadThroughCache:
+    return ReadThroughCache(store, clock, Metrics())
+
+
+def egp(amount: str) -> tuple[Balance, ...]:
+    """One cash balance of `amount` EGP, as an adapter returns it."""
+    money = Money(Decimal(amount), "EGP")
+    return (Balance("x:1", Asset("EGP", "EGP", AssetKind.CASH), money, money),)
+
+
+async def read_twice(
+    gw: GatewayClient, clock: FakeClock, seconds: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Magma's balance read, then read again `seconds` later."""
+    first = result(await gw.query(MAGMA))
+    clock.advance(seconds)
+    return first, result(await gw.query(MAGMA))
+
+
 async def test_a_fresh_entry_is_served_without_asking_upstream(
-    cache_url: str,
-    namespace: str,
-    sim: Simulator,
-    sim_transport: httpx.AsyncBaseTransport,
-    clock: FakeClock,
+    gw: GatewayClient, sim: Simulator, clock: FakeClock
 ) -> None:
-    async with running_gateway(settings_for(cache_url, namespace), sim_transport, clock) as gw:
-        first = result(await gw.query(MAGMA))
-        clock.advance(14)
-        second = result(await gw.query(MAGMA))
+    first, second = await read_twice(gw, clock, 14)
     assert sim.state.calls_to("magma", "balance") == 1
     assert second == first
     assert second["stale"] is False
 
 
 async def test_an_expired_entry_is_fetched_again(
-    cache_url: str,
-    namespace: str,
-    sim: Simulator,
-    sim_transport: httpx.AsyncBaseTransport,
-    clock: FakeClock,
+    gw: GatewayClient, sim: Simulator, clock: FakeClock
 ) -> None:
-    async with running_gateway(settings_for(cache_url, namespace), sim_transport, clock) as gw:
-        first = result(await gw.query(MAGMA))
-        clock.advance(15)
-        second = result(await gw.query(MAGMA))
+    first, second = await read_twice(gw, clock, 15)
     assert sim.state.calls_to("magma", "balance") == 2
     assert second["fetchedAt"] > first["fetchedAt"]
 
 
 async def test_stale_if_error_inside_the_window_then_the_failure(
-    cache_url: str,
-    namespace: str,
-    sim: Simulator,
-    sim_transport: httpx.AsyncBaseTransport,
-    clock: FakeClock,
+    gw: GatewayClient, sim: Simulator, clock: FakeClock
 ) -> None:
-    async with running_gateway(settings_for(cache_url, namespace), sim_transport, clock) as gw:
-        fresh = result(await gw.query(MAGMA))
-        assert fresh["staleReason"] is None
-        for fault, code, retry_after in (
-            ({"status": 503}, "UPSTREAM_UNAVAILABLE", None),
-            ({"status": 429, "retry_after": "5"}, "UPSTREAM_RATE_LIMITED", 5),
-            ({"malformed": True}, "UPSTREAM_BAD_RESPONSE", None),
-        ):
-            sim.state.set_faults("magma", **fault)
-            clock.advance(20)
-            stale = (await gw.query(MAGMA))["data"]["balances"]
-            assert stale["complete"] is True  # a stale answer is still an answer
-            assert stale["results"][0]["stale"] is True
-            assert stale["results"][0]["fetchedAt"] == fresh["fetchedAt"]
-            assert stale["results"][0]["balances"] == fresh["balances"]
-            # ... and says why it is stale: the failure it stands in for.
-            reason = stale["results"][0]["staleReason"]
-            assert (reason["code"], reason["retryAfterSeconds"]) == (code, retry_after)
-            assert reason["message"]
-        clock.advance(300)  # now past fresh + stale
-        failed = result(await gw.query(MAGMA))
+    fresh = result(await gw.query(MAGMA))
+    assert fresh["staleReason"] is None
+    for fault, code, retry_after in (
+        ({"status": 503}, "UPSTREAM_UNAVAILABLE", None),
+        ({"status": 429, "retry_after": "5"}, "UPSTREAM_RATE_LIMITED", 5),
+        ({"malformed": True}, "UPSTREAM_BAD_RESPONSE", None),
+    ):
+        sim.state.set_faults("magma", **fault)
+        clock.advance(20)
+        stale = (await gw.query(MAGMA))["data"]["balances"]
+        assert stale["complete"] is True  # a stale answer is still an answer
+        assert stale["results"][0]["stale"] is True
+        assert stale["results"][0]["fetchedAt"] == fresh["fetchedAt"]
+        assert stale["results"][0]["balances"] == fresh["balances"]
+        # ... and says why it is stale: the failure it stands in for.
+        reason = stale["results"][0]["staleReason"]
+        assert (reason["code"], reason["retryAfterSeconds"]) == (code, retry_after)
+        assert reason["message"]
+    clock.advance(300)  # now past fresh + stale
+    failed = result(await gw.query(MAGMA))
     assert failed["__typename"] == "ProviderFailure"
 
 
 async def test_401_after_a_warm_cache_returns_the_failure_and_drops_the_entry(
-    cache_url: str,
-    namespace: str,
-    sim: Simulator,
-    sim_transport: httpx.AsyncBaseTransport,
-    clock: FakeClock,
+    gw: GatewayClient, sim: Simulator, clock: FakeClock
 ) -> None:
-    async with running_gateway(settings_for(cache_url, namespace), sim_transport, clock) as gw:
-        await gw.query(MAGMA)
-        clock.advance(20)
-        sim.state.set_faults("magma", status=401)
-        refused = result(await gw.query(MAGMA))
-        sim.state.clear_faults()
-        again = result(await gw.query(MAGMA))  # inside what was the stale window
+    await gw.query(MAGMA)
+    clock.advance(20)
+    sim.state.set_faults("magma", status=401)
+    refused = result(await gw.query(MAGMA))
+    sim.state.clear_faults()
+    again = result(await gw.query(MAGMA))  # inside what was the stale window
     assert refused == {
         "__typename": "ProviderFailure",
         "code": "UPSTREAM_UNAUTHORIZED",
@@ -143,14 +148,13 @@ async def test_fresh_seconds_zero_asks_every_time(
 
 
 async def test_100_concurrent_cold_requests_make_one_upstream_call(
-    cache_url: str,
-    namespace: str,
+    cache_settings: Settings,
     sim: Simulator,
     sim_transport: httpx.AsyncBaseTransport,
     clock: FakeClock,
 ) -> None:
     slow = DelayTransport(sim_transport, 0.05)  # all 100 are waiting together
-    async with running_gateway(settings_for(cache_url, namespace), slow, clock) as gw:
+    async with running_gateway(cache_settings, slow, clock) as gw:
         answers = await asyncio.gather(*(gw.query(MAGMA) for _ in range(100)))
     assert sim.state.calls_to("magma", "balance") == 1
     assert all(result(a)["__typename"] == "AccountBalance" for a in answers)
@@ -200,8 +204,7 @@ async def test_a_replica_that_claims_after_another_filled_the_key_uses_the_fill(
     def fetcher(name: str) -> Any:
         async def fetch() -> tuple[Balance, ...]:
             calls[name] += 1
-            money = Money(Decimal("9"), "EGP")
-            return (Balance("x:1", Asset("EGP", "EGP", AssetKind.CASH), money, money),)
+            return egp("9")
 
         return fetch
 
@@ -223,16 +226,12 @@ async def test_a_replica_that_claims_after_another_filled_the_key_uses_the_fill(
 
 
 async def test_same_account_id_with_other_credentials_never_shares_data(
-    cache_url: str,
-    namespace: str,
-    sim: Simulator,
-    sim_transport: httpx.AsyncBaseTransport,
-    clock: FakeClock,
+    cache_settings: Settings, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
 ) -> None:
     """Two deployments (or a key rotation) name an account alike; their data stays apart."""
     query = """{ balances(accountIds: ["ourvoice-sn"]) { results {
       ... on AccountBalance { balances { total { amount } } } } } }"""
-    senegal = settings_for(cache_url, namespace)
+    senegal = cache_settings
     sn = senegal.accounts["ourvoice-sn"]
     ivory = dataclasses.replace(
         senegal,
@@ -301,12 +300,9 @@ async def test_every_key_written_follows_the_grammar_in_cache_keys(
 
 
 async def test_a_value_mutated_by_one_reader_is_not_seen_by_the_next(
-    cache_url: str, namespace: str, clock: FakeClock
+    store: Store, cache: ReadThroughCache
 ) -> None:
-    store = open_store(cache_url, namespace)
-    cache = ReadThroughCache(store, clock, Metrics())
-    money = Money(Decimal("10.50"), "EGP")
-    original = (Balance("x:1", Asset("EGP", "EGP", AssetKind.CASH), money, money),)
+    original = egp("10.50")
 
     async def fetch() -> tuple[Balance, ...]:
         return original
@@ -316,22 +312,18 @@ async def test_a_value_mutated_by_one_reader_is_not_seen_by_the_next(
     object.__setattr__(first.value[0], "total", Money(Decimal("999"), "EGP"))  # a careless reader
     second = await cache.read("k", "x", fresh, fetch, BALANCES)
     await store.delete("k")
-    await store.close()
     assert second.value[0].total.amount == Decimal("10.50")
     assert second.value[0] is not first.value[0]
 
 
 async def test_an_entry_of_another_format_version_is_a_miss_not_an_error(
-    cache_url: str, namespace: str, clock: FakeClock
+    store: Store, cache: ReadThroughCache, clock: FakeClock
 ) -> None:
     import json as json_module
 
     from gateway.cache.codec import decode_balances, encode_balances
 
-    store = open_store(cache_url, namespace)
-    cache = ReadThroughCache(store, clock, Metrics())
-    money = Money(Decimal("10.50"), "EGP")
-    fresh = (Balance("x:1", Asset("EGP", "EGP", AssetKind.CASH), money, money),)
+    fresh = egp("10.50")
     written = json_module.loads(encode_balances(fresh))
     written["v"] = 999  # what a later (or earlier) release wrote
     assert decode_balances(json_module.dumps(written)) is None
@@ -342,10 +334,7 @@ async def test_an_entry_of_another_format_version_is_a_miss_not_an_error(
         fetched.append(1)
         return fresh
 
-    try:
-        got = await cache.read("k", "acct", Freshness(60, 300), fetch, BALANCES)
-    finally:
-        await store.close()
+    got = await cache.read("k", "acct", Freshness(60, 300), fetch, BALANCES)
     assert fetched == [1]  # a miss: fetched upstream, not served, not an error
     assert got.value == fresh
 

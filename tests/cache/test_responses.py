@@ -15,7 +15,6 @@ from tests.helpers import (
     demo_settings,
     ourvoice_fake,
     running_gateway,
-    with_cache,
 )
 
 QUERY = """query($ids: [ID!]) { balances(accountIds: $ids) { complete results { __typename
@@ -68,24 +67,18 @@ async def test_errors_failures_and_stale_answers_are_never_cached(
 
 
 async def test_invalidate_makes_the_next_identical_query_see_the_new_balance(
-    cache_url: str,
-    namespace: str,
-    sim: Simulator,
-    sim_transport: httpx.AsyncBaseTransport,
-    clock: FakeClock,
+    gw: GatewayClient, sim: Simulator
 ) -> None:
-    settings = with_cache(demo_settings(), cache_url, namespace)
-    async with running_gateway(settings, sim_transport, clock) as gw:
-        assert amount(await gw.query(QUERY, {"ids": ["ourvoice-sn"]})) == "50000"
-        ourvoice_fake(sim).balances["ourvoice-sn"] = Decimal("65000")
-        assert amount(await gw.query(QUERY, {"ids": ["ourvoice-sn"]})) == "50000"  # cached
-        await gw.app.state.service.invalidate("ourvoice-sn")
-        assert amount(await gw.query(QUERY, {"ids": ["ourvoice-sn"]})) == "65000"
-        # …including responses that held it among other accounts.
-        await gw.query(QUERY, {"ids": ["magma", "ourvoice-sn"]})
-        ourvoice_fake(sim).balances["ourvoice-sn"] = Decimal("70000")
-        await gw.app.state.service.invalidate("ourvoice-sn")
-        both = await gw.query(QUERY, {"ids": ["magma", "ourvoice-sn"]})
+    assert amount(await gw.query(QUERY, {"ids": ["ourvoice-sn"]})) == "50000"
+    ourvoice_fake(sim).balances["ourvoice-sn"] = Decimal("65000")
+    assert amount(await gw.query(QUERY, {"ids": ["ourvoice-sn"]})) == "50000"  # cached
+    await gw.app.state.service.invalidate("ourvoice-sn")
+    assert amount(await gw.query(QUERY, {"ids": ["ourvoice-sn"]})) == "65000"
+    # …including responses that held it among other accounts.
+    await gw.query(QUERY, {"ids": ["magma", "ourvoice-sn"]})
+    ourvoice_fake(sim).balances["ourvoice-sn"] = Decimal("70000")
+    await gw.app.state.service.invalidate("ourvoice-sn")
+    both = await gw.query(QUERY, {"ids": ["magma", "ourvoice-sn"]})
     assert both["data"]["balances"]["results"][1]["balances"][0]["total"]["amount"] == "70000"
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import socket
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +24,7 @@ from tests.helpers import (
     client,
     credits,
     demo_settings,
+    free_port,
     ourvoice_fake,
     posts,
     production,
@@ -209,9 +209,7 @@ async def test_a_422_is_rejected_and_recorded(
 async def test_provably_unsent_is_retryable(
     sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
 ) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
+    closed = free_port()  # free a moment ago: nothing listens there
     settings = with_account(demo_settings(), "ourvoice-sn", base_url=f"http://127.0.0.1:{closed}")
     app_settings = settings
     from gateway.app import create_app

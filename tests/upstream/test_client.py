@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import AsyncIterator
 
 import httpx
@@ -11,7 +10,7 @@ import pytest
 
 from gateway.errors import ErrorCode, UpstreamContext, UpstreamError
 from gateway.upstream.client import UpstreamClient, parse_retry_after
-from tests.helpers import FakeClock
+from tests.helpers import FakeClock, free_port
 
 CTX = UpstreamContext("test", "acct")
 
@@ -66,9 +65,7 @@ async def test_a_body_at_the_cap_is_read_whole() -> None:
 
 
 async def test_a_refused_connection_is_unavailable() -> None:
-    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a port that was free a moment ago: nothing listens there
     client = UpstreamClient(wall_clock=FakeClock())  # the real aiohttp transport
     try:
         with pytest.raises(UpstreamError) as raised:
