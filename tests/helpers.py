@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import httpx
+import pytest
 import uvicorn
 
 from gateway.access import SCOPES, RateLimit
@@ -23,6 +24,7 @@ from gateway.config.accounts import AccountConfig
 from gateway.config.secret import Secret
 from gateway.config.security import ClientConfig
 from gateway.config.settings import SIMULATOR_PORT, IdempotencySettings, Settings
+from gateway.errors import ErrorCode, UpstreamError
 from gateway.observability.metrics import Metrics
 from gateway.providers.base import upstream_context
 from gateway.providers.registry import spec as provider_spec
@@ -311,6 +313,13 @@ class ResetTransport(httpx.AsyncBaseTransport):
             await response.aclose()
             raise httpx.ConnectTimeout("connection reset", request=request)
         return response
+
+
+def code_raised(function: Callable[..., object], *args: Any) -> ErrorCode:
+    """The code of the UpstreamError `function(*args)` raises; the test fails if none is."""
+    with pytest.raises(UpstreamError) as raised:
+        function(*args)
+    return raised.value.code
 
 
 def free_port() -> int:

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from gateway.errors import ErrorCode, UpstreamContext, UpstreamError
+from gateway.errors import ErrorCode, UpstreamContext
 from gateway.providers.magma_onepay import MagmaOnePay, parse_balances
 from gateway.upstream.client import UpstreamClient
-from tests.helpers import FakeClock, demo_accounts, make_channel
+from tests.helpers import FakeClock, code_raised, demo_accounts, make_channel
 
 ACCOUNT = demo_accounts()["magma"]
 CTX = UpstreamContext("magma_onepay", "magma")
@@ -85,9 +85,7 @@ def test_a_bare_array_is_accepted() -> None:
     ],
 )
 def test_failures_and_bad_items(raw: bytes, code: ErrorCode) -> None:
-    with pytest.raises(UpstreamError) as raised:
-        parse_balances(raw, ACCOUNT, CTX)
-    assert raised.value.code is code
+    assert code_raised(parse_balances, raw, ACCOUNT, CTX) is code
 
 
 async def test_secret_header_is_sent_only_when_configured(clock: FakeClock) -> None:

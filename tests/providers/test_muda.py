@@ -14,7 +14,14 @@ from gateway.providers.base import join_url
 from gateway.providers.muda import Muda, parse_balances
 from gateway.simulator import Simulator
 from gateway.upstream.client import UpstreamClient, UpstreamResponse
-from tests.helpers import DelayTransport, FakeClock, demo_accounts, make_channel, muda_fake
+from tests.helpers import (
+    DelayTransport,
+    FakeClock,
+    code_raised,
+    demo_accounts,
+    make_channel,
+    muda_fake,
+)
 
 ACCOUNT = demo_accounts()["muda-ug"]
 CTX = UpstreamContext("muda", "muda-ug")
@@ -88,15 +95,12 @@ def response(body: object, status: int = 200) -> UpstreamResponse:
 
 def test_http_200_carrying_a_failed_balance_fetch_is_unavailable() -> None:
     failed = response({"status": 400, "message": "Failed to fetch balances", "data": None})
-    with pytest.raises(UpstreamError) as raised:
-        parse_balances(failed, ACCOUNT, CTX)
-    assert raised.value.code is ErrorCode.UPSTREAM_UNAVAILABLE
+    assert code_raised(parse_balances, failed, ACCOUNT, CTX) is ErrorCode.UPSTREAM_UNAVAILABLE
 
 
 def test_http_200_carrying_404_is_rejected() -> None:
-    with pytest.raises(UpstreamError) as raised:
-        parse_balances(response({"status": 404, "message": "x", "data": None}), ACCOUNT, CTX)
-    assert raised.value.code is ErrorCode.UPSTREAM_REJECTED
+    rejected = response({"status": 404, "message": "x", "data": None})
+    assert code_raised(parse_balances, rejected, ACCOUNT, CTX) is ErrorCode.UPSTREAM_REJECTED
 
 
 def row(**changes: object) -> dict[str, object]:
@@ -135,9 +139,8 @@ def test_c_assets_are_collateral_keyed_by_code_and_issuer() -> None:
     ],
 )
 def test_bad_rows_are_bad_responses(bad: dict[str, object]) -> None:
-    with pytest.raises(UpstreamError) as raised:
-        parse_balances(response({"status": 200, "message": "ok", "data": [bad]}), ACCOUNT, CTX)
-    assert raised.value.code is ErrorCode.UPSTREAM_BAD_RESPONSE
+    body = response({"status": 200, "message": "ok", "data": [bad]})
+    assert code_raised(parse_balances, body, ACCOUNT, CTX) is ErrorCode.UPSTREAM_BAD_RESPONSE
 
 
 @pytest.mark.parametrize(

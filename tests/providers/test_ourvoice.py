@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 
 from gateway.domain import AssetKind
-from gateway.errors import ErrorCode, UpstreamContext, UpstreamError
+from gateway.errors import ErrorCode, UpstreamContext
 from gateway.providers.ourvoice import parse_balance
-from tests.helpers import demo_accounts
+from tests.helpers import code_raised, demo_accounts
 
 ACCOUNT = demo_accounts()["ourvoice-sn"]
 CTX = UpstreamContext("ourvoice", "ourvoice-sn")
@@ -55,12 +55,11 @@ def test_envelope_without_success_as_in_the_balance_doc_is_accepted() -> None:
     ],
 )
 def test_bad_bodies_are_bad_responses(raw: bytes) -> None:
-    with pytest.raises(UpstreamError) as raised:
-        parse_balance(raw, ACCOUNT, CTX)
-    assert raised.value.code is ErrorCode.UPSTREAM_BAD_RESPONSE
+    assert code_raised(parse_balance, raw, ACCOUNT, CTX) is ErrorCode.UPSTREAM_BAD_RESPONSE
 
 
 def test_success_false_is_a_failure_not_a_balance() -> None:
-    with pytest.raises(UpstreamError) as raised:
-        parse_balance(body({"balance": 1}, success=False), ACCOUNT, CTX)
-    assert raised.value.code is ErrorCode.UPSTREAM_UNAVAILABLE
+    assert (
+        code_raised(parse_balance, body({"balance": 1}, success=False), ACCOUNT, CTX)
+        is ErrorCode.UPSTREAM_UNAVAILABLE
+    )

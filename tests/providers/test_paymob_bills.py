@@ -16,7 +16,7 @@ from gateway.providers.paymob_bills import (
 )
 from gateway.simulator import Simulator
 from gateway.upstream.client import UpstreamClient
-from tests.helpers import FakeClock, demo_accounts, make_channel
+from tests.helpers import FakeClock, code_raised, demo_accounts, make_channel
 
 ACCOUNT = demo_accounts()["paymob-eg"]
 CTX = UpstreamContext("paymob_bills", "paymob-eg")
@@ -86,9 +86,7 @@ async def test_a_redirect_is_never_followed(http: UpstreamClient) -> None:
     # The simulator redirects a path without its trailing slash, Django-style.
     response = await http.send(CTX, "GET", "http://sim/paymob/api/v1/balance", timeout_seconds=1)
     assert response.status == 301
-    with pytest.raises(UpstreamError) as raised:
-        http.raise_for_status(CTX, response)
-    assert raised.value.code is ErrorCode.UPSTREAM_BAD_RESPONSE
+    assert code_raised(http.raise_for_status, CTX, response) is ErrorCode.UPSTREAM_BAD_RESPONSE
 
 
 def test_commission_is_its_own_balance() -> None:
@@ -109,6 +107,4 @@ def test_commission_is_its_own_balance() -> None:
     ],
 )
 def test_bad_bodies_are_bad_responses(raw: bytes) -> None:
-    with pytest.raises(UpstreamError) as raised:
-        parse_balances(raw, ACCOUNT, CTX)
-    assert raised.value.code is ErrorCode.UPSTREAM_BAD_RESPONSE
+    assert code_raised(parse_balances, raw, ACCOUNT, CTX) is ErrorCode.UPSTREAM_BAD_RESPONSE

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from gateway.domain import Balance
-from gateway.errors import ErrorCode, UpstreamContext, UpstreamError
+from gateway.errors import ErrorCode, UpstreamContext
 from gateway.providers import magma_onepay, muda, ourvoice, paymob_bills
 from gateway.upstream.client import UpstreamResponse
-from tests.helpers import demo_accounts
+from tests.helpers import code_raised, demo_accounts
 
 ACCOUNTS = demo_accounts()
 CTX = UpstreamContext("test", "test")
@@ -98,9 +98,10 @@ def test_json_numbers_are_exact_decimals_from_their_own_text(
 def test_amounts_outside_the_grammar_or_the_domain_are_bad_responses(
     provider: str, number: str
 ) -> None:
-    with pytest.raises(UpstreamError) as raised:
-        first_amount(provider, BODIES[provider](number))
-    assert raised.value.code is ErrorCode.UPSTREAM_BAD_RESPONSE
+    assert (
+        code_raised(first_amount, provider, BODIES[provider](number))
+        is ErrorCode.UPSTREAM_BAD_RESPONSE
+    )
 
 
 def muda_response(data: Any, status: Any = 200, http: int = 200) -> UpstreamResponse:
@@ -136,9 +137,7 @@ def test_muda_decimal_strings_stay_exact(text: str) -> None:
     ],
 )
 def test_muda_envelopes_keep_their_codes(response: UpstreamResponse, code: ErrorCode) -> None:
-    with pytest.raises(UpstreamError) as raised:
-        muda.parse_balances(response, ACCOUNTS["muda-ug"], CTX)
-    assert raised.value.code is code
+    assert code_raised(muda.parse_balances, response, ACCOUNTS["muda-ug"], CTX) is code
 
 
 @pytest.mark.parametrize(
@@ -162,9 +161,7 @@ def test_muda_envelopes_keep_their_codes(response: UpstreamResponse, code: Error
     ],
 )
 def test_ourvoice_envelopes_keep_their_codes(raw: bytes, code: ErrorCode) -> None:
-    with pytest.raises(UpstreamError) as raised:
-        ourvoice.parse_balance(raw, ACCOUNTS["ourvoice-sn"], CTX)
-    assert raised.value.code is code
+    assert code_raised(ourvoice.parse_balance, raw, ACCOUNTS["ourvoice-sn"], CTX) is code
 
 
 @pytest.mark.parametrize(
@@ -188,9 +185,9 @@ def test_ourvoice_envelopes_keep_their_codes(raw: bytes, code: ErrorCode) -> Non
     ],
 )
 def test_magma_envelopes_keep_their_codes(raw: bytes, code: ErrorCode | None) -> None:
-    with pytest.raises(UpstreamError) as raised:
-        magma_onepay.parse_balances(raw, ACCOUNTS["magma"], CTX)
-    assert raised.value.code is (code or ErrorCode.UPSTREAM_BAD_RESPONSE)
+    assert code_raised(magma_onepay.parse_balances, raw, ACCOUNTS["magma"], CTX) is (
+        code or ErrorCode.UPSTREAM_BAD_RESPONSE
+    )
 
 
 def test_magma_code_written_as_200_point_0_is_success() -> None:
@@ -209,14 +206,15 @@ def test_magma_code_written_as_200_point_0_is_success() -> None:
     ],
 )
 def test_paymob_bodies_off_their_shape_are_bad_responses(raw: bytes) -> None:
-    with pytest.raises(UpstreamError) as raised:
-        paymob_bills.parse_balances(raw, ACCOUNTS["paymob-eg"], CTX)
-    assert raised.value.code is ErrorCode.UPSTREAM_BAD_RESPONSE
+    assert (
+        code_raised(paymob_bills.parse_balances, raw, ACCOUNTS["paymob-eg"], CTX)
+        is ErrorCode.UPSTREAM_BAD_RESPONSE
+    )
 
 
 def test_a_history_amount_past_decimals_own_exponents_is_a_bad_response() -> None:
     """The stdlib path (histories, top-ups) refuses it too, instead of failing INTERNAL."""
     row = b'{"transfer_token": "t", "currency": "XOF", "amount": 1e99999999999999999999}'
-    with pytest.raises(UpstreamError) as raised:
-        magma_onepay.parse_history(b'{"code": 200, "data": [%s]}' % row, ACCOUNTS["magma"], CTX)
-    assert raised.value.code is ErrorCode.UPSTREAM_BAD_RESPONSE
+    body = b'{"code": 200, "data": [%s]}' % row
+    bad = code_raised(magma_onepay.parse_history, body, ACCOUNTS["magma"], CTX)
+    assert bad is ErrorCode.UPSTREAM_BAD_RESPONSE
