@@ -11,10 +11,8 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import httpx
-
 from gateway.simulator import Simulator
-from tests.helpers import FakeClock, GatewayClient, demo_settings, running_gateway
+from tests.helpers import FakeClock, GatewayClient
 
 QUERY = """{ balances { complete results { __typename
   ... on AccountBalance { stale balances { total { amount currency } } }
@@ -57,19 +55,18 @@ async def top_up(gw: GatewayClient, n: int) -> None:
 
 
 async def test_answers_read_cached_failed_and_top_ups_leave_no_cycle_behind(
-    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+    sim: Simulator, clock: FakeClock, gw: GatewayClient
 ) -> None:
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        for n in range(2):  # documents parsed and validated, plans built: once per process
-            assert (await gw.http.post("/graphql", json={"query": QUERY})).status_code == 200
+    for n in range(2):  # documents parsed and validated, plans built: once per process
+        assert (await gw.http.post("/graphql", json={"query": QUERY})).status_code == 200
+        await top_up(gw, n)
+    with cycles_made() as found:
+        sim.state.set_faults("muda-ug", status=503)  # 3 attempts, then its circuit opens
+        for n in range(2, 6):
+            clock.advance(3600)  # each balance read again from its provider
+            read = await gw.http.post("/graphql", json={"query": QUERY})
+            cached = await gw.http.post("/graphql", json={"query": QUERY})
+            assert read.status_code == cached.status_code == 200
+            assert read.json()["data"]["balances"]["complete"] is False, read.text
             await top_up(gw, n)
-        with cycles_made() as found:
-            sim.state.set_faults("muda-ug", status=503)  # 3 attempts, then its circuit opens
-            for n in range(2, 6):
-                clock.advance(3600)  # each balance read again from its provider
-                read = await gw.http.post("/graphql", json={"query": QUERY})
-                cached = await gw.http.post("/graphql", json={"query": QUERY})
-                assert read.status_code == cached.status_code == 200
-                assert read.json()["data"]["balances"]["complete"] is False, read.text
-                await top_up(gw, n)
-        assert found == Counter()
+    assert found == Counter()

@@ -25,6 +25,7 @@ from gateway.errors import ConfigError
 from gateway.simulator import Simulator
 from tests.helpers import (
     FakeClock,
+    GatewayClient,
     demo_settings,
     ourvoice_fake,
     parse_settings,
@@ -44,25 +45,24 @@ def by_account(answer: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 
 async def test_the_demo_shows_a_warning_then_follows_the_amount(
-    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+    sim: Simulator, clock: FakeClock, gw: GatewayClient
 ) -> None:
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        first = await gw.query(QUERY)
-        (sn,) = by_account(first)["ourvoice-sn"]
-        assert sn["available"] == {"amount": "50000", "currency": "XOF"}
-        assert sn["level"] == "WARNING"
-        assert sn["thresholds"] == {
-            "warning": {"amount": "100000", "currency": "XOF"},
-            "critical": {"amount": "20000", "currency": "XOF"},
-        }
-        others = [b for a, bs in by_account(first).items() if a != "ourvoice-sn" for b in bs]
-        assert others and all(b["level"] is None and b["thresholds"] is None for b in others)
-        levels = []
-        for amount in ("20000", "19999.99", "100000.01", "100000"):
-            ourvoice_fake(sim).balances["ourvoice-sn"] = Decimal(amount)
-            clock.advance(60)  # past the fresh window: read again
-            (sn,) = by_account(await gw.query(QUERY))["ourvoice-sn"]
-            levels.append(sn["level"])
+    first = await gw.query(QUERY)
+    (sn,) = by_account(first)["ourvoice-sn"]
+    assert sn["available"] == {"amount": "50000", "currency": "XOF"}
+    assert sn["level"] == "WARNING"
+    assert sn["thresholds"] == {
+        "warning": {"amount": "100000", "currency": "XOF"},
+        "critical": {"amount": "20000", "currency": "XOF"},
+    }
+    others = [b for a, bs in by_account(first).items() if a != "ourvoice-sn" for b in bs]
+    assert others and all(b["level"] is None and b["thresholds"] is None for b in others)
+    levels = []
+    for amount in ("20000", "19999.99", "100000.01", "100000"):
+        ourvoice_fake(sim).balances["ourvoice-sn"] = Decimal(amount)
+        clock.advance(60)  # past the fresh window: read again
+        (sn,) = by_account(await gw.query(QUERY))["ourvoice-sn"]
+        levels.append(sn["level"])
     assert levels == ["CRITICAL", "CRITICAL", "OK", "WARNING"]  # at or below each level
 
 

@@ -15,7 +15,15 @@ import yaml
 
 from gateway.domain import Money, ThresholdRule, Thresholds
 from gateway.simulator import Simulator
-from tests.helpers import ROOT, FakeClock, demo_settings, running_gateway, sample, with_account
+from tests.helpers import (
+    ROOT,
+    FakeClock,
+    GatewayClient,
+    demo_settings,
+    running_gateway,
+    sample,
+    with_account,
+)
 
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yaml"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "alerts.test.yaml"
@@ -29,17 +37,16 @@ SN = {
 
 
 async def test_balances_their_levels_thresholds_age_and_failures_are_gauges(
-    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+    sim: Simulator, clock: FakeClock, gw: GatewayClient
 ) -> None:
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        before = (await gw.http.get("/metrics")).text
-        await gw.query("{ balances { complete } }")
-        clock.advance(40)
-        read = (await gw.http.get("/metrics")).text
-        sim.state.set_faults("magma", status=503)
-        clock.advance(3600)  # past every stale window: magma now fails in place
-        await gw.query("{ balances { complete } }")
-        failing = (await gw.http.get("/metrics")).text
+    before = (await gw.http.get("/metrics")).text
+    await gw.query("{ balances { complete } }")
+    clock.advance(40)
+    read = (await gw.http.get("/metrics")).text
+    sim.state.set_faults("magma", status=503)
+    clock.advance(3600)  # past every stale window: magma now fails in place
+    await gw.query("{ balances { complete } }")
+    failing = (await gw.http.get("/metrics")).text
     assert "gateway_balance_available{" not in before  # nothing read, nothing to say
     assert sample(read, "gateway_balance_available", **SN) == 50000
     assert sample(read, "gateway_balance_total_amount", **SN) == 50000

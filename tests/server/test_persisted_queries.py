@@ -57,15 +57,12 @@ async def test_an_unknown_hash_falls_back_and_is_then_enough(
         assert answer.json()["data"]["balances"]["complete"] is True
 
 
-async def test_a_wrong_hash_or_an_invalid_document_registers_nothing(
-    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
-) -> None:
+async def test_a_wrong_hash_or_an_invalid_document_registers_nothing(gw: GatewayClient) -> None:
     invalid = "{ balances { nope } }"
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        mismatch = await post(gw, apq(QUERY, send=True, digest="0" * 64))
-        after_mismatch = await post(gw, apq(QUERY, send=False, digest="0" * 64))
-        refused = await post(gw, apq(invalid, send=True))
-        after_invalid = await post(gw, apq(invalid, send=False))
+    mismatch = await post(gw, apq(QUERY, send=True, digest="0" * 64))
+    after_mismatch = await post(gw, apq(QUERY, send=False, digest="0" * 64))
+    refused = await post(gw, apq(invalid, send=True))
+    after_invalid = await post(gw, apq(invalid, send=False))
     assert mismatch.status_code == 400 and "does not match" in mismatch.text
     assert code(after_mismatch) == "PERSISTED_QUERY_NOT_FOUND"
     assert code(refused) == "VALIDATION"  # answered with its errors, as any document is
@@ -98,7 +95,7 @@ async def test_replicas_sharing_redis_share_what_was_registered(
 
 
 async def test_the_in_memory_store_keeps_only_the_most_recent_documents(
-    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch, gw: GatewayClient
 ) -> None:
     """Without Redis, registered documents live in a bounded map of the process: a client
     cannot grow it without end; the oldest unused one goes first."""
@@ -106,8 +103,7 @@ async def test_the_in_memory_store_keeps_only_the_most_recent_documents(
 
     monkeypatch.setattr(persisted_queries, "MAX_LOCAL_DOCUMENTS", 3)
     documents = [f"query Q{i} {{ __typename }}" for i in range(5)]
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        for document in documents:
-            assert (await post(gw, apq(document, send=True))).status_code == 200
-        kept = [(await post(gw, apq(d, send=False))).status_code for d in documents]
+    for document in documents:
+        assert (await post(gw, apq(document, send=True))).status_code == 200
+    kept = [(await post(gw, apq(d, send=False))).status_code for d in documents]
     assert kept == [400, 400, 200, 200, 200]

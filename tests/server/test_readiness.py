@@ -10,20 +10,17 @@ import httpx
 from gateway.access import RateLimit
 from gateway.config.settings import IdempotencySettings
 from gateway.services.journal import open_journal
-from tests.helpers import FakeClock, demo_settings, production, running_gateway
+from tests.helpers import FakeClock, GatewayClient, demo_settings, production, running_gateway
 
 
-async def test_ready_when_built_and_draining_turns_it_off_while_alive(
-    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
-) -> None:
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        ready = await gw.http.get("/readyz")
-        assert ready.status_code == 200
-        assert ready.json() == {"status": "ready", "checks": {"journal": "ok"}}
-        assert ready.headers["cache-control"] == "no-store"
-        gw.app.state.draining.start()  # what SIGTERM does (tests/system/test_shutdown.py)
-        draining = await gw.http.get("/readyz")
-        alive = await gw.http.get("/healthz")
+async def test_ready_when_built_and_draining_turns_it_off_while_alive(gw: GatewayClient) -> None:
+    ready = await gw.http.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"journal": "ok"}}
+    assert ready.headers["cache-control"] == "no-store"
+    gw.app.state.draining.start()  # what SIGTERM does (tests/system/test_shutdown.py)
+    draining = await gw.http.get("/readyz")
+    alive = await gw.http.get("/healthz")
     assert (draining.status_code, draining.json()) == (503, {"status": "draining"})
     assert (alive.status_code, alive.json()) == (200, {"status": "ok"})
 

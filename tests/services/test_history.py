@@ -21,7 +21,14 @@ from gateway.errors import ConfigError
 from gateway.services.history import Point, SqlHistory, downsampled, runway
 from gateway.services.journal import open_journal
 from gateway.simulator import Simulator
-from tests.helpers import FakeClock, demo_settings, ourvoice_fake, parse_settings, running_gateway
+from tests.helpers import (
+    FakeClock,
+    GatewayClient,
+    demo_settings,
+    ourvoice_fake,
+    parse_settings,
+    running_gateway,
+)
 
 SN = "ourvoice-sn:credit:XOF"
 
@@ -149,29 +156,28 @@ def test_the_runway_counts_falls_up_to_now_not_top_ups() -> None:
 
 
 async def test_history_and_runway_over_graphql(
-    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+    sim: Simulator, clock: FakeClock, gw: GatewayClient
 ) -> None:
     query = """query($since: DateTime) { balances(accountIds: ["ourvoice-sn"]) { results {
       ... on AccountBalance { balances { id
         history(since: $since, every: 3600) { at available { amount } }
         runway { burnPerDay { amount currency } zeroAt criticalAt } } } } } }"""
     start = clock()
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        recorder = gw.app.state.recorder
-        # Every 30 minutes for 6 hours: 500 XOF of SMS sent each time, a top-up at hour 3.
-        amount = Decimal(90_000)
-        for step in range(13):
-            if step == 6:
-                amount += 40_000  # a top-up: a rise, not burn
-            ourvoice_fake(sim).balances["ourvoice-sn"] = amount
-            await gw.query('{ balances(accountIds: ["ourvoice-sn"]) { complete } }')
-            await gw.query('{ balances(accountIds: ["ourvoice-sn"]) { complete } }')  # cached
-            await recorder.flush()
-            amount -= 500
-            clock.advance(1800)
-        since = datetime.fromtimestamp(start, UTC).isoformat().replace("+00:00", "Z")
-        answer = await gw.query(query, {"since": since})
-        refused = await gw.post(query.replace("every: 3600", "every: 1"), {"since": since})
+    recorder = gw.app.state.recorder
+    # Every 30 minutes for 6 hours: 500 XOF of SMS sent each time, a top-up at hour 3.
+    amount = Decimal(90_000)
+    for step in range(13):
+        if step == 6:
+            amount += 40_000  # a top-up: a rise, not burn
+        ourvoice_fake(sim).balances["ourvoice-sn"] = amount
+        await gw.query('{ balances(accountIds: ["ourvoice-sn"]) { complete } }')
+        await gw.query('{ balances(accountIds: ["ourvoice-sn"]) { complete } }')  # cached
+        await recorder.flush()
+        amount -= 500
+        clock.advance(1800)
+    since = datetime.fromtimestamp(start, UTC).isoformat().replace("+00:00", "Z")
+    answer = await gw.query(query, {"since": since})
+    refused = await gw.post(query.replace("every: 3600", "every: 1"), {"since": since})
     (result,) = answer["data"]["balances"]["results"]
     (sn,) = result["balances"]
     assert sn["id"] == SN

@@ -86,20 +86,19 @@ def with_webhook(settings: Settings, url: str) -> Settings:
 
 
 async def test_1_runway_counts_the_quiet_time_since_the_last_change(
-    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+    sim: Simulator, clock: FakeClock, gw: GatewayClient
 ) -> None:
     """100,000 XOF spent in one hour, then unchanged for six days while polled hourly: about
     16,500 a day and weeks of runway — not 2,400,000 a day and four hours."""
     start = clock()
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        for amount in (200_000, 150_000, 100_000):
-            await read(gw, sim, amount)
-            clock.advance(1800)
-        clock.advance(-1800)
-        for _ in range(6 * 24):
-            clock.advance(3600)
-            await read(gw, sim)
-        runway = (await signals(gw, start))["runway"]
+    for amount in (200_000, 150_000, 100_000):
+        await read(gw, sim, amount)
+        clock.advance(1800)
+    clock.advance(-1800)
+    for _ in range(6 * 24):
+        clock.advance(3600)
+        await read(gw, sim)
+    runway = (await signals(gw, start))["runway"]
     burn = Decimal(runway["burnPerDay"]["amount"])
     assert burn == (Decimal(100_000) / Decimal(6 * 86400 + 3600) * 86400).quantize(Decimal("0.01"))
     days_left = (datetime.fromisoformat(runway["zeroAt"]).timestamp() - clock()) / 86400
@@ -107,25 +106,24 @@ async def test_1_runway_counts_the_quiet_time_since_the_last_change(
 
 
 async def test_2_a_second_change_inside_one_bucket_is_kept(
-    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+    sim: Simulator, clock: FakeClock, gw: GatewayClient
 ) -> None:
     """A dashboard reads 50,000; a real topUp of 60,000 thirty seconds later; then two hours
     of polling: the history ends at 110,000, as the balance does."""
     start = clock()
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        await read(gw, sim, 50_000)
-        clock.advance(30)  # the same minute: one bucket
-        topup = await gw.query(
-            'mutation { topUp(input: {accountId: "ourvoice-sn", amount: "60000", '
-            'paymentMethod: "MTN MOMO", paymentReference: "r-1", idempotencyKey: "k-1"}) '
-            "{ __typename } }"
-        )
-        assert topup["data"]["topUp"]["__typename"] == "TopUpSucceeded"
+    await read(gw, sim, 50_000)
+    clock.advance(30)  # the same minute: one bucket
+    topup = await gw.query(
+        'mutation { topUp(input: {accountId: "ourvoice-sn", amount: "60000", '
+        'paymentMethod: "MTN MOMO", paymentReference: "r-1", idempotencyKey: "k-1"}) '
+        "{ __typename } }"
+    )
+    assert topup["data"]["topUp"]["__typename"] == "TopUpSucceeded"
+    await read(gw, sim)
+    for _ in range(24):
+        clock.advance(300)
         await read(gw, sim)
-        for _ in range(24):
-            clock.advance(300)
-            await read(gw, sim)
-        history = (await signals(gw, start))["history"]
+    history = (await signals(gw, start))["history"]
     assert history[-1]["available"]["amount"] == "110000"
     assert history[0]["available"]["amount"] in ("50000", "110000")
 

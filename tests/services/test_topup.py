@@ -20,6 +20,7 @@ from tests.helpers import (
     TOP_UP,
     DelayTransport,
     FakeClock,
+    GatewayClient,
     ResetTransport,
     client,
     credits,
@@ -37,12 +38,9 @@ from tests.helpers import (
 READER = "bgw_read-only-key-4444444444444444444"
 
 
-async def test_replaying_a_success_five_times_posts_once(
-    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
-) -> None:
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        first = await send(gw)
-        replays = [await send(gw) for _ in range(5)]
+async def test_replaying_a_success_five_times_posts_once(sim: Simulator, gw: GatewayClient) -> None:
+    first = await send(gw)
+    replays = [await send(gw) for _ in range(5)]
     assert first["__typename"] == "TopUpSucceeded" and first["replayed"] is False
     assert first["transaction"]["amount"] == {"amount": "5000", "currency": "XOF"}
     assert all(r == {**first, "replayed": True} for r in replays)
@@ -89,14 +87,10 @@ async def test_two_apps_sharing_postgresql_post_once(
     ],
 )
 async def test_the_same_key_with_another_input_is_refused(
-    change: dict[str, str],
-    sim: Simulator,
-    sim_transport: httpx.AsyncBaseTransport,
-    clock: FakeClock,
+    change: dict[str, str], sim: Simulator, gw: GatewayClient
 ) -> None:
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        await send(gw)
-        reused = await send(gw, **change)
+    await send(gw)
+    reused = await send(gw, **change)
     expected = "VALIDATION" if "currency" in change else "IDEMPOTENCY_KEY_REUSED"
     assert reused["__typename"] == "TopUpRejected" and reused["code"] == expected
     assert (posts(sim), credits(sim)) == (1, 1)
@@ -158,12 +152,9 @@ async def test_a_reset_reported_as_connect_timeout_after_writing_is_pending(
     assert credits(sim) == 1  # it was credited: "connect timeout" proved nothing
 
 
-async def test_an_unparseable_success_is_pending(
-    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
-) -> None:
+async def test_an_unparseable_success_is_pending(sim: Simulator, gw: GatewayClient) -> None:
     sim.state.set_faults("ourvoice-sn", malformed=True)
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        answer = await send(gw)
+    answer = await send(gw)
     assert answer["__typename"] == "TopUpPending" and credits(sim) == 1
 
 
@@ -171,17 +162,12 @@ async def test_an_unparseable_success_is_pending(
     ("status", "code"), [(401, "UPSTREAM_UNAUTHORIZED"), (429, "UPSTREAM_RATE_LIMITED")]
 )
 async def test_definite_refusals_leave_the_key_reusable(
-    status: int,
-    code: str,
-    sim: Simulator,
-    sim_transport: httpx.AsyncBaseTransport,
-    clock: FakeClock,
+    status: int, code: str, sim: Simulator, gw: GatewayClient
 ) -> None:
     sim.state.set_faults("ourvoice-sn", status=status)
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        refused = await send(gw)
-        sim.state.clear_faults()
-        retried = await send(gw)
+    refused = await send(gw)
+    sim.state.clear_faults()
+    retried = await send(gw)
     assert refused == {
         "__typename": "TopUpRejected",
         "code": code,
@@ -193,14 +179,11 @@ async def test_definite_refusals_leave_the_key_reusable(
     assert (posts(sim), credits(sim)) == (2, 1)
 
 
-async def test_a_422_is_rejected_and_recorded(
-    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
-) -> None:
+async def test_a_422_is_rejected_and_recorded(sim: Simulator, gw: GatewayClient) -> None:
     sim.state.set_faults("ourvoice-sn", status=422)
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        refused = await send(gw)
-        sim.state.clear_faults()
-        again = await send(gw)
+    refused = await send(gw)
+    sim.state.clear_faults()
+    again = await send(gw)
     assert refused["code"] == "UPSTREAM_REJECTED" and refused["retryable"] is False
     assert again == {**refused, "replayed": True}
     assert (posts(sim), credits(sim)) == (1, 0)
@@ -279,14 +262,10 @@ async def test_a_restart_finds_in_flight_records_pending_and_never_resends(
     ],
 )
 async def test_invalid_input_is_rejected_before_anything(
-    change: dict[str, str],
-    sim: Simulator,
-    sim_transport: httpx.AsyncBaseTransport,
-    clock: FakeClock,
+    change: dict[str, str], sim: Simulator, gw: GatewayClient
 ) -> None:
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        answer = (await gw.query(TOP_UP, topup(**change)))["data"]["topUp"]
-        journal = await gw.app.state.graphql.topups.journal.records()
+    answer = (await gw.query(TOP_UP, topup(**change)))["data"]["topUp"]
+    journal = await gw.app.state.graphql.topups.journal.records()
     assert answer["__typename"] == "TopUpRejected" and answer["code"] == "VALIDATION"
     assert journal == [] and posts(sim) == 0
 
@@ -311,35 +290,31 @@ async def test_refusals_before_sending_are_rejections(
     assert posts(sim) == 0
 
 
-async def test_two_top_ups_in_one_document_are_refused(
-    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
-) -> None:
+async def test_two_top_ups_in_one_document_are_refused(sim: Simulator, gw: GatewayClient) -> None:
     double = """mutation($input: TopUpInput!) { a: topUp(input: $input) { __typename }
                 b: topUp(input: $input) { __typename } }"""
     via_fragment = """mutation($input: TopUpInput!) { topUp(input: $input) { __typename } ...T }
                       fragment T on Mutation { again: topUp(input: $input) { __typename } }"""
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        for document in (double, via_fragment):
-            answer = await gw.query(document, topup())
-            assert answer.get("data") is None
-            assert "At most one topUp" in answer["errors"][0]["message"]
+    for document in (double, via_fragment):
+        answer = await gw.query(document, topup())
+        assert answer.get("data") is None
+        assert "At most one topUp" in answer["errors"][0]["message"]
     assert posts(sim) == 0
 
 
 async def test_the_journal_and_the_balance_follow_top_ups(
-    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+    sim: Simulator, clock: FakeClock, gw: GatewayClient
 ) -> None:
     balance = '{ account(id: "ourvoice-sn") { balance { ... on AccountBalance { balances { total { amount } } } } } }'
     history = """{ account(id: "ourvoice-sn") { transactions { ... on TransactionConnection {
                    edges { node { reference status amount { amount } direction } } } } } }"""
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        before = (await gw.query(balance))["data"]["account"]["balance"]["balances"][0]
-        await send(gw, "k-1")
-        clock.advance(1)
-        ourvoice_fake(sim).topup_faults["ourvoice-sn"] = "503-after-commit"
-        await send(gw, "k-2", paymentReference="PAY-2", amount="700")
-        after = (await gw.query(balance))["data"]["account"]["balance"]["balances"][0]
-        edges = (await gw.query(history))["data"]["account"]["transactions"]["edges"]
+    before = (await gw.query(balance))["data"]["account"]["balance"]["balances"][0]
+    await send(gw, "k-1")
+    clock.advance(1)
+    ourvoice_fake(sim).topup_faults["ourvoice-sn"] = "503-after-commit"
+    await send(gw, "k-2", paymentReference="PAY-2", amount="700")
+    after = (await gw.query(balance))["data"]["account"]["balance"]["balances"][0]
+    edges = (await gw.query(history))["data"]["account"]["transactions"]["edges"]
     assert (before["total"]["amount"], after["total"]["amount"]) == ("50000", "55700")
     assert [(e["node"]["status"], e["node"]["amount"]["amount"]) for e in edges] == [
         ("PENDING", "700"),

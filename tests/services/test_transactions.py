@@ -82,22 +82,18 @@ def expected_paymob(since: str | None = None, until: str | None = None) -> list[
 
 @pytest.mark.parametrize("first", [1, 7, 50, 100])
 async def test_walking_paymob_returns_every_row_once_in_order(
-    first: int, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+    first: int, gw: GatewayClient
 ) -> None:
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        nodes = await walk(gw, "paymob-eg", first)
+    nodes = await walk(gw, "paymob-eg", first)
     assert [n["reference"] for n in nodes] == expected_paymob()
     assert len(nodes) == 320
     assert all(len(n["reference"]) == 25 for n in nodes)  # 25-digit refs stay strings
 
 
 @pytest.mark.parametrize("first", [1, 7, 50, 100])
-async def test_walking_muda_and_magma(
-    first: int, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
-) -> None:
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        statement = await walk(gw, "muda-ug", first)
-        payouts = await walk(gw, "magma", first, NINETY_DAYS)
+async def test_walking_muda_and_magma(first: int, gw: GatewayClient) -> None:
+    statement = await walk(gw, "muda-ug", first)
+    payouts = await walk(gw, "magma", first, NINETY_DAYS)
     assert [n["providerId"] for n in statement] == [r["trans_id"] for r in muda_rows()]
     assert [n["reference"] for n in statement] == [r.get("reference_id") for r in muda_rows()]
     since = instant(NINETY_DAYS["createdFrom"])
@@ -111,7 +107,7 @@ async def test_walking_muda_and_magma(
 
 
 async def test_rows_inserted_upstream_between_pages_cause_no_duplicate_and_no_gap(
-    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+    sim: Simulator, clock: FakeClock, gw: GatewayClient
 ) -> None:
     before = expected_paymob()
 
@@ -132,16 +128,14 @@ async def test_rows_inserted_upstream_between_pages_cause_no_duplicate_and_no_ga
                 )
             clock.advance(60)  # past the page cache: the next pages are fetched anew
 
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        nodes = await walk(gw, "paymob-eg", 30, between=insert)
+    nodes = await walk(gw, "paymob-eg", 30, between=insert)
     assert [n["reference"] for n in nodes] == before
 
 
 async def test_first_100_spans_upstream_pages_and_counts_from_upstream(
-    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+    sim: Simulator, gw: GatewayClient
 ) -> None:
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        response = await gw.post(PAGE, {"id": "paymob-eg", "first": 100})
+    response = await gw.post(PAGE, {"id": "paymob-eg", "first": 100})
     data = response.json()["data"]["transactions"]
     assert len(data["edges"]) == 100 and data["totalCount"] == 320
     assert data["pageInfo"]["hasNextPage"] is True
@@ -159,11 +153,10 @@ async def test_first_100_spans_upstream_pages_and_counts_from_upstream(
     ],
 )
 async def test_date_filters_cut_exactly_at_instants(
-    since: str, until: str, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+    since: str, until: str, gw: GatewayClient
 ) -> None:
     flt = {"createdFrom": since, "createdTo": until}
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        nodes = await walk(gw, "paymob-eg", 100, flt)
+    nodes = await walk(gw, "paymob-eg", 100, flt)
     assert [n["reference"] for n in nodes] == expected_paymob(since, until)
     assert nodes  # each window holds rows
 
@@ -179,14 +172,11 @@ def test_instants_become_inclusive_cairo_dates() -> None:
     assert params == {"page": "2", "size": "50", "date_from": "2024-04-26", "date_to": "2024-10-31"}
 
 
-async def test_status_type_and_reference_filters(
-    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
-) -> None:
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        failed = await walk(
-            gw, "paymob-eg", 100, {"statuses": ["FAILED", "UNKNOWN"], "types": ["accept_balance"]}
-        )
-        one = await walk(gw, "paymob-eg", 5, {"reference": expected_paymob()[17]})
+async def test_status_type_and_reference_filters(gw: GatewayClient) -> None:
+    failed = await walk(
+        gw, "paymob-eg", 100, {"statuses": ["FAILED", "UNKNOWN"], "types": ["accept_balance"]}
+    )
+    one = await walk(gw, "paymob-eg", 5, {"reference": expected_paymob()[17]})
     assert failed and {n["status"] for n in failed} <= {"FAILED", "UNKNOWN"}
     assert {n["type"] for n in failed} == {"accept_balance"}
     assert "REVERSED_BY_BANK" in {n["rawStatus"] for n in failed}
@@ -195,43 +185,39 @@ async def test_status_type_and_reference_filters(
 
 @pytest.mark.parametrize("first", [0, -1, 101])
 async def test_first_out_of_range_is_validation(
-    first: int, sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+    first: int, sim: Simulator, gw: GatewayClient
 ) -> None:
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        response = await gw.query(PAGE, {"id": "paymob-eg", "first": first})
+    response = await gw.query(PAGE, {"id": "paymob-eg", "first": first})
     assert response["errors"][0]["extensions"]["code"] == "VALIDATION"
     assert sim.state.calls_to("paymob-eg", "transactions") == 0
 
 
-async def test_bad_cursors_are_validation_errors_never_other_data(
-    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
-) -> None:
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        first = (await gw.query(PAGE, {"id": "paymob-eg", "first": 5}))["data"]["transactions"]
-        good = first["pageInfo"]["endCursor"]
-        payload, signature = good.split(".")
-        forged_payload = json.loads(__import__("base64").urlsafe_b64decode(payload + "=="))
-        forged_payload["r"] = "0" * 25
-        forged = (
-            __import__("base64")
-            .urlsafe_b64encode(json.dumps(forged_payload).encode())
-            .decode()
-            .rstrip("=")
-        )
-        cases = {
-            "tampered": f"{forged}.{signature}",
-            "truncated": good[: len(good) // 2],
-            "garbage": "not-a-cursor",
-            "empty signature": f"{payload}.",
-        }
-        answers = {
-            name: await gw.query(PAGE, {"id": "paymob-eg", "first": 5, "after": c})
-            for name, c in cases.items()
-        }
-        foreign = await gw.query(PAGE, {"id": "muda-ug", "first": 5, "after": good})
-        other_filter = await gw.query(
-            PAGE, {"id": "paymob-eg", "first": 5, "after": good, "filter": {"types": ["card"]}}
-        )
+async def test_bad_cursors_are_validation_errors_never_other_data(gw: GatewayClient) -> None:
+    first = (await gw.query(PAGE, {"id": "paymob-eg", "first": 5}))["data"]["transactions"]
+    good = first["pageInfo"]["endCursor"]
+    payload, signature = good.split(".")
+    forged_payload = json.loads(__import__("base64").urlsafe_b64decode(payload + "=="))
+    forged_payload["r"] = "0" * 25
+    forged = (
+        __import__("base64")
+        .urlsafe_b64encode(json.dumps(forged_payload).encode())
+        .decode()
+        .rstrip("=")
+    )
+    cases = {
+        "tampered": f"{forged}.{signature}",
+        "truncated": good[: len(good) // 2],
+        "garbage": "not-a-cursor",
+        "empty signature": f"{payload}.",
+    }
+    answers = {
+        name: await gw.query(PAGE, {"id": "paymob-eg", "first": 5, "after": c})
+        for name, c in cases.items()
+    }
+    foreign = await gw.query(PAGE, {"id": "muda-ug", "first": 5, "after": good})
+    other_filter = await gw.query(
+        PAGE, {"id": "paymob-eg", "first": 5, "after": good, "filter": {"types": ["card"]}}
+    )
     for answer in [*answers.values(), foreign, other_filter]:
         assert answer["data"] is None or answer["data"]["transactions"] is None
         assert answer["errors"][0]["extensions"]["code"] == "VALIDATION"
@@ -265,28 +251,21 @@ async def test_old_format_cursors_are_validation_errors() -> None:
     ],
 )
 async def test_failures_come_back_in_place(
-    account: str,
-    fault: dict[str, Any],
-    code: str,
-    sim: Simulator,
-    sim_transport: httpx.AsyncBaseTransport,
-    clock: FakeClock,
+    account: str, fault: dict[str, Any], code: str, sim: Simulator, gw: GatewayClient
 ) -> None:
     if fault:
         sim.state.set_faults(account, **fault)
     query = f'{{ account(id: "{account}") {{ id transactions {{ __typename ... on ProviderFailure {{ code }} }} }} }}'
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        data = (await gw.query(query))["data"]["account"]
+    data = (await gw.query(query))["data"]["account"]
     assert data["transactions"] == {"__typename": "ProviderFailure", "code": code}
 
 
 async def test_magma_ranges_are_split_into_31_day_calls_and_default_to_7_days(
-    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+    sim: Simulator, gw: GatewayClient
 ) -> None:
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        recent = await walk(gw, "magma", 100)
-        assert sim.state.calls_to("magma", "history") == 1
-        await walk(gw, "magma", 100, NINETY_DAYS)
+    recent = await walk(gw, "magma", 100)
+    assert sim.state.calls_to("magma", "history") == 1
+    await walk(gw, "magma", 100, NINETY_DAYS)
     assert sim.state.calls_to("magma", "history") == 1 + 3
     assert recent and all(n["createdAt"] >= "2024-05-28" for n in recent)
 
@@ -331,10 +310,9 @@ async def test_magma_gets_the_filters_it_can_apply_exactly_and_the_account_s_ran
 
 
 async def test_muda_statement_is_fetched_once_per_cache_window(
-    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+    sim: Simulator, gw: GatewayClient
 ) -> None:
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        await walk(gw, "muda-ug", 7)
+    await walk(gw, "muda-ug", 7)
     assert sim.state.calls_to("muda-ug", "statement") == 1
 
 
@@ -468,26 +446,24 @@ def test_paymob_status_mapping_and_refs_stay_strings(raw: str, status: Transacti
     ],
 )
 async def test_absurd_date_ranges_are_validation_errors(
-    flt: dict[str, str], sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+    flt: dict[str, str], sim: Simulator, gw: GatewayClient
 ) -> None:
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        answer = await gw.query(PAGE, {"id": "magma", "filter": flt})
+    answer = await gw.query(PAGE, {"id": "magma", "filter": flt})
     assert answer["errors"][0]["extensions"]["code"] == "VALIDATION"
     assert sim.state.calls_to("magma", "history") == 0
 
 
 async def test_a_long_sparse_range_is_walked_in_bounded_steps(
-    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+    sim: Simulator, gw: GatewayClient
 ) -> None:
     flt = {
         "createdFrom": "2021-06-01T00:00:00Z",
         "createdTo": "2024-06-04T00:00:00Z",
         "reference": "PAYOUT-000003",
     }
-    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
-        first = (await gw.query(PAGE, {"id": "magma", "filter": flt}))["data"]["transactions"]
-        calls_first = sim.state.calls_to("magma", "history")
-        rest = await walk(gw, "magma", 20, flt)
+    first = (await gw.query(PAGE, {"id": "magma", "filter": flt}))["data"]["transactions"]
+    calls_first = sim.state.calls_to("magma", "history")
+    rest = await walk(gw, "magma", 20, flt)
     assert calls_first == 24  # one request never asks more than 24 upstream pages
     assert first["pageInfo"]["hasNextPage"] is True
     assert [n["reference"] for n in rest] == ["PAYOUT-000003"]
