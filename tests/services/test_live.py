@@ -95,6 +95,27 @@ async def live_gateway(
         yield url, app
 
 
+@pytest.fixture
+def ticker() -> Ticker:
+    return Ticker()
+
+
+@pytest.fixture
+async def live(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock, ticker: Ticker
+) -> AsyncIterator[tuple[str, Any]]:
+    """The demo served on a free port, its live streams waiting on `ticker`: (url, app)."""
+    async with live_gateway(sim_transport, clock, ticker) as served:
+        yield served
+
+
+@pytest.fixture
+async def client(live: tuple[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for `live` (closed before it stops)."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        yield client
+
+
 @contextlib.asynccontextmanager
 async def stream(http: httpx.AsyncClient, url: str, ids: list[str]) -> AsyncIterator[Events]:
     body = {"query": SUBSCRIBE, "variables": {"ids": ids}}
@@ -109,14 +130,14 @@ def balance_reads(sim: Simulator, account: str) -> int:
 
 
 async def test_a_snapshot_then_each_change_failure_recovery_and_top_up(
-    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+    sim: Simulator,
+    clock: FakeClock,
+    ticker: Ticker,
+    live: tuple[str, Any],
+    client: httpx.AsyncClient,
 ) -> None:
-    ticker = Ticker()
-    async with (
-        live_gateway(sim_transport, clock, ticker) as (url, _),
-        httpx.AsyncClient(timeout=30) as http,
-        stream(http, url, ["ourvoice-sn", "paymob-eg"]) as events,
-    ):
+    url, _ = live
+    async with stream(client, url, ["ourvoice-sn", "paymob-eg"]) as events:
         snapshot = {u["account"]["id"]: u for u in [await events.result(), await events.result()]}
         assert amount(snapshot["ourvoice-sn"]) == "50000"
 
@@ -140,22 +161,21 @@ async def test_a_snapshot_then_each_change_failure_recovery_and_top_up(
         top_up = """mutation { topUp(input: {accountId: "ourvoice-sn", amount: "5000",
           paymentMethod: "MTN MOMO", paymentReference: "P-LIVE", idempotencyKey: "live-1"})
           { __typename } }"""
-        answer = await http.post(f"{url}/graphql", json={"query": top_up})
+        answer = await client.post(f"{url}/graphql", json={"query": top_up})
         assert answer.json()["data"]["topUp"]["__typename"] == "TopUpSucceeded"
         pushed = await events.result()  # without a tick: the top-up woke the watcher
         assert (pushed["account"]["id"], amount(pushed)) == ("ourvoice-sn", "66000")
         assert events.heartbeats >= 3  # each tick without an event is a heartbeat
-        scraped = (await http.get(f"{url}/metrics")).text
+        scraped = (await client.get(f"{url}/metrics")).text
     assert sample(scraped, "gateway_live_streams") == 1
     assert sample(scraped, "gateway_live_watchers") == 2
 
 
 async def test_twenty_subscribers_make_one_upstream_read_per_account_per_window(
-    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+    sim: Simulator, clock: FakeClock, ticker: Ticker, live: tuple[str, Any]
 ) -> None:
-    ticker = Ticker()
+    url, _ = live
     async with (
-        live_gateway(sim_transport, clock, ticker) as (url, _),
         httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=60)) as http,
         contextlib.AsyncExitStack() as stack,
     ):
@@ -179,7 +199,7 @@ async def test_twenty_subscribers_make_one_upstream_read_per_account_per_window(
 
 
 async def test_limits_wrong_accept_and_what_may_stream(
-    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock, ticker: Ticker
 ) -> None:
     def two_per_client(settings: Settings) -> Settings:
         return dataclasses.replace(settings, live=LiveSettings(max_streams_per_client=2))
@@ -188,7 +208,6 @@ async def test_limits_wrong_accept_and_what_may_stream(
         'mutation { topUp(input: {accountId: "x", amount: "1", paymentMethod: "m", '
         'paymentReference: "r", idempotencyKey: "k"}) { __typename } }'
     )
-    ticker = Ticker()
     async with (
         live_gateway(sim_transport, clock, ticker, two_per_client) as (url, _),
         httpx.AsyncClient(timeout=30) as http,
@@ -217,18 +236,14 @@ async def test_limits_wrong_accept_and_what_may_stream(
 
 
 async def test_streams_end_with_a_retry_hint_when_the_process_stops(
-    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+    live: tuple[str, Any], client: httpx.AsyncClient
 ) -> None:
-    ticker = Ticker()
-    async with (
-        live_gateway(sim_transport, clock, ticker) as (url, app),
-        httpx.AsyncClient(timeout=30) as http,
-        stream(http, url, ["magma"]) as events,
-    ):
+    url, app = live
+    async with stream(client, url, ["magma"]) as events:
         await events.result()
         app.state.readiness.draining.start()  # what SIGTERM does
         ending = [await events.next(), await events.next()]
-        refused = await http.post(
+        refused = await client.post(
             f"{url}/graphql/stream", json={"query": SUBSCRIBE}, headers=STREAM
         )
     assert ending == [("retry", 2000), ("complete", None)]
@@ -250,12 +265,13 @@ class ChangingService:
         return [dataclasses.replace(self.result, code=f"CODE_{self.reads}")]
 
 
-async def test_a_subscriber_that_falls_behind_is_dropped_and_its_watcher_stops() -> None:
+async def test_a_subscriber_that_falls_behind_is_dropped_and_its_watcher_stops(
+    ticker: Ticker,
+) -> None:
     from gateway.domain import AccountInfo, Capability, ProviderKind
 
     info = AccountInfo("a", ProviderKind("muda"), "A", (Capability.BALANCE,))
     service = ChangingService(ProviderFailure(info, "X", "m", True))
-    ticker = Ticker()
     watch = BalanceWatch(service, ticker.sleep, max_streams=10, max_streams_per_client=10)  # type: ignore[arg-type]
     async with watch.subscribe("c", ["a"]) as results:
         for _ in range(QUEUE_SIZE + 5):  # nobody reads meanwhile
@@ -273,26 +289,25 @@ async def test_a_subscriber_that_falls_behind_is_dropped_and_its_watcher_stops()
 
 
 async def test_a_stream_its_client_abandons_is_logged_and_counted_cancelled_not_ok(
-    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    ticker: Ticker,
+    live: tuple[str, Any],
+    client: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    ticker = Ticker()
+    url, _ = live
     caplog.set_level(logging.INFO, logger="gateway.access")
 
     def outcomes() -> list[str]:
         lines = [r for r in caplog.records if r.name == "gateway.access"]
         return [r.access["outcome"] for r in lines if r.access["path"] == "/graphql/stream"]  # type: ignore[attr-defined]
 
-    async with (
-        live_gateway(sim_transport, clock, ticker) as (url, _),
-        httpx.AsyncClient(timeout=30) as http,
-    ):
-        async with stream(http, url, ["ourvoice-sn"]) as events:
-            await events.result()  # the snapshot; then the client goes away
-        async with asyncio.timeout(20):  # a bound on the server noticing, not a timing test
-            while not outcomes():
-                ticker.tick()  # the stream's next wait ends, and finds nobody reading
-                await asyncio.sleep(0.01)
-        scraped = (await http.get(f"{url}/metrics")).text
+    async with stream(client, url, ["ourvoice-sn"]) as events:
+        await events.result()  # the snapshot; then the client goes away
+    async with asyncio.timeout(20):  # a bound on the server noticing, not a timing test
+        while not outcomes():
+            ticker.tick()  # the stream's next wait ends, and finds nobody reading
+            await asyncio.sleep(0.01)
+    scraped = (await client.get(f"{url}/metrics")).text
     assert outcomes() == ["cancelled"]
     counted = sample(
         scraped, "gateway_event_streams_total", operation_type="subscription", outcome="cancelled"
@@ -301,17 +316,14 @@ async def test_a_stream_its_client_abandons_is_logged_and_counted_cancelled_not_
 
 
 async def test_single_connection_mode_reservation_stream_operations_and_their_refusals(
-    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+    live: tuple[str, Any],
 ) -> None:
     """graphql-sse's single connection mode: PUT reserves (201, a token), GET opens the
     stream once, POST runs an operation on it (202; `next` {id, payload}, `complete` {id}),
     DELETE stops one; every misuse has its own answer."""
-    ticker = Ticker()
+    url, app = live
     token_header = "x-graphql-event-stream-token"
-    async with (
-        live_gateway(sim_transport, clock, ticker) as (url, app),
-        httpx.AsyncClient(timeout=30, base_url=url) as http,
-    ):
+    async with httpx.AsyncClient(timeout=30, base_url=url) as http:
         reserved = await http.put("/graphql/stream")
         assert reserved.status_code == 201
         token = reserved.text

@@ -49,6 +49,12 @@ def channel(script: Script, clock: FakeClock, sleeps: Sleeps, **options: object)
     return make_channel(ACCOUNT, http, clock, sleep=sleeps, **options)  # type: ignore[arg-type]
 
 
+def behind_a_breaker(script: Script, clock: FakeClock, sleeps: Sleeps):  # type: ignore[no-untyped-def]
+    """A channel behind a breaker that opens after 5 failures, for 30 s; and the breaker."""
+    breaker = CircuitBreaker(failure_threshold=5, cooldown_seconds=30, clock=clock)
+    return breaker, channel(script, clock, sleeps, breaker=breaker)
+
+
 async def test_reads_are_retried_inside_the_deadline(clock: FakeClock) -> None:
     script, sleeps = Script(503, httpx.ConnectError, 200), Sleeps()
     with request_deadline(8):
@@ -103,8 +109,7 @@ async def test_no_backoff_that_would_overrun_the_deadline(clock: FakeClock) -> N
 
 async def test_breaker_opens_fails_fast_probes_once_and_closes(clock: FakeClock) -> None:
     script, sleeps = Script(*([503] * 5), 200, 200), Sleeps()
-    breaker = CircuitBreaker(failure_threshold=5, cooldown_seconds=30, clock=clock)
-    chan = channel(script, clock, sleeps, breaker=breaker)
+    breaker, chan = behind_a_breaker(script, clock, sleeps)
     for _ in range(5):
         await chan.send("GET", URL)
     assert breaker.state is BreakerState.OPEN
@@ -125,8 +130,7 @@ async def test_breaker_opens_fails_fast_probes_once_and_closes(clock: FakeClock)
 
 async def test_a_failed_probe_reopens_for_a_full_cooldown(clock: FakeClock) -> None:
     script, sleeps = Script(*([503] * 6)), Sleeps()
-    breaker = CircuitBreaker(failure_threshold=5, cooldown_seconds=30, clock=clock)
-    chan = channel(script, clock, sleeps, breaker=breaker)
+    breaker, chan = behind_a_breaker(script, clock, sleeps)
     for _ in range(5):
         await chan.send("GET", URL)
     clock.advance(31)
@@ -137,8 +141,7 @@ async def test_a_failed_probe_reopens_for_a_full_cooldown(clock: FakeClock) -> N
 
 async def test_4xx_never_count_towards_the_breaker(clock: FakeClock) -> None:
     script, sleeps = Script(*([404] * 10)), Sleeps()
-    breaker = CircuitBreaker(failure_threshold=5, cooldown_seconds=30, clock=clock)
-    chan = channel(script, clock, sleeps, breaker=breaker)
+    breaker, chan = behind_a_breaker(script, clock, sleeps)
     for _ in range(10):
         await chan.send("GET", URL)
     assert breaker.state is BreakerState.CLOSED
