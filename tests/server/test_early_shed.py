@@ -13,7 +13,7 @@ import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from typing import NamedTuple
 
 import httpx
 import pytest
@@ -143,13 +143,18 @@ def test_a_json_body_of_another_charset_declaration_and_an_origin_without_cors_a
 # The real server, its one slot held
 
 
-@asynccontextmanager
-async def full_gateway(
-    transport: httpx.AsyncBaseTransport,
-) -> AsyncIterator[tuple[tuple[str, int], Gate, httpx.AsyncClient, Admission]]:
+class Full(NamedTuple):
+    address: tuple[str, int]
+    gate: Gate
+    http: httpx.AsyncClient
+    admission: Admission
+
+
+@pytest.fixture
+async def full(sim_transport: httpx.AsyncBaseTransport) -> AsyncIterator[Full]:
     """The served gateway with one slot and no queue, a query holding that slot at its
     upstream until the test opens the gate; an HTTP client for its metrics."""
-    gate = Gate(transport)
+    gate = Gate(sim_transport)
     settings = with_server(
         demo_settings(), admission="fixed", max_concurrent_requests=1, max_queued_requests=0
     )
@@ -167,7 +172,7 @@ async def full_gateway(
             await until(lambda: server.started)
             held = asyncio.create_task(http.post("/graphql", json={"query": MAGMA}))
             await until(lambda: gate.waiting == 1)
-            yield (host, port), gate, http, app.state.admission
+            yield Full((host, port), gate, http, app.state.admission)
             gate.opened.set()
             assert (await held).status_code == 200
         finally:
@@ -197,9 +202,10 @@ class Connection:
             return await self.reader.read() == b""
 
 
-@asynccontextmanager
-async def connection(address: tuple[str, int]) -> AsyncIterator[Connection]:
-    reader, writer = await asyncio.open_connection(*address)
+@pytest.fixture
+async def conn(full: Full) -> AsyncIterator[Connection]:
+    """A client connection to `full`."""
+    reader, writer = await asyncio.open_connection(*full.address)
     try:
         yield Connection(reader, writer)
     finally:
@@ -207,13 +213,12 @@ async def connection(address: tuple[str, int]) -> AsyncIterator[Connection]:
 
 
 async def test_a_query_is_shed_before_its_caller_is_checked_with_the_whole_ways_answer(
-    sim_transport: httpx.AsyncBaseTransport, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture, full: Full, conn: Connection
 ) -> None:
     caplog.set_level("INFO", "gateway")
-    async with full_gateway(sim_transport) as (address, _, http, _), connection(address) as conn:
-        early = await conn.ask(post(query(operationName="Board"), WRONG_KEY))
-        whole_way = await http.post("/graphql", json={"query": MAGMA})  # a valid key
-        page = (await http.get("/metrics")).text
+    early = await conn.ask(post(query(operationName="Board"), WRONG_KEY))
+    whole_way = await full.http.post("/graphql", json={"query": MAGMA})  # a valid key
+    page = (await full.http.get("/metrics")).text
     status, headers, body = early
     assert status == 503 and headers["retry-after"] in ("1", "2", "3")
     assert json.loads(body) == {
@@ -247,69 +252,51 @@ async def test_a_query_is_shed_before_its_caller_is_checked_with_the_whole_ways_
 
 
 async def test_the_connection_serves_on_after_an_early_answer_and_its_keep_alive_restarts(
-    sim_transport: httpx.AsyncBaseTransport,
+    full: Full, conn: Connection
 ) -> None:
-    async with (
-        full_gateway(sim_transport) as (address, gate, _, admission),
-        connection(address) as conn,
-    ):
-        status, _, _ = await conn.ask(post(query(), WRONG_KEY))
-        assert status == 503
-        await asyncio.sleep(KEEP_ALIVE * 0.6)  # idle, but within its keep-alive
-        status, _, _ = await conn.ask(post(query(), WRONG_KEY))
-        assert status == 503
-        await asyncio.sleep(KEEP_ALIVE * 0.6)  # past the first answer's keep-alive
-        gate.opened.set()  # room again: the whole way, on the same connection
-        await until(lambda: not admission.full("query"))
-        status, _, body = await conn.ask(post(query()))
+    status, _, _ = await conn.ask(post(query(), WRONG_KEY))
+    assert status == 503
+    await asyncio.sleep(KEEP_ALIVE * 0.6)  # idle, but within its keep-alive
+    status, _, _ = await conn.ask(post(query(), WRONG_KEY))
+    assert status == 503
+    await asyncio.sleep(KEEP_ALIVE * 0.6)  # past the first answer's keep-alive
+    full.gate.opened.set()  # room again: the whole way, on the same connection
+    await until(lambda: not full.admission.full("query"))
+    status, _, body = await conn.ask(post(query()))
     assert status == 200 and json.loads(body) == {"data": {"balances": {"complete": True}}}
 
 
 async def test_an_idle_connection_after_an_early_answer_is_closed_at_its_keep_alive(
-    sim_transport: httpx.AsyncBaseTransport,
+    conn: Connection,
 ) -> None:
-    async with (
-        full_gateway(sim_transport) as (address, _, _, _),
-        connection(address) as conn,
-    ):
-        status, _, _ = await conn.ask(post(query(), WRONG_KEY))
-        assert await conn.closed()  # after KEEP_ALIVE, well before the head's 60 s
+    status, _, _ = await conn.ask(post(query(), WRONG_KEY))
+    assert await conn.closed()  # after KEEP_ALIVE, well before the head's 60 s
     assert status == 503
 
 
 async def test_a_mutation_and_a_partial_request_go_the_whole_way_while_queries_are_shed(
-    sim_transport: httpx.AsyncBaseTransport,
+    conn: Connection,
 ) -> None:
-    async with full_gateway(sim_transport) as (address, _, _, _), connection(address) as conn:
-        mutation = query(TOP_UP, variables=topup("early-1"))
-        refused, _, _ = await conn.ask(post(mutation, WRONG_KEY))  # checked: who asks
-        conn.writer.write(post(query(), WRONG_KEY)[:40])  # a request in two reads
-        await conn.writer.drain()
-        await asyncio.sleep(0.05)  # read by the server (on this loop) before the rest is sent
-        split, _, _ = await conn.ask(post(query(), WRONG_KEY)[40:])
-        shed, _, _ = await conn.ask(post(query(), WRONG_KEY))
+    mutation = query(TOP_UP, variables=topup("early-1"))
+    refused, _, _ = await conn.ask(post(mutation, WRONG_KEY))  # checked: who asks
+    conn.writer.write(post(query(), WRONG_KEY)[:40])  # a request in two reads
+    await conn.writer.drain()
+    await asyncio.sleep(0.05)  # read by the server (on this loop) before the rest is sent
+    split, _, _ = await conn.ask(post(query(), WRONG_KEY)[40:])
+    shed, _, _ = await conn.ask(post(query(), WRONG_KEY))
     assert (refused, split, shed) == (401, 401, 503)
 
 
-async def test_a_client_asking_to_close_gets_its_answer_then_the_close(
-    sim_transport: httpx.AsyncBaseTransport,
-) -> None:
-    async with full_gateway(sim_transport) as (address, _, _, _), connection(address) as conn:
-        status, headers, _ = await conn.ask(post(query(), WRONG_KEY, b"Connection: close"))
-        assert await conn.closed()
+async def test_a_client_asking_to_close_gets_its_answer_then_the_close(conn: Connection) -> None:
+    status, headers, _ = await conn.ask(post(query(), WRONG_KEY, b"Connection: close"))
+    assert await conn.closed()
     assert status == 503 and headers["connection"] == "close"
 
 
-async def test_with_room_a_query_goes_the_whole_way(
-    sim_transport: httpx.AsyncBaseTransport,
-) -> None:
-    async with (
-        full_gateway(sim_transport) as (address, gate, _, admission),
-        connection(address) as conn,
-    ):
-        gate.opened.set()
-        await until(lambda: not admission.full("query"))  # the held query answered
-        status, _, _ = await conn.ask(post(query(), WRONG_KEY))
+async def test_with_room_a_query_goes_the_whole_way(full: Full, conn: Connection) -> None:
+    full.gate.opened.set()
+    await until(lambda: not full.admission.full("query"))  # the held query answered
+    status, _, _ = await conn.ask(post(query(), WRONG_KEY))
     assert status == 401
 
 
@@ -334,14 +321,8 @@ async def test_requests_read_in_one_turn_count_as_slots_taken_until_the_gate_has
     ]
 
 
-async def test_a_head_over_the_limit_is_431_even_while_queries_are_shed(
-    sim_transport: httpx.AsyncBaseTransport,
-) -> None:
-    async with (
-        full_gateway(sim_transport) as (address, _, _, _),
-        connection(address) as conn,
-    ):
-        status, _, _ = await conn.ask(post(query(), b"X-Big: " + b"a" * 40_000))
+async def test_a_head_over_the_limit_is_431_even_while_queries_are_shed(conn: Connection) -> None:
+    status, _, _ = await conn.ask(post(query(), b"X-Big: " + b"a" * 40_000))
     assert status == 431
 
 
@@ -354,30 +335,20 @@ async def test_an_empty_gate_sheds_nothing_early_however_many_arrive_in_a_turn()
     assert read == [None] * 10
 
 
-async def test_a_connection_option_list_with_close_is_honoured(
-    sim_transport: httpx.AsyncBaseTransport,
-) -> None:
-    async with (
-        full_gateway(sim_transport) as (address, _, _, _),
-        connection(address) as conn,
-    ):
-        asked = post(query(), WRONG_KEY, b"Connection: keep-alive, close")
-        status, headers, _ = await conn.ask(asked)
-        assert await conn.closed()
+async def test_a_connection_option_list_with_close_is_honoured(conn: Connection) -> None:
+    asked = post(query(), WRONG_KEY, b"Connection: keep-alive, close")
+    status, headers, _ = await conn.ask(asked)
+    assert await conn.closed()
     assert status == 503 and headers["connection"] == "close"
 
 
 async def test_the_access_line_names_the_client_behind_a_trusted_proxy_as_the_whole_way_does(
-    sim_transport: httpx.AsyncBaseTransport, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture, conn: Connection
 ) -> None:
     """uvicorn trusts 127.0.0.1 to forward: the client is the one it names (this also
     guards `_compat/uvicorn.forwarded_client`, which drives uvicorn's middleware)."""
     caplog.set_level("INFO", "gateway")
-    async with (
-        full_gateway(sim_transport) as (address, _, _, _),
-        connection(address) as conn,
-    ):
-        status, _, _ = await conn.ask(post(query(), b"X-Forwarded-For: 203.0.113.7"))
+    status, _, _ = await conn.ask(post(query(), b"X-Forwarded-For: 203.0.113.7"))
     assert status == 503
     (line,) = [r for r in caplog.records if '"POST /graphql" 503' in r.getMessage()]
     assert line.getMessage().endswith("refused (overloaded)")
