@@ -93,6 +93,17 @@ def demo_settings() -> Settings:
     return dataclasses.replace(settings, security=security, idempotency=journal, history=history)
 
 
+def with_section(settings: Settings, section: str, **changes: Any) -> Settings:
+    """Settings with `changes` made to one of its sections (`server`, `security`, `live`,
+    `history`, …)."""
+    changed = dataclasses.replace(getattr(settings, section), **changes)
+    return dataclasses.replace(settings, **{section: changed})
+
+
+def with_server(settings: Settings, **changes: Any) -> Settings:
+    return with_section(settings, "server", **changes)
+
+
 def with_account(settings: Settings, account_id: str, **changes: Any) -> Settings:
     """Settings with one account changed (credentials given as plain strings)."""
     account = settings.accounts[account_id]

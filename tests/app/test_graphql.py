@@ -14,7 +14,15 @@ from gateway.cli import main as cli_main
 from gateway.schema import sdl
 from gateway.simulator import Simulator
 from gateway.simulator.magma_onepay import MAGMA
-from tests.helpers import ROOT, FakeClock, demo_settings, production, running_gateway, with_account
+from tests.helpers import (
+    ROOT,
+    FakeClock,
+    demo_settings,
+    production,
+    running_gateway,
+    with_account,
+    with_server,
+)
 
 BALANCES = """
 query($ids: [ID!], $providers: [Provider!]) {
@@ -312,13 +320,7 @@ def test_an_unexpected_exception_is_masked_with_a_request_id() -> None:
 async def test_cors_only_for_configured_origins(
     sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
 ) -> None:
-    import dataclasses
-
-    settings = demo_settings()
-    settings = dataclasses.replace(
-        settings,
-        server=dataclasses.replace(settings.server, cors_origins=("https://dash.example",)),
-    )
+    settings = with_server(demo_settings(), cors_origins=("https://dash.example",))
     preflight = {
         "access-control-request-method": "POST",
         "access-control-request-headers": "content-type",

@@ -39,6 +39,7 @@ from tests.helpers import (
     topup,
     with_account,
     with_cache,
+    with_section,
 )
 
 QUERY = "{ balances { complete } }"
@@ -141,9 +142,7 @@ async def test_top_ups_by_outcome_pending_in_the_journal_and_rate_limit_refusals
     assert in_journal == 1  # read from the journal when scraped
 
     limited = production(settings)  # one client, FULL_KEY, with every scope
-    limited = dataclasses.replace(
-        limited, security=dataclasses.replace(limited.security, rate_limit=RateLimit(1.0, 1))
-    )
+    limited = with_section(limited, "security", rate_limit=RateLimit(1.0, 1))
     async with running_gateway(limited, sim_transport, clock) as gw:
         statuses = [(await gw.post("{ __typename }")).status_code for _ in range(3)]
         clock.advance(10)  # the scrape is the client's request too: let its bucket refill

@@ -30,6 +30,7 @@ from tests.helpers import (
     running_gateway,
     serving,
     topup,
+    with_server,
 )
 
 MAGMA = '{ balances(accountIds: ["magma"]) { complete } }'
@@ -54,10 +55,6 @@ class Gate(httpx.AsyncBaseTransport):
         finally:
             self.waiting -= 1
         return await self.inner.handle_async_request(request)
-
-
-def with_server(settings: Settings, **changes: Any) -> Settings:
-    return dataclasses.replace(settings, server=dataclasses.replace(settings.server, **changes))
 
 
 async def until(condition: Any) -> None:

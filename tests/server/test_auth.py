@@ -30,6 +30,7 @@ from tests.helpers import (
     demo_settings,
     production,
     running_gateway,
+    with_section,
 )
 
 KEY_A, KEY_B, READER_NO_SCOPE, METRICS = (
@@ -196,10 +197,7 @@ async def test_a_clients_own_rate_limit_wins_and_the_dev_no_key_caller_has_none(
 ) -> None:
     fast = dataclasses.replace(CLIENTS[1], rate_limit=RateLimit(1.0, 5))  # client-a
     settings = production(demo_settings(), CLIENTS[0], fast, *CLIENTS[2:])
-    settings = dataclasses.replace(
-        settings,
-        security=dataclasses.replace(settings.security, rate_limit=RateLimit(1.0, 2)),
-    )
+    settings = with_section(settings, "security", rate_limit=RateLimit(1.0, 2))
     query = "{ countries { code } }"
     async with running_gateway(settings, sim_transport, clock) as gw:
         own = [(await gw.as_key(KEY_A).post(query)).status_code for _ in range(6)]
@@ -240,10 +238,7 @@ def rsa_key() -> rsa.RSAPrivateKey:
 
 
 def jwt_settings(config: JwtConfig) -> Any:
-    settings = production(demo_settings(), *CLIENTS)
-    return dataclasses.replace(
-        settings, security=dataclasses.replace(settings.security, jwt=config)
-    )
+    return with_section(production(demo_settings(), *CLIENTS), "security", jwt=config)
 
 
 async def ask(

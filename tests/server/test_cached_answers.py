@@ -29,6 +29,7 @@ from tests.helpers import (
     production,
     running_gateway,
     sample,
+    with_server,
 )
 from tests.server.test_slow_readers import served
 
@@ -339,10 +340,8 @@ async def test_refusals_before_the_body_do_not_wait_for_it(
     """Over the gateway's own server: a body that never comes is 408 after
     `body_timeout_seconds`; without credentials it is 401 at once; announced too large
     behind `Expect: 100-continue`, 413 with no `100 Continue` first."""
-    settings = production(demo_settings())
-    server = dataclasses.replace(settings.server, body_timeout_seconds=0.3)
     app = create_app(
-        dataclasses.replace(settings, server=server),
+        with_server(production(demo_settings()), body_timeout_seconds=0.3),
         transport=sim_transport,
         clock=clock,
         sleep=no_sleep,

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from gateway.server.media import GRAPHQL_RESPONSE, JSON, negotiate
-from tests.helpers import FakeClock, GatewayClient, demo_settings, running_gateway
+from tests.helpers import FakeClock, GatewayClient, demo_settings, running_gateway, with_section
 
 
 @pytest.mark.parametrize(
@@ -45,9 +45,7 @@ async def gw(
 ) -> AsyncIterator[GatewayClient]:
     settings = demo_settings()
     limits = dataclasses.replace(settings.security.limits, allow_get=True)
-    settings = dataclasses.replace(
-        settings, security=dataclasses.replace(settings.security, limits=limits)
-    )
+    settings = with_section(settings, "security", limits=limits)
     async with running_gateway(settings, sim_transport, clock) as gateway:
         yield gateway
 

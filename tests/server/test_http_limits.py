@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +18,7 @@ import pytest
 
 from gateway.app import create_app
 from gateway.server.serving import ConnectionLimits, Server
-from tests.helpers import demo_settings
+from tests.helpers import demo_settings, with_server
 
 LIMITS = ConnectionLimits(max_header_bytes=8 * 1024, header_timeout_seconds=0.3)
 BOUND = 10.0  # the most any wait below may take before the test fails
@@ -27,10 +26,7 @@ BOUND = 10.0  # the most any wait below may take before the test fails
 
 @asynccontextmanager
 async def guarded_gateway(transport: httpx.AsyncBaseTransport) -> AsyncIterator[tuple[str, int]]:
-    settings = demo_settings()
-    settings = dataclasses.replace(
-        settings, server=dataclasses.replace(settings.server, body_timeout_seconds=0.3)
-    )
+    settings = with_server(demo_settings(), body_timeout_seconds=0.3)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = Server(create_app(settings, transport=transport), sock, limits=LIMITS)

@@ -38,6 +38,7 @@ from tests.helpers import (
     refuse_float,
     sample,
     serving,
+    with_section,
 )
 
 SLOW = "magma"
@@ -460,9 +461,7 @@ async def test_the_2022_format_merges_to_the_whole_answer(sim: Simulator, clock:
 def get_allowed() -> Settings:
     settings = demo_settings()
     limits = dataclasses.replace(settings.security.limits, allow_get=True)
-    return dataclasses.replace(
-        settings, security=dataclasses.replace(settings.security, limits=limits)
-    )
+    return with_section(settings, "security", limits=limits)
 
 
 async def test_a_get_is_answered_in_parts_and_a_client_that_leaves_is_counted_cancelled(

@@ -10,7 +10,14 @@ import httpx
 from gateway.access import RateLimit
 from gateway.config.settings import IdempotencySettings
 from gateway.services.journal import open_journal
-from tests.helpers import FakeClock, GatewayClient, demo_settings, production, running_gateway
+from tests.helpers import (
+    FakeClock,
+    GatewayClient,
+    demo_settings,
+    production,
+    running_gateway,
+    with_section,
+)
 
 
 async def test_ready_when_built_and_draining_turns_it_off_while_alive(gw: GatewayClient) -> None:
@@ -46,10 +53,7 @@ async def test_a_journal_that_refuses_writes_is_not_ready(
 async def test_health_checks_need_no_key_and_meet_no_rate_limit(
     sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
 ) -> None:
-    settings = production(demo_settings())
-    settings = dataclasses.replace(
-        settings, security=dataclasses.replace(settings.security, rate_limit=RateLimit(1.0, 1))
-    )
+    settings = with_section(production(demo_settings()), "security", rate_limit=RateLimit(1.0, 1))
     async with running_gateway(settings, sim_transport, clock, key=None) as gw:
         answers = [await gw.http.get(path) for path in ("/readyz", "/healthz") * 20]
         graphql = await gw.post("{ __typename }")

@@ -6,12 +6,18 @@ a review that tried to break the README's promises.)"""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 import httpx
 
-from tests.helpers import SUBSCRIBE, FakeClock, demo_settings, running_gateway
-from tests.server.test_admission import MAGMA, Gate, slow_accounts, until, with_server
+from tests.helpers import (
+    SUBSCRIBE,
+    FakeClock,
+    demo_settings,
+    running_gateway,
+    with_section,
+    with_server,
+)
+from tests.server.test_admission import MAGMA, Gate, slow_accounts, until
 
 TOKEN = "x-graphql-event-stream-token"
 QUERY = '{ balances(accountIds: ["ourvoice-sn"]) { complete } }'
@@ -43,11 +49,8 @@ async def test_a_query_stopped_before_it_ran_gives_its_slot_back(
 async def test_a_reservation_that_lapses_stops_what_was_posted_to_it(
     sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
 ) -> None:
-    settings = demo_settings()
-    live_settings = dataclasses.replace(settings.live, max_streams_per_client=2)
-    async with running_gateway(
-        dataclasses.replace(settings, live=live_settings), sim_transport, clock
-    ) as gw:
+    settings = with_section(demo_settings(), "live", max_streams_per_client=2)
+    async with running_gateway(settings, sim_transport, clock) as gw:
         single, live = gw.app.state.events.single, gw.app.state.live
         token = (await gw.http.put("/graphql/stream")).text
         for n in range(2):

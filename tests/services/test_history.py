@@ -28,6 +28,7 @@ from tests.helpers import (
     ourvoice_fake,
     parse_settings,
     running_gateway,
+    with_section,
 )
 
 SN = "ourvoice-sn:credit:XOF"
@@ -282,10 +283,7 @@ async def test_the_demo_starts_with_a_made_up_week_marked_synthetic(
     """`[history] demo_past_days` (development only): a balance read for the first time gets
     an hourly past falling 2 % of today's amount a day, every point marked synthetic, so
     the history line and the runway show at once; a real read is never synthetic."""
-    settings = demo_settings()
-    settings = dataclasses.replace(
-        settings, history=dataclasses.replace(settings.history, demo_past_days=7)
-    )
+    settings = with_section(demo_settings(), "history", demo_past_days=7)
     query = """{ balances(accountIds: ["ourvoice-sn"]) { results { ... on AccountBalance {
       balances { history(every: 3600) { at available { amount } synthetic }
                  runway { burnPerDay { amount } } } } } } }"""
