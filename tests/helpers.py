@@ -291,6 +291,45 @@ class WholeBody:
         await self.app(scope, replayed, send)
 
 
+class Gate(httpx.AsyncBaseTransport):
+    """Holds every upstream call whose path contains `marker` (every call, by default) until
+    the test sets `opened`: `entered` once one is held, `waiting` how many are, `cancelled`
+    once one is cancelled while held."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, marker: str = "") -> None:
+        self.inner = inner
+        self.marker = marker
+        self.opened = asyncio.Event()
+        self.entered = asyncio.Event()
+        self.cancelled = asyncio.Event()
+        self.waiting = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.marker in request.url.path:
+            self.entered.set()
+            self.waiting += 1
+            try:
+                await self.opened.wait()
+            except asyncio.CancelledError:
+                self.cancelled.set()
+                raise
+            finally:
+                self.waiting -= 1
+        return await self.inner.handle_async_request(request)
+
+
+class Recording(httpx.AsyncBaseTransport):
+    """Forwards to `inner` (the simulator), remembering every request sent through it."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.requests: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return await self.inner.handle_async_request(request)
+
+
 class DelayTransport(httpx.AsyncBaseTransport):
     """Forwards to `inner` after a short pause, so concurrent requests are really in flight
     together even on an in-process transport."""

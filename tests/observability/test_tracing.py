@@ -17,25 +17,22 @@ from gateway.app import create_app
 from gateway.config.operations import TracingSettings
 from gateway.observability.tracing import OpenTelemetryTracing, TracedRequests
 from gateway.simulator import Simulator
-from tests.helpers import FULL_KEY, TOP_UP, FakeClock, demo_settings, no_sleep, production, topup
+from tests.helpers import (
+    FULL_KEY,
+    TOP_UP,
+    FakeClock,
+    Recording,
+    demo_settings,
+    no_sleep,
+    production,
+    topup,
+)
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{TRACE_ID}-{CALLER_SPAN}-01"
 ACCOUNTS = ["ourvoice-sn", "magma", "muda-ug", "paymob-eg"]
 QUERY = f"query Dashboard {{ balances(accountIds: {str(ACCOUNTS).replace(chr(39), chr(34))}) {{ complete results {{ __typename }} }} }}"
-
-
-class Recording(httpx.AsyncBaseTransport):
-    """The simulator, remembering the headers of every request sent to it."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
-        self.headers: list[httpx.Headers] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.headers.append(request.headers)
-        return await self.inner.handle_async_request(request)
 
 
 async def traced(
@@ -98,7 +95,7 @@ async def test_a_balances_request_is_one_server_span_over_a_client_span_per_upst
         assert (span.attributes or {})["http.response.status_code"] == 200
         assert (span.attributes or {})["balance_gateway.attempt"] == 1
         assert (span.attributes or {})["balance_gateway.outcome"] == "ok"
-    sent = {h["traceparent"] for h in upstream.headers}
+    sent = {r.headers["traceparent"] for r in upstream.requests}
     assert sent == {f"00-{TRACE_ID}-{s.context.span_id:016x}-01" for s in clients}
 
     text = attribute_text(spans)

@@ -25,6 +25,7 @@ from gateway.server.admission import AdaptiveLimit, Admission, Kind, LoopDelayPr
 from tests.helpers import (
     TOP_UP,
     FakeClock,
+    Gate,
     GatewayClient,
     demo_settings,
     running_gateway,
@@ -34,27 +35,6 @@ from tests.helpers import (
 )
 
 MAGMA = '{ balances(accountIds: ["magma"]) { complete } }'
-
-
-class Gate(httpx.AsyncBaseTransport):
-    """Holds every upstream call until `opened`; records calls cancelled while held."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
-        self.opened = asyncio.Event()
-        self.waiting = 0
-        self.cancelled = asyncio.Event()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.waiting += 1
-        try:
-            await self.opened.wait()
-        except asyncio.CancelledError:
-            self.cancelled.set()
-            raise
-        finally:
-            self.waiting -= 1
-        return await self.inner.handle_async_request(request)
 
 
 async def until(condition: Any) -> None:

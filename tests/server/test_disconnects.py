@@ -26,7 +26,16 @@ from gateway.config.settings import Settings
 from gateway.server.serving import Server
 from gateway.services.journal import open_journal
 from gateway.simulator import Simulator
-from tests.helpers import TOP_UP, FakeClock, demo_settings, no_sleep, ourvoice_fake, sample, topup
+from tests.helpers import (
+    TOP_UP,
+    FakeClock,
+    Gate,
+    demo_settings,
+    no_sleep,
+    ourvoice_fake,
+    sample,
+    topup,
+)
 
 BOUND = 20.0  # the most any wait below may take before the test fails
 SLOW = "/magma/"  # this provider is held at the gate in the tests of a running request
@@ -35,23 +44,6 @@ QUERY = "{ balances { complete results { __typename } } }"
 STREAMED = """query Streamed { balances {
   results @stream { __typename ... on AccountBalance { account { id } } }
   ... @defer { complete } } }"""
-
-
-class Gate(httpx.AsyncBaseTransport):
-    """Holds every provider request whose path contains `marker` until the test opens it;
-    `entered` is set once one is held (the request is then surely running)."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, marker: str) -> None:
-        self.inner = inner
-        self.marker = marker
-        self.entered = asyncio.Event()
-        self.open = asyncio.Event()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self.marker in request.url.path:
-            self.entered.set()
-            await self.open.wait()
-        return await self.inner.handle_async_request(request)
 
 
 @asynccontextmanager
@@ -71,7 +63,7 @@ async def real_server(
         assert not task.done(), task.result()
         yield server, gate, sock.getsockname()[:2]
     finally:
-        gate.open.set()
+        gate.opened.set()
         server.should_exit = True
         await asyncio.wait_for(task, BOUND)
 
@@ -303,7 +295,7 @@ async def test_a_top_up_whose_client_leaves_mid_call_completes_and_is_journaled(
         await until(gate.entered.is_set, "top-up call held at the provider")
         writer.close()
         await until(lambda: not server.server_state.connections, "the server to see it leave")
-        gate.open.set()  # the provider answers only now that the client is gone
+        gate.opened.set()  # the provider answers only now that the client is gone
         await until(lambda: len(access(logs, "/graphql")) == 1, "access line")
         journal = open_journal(settings.idempotency.url)
         try:

@@ -23,8 +23,8 @@ from gateway.observability.metrics import Metrics
 from gateway.server.admission import Admission
 from gateway.server.early_shed import EarlyShed, sheddable, whole_post
 from gateway.server.serving import ConnectionLimits, Server
-from tests.helpers import TOP_UP, demo_settings, sample, topup, with_server
-from tests.server.test_admission import MAGMA, Gate, until
+from tests.helpers import TOP_UP, Gate, demo_settings, sample, topup, with_server
+from tests.server.test_admission import MAGMA, until
 
 BOUND = 10.0  # the most any wait below may take before the test fails
 KEEP_ALIVE = 2.0

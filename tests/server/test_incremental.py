@@ -31,6 +31,7 @@ from gateway.simulator import Simulator
 from tests.helpers import (
     FULL_KEY,
     FakeClock,
+    Gate,
     demo_settings,
     merge,
     no_sleep,
@@ -54,20 +55,6 @@ WHOLE = f"""query Dashboard {{ balances {{
   results {{ {RESULT} }} totals {{ currency kind total {{ amount }} }} complete }} }}"""
 MULTIPART = {"accept": "multipart/mixed, application/graphql-response+json"}
 EVENTS = {"accept": "text/event-stream, application/json"}
-
-
-class Gate(httpx.AsyncBaseTransport):
-    """Holds every request to one provider's path until the test opens it."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, prefix: str) -> None:
-        self.inner = inner
-        self.prefix = prefix
-        self.open = asyncio.Event()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path.startswith(self.prefix):
-            await self.open.wait()
-        return await self.inner.handle_async_request(request)
 
 
 @contextlib.asynccontextmanager
@@ -136,9 +123,9 @@ async def test_each_account_arrives_as_it_answers_and_totals_come_last(
     sim: Simulator, clock: FakeClock
 ) -> None:
     async with gateway(sim, clock) as (url, gate), httpx.AsyncClient() as http:
-        gate.open.set()
+        gate.opened.set()
         whole = (await http.post(f"{url}/graphql", json={"query": WHOLE})).json()
-        gate.open = asyncio.Event()  # held again
+        gate.opened = asyncio.Event()  # held again
         clock.advance(3600)  # every cached balance expired: each account is read again
         request = {"query": STREAMED}
         async with http.stream("POST", f"{url}/graphql", json=request, headers=MULTIPART) as r:
@@ -159,7 +146,7 @@ async def test_each_account_arrives_as_it_answers_and_totals_come_last(
                 parts.append(part)
                 seen |= streamed_ids(part)
             assert SLOW not in seen
-            gate.open.set()
+            gate.opened.set()
             while (part := await reader.next()) is not None:
                 parts.append(part)
             assert reader.closed and parts[-1]["hasNext"] is False
@@ -179,7 +166,7 @@ async def test_each_account_arrives_as_it_answers_and_totals_come_last(
 
 async def test_server_sent_events_carry_the_same_parts(sim: Simulator, clock: FakeClock) -> None:
     async with gateway(sim, clock) as (url, gate), httpx.AsyncClient() as http:
-        gate.open.set()
+        gate.opened.set()
         whole = (await http.post(f"{url}/graphql", json={"query": WHOLE})).json()
         response = await http.post(f"{url}/graphql", json={"query": STREAMED}, headers=EVENTS)
     assert response.headers["content-type"].startswith("text/event-stream")
@@ -205,7 +192,7 @@ async def test_without_stream_results_keep_the_order_asked(
         async with asyncio.timeout(20):
             while sim.state.calls_to("ourvoice-sn", "balance") == 0:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)  # until the fast account has been read
-        gate.open.set()
+        gate.opened.set()
         answer = (await asyncio.wait_for(asked, 20)).json()
     ids = [r["account"]["id"] for r in answer["data"]["balances"]["results"]]
     assert ids == [SLOW, "ourvoice-sn"]
@@ -213,7 +200,7 @@ async def test_without_stream_results_keep_the_order_asked(
 
 async def test_parts_need_an_accept_that_names_a_stream(sim: Simulator, clock: FakeClock) -> None:
     async with gateway(sim, clock) as (url, gate), httpx.AsyncClient() as http:
-        gate.open.set()
+        gate.opened.set()
         graphql = f"{url}/graphql"
         json_only = await http.post(graphql, json={"query": STREAMED})
         wildcard = await http.post(graphql, json={"query": STREAMED}, headers={"accept": "*/*"})
@@ -268,7 +255,7 @@ async def test_a_stream_is_counted_when_it_ends_with_its_failures(
     partial: one provider failed) and its accounts are recorded when the last part is
     sent, not when the first is."""
     async with gateway(sim, clock, production(demo_settings())) as (url, gate):
-        gate.open.set()
+        gate.opened.set()
         async with httpx.AsyncClient() as http:
             anonymous = await http.post(
                 f"{url}/graphql", json={"query": STREAMED}, headers=MULTIPART
@@ -278,7 +265,7 @@ async def test_a_stream_is_counted_when_it_ends_with_its_failures(
     assert anonymous.status_code == 401 and allowed.status_code == 200
     sim.state.set_faults(SLOW, status=503)
     async with gateway(sim, clock) as (url, gate), httpx.AsyncClient() as http:
-        gate.open.set()
+        gate.opened.set()
         streamed = await http.post(f"{url}/graphql", json={"query": STREAMED}, headers=MULTIPART)
         metrics = (await http.get(f"{url}/metrics")).text
     assert '"code":"UPSTREAM_UNAVAILABLE"' in streamed.text
@@ -355,7 +342,7 @@ async def test_the_event_stream_path_answers_a_streamed_query_in_parts(
     sim: Simulator, clock: FakeClock
 ) -> None:
     async with gateway(sim, clock) as (url, gate), httpx.AsyncClient() as http:
-        gate.open.set()
+        gate.opened.set()
         response = await http.post(
             f"{url}/graphql/stream", json={"query": STREAMED}, headers=EVENTS
         )
@@ -393,7 +380,7 @@ async def test_an_unknown_spec_is_406_naming_the_ones_served(
     accept: str, sim: Simulator, clock: FakeClock
 ) -> None:
     async with gateway(sim, clock) as (url, gate), httpx.AsyncClient() as http:
-        gate.open.set()
+        gate.opened.set()
         refused = await http.post(
             f"{url}/graphql", json={"query": STREAMED}, headers={"accept": accept}
         )
@@ -437,7 +424,7 @@ async def test_the_2022_format_merges_to_the_whole_answer(sim: Simulator, clock:
     """Apollo Client's `Defer20220824Handler` (and Relay) ask with `deferSpec=20220824`:
     the same parts in that format, which merge to exactly the answer given whole."""
     async with gateway(sim, clock) as (url, gate), httpx.AsyncClient() as http:
-        gate.open.set()
+        gate.opened.set()
         whole = (await http.post(f"{url}/graphql", json={"query": WHOLE})).json()
         clock.advance(3600)
         headers = {"accept": "multipart/mixed;deferSpec=20220824, application/json"}
@@ -481,7 +468,7 @@ async def test_a_get_is_answered_in_parts_and_a_client_that_leaves_is_counted_ca
                 if "cancelled" in metrics:
                     break
                 await asyncio.sleep(0.05)
-        gate.open.set()
+        gate.opened.set()
     cancelled = sample(
         metrics,
         "gateway_requests_total",

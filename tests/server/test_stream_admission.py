@@ -12,12 +12,13 @@ import httpx
 from tests.helpers import (
     SUBSCRIBE,
     FakeClock,
+    Gate,
     demo_settings,
     running_gateway,
     with_section,
     with_server,
 )
-from tests.server.test_admission import MAGMA, Gate, slow_accounts, until
+from tests.server.test_admission import MAGMA, slow_accounts, until
 
 TOKEN = "x-graphql-event-stream-token"
 QUERY = '{ balances(accountIds: ["ourvoice-sn"]) { complete } }'

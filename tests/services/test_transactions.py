@@ -21,6 +21,7 @@ from gateway.upstream.client import UpstreamResponse
 from tests.helpers import (
     FakeClock,
     GatewayClient,
+    Recording,
     demo_settings,
     paymob_fake,
     running_gateway,
@@ -270,18 +271,6 @@ async def test_magma_ranges_are_split_into_31_day_calls_and_default_to_7_days(
     assert recent and all(n["createdAt"] >= "2024-05-28" for n in recent)
 
 
-class Recording(httpx.AsyncBaseTransport):
-    """Remembers every upstream URL, then forwards to the simulator."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
-        self.urls: list[httpx.URL] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.urls.append(request.url)
-        return await self.inner.handle_async_request(request)
-
-
 async def test_magma_gets_the_filters_it_can_apply_exactly_and_the_account_s_range(
     sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
 ) -> None:
@@ -290,18 +279,18 @@ async def test_magma_gets_the_filters_it_can_apply_exactly_and_the_account_s_ran
     exact = {"statuses": ["SUCCEEDED"], "currencies": ["GHS"], "channels": ["mobile_money"]}
     async with running_gateway(settings, recording, clock) as gw:
         narrowed = await walk(gw, "magma", 100, {**exact, **NINETY_DAYS})
-        asked = recording.urls[0].params
-        recording.urls.clear()
+        asked = recording.requests[0].url.params
+        recording.requests.clear()
         pending = await walk(gw, "magma", 100, {"statuses": ["PENDING"]})
     assert (asked["status"], asked["currency"], asked["channel"]) == (
         "success",
         "GHS",
         "mobile_money",
     )
-    first = recording.urls[0].params
+    first = recording.requests[0].url.params
     assert "status" not in first  # PENDING is two raw values: filtered in the gateway only
     assert first["start_date"] == "2024-06-02 00:43:26"  # the 3 days before "now" …
-    assert len(recording.urls) == 2  # … in windows of at most 2 days
+    assert len(recording.requests) == 2  # … in windows of at most 2 days
     assert narrowed and all(
         (n["status"], n["amount"]["currency"]) == ("SUCCEEDED", "GHS") for n in narrowed
     )
