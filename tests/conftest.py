@@ -16,7 +16,7 @@ from gateway.simulator import Simulator, create_simulator
 from gateway.simulator.state import SimState
 from gateway.upstream.client import UpstreamClient
 from tests import helpers
-from tests.helpers import FakeClock
+from tests.helpers import FakeClock, GatewayClient, demo_settings, running_gateway
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -47,6 +47,16 @@ async def http(
     client = UpstreamClient(sim_transport, wall_clock=clock)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def gw(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> AsyncIterator[GatewayClient]:
+    """The demo (`demo_settings()`) running in-process, its providers the simulator: what
+    most tests query. A folder or a module whose tests need another gateway overrides it."""
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        yield gw
 
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import httpx
+import pytest
 import uvicorn
 
 from gateway.access import SCOPES, RateLimit
@@ -23,6 +24,7 @@ from gateway.config.accounts import AccountConfig
 from gateway.config.secret import Secret
 from gateway.config.security import ClientConfig
 from gateway.config.settings import SIMULATOR_PORT, IdempotencySettings, Settings
+from gateway.errors import ErrorCode, UpstreamError
 from gateway.observability.metrics import Metrics
 from gateway.providers.base import upstream_context
 from gateway.providers.loading import spec as provider_spec
@@ -89,6 +91,17 @@ def demo_settings() -> Settings:
     journal = IdempotencySettings(url=f"sqlite:///{JOURNALS / uuid.uuid4().hex}.db")
     history = dataclasses.replace(settings.history, demo_past_days=0)  # only what tests read
     return dataclasses.replace(settings, security=security, idempotency=journal, history=history)
+
+
+def with_section(settings: Settings, section: str, **changes: Any) -> Settings:
+    """Settings with `changes` made to one of its sections (`server`, `security`, `live`,
+    `history`, …)."""
+    changed = dataclasses.replace(getattr(settings, section), **changes)
+    return dataclasses.replace(settings, **{section: changed})
+
+
+def with_server(settings: Settings, **changes: Any) -> Settings:
+    return with_section(settings, "server", **changes)
 
 
 def with_account(settings: Settings, account_id: str, **changes: Any) -> Settings:
@@ -278,6 +291,45 @@ class WholeBody:
         await self.app(scope, replayed, send)
 
 
+class Gate(httpx.AsyncBaseTransport):
+    """Holds every upstream call whose path contains `marker` (every call, by default) until
+    the test sets `opened`: `entered` once one is held, `waiting` how many are, `cancelled`
+    once one is cancelled while held."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, marker: str = "") -> None:
+        self.inner = inner
+        self.marker = marker
+        self.opened = asyncio.Event()
+        self.entered = asyncio.Event()
+        self.cancelled = asyncio.Event()
+        self.waiting = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.marker in request.url.path:
+            self.entered.set()
+            self.waiting += 1
+            try:
+                await self.opened.wait()
+            except asyncio.CancelledError:
+                self.cancelled.set()
+                raise
+            finally:
+                self.waiting -= 1
+        return await self.inner.handle_async_request(request)
+
+
+class Recording(httpx.AsyncBaseTransport):
+    """Forwards to `inner` (the simulator), remembering every request sent through it."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.requests: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return await self.inner.handle_async_request(request)
+
+
 class DelayTransport(httpx.AsyncBaseTransport):
     """Forwards to `inner` after a short pause, so concurrent requests are really in flight
     together even on an in-process transport."""
@@ -311,6 +363,13 @@ class ResetTransport(httpx.AsyncBaseTransport):
             await response.aclose()
             raise httpx.ConnectTimeout("connection reset", request=request)
         return response
+
+
+def code_raised(function: Callable[..., object], *args: Any) -> ErrorCode:
+    """The code of the UpstreamError `function(*args)` raises; the test fails if none is."""
+    with pytest.raises(UpstreamError) as raised:
+        function(*args)
+    return raised.value.code
 
 
 def free_port() -> int:
@@ -386,3 +445,54 @@ def multipart_parts(body: bytes) -> list[dict[str, Any]]:
         _, _, payload = segment.partition(b"\r\n\r\n")
         parts.append(json.loads(payload, parse_float=refuse_float))
     return parts
+
+
+# The top-up mutation and its input, as every test that tops up sends them.
+TOP_UP = """mutation($input: TopUpInput!) { topUp(input: $input) { __typename
+  ... on TopUpSucceeded { replayed transaction { id reference status amount { amount currency } account { id } } }
+  ... on TopUpPending { idempotencyKey message replayed }
+  ... on TopUpRejected { code message retryable replayed } } }"""
+
+
+def topup(key: str = "k-1", **changes: Any) -> dict[str, Any]:
+    base = {
+        "accountId": "ourvoice-sn",
+        "amount": "5000",
+        "paymentMethod": "MTN MOMO",
+        "paymentReference": "PAY-1",
+        "idempotencyKey": key,
+    }
+    return {"input": {**base, **changes}}
+
+
+async def send(gw: GatewayClient, key: str = "k-1", **changes: Any) -> dict[str, Any]:
+    result: dict[str, Any] = (await gw.query(TOP_UP, topup(key, **changes)))["data"]["topUp"]
+    return result
+
+
+def credits(sim: Simulator) -> int:
+    return len(ourvoice_fake(sim).credits["ourvoice-sn"])
+
+
+def posts(sim: Simulator) -> int:
+    return sim.state.calls_to("ourvoice-sn", "topup")
+
+
+# Live balances: the subscription, and a sleep the test ticks.
+SUBSCRIBE = """subscription($ids: [ID!]) { balanceUpdates(accountIds: $ids) { __typename
+  ... on AccountBalance { account { id } stale balances { total { amount } } }
+  ... on ProviderFailure { account { id } code } } }"""
+
+
+class Ticker:
+    """An injected sleep: every waiter wakes when the test ticks, not when time passes."""
+
+    def __init__(self) -> None:
+        self._now = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        await self._now.wait()
+
+    def tick(self) -> None:
+        waking, self._now = self._now, asyncio.Event()
+        waking.set()

@@ -126,3 +126,20 @@ def check_runway(
         else:
             critical = datetime.fromisoformat(answered["criticalAt"]).timestamp()
             assert abs(critical - expected.critical_at) <= 1, (name, answered, expected)
+
+
+def check_all(
+    fleet: Fleet,
+    trace: Trace,
+    receiver: Receiver,
+    tables: dict[str, list[Any]],
+    reads: list[oracle.Read],
+    final: list[dict[str, Any]],
+    now: float,
+) -> None:
+    """The fleet's run against the reference model: the history kept, the events sent (each
+    delivery verified with the receivers' own library) and the runway answered."""
+    check_history(fleet, trace, tables["history"])
+    check_events(fleet, receiver, tables)
+    check_runway(fleet, reads, final, now)
+    assert receiver.unverified == []

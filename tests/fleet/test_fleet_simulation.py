@@ -30,7 +30,7 @@ import pytest
 from hypothesis import HealthCheck, given, note, seed, settings
 
 from tests.fleet import oracle
-from tests.fleet.checks import TALLY, check_events, check_history, check_runway, read_tables
+from tests.fleet.checks import TALLY, check_all, read_tables
 from tests.fleet.harness import account_of, fleet_of
 from tests.fleet.traces import Trace, traces
 from tests.helpers import FakeClock, serving
@@ -80,10 +80,7 @@ async def replay(trace: Trace, journal_url: str) -> None:
             await fleet.deliver()
         tables = await read_tables(journal_url, prefix)
     note(f"seed {FLEET_SEED}; reads {len(fleet.reads)}; received {len(receiver.got)}")
-    check_history(fleet, trace, tables["history"])
-    check_events(fleet, receiver, tables)
-    check_runway(fleet, before_final, final, now)
-    assert receiver.unverified == []
+    check_all(fleet, trace, receiver, tables, before_final, final, now)
     TALLY.traces += 1
     TALLY.steps += len(trace.steps)
     TALLY.balances += len(trace.balances)

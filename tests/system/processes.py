@@ -7,12 +7,14 @@ a condition with a bound, never a fixed sleep.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +169,24 @@ def serve_demo(folder: Path) -> tuple[list[str], int, int]:
     return [*command, "--simulator-port", str(sim_port)], port, sim_port
 
 
+@dataclass
+class Demo:
+    process: Process
+    url: str  # the gateway's, http://127.0.0.1:<port>
+    sim_url: str  # its simulator's
+
+
+@contextmanager
+def demo_served(folder: Path) -> Iterator[Demo]:
+    """`serve_demo(folder)` started, answering `/healthz` when the block starts; stopped with
+    SIGTERM when it ends (killed by its PID if the block fails)."""
+    command, port, sim_port = serve_demo(folder)
+    with started(command, folder / "logs", env=clean_env()) as gateway:
+        gateway.wait_http(f"http://127.0.0.1:{port}/healthz")
+        yield Demo(gateway, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{sim_port}")
+        gateway.stop(signal.SIGTERM)
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment without the outer make's job-server variables."""
     env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}
@@ -294,3 +314,22 @@ def npm_installed(npm: str, folder: Path, packages: Sequence[str]) -> Path:
     installed = completed([npm, "install", *options, *packages])
     assert installed.returncode == 0, installed.stderr
     return folder
+
+
+class NodeScript:
+    """`source` as `name` in `folder`, beside its npm `packages` (pinned, installed there),
+    run by Node; `node` is the (node, npm) pair of the `node` fixture."""
+
+    def __init__(
+        self, node: tuple[str, str], folder: Path, packages: Sequence[str], name: str, source: str
+    ) -> None:
+        self.node, npm = node
+        self.folder = npm_installed(npm, folder, packages)
+        self.script = folder / name
+        self.script.write_text(source)
+
+    def run(self, *args: str) -> Any:
+        """What the script printed, as JSON; the test fails if it exits other than 0."""
+        ran = completed([self.node, str(self.script), *args], cwd=self.folder)
+        assert ran.returncode == 0, ran.stderr
+        return json.loads(ran.stdout)

@@ -24,6 +24,7 @@ import httpx
 import redis
 
 from gateway.services.journal import open_journal
+from tests.deploy.test_deploy import local_load_balancer
 from tests.helpers import ROOT, free_port
 from tests.system.processes import (
     CLI,
@@ -36,7 +37,6 @@ from tests.system.processes import (
     started,
 )
 from tests.system.test_shutdown import until
-from tests.test_deploy import local_load_balancer
 
 COMPOSE = ROOT / "deploy" / "compose"
 QUERY = "{ balances { complete } }"

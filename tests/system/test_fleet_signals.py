@@ -20,7 +20,7 @@ from gateway.simulator import Simulator
 from gateway.simulator.ourvoice import OurVoiceTenant
 from gateway.simulator.state import SimState
 from tests.fleet import oracle
-from tests.fleet.checks import check_events, check_history, check_runway, read_tables
+from tests.fleet.checks import check_all, read_tables
 from tests.fleet.harness import account_of
 from tests.fleet.process_fleet import FileClock, ProcessFleet
 from tests.fleet.traces import REPLICAS, Trace, traces
@@ -81,10 +81,7 @@ async def replay(trace: Trace, journal_url: str, folder: Path) -> None:
                 await fleet.stop(index)
             await fleet.close()
     note(f"seed {FLEET_SEED}; kills {fleet.kills}; restarts {fleet.restarts}")
-    check_history(fleet, trace, tables["history"])
-    check_events(fleet, receiver, tables)
-    check_runway(fleet, before_final, final, now)
-    assert receiver.unverified == []
+    check_all(fleet, trace, receiver, tables, before_final, final, now)
     TALLY.traces += 1
     TALLY.days += (trace.end() - trace.start) / 86400
     TALLY.balances += len(trace.balances)

@@ -5,11 +5,10 @@ committed `schema.graphql`."""
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 from tests.helpers import ROOT
-from tests.system.processes import clean_env, completed, npm_installed, serve_demo, started
+from tests.system.processes import completed, demo_served, npm_installed
 
 PACKAGES = ["@graphql-inspector/cli@7.0.0", "graphql@16.11.0"]
 
@@ -20,20 +19,11 @@ def test_graphql_inspector_reads_the_schema_from_the_url(
     node_bin, npm = node
     folder = npm_installed(npm, tmp_path / "inspector", PACKAGES)
     inspector = folder / "node_modules" / ".bin" / "graphql-inspector"
-    command, port, _ = serve_demo(tmp_path)
-    with started(command, tmp_path / "logs", env=clean_env()) as gateway:
-        gateway.wait_http(f"http://127.0.0.1:{port}/healthz")
+    with demo_served(tmp_path) as demo:
+        schema = str(ROOT / "schema.graphql")
         diff = completed(
-            [
-                node_bin,
-                str(inspector),
-                "diff",
-                str(ROOT / "schema.graphql"),
-                f"http://127.0.0.1:{port}/graphql",
-            ],
-            cwd=folder,
+            [node_bin, str(inspector), "diff", schema, f"{demo.url}/graphql"], cwd=folder
         )
-        gateway.stop(signal.SIGTERM)
     assert diff.returncode == 0, diff.stdout + diff.stderr
     assert "No changes detected" in diff.stdout + diff.stderr
-    assert "Traceback" not in gateway.output
+    assert "Traceback" not in demo.process.output

@@ -7,13 +7,12 @@ accounts before the slow one, then everything, amounts exact."""
 from __future__ import annotations
 
 import json
-import signal
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.system.processes import clean_env, completed, npm_installed, serve_demo, started
+from tests.system.processes import NodeScript, demo_served
 
 PACKAGES = ["@apollo/client@4.3.8", "graphql@16.11.0", "rxjs@7.8.2"]
 SLOW = "magma"
@@ -57,26 +56,16 @@ def test_apollo_client_sees_the_fast_accounts_before_the_slow_one(
 ) -> None:
     """With each of Apollo's handlers, which ask for their own format: graphql-js 17's
     (`incrementalSpec=v0.2`) and 2022's (`deferSpec=20220824`)."""
-    node_bin, npm = node
-    folder = npm_installed(npm, tmp_path / "client", PACKAGES)
-    (folder / "client.mjs").write_text(CLIENT)
-    command, port, sim_port = serve_demo(tmp_path)
-    with started(command, tmp_path / "logs", env=clean_env()) as gateway:
-        gateway.wait_http(f"http://127.0.0.1:{port}/healthz")
+    client = NodeScript(node, tmp_path / "client", PACKAGES, "client.mjs", CLIENT)
+    with demo_served(tmp_path) as demo:
         hold = urllib.request.Request(
-            f"http://127.0.0.1:{sim_port}/_sim/faults/{SLOW}",
+            f"{demo.sim_url}/_sim/faults/{SLOW}",
             data=json.dumps({"latency_seconds": 2}).encode(),
             method="PUT",
         )
         with urllib.request.urlopen(hold, timeout=10) as answer:
             assert answer.status == 200
-        client = completed(
-            [node_bin, str(folder / "client.mjs"), f"http://127.0.0.1:{port}/graphql", handler],
-            cwd=folder,
-        )
-        gateway.stop(signal.SIGTERM)
-    assert client.returncode == 0, client.stderr
-    seen = json.loads(client.stdout)
+        seen = client.run(f"{demo.url}/graphql", handler)
     streaming = [s for s in seen if s["state"] == "streaming" and s["ids"]]
     assert streaming, seen
     assert SLOW not in streaming[0]["ids"], "the first results do not wait for the slow one"
@@ -93,4 +82,4 @@ def test_apollo_client_sees_the_fast_accounts_before_the_slow_one(
         "currency": "XOF",
         "__typename": "Money",
     }
-    assert "Traceback" not in gateway.output
+    assert "Traceback" not in demo.process.output

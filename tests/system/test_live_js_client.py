@@ -6,13 +6,11 @@ runs beside the subscription on the same stream."""
 
 from __future__ import annotations
 
-import json
-import signal
 from pathlib import Path
 
 import pytest
 
-from tests.system.processes import clean_env, completed, npm_installed, serve_demo, started
+from tests.system.processes import NodeScript, demo_served
 
 PACKAGES = ["graphql-sse@2.6.1", "graphql@16.11.0"]
 CLIENT = """
@@ -45,29 +43,13 @@ const client = createClient({ url, singleConnection, retryAttempts: 0 });
 def test_graphql_sse_client_receives_the_snapshot_of_each_account(
     mode: str, tmp_path: Path, node: tuple[str, str]
 ) -> None:
-    node_bin, npm = node
-    folder = npm_installed(npm, tmp_path / "client", PACKAGES)
-    (folder / "client.js").write_text(CLIENT)
-    command, port, _ = serve_demo(tmp_path)
-    with started(command, tmp_path / "logs", env=clean_env()) as gateway:
-        gateway.wait_http(f"http://127.0.0.1:{port}/healthz")
-        client = completed(
-            [
-                node_bin,
-                str(folder / "client.js"),
-                f"http://127.0.0.1:{port}/graphql/stream",
-                "2",
-                mode,
-            ],
-            cwd=folder,
-        )
-        gateway.stop(signal.SIGTERM)
-    assert client.returncode == 0, client.stderr
-    seen = json.loads(client.stdout)
+    client = NodeScript(node, tmp_path / "client", PACKAGES, "client.js", CLIENT)
+    with demo_served(tmp_path) as demo:
+        seen = client.run(f"{demo.url}/graphql/stream", "2", mode)
     updates = {r["data"]["balanceUpdates"]["account"]["id"]: r for r in seen["updates"]}
     assert set(updates) == {"ourvoice-sn", "magma"}
     total = updates["ourvoice-sn"]["data"]["balanceUpdates"]["balances"][0]["total"]
     assert total == {"amount": "50000"}
     if mode == "single":
         assert seen["query"] == [{"data": {"balances": {"complete": True}}}]
-    assert "Traceback" not in gateway.output
+    assert "Traceback" not in demo.process.output

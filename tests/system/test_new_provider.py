@@ -154,14 +154,9 @@ def test_a_fifth_provider_is_four_files(tmp_path: Path) -> None:
     assert schema_check.returncode == 1  # the SDL is regenerated (make schema), not hand-edited
     assert run("-m", "gateway", "export-schema").returncode == 0
     assert "ECHO_PAY" in (repo / "schema.graphql").read_text()
+    pytest = ("-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=")
     suite = run(
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "-o",
-        "addopts=",
+        *pytest,
         "tests",
         "--ignore=tests/system",
         "--ignore=tests/fleet",
@@ -169,13 +164,7 @@ def test_a_fifth_provider_is_four_files(tmp_path: Path) -> None:
     assert suite.returncode == 0, suite.stdout[-3000:] + suite.stderr[-3000:]
     assert " passed" in suite.stdout and " failed" not in suite.stdout
     ran = run(
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "-o",
-        "addopts=",
+        *pytest,
         "--co",
         "tests/contract",
         "-k",

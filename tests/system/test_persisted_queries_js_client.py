@@ -6,13 +6,11 @@ over GET (`useGETForHashedQueries`), as CDNs like it."""
 
 from __future__ import annotations
 
-import json
-import signal
 from pathlib import Path
 
 import pytest
 
-from tests.system.processes import clean_env, completed, npm_installed, serve_demo, started
+from tests.system.processes import NodeScript, demo_served
 
 PACKAGES = ["@apollo/client@4.3.8", "graphql@16.11.0", "rxjs@7.8.2"]
 CLIENT = """
@@ -51,19 +49,9 @@ console.log(JSON.stringify({ sent, first: first.data, second: second.data }));
 def test_apollo_persisted_query_link_falls_back_then_sends_the_hash_alone(
     method: str, tmp_path: Path, node: tuple[str, str]
 ) -> None:
-    node_bin, npm = node
-    folder = npm_installed(npm, tmp_path / "client", PACKAGES)
-    (folder / "client.mjs").write_text(CLIENT)
-    command, port, _ = serve_demo(tmp_path)
-    with started(command, tmp_path / "logs", env=clean_env()) as gateway:
-        gateway.wait_http(f"http://127.0.0.1:{port}/healthz")
-        client = completed(
-            [node_bin, str(folder / "client.mjs"), f"http://127.0.0.1:{port}/graphql", method],
-            cwd=folder,
-        )
-        gateway.stop(signal.SIGTERM)
-    assert client.returncode == 0, client.stderr
-    seen = json.loads(client.stdout)
+    client = NodeScript(node, tmp_path / "client", PACKAGES, "client.mjs", CLIENT)
+    with demo_served(tmp_path) as demo:
+        seen = client.run(f"{demo.url}/graphql", method)
     verb = method.upper()
     assert seen["sent"] == [
         {"method": verb, "query": False, "hash": True},  # unknown: PERSISTED_QUERY_NOT_FOUND
@@ -73,4 +61,4 @@ def test_apollo_persisted_query_link_falls_back_then_sends_the_hash_alone(
     for answer in (seen["first"], seen["second"]):
         (result,) = answer["balances"]["results"]
         assert result["balances"][0]["total"]["amount"] == "50000"
-    assert "Traceback" not in gateway.output
+    assert "Traceback" not in demo.process.output

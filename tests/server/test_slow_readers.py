@@ -1,0 +1,240 @@
+"""Streams whose clients stop reading are dropped and their sockets closed, within a bound
+(`[server] write_timeout_seconds`, `stream_buffer_bytes`), counted `slow_consumer`; memory
+goes back to where it was; a client's connections, not only its counted live streams, are
+held to `[live] max_streams_per_client`.
+
+A real server (the gateway's own uvicorn protocol, as `serve` runs it) in this process,
+clients on raw sockets that send a subscription and never read a byte. Events come as fast
+as the server makes them: the test changes a balance and ticks the streams' injected sleep
+in a loop, and the clock jumps past the fresh window each time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import gc
+import json
+import re
+import socket
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gateway._compat.uvicorn import transport_of
+from gateway.app import create_app
+from gateway.config.settings import Settings
+from gateway.server.serving import Server, listening_socket
+from gateway.simulator import Simulator
+from tests.helpers import SUBSCRIBE, FakeClock, Ticker, demo_settings, no_sleep, ourvoice_fake
+from tests.server.test_admission import until
+
+ACCOUNT = "ourvoice-sn"
+TCP_ESTABLISHED = 1  # linux/tcp_states.h
+
+
+@contextlib.asynccontextmanager
+async def served(app: Any) -> AsyncIterator[tuple[str, int]]:
+    """`app` behind the gateway's own uvicorn server (`serve`'s protocol) on a free port."""
+    sock = listening_socket("127.0.0.1", 0, "--port", "PORT")
+    server = Server(app, sock)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await until(lambda: server.started or task.done())
+        if task.done():
+            task.result()
+        yield sock.getsockname()[:2]
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 20)
+        sock.close()
+
+
+def settings_for(streams: int, write_timeout: float) -> Settings:
+    settings = demo_settings()
+    server = dataclasses.replace(
+        settings.server, write_timeout_seconds=write_timeout, stream_buffer_bytes=4096
+    )
+    live = dataclasses.replace(
+        settings.live, max_streams=streams + 10, max_streams_per_client=streams
+    )
+    return dataclasses.replace(settings, server=server, live=live)
+
+
+def silent_subscriber(host: str, port: int) -> socket.socket:
+    """A client that asks for a stream and never reads (its receive window kept small, so
+    the server's buffers fill in seconds rather than minutes)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, port))
+    body = json.dumps({"query": SUBSCRIBE, "variables": {"ids": [ACCOUNT]}}).encode()
+    sock.sendall(
+        b"POST /graphql/stream HTTP/1.1\r\nHost: gateway\r\nAccept: text/event-stream\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    return sock
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """Whether the server ended the connection — asked of the kernel (TCP_INFO's state),
+    never by reading, which would make the client a reader."""
+    state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+    return state != TCP_ESTABLISHED
+
+
+def rss_mib() -> float:
+    status = Path("/proc/self/status").read_text()
+    match = re.search(r"VmRSS:\s+(\d+) kB", status)
+    assert match
+    return int(match.group(1)) / 1024
+
+
+def open_files() -> int:
+    return len(list(Path("/proc/self/fd").iterdir()))
+
+
+@contextlib.asynccontextmanager
+async def changing_balances(
+    sim: Simulator, clock: FakeClock, ticker: Ticker
+) -> AsyncIterator[None]:
+    """Every turn: the balance changes, the fresh window has passed, the watchers read."""
+
+    async def pump() -> None:
+        while True:
+            ourvoice_fake(sim).balances[ACCOUNT] += 1
+            clock.advance(60)
+            ticker.tick()
+            await asyncio.sleep(0.002)  # pacing only: let the server write what it made
+
+    task = asyncio.create_task(pump())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def metric(host: str, port: int, name: str, **labels: str) -> float:
+    async with httpx.AsyncClient(timeout=30) as http:
+        text = (await http.get(f"http://{host}:{port}/metrics")).text
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{wanted}}} ") or (not labels and line.startswith(f"{name} ")):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def test_the_gateways_protocol_hands_each_request_its_connection() -> None:
+    """The one uvicorn internal this rests on (`_compat/uvicorn.py`): it fails loudly if
+    uvicorn stops building the scope where the guarded protocol adds the transport."""
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append(transport_of(scope))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async with served(app) as (host, port), httpx.AsyncClient() as http:
+        response = await http.get(f"http://{host}:{port}/")
+    assert response.status_code == 204
+    (transport,) = seen
+    assert isinstance(transport, asyncio.Transport)
+    assert transport.get_extra_info("sockname")[1] == port
+
+
+async def wave_of_silent_streams(
+    app: Any, sim: Simulator, clock: FakeClock, ticker: Ticker, host: str, port: int, count: int
+) -> int:
+    """`count` streams whose clients never read, until the server has closed every one;
+    returns how many files the process had open at the peak."""
+    clients = [silent_subscriber(host, port) for _ in range(count)]
+    try:
+        async with changing_balances(sim, clock, ticker):
+            await until(lambda: app.state.live.streams == count)
+            peak = open_files()
+            for _ in range(6):  # up to a minute: each stream fills its buffers, then waits 1 s
+                with contextlib.suppress(AssertionError):
+                    await until(lambda: all(closed_by_server(c) for c in clients))
+                    break
+            assert all(closed_by_server(c) for c in clients)
+    finally:
+        for client in clients:
+            client.close()
+    return peak
+
+
+async def test_three_hundred_streams_nobody_reads_are_closed_and_memory_stays_flat(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    """The start is a server that has met such a wave once: the first wave raises the
+    allocator's high-water mark (Python keeps freed arenas; about 30–40 MiB for 300
+    streams), which a second wave must not add to."""
+    streams, ticker = 300, Ticker()
+    app = create_app(
+        settings_for(streams, write_timeout=1.0),
+        transport=sim_transport,
+        clock=clock,
+        sleep=no_sleep,
+        live_sleep=ticker.sleep,
+    )
+    async with served(app) as (host, port):
+        await wave_of_silent_streams(app, sim, clock, ticker, host, port, streams)
+        await until(lambda: not app.state.events.open.counts())
+        gc.collect()
+        start_mib, start_files = rss_mib(), open_files()
+        peak_files = await wave_of_silent_streams(app, sim, clock, ticker, host, port, streams)
+        await until(lambda: open_files() <= start_files)  # every socket closed
+        gc.collect()
+        end_mib = rss_mib()
+        dropped = await metric(
+            host,
+            port,
+            "gateway_event_streams_total",
+            operation_type="subscription",
+            outcome="slow_consumer",
+        )
+        live = await metric(host, port, "gateway_live_streams")
+    assert peak_files >= start_files + streams  # they were all open at once
+    assert dropped == 2 * streams  # each counted slow_consumer
+    assert live == 0
+    assert end_mib <= start_mib * 1.10, (start_mib, end_mib)
+
+
+async def test_a_clients_connections_are_held_to_its_stream_limit_not_only_its_live_streams(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    """Two streams that fell behind leave the live-stream count at once, but their
+    connections are still open (their last events wait, until the write timeout): a third
+    stream of the same client is refused until they are closed."""
+    ticker = Ticker()
+    app = create_app(
+        settings_for(2, write_timeout=600),
+        transport=sim_transport,
+        clock=clock,
+        sleep=no_sleep,
+        live_sleep=ticker.sleep,
+    )
+    async with served(app) as (host, port), httpx.AsyncClient(timeout=30) as http:
+        url = f"http://{host}:{port}/graphql/stream"
+        body = {"query": SUBSCRIBE, "variables": {"ids": [ACCOUNT]}}
+        silent = [silent_subscriber(host, port) for _ in range(2)]
+        async with changing_balances(sim, clock, ticker):
+            await until(lambda: app.state.live.streams == 2)
+            await until(lambda: app.state.live.streams == 0)
+        third = await http.post(url, json=body, headers={"accept": "text/event-stream"})
+        for sock in silent:
+            sock.close()
+        await until(lambda: not app.state.events.open.counts())
+        async with http.stream(
+            "POST", url, json=body, headers={"accept": "text/event-stream"}
+        ) as fourth:
+            status = fourth.status_code
+    assert third.status_code == 429
+    assert third.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    assert "open event streams" in third.json()["errors"][0]["message"]
+    assert status == 200  # their places came back with their connections
