@@ -2,7 +2,7 @@
 
 `__all__` names the shared leaves: the modules (and the one subpackage) every layer may
 use — pure values, the error tree, the clock, who is calling, the capped body reader, the
-provider list, and observability. `tests/test_architecture.py` reads it.
+provider list, and observability. `tests/app/test_architecture.py` reads it.
 """
 
 from importlib.metadata import PackageNotFoundError, version

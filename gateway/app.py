@@ -70,7 +70,7 @@ log = logging.getLogger("gateway.app")
 def settle_the_collector() -> None:
     """Everything built so far lives as long as the process: keep it out of the cycle
     collector's way, so that a full collection does not stall requests for tens of ms.
-    A request leaves no reference cycle (tests/test_reference_cycles.py), so a full
+    A request leaves no reference cycle (tests/app/test_reference_cycles.py), so a full
     collection finds next to nothing, yet walks every live request's objects (up to ~40 ms
     under load); at Python's default (700, 10, 10) they came three times a second. At
     (700, 10, 100) they are ten times rarer (issue #24: sheds answered within 50 ms)."""

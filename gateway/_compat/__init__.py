@@ -1,5 +1,5 @@
 """Every touch of a third-party library's internals — one module per library, each touch
-guarded by `tests/test_compat.py`, which fails loudly (naming the hook) when a library
+guarded by `tests/compat/test_compat.py`, which fails loudly (naming the hook) when a library
 release moves it. Nothing else in the gateway reaches past a library's public API."""
 
 __all__ = [

@@ -4,7 +4,7 @@
 connection and a reset after the request was written both come out as
 `httpx.ConnectTimeout`. What happened is aiohttp's error, which it chains as the httpx
 error's cause (`raise ... from exc`); `aiohttp_cause` reads it. Guarded by
-`tests/test_compat.py`, which makes a refused connection through the real transport.
+`tests/compat/test_compat.py`, which makes a refused connection through the real transport.
 """
 
 from __future__ import annotations

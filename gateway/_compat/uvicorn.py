@@ -15,10 +15,10 @@ It also hands each request's scope its connection's transport (`transport_of(sco
 a response whose reader stopped can be cut off (`server/slow_readers.py`): ASGI has no
 way to close a connection, and a closing transport waits for its buffer to drain.
 
-Touched internals, each guarded by `tests/test_http_limits.py`, which drives the real
+Touched internals, each guarded by `tests/server/test_http_limits.py`, which drives the real
 server over raw sockets: `HttpToolsProtocol` and its `connection_made`, `data_received`,
 `on_headers_complete`, `on_response_complete`, `connection_lost`, `transport`, `loop` and
-`scope` attributes, and `uvicorn.Config(http=<protocol class>)`; `tests/test_slow_readers.py`
+`scope` attributes, and `uvicorn.Config(http=<protocol class>)`; `tests/server/test_slow_readers.py`
 guards the transport in the scope. With `answer_early` (`server/early_shed.py`), the bytes
 of a request that starts on an idle connection are offered to it before uvicorn parses
 them; an answer it gives is written there and then, and the connection's keep-alive timer
@@ -26,14 +26,15 @@ armed again as after any answer — touching `on_message_begin`, `on_message_com
 `cycle.response_complete`, `pipeline`, `flow.write_paused`, `client`,
 `server_state.default_headers`, `_unset_keepalive_if_required`, `timeout_keep_alive_task`,
 `timeout_keep_alive` and `timeout_keep_alive_handler`, guarded by
-`tests/test_early_shed.py` on the real server.
+`tests/server/test_early_shed.py` on the real server.
 `SignalsLeftAlone` is uvicorn's `Server` without its signal handling: `Server.serve` wraps
 itself in `capture_signals()` (not documented), which installs its own handlers and, after
 shutting down, raises the signal again — a KeyboardInterrupt traceback at the end of a
-clean Ctrl-C. `server/serving.py` handles the signals itself. Guarded in `tests/test_compat.py`.
+clean Ctrl-C. `server/serving.py` handles the signals itself. Guarded in
+`tests/compat/test_compat.py`.
 Each request's `cycle` gets a `Coalescing` transport
 (`cycle.transport`, which uvicorn's `RequestResponseCycle.send` writes through; guarded in
-`tests/test_compat.py`): the response's head leaves with the first bytes of its body.
+`tests/compat/test_compat.py`): the response's head leaves with the first bytes of its body.
 """
 
 from __future__ import annotations

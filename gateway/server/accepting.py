@@ -12,7 +12,7 @@ admission would shed at once) waited up to 4 s before the gateway saw them.
 sockets we bind) accepts with `AcceptingServer`: when the listening socket is readable it
 accepts every waiting connection (at most `backlog` a turn, as asyncio's own loop does) and
 hands each to the loop as an accepted socket. Everything else — transports, reading,
-writing — is uvloop's. `tests/test_accepting.py` shows the one-a-turn behaviour on plain
+writing — is uvloop's. `tests/server/test_accepting.py` shows the one-a-turn behaviour on plain
 uvloop (and fails when uvloop changes it, so this module can go) and the crowd accepted
 in one turn here.
 """
