@@ -184,7 +184,9 @@ async def test_the_dashboard_in_a_browser(tmp_path: Path, node: tuple[str, str])
     assert blocked == []  # nothing outside 127.0.0.1 was even tried
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     errors = [c for c in console if c.startswith(("error", "pageerror"))]
-    # the one failed load is the deliberately wrong key's 401
-    assert errors == [
+    # the failed loads are the deliberately wrong key's 401s: one, or more when the page's
+    # 15-second refresh came round while that key was set (a slow machine)
+    wrong_key = (
         "error: Failed to load resource: the server responded with a status of 401 (Unauthorized)"
-    ], console
+    )
+    assert errors and set(errors) == {wrong_key}, console
