@@ -120,7 +120,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with parts(settings, transport, clock, sleep, metrics, tracing) as built:
+        async with components(settings, transport, clock, sleep, metrics, tracing) as built:
             takes_top_ups = any(
                 Capability.TOP_UP in a.capabilities for a in settings.accounts.values()
             )
@@ -273,7 +273,7 @@ class Components:
 
 
 @asynccontextmanager
-async def parts(
+async def components(
     settings: Settings,
     transport: httpx.AsyncBaseTransport | None,
     clock: Clock,
