@@ -37,7 +37,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check gateway tests bench
 
 typecheck: $(STAMP)
-	$(BIN)/mypy gateway tests
+	$(BIN)/mypy gateway tests bench
 
 # Coverage includes the CLI processes the system tests start; the gate is today's level.
 pytest: $(STAMP)

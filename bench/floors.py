@@ -43,7 +43,9 @@ CALLS = [
 ]
 
 
-async def upstream_floor(base: str, per_request: int, connections: int, seconds: float) -> dict:
+async def upstream_floor(
+    base: str, per_request: int, connections: int, seconds: float
+) -> dict[str, float]:
     import aiohttp
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:

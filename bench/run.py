@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import bisect
 import contextlib
+import functools
 import json
 import math
 import os
@@ -233,6 +234,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_ms(pid: int) -> float:
+    return cpu_seconds(pid) * 1000
+
+
 def measure(
     url: str,
     connections: int,
@@ -247,11 +252,9 @@ def measure(
     process's mean CPU milliseconds per request over the measured runs (`<name>_cpu_ms`),
     and with `counters` (name → a reading), each one's increase per request (`<name>`)."""
     wrk(url, connections, max(2, seconds // 3), script, headers)  # warm-up
-    readings = {
-        **{
-            f"{name}_cpu_ms": (lambda pid=pid: cpu_seconds(pid) * 1000)
-            for name, pid in (cpu_of or {}).items()
-        },
+    processes = (cpu_of or {}).items()
+    readings: dict[str, Callable[[], float]] = {
+        **{f"{name}_cpu_ms": functools.partial(cpu_ms, pid) for name, pid in processes},
         **(counters or {}),
     }
     before = {name: read() for name, read in readings.items()}
