@@ -148,10 +148,6 @@ def with_cache(settings: Settings, url: str, namespace: str, **changes: Any) -> 
     return dataclasses.replace(settings, cache=cache, accounts=accounts)
 
 
-def first_account_of(settings: Settings, provider: str) -> AccountConfig:
-    return next(a for a in settings.accounts.values() if a.provider.value == provider)
-
-
 def refuse_float(text: str) -> Any:
     raise AssertionError(f"a float reached the output: {text}")
 

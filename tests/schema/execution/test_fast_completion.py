@@ -22,6 +22,7 @@ from hypothesis_graphql import queries
 from strawberry.extensions import ParserCache
 from strawberry.schema.config import StrawberryConfig
 
+from gateway._compat.graphql import helpers_holding_weakly
 from gateway._compat.strawberry import core_schema, resolve_info
 from gateway.schema import build_schema
 from gateway.schema.execution.fast_completion import _SHARED, FastCompletionContext, _memoized
@@ -365,3 +366,35 @@ def test_an_execution_is_freed_without_the_cycle_collector_and_its_helpers_still
         assert len(Watched.alive) == 0
     finally:
         gc.enable()
+
+
+def test_work_tracked_after_its_execution_is_gone_is_still_settled() -> None:
+    """A resolver still running once its executor has been freed (held weakly now) may
+    track work: it still runs, and its failure is retrieved, not left unreported."""
+
+    class Executor:  # stands in for graphql-core's, gone before the work is tracked
+        def track_async_work(self, values: Any) -> None:
+            raise AssertionError("the executor is gone")
+
+    executor = Executor()
+    helpers = helpers_holding_weakly(executor)
+    del executor
+    ran: list[str] = []
+
+    async def work(fail: bool) -> None:
+        ran.append("failing" if fail else "fine")
+        if fail:
+            raise RuntimeError("nobody waits for this")
+
+    errors: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, c: errors.append(c))
+        helpers.track([work(False), work(True), "not awaitable"])
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    asyncio.run(main())
+    gc.collect()
+    assert ran == ["fine", "failing"]
+    assert errors == []  # the failure was retrieved ("exception was never retrieved": none)
