@@ -18,6 +18,7 @@ answers (`outcomes.py`).
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,7 @@ from gateway.schema.context import Context
 from gateway.server.admission import Admission, Kind
 from gateway.server.auth import Authenticator
 from gateway.server.documents import TrustedDocuments, requested_id
+from gateway.server.held_slot import HeldUntilSent, Once
 from gateway.server.incremental import Framing, Parts
 from gateway.server.incremental import body as incremental_body
 from gateway.server.media import (
@@ -208,10 +210,19 @@ class GraphQLEndpoint:
         operation_name = payload.get("operationName")
         kind = kind_of(shape_of(document, operation_name, self.limits.max_tokens).operation)
         waited = deadline - asyncio.get_running_loop().time()
-        async with self.admission.slot(kind, waited):
-            return await self._admitted(
+        await self.admission.take(kind, waited)
+        release = Once(functools.partial(self.admission.release, kind))
+        try:
+            response = await self._admitted(
                 request, principal, payload, trusted, media, parts_media, deadline, kind
             )
+        except BaseException:
+            release()
+            raise
+        if isinstance(response, StreamingResponse):  # in parts: held until the last is sent
+            return HeldUntilSent(response, release)
+        release()
+        return response
 
     async def _admitted(
         self,

@@ -28,6 +28,7 @@ from gateway.errors import GatewayError, Overloaded
 from gateway.observability import log_context
 from gateway.schema.context import Context
 from gateway.server.endpoint import GraphQLEndpoint
+from gateway.server.held_slot import HeldUntilSent
 from gateway.server.incremental import Parts, event
 from gateway.server.media import EVENT_STREAM
 from gateway.server.open_streams import STREAM_HEADERS, OpenStreams
@@ -35,7 +36,7 @@ from gateway.server.outcomes import refusal
 from gateway.server.payload import get_payload
 from gateway.server.refused import Refused
 from gateway.server.single_connection import TOKEN_HEADER, SingleConnection, token_of
-from gateway.server.streamed import stream_of
+from gateway.server.streamed import PastDeadline, stream_of
 from gateway.services.live import BalanceWatch, Closing, SlowConsumer
 
 RETRY_MILLISECONDS = 2000  # how soon a client should reconnect when the process stops
@@ -90,13 +91,14 @@ class EventStreams:
             payload = get_payload(dict(request.query_params))
         else:
             payload = await endpoint.read_post(request)
-        context, results, subscription, _ = await stream_of(
+        context, results, subscription, release = await stream_of(
             self.endpoint, self.live, request, principal, payload, self.open
         )
         stats = log_context.stats()
         events = self._events(Parts(endpoint.graphql, request, context), context, results, stats)
-        if not subscription:  # short, and admitted
-            return StreamingResponse(events, media_type=EVENT_STREAM, headers=STREAM_HEADERS)
+        if not subscription:  # short, and admitted: its slot held until it is sent
+            answer = StreamingResponse(events, media_type=EVENT_STREAM, headers=STREAM_HEADERS)
+            return HeldUntilSent(answer, release)
         try:
             return self.open.stream(principal.name, events)
         except BaseException:
@@ -114,11 +116,14 @@ class EventStreams:
         `cancelled` when the client left first."""
         stats.outcome = "cancelled"  # until the stream ends as it should
         try:
-            async for result in self._with_heartbeats(results):
-                if result is None:
-                    yield b":\n\n"
-                    continue
-                yield event("next", await parts.payload(result))
+            try:
+                async for result in self._with_heartbeats(results):
+                    if result is None:
+                        yield b":\n\n"
+                        continue
+                    yield event("next", await parts.payload(result))
+            except PastDeadline:
+                yield event("next", parts.late())
             ended = context.stream_end
             if isinstance(ended, Closing):
                 yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()

@@ -92,6 +92,7 @@ class Parts:
         self.context = context
         self.pending: dict[str, None] = {}  # ids announced and not yet completed, in order
         self.has_next = True
+        self.started = False  # the first result is made
         self.legacy = Legacy() if legacy else None
 
     async def payload(self, result: Any) -> dict[str, Any]:
@@ -100,6 +101,7 @@ class Parts:
         if self.context.errors:  # a resolver's deferred errors, which belong to the first
             result.errors = [*(result.errors or []), *self.context.errors]
             self.context.errors.clear()
+        self.started = True
         payload: dict[str, Any] = dict(await self.view.process_result(self.request, result))
         if isinstance(result, InitialIncrementalExecutionResult):
             payload["pending"] = [p.formatted for p in result.pending]
@@ -121,9 +123,12 @@ class Parts:
         return self.legacy.subsequent(formatted) if self.legacy is not None else formatted
 
     def late(self) -> dict[str, Any]:
-        """The last part when the deadline passes: everything pending failed."""
+        """The last part when the deadline passes: everything pending failed — or, before
+        the first result, the error alone, as `/graphql` answers a query past it."""
         (error,) = self.view.mask([GraphQLError(LATE.message, original_error=LATE)])
         self.has_next = False
+        if not self.started:
+            return {"errors": [error.formatted]}
         payload = {
             "hasNext": False,
             "completed": [{"id": i, "errors": [error.formatted]} for i in self.pending],

@@ -35,7 +35,7 @@ from gateway.server.endpoint import GraphQLEndpoint
 from gateway.server.incremental import Parts, event
 from gateway.server.open_streams import OpenStreams
 from gateway.server.refused import Refused
-from gateway.server.streamed import stream_of
+from gateway.server.streamed import PastDeadline, stream_of
 from gateway.services.live import QUEUE_SIZE, BalanceWatch
 
 TOKEN_HEADER = "x-graphql-event-stream-token"
@@ -107,19 +107,26 @@ class SingleConnection:
         operation_id = extensions.get("operationId") if isinstance(extensions, dict) else None
         if not isinstance(operation_id, str) or not operation_id:
             raise Refused(400, "`extensions.operationId` (a string) names the operation.")
-        if operation_id in reservation.operations:
-            raise Refused(409, f"Operation {operation_id!r} is already running.")
-        if len(reservation.operations) >= MAX_OPERATIONS:
-            raise Refused(429, f"At most {MAX_OPERATIONS} operations at once on one stream.")
+        room_for(reservation, operation_id)
         context, results, _, release = await stream_of(
             endpoint, self.live, request, principal, payload
         )
+        try:  # again: another post of the same id may have got in while this one waited
+            room_for(reservation, operation_id)
+        except Refused:
+            await results.aclose()
+            release()
+            raise
         parts = Parts(endpoint.graphql, request, context)
 
         async def send() -> None:
             try:
-                async for result in results:
-                    body = {"id": operation_id, "payload": await parts.payload(result)}
+                try:
+                    async for result in results:
+                        body = {"id": operation_id, "payload": await parts.payload(result)}
+                        await reservation.events.put(event("next", body))
+                except PastDeadline:
+                    body = {"id": operation_id, "payload": parts.late()}
                     await reservation.events.put(event("next", body))
                 await reservation.events.put(event("complete", {"id": operation_id}))
             finally:
@@ -179,3 +186,11 @@ class SingleConnection:
             running = list(reservation.operations.values())
             if running:
                 await asyncio.wait(running)
+
+
+def room_for(reservation: Reservation, operation_id: str) -> None:
+    """Refused unless `operation_id` is free on `reservation` and it may run one more."""
+    if operation_id in reservation.operations:
+        raise Refused(409, f"Operation {operation_id!r} is already running.")
+    if len(reservation.operations) >= MAX_OPERATIONS:
+        raise Refused(429, f"At most {MAX_OPERATIONS} operations at once on one stream.")

@@ -2,11 +2,13 @@
 (`events.py`: its own connection; `single_connection.py`: a reservation's): the document
 resolved as on `/graphql` (trusted documents, persisted queries), a mutation refused, a
 subscription within the client's `[live]` limits, a query admitted as on `/graphql`
-(`admission.py`: shed with a 503 when the gate is full) and holding its slot until its
-results are closed."""
+(`admission.py`: shed with a 503 when the gate is full), held to the request's deadline
+like one on `/graphql` (past it, what is still pending ends failed with OVERLOADED) and
+holding its slot until its results are closed or its answer is sent (`held_slot.py`)."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any, NamedTuple
@@ -18,6 +20,7 @@ from strawberry.types.graphql import OperationType as StrawberryOperation
 from gateway.access import Principal
 from gateway.schema.context import Context
 from gateway.server.endpoint import GraphQLEndpoint
+from gateway.server.held_slot import Once
 from gateway.server.open_streams import OpenStreams
 from gateway.server.operation_shape import shape_of
 from gateway.server.refused import Refused
@@ -30,7 +33,7 @@ class Streamed(NamedTuple):
     context: Context
     results: AsyncGenerator[Any, None]
     subscription: bool  # else a query, holding an admission slot until `results` close
-    # gives the slot back at once (idempotent): for results that may never be iterated
+    # gives the slot back at once (idempotent): for results that may never be closed
     release: Callable[[], None] = lambda: None
 
 
@@ -56,15 +59,16 @@ async def stream_of(
         context, results = await _run(endpoint, live, request, principal, payload, document)
         return Streamed(context, results, subscription=True)
     admission = endpoint.admission
+    deadline = asyncio.get_running_loop().time() + endpoint.deadline_seconds
     await admission.take("query", endpoint.deadline_seconds)
-    release = functools.partial(admission.release, "query")
+    release = Once(functools.partial(admission.release, "query"))
     try:
         context, results = await _run(endpoint, live, request, principal, payload, document)
     except BaseException:
         release()
         raise
-    held = SlotHeld(results, release)
-    return Streamed(context, held, subscription=False, release=held.give_back)
+    held = SlotHeld(results, release, deadline)
+    return Streamed(context, held, subscription=False, release=release)
 
 
 async def _run(
@@ -88,15 +92,30 @@ async def _run(
     return context, results
 
 
-class SlotHeld(AsyncGenerator[Any, None]):
-    """`results`, calling `release` once when closed (even if never iterated)."""
+class PastDeadline(Exception):
+    """A query's results were not all known by the request's deadline: its stream ends
+    with what is still pending failed (`Parts.late`)."""
 
-    def __init__(self, results: AsyncGenerator[Any, None], release: Callable[[], None]) -> None:
+
+class SlotHeld(AsyncGenerator[Any, None]):
+    """`results` up to `deadline` (then `PastDeadline`), calling `release` when closed."""
+
+    def __init__(
+        self, results: AsyncGenerator[Any, None], release: Callable[[], None], deadline: float
+    ) -> None:
         self.results = results
-        self._release: Callable[[], None] | None = release
+        self.release = release
+        self.deadline = deadline
 
     async def __anext__(self) -> Any:
-        return await self.results.__anext__()
+        bound = asyncio.timeout_at(self.deadline)
+        try:
+            async with bound:
+                return await self.results.__anext__()
+        except TimeoutError:
+            if bound.expired():
+                raise PastDeadline from None
+            raise
 
     async def asend(self, value: None) -> Any:
         return await self.results.asend(value)
@@ -108,10 +127,4 @@ class SlotHeld(AsyncGenerator[Any, None]):
         try:
             await self.results.aclose()
         finally:
-            self.give_back()
-
-    def give_back(self) -> None:
-        """The slot, once (a task cancelled before it ever ran never closes its results)."""
-        release, self._release = self._release, None
-        if release is not None:
-            release()
+            self.release()
