@@ -69,7 +69,13 @@ from gateway.server.operation_shape import (
     kind_of,
     shape_of,
 )
-from gateway.server.outcomes import GONE, classify, refusal, until_disconnected
+from gateway.server.outcomes import (
+    GONE,
+    classify,
+    refusal,
+    until_disconnected,
+    while_connected,
+)
 from gateway.server.payload import body_refusal, checked_payload, get_payload, read_capped
 from gateway.server.rate_limit import RateLimiter
 from gateway.server.refused import Refused
@@ -209,8 +215,10 @@ class GraphQLEndpoint:
         document: str = payload["query"]
         operation_name = payload.get("operationName")
         kind = kind_of(shape_of(document, operation_name, self.limits.max_tokens).operation)
-        waited = deadline - asyncio.get_running_loop().time()
-        await self.admission.take(kind, waited)
+        if not self.admission.try_enter(kind):  # shed, or wait while the client is there
+            waited = deadline - asyncio.get_running_loop().time()
+            if not await while_connected(request, self.admission.take(kind, waited)):
+                return Response(status_code=GONE)
         release = Once(functools.partial(self.admission.release, kind))
         try:
             response = await self._admitted(

@@ -50,6 +50,24 @@ async def until_disconnected(
     return Response(status_code=GONE) if left else response
 
 
+async def while_connected(request: Request, waiting: Coroutine[Any, Any, None]) -> bool:
+    """Waits for `waiting` (its exceptions raised here); False, and it is cancelled, if
+    the client disconnects first — a place in a queue given up by a client who left."""
+    task = asyncio.ensure_future(waiting)
+    watch = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait((task,))
+    if task.cancelled():
+        return False
+    task.result()
+    return True
+
+
 async def _disconnect(request: Request) -> None:
     """Returns when the client disconnects (the body has been read by then)."""
     while (await request.receive())["type"] != "http.disconnect":

@@ -35,7 +35,9 @@ from tests.helpers import (
     ourvoice_fake,
     sample,
     topup,
+    with_server,
 )
+from tests.server.test_admission import slow_accounts
 
 BOUND = 20.0  # the most any wait below may take before the test fails
 SLOW = "/magma/"  # this provider is held at the gate in the tests of a running request
@@ -247,6 +249,44 @@ async def test_a_query_whose_client_leaves_while_it_runs_is_abandoned_and_cancel
     assert (line["status"], line["outcome"], line["operation_type"]) == (499, "cancelled", "query")
     labels = {"operation_type": "query", "operation_name": "none", "reason": ""}
     assert sample(text, "gateway_requests_total", outcome="cancelled", **labels) == 1
+    assert_no_server_error(logs)
+
+
+async def test_a_client_that_leaves_while_queued_gives_up_its_place(
+    sim: Simulator, clock: FakeClock, logs: pytest.LogCaptureFixture
+) -> None:
+    """One slot, held at the gate; one place in the queue: its client leaves, and the
+    next query may wait there at once (before, the place was kept until a slot came, and
+    the query then ran for nobody)."""
+    settings = with_server(
+        slow_accounts(demo_settings()),
+        admission="fixed",
+        max_concurrent_requests=1,
+        max_queued_requests=1,
+        queue_timeout_seconds=60,
+    )
+    async with (
+        real_server(sim, clock, settings=settings) as (server, gate, address),
+        httpx.AsyncClient(base_url=f"http://{address[0]}:{address[1]}") as http,
+    ):
+        admission = server.config.app.state.admission
+        held = asyncio.create_task(http.post("/graphql", json={"query": QUERY}))
+        await until(gate.entered.is_set, "the slot held at the provider")
+        request = body("{ accounts { id } }")
+        _, writer = await asyncio.open_connection(*address)
+        writer.write(head("/graphql", len(request)) + request)
+        await writer.drain()
+        await until(lambda: admission.waiting == 1, "the query queued")
+        writer.close()
+        await until(lambda: admission.waiting == 0, "its place given up")
+        waits = asyncio.create_task(http.post("/graphql", json={"query": "{ accounts { id } }"}))
+        await until(lambda: admission.waiting == 1, "the next query queued")
+        gate.opened.set()
+        answered, first = await waits, await held
+        await until(lambda: len(access(logs, "/graphql")) == 3, "access lines")
+    assert answered.status_code == first.status_code == 200
+    left = access(logs, "/graphql")[0]
+    assert (left["status"], left["outcome"]) == (499, "cancelled")
     assert_no_server_error(logs)
 
 

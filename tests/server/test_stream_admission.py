@@ -163,33 +163,38 @@ async def test_a_query_posted_to_a_reservation_is_held_to_the_deadline(
 async def test_one_operation_id_runs_once_when_two_posts_race(
     sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
 ) -> None:
-    """Both posts pass the id check, then wait for a slot: only one may run."""
-    gate = Gate(sim_transport)
+    """Both posts pass the id check, then wait for a slot; both get one at once: only
+    one may run (the other: 409, its slot given back)."""
+    gate = Gate(sim_transport)  # the operation stays running until the end
     settings = with_server(
         slow_accounts(demo_settings()),
         admission="fixed",
-        max_concurrent_requests=1,
+        max_concurrent_requests=2,
         max_queued_requests=2,
         queue_timeout_seconds=30,
+        reserved_for_mutations=0,
     )
     async with running_gateway(settings, gate, clock) as gw:
         admission = gw.app.state.admission
-        held = asyncio.create_task(gw.post(MAGMA))
-        await until(lambda: gate.waiting == 1)
+        for _ in range(2):  # both slots taken by the test itself
+            await admission.take("query", 60)
         token = (await gw.http.put("/graphql/stream")).text
-        body = {"query": QUERY, "extensions": {"operationId": "same"}}
+        body = {"query": MAGMA, "extensions": {"operationId": "same"}}
         posts = [
             asyncio.create_task(gw.http.post("/graphql/stream", json=body, headers={TOKEN: token}))
             for _ in "ab"
         ]
         await until(lambda: admission.waiting == 2)
-        gate.opened.set()
+        admission.release("query")
+        admission.release("query")  # both waiters handed a slot in the same turn
         answers = await asyncio.gather(*posts)
-        await held
+        running = admission.running
         reservation = gw.app.state.events.single.reservations[token]
+        gate.opened.set()
         await until(lambda: not reservation.operations and admission.running == 0)
         sent = [reservation.events.get_nowait() for _ in range(reservation.events.qsize())]
     assert sorted(a.status_code for a in answers) == [202, 409]
+    assert running == 1  # the refused post gave its slot back
     events = sse_events(b"".join(sent).decode())
     assert [name for name, _ in events] == ["next", "complete"]  # it ran once
 
