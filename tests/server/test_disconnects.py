@@ -16,7 +16,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -269,7 +269,7 @@ async def test_a_client_that_leaves_while_queued_gives_up_its_place(
         real_server(sim, clock, settings=settings) as (server, gate, address),
         httpx.AsyncClient(base_url=f"http://{address[0]}:{address[1]}") as http,
     ):
-        admission = server.config.app.state.admission
+        admission = cast(Any, server.config.app).state.admission
         held = asyncio.create_task(http.post("/graphql", json={"query": QUERY}))
         await until(gate.entered.is_set, "the slot held at the provider")
         request = body("{ accounts { id } }")
