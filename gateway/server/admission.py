@@ -200,6 +200,10 @@ class Admission:
             return False
         return self._no_place_to_wait()
 
+    def may_wait(self) -> bool:
+        """Whether a request without room now would wait for one (else it is shed)."""
+        return not self._no_place_to_wait()
+
     def _no_place_to_wait(self) -> bool:
         return self.wait_seconds <= 0 or self.waiting >= self.max_waiting
 

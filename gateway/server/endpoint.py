@@ -202,6 +202,18 @@ class GraphQLEndpoint:
             raise RateLimited("Too many requests.", retry_after_seconds=wait)
         return principal
 
+    async def admit(self, request: Request, kind: Kind, deadline_seconds: float) -> bool:
+        """A slot taken (True; `admission.release(kind)` it later), or False if the client
+        left while waiting for one; raises `Overloaded` when shed. A wait is watched for
+        the client leaving, so its place in the queue is given up at once."""
+        admission = self.admission
+        if admission.try_enter(kind):
+            return True
+        if not admission.may_wait():  # shed at once (raises): no watch started for it
+            await admission.take(kind, deadline_seconds)
+            return True
+        return await while_connected(request, admission.take(kind, deadline_seconds))
+
     async def _handle(self, request: Request, deadline: float) -> Response:
         accept = request.headers.get("accept")
         media, parts_media = negotiate(accept), streaming(accept)
@@ -215,10 +227,8 @@ class GraphQLEndpoint:
         document: str = payload["query"]
         operation_name = payload.get("operationName")
         kind = kind_of(shape_of(document, operation_name, self.limits.max_tokens).operation)
-        if not self.admission.try_enter(kind):  # shed, or wait while the client is there
-            waited = deadline - asyncio.get_running_loop().time()
-            if not await while_connected(request, self.admission.take(kind, waited)):
-                return Response(status_code=GONE)
+        if not await self.admit(request, kind, deadline - asyncio.get_running_loop().time()):
+            return Response(status_code=GONE)
         release = Once(functools.partial(self.admission.release, kind))
         try:
             response = await self._admitted(

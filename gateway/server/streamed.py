@@ -23,7 +23,7 @@ from gateway.server.endpoint import GraphQLEndpoint
 from gateway.server.held_slot import Once
 from gateway.server.open_streams import OpenStreams
 from gateway.server.operation_shape import shape_of
-from gateway.server.outcomes import GONE, while_connected
+from gateway.server.outcomes import GONE
 from gateway.server.refused import Refused
 from gateway.services.live import BalanceWatch
 
@@ -61,9 +61,7 @@ async def stream_of(
         return Streamed(context, results, subscription=True)
     admission = endpoint.admission
     deadline = asyncio.get_running_loop().time() + endpoint.deadline_seconds
-    if not admission.try_enter("query") and not await while_connected(
-        request, admission.take("query", endpoint.deadline_seconds)
-    ):
+    if not await endpoint.admit(request, "query", endpoint.deadline_seconds):
         raise Refused(GONE, "The client left while its query waited for a slot.")
     release = Once(functools.partial(admission.release, "query"))
     try:
