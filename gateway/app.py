@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 
 from gateway.cache.read_through import Generations, ReadThroughCache
 from gateway.cache.responses import ResponseCache
-from gateway.cache.store import Store, open_store
+from gateway.cache.store import RedisAccess, Store, open_store
 from gateway.clock import Clock
 from gateway.config.accounts import AccountConfig
 from gateway.config.settings import ServerSettings, Settings
@@ -52,7 +52,7 @@ from gateway.services.balances import BalanceService
 from gateway.services.cursor import Cursors
 from gateway.services.gauges import BalanceGauges
 from gateway.services.history import HistoryRecorder, SqlHistory
-from gateway.services.journal import Journal, open_journal
+from gateway.services.journal import Journal, open_journal, postgres_refusal
 from gateway.services.live import BalanceWatch
 from gateway.services.notifications import Notifier
 from gateway.services.topups import JournalTransactions, TopUpService
@@ -241,8 +241,62 @@ def tracing_for(settings: Settings, provider: Any) -> Tracing:
 def journal_for(settings: Settings) -> Journal:
     """The top-up journal the configuration names (the gateway's, and the operator CLI's)."""
     journal = settings.idempotency
+    return open_journal(journal.url, journal.pool_size, *postgres_access(settings))
+
+
+def postgres_access(settings: Settings) -> tuple[str | None, dict[str, str]]:
+    """The journal's password, and libpq's TLS parameters from `[idempotency]`."""
+    journal = settings.idempotency
     password = journal.password.reveal() if journal.password is not None else None
-    return open_journal(journal.url, journal.pool_size, password)
+    named = {
+        "sslmode": journal.sslmode,
+        "sslrootcert": journal.tls.ca_file,
+        "sslcert": journal.tls.cert_file,
+        "sslkey": journal.tls.key_file,
+    }
+    return password, {k: str(v) for k, v in named.items() if v is not None}
+
+
+def store_for(settings: Settings, metrics: Metrics | None = None) -> Store:
+    """The shared store `[cache]` names, with its credentials and TLS files."""
+    cache = settings.cache
+    tls = cache.tls
+    access = RedisAccess(
+        username=cache.username,
+        password=cache.password.reveal() if cache.password is not None else None,
+        ca_file=str(tls.ca_file) if tls.ca_file else None,
+        cert_file=str(tls.cert_file) if tls.cert_file else None,
+        key_file=str(tls.key_file) if tls.key_file else None,
+    )
+    return open_store(cache.url, f"{cache.namespace}:v1", metrics, access=access)
+
+
+async def refused_by_shared_parts(settings: Settings) -> list[str]:
+    """What the parts the replicas share refuse — Redis this gateway's credentials, ACL
+    or TLS; PostgreSQL its password, pg_hba.conf or TLS — each naming the settings to fix.
+    Checked before serving, so a wrong credential stops the start with one clear line
+    instead of a gateway that quietly runs without its cache or its journal. A part that
+    cannot be reached now is not refused: readiness reports it, and it may come up."""
+    refused = []
+    store = store_for(settings)
+    try:
+        reach, reason = await store.reach() if store.shared else ("ok", "")
+    finally:
+        await store.close()
+    if reach == "refused":
+        refused.append(
+            f"[cache] Redis refused the gateway: {reason}; check [cache] username, "
+            "password, url and the TLS files (ca_file, cert_file, key_file)"
+        )
+    journal = settings.idempotency
+    if not journal.url.startswith("sqlite:"):
+        said = await postgres_refusal(journal.url, *postgres_access(settings))
+        if said is not None:
+            refused.append(
+                f"[idempotency] PostgreSQL refused the gateway: {said}; check [idempotency] "
+                "url, password, sslmode and the TLS files (ca_file, cert_file, key_file)"
+            )
+    return refused
 
 
 def secrets_of(settings: Settings) -> list[str]:
@@ -255,6 +309,8 @@ def secrets_of(settings: Settings) -> list[str]:
         values.append(jwt.secret.reveal())
     if settings.idempotency.password is not None:
         values.append(settings.idempotency.password.reveal())
+    if settings.cache.password is not None:
+        values.append(settings.cache.password.reveal())
     values += (webhook.secret.reveal() for webhook in settings.webhooks)
     return values
 
@@ -283,7 +339,7 @@ async def components(
 ) -> AsyncIterator[Components]:
     accounts = settings.accounts
 
-    store = open_store(settings.cache.url, f"{settings.cache.namespace}:v1", metrics)
+    store = store_for(settings, metrics)
     http = UpstreamClient(
         transport, max_body_bytes=settings.upstream.max_body_bytes, wall_clock=clock
     )

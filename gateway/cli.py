@@ -137,7 +137,7 @@ def configure_logging(settings: Settings, args: argparse.Namespace) -> None:
 def serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging(settings, args)
-    from gateway.app import create_app
+    from gateway.app import create_app, refused_by_shared_parts
 
     # Every port is bound before anything is built, so a port in use is the only line.
     workers = args.workers or settings.server.workers
@@ -155,6 +155,10 @@ def serve(args: argparse.Namespace) -> int:
     )
 
     clock = _clock(settings)
+    # Credentials the shared parts refuse stop the start here, in one line naming them.
+    refused = asyncio.run(refused_by_shared_parts(settings))
+    if refused:
+        raise CliError("; ".join(refused))
 
     def gateway_server(sock: socket.socket) -> Server:
         app = create_app(settings, clock=clock)

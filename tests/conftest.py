@@ -17,6 +17,13 @@ from gateway.simulator.state import SimState
 from gateway.upstream.client import UpstreamClient
 from tests import helpers
 from tests.helpers import FakeClock, GatewayClient, demo_settings, running_gateway
+from tests.locked_servers import (
+    LockedRedis,
+    TlsPostgres,
+    locked_redis,
+    postgres_bin,
+    tls_postgres,
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -168,3 +175,22 @@ def promtool() -> str:
 def node() -> tuple[str, str]:
     """Node and npm (JS-side checks install their packages into a temporary folder)."""
     return required(shutil.which("node"), "Node"), required(shutil.which("npm"), "npm")
+
+
+@pytest.fixture
+def locked_redis_server(tmp_path: Path) -> Iterator[LockedRedis]:
+    """A Redis of this test's own: requirepass, the gateway's ACL user, TLS with client
+    certificates (`tests/locked_servers.py`)."""
+    binary = required(shutil.which("redis-server"), "redis-server")
+    with locked_redis(binary, tmp_path / "redis", "locked") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def tls_postgres_server() -> Iterator[TlsPostgres]:
+    """A PostgreSQL of this run's own, TCP only over TLS with a password."""
+    programs = postgres_bin()
+    required(str(programs) if programs else None, "PostgreSQL's server programs (initdb)")
+    assert programs is not None
+    with tls_postgres(programs) as server:
+        yield server

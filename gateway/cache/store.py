@@ -11,13 +11,21 @@ issues FLUSHDB whatever the namespace.
 from __future__ import annotations
 
 import logging
+import ssl
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from aiocache import RedisCache, SimpleMemoryCache
 from aiocache.serializers import StringSerializer
 from redis.asyncio import BlockingConnectionPool
+from redis.exceptions import (
+    AuthenticationError,
+    AuthenticationWrongNumberOfArgsError,
+    NoPermissionError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway._compat.aiocache import eval_script, memory_reader
 from gateway.clock import whole_seconds
@@ -27,6 +35,7 @@ log = logging.getLogger("gateway.cache.store")
 WARN_EVERY_SECONDS = 30.0
 OPERATION_TIMEOUT_SECONDS = 0.5
 MAX_CONNECTIONS = 64  # per process, to Redis
+Reach = Literal["ok", "unreachable", "refused"]
 
 
 class Store:
@@ -44,16 +53,26 @@ class Store:
             for name in ("get", "multi_get", "set", "claim", "delete", "incr", "script", "ping")
         }
 
-    async def ping(self) -> bool:
-        """Whether the backend answers now (readiness)."""
-        self._count["ping"].inc()
-        try:
-            await self._backend.exists("ping")
-        except Exception as exc:
-            self._failed("ping", exc)
-            return False
+    async def reach(self) -> tuple[Reach, str]:
+        """Whether the backend answers now (readiness), and if not, why: `refused` when it
+        answered but would not serve this gateway — its credentials refused or revoked, a
+        command or key outside its ACL, a TLS certificate that does not verify: a
+        configuration no retry fixes — else `unreachable`. With the reason, for a log line."""
+        for attempt in range(2):
+            self._count["ping"].inc()
+            try:
+                await self._backend.exists("ping")
+            except Exception as exc:
+                reason = refusal(exc)
+                if reason is None and attempt == 0 and isinstance(exc, RedisConnectionError):
+                    continue  # a pooled connection the server closed: ask on a new one
+                self._failed("ping", exc)
+                if reason is not None:
+                    return "refused", reason
+                return "unreachable", type(exc).__name__
+            break
         self._ok()
-        return True
+        return "ok", ""
 
     def _failed(self, operation: str, exc: BaseException) -> None:
         self.healthy = False
@@ -165,6 +184,22 @@ class Store:
             self._failed("close", exc)
 
 
+def refusal(exc: BaseException) -> str | None:
+    """Why Redis refused this gateway, if it did (None: it could not be reached)."""
+    if isinstance(exc, AuthenticationError | AuthenticationWrongNumberOfArgsError):
+        return f"the credentials were refused ({exc})"
+    if isinstance(exc, NoPermissionError):
+        return f"the ACL user may not do this ({exc})"
+    seen: BaseException | None = exc
+    for _ in range(8):  # redis-py wraps the handshake's error, sometimes twice
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLError):
+            return f"TLS failed ({getattr(seen, 'reason', None) or seen})"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _text(value: object) -> str | None:
     """Counters come back as int from the memory backend and as text from Redis."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -172,15 +207,43 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+@dataclass(frozen=True)
+class RedisAccess:
+    """Who the gateway is to Redis, and how it trusts it: an ACL user (None: `default`)
+    and password, and for `rediss://` the CA file (None: the system's) and an optional
+    client certificate. The server's host name is always checked against its certificate."""
+
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    def connection(self, tls: bool) -> dict[str, Any]:
+        """redis-py's connection arguments."""
+        found: dict[str, Any] = {"username": self.username}
+        if tls:
+            found |= {
+                "ssl_ca_certs": self.ca_file,
+                "ssl_certfile": self.cert_file,
+                "ssl_keyfile": self.key_file,
+                "ssl_check_hostname": True,
+            }
+        # No CLIENT SETINFO on connecting (Redis before 7.2 has none): the ACL user then
+        # needs no CLIENT command at all (docs/security.md gives its line).
+        return {k: v for k, v in found.items() if v is not None} | {"driver_info": None}
+
+
 def open_store(
     url: str,
     namespace: str,
     metrics: Metrics | None = None,
     *,
+    access: RedisAccess | None = None,
     timeout_seconds: float = OPERATION_TIMEOUT_SECONDS,
     max_connections: int = MAX_CONNECTIONS,
 ) -> Store:
-    """`memory://` or `redis://host:port/db` (password in the URL's userinfo).
+    """`memory://`, or `redis://host:port/db` / `rediss://…` with `access`.
 
     On Redis every operation, waiting for a pooled connection included, is bounded by
     `timeout_seconds`; past it the operation answers "nothing" (a miss), never raises."""
@@ -194,15 +257,17 @@ def open_store(
         # A blocking pool: past its connections an operation waits for one (within the
         # operation's timeout) instead of failing at once, which would read as "no cache"
         # under a burst of concurrent requests and send every one of them upstream.
-        pool = {"timeout": timeout_seconds}
+        access = access or RedisAccess()
+        tls = parts.scheme == "rediss"
+        pool = {"timeout": timeout_seconds, **access.connection(tls)}
         backend = RedisCache(
             serializer=serializer,
             namespace=namespace,
             endpoint=parts.hostname or "127.0.0.1",
             port=parts.port or 6379,
             db=int((parts.path or "/0").lstrip("/") or 0),
-            password=parts.password,
-            ssl=parts.scheme == "rediss",
+            password=access.password,
+            ssl=tls,
             timeout=timeout_seconds,
             create_connection_timeout=timeout_seconds,
             pool_max_size=max_connections,

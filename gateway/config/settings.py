@@ -39,6 +39,7 @@ from gateway.config.operations import (
 from gateway.config.provider_rules import ProviderLookup
 from gateway.config.secret import Secret
 from gateway.config.security import Security, parse_security
+from gateway.config.tls import TLS_KEYS, TlsFiles, tls_files
 from gateway.config.webhook_secret import FORMAT as WEBHOOK_SECRET_FORMAT
 from gateway.config.webhook_secret import webhook_key
 from gateway.errors import ConfigError, Problem
@@ -95,7 +96,21 @@ CACHE_KEYS = {
     "fill_wait_seconds",
     "response_cache",
     "transactions_fresh_seconds",
+    "username",
+    "password",
+    *TLS_KEYS,
 }
+IDEMPOTENCY_KEYS = {
+    "url",
+    "wait_seconds",
+    "lease_seconds",
+    "pool_size",
+    "password",
+    "sslmode",
+    *TLS_KEYS,
+}
+# libpq's sslmode values, the strictest first (verify-full checks the host name as well)
+SSLMODES = ("verify-full", "verify-ca", "require", "prefer", "allow", "disable")
 UPSTREAM_KEYS = {
     "max_attempts",
     "backoff_base_seconds",
@@ -156,6 +171,11 @@ class CacheSettings:
     fill_wait_seconds: float = 2.0
     response_cache: bool = True
     transactions_fresh_seconds: float = 5.0
+    # Redis's ACL user and password (a reference: env: or file:), never in the URL; and
+    # with rediss://, the CA and an optional client certificate.
+    username: str | None = None
+    password: Secret | None = None
+    tls: TlsFiles = field(default_factory=TlsFiles)
 
 
 @dataclass(frozen=True)
@@ -176,6 +196,10 @@ class IdempotencySettings:
     lease_seconds: float = 30.0
     pool_size: int = 10  # PostgreSQL connections per process
     password: Secret | None = None  # PostgreSQL's, kept out of the URL (env: or file:)
+    sslmode: str | None = None  # libpq's; None: the URL's, else libpq's default (prefer)
+    tls: TlsFiles = field(
+        default_factory=TlsFiles
+    )  # the CA for verify-ca/verify-full, a client certificate
 
 
 @dataclass(frozen=True)
@@ -275,7 +299,7 @@ def parse_settings(
     check = Checker(env, base)
     check.unknown(data, TOP_LEVEL, "")
     server = _server(check, check.table(data, "server", "server"))
-    cache = _cache(check, check.table(data, "cache", "cache"))
+    cache = _cache(check, check.table(data, "cache", "cache"), server.development)
     upstream = _upstream(check, check.table(data, "upstream", "upstream"))
     idempotency = _idempotency(
         check, check.table(data, "idempotency", "idempotency"), server.development
@@ -411,17 +435,37 @@ def _cursor_secret(check: Checker, raw: Mapping[str, Any], development: bool) ->
     return secret
 
 
-def _cache(check: Checker, raw: Mapping[str, Any]) -> CacheSettings:
+def _cache(check: Checker, raw: Mapping[str, Any], development: bool) -> CacheSettings:
     check.unknown(raw, CACHE_KEYS, "cache")
     default = CacheSettings()
     url = check.string(raw, "url", "cache", default.url)
-    if urlsplit(url).scheme not in ("memory", "redis", "rediss"):
+    parts = urlsplit(url)
+    if parts.scheme not in ("memory", "redis", "rediss"):
         check.add(
             "cache.url",
             f"unsupported cache URL {url!r}",
             'use "memory://" or "redis://host:6379/0"',
         )
         url = default.url
+    elif parts.username or parts.password:
+        check.add(
+            "cache.url",
+            "credentials in the URL would sit in the ConfigMap and every copy of it",
+            'set [cache] username = "…" and password = "env:REDIS_PASSWORD" instead',
+        )
+        url = default.url
+    redis = urlsplit(url).scheme in ("redis", "rediss")
+    username = None
+    if "username" in raw:
+        username = check.string(raw, "username", "cache") or None
+    password = None
+    if "password" in raw:
+        password = check.secret(raw["password"], "cache.password", development)
+    if not redis and (username or "password" in raw):
+        check.add("cache.password", "an in-process cache has no credentials", "use a redis url")
+    tls = tls_files(check, raw, "cache")
+    if tls.any and urlsplit(url).scheme != "rediss":
+        check.add("cache.ca_file", "TLS files need a rediss:// url", 'url = "rediss://host:6380/0"')
     namespace = check.string(raw, "namespace", "cache", default.namespace)
     if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", namespace):
         check.add(
@@ -444,13 +488,14 @@ def _cache(check: Checker, raw: Mapping[str, Any]) -> CacheSettings:
         transactions_fresh_seconds=check.number(
             raw, "transactions_fresh_seconds", "cache", 5.0, 3600, zero=True
         ),
+        username=username,
+        password=password,
+        tls=tls,
     )
 
 
 def _idempotency(check: Checker, raw: Mapping[str, Any], development: bool) -> IdempotencySettings:
-    check.unknown(
-        raw, {"url", "wait_seconds", "lease_seconds", "pool_size", "password"}, "idempotency"
-    )
+    check.unknown(raw, IDEMPOTENCY_KEYS, "idempotency")
     d = IdempotencySettings()
     url = check.string(raw, "url", "idempotency", d.url)
     scheme = urlsplit(url).scheme
@@ -474,12 +519,24 @@ def _idempotency(check: Checker, raw: Mapping[str, Any], development: bool) -> I
                 "a SQLite journal has no password",
                 "remove it, or use a postgresql:// url",
             )
+    sslmode = None
+    if "sslmode" in raw:
+        sslmode = check.choice(raw, "sslmode", "idempotency", SSLMODES)
+    tls = tls_files(check, raw, "idempotency")
+    if scheme == "sqlite" and (sslmode or tls.any):
+        check.add(
+            "idempotency.sslmode",
+            "a SQLite journal is a local file: no TLS",
+            "remove it, or use a postgresql:// url",
+        )
     return IdempotencySettings(
         url=url,
         wait_seconds=check.number(raw, "wait_seconds", "idempotency", d.wait_seconds, 60),
         lease_seconds=check.number(raw, "lease_seconds", "idempotency", d.lease_seconds, 3600),
         pool_size=check.whole(raw, "pool_size", "idempotency", d.pool_size, 100) or d.pool_size,
         password=password,
+        sslmode=sslmode,
+        tls=tls,
     )
 
 

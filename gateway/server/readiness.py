@@ -5,6 +5,9 @@ accepts writes when any account takes top-ups (money must not be taken in withou
 record); and the process is not draining. A shared cache (Redis) that does not answer
 makes the answer `degraded` but still ready: the gateway serves without it (every request
 goes upstream, within the quotas), which beats taking every replica out of rotation at once.
+One that answers but refuses the gateway — credentials revoked, an ACL that shrank, a
+certificate that no longer verifies — makes it not ready (`refused`): that is a
+configuration to fix, not an outage to ride out, and it must not pass silently as "no cache".
 
 `Draining` is set on SIGTERM (`serving.py`): from then on `/readyz` is 503, so load
 balancers stop sending new requests while the ones already routed are still served.
@@ -50,13 +53,23 @@ class Readiness:
             return False, {"status": "draining"}
         checks: dict[str, str] = {}
         if self.store.shared:
-            checks["cache"] = "ok" if await self._within(self.store.ping()) else "unreachable"
+            checks["cache"] = await self._cache()
         if self.journal is not None:
             checks["journal"] = "ok" if await self._writable(self.journal) else "unwritable"
-        if checks.get("journal") == "unwritable":
+        if checks.get("journal") == "unwritable" or checks.get("cache") == "refused":
             return False, {"status": "not_ready", "checks": checks}
         status = "degraded" if "unreachable" in checks.values() else "ready"
         return True, {"status": status, "checks": checks}
+
+    async def _cache(self) -> str:
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+                reach, reason = await self.store.reach()
+        except TimeoutError:
+            return "unreachable"
+        if reach == "refused":
+            log.warning("readiness: Redis refuses this gateway: %s", reason)
+        return reach
 
     @staticmethod
     async def _within(probe: Any) -> bool:

@@ -21,7 +21,7 @@ import functools
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -401,15 +401,16 @@ class Postgres:
     POOL_TIMEOUT_SECONDS = 5.0
     RECONNECT_SECONDS = 2.0
 
-    def __init__(self, url: str, pool_size: int = 10, password: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        pool_size: int = 10,
+        password: str | None = None,
+        tls: Mapping[str, str] | None = None,
+    ) -> None:
         from psycopg_pool import AsyncConnectionPool
 
-        connection: dict[str, Any] = {
-            "autocommit": True,
-            "connect_timeout": int(self.POOL_TIMEOUT_SECONDS),
-        }
-        if password is not None:
-            connection["password"] = password
+        connection = connection_arguments(password, tls, int(self.POOL_TIMEOUT_SECONDS))
         self._pool = AsyncConnectionPool(
             url,
             min_size=1,
@@ -461,12 +462,64 @@ async def _execute(conn: Any, sql: str, args: Sequence[Any] = ()) -> tuple[list[
     return rows, cursor.rowcount
 
 
-def open_journal(url: str, pool_size: int = 10, password: str | None = None) -> Journal:
+def connection_arguments(
+    password: str | None, tls: Mapping[str, str] | None, timeout_seconds: int
+) -> dict[str, Any]:
+    """psycopg's arguments beside the URL: autocommit, a connect timeout, the password
+    (when it is not in the URL) and libpq's TLS parameters (`sslmode`, `sslrootcert`,
+    `sslcert`, `sslkey`)."""
+    connection: dict[str, Any] = {"autocommit": True, "connect_timeout": timeout_seconds}
+    if password is not None:
+        connection["password"] = password
+    return connection | dict(tls or {})
+
+
+# What libpq says when it could not reach the server at all (else the server, or the TLS
+# handshake, refused the gateway: a configuration no retry fixes). libpq gives connection
+# failures no SQLSTATE, so its own words are all there is to tell them apart.
+UNREACHABLE = (
+    "connection refused",
+    "timeout expired",
+    "could not translate host name",
+    "no route to host",
+    "network is unreachable",
+    "connection timed out",
+    "the database system is starting up",
+    "the database system is shutting down",
+)
+
+
+async def postgres_refusal(
+    url: str, password: str | None = None, tls: Mapping[str, str] | None = None
+) -> str | None:
+    """Why PostgreSQL refuses the gateway — its password, pg_hba.conf, TLS — or None when
+    it accepts a connection or cannot be reached now (readiness reports that)."""
+    import psycopg
+
+    arguments = connection_arguments(password, tls, int(Postgres.POOL_TIMEOUT_SECONDS))
+    try:
+        connection = await psycopg.AsyncConnection.connect(url, **arguments)
+    except psycopg.OperationalError as exc:
+        said = str(exc).strip()
+        if any(words in said.lower() for words in UNREACHABLE):
+            return None
+        return said.splitlines()[-1] if said else type(exc).__name__
+    await connection.close()
+    return None
+
+
+def open_journal(
+    url: str,
+    pool_size: int = 10,
+    password: str | None = None,
+    tls: Mapping[str, str] | None = None,
+) -> Journal:
     """`sqlite:///relative.db`, `sqlite:////absolute/path.db` or `postgresql://…` (with up to
-    `pool_size` connections, and `password` when it is not in the URL)."""
+    `pool_size` connections, `password` when it is not in the URL, and libpq's TLS
+    parameters)."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         return SqlJournal(Sqlite(url[len("sqlite:///") :]))
     if parts.scheme in ("postgresql", "postgres"):
-        return SqlJournal(Postgres(url, pool_size, password))
+        return SqlJournal(Postgres(url, pool_size, password, tls))
     raise ValueError(f"unsupported idempotency URL scheme {parts.scheme!r}")

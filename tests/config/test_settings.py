@@ -390,3 +390,64 @@ def test_the_journal_password_is_a_secret_reference_and_only_for_postgresql() ->
     assert {"idempotency.password", "idempotency.pool_size"} <= set(
         problems({**base, "idempotency": sqlite}, env)
     )
+
+
+def test_redis_credentials_are_references_never_in_the_url_and_tls_files_need_rediss(
+    tmp_path: Path,
+) -> None:
+    account = {**GOOD_ACCOUNT, "secret_key": "inline"}
+    base = {"server": {"profile": "development"}, "accounts": {"muda-ug": account}}
+    env = {"MUDA_KEY": "k", "REDIS_PASSWORD": "redis-password"}
+    for name in ("ca.pem", "client.pem", "client.key"):
+        (tmp_path / name).write_text("-----BEGIN CERTIFICATE-----\n")
+    cache = {
+        "url": "rediss://redis:6380/0",
+        "username": "balance-gateway",
+        "password": "env:REDIS_PASSWORD",
+        "ca_file": "ca.pem",
+        "cert_file": "client.pem",
+        "key_file": "client.key",
+    }
+    parsed = parse_settings({**base, "cache": cache}, env, tmp_path).cache
+    assert parsed.password is not None and parsed.password.reveal() == "redis-password"
+    assert "redis-password" not in repr(parsed)
+    assert parsed.username == "balance-gateway"
+    assert parsed.tls.ca_file == tmp_path / "ca.pem"  # relative to the config's folder
+    assert (parsed.tls.cert_file, parsed.tls.key_file) == (
+        tmp_path / "client.pem",
+        tmp_path / "client.key",
+    )
+    in_url = {"url": "redis://gateway:redis-password@redis:6379/0"}
+    found = problems({**base, "cache": in_url}, env)
+    assert "ConfigMap" in found["cache.url"] and "env:REDIS_PASSWORD" in found["cache.url"]
+    plain = {"url": "redis://redis:6379/0", "ca_file": str(tmp_path / "ca.pem")}
+    assert "rediss://" in problems({**base, "cache": plain}, env)["cache.ca_file"]
+    half = {"url": "rediss://redis:6380/0", "cert_file": str(tmp_path / "client.pem")}
+    assert "both" in problems({**base, "cache": half}, env)["cache.cert_file"]
+    missing = {"url": "rediss://redis:6380/0", "ca_file": str(tmp_path / "nope.pem")}
+    assert "no readable file" in problems({**base, "cache": missing}, env)["cache.ca_file"]
+    memory = {"url": "memory://", "password": "env:REDIS_PASSWORD"}
+    assert "no credentials" in problems({**base, "cache": memory}, env)["cache.password"]
+    production = {**base, "server": {"profile": "production"}}
+    inline = {"url": "redis://redis:6379/0", "password": "hunter2"}
+    assert "inline" in problems({**production, "cache": inline}, env)["cache.password"]
+
+
+def test_the_journal_takes_libpqs_sslmode_and_tls_files_only_for_postgresql(
+    tmp_path: Path,
+) -> None:
+    account = {**GOOD_ACCOUNT, "secret_key": "inline"}
+    base = {"server": {"profile": "development"}, "accounts": {"muda-ug": account}}
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    journal = {"url": "postgresql://gateway@db/gateway", "sslmode": "verify-full"}
+    parsed = parse_settings(
+        {**base, "idempotency": {**journal, "ca_file": "ca.pem"}}, {"MUDA_KEY": "k"}, tmp_path
+    ).idempotency
+    assert (parsed.sslmode, parsed.tls.ca_file) == ("verify-full", tmp_path / "ca.pem")
+    wrong = problems({**base, "idempotency": {**journal, "sslmode": "on"}}, {"MUDA_KEY": "k"})
+    assert "verify-full" in wrong["idempotency.sslmode"]
+    sqlite = {"url": "sqlite:///j.db", "sslmode": "require"}
+    assert (
+        "no TLS"
+        in problems({**base, "idempotency": sqlite}, {"MUDA_KEY": "k"})["idempotency.sslmode"]
+    )
