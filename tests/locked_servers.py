@@ -4,13 +4,14 @@ stopped by their PIDs, that demand what production's should — credentials, an 
 Certificates come from a throwaway CA (`trustme`) made for the run. Redis listens twice:
 a plain port and a TLS port that also asks for a client certificate; its `default` user
 has a `requirepass`, and the gateway's user is held by the ACL line the README gives
-(`GATEWAY_ACL`). PostgreSQL runs from a fresh `initdb` with `ssl = on`, accepting TCP only
+(`GATEWAY_ACL`, read from docs/security.md). PostgreSQL runs from a fresh `initdb` with `ssl = on`, accepting TCP only
 over TLS and only with a SCRAM password.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -25,17 +26,27 @@ from pathlib import Path
 
 import trustme
 
-from tests.helpers import free_port
+from tests.helpers import ROOT, free_port
 
 START_SECONDS = 30.0
-# The README's ACL line for the gateway's Redis user (docs/security.md), its password and
-# key prefix filled in: the commands the store sends (GET, MGET, SET/SETEX, DEL, EXISTS,
-# INCRBY, EXPIRE), and EVAL for the rate-limit script with what that script calls (HMGET,
-# HSET, EXPIRE).
-GATEWAY_ACL = (
-    "on >{password} resetkeys ~{namespace}:* resetchannels -@all "
-    "+get +mget +set +setex +del +exists +incrby +expire +eval +hmget +hset"
-)
+SECURITY_PAGE = ROOT / "docs" / "security.md"
+
+
+def documented_acl() -> str:
+    """The ACL rules docs/security.md gives for the gateway's Redis user, with `{password}`
+    and `{namespace}` (the key prefix, `<namespace>:v1`) to fill in: the tests run exactly
+    the documented line."""
+    page = SECURITY_PAGE.read_text(encoding="utf-8")
+    found = re.search(r"<!-- redis-acl -->\n```text\nACL SETUSER balance-gateway (.*)\n```", page)
+    assert found is not None, "docs/security.md lost its Redis ACL line"
+    rules = found.group(1)
+    assert ">CHANGE-ME" in rules and "~balance-gateway:v1:*" in rules, rules
+    return rules.replace(">CHANGE-ME", ">{password}").replace(
+        "~balance-gateway:v1:*", "~{namespace}:*"
+    )
+
+
+GATEWAY_ACL = documented_acl()
 
 
 @dataclass(frozen=True)

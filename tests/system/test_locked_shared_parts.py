@@ -114,7 +114,7 @@ def test_a_redis_password_refused_stops_the_start_in_one_line(
         PG_PASSWORD=tls_postgres_server.password,
     )
     assert status == 2
-    assert "[cache] Redis refused the gateway: the credentials were refused" in output
+    assert "error: [cache] Redis refused the gateway: the credentials were refused" in output
     assert "[cache] username, password" in output and "[idempotency]" not in output
     assert "Traceback" not in output and "not-the-password" not in output
 
