@@ -178,11 +178,16 @@ def node() -> tuple[str, str]:
 
 
 @pytest.fixture
-def locked_redis_server(tmp_path: Path) -> Iterator[LockedRedis]:
+def redis_server() -> str:
+    """Debian's `redis-server`, for the Redis servers tests start themselves."""
+    return required(shutil.which("redis-server"), "redis-server")
+
+
+@pytest.fixture
+def locked_redis_server(tmp_path: Path, redis_server: str) -> Iterator[LockedRedis]:
     """A Redis of this test's own: requirepass, the gateway's ACL user, TLS with client
     certificates (`tests/locked_servers.py`)."""
-    binary = required(shutil.which("redis-server"), "redis-server")
-    with locked_redis(binary, tmp_path / "redis", "locked") as server:
+    with locked_redis(redis_server, tmp_path / "redis", "locked") as server:
         yield server
 
 

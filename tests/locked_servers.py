@@ -125,13 +125,16 @@ class LockedRedis:
 
 
 @contextmanager
-def locked_redis(redis_server: str, folder: Path, namespace: str) -> Iterator[LockedRedis]:
-    """A `redis-server` of the test's own, stopped by its PID when the block ends."""
+def locked_redis(
+    redis_server: str, folder: Path, namespace: str, admin_password: str | None = None
+) -> Iterator[LockedRedis]:
+    """A `redis-server` of the test's own, stopped by its PID when the block ends; its
+    `default` user's password `admin_password` (none given: a random one)."""
     certs = certificates(folder / "tls")
     redis = LockedRedis(
         free_port(),
         free_port(),
-        secrets.token_hex(16),
+        admin_password or secrets.token_hex(16),
         "balance-gateway",
         secrets.token_hex(16),
         namespace,

@@ -274,6 +274,21 @@ def test_compose_has_the_fleet_with_healthchecks_and_ordered_starts() -> None:
         assert (DEPLOY / secret["file"]).is_file()
 
 
+def test_compose_redis_demands_its_password_and_the_gateways_give_it() -> None:
+    """Redis's requirepass comes from the compose secret the gateways authenticate with;
+    never on a command line, and the health check authenticates too."""
+    spec = compose()
+    redis = spec["services"]["redis"]
+    command = " ".join(redis["command"])
+    assert "requirepass %s" in command and "$$(cat /run/secrets/redis_password)" in command
+    assert "--requirepass" not in command
+    assert redis["secrets"] == ["redis_password"]
+    assert "REDISCLI_AUTH" in " ".join(redis["healthcheck"]["test"])
+    assert redis["user"] == "redis" and redis["read_only"] is True
+    config = (DEPLOY / spec["configs"]["gateway"]["file"]).read_text()
+    assert 'password = "file:/run/secrets/redis_password"' in config
+
+
 def test_the_compose_gateway_config_reads_exactly_its_compose_secrets(tmp_path: Path) -> None:
     spec = compose()
     gateway = spec["services"]["gateway-1"]

@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import redis
 
 from gateway.services.journal import open_journal
 from tests.deploy.test_deploy import local_load_balancer
 from tests.helpers import ROOT, free_port
+from tests.locked_servers import LockedRedis, locked_redis
 from tests.system.processes import (
     CLI,
     TIGHT_CLIENT,
@@ -59,7 +61,7 @@ class Fleet:
     lb: str
     config: Path
     namespace: str
-    redis_url: str
+    redis: LockedRedis
 
     def calls(self) -> dict[str, int]:
         counted: dict[str, int] = httpx.get(f"{self.sim}/_sim/calls", timeout=10).json()
@@ -67,7 +69,7 @@ class Fleet:
 
     def cold(self) -> None:
         """Drop every key the fleet wrote to Redis (this run's own prefix only)."""
-        client = redis.Redis.from_url(self.redis_url)
+        client = redis.Redis(port=self.redis.port, password=self.redis.admin_password)
         try:
             for key in client.scan_iter(match=f"{self.namespace}:*", count=1000):
                 client.delete(key)
@@ -85,6 +87,15 @@ class Fleet:
         return sum(
             1 for e in lines if e.get("logger") == "gateway.access" and e["path"] == "/graphql"
         )
+
+
+@pytest.fixture
+def compose_redis(tmp_path: Path, redis_server: str) -> Iterator[LockedRedis]:
+    """The fleet's Redis as deploy/compose.yaml runs it: nothing served without the
+    password of its compose secret, which the gateways' config gives (`redis_password`)."""
+    password = (COMPOSE / "demo-secrets" / "redis_password").read_text().strip()
+    with locked_redis(redis_server, tmp_path / "redis", "fleet", password) as server:
+        yield server
 
 
 def fleet_config(
@@ -110,7 +121,7 @@ def fleet_config(
 def running_fleet(
     tmp_path: Path,
     nginx: str,
-    redis_url: str,
+    compose_redis: LockedRedis,
     pg_url: str,
     namespace: str,
     changes: dict[str, str] | None = None,
@@ -120,6 +131,7 @@ def running_fleet(
     ports = [free_port(), free_port()]
     sim = f"http://127.0.0.1:{sim_port}"
     config = tmp_path / "gateway.toml"
+    redis_url = compose_redis.url
     config.write_text(fleet_config(sim, redis_url, pg_url, namespace, changes or {}) + extra)
     conf = tmp_path / "nginx.conf"
     conf.write_text(local_load_balancer((COMPOSE / "nginx.conf").read_text(), lb_port, ports))
@@ -139,7 +151,7 @@ def running_fleet(
             process.wait_http(f"{url}/readyz")
         lb = f"http://127.0.0.1:{lb_port}"
         balancer.wait_http(f"{lb}/healthz")
-        yield Fleet(sim, replicas, [first, second], lb, config, namespace, redis_url)
+        yield Fleet(sim, replicas, [first, second], lb, config, namespace, compose_redis)
         balancer.stop(signal.SIGQUIT)
 
 
@@ -167,10 +179,10 @@ def top_up(key: str, amount: int) -> dict[str, Any]:
 
 
 def test_cold_queries_over_both_replicas_call_each_upstream_once_and_top_ups_post_once(
-    tmp_path: Path, nginx: str, redis_url: str, pg_url: str, namespace: str
+    tmp_path: Path, nginx: str, compose_redis: LockedRedis, pg_url: str, namespace: str
 ) -> None:
     rounds = []
-    with running_fleet(tmp_path, nginx, redis_url, pg_url, namespace) as fleet:
+    with running_fleet(tmp_path, nginx, compose_redis, pg_url, namespace) as fleet:
         for _ in range(5):  # a cross-process race shows in some rounds, not in one
             fleet.cold()
             before = fleet.calls()
@@ -195,14 +207,14 @@ def test_cold_queries_over_both_replicas_call_each_upstream_once_and_top_ups_pos
 
 
 def test_one_rate_limit_per_client_and_one_quota_per_account_across_replicas(
-    tmp_path: Path, nginx: str, redis_url: str, pg_url: str, namespace: str
+    tmp_path: Path, nginx: str, compose_redis: LockedRedis, pg_url: str, namespace: str
 ) -> None:
     changes = {
         "[accounts.paymob-eg]\n": "[accounts.paymob-eg]\nfresh_seconds = 0\ncalls_per_day = 3\n"
     }
     paymob = {"query": '{ balances(accountIds: ["paymob-eg"]) { complete } }'}
     with running_fleet(
-        tmp_path, nginx, redis_url, pg_url, namespace, changes, TIGHT_CLIENT
+        tmp_path, nginx, compose_redis, pg_url, namespace, changes, TIGHT_CLIENT
     ) as fleet:
         before = fleet.calls().get("paymob-eg:balance", 0)
         limited = asyncio.run(
@@ -222,7 +234,7 @@ def test_one_rate_limit_per_client_and_one_quota_per_account_across_replicas(
 
 
 def test_kill_9_of_a_replica_under_load_loses_no_money_and_the_other_keeps_answering(
-    tmp_path: Path, nginx: str, redis_url: str, pg_url: str, namespace: str
+    tmp_path: Path, nginx: str, compose_redis: LockedRedis, pg_url: str, namespace: str
 ) -> None:
     """Twelve top-ups in flight (amounts 100·2^i, so the ledger's total says exactly which
     were credited) when one replica is killed. Afterwards: every top-up the journal calls
@@ -231,7 +243,7 @@ def test_kill_9_of_a_replica_under_load_loses_no_money_and_the_other_keeps_answe
     agree. The surviving replica answers throughout."""
     changes = {"[idempotency]\n": "[idempotency]\nlease_seconds = 2\n"}
     keys = {f"kill-{i}": 100 * 2**i for i in range(12)}
-    with running_fleet(tmp_path, nginx, redis_url, pg_url, namespace, changes) as fleet:
+    with running_fleet(tmp_path, nginx, compose_redis, pg_url, namespace, changes) as fleet:
         fault = f"{fleet.sim}/_sim/faults/ourvoice-sn"
         httpx.put(fault, json={"latency_seconds": 1.0}, timeout=10)
         answers: list[httpx.Response] = []
@@ -326,11 +338,11 @@ def test_kill_9_of_a_replica_under_load_loses_no_money_and_the_other_keeps_answe
 
 
 def test_sigterm_on_a_replica_finishes_its_requests_and_costs_clients_nothing(
-    tmp_path: Path, nginx: str, redis_url: str, pg_url: str, namespace: str
+    tmp_path: Path, nginx: str, compose_redis: LockedRedis, pg_url: str, namespace: str
 ) -> None:
     changes = {"drain_seconds = 5": "drain_seconds = 2"}
     slow = {"query": '{ balances(accountIds: ["magma"]) { complete } }'}
-    with running_fleet(tmp_path, nginx, redis_url, pg_url, namespace, changes) as fleet:
+    with running_fleet(tmp_path, nginx, compose_redis, pg_url, namespace, changes) as fleet:
         httpx.put(f"{fleet.sim}/_sim/faults/magma", json={"latency_seconds": 4}, timeout=10)
         answers: dict[str, httpx.Response] = {}
 
@@ -389,7 +401,7 @@ LIVE = """subscription($ids: [ID!]) { balanceUpdates(accountIds: $ids) { __typen
 
 
 def test_two_hundred_live_subscribers_on_two_replicas_share_one_read_and_see_a_top_up(
-    tmp_path: Path, nginx: str, redis_url: str, pg_url: str, namespace: str
+    tmp_path: Path, nginx: str, compose_redis: LockedRedis, pg_url: str, namespace: str
 ) -> None:
     """200 streams through the balancer, spread over both replicas: their snapshot costs
     one upstream read per account for the whole fleet; a top-up through one replica
@@ -398,7 +410,9 @@ def test_two_hundred_live_subscribers_on_two_replicas_share_one_read_and_see_a_t
     changes = {"[accounts.ourvoice-sn]\n": "[accounts.ourvoice-sn]\nfresh_seconds = 2\n"}
     accounts = ["ourvoice-sn", "magma"]
     one_client = "\n[live]\nmax_streams_per_client = 200\n"  # all 200 are the demo's anonymous
-    with running_fleet(tmp_path, nginx, redis_url, pg_url, namespace, changes, one_client) as fleet:
+    with running_fleet(
+        tmp_path, nginx, compose_redis, pg_url, namespace, changes, one_client
+    ) as fleet:
 
         async def scenario() -> tuple[list[list[dict[str, Any]]], dict[str, int], list[Any]]:
             before, started = fleet.calls(), time.monotonic()
