@@ -220,6 +220,27 @@ def test_the_network_policy_lets_out_dns_redis_postgres_and_https_only() -> None
     assert out[(443, "TCP")][0]["ipBlock"]["except"]  # not the cluster's private ranges
 
 
+def test_the_example_lets_only_the_gateway_reach_redis() -> None:
+    """The Redis side: an ingress policy on Redis's pods admitting the gateway's pods on
+    Redis's port and nothing else (the gateway's own policy only lets it out)."""
+    policies = [d for d in rendered(OVERLAY) if d["kind"] == "NetworkPolicy"]
+    (redis,) = [p["spec"] for p in policies if p["metadata"]["name"] != "balance-gateway"]
+    assert redis["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "redis"}
+    assert redis["policyTypes"] == ["Ingress"]
+    (rule,) = redis["ingress"]
+    assert rule["from"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "balance-gateway"}}}
+    ]
+    assert rule["ports"] == [{"port": 6379, "protocol": "TCP"}]
+
+
+def test_the_kubernetes_gateway_authenticates_to_redis_with_the_secrets_password() -> None:
+    cache = tomllib.loads(gateway_toml(rendered(BASE)))["cache"]
+    assert cache["username"] == "balance-gateway"
+    assert cache["password"] == f"file:{SECRETS_DIR}redis-password"
+    assert "@" not in cache["url"]  # never credentials in the ConfigMap
+
+
 def secret_files(tmp_path: Path, names: list[str]) -> Path:
     folder = tmp_path / "secrets"
     folder.mkdir()
@@ -242,6 +263,7 @@ def test_the_kubernetes_config_checks_out_with_the_secrets_the_example_names(
     settings = load_settings(str(config), env={})  # raises, listing problems, when wrong
     assert settings.server.profile == "production"
     assert settings.cache.url.startswith("redis://") and settings.idempotency.password
+    assert settings.cache.password is not None and settings.cache.username
 
 
 # --- compose ------------------------------------------------------------------------------
