@@ -212,6 +212,8 @@ def test_the_production_example_checks_out_once_its_secrets_exist(tmp_path: Path
         name: f"value-of-{name}"
         for name in (
             "GATEWAY_CURSOR_SECRET",
+            "REDIS_PASSWORD",
+            "PG_PASSWORD",
             "OURVOICE_SN_KEY",
             "MAGMA_PRIVATE_KEY",
             "MAGMA_SECRET_KEY",
