@@ -279,6 +279,7 @@ async def refused_by_shared_parts(settings: Settings) -> list[str]:
     cannot be reached now is not refused: readiness reports it, and it may come up."""
     refused = []
     store = store_for(settings)
+    store.quiet = True  # the line below says it
     try:
         reach, reason = await store.reach() if store.shared else ("ok", "")
     finally:

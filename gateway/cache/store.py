@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -24,6 +25,7 @@ from redis.exceptions import (
     AuthenticationError,
     AuthenticationWrongNumberOfArgsError,
     NoPermissionError,
+    ResponseError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -36,6 +38,21 @@ WARN_EVERY_SECONDS = 30.0
 OPERATION_TIMEOUT_SECONDS = 0.5
 MAX_CONNECTIONS = 64  # per process, to Redis
 Reach = Literal["ok", "unreachable", "refused"]
+# Readiness tries every command on keys of these names under the gateway's prefix.
+PROBE, PROBE_CLAIM, PROBE_COUNT, PROBE_BUCKET = (
+    "probe",
+    "probe:claim",
+    "probe:count",
+    "probe:bucket",
+)
+PROBE_SECONDS = 60
+# What the rate-limit script calls (server/rate_limit.py), on the probe's own bucket.
+PROBE_SCRIPT = """
+redis.call('HMGET', KEYS[1], 't', 'u')
+redis.call('HSET', KEYS[1], 't', '1', 'u', '1')
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
 
 
 class Store:
@@ -46,6 +63,7 @@ class Store:
         self._read = None if shared else memory_reader(backend)
         self._last_warning = 0.0
         self.healthy = True
+        self.quiet = False  # no warnings (a check before serving says it in its own words)
         # Round trips to the backend (on Redis, each is one network exchange).
         operations = (metrics or Metrics()).store_operations
         self._count = {
@@ -54,40 +72,74 @@ class Store:
         }
 
     async def reach(self) -> tuple[Reach, str]:
-        """Whether the backend answers now (readiness), and if not, why: `refused` when it
-        answered but would not serve this gateway — its credentials refused or revoked, a
-        command or key outside its ACL, a TLS certificate that does not verify: a
-        configuration no retry fixes — else `unreachable`. With the reason, for a log line."""
+        """Whether the backend serves the gateway now (readiness), and if not, why:
+        `refused` when it answers but will not do what the gateway needs — its credentials
+        refused or revoked, a command or the key prefix outside its ACL, a TLS certificate
+        that does not verify: a configuration no retry fixes — else `unreachable`. Every
+        command the gateway sends is tried on probe keys under its own prefix, so an ACL
+        that lost one is found here, not only by the requests it fails (which, once a
+        replica is out of rotation, would never come). With the reason, for a log line."""
+        if not self.shared:
+            return "ok", ""
         for attempt in range(2):
             self._count["ping"].inc()
             try:
-                await self._backend.exists("ping")
+                await self._backend.exists(PROBE)
             except Exception as exc:
-                reason = refusal(exc)
-                if reason is None and attempt == 0 and isinstance(exc, RedisConnectionError):
+                if refusal(exc) is None and attempt == 0 and isinstance(exc, RedisConnectionError):
                     continue  # a pooled connection the server closed: ask on a new one
-                self._failed("ping", exc)
-                if reason is not None:
-                    return "refused", reason
-                return "unreachable", type(exc).__name__
+                return self._unanswered("ping", exc)
             break
-        self._ok()
+        for command, probe in self._probes():
+            self._count["ping"].inc()
+            try:
+                await probe()
+            except ValueError:
+                pass  # SET NX on a key another replica's probe holds: allowed all the same
+            except Exception as exc:
+                return self._unanswered(command, exc)
+        self._ok("ping")
         return "ok", ""
 
+    def _probes(self) -> list[tuple[str, Callable[[], Awaitable[Any]]]]:
+        """Each command the store sends, on keys of the gateway's own prefix."""
+        backend = self._backend
+        return [
+            ("SETEX", lambda: backend.set(PROBE, "1", ttl=PROBE_SECONDS)),
+            ("GET", lambda: backend.get(PROBE)),
+            ("MGET", lambda: backend.multi_get([PROBE, PROBE_COUNT])),
+            ("SET NX", lambda: backend.add(PROBE_CLAIM, "1", ttl=PROBE_SECONDS)),
+            ("INCRBY", lambda: backend.increment(PROBE_COUNT, 1)),
+            ("EXPIRE", lambda: backend.expire(PROBE_COUNT, PROBE_SECONDS)),
+            ("DEL", lambda: backend.delete(PROBE_CLAIM)),
+            ("EVAL", lambda: eval_script(backend, PROBE_SCRIPT, PROBE_BUCKET, PROBE_SECONDS)),
+        ]
+
+    def _unanswered(self, operation: str, exc: BaseException) -> tuple[Reach, str]:
+        self._failed(operation, exc)
+        reason = refusal(exc)
+        if reason is not None:
+            return "refused", f"{operation}: {reason}"
+        return "unreachable", type(exc).__name__
+
     def _failed(self, operation: str, exc: BaseException) -> None:
-        self.healthy = False
+        """A failed operation: an outage (the backend is unhealthy until one succeeds), or a
+        refusal (a configuration: logged with Redis's words, which name the command)."""
+        reason = refusal(exc)
+        if reason is None:
+            self.healthy = False
         now = time.monotonic()
-        if now - self._last_warning >= WARN_EVERY_SECONDS:
+        if not self.quiet and now - self._last_warning >= WARN_EVERY_SECONDS:
             self._last_warning = now
             log.warning(
                 "cache backend failing (%s: %s); answering without it",
                 operation,
-                type(exc).__name__,
+                reason or type(exc).__name__,
             )
 
-    def _ok(self) -> None:
+    def _ok(self, operation: str) -> None:
         if not self.healthy:
-            log.warning("cache backend recovered")
+            log.warning("cache backend recovered (%s answered)", operation)
             self.healthy = True
 
     async def get(self, key: str) -> str | None:
@@ -99,7 +151,7 @@ class Store:
         except Exception as exc:
             self._failed("get", exc)
             return None
-        self._ok()
+        self._ok("get")
         return _text(value)
 
     async def multi_get(self, keys: list[str]) -> list[str | None]:
@@ -113,7 +165,7 @@ class Store:
         except Exception as exc:
             self._failed("multi_get", exc)
             return [None] * len(keys)
-        self._ok()
+        self._ok("multi_get")
         return [_text(v) for v in values]
 
     async def set(self, key: str, value: str, ttl_seconds: float) -> None:
@@ -123,7 +175,7 @@ class Store:
         except Exception as exc:
             self._failed("set", exc)
         else:
-            self._ok()
+            self._ok("set")
 
     async def claim(self, key: str, value: str, ttl_seconds: float) -> bool:
         """Set a marker only if absent: True when this caller should do the work. Also True
@@ -136,7 +188,7 @@ class Store:
         except Exception as exc:
             self._failed("claim", exc)
             return True
-        self._ok()
+        self._ok("claim")
         return True
 
     async def delete(self, *keys: str) -> None:
@@ -160,7 +212,7 @@ class Store:
         except Exception as exc:
             self._failed("incr", exc)
             return None
-        self._ok()
+        self._ok("incr")
         return value
 
     async def script(self, source: str, key: str, *args: str | float) -> Any:
@@ -174,7 +226,7 @@ class Store:
         except Exception as exc:
             self._failed("script", exc)
             return None
-        self._ok()
+        self._ok("script")
         return result
 
     async def close(self) -> None:
@@ -185,19 +237,28 @@ class Store:
 
 
 def refusal(exc: BaseException) -> str | None:
-    """Why Redis refused this gateway, if it did (None: it could not be reached)."""
-    if isinstance(exc, AuthenticationError | AuthenticationWrongNumberOfArgsError):
-        return f"the credentials were refused ({exc})"
-    if isinstance(exc, NoPermissionError):
-        return f"the ACL user may not do this ({exc})"
+    """Why Redis refused this gateway, if it did (None: it could not be reached). The
+    refusal may be wrapped: aiocache turns a refused INCRBY into a TypeError, redis-py
+    wraps a TLS handshake's error in its ConnectionError."""
     seen: BaseException | None = exc
-    for _ in range(8):  # redis-py wraps the handshake's error, sometimes twice
+    for _ in range(8):
         if seen is None:
             break
+        if isinstance(seen, AuthenticationError | AuthenticationWrongNumberOfArgsError):
+            return f"the credentials were refused ({seen})"
+        if isinstance(seen, NoPermissionError) or (
+            isinstance(seen, ResponseError) and SCRIPT_REFUSED in str(seen)
+        ):
+            return f"the ACL user may not do this ({seen})"
         if isinstance(seen, ssl.SSLError):
             return f"TLS failed ({getattr(seen, 'reason', None) or seen})"
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+# What Redis answers when a script calls a command the ACL user may not run (a plain
+# ResponseError: redis-py maps only NOPERM to NoPermissionError).
+SCRIPT_REFUSED = "The user executing the script can't run this command"
 
 
 def _text(value: object) -> str | None:

@@ -441,17 +441,24 @@ def _cache(check: Checker, raw: Mapping[str, Any], development: bool) -> CacheSe
     url = check.string(raw, "url", "cache", default.url)
     parts = urlsplit(url)
     if parts.scheme not in ("memory", "redis", "rediss"):
-        check.add(
+        check.add(  # never the URL itself: it may hold a password
             "cache.url",
-            f"unsupported cache URL {url!r}",
+            f"unsupported cache URL scheme {parts.scheme or '(none)'!r}",
             'use "memory://" or "redis://host:6379/0"',
         )
         url = default.url
-    elif parts.username or parts.password:
+    elif parts.username or parts.password or "@" in parts.netloc:
         check.add(
             "cache.url",
             "credentials in the URL would sit in the ConfigMap and every copy of it",
             'set [cache] username = "…" and password = "env:REDIS_PASSWORD" instead',
+        )
+        url = default.url
+    elif parts.query or parts.fragment:
+        check.add(
+            "cache.url",
+            "takes no query parameters (credentials, TLS and the rest are [cache] settings)",
+            'e.g. url = "rediss://host:6380/0" with password = "env:REDIS_PASSWORD"',
         )
         url = default.url
     redis = urlsplit(url).scheme in ("redis", "rediss")
@@ -502,12 +509,14 @@ def _idempotency(check: Checker, raw: Mapping[str, Any], development: bool) -> I
     if scheme not in ("sqlite", "postgresql", "postgres") or (
         scheme == "sqlite" and not url.startswith("sqlite:///")
     ):
-        check.add(
+        check.add(  # never the URL itself: it may hold a password
             "idempotency.url",
-            f"unsupported URL {url!r}",
+            f"unsupported URL scheme {scheme or '(none)'!r}",
             'use "sqlite:///relative.db", "sqlite:////absolute.db" or "postgresql://…"',
         )
         url = d.url
+    elif scheme != "sqlite":
+        _postgres_url(check, url)
     if scheme == "sqlite":
         url = f"sqlite:///{check.path(url[len('sqlite:///') :])}"
     password = None
@@ -524,8 +533,9 @@ def _idempotency(check: Checker, raw: Mapping[str, Any], development: bool) -> I
         sslmode = check.choice(raw, "sslmode", "idempotency", SSLMODES)
     tls = tls_files(check, raw, "idempotency")
     if scheme == "sqlite" and (sslmode or tls.any):
+        named = "sslmode" if sslmode else next(k for k in TLS_KEYS if k in raw)
         check.add(
-            "idempotency.sslmode",
+            f"idempotency.{named}",
             "a SQLite journal is a local file: no TLS",
             "remove it, or use a postgresql:// url",
         )
@@ -538,6 +548,32 @@ def _idempotency(check: Checker, raw: Mapping[str, Any], development: bool) -> I
         sslmode=sslmode,
         tls=tls,
     )
+
+
+def _postgres_url(check: Checker, url: str) -> None:
+    """A URL libpq can read, without a password in it (it would sit in the ConfigMap and
+    in every copy of it). Never echoed: a problem names what is wrong, not the URL."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        parsed = conninfo_to_dict(url)
+    except ProgrammingError as exc:
+        said = str(exc)
+        if "percent-encoded" in said:
+            what = "invalid percent-encoding"
+        elif "invalid URI query parameter" in said:
+            what = f"an unknown parameter {said.split(':', 1)[1].strip()}"
+        else:
+            what = "not a URL libpq can read"
+        check.add("idempotency.url", what, "postgresql://user@host:5432/database")
+        return
+    if "password" in parsed:
+        check.add(
+            "idempotency.url",
+            "a password in the URL would sit in the ConfigMap and every copy of it",
+            'set [idempotency] password = "env:PG_PASSWORD" instead',
+        )
 
 
 def _live(check: Checker, raw: Mapping[str, Any]) -> LiveSettings:

@@ -481,6 +481,7 @@ UNREACHABLE = (
     "connection refused",
     "timeout expired",
     "could not translate host name",
+    "failed to resolve host",  # psycopg's own name lookup
     "no route to host",
     "network is unreachable",
     "connection timed out",
@@ -503,7 +504,9 @@ async def postgres_refusal(
         said = str(exc).strip()
         if any(words in said.lower() for words in UNREACHABLE):
             return None
-        return said.splitlines()[-1] if said else type(exc).__name__
+        return " ".join(line.strip() for line in said.splitlines()) or type(exc).__name__
+    except psycopg.Error as exc:  # settings load checks the URL: this is what it missed
+        return f"libpq could not use the settings ({type(exc).__name__})"
     await connection.close()
     return None
 

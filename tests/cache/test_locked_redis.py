@@ -204,3 +204,40 @@ async def test_credentials_revoked_while_running_take_the_gateway_out_of_readine
     assert "Redis refuses this gateway" in caplog.text
     assert served["data"]["balances"]["complete"] is True
     assert (back.status_code, back.json()["status"]) == (200, "ready")
+
+
+@pytest.mark.parametrize("command", ["get", "mget", "setex", "incrby", "del", "eval", "hset"])
+async def test_an_acl_that_lost_one_command_is_refused_naming_it(
+    locked_redis_server: LockedRedis, command: str
+) -> None:
+    """Found by readiness itself — a replica out of rotation gets no request to fail. (A
+    command the rate-limit script calls is refused as the script: Redis names no more.)"""
+    server = locked_redis_server
+    acl(server, "SETUSER", server.user, f"-{command}")
+    store = store_for(with_cache(cache_of(server)))
+    try:
+        reach, reason = await store.reach()
+    finally:
+        await store.close()
+    assert reach == "refused", reason
+    named = "eval" if command == "hset" else f"'{command}'"
+    assert named in reason.lower() and "acl user may not" in reason.lower()
+
+
+async def test_an_acl_shrunk_while_running_is_not_ready_until_restored_and_logs_no_flapping(
+    locked_redis_server: LockedRedis,
+    sim_transport: httpx.AsyncBaseTransport,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = locked_redis_server
+    async with running_gateway(with_cache(cache_of(server)), sim_transport, clock) as gw:
+        acl(server, "SETUSER", server.user, "-eval")  # the rate-limit script
+        shrunk = await gw.http.get("/readyz")
+        answers = [await gw.query(DASHBOARD) for _ in range(5)]
+        acl(server, "SETUSER", server.user, "+eval")
+        restored = await gw.http.get("/readyz")
+    assert (shrunk.status_code, shrunk.json()["checks"]["cache"]) == (503, "refused")
+    assert all(a["data"]["balances"]["complete"] for a in answers)
+    assert restored.status_code == 200
+    assert "recovered" not in caplog.text  # a refusal is not an outage that comes and goes

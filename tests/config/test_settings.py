@@ -453,3 +453,36 @@ def test_the_journal_takes_libpqs_sslmode_and_tls_files_only_for_postgresql(
         "no TLS"
         in problems({**base, "idempotency": sqlite}, {"MUDA_KEY": "k"})["idempotency.sslmode"]
     )
+
+
+@pytest.mark.parametrize(
+    ("section", "url", "said"),
+    [
+        ("cache", "redis://127.0.0.1:6379/0?password=pw-in-query", "no query parameters"),
+        ("cache", "redis://h/0?username=x&password=pw-in-query", "no query parameters"),
+        ("cache", "rediss://:pw-in-userinfo@h:6380/0", "ConfigMap"),
+        ("cache", "unix://:pw-in-userinfo@/run/redis.sock", "scheme 'unix'"),
+        ("idempotency", "postgresql://gw:pw-in-userinfo@db/gateway", "ConfigMap"),
+        ("idempotency", "postgresql://gw:Hunter%zzpw-bad@db/gateway", "percent-encoding"),
+        ("idempotency", "postgresql://db/gateway?sslmod=require", 'unknown parameter "sslmod"'),
+        ("idempotency", "host=db password=pw-in-dsn", "scheme '(none)'"),
+    ],
+)
+def test_a_url_with_a_password_or_that_cannot_be_read_is_refused_and_never_echoed(
+    section: str, url: str, said: str
+) -> None:
+    account = {**GOOD_ACCOUNT, "secret_key": "inline"}
+    base = {"server": {"profile": "production"}, "accounts": {"muda-ug": account}}
+    found = problems({**base, section: {"url": url}}, {"MUDA_KEY": "k"})
+    message = found[f"{section}.url"]
+    assert said in message
+    assert "pw-" not in " ".join(found.values())  # no part of the secret, anywhere
+
+
+def test_tls_files_for_a_sqlite_journal_are_named_as_they_were_given(tmp_path: Path) -> None:
+    account = {**GOOD_ACCOUNT, "secret_key": "inline"}
+    base = {"server": {"profile": "development"}, "accounts": {"muda-ug": account}}
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    sqlite = {"url": "sqlite:///j.db", "ca_file": str(tmp_path / "ca.pem")}
+    found = problems({**base, "idempotency": sqlite}, {"MUDA_KEY": "k"})
+    assert "no TLS" in found["idempotency.ca_file"] and "idempotency.sslmode" not in found

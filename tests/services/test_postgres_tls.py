@@ -75,3 +75,9 @@ async def test_a_postgresql_that_cannot_be_reached_is_not_refused() -> None:
     """Down is not refused: readiness reports it, and the start is not stopped."""
     down = f"postgresql://balance_gateway@127.0.0.1:{free_port()}/postgres"
     assert await postgres_refusal(down, "x", {"sslmode": "require"}) is None
+
+
+async def test_a_host_name_that_does_not_resolve_is_down_not_refused() -> None:
+    """A DNS hiccup as a pod starts must read as not ready, not as a crash loop."""
+    lost = "postgresql://balance_gateway@no-such-host.invalid:5432/postgres"
+    assert await postgres_refusal(lost, "x", {"sslmode": "require"}) is None
