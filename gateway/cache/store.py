@@ -118,8 +118,8 @@ class Store:
     def _unanswered(self, operation: str, exc: BaseException) -> tuple[Reach, str]:
         self._failed(operation, exc)
         reason = refusal(exc)
-        if reason is not None:
-            return "refused", f"{operation}: {reason}"
+        if reason is not None:  # naming the command when it is not the first
+            return "refused", reason if operation == "ping" else f"{operation}: {reason}"
         return "unreachable", type(exc).__name__
 
     def _failed(self, operation: str, exc: BaseException) -> None:
