@@ -95,6 +95,18 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> No
     raise AssertionError(f"nothing listens on {port} within {START_SECONDS} s:\n{log.read_text()}")
 
 
+def _spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """`argv` in its own process group, its output to `log`."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
@@ -158,14 +170,7 @@ dir {folder}
 """
     )
     log = folder / "redis.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [redis_server, str(config)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    process = _spawn([redis_server, str(config)], log)
     try:
         _wait_for_port(redis.port, process, log)
         _wait_for_port(redis.tls_port, process, log)
@@ -222,33 +227,27 @@ def tls_postgres(bin_dir: Path) -> Iterator[TlsPostgres]:
             "host all all 0.0.0.0/0 reject\n"
         )
         log = folder / "postgres.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [
-                    *run_as,
-                    str(bin_dir / "postgres"),
-                    "-D",
-                    str(data),
-                    "-p",
-                    str(database.port),
-                    "-k",
-                    str(folder),
-                    "-c",
-                    "listen_addresses=127.0.0.1",
-                    "-c",
-                    "ssl=on",
-                    "-c",
-                    f"ssl_cert_file={certs.server_cert}",
-                    "-c",
-                    f"ssl_key_file={certs.server_key}",
-                    "-c",
-                    "fsync=off",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        argv = [
+            *run_as,
+            str(bin_dir / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(database.port),
+            "-k",
+            str(folder),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "ssl=on",
+            "-c",
+            f"ssl_cert_file={certs.server_cert}",
+            "-c",
+            f"ssl_key_file={certs.server_key}",
+            "-c",
+            "fsync=off",
+        ]
+        process = _spawn(argv, log)
         try:
             _wait_for_port(database.port, process, log)
             _create_role(folder, database)

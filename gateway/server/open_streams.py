@@ -11,29 +11,15 @@ and passes admission instead.)
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterable, Callable, Mapping
+from collections.abc import AsyncIterable, Mapping
 
 from starlette.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
 
+from gateway.server.held_slot import HeldUntilSent, Once
 from gateway.server.media import EVENT_STREAM
 from gateway.services.live import TooManyStreams
 
 STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-
-
-class HeldStream(StreamingResponse):
-    """An event stream that gives its place back when its connection ends, however."""
-
-    def __init__(self, body: AsyncIterable[bytes], release: Callable[[], None]) -> None:
-        super().__init__(body, media_type=EVENT_STREAM, headers=STREAM_HEADERS)
-        self.release = release
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self.release()
 
 
 class OpenStreams:
@@ -49,21 +35,19 @@ class OpenStreams:
                 retry_after_seconds=30,
             )
 
-    def stream(self, client: str, body: AsyncIterable[bytes]) -> HeldStream:
-        """`body` as an event stream holding one of `client`'s places (refused past them)."""
+    def stream(self, client: str, body: AsyncIterable[bytes]) -> HeldUntilSent:
+        """`body` as an event stream holding one of `client`'s places (refused past them)
+        until its connection ends, however (`held_slot.py`)."""
         self.check(client)
         self._open[client] += 1
-        released = False
 
         def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                self._open[client] -= 1
-                if not self._open[client]:
-                    del self._open[client]
+            self._open[client] -= 1
+            if not self._open[client]:
+                del self._open[client]
 
-        return HeldStream(body, release)
+        answer = StreamingResponse(body, media_type=EVENT_STREAM, headers=STREAM_HEADERS)
+        return HeldUntilSent(answer, Once(release))
 
     def counts(self) -> Mapping[str, int]:
         return dict(self._open)
