@@ -13,12 +13,14 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from gateway import __version__
 from gateway.access import SCOPES
@@ -29,6 +31,7 @@ from gateway.errors import ConfigError
 from gateway.observability import log_context, log_format
 from gateway.providers.loading import spec as provider_spec
 from gateway.server.auth import key_hash
+from gateway.server.metrics_listener import metrics_only, private_folder, worker_metrics
 from gateway.server.serving import (
     CliError,
     ConnectionLimits,
@@ -88,10 +91,19 @@ def ready_lines(settings: Settings, url: str, simulator_url: str | None, workers
     lines.append(f"  health     {url}/healthz   (liveness), {url}/readyz (readiness)")
     metrics = "open to the no-key client" if settings.server.development else "metrics:read"
     lines.append(f"  metrics    {url}/metrics   ({metrics})")
+    listener = metrics_listener_url(settings)
+    if listener is not None:
+        every = ", every worker's, labelled worker" if workers > 1 else ""
+        lines.append(f"  metrics    {listener}   (no key: [metrics] listen{every})")
     if simulator_url is not None:
         lines.append(f"  simulator  {simulator_url}   (faults: PUT /_sim/faults/ACCOUNT)")
     lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines)
+
+
+def metrics_listener_url(settings: Settings) -> str | None:
+    listen = settings.metrics.listen
+    return None if listen is None else f"{url_of(listen.host, listen.port)}/metrics"
 
 
 def ready_event(
@@ -110,6 +122,9 @@ def ready_event(
         "readiness": f"{url}/readyz",
         "metrics": f"{url}/metrics",
     }
+    listener = metrics_listener_url(settings)
+    if listener is not None:
+        fields["metrics_listener"] = listener
     if simulator_url is not None:
         fields["simulator"] = simulator_url
     return lambda: log.info("Balance Gateway is ready", extra={"fields": fields})
@@ -155,9 +170,10 @@ def serve(args: argparse.Namespace) -> int:
     )
 
     clock = _clock(settings)
+    metrics_socket = _metrics_socket(settings, args.port)
+    access = settings.logging.access_log
 
-    def gateway_server(sock: socket.socket) -> Server:
-        app = create_app(settings, clock=clock)
+    def gateway_server(app: Any, sock: socket.socket) -> Server:
         return Server(
             app,
             sock,
@@ -170,28 +186,36 @@ def serve(args: argparse.Namespace) -> int:
     if workers > 1:
         if sim_socket is not None:
             raise CliError("--simulator-port runs with one worker: drop --workers (the demo)")
-        if settings.cache.url.startswith("memory:"):
-            log.warning(
-                "%d workers with [cache] url = memory://: each worker has its own cache, "
-                "single flight, client rate limits and upstream quotas (so up to %d times "
-                "the calls a provider allows); use redis:// to share them",
-                workers,
-                workers,
-            )
+        _warn_of_memory_cache(settings, workers)
+        folder = private_folder() if metrics_socket is not None else None
 
-        def worker(ready: Callable[[], None]) -> int:
+        def worker(slot: int, ready: Callable[[], None]) -> int:
             gateway_socket.close()  # the supervisor's: bound, never listening
             try:
                 sock = listening_socket(args.host, args.port, "--port", "PORT", reuse_port=True)
-                serve_until_stopped([gateway_server(sock)], ready)
+                app = create_app(settings, clock=clock)
+                servers = [gateway_server(app, sock)]
+                if metrics_socket is not None and folder is not None:
+                    servers += worker_metrics(
+                        app.state.exposition, slot, workers, folder, metrics_socket, access=access
+                    )
+                serve_until_stopped(servers, ready)
             except CliError as exc:
                 log.error("%s", exc)
                 return 1
             return 0
 
         banner = announce(settings, args, url_of(args.host, args.port), None, workers)
-        return run_workers(workers, worker, banner)
-    servers = [gateway_server(gateway_socket)]
+        try:
+            return run_workers(workers, worker, banner)
+        finally:
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+    app = create_app(settings, clock=clock)
+    servers = [gateway_server(app, gateway_socket)]
+    if metrics_socket is not None:
+        listener = metrics_only(app.state.exposition, access=access)
+        servers.append(Server(listener, metrics_socket, limits=limits))
     simulator_url = None
     if sim_socket is not None:
         from gateway.simulator import create_simulator
@@ -202,6 +226,32 @@ def serve(args: argparse.Namespace) -> int:
     url = url_of(args.host, args.port)
     serve_until_stopped(servers, announce(settings, args, url, simulator_url))
     return 0
+
+
+def _warn_of_memory_cache(settings: Settings, workers: int) -> None:
+    if settings.cache.url.startswith("memory:"):
+        log.warning(
+            "%d workers with [cache] url = memory://: each worker has its own cache, "
+            "single flight, client rate limits and upstream quotas (so up to %d times "
+            "the calls a provider allows); use redis:// to share them",
+            workers,
+            workers,
+        )
+
+
+def _metrics_socket(settings: Settings, port: int) -> socket.socket | None:
+    """`[metrics] listen`'s port, bound now (None when it is not set). Never the gateway's
+    own port: two bound sockets on one port would both seem fine until one listens."""
+    listen = settings.metrics.listen
+    if listen is None:
+        return None
+    if listen.port == port:
+        raise CliError(
+            f"[metrics] listen = {str(listen)!r} is the gateway's own port: "
+            "give the metrics listener a port of its own"
+        )
+    fix = "choose another port in [metrics] listen"
+    return listening_socket(listen.host, listen.port, fix=fix)
 
 
 def _clock(settings: Settings) -> Clock:
