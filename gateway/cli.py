@@ -25,6 +25,7 @@ from typing import Any
 from gateway import __version__
 from gateway.access import SCOPES
 from gateway.clock import TEST_CLOCK_ENV, Clock, file_clock
+from gateway.config.call_budgets import over_budget
 from gateway.config.settings import SIMULATOR_PORT, Settings, config_path, load_settings
 from gateway.config.webhook_secret import new_webhook_secret
 from gateway.errors import ConfigError
@@ -73,9 +74,14 @@ def demo_reset(args: argparse.Namespace) -> int:
 
 
 def check_config(args: argparse.Namespace) -> int:
+    """Every problem (exit 2), or OK — with a warning on stderr for each account whose
+    balance reads, with `--replicas` processes on this file, would pass its daily budget
+    (`config/call_budgets.py`); warnings leave the exit status 0."""
     settings = _settings(args)
     names = ", ".join(f"{a.id} ({a.provider.value})" for a in settings.accounts.values())
     print(f"configuration OK: profile {settings.server.profile}; accounts: {names}")
+    for warning in over_budget(settings.accounts.values(), settings.cache.url, args.replicas):
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -444,6 +450,13 @@ def parser() -> argparse.ArgumentParser:
     operator_commands(commands)
     p = commands.add_parser("check-config", help="report every problem in a config file")
     p.add_argument("--config", help="TOML config file (default: $GATEWAY_CONFIG)")
+    p.add_argument(
+        "--replicas",
+        type=process_count,
+        default=1,
+        help="processes that will run this file, replicas × workers (default: 1): with "
+        "memory:// each reads the upstreams on its own, which the daily budgets must cover",
+    )
     p.set_defaults(run=check_config)
     return root
 
@@ -555,6 +568,12 @@ def _when(at: float | None) -> str:
 def worker_count(value: str) -> int:
     if not value.isdigit() or not 1 <= int(value) <= 64:
         raise argparse.ArgumentTypeError("a whole number from 1 to 64")
+    return int(value)
+
+
+def process_count(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 10_000:
+        raise argparse.ArgumentTypeError("a whole number from 1 to 10000")
     return int(value)
 
 
