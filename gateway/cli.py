@@ -75,7 +75,7 @@ def demo_reset(args: argparse.Namespace) -> int:
 
 def check_config(args: argparse.Namespace) -> int:
     """Every problem (exit 2), or OK — with a warning on stderr for each account whose
-    balance reads, with `--replicas` processes on this file, would pass its daily budget
+    balance reads, with `--replicas` processes on this file, would exceed its daily budget
     (`config/call_budgets.py`); warnings leave the exit status 0."""
     settings = _settings(args)
     names = ", ".join(f"{a.id} ({a.provider.value})" for a in settings.accounts.values())
@@ -202,8 +202,15 @@ def serve(args: argparse.Namespace) -> int:
                 app = create_app(settings, clock=clock)
                 servers = [gateway_server(app, sock)]
                 if metrics_socket is not None and folder is not None:
+                    exposition = app.state.exposition
                     servers += worker_metrics(
-                        app.state.exposition, slot, workers, folder, metrics_socket, access=access
+                        exposition,
+                        slot,
+                        workers,
+                        folder,
+                        metrics_socket,
+                        limits=limits,
+                        access=access,
                     )
                 serve_until_stopped(servers, ready)
             except CliError as exc:

@@ -28,7 +28,7 @@ from starlette.routing import Route, Router
 from gateway.observability import log_context
 from gateway.observability.fleet_exposition import labelled
 from gateway.server.exposition import metrics_response
-from gateway.server.serving import Server, unix_socket
+from gateway.server.serving import ConnectionLimits, Server, unix_socket
 
 log = logging.getLogger("gateway.metrics")
 Source = Callable[[], Awaitable[bytes]]  # an `Exposition`, or `WorkerExpositions`
@@ -97,15 +97,17 @@ def worker_metrics(
     folder: Path,
     listener: socket.socket,
     *,
+    limits: ConnectionLimits,
     access: bool = True,
 ) -> list[Server]:
     """Worker `slot`'s servers for the metrics listener: its own exposition on its private
     socket; worker 0 also the listener itself (on `listener`, the socket bound by the
-    supervisor), answering for every worker. The others close their copy of `listener`."""
+    supervisor, with the gateway's connection `limits`), answering for every worker. The
+    others close their copy of `listener`."""
     private = unix_socket(worker_socket(folder, slot))
     own = Server(metrics_only(exposition, quiet=True), private, quiet=True)
     if slot != 0:
         listener.close()
         return [own]
     every = WorkerExpositions([worker_socket(folder, s) for s in range(workers)])
-    return [own, Server(metrics_only(every, access=access), listener)]
+    return [own, Server(metrics_only(every, access=access), listener, limits=limits)]

@@ -25,7 +25,7 @@ from gateway.server.metrics_listener import (
     worker_metrics,
     worker_socket,
 )
-from gateway.server.serving import Server, unix_socket
+from gateway.server.serving import ConnectionLimits, Server, unix_socket
 from tests.helpers import (
     FULL_KEY,
     FakeClock,
@@ -167,7 +167,7 @@ def test_worker_zero_serves_the_listener_and_the_others_close_their_copy(
     for slot in (0, 1):
         listener = socket.socket()
         listener.bind(("127.0.0.1", 0))
-        servers = worker_metrics(fixed, slot, 2, folder, listener)
+        servers = worker_metrics(fixed, slot, 2, folder, listener, limits=ConnectionLimits())
         assert servers[0].socket.getsockname() == str(worker_socket(folder, slot))
         if slot == 0:
             assert [s.socket for s in servers[1:]] == [listener]
