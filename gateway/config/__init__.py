@@ -3,7 +3,6 @@ surface, what other layers import:"""
 
 __all__ = [
     "accounts",
-    "call_budgets",
     "documents",
     "security",
     "settings",

@@ -9,8 +9,6 @@ __all__ = [
     "edge",
     "endpoint",
     "events",
-    "exposition",
-    "metrics_listener",
     "pages",
     "persisted_queries",
     "rate_limit",
