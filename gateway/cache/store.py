@@ -116,15 +116,15 @@ class Store:
         ]
 
     def _unanswered(self, operation: str, exc: BaseException) -> tuple[Reach, str]:
-        self._failed(operation, exc)
-        reason = refusal(exc)
+        reason = self._failed(operation, exc)
         if reason is not None:  # naming the command when it is not the first
             return "refused", reason if operation == "ping" else f"{operation}: {reason}"
         return "unreachable", type(exc).__name__
 
-    def _failed(self, operation: str, exc: BaseException) -> None:
+    def _failed(self, operation: str, exc: BaseException) -> str | None:
         """A failed operation: an outage (the backend is unhealthy until one succeeds), or a
-        refusal (a configuration: logged with Redis's words, which name the command)."""
+        refusal (a configuration: logged with Redis's words, which name the command), whose
+        reason is returned."""
         reason = refusal(exc)
         if reason is None:
             self.healthy = False
@@ -136,6 +136,7 @@ class Store:
                 operation,
                 reason or type(exc).__name__,
             )
+        return reason
 
     def _ok(self, operation: str) -> None:
         if not self.healthy:

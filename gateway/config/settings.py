@@ -197,9 +197,8 @@ class IdempotencySettings:
     pool_size: int = 10  # PostgreSQL connections per process
     password: Secret | None = None  # PostgreSQL's, kept out of the URL (env: or file:)
     sslmode: str | None = None  # libpq's; None: the URL's, else libpq's default (prefer)
-    tls: TlsFiles = field(
-        default_factory=TlsFiles
-    )  # the CA for verify-ca/verify-full, a client certificate
+    # the CA for verify-ca/verify-full, a client certificate
+    tls: TlsFiles = field(default_factory=TlsFiles)
 
 
 @dataclass(frozen=True)
@@ -461,17 +460,17 @@ def _cache(check: Checker, raw: Mapping[str, Any], development: bool) -> CacheSe
             'e.g. url = "rediss://host:6380/0" with password = "env:REDIS_PASSWORD"',
         )
         url = default.url
-    redis = urlsplit(url).scheme in ("redis", "rediss")
+    scheme = urlsplit(url).scheme  # the default's, when the URL given was refused
     username = None
     if "username" in raw:
         username = check.string(raw, "username", "cache") or None
     password = None
     if "password" in raw:
         password = check.secret(raw["password"], "cache.password", development)
-    if not redis and (username or "password" in raw):
+    if scheme == "memory" and (username or "password" in raw):
         check.add("cache.password", "an in-process cache has no credentials", "use a redis url")
     tls = tls_files(check, raw, "cache")
-    if tls.any and urlsplit(url).scheme != "rediss":
+    if tls.any and scheme != "rediss":
         check.add("cache.ca_file", "TLS files need a rediss:// url", 'url = "rediss://host:6380/0"')
     namespace = check.string(raw, "namespace", "cache", default.namespace)
     if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", namespace):

@@ -35,8 +35,8 @@ import random
 import statistics
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from typing import Literal
 
 from gateway.errors import Overloaded
@@ -218,15 +218,6 @@ class Admission:
         if kind == "mutation":
             self.mutations -= 1
         self._wake()
-
-    @asynccontextmanager
-    async def slot(self, kind: Kind, deadline_seconds: float) -> AsyncIterator[None]:
-        """`enter` … `release` as a block; raises `Overloaded` when shed."""
-        await self.take(kind, deadline_seconds)
-        try:
-            yield
-        finally:
-            self.release(kind)
 
     async def take(self, kind: Kind, deadline_seconds: float) -> None:
         """`enter`, raising `Overloaded` when shed."""

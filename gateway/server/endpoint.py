@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -202,17 +203,20 @@ class GraphQLEndpoint:
             raise RateLimited("Too many requests.", retry_after_seconds=wait)
         return principal
 
-    async def admit(self, request: Request, kind: Kind, deadline_seconds: float) -> bool:
-        """A slot taken (True; `admission.release(kind)` it later), or False if the client
-        left while waiting for one; raises `Overloaded` when shed. A wait is watched for
-        the client leaving, so its place in the queue is given up at once."""
+    async def admit(
+        self, request: Request, kind: Kind, deadline_seconds: float
+    ) -> Callable[[], None] | None:
+        """A slot taken — what gives it back, which may be called any number of times —
+        or None if the client left while waiting for one; raises `Overloaded` when shed.
+        A wait is watched for the client leaving, so its place in the queue is given up
+        at once."""
         admission = self.admission
-        if admission.try_enter(kind):
-            return True
-        if not admission.may_wait():  # shed at once (raises): no watch started for it
-            await admission.take(kind, deadline_seconds)
-            return True
-        return await while_connected(request, admission.take(kind, deadline_seconds))
+        if not admission.try_enter(kind):
+            if not admission.may_wait():  # shed at once (raises): no watch started for it
+                await admission.take(kind, deadline_seconds)
+            elif not await while_connected(request, admission.take(kind, deadline_seconds)):
+                return None
+        return Once(functools.partial(admission.release, kind))
 
     async def _handle(self, request: Request, deadline: float) -> Response:
         accept = request.headers.get("accept")
@@ -227,9 +231,9 @@ class GraphQLEndpoint:
         document: str = payload["query"]
         operation_name = payload.get("operationName")
         kind = kind_of(shape_of(document, operation_name, self.limits.max_tokens).operation)
-        if not await self.admit(request, kind, deadline - asyncio.get_running_loop().time()):
+        release = await self.admit(request, kind, deadline - asyncio.get_running_loop().time())
+        if release is None:
             return Response(status_code=GONE)
-        release = Once(functools.partial(self.admission.release, kind))
         try:
             response = await self._admitted(
                 request, principal, payload, trusted, media, parts_media, deadline, kind

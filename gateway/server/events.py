@@ -22,7 +22,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from gateway.errors import GatewayError, Overloaded
 from gateway.observability import log_context
@@ -31,7 +31,7 @@ from gateway.server.endpoint import GraphQLEndpoint
 from gateway.server.held_slot import HeldUntilSent
 from gateway.server.incremental import Parts, event
 from gateway.server.media import EVENT_STREAM
-from gateway.server.open_streams import STREAM_HEADERS, OpenStreams
+from gateway.server.open_streams import OpenStreams, event_stream
 from gateway.server.outcomes import refusal
 from gateway.server.payload import get_payload
 from gateway.server.refused import Refused
@@ -97,8 +97,7 @@ class EventStreams:
         stats = log_context.stats()
         events = self._events(Parts(endpoint.graphql, request, context), context, results, stats)
         if not subscription:  # short, and admitted: its slot held until it is sent
-            answer = StreamingResponse(events, media_type=EVENT_STREAM, headers=STREAM_HEADERS)
-            return HeldUntilSent(answer, release)
+            return HeldUntilSent(event_stream(events), release)
         try:
             return self.open.stream(principal.name, events)
         except BaseException:

@@ -46,8 +46,12 @@ class OpenStreams:
             if not self._open[client]:
                 del self._open[client]
 
-        answer = StreamingResponse(body, media_type=EVENT_STREAM, headers=STREAM_HEADERS)
-        return HeldUntilSent(answer, Once(release))
+        return HeldUntilSent(event_stream(body), Once(release))
 
     def counts(self) -> Mapping[str, int]:
         return dict(self._open)
+
+
+def event_stream(body: AsyncIterable[bytes]) -> StreamingResponse:
+    """`body` sent as `text/event-stream`, never cached or buffered on the way."""
+    return StreamingResponse(body, media_type=EVENT_STREAM, headers=STREAM_HEADERS)

@@ -9,7 +9,6 @@ holding its slot until its results are closed or its answer is sent (`held_slot.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -20,7 +19,6 @@ from strawberry.types.graphql import OperationType as StrawberryOperation
 from gateway.access import Principal
 from gateway.schema.context import Context
 from gateway.server.endpoint import GraphQLEndpoint
-from gateway.server.held_slot import Once
 from gateway.server.open_streams import OpenStreams
 from gateway.server.operation_shape import shape_of
 from gateway.server.outcomes import GONE
@@ -59,11 +57,10 @@ async def stream_of(
         live.check(principal.name)  # refused here, before the stream starts
         context, results = await _run(endpoint, live, request, principal, payload, document)
         return Streamed(context, results, subscription=True)
-    admission = endpoint.admission
     deadline = asyncio.get_running_loop().time() + endpoint.deadline_seconds
-    if not await endpoint.admit(request, "query", endpoint.deadline_seconds):
+    release = await endpoint.admit(request, "query", endpoint.deadline_seconds)
+    if release is None:
         raise Refused(GONE, "The client left while its query waited for a slot.")
-    release = Once(functools.partial(admission.release, "query"))
     try:
         context, results = await _run(endpoint, live, request, principal, payload, document)
     except BaseException:

@@ -68,6 +68,15 @@ def admin(server: LockedRedis) -> Iterator[redis.Redis]:
         client.close()
 
 
+async def reach_of(cache: CacheSettings) -> tuple[str, str]:
+    """What readiness finds of Redis through `cache`, as the gateway's store asks it."""
+    store = store_for(with_cache(cache))
+    try:
+        return await store.reach()
+    finally:
+        await store.close()
+
+
 def acl(server: LockedRedis, *arguments: str) -> Any:
     """`ACL …` as the server's `default` user."""
     with admin(server) as client:
@@ -160,11 +169,7 @@ async def test_what_redis_refuses_is_said_never_a_silent_no_cache(
         # the handshake without a word, which reads as unreachable — its log says why)
         other = certificates(tmp_path / "other")
         changes = {"tls": TlsFiles(other.ca, other.client_cert, other.client_key)}
-    store = store_for(with_cache(cache_of(server, tls, **changes)))
-    try:
-        reach, reason = await store.reach()
-    finally:
-        await store.close()
+    reach, reason = await reach_of(cache_of(server, tls, **changes))
     assert reach == "refused"
     assert said in reason
 
@@ -172,11 +177,7 @@ async def test_what_redis_refuses_is_said_never_a_silent_no_cache(
 async def test_a_redis_that_cannot_be_reached_is_not_refused() -> None:
     """Down is not refused: readiness says degraded, and the start is not stopped."""
     cache = CacheSettings(url=f"redis://127.0.0.1:{free_port()}/0", username="u")
-    store = store_for(with_cache(cache))
-    try:
-        reach, _ = await store.reach()
-    finally:
-        await store.close()
+    reach, _ = await reach_of(cache)
     assert reach == "unreachable"
 
 
@@ -214,11 +215,7 @@ async def test_an_acl_that_lost_one_command_is_refused_naming_it(
     command the rate-limit script calls is refused as the script: Redis names no more.)"""
     server = locked_redis_server
     acl(server, "SETUSER", server.user, f"-{command}")
-    store = store_for(with_cache(cache_of(server)))
-    try:
-        reach, reason = await store.reach()
-    finally:
-        await store.close()
+    reach, reason = await reach_of(cache_of(server))
     assert reach == "refused", reason
     named = "eval" if command == "hset" else f"'{command}'"
     assert named in reason.lower() and "acl user may not" in reason.lower()

@@ -47,6 +47,16 @@ async def until(condition: Any) -> None:
     raise AssertionError("condition never held")
 
 
+@contextlib.asynccontextmanager
+async def slot(admission: Admission, deadline_seconds: float) -> AsyncIterator[None]:
+    """A query's slot for the block (`take`, then `release` however it ends)."""
+    await admission.take("query", deadline_seconds)
+    try:
+        yield
+    finally:
+        admission.release("query")
+
+
 async def test_slots_then_a_short_queue_then_refusal_and_immediate_recovery() -> None:
     told = iter([3, 1, 2])  # the injected draw of Retry-After
     admission = Admission(
@@ -61,7 +71,7 @@ async def test_slots_then_a_short_queue_then_refusal_and_immediate_recovery() ->
 
     async def request(n: int) -> str:
         try:
-            async with admission.slot("query", deadline_seconds=60):
+            async with slot(admission, deadline_seconds=60):
                 started.append(n)
                 await release.wait()
                 return "answered"
@@ -80,9 +90,9 @@ async def test_slots_then_a_short_queue_then_refusal_and_immediate_recovery() ->
 
 async def test_a_waiting_request_never_waits_past_its_deadline() -> None:
     admission = Admission(max_active=1, max_waiting=10, wait_seconds=60, metrics=Metrics())
-    async with admission.slot("query", deadline_seconds=60):
+    async with slot(admission, deadline_seconds=60):
         with pytest.raises(Overloaded):
-            async with admission.slot("query", deadline_seconds=0.05):
+            async with slot(admission, deadline_seconds=0.05):
                 pass
 
 

@@ -11,6 +11,7 @@ import signal
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.helpers import TOP_UP, free_port, topup
 from tests.locked_servers import LockedRedis, TlsPostgres
@@ -103,33 +104,43 @@ def refused_start(
         return status, gateway.output
 
 
-def test_a_redis_password_refused_stops_the_start_in_one_line(
-    tmp_path: Path, locked_redis_server: LockedRedis, tls_postgres_server: TlsPostgres
+@pytest.mark.parametrize(
+    ("refused", "said", "not_said"),
+    [
+        (
+            "REDIS_PASSWORD",
+            [
+                "error: [cache] Redis refused the gateway: the credentials were refused",
+                "[cache] username, password",
+            ],
+            "[idempotency]",
+        ),
+        (
+            "PG_PASSWORD",
+            [
+                "error: [idempotency] PostgreSQL refused the gateway",
+                "password authentication failed",
+            ],
+            "[cache]",
+        ),
+    ],
+    ids=["redis", "postgresql"],
+)
+def test_a_password_refused_stops_the_start_in_one_line(
+    tmp_path: Path,
+    locked_redis_server: LockedRedis,
+    tls_postgres_server: TlsPostgres,
+    refused: str,
+    said: list[str],
+    not_said: str,
 ) -> None:
-    status, output = refused_start(
-        tmp_path,
-        locked_redis_server,
-        tls_postgres_server,
-        REDIS_PASSWORD="not-the-password",
-        PG_PASSWORD=tls_postgres_server.password,
-    )
+    passwords = {
+        "REDIS_PASSWORD": locked_redis_server.password,
+        "PG_PASSWORD": tls_postgres_server.password,
+        refused: "not-the-password",
+    }
+    status, output = refused_start(tmp_path, locked_redis_server, tls_postgres_server, **passwords)
     assert status == 2
-    assert "error: [cache] Redis refused the gateway: the credentials were refused" in output
-    assert "[cache] username, password" in output and "[idempotency]" not in output
-    assert "Traceback" not in output and "not-the-password" not in output
-
-
-def test_a_postgresql_password_refused_stops_the_start_in_one_line(
-    tmp_path: Path, locked_redis_server: LockedRedis, tls_postgres_server: TlsPostgres
-) -> None:
-    status, output = refused_start(
-        tmp_path,
-        locked_redis_server,
-        tls_postgres_server,
-        REDIS_PASSWORD=locked_redis_server.password,
-        PG_PASSWORD="not-the-password",
-    )
-    assert status == 2
-    assert "[idempotency] PostgreSQL refused the gateway" in output
-    assert "password authentication failed" in output and "[cache]" not in output
+    assert len(output.strip().splitlines()) == 1, output  # one line, nothing before it
+    assert all(words in output for words in said) and not_said not in output
     assert "Traceback" not in output and "not-the-password" not in output
