@@ -31,23 +31,26 @@ class FreshReads:
         self._warned = False
         self._keep = keep  # which of a read's balances the writer wants
 
-    def note(self, result: AccountBalanceResult) -> None:
-        """Every answer the balance service reads."""
+    def note(self, result: AccountBalanceResult) -> Read | None:
+        """Every answer the balance service reads; the read queued, if it was."""
         if not isinstance(result, AccountBalance) or result.stale:
-            return
+            return None
         account = result.account.id
         if self._queued.get(account) == result.fetched_at:
-            return  # the same read again: nothing new
+            return None  # the same read again: nothing new
         balances = tuple(b for b in result.balances if self._keep(b))
+        read = None
         if balances:
+            read = (account, balances, result.fetched_at.timestamp())
             try:
-                self._queue.put_nowait((account, balances, result.fetched_at.timestamp()))
+                self._queue.put_nowait(read)
             except asyncio.QueueFull:
                 if not self._warned:
                     log.warning("%s", self._behind)
                     self._warned = True
-                return
+                return None
         self._queued[account] = result.fetched_at
+        return read
 
     async def get(self) -> Read:
         return await self._queue.get()

@@ -9,7 +9,10 @@ by buckets whatever the polling rate or the number of replicas. A bucket is the 
 its first second, so buckets of two settings never meet; rows are read by their time only,
 so a change of `every_seconds` hides none of them. Rows older than `retention_days` are
 deleted once an hour. Recording never slows an answer: each fresh read is queued once
-(`fresh_reads.py`, at most `QUEUE_SIZE`) and one task writes them.
+(`fresh_reads.py`, at most `QUEUE_SIZE`) and one task writes them. Until its read is
+written, a process reads its own history as if it were (`unwritten`): a runway answered
+between a read and its write, and kept in the response cache, counts that read as its
+bucket's point — never a value the read has already replaced in that bucket.
 
 Runway (docs/dashboard.md's definition, "Exactly what is kept"): over the window of
 `RUNWAY_DAYS` up to now, the falls of the available amount between points — the last point
@@ -28,8 +31,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from itertools import pairwise
+from typing import Any
 
-from gateway.domain import Balance, Money
+from gateway.domain import AccountBalanceResult, Balance, Money
 from gateway.services.fresh_reads import FreshReads, Read
 from gateway.services.journal import Database
 
@@ -105,7 +109,16 @@ Row = tuple[str, int, int, str, float, str, Decimal, Decimal]
 DEMO_BURN_PER_DAY = Decimal("0.02")  # the made-up past falls 2 % of today's amount a day
 
 
-def _point(at: float, currency: str, total: str, available: str, every: int) -> Point:
+def amounts(balance: Balance) -> tuple[Decimal, Decimal]:
+    return balance.total.amount, balance.available.amount
+
+
+POINT_COLUMNS = "at, currency, total, available, every_seconds, bucket"
+
+
+def _point(
+    at: float, currency: str, total: str | Decimal, available: str | Decimal, every: int
+) -> Point:
     return Point(
         datetime.fromtimestamp(float(at), UTC),
         Money(Decimal(total), currency),
@@ -141,6 +154,8 @@ class SqlHistory:
         self.every_seconds = every_seconds
         self.retention_seconds = retention_days * 86400.0
         self.demo_past_days = demo_past_days
+        # Per balance, its latest read queued and not yet written (`expect`, `record_reads`).
+        self._unwritten: dict[str, Row] = {}
 
     def now(self) -> float:
         """The clock, to the microsecond, as a read's time is kept (a datetime's
@@ -152,20 +167,41 @@ class SqlHistory:
         bucket already holds a later read (one statement for all of them)."""
         await self.record_reads([(account, balances, at)])
 
+    def expect(self, read: Read) -> None:
+        """A read queued for writing: until it is written, this process's reads of the
+        history see it (`_with_unwritten`)."""
+        for row in self._rows(read):
+            known = self._unwritten.get(row[0])
+            if known is None or row[4] > known[4]:
+                self._unwritten[row[0]] = row
+
+    def _rows(self, read: Read) -> list[Row]:
+        account, balances, at = read
+        bucket = int(at - at % self.every_seconds)
+        every = self.every_seconds
+        return [
+            (b.id, every, bucket, account, at, b.available.currency, *amounts(b)) for b in balances
+        ]
+
     async def record_reads(self, reads: list[Read]) -> None:
         """Fresh reads, in one statement: each balance's latest read of a bucket among
         them becomes the bucket's point unless the bucket already holds a later one."""
         latest: dict[tuple[str, int], Row] = {}  # (balance, bucket) → its latest row
-        for account, balances, at in reads:
+        for read in reads:
+            account, balances, at = read
             if self.demo_past_days and balances:
                 await self.make_up_past(account, balances, at)
-            bucket = int(at - at % self.every_seconds)
-            for b in balances:
-                known = latest.get((b.id, bucket))
+            for row in self._rows(read):
+                known = latest.get((row[0], row[2]))
                 if known is None or at > known[4]:
-                    key = (b.id, self.every_seconds, bucket, account, at, b.available.currency)
-                    latest[(b.id, bucket)] = (*key, b.total.amount, b.available.amount)
-        await self._insert(list(latest.values()), keep_later=True)
+                    latest[(row[0], row[2])] = row
+        try:
+            await self._insert(list(latest.values()), keep_later=True)
+        finally:  # written, or failed (logged): either way no longer waiting
+            for balance, *_, at, _, _, _ in latest.values():
+                known = self._unwritten.get(balance)
+                if known is not None and known[4] <= at:
+                    del self._unwritten[balance]
 
     async def make_up_past(self, account: str, balances: tuple[Balance, ...], at: float) -> None:
         """The demo only: a balance the history has never seen gets a made-up past (before
@@ -209,27 +245,44 @@ class SqlHistory:
     async def points(self, balance: str, since: float, until: float) -> list[Point]:
         """The points of `balance` with `since <= at <= until`, in time order."""
         rows, _ = await self._db.run(
-            "SELECT at, currency, total, available, every_seconds FROM balance_points "
+            f"SELECT {POINT_COLUMNS} FROM balance_points "  # noqa: S608 (constants)
             "WHERE balance = ? AND at >= ? AND at <= ? ORDER BY at",
             (balance, since, until),
         )
-        return [_point(*row) for row in rows]
+        return self._with_unwritten(balance, rows, since, until)
 
     async def window(self, balance: str, since: float, until: float) -> list[Point]:
         """The last point at or before `since` (where the window starts from), then the
         points after it up to `until`: what a runway is measured on."""
         rows, _ = await self._db.run(
-            "SELECT at, currency, total, available, every_seconds FROM balance_points "
+            f"SELECT {POINT_COLUMNS} FROM balance_points "  # noqa: S608 (constants)
             "WHERE balance = ? AND at <= ? ORDER BY at DESC LIMIT 1",
             (balance, since),
         )
-        before = [_point(*row) for row in rows]
+        before = [_point(*row[:5]) for row in rows]
         rows, _ = await self._db.run(
-            "SELECT at, currency, total, available, every_seconds FROM balance_points "
+            f"SELECT {POINT_COLUMNS} FROM balance_points "  # noqa: S608 (constants)
             "WHERE balance = ? AND at > ? AND at <= ? ORDER BY at",
             (balance, since, until),
         )
-        return before + [_point(*row) for row in rows]
+        return before + self._with_unwritten(balance, rows, since, until)
+
+    def _with_unwritten(
+        self, balance: str, rows: list[tuple[Any, ...]], since: float, until: float
+    ) -> list[Point]:
+        """Rows of `POINT_COLUMNS` as points, with this process's unwritten read of the
+        balance (if it falls after `since`, up to `until`) standing as its bucket's point."""
+        unwritten = self._unwritten.get(balance)
+        if unwritten is None or not since < unwritten[4] <= until:
+            return [_point(*row[:5]) for row in rows]
+        _, every, bucket, _, at, currency, total, available = unwritten
+        same_bucket = [r for r in rows if (r[4], r[5]) == (every, bucket)]
+        if any(float(r[0]) >= at for r in same_bucket):
+            return [_point(*row[:5]) for row in rows]  # written already, or replaced
+        kept = [r for r in rows if r not in same_bucket]
+        kept.append((at, currency, total, available, every))
+        kept.sort(key=lambda r: float(r[0]))
+        return [_point(*row[:5]) for row in kept]
 
     async def prune(self, now: float) -> int:
         _, deleted = await self._db.run(
@@ -247,7 +300,11 @@ class HistoryRecorder:
         self.history = history
         self.clock = clock
         self.reads = FreshReads(QUEUE_SIZE, "balance history is behind: points dropped")
-        self.note = self.reads.note
+
+    def note(self, result: AccountBalanceResult) -> None:
+        queued = self.reads.note(result)
+        if queued is not None:
+            self.history.expect(queued)
 
     async def run(self) -> None:
         """Write queued points until cancelled (the app's lifespan runs it)."""

@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 
 from gateway.config.settings import WebhookSettings
 from gateway.config.webhook_secret import webhook_key
-from gateway.domain import Balance, Level, Money
+from gateway.domain import AccountBalanceResult, Balance, Level, Money
 from gateway.observability.metrics import Metrics
 from gateway.services.alert_levels import next_level
 from gateway.services.fresh_reads import FreshReads
@@ -148,8 +148,10 @@ class Notifier:
             "notifications are behind: a level change waits for a later read",
             keep=lambda balance: balance.thresholds is not None,
         )
-        self.note = self.reads.note
         self._sending = asyncio.Lock()
+
+    def note(self, result: AccountBalanceResult) -> None:
+        self.reads.note(result)
 
     async def observe(self, account: str, balance: Balance, at: float) -> str | None:
         """Apply one fresh read (read at `at`) to the balance's stored alert level; the new

@@ -35,6 +35,10 @@ QUERY = """query($ids: [ID!]) { balances(accountIds: $ids) { results {
   __typename ... on AccountBalance { account { id } fetchedAt stale
     balances { id total { amount } available { amount currency }
       runway { burnPerDay { amount } zeroAt criticalAt since } } } } } }"""
+# The final question, asked by no poll: its answer is computed at the final moment, never a
+# stored answer of a poll's (a stored answer is served as it was computed, runway included —
+# docs/dashboard.md), so the runway checked is the runway at that moment.
+FINAL = QUERY.replace("query(", "query Final(", 1)
 RETENTION_DAYS = 3650  # nothing a trace makes is pruned (pruning has tests of its own)
 
 
@@ -67,7 +71,7 @@ class Replicating(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def ask(self, accounts: list[str]) -> list[dict[str, Any]]: ...
+    async def ask(self, accounts: list[str], query: str = QUERY) -> list[dict[str, Any]]: ...
 
     async def settle(self) -> None: ...
 
@@ -215,10 +219,10 @@ class Replica:
     async def stop(self) -> None:
         await self._stack.aclose()
 
-    async def ask(self, accounts: list[str]) -> list[dict[str, Any]]:
+    async def ask(self, accounts: list[str], query: str = QUERY) -> list[dict[str, Any]]:
         assert self.client is not None
         response = await self.client.post(
-            "/graphql", json={"query": QUERY, "variables": {"ids": accounts}}
+            "/graphql", json={"query": query, "variables": {"ids": accounts}}
         )
         body = response.json()
         assert "errors" not in body, body

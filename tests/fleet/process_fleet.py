@@ -78,10 +78,10 @@ class ProcessReplica:
             self._stack.close()
             self.process = None
 
-    async def ask(self, accounts: list[str]) -> list[dict[str, Any]]:
+    async def ask(self, accounts: list[str], query: str = QUERY) -> list[dict[str, Any]]:
         async with httpx.AsyncClient(timeout=30) as client:
             response = await client.post(
-                f"{self.url}/graphql", json={"query": QUERY, "variables": {"ids": accounts}}
+                f"{self.url}/graphql", json={"query": query, "variables": {"ids": accounts}}
             )
         body = response.json()
         assert "errors" not in body, body

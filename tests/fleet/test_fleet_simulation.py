@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given, note, seed, settings
 
 from tests.fleet import oracle
 from tests.fleet.checks import TALLY, check_all, read_tables
-from tests.fleet.harness import account_of, fleet_of
+from tests.fleet.harness import FINAL, account_of, fleet_of
 from tests.fleet.traces import Trace, traces
 from tests.helpers import FakeClock, serving
 from tests.webhook_receiver import Receiver
@@ -71,7 +71,7 @@ async def replay(trace: Trace, journal_url: str) -> None:
         before_final = list(fleet.reads)
         now = clock()
         accounts = [account_of(prefix, b.name) for b in trace.balances]
-        final = await fleet.replica(0).ask(accounts)
+        final = await fleet.replica(0).ask(accounts, FINAL)
         for result in final:
             fleet.note(result, fleet.replica(0).every)
         await fleet.replica(0).settle()

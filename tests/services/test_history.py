@@ -5,6 +5,7 @@ and the order they write in, retention, `Balance.history` downsampled server-sid
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
@@ -16,9 +17,19 @@ import httpx
 import pytest
 
 from gateway.config.settings import HistorySettings
-from gateway.domain import Asset, AssetKind, Balance, Money, Thresholds
+from gateway.domain import (
+    AccountBalance,
+    AccountInfo,
+    Asset,
+    AssetKind,
+    Balance,
+    Capability,
+    Money,
+    ProviderKind,
+    Thresholds,
+)
 from gateway.errors import ConfigError
-from gateway.services.history import Point, SqlHistory, downsampled, runway
+from gateway.services.history import HistoryRecorder, Point, SqlHistory, downsampled, runway
 from gateway.services.journal import open_journal
 from gateway.simulator import Simulator
 from tests.helpers import (
@@ -96,6 +107,40 @@ async def test_reads_written_together_keep_the_last_read_of_each_bucket(
     assert [p.available.amount for p in await history.points(other, start, start + 200)] == [
         Decimal(6)
     ]
+
+
+async def test_a_read_not_yet_written_stands_as_its_buckets_point(history: SqlHistory) -> None:
+    """Between a fresh read and its write, this process answers as if it were written: a
+    dip the read replaced in its bucket is no burn — not in an answer computed meanwhile
+    (one the response cache then keeps), nor once written."""
+    key = f"a:{uuid.uuid4().hex}"
+    start = 1_800_000_000.0  # a bucket boundary
+    await history.record("a", (balance(1000, key),), start - 7200)
+    await history.record("a", (balance(400, key),), start + 5)  # a dip, written
+    recorder = HistoryRecorder(history, history.clock)
+    info = AccountInfo("a", ProviderKind("ourvoice"), "A", (Capability.BALANCE,))
+    read_at = datetime.fromtimestamp(start + 20, UTC)  # the same bucket, later: it replaces
+    recorder.note(AccountBalance(info, (balance(1000, key),), read_at))
+    now = start + 30
+    since = now - 7 * 86400
+
+    async def seen() -> list[tuple[float, Decimal]]:
+        points = await history.window(key, since, now)
+        assert runway(points, balance(1000, key), now) is None  # nothing fell
+        return [(p.at.timestamp() - start, p.available.amount) for p in points]
+
+    expected = [(-7200.0, Decimal(1000)), (20.0, Decimal(1000))]
+    assert await seen() == expected  # queued, not written
+    assert [p.available.amount for p in await history.points(key, start, now)] == [1000]
+    writer = asyncio.ensure_future(recorder.run())
+    await recorder.flush()
+    writer.cancel()
+    assert await seen() == expected  # written: the same
+    await history.record("a", (balance(300, key),), start + 25)  # another replica, later
+    earlier = datetime.fromtimestamp(start + 22, UTC)  # queued here, replaced there
+    recorder.note(AccountBalance(info, (balance(1000, key),), earlier))
+    points = await history.points(key, start, now)
+    assert [p.available.amount for p in points] == [300]
 
 
 async def test_rows_past_the_retention_are_deleted(history: SqlHistory) -> None:

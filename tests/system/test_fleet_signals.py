@@ -21,7 +21,7 @@ from gateway.simulator.ourvoice import OurVoiceTenant
 from gateway.simulator.state import SimState
 from tests.fleet import oracle
 from tests.fleet.checks import check_all, read_tables
-from tests.fleet.harness import account_of
+from tests.fleet.harness import FINAL, account_of
 from tests.fleet.process_fleet import FileClock, ProcessFleet
 from tests.fleet.traces import REPLICAS, Trace, traces
 from tests.helpers import serving
@@ -69,7 +69,8 @@ async def replay(trace: Trace, journal_url: str, folder: Path) -> None:
                     assert step.balance is not None
                     await fleet.poll(poll.replica, step.balance, poll.available, poll.provider_up)
             before_final, now = list(fleet.reads), clock()
-            final = await fleet.replica(0).ask([account_of(prefix, b.name) for b in trace.balances])
+            accounts = [account_of(prefix, b.name) for b in trace.balances]
+            final = await fleet.replica(0).ask(accounts, FINAL)
             for result in final:
                 fleet.note(result, fleet.replica(0).every)
             for read in fleet.reads[len(before_final) :]:
