@@ -43,6 +43,7 @@ from gateway.server.documents import TrustedDocuments
 from gateway.server.early_shed import EarlyShed
 from gateway.server.endpoint import GraphQLEndpoint
 from gateway.server.events import EventStreams
+from gateway.server.exposition import Exposition
 from gateway.server.persisted_queries import PersistedQueries
 from gateway.server.rate_limit import RateLimiter
 from gateway.server.readiness import Draining, Readiness
@@ -190,7 +191,7 @@ def create_app(
         )
     observe = observer(metrics, settings.metrics.operation_names)
     app = Starlette(
-        routes=edge.routes(metrics, development, clock),
+        routes=edge.routes(development),
         middleware=edge.middleware(
             settings.server,
             access_log=settings.logging.access_log,
@@ -202,6 +203,7 @@ def create_app(
     )
     app.state.draining = draining
     app.state.admission = admission
+    app.state.exposition = Exposition(metrics, app.state, clock)  # both ports' /metrics
     app.state.early_shed = None  # a traced request is shed the whole way (its span)
     if tracing is NO_TRACING:
         cors = bool(settings.server.cors_origins)

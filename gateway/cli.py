@@ -13,22 +13,26 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from gateway import __version__
 from gateway.access import SCOPES
 from gateway.clock import TEST_CLOCK_ENV, Clock, file_clock
+from gateway.config.call_budgets import over_budget
 from gateway.config.settings import SIMULATOR_PORT, Settings, config_path, load_settings
 from gateway.config.webhook_secret import new_webhook_secret
 from gateway.errors import ConfigError
 from gateway.observability import log_context, log_format
 from gateway.providers.loading import spec as provider_spec
 from gateway.server.auth import key_hash
+from gateway.server.metrics_listener import metrics_only, private_folder, worker_metrics
 from gateway.server.serving import (
     CliError,
     ConnectionLimits,
@@ -70,9 +74,14 @@ def demo_reset(args: argparse.Namespace) -> int:
 
 
 def check_config(args: argparse.Namespace) -> int:
+    """Every problem (exit 2), or OK — with a warning on stderr for each account whose
+    balance reads, with `--replicas` processes on this file, would exceed its daily budget
+    (`config/call_budgets.py`); warnings leave the exit status 0."""
     settings = _settings(args)
     names = ", ".join(f"{a.id} ({a.provider.value})" for a in settings.accounts.values())
     print(f"configuration OK: profile {settings.server.profile}; accounts: {names}")
+    for warning in over_budget(settings.accounts.values(), settings.cache.url, args.replicas):
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -88,10 +97,19 @@ def ready_lines(settings: Settings, url: str, simulator_url: str | None, workers
     lines.append(f"  health     {url}/healthz   (liveness), {url}/readyz (readiness)")
     metrics = "open to the no-key client" if settings.server.development else "metrics:read"
     lines.append(f"  metrics    {url}/metrics   ({metrics})")
+    listener = metrics_listener_url(settings)
+    if listener is not None:
+        every = ", every worker's, labelled worker" if workers > 1 else ""
+        lines.append(f"  metrics    {listener}   (no key: [metrics] listen{every})")
     if simulator_url is not None:
         lines.append(f"  simulator  {simulator_url}   (faults: PUT /_sim/faults/ACCOUNT)")
     lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines)
+
+
+def metrics_listener_url(settings: Settings) -> str | None:
+    listen = settings.metrics.listen
+    return None if listen is None else f"{url_of(listen.host, listen.port)}/metrics"
 
 
 def ready_event(
@@ -110,6 +128,9 @@ def ready_event(
         "readiness": f"{url}/readyz",
         "metrics": f"{url}/metrics",
     }
+    listener = metrics_listener_url(settings)
+    if listener is not None:
+        fields["metrics_listener"] = listener
     if simulator_url is not None:
         fields["simulator"] = simulator_url
     return lambda: log.info("Balance Gateway is ready", extra={"fields": fields})
@@ -137,31 +158,25 @@ def configure_logging(settings: Settings, args: argparse.Namespace) -> None:
 def serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging(settings, args)
-    from gateway.app import create_app, refused_by_shared_parts
+    from gateway.app import create_app
 
     # Every port is bound before anything is built, so a port in use is the only line.
     workers = args.workers or settings.server.workers
     gateway_socket = listening_socket(
         args.host, args.port, "--port", "PORT", reuse_port=workers > 1
     )
-    sim_socket = None
-    if args.simulator_port is not None:
-        sim_socket = listening_socket(
-            "127.0.0.1", args.simulator_port, "--simulator-port", "SIM_PORT"
-        )
+    sim_socket = _simulator_socket(args)
     server = settings.server
     limits = ConnectionLimits(
         server.max_header_bytes, server.header_timeout_seconds, server.keep_alive_seconds
     )
 
     clock = _clock(settings)
-    # Credentials the shared parts refuse stop the start here, in one line naming them.
-    refused = asyncio.run(refused_by_shared_parts(settings))
-    if refused:
-        raise CliError("; ".join(refused))
+    shared_parts_accept(settings)
+    metrics_socket = _metrics_socket(settings, args.port)
+    access = settings.logging.access_log
 
-    def gateway_server(sock: socket.socket) -> Server:
-        app = create_app(settings, clock=clock)
+    def gateway_server(app: Any, sock: socket.socket) -> Server:
         return Server(
             app,
             sock,
@@ -174,28 +189,43 @@ def serve(args: argparse.Namespace) -> int:
     if workers > 1:
         if sim_socket is not None:
             raise CliError("--simulator-port runs with one worker: drop --workers (the demo)")
-        if settings.cache.url.startswith("memory:"):
-            log.warning(
-                "%d workers with [cache] url = memory://: each worker has its own cache, "
-                "single flight, client rate limits and upstream quotas (so up to %d times "
-                "the calls a provider allows); use redis:// to share them",
-                workers,
-                workers,
-            )
+        _warn_of_memory_cache(settings, workers)
+        folder = private_folder() if metrics_socket is not None else None
 
-        def worker(ready: Callable[[], None]) -> int:
+        def worker(slot: int, ready: Callable[[], None]) -> int:
             gateway_socket.close()  # the supervisor's: bound, never listening
             try:
                 sock = listening_socket(args.host, args.port, "--port", "PORT", reuse_port=True)
-                serve_until_stopped([gateway_server(sock)], ready)
+                app = create_app(settings, clock=clock)
+                servers = [gateway_server(app, sock)]
+                if metrics_socket is not None and folder is not None:
+                    exposition = app.state.exposition
+                    servers += worker_metrics(
+                        exposition,
+                        slot,
+                        workers,
+                        folder,
+                        metrics_socket,
+                        limits=limits,
+                        access=access,
+                    )
+                serve_until_stopped(servers, ready)
             except CliError as exc:
                 log.error("%s", exc)
                 return 1
             return 0
 
         banner = announce(settings, args, url_of(args.host, args.port), None, workers)
-        return run_workers(workers, worker, banner)
-    servers = [gateway_server(gateway_socket)]
+        try:
+            return run_workers(workers, worker, banner)
+        finally:
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+    app = create_app(settings, clock=clock)
+    servers = [gateway_server(app, gateway_socket)]
+    if metrics_socket is not None:
+        listener = metrics_only(app.state.exposition, access=access)
+        servers.append(Server(listener, metrics_socket, limits=limits))
     simulator_url = None
     if sim_socket is not None:
         from gateway.simulator import create_simulator
@@ -206,6 +236,49 @@ def serve(args: argparse.Namespace) -> int:
     url = url_of(args.host, args.port)
     serve_until_stopped(servers, announce(settings, args, url, simulator_url))
     return 0
+
+
+def _warn_of_memory_cache(settings: Settings, workers: int) -> None:
+    if settings.cache.url.startswith("memory:"):
+        log.warning(
+            "%d workers with [cache] url = memory://: each worker has its own cache, "
+            "single flight, client rate limits and upstream quotas (so up to %d times "
+            "the calls a provider allows); use redis:// to share them",
+            workers,
+            workers,
+        )
+
+
+def _metrics_socket(settings: Settings, port: int) -> socket.socket | None:
+    """`[metrics] listen`'s port, bound now (None when it is not set). Never the gateway's
+    own port: two bound sockets on one port would both seem fine until one listens."""
+    listen = settings.metrics.listen
+    if listen is None:
+        return None
+    if listen.port == port:
+        raise CliError(
+            f"[metrics] listen = {str(listen)!r} is the gateway's own port: "
+            "give the metrics listener a port of its own"
+        )
+    fix = "choose another port in [metrics] listen"
+    return listening_socket(listen.host, listen.port, fix=fix)
+
+
+def _simulator_socket(args: argparse.Namespace) -> socket.socket | None:
+    """The demo's simulator's port (`--simulator-port`), bound; None without it."""
+    if args.simulator_port is None:
+        return None
+    return listening_socket("127.0.0.1", args.simulator_port, "--simulator-port", "SIM_PORT")
+
+
+def shared_parts_accept(settings: Settings) -> None:
+    """Credentials Redis or PostgreSQL refuse stop the start here, in one line naming the
+    settings (`CliError`), before anything is served."""
+    from gateway.app import refused_by_shared_parts
+
+    refused = asyncio.run(refused_by_shared_parts(settings))
+    if refused:
+        raise CliError("; ".join(refused))
 
 
 def _clock(settings: Settings) -> Clock:
@@ -398,6 +471,13 @@ def parser() -> argparse.ArgumentParser:
     operator_commands(commands)
     p = commands.add_parser("check-config", help="report every problem in a config file")
     p.add_argument("--config", help="TOML config file (default: $GATEWAY_CONFIG)")
+    p.add_argument(
+        "--replicas",
+        type=process_count,
+        default=1,
+        help="processes that will run this file, replicas × workers (default: 1): with "
+        "memory:// each reads the upstreams on its own, which the daily budgets must cover",
+    )
     p.set_defaults(run=check_config)
     return root
 
@@ -509,6 +589,12 @@ def _when(at: float | None) -> str:
 def worker_count(value: str) -> int:
     if not value.isdigit() or not 1 <= int(value) <= 64:
         raise argparse.ArgumentTypeError("a whole number from 1 to 64")
+    return int(value)
+
+
+def process_count(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 10_000:
+        raise argparse.ArgumentTypeError("a whole number from 1 to 10000")
     return int(value)
 
 

@@ -3,6 +3,7 @@ surface, what other layers import:"""
 
 __all__ = [
     "accounts",
+    "call_budgets",
     "documents",
     "security",
     "settings",

@@ -1,7 +1,8 @@
 """The operator's sections: `[logging]`, `[metrics]` and `[tracing]`.
 
 Each is optional; defaults are what a production start wants (text logs at `info`, the
-gateway's own access line, health checks left out of it, no traces).
+gateway's own access line, health checks left out of it, `/metrics` on the main port
+only, no traces).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import importlib.util
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway.config.checker import Checker
 
@@ -18,6 +19,20 @@ LEVELS = ("info", "debug", "warning", "error", "critical")
 FORMATS = ("text", "json")
 LOGGER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 OPERATION_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,99}$")  # a GraphQL Name, bounded
+# `[metrics] listen`: "HOST:PORT", an IPv6 host in brackets ("[::]:9464"); HOST an address
+# or a name, never empty (an empty one would mean "every address" without saying so).
+LISTEN = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>[0-9]{1,5})")
+LISTEN_EXAMPLE = 'listen = "0.0.0.0:9464"'
+
+
+class Address(NamedTuple):
+    """Where a listener binds."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,9 @@ class MetricsSettings:
     # Operation names that get their own label value; every other name is "other", so a
     # client cannot grow the metrics by inventing names.
     operation_names: frozenset[str] = frozenset()
+    # `/metrics` also served without a key on a listener of its own (None: not at all),
+    # for a scraper inside the cluster; the main port's `/metrics` keeps its scope.
+    listen: Address | None = None
 
 
 @dataclass(frozen=True)
@@ -66,7 +84,7 @@ def parse_logging(check: Checker, raw: Mapping[str, Any]) -> LoggingSettings:
 
 
 def parse_metrics(check: Checker, raw: Mapping[str, Any]) -> MetricsSettings:
-    check.unknown(raw, {"operation_names"}, "metrics")
+    check.unknown(raw, {"operation_names", "listen"}, "metrics")
     names = raw.get("operation_names", [])
     if not isinstance(names, list) or not all(
         isinstance(n, str) and OPERATION_NAME.match(n) for n in names
@@ -80,7 +98,29 @@ def parse_metrics(check: Checker, raw: Mapping[str, Any]) -> MetricsSettings:
     if len(names) > 100:
         check.add("metrics.operation_names", "at most 100 names", "list the ones you chart")
         names = []
-    return MetricsSettings(operation_names=frozenset(names))
+    return MetricsSettings(operation_names=frozenset(names), listen=_listen(check, raw))
+
+
+def _listen(check: Checker, raw: Mapping[str, Any]) -> Address | None:
+    if "listen" not in raw:
+        return None
+    value = raw["listen"]
+    address = listen_address(value) if isinstance(value, str) else None
+    if address is None:
+        check.add(
+            "metrics.listen",
+            f'must be "HOST:PORT" with a port from 1 to 65535, not {value!r}',
+            f'{LISTEN_EXAMPLE} (an IPv6 host in brackets: "[::]:9464")',
+        )
+    return address
+
+
+def listen_address(text: str) -> Address | None:
+    """`"0.0.0.0:9464"` → Address("0.0.0.0", 9464); None when it is not HOST:PORT."""
+    found = LISTEN.fullmatch(text)
+    if found is None or not 1 <= int(found["port"]) <= 65535:
+        return None
+    return Address(found["v6"] or found["host"], int(found["port"]))
 
 
 def parse_tracing(check: Checker, raw: Mapping[str, Any]) -> TracingSettings:

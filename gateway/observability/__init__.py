@@ -3,6 +3,7 @@ every line carries (and the access line), Prometheus metrics, and traces. Every 
 use it; it uses none of them."""
 
 __all__ = [
+    "fleet_exposition",
     "log_context",
     "log_format",
     "metrics",

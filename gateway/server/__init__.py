@@ -9,6 +9,8 @@ __all__ = [
     "edge",
     "endpoint",
     "events",
+    "exposition",
+    "metrics_listener",
     "pages",
     "persisted_queries",
     "rate_limit",

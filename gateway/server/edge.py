@@ -12,10 +12,8 @@ The endpoint lives in `app.state.graphql` once the lifespan has built it.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -23,15 +21,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway import __version__
-from gateway.clock import Clock
 from gateway.config.settings import ServerSettings
 from gateway.errors import GatewayError
 from gateway.observability import log_context
-from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import NO_TRACING, TracedRequests, Tracing
 from gateway.server.cached_answers import CachedAnswers
 from gateway.server.endpoint import GraphQLEndpoint
 from gateway.server.events import EventStreams
+from gateway.server.exposition import Exposition, metrics_response
 from gateway.server.outcomes import refusal
 from gateway.server.pages.dashboard import DashboardPage
 from gateway.server.pages.graphiql import GraphiQLPage, wants_html
@@ -39,15 +36,11 @@ from gateway.server.pages.home import home
 from gateway.server.readiness import Readiness
 from gateway.server.request_metrics import Observer
 from gateway.server.slow_readers import SlowReaders
-from gateway.services.journal import Journal
-
-log = logging.getLogger("gateway.edge")
-
 
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def routes(metrics: Metrics, development: bool, clock: Clock) -> list[BaseRoute]:
+def routes(development: bool) -> list[BaseRoute]:
     graphiql = GraphiQLPage() if development else None
 
     async def healthz(request: Request) -> Response:
@@ -81,15 +74,8 @@ def routes(metrics: Metrics, development: bool, clock: Clock) -> list[BaseRoute]
             principal.require("metrics:read")
         except GatewayError as exc:
             return refusal(exc)
-        journal: Journal | None = getattr(request.app.state, "journal", None)
-        if journal is not None:
-            try:
-                metrics.journal_pending.set(await journal.pending_count(clock()))
-            except Exception as exc:  # the scrape still answers; the gauge keeps its value
-                log.warning("metrics: cannot count pending top-ups (%s)", exc)
-        return Response(
-            metrics.render(), media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"}
-        )
+        exposition: Exposition = request.app.state.exposition
+        return metrics_response(await exposition())
 
     found: list[BaseRoute] = [
         Route("/", root, methods=["GET"]),

@@ -25,6 +25,7 @@ import signal
 import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -65,7 +66,12 @@ class Server(SignalsLeftAlone):
         drain_seconds: float = 0.0,
         shutdown_timeout_seconds: float | None = None,
     ) -> None:
-        host, port = sock.getsockname()[:2]
+        # A Unix socket (a worker's private metrics, `metrics_listener.py`) has a path.
+        where = (
+            {"uds": sock.getsockname()}
+            if sock.family == socket.AF_UNIX
+            else dict(zip(("host", "port"), sock.getsockname()[:2], strict=True))
+        )
         early_shed = getattr(getattr(app, "state", None), "early_shed", None)  # app.py's
         protocol = guarded_protocol(
             limits.max_header_bytes,
@@ -75,8 +81,7 @@ class Server(SignalsLeftAlone):
         super().__init__(
             uvicorn.Config(
                 app,
-                host=host,
-                port=port,
+                **where,
                 http=protocol,
                 timeout_keep_alive=int(limits.keep_alive_seconds) or 1,
                 log_config=None,
@@ -114,10 +119,17 @@ class Server(SignalsLeftAlone):
 
 
 def listening_socket(
-    host: str, port: int, option: str, make_var: str, *, reuse_port: bool = False
+    host: str,
+    port: int,
+    option: str = "",
+    make_var: str = "",
+    *,
+    reuse_port: bool = False,
+    fix: str | None = None,
 ) -> socket.socket:
     """Bound (uvicorn listens on it). `reuse_port`: one of several processes' sockets on the
-    same port, the kernel spreading new connections across them (`workers.py`)."""
+    same port, the kernel spreading new connections across them (`workers.py`). The error
+    names `option` and `make_var` as what moves the port — or says `fix` instead."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -129,10 +141,17 @@ def listening_socket(
         sock.bind(address)
     except OSError as exc:
         reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"failed: {exc.strerror}"
-        raise CliError(
-            f"{host}:{port} {reason}; choose another port with {option} N "
-            f"({make_var}=N with make run)"
-        ) from None
+        fix = fix or f"choose another port with {option} N ({make_var}=N with make run)"
+        raise CliError(f"{host}:{port} {reason}; {fix}") from None
+    return sock
+
+
+def unix_socket(path: Path) -> socket.socket:
+    """Bound at `path` (one left by a process that ended is replaced), for this user only."""
+    path.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    path.chmod(0o600)
     return sock
 
 

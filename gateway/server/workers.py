@@ -13,6 +13,11 @@ The supervisor runs no event loop and serves nothing:
 - it replaces a worker that ends on its own (a crash), after a pause, so a worker that
   cannot start does not spin.
 
+With `[metrics] listen` the supervisor binds that port as well, and worker 0 alone
+listens on it — the bound socket it inherited, which the supervisor keeps open, so
+scrapes wait rather than fail while worker 0 is replaced — answering for every worker
+(`metrics_listener.py`).
+
 Workers share only what lives outside them: with `[cache] url = "redis://…"` the cache,
 single flight, upstream quotas and client rate limits are shared; with `memory://` each
 worker has its own (a warning says so at start-up).
@@ -34,13 +39,14 @@ log = logging.getLogger("gateway.workers")
 RESPAWN_PAUSE_SECONDS = 1.0
 START_SECONDS = 60.0
 
-Worker = Callable[[Callable[[], None]], int]
+# worker(slot, ready): `slot` (0 to N−1) is the worker's place, kept by its replacement.
+Worker = Callable[[int, Callable[[], None]], int]
 
 
 def run_workers(count: int, worker: Worker, banner: str | Callable[[], None]) -> int:
-    """Fork `count` processes running `worker(ready)` (it calls `ready()` once it listens);
-    supervise them until a signal stops them all. The exit status: 0 when every worker
-    stopped cleanly."""
+    """Fork `count` processes running `worker(slot, ready)` (it calls `ready()` once it
+    listens); supervise them until a signal stops them all. The exit status: 0 when every
+    worker stopped cleanly."""
     return Supervisor(worker).run(count, banner)
 
 
@@ -79,10 +85,10 @@ class Supervisor:
     def spawn(self, slot: int) -> None:
         pid = os.fork()
         if pid == 0:
-            self.become_worker()
+            self.become_worker(slot)
         self.children[pid] = slot
 
-    def become_worker(self) -> None:
+    def become_worker(self, slot: int) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.close(self.ready_r)
@@ -93,7 +99,7 @@ class Supervisor:
 
         code = 1
         try:
-            code = self.worker(ready)
+            code = self.worker(slot, ready)
         except BaseException:
             log.exception("worker %d failed", os.getpid())
         finally:

@@ -194,15 +194,18 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def completed(argv: Sequence[str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    """`argv` run to its end (at most a minute), its output captured as text."""
+def completed(
+    argv: Sequence[str], cwd: Path = ROOT, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`argv` run to its end (at most a minute), its output captured as text; `env`
+    (default: this one, `clean_env()`)."""
     return subprocess.run(
         list(argv),
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
-        env=clean_env(),
+        env=dict(env) if env is not None else clean_env(),
         check=False,
     )
 

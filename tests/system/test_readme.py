@@ -6,18 +6,23 @@ examples run in that order against the one demo, so a page may rely on what an e
 did (a top-up changes a balance, a fresh read is written to the history).
 
 The demo is what `make run` serves — the app built from a copy of `deploy/demo.toml`, the
-simulator, both on free ports of 127.0.0.1 over real HTTP — with one difference: the clock
-is injected, so "sixteen seconds after the demo query" takes no time. Each `sh` block runs
-in bash from the repository's root (the real CLI as a subprocess, real curl), with the
-demo's ports and config copy put in place of `127.0.0.1:8000`, `127.0.0.1:8001` and
-`deploy/demo.toml`; each `graphql` block is POSTed to the gateway.
+simulator, both on free ports of 127.0.0.1 over real HTTP — with two differences: the
+clock is injected, so "sixteen seconds after the demo query" takes no time, and the app's
+metrics listener (what `[metrics] listen` opens) is served too, on a free port. Each `sh`
+block runs in bash from the repository's root (the real CLI as a subprocess, real curl),
+with the demo's ports and config copy put in place of `127.0.0.1:8000`, `127.0.0.1:8001`,
+`127.0.0.1:9464` (the listener) and `deploy/demo.toml`; each `graphql` block is POSTed to
+the gateway.
 
 Every `sh` and `graphql` block is marked `<!-- example: NAME -->` and must have a check
 below; a `json` block marked `<!-- answer: NAME -->` is that example's answer, asserted
 exactly — except that a string ending in "…" stands for any string starting with what is
 before it (a provider's transaction UUID, say); an answer belongs to an example of its own
-page. Every `toml` block must parse. A new example without a check, or a check whose
-example is gone (from every page), fails the test — so no example can rot.
+page. Every `toml` block must parse; one marked `<!-- example: NAME -->` is configuration
+to run too: added to the demo's config (so its tables must be new there), it is checked by
+the real `balance-gateway check-config`, which must accept it, and its check reads what
+that printed. A new example without a check, or a check whose example is gone (from every
+page), fails the test — so no example can rot.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import httpx
 from gateway.app import create_app
 from gateway.cli import main as cli_main
 from gateway.observability.log_context import RequestContext
+from gateway.server.metrics_listener import metrics_only
 from gateway.simulator import create_simulator
 from gateway.simulator.state import SimState
 from tests.helpers import (
@@ -62,6 +68,7 @@ MAPPED = re.compile(r"\]\(docs/([a-z0-9-]+\.md)\)")
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.S | re.M)
 MARK = re.compile(r"<!-- (example|answer): ([a-z0-9-]+) -->\n$")
 RUN = ("sh", "graphql")
+LISTENER = "127.0.0.1:9464"  # the metrics listener's address in the docs' examples
 
 
 @dataclass
@@ -95,7 +102,9 @@ def examples(text: str) -> list[Example]:
         marked = mark is not None and mark.end() == fence.start()
         if lang == "toml":
             tomllib.loads(code)  # every configuration shown parses
-        if lang in RUN:
+            if marked and mark is not None and mark.group(1) == "example":
+                found.append(Example(mark.group(2), lang, code))  # and this one runs
+        elif lang in RUN:
             assert marked and mark is not None and mark.group(1) == "example", (
                 f"a {lang} block without <!-- example: NAME --> before it:\n{code}"
             )
@@ -121,13 +130,21 @@ class Demo:
     gateway: str
     simulator: str
     config: Path
+    metrics: str  # the metrics listener
 
     def shell(self, code: str) -> str:
         return (
             code.replace("127.0.0.1:8000", self.gateway.removeprefix("http://"))
             .replace("127.0.0.1:8001", self.simulator.removeprefix("http://"))
+            .replace(LISTENER, self.metrics.removeprefix("http://"))
             .replace("deploy/demo.toml", str(self.config))
         )
+
+    def with_configuration(self, name: str, toml: str) -> str:
+        """`check-config` of the demo's config with `toml` added, in a file beside it."""
+        path = self.config.with_name(f"{name}.toml")
+        path.write_text(self.config.read_text(encoding="utf-8") + "\n" + toml)
+        return f".venv/bin/balance-gateway check-config --config {path}"
 
 
 @dataclass
@@ -234,9 +251,19 @@ def keys_new(outcome: Outcome) -> None:
     assert 'accounts = ["magma", "muda-ug"]' in outcome.stdout
 
 
-def contains(text: str) -> Callable[[Outcome], None]:
+def contains(*texts: str) -> Callable[[Outcome], None]:
     def check(outcome: Outcome) -> None:
-        assert text in outcome.stdout, outcome.stdout
+        for text in texts:
+            assert text in outcome.stdout, outcome.stdout
+
+    return check
+
+
+def warns(line: str) -> Callable[[Outcome], None]:
+    """The command warned exactly this, alone (on stderr; its exit status was 0)."""
+
+    def check(outcome: Outcome) -> None:
+        assert outcome.stderr.splitlines() == [line], outcome.stderr
 
     return check
 
@@ -266,10 +293,21 @@ CHECKS: dict[str, Check] = {
     "topup-replay": Check(),
     "topup-fault-off": Check(),
     "check-config": Check(contains("configuration OK: profile development")),
+    "check-config-replicas": Check(
+        warns(
+            "warning: accounts.muda-ug.fresh_seconds: 8,640 balance reads a day (one per "
+            "20 s in each of 2 processes: each has its own memory:// cache) exceed its budget "
+            "of 5,000 calls a day (calls_per_day) (fix: fresh_seconds = 35 or more in "
+            '[accounts.muda-ug]; or share the cache, [cache] url = "redis://…" (one read per '
+            "window for the fleet))"
+        )
+    ),
     "export-schema": Check(contains("schema.graphql is up to date")),
     "keys-new": Check(keys_new),
     "graphiql-fetch": Check(contains("verified")),
     "metrics-requests": Check(contains('outcome="ok",reason=""}')),
+    "metrics-listen": Check(contains("configuration OK: profile development")),
+    "metrics-listener": Check(contains('outcome="ok",reason=""} ', "\n404\n")),
     # No Docker engine and no cluster here: each deploy example runs the check that stands
     # for it (tests/test_deploy.py and tests/system/test_fleet.py do the rest) — the file
     # `docker build` reads, linted; the compose file `docker compose` reads, parsed; what
@@ -345,7 +383,10 @@ async def run(example: Example, demo: Demo, http: httpx.AsyncClient) -> Outcome:
         outcome = Outcome(response.text, json=answer)
         assert "errors" not in outcome.json, outcome.json
         return outcome
-    outcome = await run_shell(demo.shell(check.instead or example.code))
+    if example.lang == "toml":
+        outcome = await run_shell(demo.with_configuration(example.name, example.code))
+    else:
+        outcome = await run_shell(demo.shell(check.instead or example.code))
     assert outcome.returncode == 0, f"{example.name}:\n{outcome.stdout}\n{outcome.stderr}"
     assert "Traceback" not in outcome.stderr, outcome.stderr
     return outcome
@@ -373,8 +414,12 @@ async def test_every_readme_example_runs_with_its_shown_outcome(tmp_path: Path) 
             port = int(sim_url.rsplit(":", 1)[1])
             settings = load_settings(str(config), env={}, simulator_port=port)
             app = create_app(settings, clock=clock)
-            async with serving(app) as gateway_url, httpx.AsyncClient(timeout=60) as http:
-                demo = Demo(clock, gateway_url, sim_url, config)
+            async with (
+                serving(app) as gateway_url,
+                serving(metrics_only(app.state.exposition)) as metrics_url,
+                httpx.AsyncClient(timeout=60) as http,
+            ):
+                demo = Demo(clock, gateway_url, sim_url, config, metrics_url)
                 for example in found:
                     if run_number > 1 and CHECKS[example.name].instead is not None:
                         continue
