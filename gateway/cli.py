@@ -75,12 +75,14 @@ def demo_reset(args: argparse.Namespace) -> int:
 
 def check_config(args: argparse.Namespace) -> int:
     """Every problem (exit 2), or OK — with a warning on stderr for each account whose
-    balance reads, with `--replicas` processes on this file, would exceed its daily budget
-    (`config/call_budgets.py`); warnings leave the exit status 0."""
+    balance reads, with `--replicas` copies of this file each running its `[server]
+    workers`, would exceed its daily budget (`config/call_budgets.py`); warnings leave the
+    exit status 0."""
     settings = _settings(args)
     names = ", ".join(f"{a.id} ({a.provider.value})" for a in settings.accounts.values())
     print(f"configuration OK: profile {settings.server.profile}; accounts: {names}")
-    for warning in over_budget(settings.accounts.values(), settings.cache.url, args.replicas):
+    processes = args.replicas * settings.server.workers
+    for warning in over_budget(settings.accounts.values(), settings.cache.url, processes):
         print(f"warning: {warning}", file=sys.stderr)
     return 0
 
@@ -173,7 +175,7 @@ def serve(args: argparse.Namespace) -> int:
 
     clock = _clock(settings)
     shared_parts_accept(settings)
-    metrics_socket = _metrics_socket(settings, args.port)
+    metrics_socket = _metrics_socket(settings, args.port, args.simulator_port)
     access = settings.logging.access_log
 
     def gateway_server(app: Any, sock: socket.socket) -> Server:
@@ -249,19 +251,24 @@ def _warn_of_memory_cache(settings: Settings, workers: int) -> None:
         )
 
 
-def _metrics_socket(settings: Settings, port: int) -> socket.socket | None:
-    """`[metrics] listen`'s port, bound now (None when it is not set). Never the gateway's
-    own port: two bound sockets on one port would both seem fine until one listens."""
+def _metrics_socket(
+    settings: Settings, port: int, simulator_port: int | None
+) -> socket.socket | None:
+    """`[metrics] listen`'s port, bound now (None when it is not set). Never a port this
+    process binds for something else (the gateway's, the demo simulator's): two bound
+    sockets on one port would both seem fine until one listens."""
     listen = settings.metrics.listen
     if listen is None:
         return None
-    if listen.port == port:
+    taken = {port: "the gateway's own port", simulator_port: "the simulator's port"}
+    if listen.port in taken:
         raise CliError(
-            f"[metrics] listen = {str(listen)!r} is the gateway's own port: "
+            f"[metrics] listen = {str(listen)!r} is {taken[listen.port]}: "
             "give the metrics listener a port of its own"
         )
     fix = "choose another port in [metrics] listen"
-    return listening_socket(listen.host, listen.port, fix=fix)
+    host_fix = "check the host in [metrics] listen (an address of this machine, or its name)"
+    return listening_socket(listen.host, listen.port, fix=fix, host_fix=host_fix)
 
 
 def _simulator_socket(args: argparse.Namespace) -> socket.socket | None:
@@ -475,8 +482,9 @@ def parser() -> argparse.ArgumentParser:
         "--replicas",
         type=process_count,
         default=1,
-        help="processes that will run this file, replicas × workers (default: 1): with "
-        "memory:// each reads the upstreams on its own, which the daily budgets must cover",
+        help="replicas that will run this file (default: 1), each with its [server] workers: "
+        "with memory:// every process reads the upstreams on its own, which the daily "
+        "budgets must cover",
     )
     p.set_defaults(run=check_config)
     return root
@@ -587,13 +595,13 @@ def _when(at: float | None) -> str:
 
 
 def worker_count(value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= 64:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 64:
         raise argparse.ArgumentTypeError("a whole number from 1 to 64")
     return int(value)
 
 
 def process_count(value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= 10_000:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 10_000:
         raise argparse.ArgumentTypeError("a whole number from 1 to 10000")
     return int(value)
 

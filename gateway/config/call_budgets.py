@@ -71,10 +71,12 @@ def _warning(account: AccountConfig, budget: int, readers: int, shared: bool) ->
         who = f"in each of {readers} processes: each has its own memory:// cache"
     else:
         who = "in its one process"
-    quota = f"its budget of {budget:,} calls a day (calls_per_day)"
+    calls = "call" if budget == 1 else "calls"
+    quota = f"its budget of {budget:,} {calls} a day (calls_per_day)"
     if math.isinf(reads):
         message = (
-            f"fresh_seconds = 0 reads the balance from the upstream on every request "
+            f"fresh_seconds = {account.fresh_seconds:g} reads the balance from the upstream "
+            "on every request "
             f"({who}): nothing keeps that under {quota}"
         )
     else:

@@ -8,6 +8,7 @@ only, no traces).
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,9 +20,11 @@ LEVELS = ("info", "debug", "warning", "error", "critical")
 FORMATS = ("text", "json")
 LOGGER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 OPERATION_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,99}$")  # a GraphQL Name, bounded
-# `[metrics] listen`: "HOST:PORT", an IPv6 host in brackets ("[::]:9464"); HOST an address
-# or a name, never empty (an empty one would mean "every address" without saying so).
+# `[metrics] listen`: "HOST:PORT", an IPv6 host in brackets ("[::]:9464"); HOST an IPv4
+# address or a host name (RFC 1123 labels), never empty (an empty one would mean "every
+# address" without saying so).
 LISTEN = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>[0-9]{1,5})")
+LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 LISTEN_EXAMPLE = 'listen = "0.0.0.0:9464"'
 
 
@@ -120,7 +123,31 @@ def listen_address(text: str) -> Address | None:
     found = LISTEN.fullmatch(text)
     if found is None or not 1 <= int(found["port"]) <= 65535:
         return None
-    return Address(found["v6"] or found["host"], int(found["port"]))
+    host = found["v6"] or found["host"]
+    if not (_ipv6(host) if found["v6"] else _ipv4_or_name(host)):
+        return None
+    return Address(host, int(found["port"]))
+
+
+def _ipv6(host: str) -> bool:
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _ipv4_or_name(host: str) -> bool:
+    """An IPv4 address, or a host name whose last label is not all digits (so `999.1.1.1`
+    is a wrong address, not a name)."""
+    labels = host.split(".")
+    if labels[-1].isdigit():
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return False
+        return True
+    return len(host) <= 253 and all(LABEL.fullmatch(label) for label in labels)
 
 
 def parse_tracing(check: Checker, raw: Mapping[str, Any]) -> TracingSettings:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,10 +29,11 @@ from starlette.routing import Route, Router
 from gateway.observability import log_context
 from gateway.observability.fleet_exposition import labelled
 from gateway.server.exposition import metrics_response
-from gateway.server.serving import ConnectionLimits, Server, unix_socket
+from gateway.server.serving import CliError, ConnectionLimits, Server, unix_socket
 
 log = logging.getLogger("gateway.metrics")
 Source = Callable[[], Awaitable[bytes]]  # an `Exposition`, or `WorkerExpositions`
+MAX_SOCKET_PATH = 107  # bytes: a Unix socket's path on Linux (sun_path, less its NUL)
 ASK_SECONDS = 5.0  # a worker's own answer, within a scraper's usual 10 s timeout
 
 
@@ -49,10 +51,19 @@ def metrics_only(
     return log_context.RequestContext(app, access=access, quiet=quiet, skip=())
 
 
-def private_folder() -> Path:
+def private_folder(under: str | None = None) -> Path:
     """A new folder for the workers' sockets, that only this user may enter (mkdtemp's
-    0700); the supervisor removes it when it ends."""
-    return Path(tempfile.mkdtemp(prefix="bgw-metrics-"))
+    0700), in the temporary folder — or /tmp when that one's path is too long for a Unix
+    socket's; the supervisor removes it when it ends."""
+    parents = [under or tempfile.gettempdir(), "/tmp"]  # noqa: S108 (mkdtemp: private)
+    for parent in parents:
+        # the socket path: parent/bgw-metrics-XXXXXXXX/NN.sock
+        if len(os.fsencode(parent)) + len("/bgw-metrics-XXXXXXXX/NN.sock") <= MAX_SOCKET_PATH:
+            return Path(tempfile.mkdtemp(prefix="bgw-metrics-", dir=parent))
+    raise CliError(
+        f"the temporary folder {parents[0]!r} is too long a path for the workers' metrics "
+        "sockets: set TMPDIR to a shorter one"
+    )
 
 
 def worker_socket(folder: Path, slot: int) -> Path:

@@ -126,10 +126,13 @@ def listening_socket(
     *,
     reuse_port: bool = False,
     fix: str | None = None,
+    host_fix: str = "check the address given with --host",
 ) -> socket.socket:
     """Bound (uvicorn listens on it). `reuse_port`: one of several processes' sockets on the
-    same port, the kernel spreading new connections across them (`workers.py`). The error
-    names `option` and `make_var` as what moves the port — or says `fix` instead."""
+    same port, the kernel spreading new connections across them (`workers.py`). A port in
+    use names `option` and `make_var` as what moves it — or says `fix` instead; any other
+    failure (a host that does not resolve, an address not this machine's) says `host_fix`."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -140,9 +143,10 @@ def listening_socket(
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
     except OSError as exc:
-        reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"failed: {exc.strerror}"
-        fix = fix or f"choose another port with {option} N ({make_var}=N with make run)"
-        raise CliError(f"{host}:{port} {reason}; {fix}") from None
+        if exc.errno == errno.EADDRINUSE:
+            fix = fix or f"choose another port with {option} N ({make_var}=N with make run)"
+            raise CliError(f"{where} is already in use; {fix}") from None
+        raise CliError(f"{where} failed: {exc.strerror}; {host_fix}") from None
     return sock
 
 

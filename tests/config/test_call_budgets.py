@@ -142,7 +142,28 @@ def test_check_config_counts_the_processes_it_is_told_of(
     assert capsys.readouterr().err == ""  # Redis: one read per window, whatever the fleet
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "two", "10001", "1.5"])
+def test_check_config_counts_the_workers_the_file_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`[server] workers` are processes too: each replica runs that many, each with its own
+    memory:// cache."""
+    text = DEMO_CONFIG.read_text().replace("[server]\n", "[server]\nworkers = 4\n", 1)
+    path = tmp_path / "workers.toml"
+    path.write_text(text)
+    assert cli_main(["check-config", "--config", str(path), "--replicas", "2"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "warning: accounts.muda-ug.fresh_seconds: 34,560 balance reads a day (one per 20 s "
+        "in each of 8 processes"
+    )
+
+
+def test_a_budget_of_one_call_is_said_so() -> None:
+    (warning,) = over_budget([muda(fresh_seconds=60.0, calls_per_day=1)], MEMORY, 1)
+    assert "its budget of 1 call a day" in warning.message
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "10001", "1.5", "\u0663"])
 def test_replicas_is_a_whole_number(value: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         cli_main(["check-config", "--config", str(DEMO_CONFIG), "--replicas", value])

@@ -60,6 +60,12 @@ def test_host_and_port_are_read(text: str, address: Address) -> None:
         "http://0.0.0.0:9464",
         "0.0.0.0:9464/metrics",
         "a host:9464",
+        "-:9464",  # not a host name
+        "bad-.example:9464",
+        "999.1.1.1:9464",  # all digits: an IPv4 address, and a wrong one
+        "[1.2.3.4]:9464",  # brackets are for IPv6
+        "[:]:9464",
+        "[::g]:9464",
         "",
         True,
         ["0.0.0.0:9464"],

@@ -175,3 +175,19 @@ def test_worker_zero_serves_the_listener_and_the_others_close_their_copy(
             assert len(servers) == 1 and listener.fileno() == -1  # closed
         for server in servers:
             server.socket.close()
+
+
+def test_the_sockets_folder_is_short_enough_for_a_unix_socket(tmp_path: Path) -> None:
+    """A temporary folder too long for a socket's path ($TMPDIR set deep): /tmp instead, so
+    the workers bind their sockets rather than fail with a traceback each."""
+    long = tmp_path / ("x" * 100)
+    long.mkdir()
+    folder = private_folder(str(long))
+    try:
+        assert folder.parent == Path("/tmp")
+        assert folder.stat().st_mode & 0o777 == 0o700
+        with unix_socket(worker_socket(folder, 63)):
+            pass
+    finally:
+        shutil.rmtree(folder)
+    assert private_folder(str(tmp_path)).parent == tmp_path

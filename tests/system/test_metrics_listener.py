@@ -196,6 +196,8 @@ def test_a_port_the_listener_cannot_have_is_one_line(tmp_path: Path) -> None:
     port = free_port()
     config = config_with_listener(tmp_path, "http://127.0.0.1:9", port)
     same = completed([str(CLI), "serve", "--config", str(config), "--port", str(port)], env=env)
+    simulator = [*same.args[:-1], str(free_port()), "--simulator-port", str(port)]
+    demo = completed(simulator, env=env)
     assert in_use.returncode == 2
     assert in_use.stderr.strip().splitlines()[-1] == (
         f"error: 127.0.0.1:{busy} is already in use; choose another port in [metrics] listen"
@@ -203,5 +205,10 @@ def test_a_port_the_listener_cannot_have_is_one_line(tmp_path: Path) -> None:
     assert same.returncode == 2
     assert same.stderr.strip().splitlines()[-1] == (
         f"error: [metrics] listen = '127.0.0.1:{port}' is the gateway's own port: "
+        "give the metrics listener a port of its own"
+    )
+    assert demo.returncode == 2 and "Traceback" not in demo.stderr
+    assert demo.stderr.strip().splitlines()[-1] == (
+        f"error: [metrics] listen = '127.0.0.1:{port}' is the simulator's port: "
         "give the metrics listener a port of its own"
     )
