@@ -50,6 +50,7 @@ from gateway.server.request_metrics import observer
 from gateway.server.view import GatewayGraphQL
 from gateway.services.balances import BalanceService
 from gateway.services.cursor import Cursors
+from gateway.services.daily_close import DailyCloseService
 from gateway.services.gauges import BalanceGauges
 from gateway.services.history import HistoryRecorder, SqlHistory
 from gateway.services.journal import Journal, open_journal, postgres_refusal
@@ -149,7 +150,9 @@ def create_app(
                     settings.documents,
                     PersistedQueries(built.store, schema, limits.max_tokens),
                 ),
+                daily_close=built.daily_close,
             )
+            app.state.daily_close = built.daily_close
             live = BalanceWatch(
                 built.service,
                 live_sleep,
@@ -325,6 +328,7 @@ class Components:
     response_cache: ResponseCache | None
     store: Store
     journal: Journal
+    daily_close: DailyCloseService
     recorder: HistoryRecorder | None = None  # [history] on
     notifier: Notifier | None = None  # [webhooks] configured
 
@@ -410,8 +414,12 @@ async def components(
             settings.cache.transactions_fresh_seconds,
             settings.server.request_deadline_seconds,
         )
+        daily_close = DailyCloseService(
+            accounts, service, service.history, transactions, journal, clock
+        )
         yield Components(
             service=service,
+            daily_close=daily_close,
             transactions=transactions,
             topups=topups,
             rate_limiter=RateLimiter(store, settings.security.rate_limit, clock),
