@@ -502,15 +502,16 @@ def match_topups(
 ) -> tuple[tuple[TopUpMatch, ...], tuple[UnjournaledCredit, ...]]:
     """The day's journal entries (of this balance: `entries` may hold others and other
     days') matched as defined above, and the day's credits no entry claims. The entries
-    of the day before are matched too (and not reported), so that their late credit is
-    not taken for a credit with no entry."""
-    before = day.shifted(-1)
+    of the day before and the day after are matched too (and not reported): the day
+    before's late credits are theirs, not credits with no entry, and a day after's own
+    credit is never taken for an earlier top-up's late one."""
+    before, after = day.shifted(-1), day.shifted(1)
     window = [
         e
         for e in sorted(entries, key=entry_time)
         if balance.places(e)
         and e.status in (TransactionStatus.SUCCEEDED, TransactionStatus.PENDING)
-        and before.start <= entry_time(e) < day.end
+        and before.start <= entry_time(e) < after.end
     ]
     results: dict[str, TopUpMatch] = {}
     unjournaled: list[UnjournaledCredit] = []
@@ -566,22 +567,26 @@ def match_topups(
                 found(entry, MatchStatus.MATCHED, across.at, "rise")
             else:
                 waiting.append(entry)
-        for entry in waiting:  # then: the first later rise big enough, to the next day's end
-            at = entry_time(entry)
-            limit = day_of(local_day(at, day.zone) + timedelta(days=1), day.zone).end
-            later = next(
-                (
-                    r
-                    for r in rises
-                    if at < r.at < limit and r.at <= now and r.remaining >= entry.amount.amount
-                ),
-                None,
-            )
-            if later is None:
-                found(entry, MatchStatus.UNMATCHED, None, None)
-                continue
-            later.remaining -= entry.amount.amount
-            found(entry, _outcome(entry, day, later.at), later.at, "rise")
+        for exact in (True, False):  # then: the first later rise of exactly its amount,
+            for entry in list(waiting):  # else the first big enough, to the next day's end
+                at, amount = entry_time(entry), entry.amount.amount
+                limit = day_of(local_day(at, day.zone) + timedelta(days=1), day.zone).end
+                later = next(
+                    (
+                        r
+                        for r in rises
+                        if at < r.at < limit
+                        and r.at <= now
+                        and (r.remaining == amount if exact else r.remaining >= amount)
+                    ),
+                    None,
+                )
+                if later is not None:
+                    later.remaining -= amount
+                    waiting.remove(entry)
+                    found(entry, _outcome(entry, day, later.at), later.at, "rise")
+        for entry in waiting:
+            found(entry, MatchStatus.UNMATCHED, None, None)
         unjournaled = [
             UnjournaledCredit(balance.id, r.at, r.remaining, None)
             for r in rises
