@@ -81,6 +81,7 @@ def sdl() -> str:
 __all__ = [
     "build_schema",
     "context",
+    "daily_close",
     "errors",
     "execution",
     "sdl",

@@ -38,6 +38,9 @@ claims are listed as credits with no journal entry.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -702,3 +705,96 @@ class DailyCloseService:
         until = min(now, day.shifted(1).end).timestamp()
         points = await self._history.window(balance_id, since, until)
         return [Reading(p.at, p.available.amount) for p in points if not p.synthetic]
+
+
+# ----------------------------------------------------------------------------- the CSV
+
+CSV_COLUMNS = (
+    "date",
+    "zone",
+    "account",
+    "balance",
+    "currency",
+    "coverage",
+    "status",
+    "opening",
+    "opening_at",
+    "closing",
+    "closing_at",
+    "credits",
+    "debits",
+    "fees",
+    "pending",
+    "expected_closing",
+    "unexplained",
+    "unlisted_credits",
+    "unlisted_debits",
+    "findings",
+    "missing",
+    "topups_matched",
+    "topups_unmatched",
+    "topups_late",
+    "unjournaled_credits",
+)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, Enum):
+        return str(value.value)
+    return str(value)
+
+
+def csv_rows(closes: Sequence[AccountClose]) -> list[list[str]]:
+    """One row per balance (an account whose balances could not be read: one row saying
+    why), in the accounts' order and each account's balances' order; the columns are
+    `CSV_COLUMNS`, always in that order."""
+    rows = [list(CSV_COLUMNS)]
+    for account in closes:
+        head = [account.day.isoformat(), account.zone, account.account_id]
+        if account.problem is not None:
+            said = {"status": "INCOMPLETE", "missing": account.problem}
+            rows.append([*head, *(said.get(c, "") for c in CSV_COLUMNS[3:])])
+            continue
+        for s in account.statements:
+            matches = Counter(m.status for m in account.topups if m.balance_id == s.balance_id)
+            loose = sum(1 for c in account.unjournaled if c.balance_id == s.balance_id)
+            findings = ";".join(f"{f.kind.value}:{_cell(f.amount)}" for f in s.findings)
+            values: list[object] = [
+                s.balance_id,
+                s.currency,
+                s.coverage,
+                s.status,
+                s.opening,
+                s.opening_at,
+                s.closing,
+                s.closing_at,
+                s.credits,
+                s.debits,
+                s.fees,
+                s.pending,
+                s.expected_closing,
+                s.unexplained,
+                s.unlisted_credits,
+                s.unlisted_debits,
+                findings,
+                "; ".join(s.missing),
+                matches[MatchStatus.MATCHED],
+                matches[MatchStatus.UNMATCHED],
+                matches[MatchStatus.LATE],
+                loose,
+            ]
+            rows.append([*head, *(_cell(v) for v in values)])
+    return rows
+
+
+def csv_text(closes: Sequence[AccountClose]) -> str:
+    """RFC 4180: CRLF line ends, fields quoted only when they must be."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(csv_rows(closes))
+    return out.getvalue()

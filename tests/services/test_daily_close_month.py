@@ -18,7 +18,9 @@ an injected clock against the simulator's books, checked by an oracle written fr
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -29,7 +31,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from gateway.domain import StatementCoverage
-from gateway.services.daily_close import AccountClose, BalanceClose
+from gateway.services.daily_close import AccountClose, BalanceClose, csv_rows
 from gateway.simulator import Simulator, create_simulator
 from gateway.simulator.books import DAY, REVERSAL_AFTER, Movement
 from gateway.simulator.state import SimState
@@ -264,6 +266,52 @@ async def replay(month: Month, sim: Simulator, clock: FakeClock, gw: GatewayClie
         assert result["data"]["topUp"]["__typename"] == "TopUpSucceeded", result
 
 
+DAILY_CLOSE = """query($date: Date!) { dailyClose(date: $date) { account { id } day zone
+  statements { balanceId status opening closing credits debits fees expectedClosing
+               unexplained unlistedCredits unlistedDebits findings { kind amount } }
+  topUps { reference status } unjournaledCredits { rowId amount } } }"""
+
+
+def amount(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+async def same_figures_everywhere(
+    gw: GatewayClient,
+    settings: Any,
+    transport: httpx.AsyncBaseTransport,
+    clock: FakeClock,
+    closes: dict[tuple[str, date], AccountClose],
+) -> None:
+    """The GraphQL field and the CSV say what the service said; a second replica on the
+    same database answers the same CSV bytes."""
+    async with running_gateway(settings, transport, clock) as other:
+        for day in days():
+            data = (await gw.query(DAILY_CLOSE, {"date": day.isoformat()}))["data"]
+            for found in data["dailyClose"]:
+                mine = closes[(found["account"]["id"], day)]
+                assert found["zone"] == mine.zone and found["day"] == day.isoformat()
+                assert [
+                    (s["balanceId"], s["status"], s["unexplained"], s["closing"])
+                    for s in found["statements"]
+                ] == [
+                    (s.balance_id, s.status.value, amount(s.unexplained), amount(s.closing))
+                    for s in mine.statements
+                ]
+                assert [(m["reference"], m["status"]) for m in found["topUps"]] == [
+                    (m.reference, m.status.value) for m in mine.topups
+                ]
+            params = {"date": day.isoformat(), "accountIds": ",".join(ACCOUNTS)}
+            first = await gw.http.get("/reports/daily-close.csv", params=params)
+            second = await other.http.get("/reports/daily-close.csv", params=params)
+            assert first.status_code == second.status_code == 200
+            assert first.headers["content-type"] == "text/csv; charset=utf-8"
+            assert first.content == second.content
+            rows = list(csv.reader(io.StringIO(first.text)))
+            assert rows == csv_rows([closes[(a, day)] for a in ACCOUNTS])
+            assert first.text.endswith("\r\n")
+
+
 def days() -> list[date]:
     return [(START + timedelta(days=n)).date() for n in range(DAYS)]
 
@@ -312,6 +360,7 @@ async def test_a_generated_month_every_fault_caught_and_no_false_alarm() -> None
                 got = {c.row_id for c in closes[(tenant, day)].unjournaled}
                 assert got == {f"{tenant}:{i}" for i in rows}, (tenant, day)
         assert all(not c.unjournaled for (a, _), c in closes.items() if a == "ourvoice-sn")
+        await same_figures_everywhere(gw, settings, transport, clock, closes)
     # Every kind of fault was injected, and caught, somewhere it is provable.
     for fault in (*KIND_OF,):
         assert outcomes[(fault, "caught")] >= 1, outcomes
