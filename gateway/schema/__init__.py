@@ -81,7 +81,6 @@ def sdl() -> str:
 __all__ = [
     "build_schema",
     "context",
-    "daily_close",
     "errors",
     "execution",
     "sdl",
