@@ -51,6 +51,7 @@ from gateway.server.request_metrics import observer
 from gateway.server.view import GatewayGraphQL
 from gateway.services.balances import BalanceService
 from gateway.services.cursor import Cursors
+from gateway.services.daily_close import DailyCloseService
 from gateway.services.gauges import BalanceGauges
 from gateway.services.history import HistoryRecorder, SqlHistory
 from gateway.services.journal import Journal, open_journal, postgres_refusal
@@ -128,8 +129,8 @@ def create_app(
             app.state.readiness = Readiness(
                 built.store, built.journal if takes_top_ups else None, draining
             )
-            app.state.journal = built.journal
-            app.state.service = built.service
+            app.state.journal, app.state.service = built.journal, built.service
+            app.state.daily_close = built.daily_close
             app.state.recorder, app.state.notifier = built.recorder, built.notifier
             app.state.graphql = GraphQLEndpoint(
                 graphql,
@@ -150,6 +151,7 @@ def create_app(
                     settings.documents,
                     PersistedQueries(built.store, schema, limits.max_tokens),
                 ),
+                daily_close=built.daily_close,
             )
             live = BalanceWatch(
                 built.service,
@@ -327,6 +329,7 @@ class Components:
     response_cache: ResponseCache | None
     store: Store
     journal: Journal
+    daily_close: DailyCloseService
     recorder: HistoryRecorder | None = None  # [history] on
     notifier: Notifier | None = None  # [webhooks] configured
 
@@ -412,8 +415,12 @@ async def components(
             settings.cache.transactions_fresh_seconds,
             settings.server.request_deadline_seconds,
         )
+        daily_close = DailyCloseService(
+            accounts, service, service.history, transactions, journal, clock
+        )
         yield Components(
             service=service,
+            daily_close=daily_close,
             transactions=transactions,
             topups=topups,
             rate_limiter=RateLimiter(store, settings.security.rate_limit, clock),

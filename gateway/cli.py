@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -522,6 +522,17 @@ def operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     p.set_defaults(run=webhook_secret)
 
+    reports = group(commands, "report", "reports for finance teams")
+    p = reports.add_parser(
+        "daily-close", help="the daily close as CSV (one row per balance), for cron"
+    )
+    p.add_argument("--date", type=date.fromisoformat, help="YYYY-MM-DD (default: yesterday, UTC)")
+    p.add_argument("--accounts", help="comma-separated account ids (default: every account)")
+    p.add_argument("--check", action="store_true", help="exit 3 when a balance is UNEXPLAINED")
+    p.add_argument("--config", help="TOML config file (default: $GATEWAY_CONFIG)")
+    p.add_argument("--simulator-port", type=int, help="the demo's simulator port (default 8001)")
+    p.set_defaults(run=report)
+
     top = group(commands, "topups", "recorded top-ups (operators)")
     p = top.add_parser("list", help="list recorded top-ups, newest first")
     p.add_argument("--config", help="TOML config file (default: $GATEWAY_CONFIG)")
@@ -534,6 +545,32 @@ def operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     p.add_argument("--by", help="who resolves it (default: your user name)")
     p.add_argument("--config", help="TOML config file (default: $GATEWAY_CONFIG)")
     p.set_defaults(run=topups)
+
+
+def report(args: argparse.Namespace) -> int:
+    """`report daily-close`: the daily close as CSV on stdout — the same bytes as
+    `GET /reports/daily-close.csv` — read through the gateway's own parts (its providers,
+    its history and journal), for cron. `--check` exits 3 when a balance is UNEXPLAINED."""
+    settings = _settings(args)
+    return asyncio.run(_report(settings, args))
+
+
+async def _report(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.app import create_app
+    from gateway.services.daily_close import csv_text
+
+    clock = _clock(settings)
+    day = args.date or (datetime.fromtimestamp(clock(), UTC).date() - timedelta(days=1))
+    ids = [i for i in (args.accounts or "").split(",") if i] or list(settings.accounts)
+    unknown = [i for i in ids if i not in settings.accounts]
+    if unknown:
+        raise CliError(f"no account {unknown[0]!r} in the config")
+    app = create_app(settings, clock=clock)
+    async with app.router.lifespan_context(app):
+        closes = await app.state.daily_close.close(day, ids)
+    sys.stdout.write(csv_text(closes))
+    unexplained = any(s.status.value == "UNEXPLAINED" for c in closes for s in c.statements)
+    return 3 if args.check and unexplained else 0
 
 
 def topups(args: argparse.Namespace) -> int:

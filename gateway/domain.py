@@ -366,6 +366,18 @@ class Direction(Enum):
     DEBIT = "DEBIT"
 
 
+class StatementCoverage(Enum):
+    """Which movements of one balance its provider's own statement lists: both directions
+    (Muda), only money in (Paymob's available balance: bill payments are not balance
+    transactions), only money out (Magma's payouts, Paymob's commission withdrawals), or
+    none at all (Our Voice publishes no statement)."""
+
+    BOTH = "BOTH"
+    CREDITS = "CREDITS"
+    DEBITS = "DEBITS"
+    NONE = "NONE"
+
+
 def map_status(raw: str | None, table: dict[str, TransactionStatus]) -> TransactionStatus:
     """Case-insensitive; anything unmapped is UNKNOWN (the raw value is kept beside it)."""
     return table.get((raw or "").strip().lower(), TransactionStatus.UNKNOWN)

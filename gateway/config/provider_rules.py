@@ -41,6 +41,10 @@ class ProviderRules(Protocol):
     def calls_per_day(self) -> int | None: ...
 
     @property
+    def reporting_timezone(self) -> str:
+        """The zone whose days the provider's documents use (an account's default)."""
+
+    @property
     def asset_currency(self) -> Callable[[str], str | None] | None:
         """The currency the provider documents for balances of an asset code (None: the
         provider says only when it answers); thresholds' currencies are checked with it."""

@@ -27,6 +27,7 @@ from gateway.domain import (
     Direction,
     Money,
     ProviderKind,
+    StatementCoverage,
     Transaction,
     TransactionFilter,
     TransactionPage,
@@ -295,4 +296,5 @@ SPEC = ProviderSpec(
     # asset code is that currency, and its key is `<country>:<currency>` (`GH:GHS`).
     asset_currency=lambda code: code,
     balance_currency=lambda key: key.partition(":")[2] or None,
+    coverage=lambda kind: StatementCoverage.DEBITS,  # every row is a payout [doc]
 )

@@ -29,6 +29,7 @@ from gateway.domain import (
     Direction,
     Money,
     ProviderKind,
+    StatementCoverage,
     Transaction,
     TransactionFilter,
     TransactionPage,
@@ -339,4 +340,6 @@ SPEC = ProviderSpec(
     # UGX); a balance's key is `<asset code>:<issuer>` (`cUGX:issuer_ugx`).
     asset_currency=lambda code: code.removeprefix("c"),
     balance_currency=lambda key: key.partition(":")[0].removeprefix("c"),
+    coverage=lambda kind: StatementCoverage.BOTH,  # PUSH out, PULL and BANK_DEPOSIT in
+    funding_types=frozenset({"BANK_DEPOSIT"}),
 )

@@ -34,6 +34,7 @@ from gateway.domain import (
     Direction,
     Money,
     ProviderKind,
+    StatementCoverage,
     Transaction,
     TransactionFilter,
     TransactionPage,
@@ -238,4 +239,11 @@ SPEC = ProviderSpec(
     required_credentials=frozenset({"public_key", "secret_key"}),
     default_currency="EGP",
     capabilities=(Capability.BALANCE, Capability.TRANSACTIONS),
+    # Balance transactions list money in (card, accept_balance) and the commission's
+    # withdrawals; bill payments, which spend the balance, are another list [doc].
+    reporting_timezone="Africa/Cairo",
+    coverage=lambda kind: (
+        StatementCoverage.DEBITS if kind is AssetKind.COMMISSION else StatementCoverage.CREDITS
+    ),
+    funding_types=frozenset({"card", "accept_balance"}),
 )

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gateway.domain import Capability, ProviderKind
+from gateway.domain import AssetKind, Capability, ProviderKind, StatementCoverage
 
 if TYPE_CHECKING:
     from gateway.clock import Clock
@@ -44,3 +44,10 @@ class ProviderSpec:
     # (a code or key this provider never answers) says nothing.
     asset_currency: Callable[[str], str | None] | None = None
     balance_currency: Callable[[str], str | None] | None = None
+    # The daily close (`services/daily_close.py`): the zone of the provider's documented
+    # days (an account's default `reporting_timezone`); which directions its statement
+    # lists for a balance of each asset kind (None: it publishes no statement); and the
+    # types of its rows that fund the account (a top-up made outside the gateway).
+    reporting_timezone: str = "UTC"
+    coverage: Callable[[AssetKind], StatementCoverage] | None = None
+    funding_types: frozenset[str] = frozenset()

@@ -22,6 +22,7 @@ from gateway.schema.transactions import (
 )
 from gateway.schema.types import ProviderFailure
 from gateway.services.balances import BalanceService
+from gateway.services.daily_close import DailyCloseService
 from gateway.services.live import BalanceWatch
 from gateway.services.topups import TopUpService
 from gateway.services.transactions import TransactionService
@@ -33,6 +34,7 @@ class Context:
     balance_service: BalanceService
     transactions: TransactionService
     topups: TopUpService
+    daily_close: DailyCloseService | None = None
     principal: Principal = DEVELOPMENT
     max_accounts: int = 100
     cache_until: float = 0.0

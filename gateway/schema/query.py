@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import strawberry
 from graphql import GraphQLError
 
@@ -9,6 +11,7 @@ from gateway import domain
 from gateway.domain import ProviderKind
 from gateway.errors import ErrorCode
 from gateway.schema.context import Context
+from gateway.schema.daily_close import DailyClose, daily_close_of
 from gateway.schema.transactions import TransactionFilter, TransactionsResult, transactions_of
 from gateway.schema.types import Account, BalanceReport, Country, view
 
@@ -68,6 +71,20 @@ class Query:
         after: str | None = None,
     ) -> TransactionsResult:
         return await transactions_of(info.context, str(account_id), filter, first, after)
+
+    @strawberry.field(
+        description="Each account's daily close for `date` (a calendar day of the account's "
+        "reporting time zone): per balance, opening, the provider's own movements, closing "
+        "and the difference nothing explains, and the day's top-ups matched. Needs "
+        "transactions:read. An unknown id is a NOT_FOUND error."
+    )
+    async def daily_close(
+        self,
+        info: strawberry.Info[Context, None],
+        date: datetime.date,
+        account_ids: list[strawberry.ID] | None = None,
+    ) -> list[DailyClose]:
+        return await daily_close_of(info.context, date, account_ids, info.path.as_list())
 
     @strawberry.field(description="Countries the gateway knows, with dial prefix and currency.")
     def countries(self) -> list[Country]:

@@ -12,6 +12,7 @@ The endpoint lives in `app.state.graphql` once the lifespan has built it.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from starlette.middleware import Middleware
@@ -22,7 +23,7 @@ from starlette.routing import BaseRoute, Route
 
 from gateway import __version__
 from gateway.config.settings import ServerSettings
-from gateway.errors import GatewayError
+from gateway.errors import ClientError, GatewayError, NotFound
 from gateway.observability import log_context
 from gateway.observability.tracing import NO_TRACING, TracedRequests, Tracing
 from gateway.server.cached_answers import CachedAnswers
@@ -36,6 +37,7 @@ from gateway.server.pages.home import home
 from gateway.server.readiness import Readiness
 from gateway.server.request_metrics import Observer
 from gateway.server.slow_readers import SlowReaders
+from gateway.services.daily_close import csv_text
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -77,6 +79,29 @@ def routes(development: bool) -> list[BaseRoute]:
         exposition: Exposition = request.app.state.exposition
         return metrics_response(await exposition())
 
+    async def daily_close_csv(request: Request) -> Response:
+        """`GET /reports/daily-close.csv?date=YYYY-MM-DD[&accountIds=a,b]`: the daily
+        close, one row per balance (RFC 4180), for the accounts the caller may see."""
+        endpoint: GraphQLEndpoint = request.app.state.graphql
+        try:
+            principal = await endpoint.principal(request)
+            principal.require("transactions:read")
+            day, ids = report_query(request, [a.id for a in endpoint.service.accounts()])
+        except GatewayError as exc:
+            return refusal(exc)
+        visible = [i for i in ids if principal.can_see(i)]
+        if len(visible) < len(ids):
+            return refusal(NotFound(f"No account {next(i for i in ids if i not in visible)!r}."))
+        closes = await request.app.state.daily_close.close(day, visible)
+        return Response(
+            csv_text(closes),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                **NO_STORE,
+                "Content-Disposition": f'attachment; filename="daily-close-{day}.csv"',
+            },
+        )
+
     found: list[BaseRoute] = [
         Route("/", root, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
@@ -84,11 +109,27 @@ def routes(development: bool) -> list[BaseRoute]:
         Route("/metrics", metrics_page, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/graphql/stream", stream, methods=["GET", "POST", "PUT", "DELETE"]),
+        Route("/reports/daily-close.csv", daily_close_csv, methods=["GET"]),
     ]
     found.extend(DashboardPage().routes())  # every profile: it holds no data, no secret
     if graphiql is not None:
         found.extend(graphiql.routes())
     return found
+
+
+def report_query(request: Request, known: list[str]) -> tuple[date, list[str]]:
+    """The report's `date` (required) and `accountIds` (default: every account); a
+    ClientError or NotFound says what is wrong."""
+    try:
+        day = date.fromisoformat(request.query_params.get("date", ""))
+    except ValueError:
+        raise ClientError("`date` must be a calendar day, e.g. date=2025-04-30.") from None
+    asked = request.query_params.get("accountIds")
+    ids = list(dict.fromkeys(i for i in asked.split(",") if i)) if asked else known
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise NotFound(f"No account {unknown[0]!r}.")
+    return day, ids
 
 
 def middleware(

@@ -82,6 +82,7 @@ from gateway.server.rate_limit import RateLimiter
 from gateway.server.refused import Refused
 from gateway.server.view import GatewayGraphQL
 from gateway.services.balances import BalanceService
+from gateway.services.daily_close import DailyCloseService
 from gateway.services.topups import TopUpService
 from gateway.services.transactions import TransactionService
 
@@ -149,8 +150,10 @@ class GraphQLEndpoint:
         deadline_seconds: float = 9.0,
         admission: Admission | None = None,
         documents: TrustedDocuments | None = None,
+        daily_close: DailyCloseService | None = None,
     ) -> None:
         self.graphql = graphql
+        self.daily_close = daily_close
         self.service = service
         self.transactions = transactions
         self.topups = topups
@@ -435,6 +438,7 @@ class GraphQLEndpoint:
             balance_service=self.service,
             transactions=self.transactions,
             topups=self.topups,
+            daily_close=self.daily_close,
             principal=principal,
             max_accounts=self.limits.max_accounts,
             cache_until=self.clock() + self.default_fresh_seconds,

@@ -3,6 +3,7 @@
 __all__ = [
     "balances",
     "cursor",
+    "daily_close",
     "gauges",
     "history",
     "journal",

@@ -61,7 +61,11 @@ class Cursors:
 
     def read(self, cursor: str, account: str, filter_key: str) -> Position:
         payload, _, signature = cursor.partition(".")
-        if not signature or not hmac.compare_digest(signature, self._sign(payload)):
+        if (
+            not signature
+            or not cursor.isascii()
+            or not hmac.compare_digest(signature, self._sign(payload))
+        ):
             raise ClientError(INVALID)
         try:
             data = json.loads(_unb64(payload))

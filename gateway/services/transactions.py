@@ -95,6 +95,23 @@ class TransactionService:
         edges = [(self._cursor(account_id, key, row, at), row) for row, at in found[:first]]
         return Connection(edges, len(found) > first, total)
 
+    async def rows(
+        self, account_id: str, flt: TransactionFilter, max_pages: int = MAX_UPSTREAM_PAGES
+    ) -> list[Transaction] | None:
+        """Every row `flt` selects, walking the upstream pages (cached as `connection`'s
+        are); None when there are more than `max_pages` of them. Raises UpstreamError."""
+        rows: list[Transaction] = []
+        page: int | None = 1
+        with request_deadline(self.deadline_seconds):
+            for _ in range(max_pages):
+                assert page is not None
+                upstream = await self._page(account_id, flt, page)
+                rows.extend(row for row in upstream.rows if flt.matches(row))
+                page = upstream.next_page
+                if page is None:
+                    return rows
+        return None
+
     def _cursor(self, account_id: str, key: str, row: Transaction, page: int) -> str:
         return self._cursors.make(account_id, key, Position(*row.position, page=page))
 

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from gateway.registry import PROVIDERS
+from gateway.simulator.books import STATEMENT_FAULTS, movement_from_json
 from gateway.simulator.fake import Fake
 from gateway.simulator.loading import fake_spec
 from gateway.simulator.state import SWITCHES, FaultError, Faults, SimState
@@ -55,6 +56,7 @@ class Simulator:
                     "/_sim/topup-faults/{tenant}", self._set_topup_fault, methods=["PUT", "DELETE"]
                 ),
                 Route("/_sim/calls", self._calls, methods=["GET"]),
+                Route("/_sim/books/{tenant}", self._post_movement, methods=["POST"]),
             ]
         )
 
@@ -78,6 +80,8 @@ class Simulator:
                     "PUT /_sim/topup-faults/{account}": "a top-up fault mode",
                     "DELETE /_sim/topup-faults/{account}": "switch it off",
                     "GET /_sim/calls": "calls counted per account and route",
+                    "POST /_sim/books/{account}": "a movement of money, perhaps with a "
+                    "statement fault (see docs/architecture.md)",
                 },
             }
         )
@@ -126,6 +130,18 @@ class Simulator:
             )
         fake.topup_faults[tenant] = mode
         return JSONResponse({"mode": mode})
+
+    async def _post_movement(self, request: Request) -> Response:
+        """One movement into the tenant's books (`books.py`): 400 says what is wrong."""
+        tenant = request.path_params["tenant"]
+        if tenant not in self.tenants:
+            return JSONResponse({"error": f"no account {tenant!r}", "accounts": self.tenants}, 404)
+        try:
+            movement = movement_from_json(json.loads(await request.body()), self.state.clock)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc), "faults": STATEMENT_FAULTS}, 400)
+        self.state.books.post(tenant, movement)
+        return JSONResponse({"posted": movement.id}, 201)
 
     async def _calls(self, request: Request) -> Response:
         return JSONResponse(dict(self.state.calls))

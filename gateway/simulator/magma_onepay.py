@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.simulator.books import Listed
 from gateway.simulator.fake import FakeSpec
 from gateway.simulator.state import (
     SimState,
@@ -144,6 +145,41 @@ def error_body(status: int, message: str) -> dict[str, object]:
     return {"code": status, "message": message, "data": None}
 
 
+def listed_row(row: Listed, corridors: dict[str, dict[str, object]]) -> dict[str, object]:
+    """A payout of the books in the history's documented shape (every row is a payout)."""
+    m = row.movement
+    corridor = corridors.get(m.balance, {})
+    moment = datetime.fromtimestamp(row.at, UTC)
+    return {
+        "created_at": utc_text(moment),
+        "done_at": utc_text(moment + timedelta(seconds=40)) if m.status == "success" else None,
+        "transfer_token": m.id,
+        "merchant_transaction_id": m.reference,
+        "country_name": corridor.get("name"),
+        "country_code": m.balance,
+        "amount": row.amount,
+        "currency": corridor.get("currency"),
+        "description": f"Payout {m.id}",
+        "channel": "mobile_money",
+        "receiver_account": "+221770000001",
+        "receiver_first_name": "Awa",
+        "receiver_last_name": "Diop",
+        "webhook_url": "https://merchant.example/hooks/magma",
+        "custom_field": None,
+        "status": m.status,
+    }
+
+
+def moved_corridor(state: SimState, tenant: str, corridor: dict[str, object]) -> dict[str, object]:
+    """A corridor's float moved by the books (total and available alike)."""
+    moved = state.books.moved(tenant, str(corridor["code"]), state.clock())
+    if not moved:
+        return corridor
+    total, available = corridor["balance"], corridor["balance_available"]
+    assert isinstance(total, Decimal) and isinstance(available, Decimal)
+    return {**corridor, "balance": total + moved, "balance_available": available + moved}
+
+
 def routes(state: SimState, tenants: tuple[MagmaTenant, ...] = MAGMA) -> list[Route]:
     by_key = {t.private_key: t for t in tenants}
     bodies = {
@@ -168,6 +204,9 @@ def routes(state: SimState, tenants: tuple[MagmaTenant, ...] = MAGMA) -> list[Ro
             return refused("balance")
 
         async def handle() -> Response:
+            if state.books.has(tenant.name):
+                corridors = [moved_corridor(state, tenant.name, c) for c in tenant.corridors]
+                return json_response({"code": 200, "message": "OK", "data": corridors})
             return Response(bodies[tenant.name], media_type="application/json")
 
         return await with_faults(state, tenant.name, "balance", error_body, handle)
@@ -184,9 +223,13 @@ def routes(state: SimState, tenants: tuple[MagmaTenant, ...] = MAGMA) -> list[Ro
                 end = parse_moment(request.query_params.get("end_date"), now, start=False)
             except ValueError:
                 return json_response(error_body(400, "Invalid date"), 400)
+            corridors = {str(c["code"]): c for c in tenant.corridors}
+            booked = [
+                listed_row(r, corridors) for r in state.books.listed(tenant.name, state.clock())
+            ]
             rows = [
                 r
-                for r in HISTORY
+                for r in [*booked, *HISTORY]
                 if start <= moment_of(r) <= end
                 and all(
                     request.query_params.get(name) in (None, r.get(name))

@@ -12,13 +12,16 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.simulator.books import Listed
 from gateway.simulator.fake import FakeSpec
 from gateway.simulator.state import SimState, bearer, json_response, with_faults
 
@@ -110,6 +113,44 @@ def muda_rows() -> list[dict[str, object]]:
     return rows[::-1]
 
 
+MUDA_CASE = {"success": "SUCCESS", "pending": "PENDING", "failed": "failed"}
+
+
+def listed_row(row: Listed) -> dict[str, object]:
+    """A row of the books in the statement's documented shape."""
+    m = row.movement
+    moment = datetime.fromtimestamp(row.at, UTC)
+    return {
+        "id": zlib.crc32(m.id.encode()),
+        "client_id": 77,
+        "validation_id": f"VAL-{m.id}",
+        "product_id": 3,
+        "trans_type": m.kind,
+        "trans_id": m.id,
+        "reference_id": m.reference,
+        "stellar_tx_id": None,
+        "amount": format(row.amount, ".7f"),
+        "asset_code": m.balance,
+        "currency": m.balance.removeprefix("c"),
+        "sender_account": "256700000001",
+        "receiver_account": "256770000001",
+        "memo": m.kind.lower(),
+        "status": MUDA_CASE.get(m.status, m.status),
+        "fee": format(m.fee, ".2f"),
+        "service_name": "MOBILE_MONEY",
+        "SessionId": f"sess-{m.id}",
+        "created_at": moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
+    }
+
+
+def with_books(state: SimState, tenant: str, item: dict[str, object]) -> dict[str, object]:
+    """A seed balance moved by the books (7 decimals, as Muda writes them)."""
+    moved = state.books.moved(tenant, str(item["asset_code"]), state.clock())
+    if not moved:
+        return item
+    return {**item, "balance": format(Decimal(str(item["balance"])) + moved, ".7f")}
+
+
 DEFAULT_TOKEN_TTL = 7200
 
 
@@ -193,7 +234,7 @@ def routes(
                 {
                     "status": 200,
                     "message": "Balance fetched successfully",
-                    "data": list(tenant.balances),
+                    "data": [with_books(state, name, b) for b in tenant.balances],
                 }
             )
 
@@ -214,7 +255,10 @@ def routes(
                 {
                     "status": 200,
                     "message": "Transaction history fetched",
-                    "data": statements[name],
+                    "data": [
+                        *(listed_row(r) for r in state.books.listed(name, state.clock())),
+                        *statements[name],
+                    ],
                 }
             )
 

@@ -8,6 +8,7 @@ with `<inner>` a JSON-encoded string or an object, per tenant. Errors are Larave
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.simulator.books import DAY, Movement
 from gateway.simulator.fake import FakeSpec
 from gateway.simulator.state import (
     HANG_SECONDS,
@@ -63,6 +65,8 @@ TOPUP_FAULTS = (
     "accept-then-reset",
     "503-before-commit",
     "503-after-commit",
+    "never-posts",  # answers success; the credit never arrives
+    "posts-next-day",  # answers success; the credit arrives a day later
 )
 
 
@@ -85,7 +89,9 @@ class OurVoiceFake:
         self.credits: dict[str, list[dict[str, object]]] = {t.name: [] for t in tenants}
         self.topup_faults: dict[str, str] = {}
 
-    def _commit(self, tenant: OurVoiceTenant, body: dict[str, object]) -> dict[str, object]:
+    def _commit(
+        self, tenant: OurVoiceTenant, body: dict[str, object], fault: str | None = None
+    ) -> dict[str, object]:
         amount = body["amount"]
         assert isinstance(amount, Decimal)
         moment = datetime.fromtimestamp(self.state.clock(), UTC)
@@ -100,7 +106,12 @@ class OurVoiceFake:
             "created_at": moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "updated_at": moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         }
-        self.balances[tenant.name] += amount
+        if fault == "posts-next-day":
+            credit = Movement(str(transaction["id"]), "credit", "top_up", True, amount, 0.0)
+            at = self.state.clock() + DAY
+            self.state.books.post(tenant.name, dataclasses.replace(credit, at=at, listed=False))
+        elif fault != "never-posts":
+            self.balances[tenant.name] += amount
         self.credits[tenant.name].append(transaction)
         return transaction
 
@@ -131,7 +142,7 @@ class OurVoiceFake:
                 return json_response(error_body(503, "Service Unavailable"), 503)
             if fault == "accept-then-reset":
                 raise SimulatedReset("read the request, then dropped the connection")
-            transaction = self._commit(tenant, body)
+            transaction = self._commit(tenant, body, fault)
             if fault == "commit-then-hang":
                 await asyncio.sleep(HANG_SECONDS)
             if fault == "commit-then-reset":
@@ -149,7 +160,9 @@ class OurVoiceFake:
             return json_response(error_body(401, "Unauthenticated."), 401)
 
         async def handle() -> Response:
-            return json_response(envelope(tenant, {"balance": self.balances[tenant.name]}))
+            credit = self.balances[tenant.name]
+            credit += self.state.books.moved(tenant.name, "credit", self.state.clock())
+            return json_response(envelope(tenant, {"balance": credit}))
 
         return await with_faults(self.state, tenant.name, "balance", error_body, handle)
 

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from gateway.simulator.books import Listed
 from gateway.simulator.fake import FakeSpec
 from gateway.simulator.state import SimState, json_response, utc_text, with_faults
 
@@ -86,6 +87,24 @@ def paymob_rows() -> list[dict[str, object]]:
     return rows[::-1]  # newest first, as the API lists them
 
 
+PAYMOB_CASE = {"success": "SUCCESS", "pending": "PENDING", "failed": "FAIL"}
+
+
+def listed_row(row: Listed) -> dict[str, object]:
+    """A balance transaction of the books in its documented shape (`transaction_ref` is
+    the movement's id, 25 digits)."""
+    m = row.movement
+    return {
+        "date_created": utc_text(datetime.fromtimestamp(row.at, UTC)),
+        "initiator": "accept" if m.credit else "bills",
+        "recipient": "bills" if m.credit else "merchant",
+        "amount": row.amount,
+        "transaction_ref": m.id,
+        "transaction_type": m.kind,
+        "status": PAYMOB_CASE.get(m.status, m.status),
+    }
+
+
 WINDOW_MINUTES = 5
 
 
@@ -130,8 +149,9 @@ FILTERS = ("status", "initiator", "recipient", "transaction_type", "transaction_
 class PaymobLedger:
     """Each tenant's balance transactions, newest first; tests may `insert` new ones."""
 
-    def __init__(self, tenants: tuple[PaymobTenant, ...]) -> None:
+    def __init__(self, tenants: tuple[PaymobTenant, ...], state: SimState | None = None) -> None:
         self.rows: dict[str, list[dict[str, object]]] = {t.name: paymob_rows() for t in tenants}
+        self.state = state
 
     def insert(self, tenant: str, row: dict[str, object]) -> None:
         self.rows[tenant].insert(0, row)
@@ -155,7 +175,10 @@ class PaymobLedger:
             day = created.astimezone(CAIRO).date()  # the filters' dates are Cairo's
             return (date_from is None or day >= date_from) and (date_to is None or day <= date_to)
 
-        rows = [r for r in self.rows[tenant] if keep(r)]
+        booked = []
+        if self.state is not None:
+            booked = [listed_row(r) for r in self.state.books.listed(tenant, self.state.clock())]
+        rows = [r for r in [*booked, *self.rows[tenant]] if keep(r)]
         chunk = rows[(page - 1) * size : page * size]
         if page > 1 and not chunk:
             return json_response(error_body(404, "Invalid page."), 404)
@@ -179,7 +202,10 @@ def routes(
     state: SimState, tenants: tuple[PaymobTenant, ...] = PAYMOB, ledger: PaymobLedger | None = None
 ) -> list[Route]:
     verifier = Verifier(state, tenants)
-    ledger = ledger or PaymobLedger(tenants)
+    ledger = ledger or PaymobLedger(tenants, state)
+
+    def moved(tenant: PaymobTenant, balance: str, amount: Decimal) -> Decimal:
+        return amount + state.books.moved(tenant.name, balance, state.clock())
 
     async def balance(request: Request) -> Response:
         tenant = verifier.tenant_of(request)
@@ -190,8 +216,10 @@ def routes(
         async def handle() -> Response:
             return json_response(
                 {
-                    "amount_available": tenant.amount_available,
-                    "available_commission": tenant.available_commission,
+                    "amount_available": moved(tenant, "available", tenant.amount_available),
+                    "available_commission": moved(
+                        tenant, "commission", tenant.available_commission
+                    ),
                     "last_commission_withdrawal": tenant.last_commission_withdrawal,
                     "merchant_id": tenant.merchant_id,
                 }
@@ -227,7 +255,7 @@ class PaymobFake:
 
     def __init__(self, state: SimState, tenants: tuple[PaymobTenant, ...]) -> None:
         self.state, self.tenants = state, tenants
-        self.ledger = PaymobLedger(tenants)
+        self.ledger = PaymobLedger(tenants, state)
 
     def routes(self) -> list[Route]:
         return routes(self.state, self.tenants, self.ledger)

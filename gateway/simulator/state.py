@@ -24,6 +24,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.simulator.books import Books
+
 HANG_SECONDS = 3600.0
 
 
@@ -85,6 +87,7 @@ class SimState:
         self.clock = clock
         self.faults: dict[str, Faults] = {}
         self.calls: Counter[str] = Counter()
+        self.books = Books()  # money moving over time, and statements that lie (books.py)
 
     def set_faults(self, tenant: str, **switches: Any) -> None:
         self.faults[tenant] = Faults(**switches)

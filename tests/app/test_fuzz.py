@@ -9,7 +9,7 @@ import asyncio
 import json
 import logging
 import re
-from datetime import UTC
+from datetime import UTC, date
 from typing import Any
 
 import httpx
@@ -43,7 +43,16 @@ DATETIME = (
     | st.sampled_from(BAD_DATETIMES)
     | st.text(max_size=6)
 )
-SCALARS = {"Decimal": DECIMAL.map(nodes.String), "DateTime": DATETIME.map(nodes.String)}
+DATE = (  # dailyClose's day: real ones around the demo's, and malformed ones
+    st.dates(min_value=date(2024, 5, 1), max_value=date(2024, 7, 1)).map(date.isoformat)
+    | st.sampled_from(["2024-02-30", "2024-06-04T00:00:00Z", "24-06-04", "", "yesterday"])
+    | st.text(max_size=6)
+)
+SCALARS = {
+    "Decimal": DECIMAL.map(nodes.String),
+    "DateTime": DATETIME.map(nodes.String),
+    "Date": DATE.map(nodes.String),
+}
 UNMASKED = re.compile(r"Traceback|File \"|/work/|site-packages|gateway\.\w+\.|Error\(|demo-")
 
 

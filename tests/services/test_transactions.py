@@ -210,6 +210,7 @@ async def test_bad_cursors_are_validation_errors_never_other_data(gw: GatewayCli
         "truncated": good[: len(good) // 2],
         "garbage": "not-a-cursor",
         "empty signature": f"{payload}.",
+        "not ascii": f"{payload}.é{signature[1:]}",  # was an INTERNAL (compare_digest)
     }
     answers = {
         name: await gw.query(PAGE, {"id": "paymob-eg", "first": 5, "after": c})

@@ -278,6 +278,14 @@ CHECKS: dict[str, Check] = {
     ),
     "demo-query": Check(demo_query),
     "demo-curl": Check(),
+    "daily-close": Check(
+        contains(
+            "date,zone,account,balance,currency,coverage,status,missing\n"
+            "2024-06-03,UTC,muda-ug,muda-ug:UGX:issuer_ugx,UGX,BOTH,INCOMPLETE,opening: no "
+            "balance reading in the hour before the day began; closing: no balance reading in "
+            "the last hour of the day\n"
+        )
+    ),
     "fault-on": Check(),
     "stale": Check(before=lambda demo: demo.clock.advance(16)),
     "fault-off": Check(contains("")),
