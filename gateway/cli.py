@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from gateway.clock import TEST_CLOCK_ENV, Clock, file_clock
 from gateway.config.call_budgets import over_budget
 from gateway.config.settings import SIMULATOR_PORT, Settings, config_path, load_settings
 from gateway.config.webhook_secret import new_webhook_secret
-from gateway.errors import ConfigError
+from gateway.errors import ClientError, ConfigError
 from gateway.observability import log_context, log_format
 from gateway.providers.loading import spec as provider_spec
 from gateway.server.auth import key_hash
@@ -526,7 +526,11 @@ def operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     p = reports.add_parser(
         "daily-close", help="the daily close as CSV (one row per balance), for cron"
     )
-    p.add_argument("--date", type=date.fromisoformat, help="YYYY-MM-DD (default: yesterday, UTC)")
+    p.add_argument(
+        "--date",
+        type=report_day,
+        help="YYYY-MM-DD (default: each account's yesterday, in its reporting_timezone)",
+    )
     p.add_argument("--accounts", help="comma-separated account ids (default: every account)")
     p.add_argument("--check", action="store_true", help="exit 3 when a balance is UNEXPLAINED")
     p.add_argument("--config", help="TOML config file (default: $GATEWAY_CONFIG)")
@@ -560,7 +564,7 @@ async def _report(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.services.daily_close import csv_text
 
     clock = _clock(settings)
-    day = args.date or (datetime.fromtimestamp(clock(), UTC).date() - timedelta(days=1))
+    day = args.date  # None: each account's own yesterday
     ids = [i for i in (args.accounts or "").split(",") if i] or list(settings.accounts)
     unknown = [i for i in ids if i not in settings.accounts]
     if unknown:
@@ -641,6 +645,15 @@ def process_count(value: str) -> int:
     if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 10_000:
         raise argparse.ArgumentTypeError("a whole number from 1 to 10000")
     return int(value)
+
+
+def report_day(value: str) -> date:
+    from gateway.services.daily_close import parse_day
+
+    try:
+        return parse_day(value)
+    except ClientError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def client_name_arg(value: str) -> str:

@@ -1,9 +1,10 @@
-"""Exact scalars: `Decimal` as a plain decimal string, `DateTime` as ISO-8601 UTC (`Z`)."""
+"""Exact scalars: `Decimal` as a plain decimal string, `DateTime` as ISO-8601 UTC (`Z`),
+`Date` as YYYY-MM-DD."""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import strawberry
@@ -11,6 +12,8 @@ from graphql import GraphQLError
 from strawberry.types.scalar import ScalarDefinition
 
 from gateway.domain import AMOUNT_INTEGER_DIGITS, FRACTION_DIGITS, fits
+from gateway.errors import ClientError
+from gateway.services.daily_close import parse_day
 
 
 def serialize_decimal(value: Decimal) -> str:
@@ -82,7 +85,27 @@ DateTimeScalar = strawberry.scalar(
     parse_value=parse_datetime,
 )
 
+
+def parse_date(value: object) -> date:
+    """A calendar day: YYYY-MM-DD only (Python's parser also takes 20240603, 2024-W23-1),
+    from 1970-01-01 to 2099-12-31."""
+    if not isinstance(value, str):
+        raise invalid('Date values are strings, e.g. "2025-04-30".')
+    try:
+        return parse_day(value)
+    except ClientError as exc:
+        raise invalid(exc.message) from None
+
+
+DateScalar = strawberry.scalar(
+    name="Date",
+    description="A calendar day, YYYY-MM-DD, from 1970-01-01 to 2099-12-31.",
+    serialize=date.isoformat,
+    parse_value=parse_date,
+)
+
 SCALAR_MAP: dict[object, ScalarDefinition] = {
     Decimal: DecimalScalar,
     datetime: DateTimeScalar,
+    date: DateScalar,
 }

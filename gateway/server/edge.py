@@ -37,7 +37,7 @@ from gateway.server.pages.home import home
 from gateway.server.readiness import Readiness
 from gateway.server.request_metrics import Observer
 from gateway.server.slow_readers import SlowReaders
-from gateway.services.daily_close import csv_text
+from gateway.services.daily_close import csv_text, parse_day
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -86,13 +86,11 @@ def routes(development: bool) -> list[BaseRoute]:
         try:
             principal = await endpoint.principal(request)
             principal.require("transactions:read")
-            day, ids = report_query(request, [a.id for a in endpoint.service.accounts()])
+            visible = [a.id for a in endpoint.service.accounts() if principal.can_see(a.id)]
+            day, ids = report_query(request, visible)
         except GatewayError as exc:
             return refusal(exc)
-        visible = [i for i in ids if principal.can_see(i)]
-        if len(visible) < len(ids):
-            return refusal(NotFound(f"No account {next(i for i in ids if i not in visible)!r}."))
-        closes = await request.app.state.daily_close.close(day, visible)
+        closes = await request.app.state.daily_close.close(day, ids)
         return Response(
             csv_text(closes),
             media_type="text/csv; charset=utf-8",
@@ -118,12 +116,15 @@ def routes(development: bool) -> list[BaseRoute]:
 
 
 def report_query(request: Request, known: list[str]) -> tuple[date, list[str]]:
-    """The report's `date` (required) and `accountIds` (default: every account); a
-    ClientError or NotFound says what is wrong."""
+    """The report's `date` (required, YYYY-MM-DD) and `accountIds` (default: every
+    account in `known`, those the caller may see); a ClientError or NotFound says what is
+    wrong — an account the caller may not see is unknown, as in GraphQL."""
+    if "date" not in request.query_params:
+        raise ClientError("`date` is required: date=YYYY-MM-DD, e.g. date=2025-04-30.")
     try:
-        day = date.fromisoformat(request.query_params.get("date", ""))
-    except ValueError:
-        raise ClientError("`date` must be a calendar day, e.g. date=2025-04-30.") from None
+        day = parse_day(request.query_params["date"])
+    except ClientError as exc:
+        raise ClientError(f"`date`: {exc.message}") from None
     asked = request.query_params.get("accountIds")
     ids = list(dict.fromkeys(i for i in asked.split(",") if i)) if asked else known
     unknown = [i for i in ids if i not in known]

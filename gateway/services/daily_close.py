@@ -20,12 +20,13 @@ Definitions (docs/dashboard.md, "The daily close", says the same for readers):
   any statement" (`unlisted_credits` / `unlisted_debits`), not a fault.
 - **status**: INCOMPLETE when a reading or the statement is missing; else UNEXPLAINED when
   anything is unexplained or a finding was made (a duplicated row); else
-  BALANCE_DELTA_ONLY when the provider publishes no statement or lists one direction only;
-  else RECONCILED.
+  BALANCE_DELTA_ONLY when the provider publishes no statement, or lists one direction only
+  and the other direction moved (`unlisted_*` not zero); else RECONCILED.
 - **findings**: what a difference most likely is, tried in this order on what remains of it
   once duplicates are set aside — a row of the next day of exactly that effect
   (POSTED_NEXT_DAY; on the next day, a row whose effect the day before missed), a credit's
-  fee (FEE_NETTED), a row's amount come back (REVERSAL), else MISSING_ROW.
+  fee (FEE_NETTED), a row's amount come back (REVERSAL), else MISSING_ROW — each kind tried
+  on every row of the day before the next kind.
 
 Top-ups: each journal entry of the day (succeeded or pending) is MATCHED to a row of the
 provider that carries its reference or id and amount, or — where the provider publishes no
@@ -40,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +72,8 @@ from gateway.services.topups import journal_entry
 from gateway.services.transactions import TransactionService
 
 MAX_GAP_SECONDS = 3600.0
+DAY_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # YYYY-MM-DD, nothing else
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2099, 12, 31)  # as DateTime's 1970–2100
 MAX_STATEMENT_PAGES = 60  # three days of Paymob's 50-row pages: 3,000 rows
 ZERO = Decimal(0)
 
@@ -107,6 +111,27 @@ class Day:
 
     def shifted(self, days: int) -> Day:
         return day_of(self.day + timedelta(days=days), self.zone)
+
+
+def parse_day(text: str) -> date:
+    """A report's day as a client writes it: `YYYY-MM-DD` (ASCII digits, no week or
+    ordinal forms), a real calendar day from 1970-01-01 to 2099-12-31; else a ClientError
+    that says so."""
+    try:
+        day = date.fromisoformat(text) if DAY_TEXT.fullmatch(text) else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise ClientError(
+            f"{text[:40]!r} is not a calendar day: write YYYY-MM-DD, e.g. 2025-04-30."
+        )
+    return in_range(day)
+
+
+def in_range(day: date) -> date:
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ClientError(f"A day from {FIRST_DAY} to {LAST_DAY}, not {day}.")
+    return day
 
 
 def day_of(day: date, zone: ZoneInfo) -> Day:
@@ -348,9 +373,10 @@ def _classify(
                 row.id,
                 "listed today; it moved the balance the day before",
             )
-    for row in day_rows:
-        if row.status is not TransactionStatus.SUCCEEDED or row.direction is None:
-            continue
+    listed = [
+        r for r in day_rows if r.status is TransactionStatus.SUCCEEDED and r.direction is not None
+    ]
+    for row in listed:
         if row.direction is Direction.CREDIT and row.fee is not None and row.fee.amount == rest:
             return Finding(
                 FindingKind.FEE_NETTED,
@@ -358,6 +384,7 @@ def _classify(
                 row.id,
                 "the row's fee is already netted out of its amount, yet listed again",
             )
+    for row in listed:
         signed = row.amount.amount if row.direction is Direction.CREDIT else -row.amount.amount
         if signed == -rest:
             return Finding(
@@ -430,10 +457,10 @@ def _statement(
         status = CloseStatus.INCOMPLETE
     elif unexplained or findings:
         status = CloseStatus.UNEXPLAINED
-    elif coverage is StatementCoverage.BOTH:
-        status = CloseStatus.RECONCILED
-    else:
+    elif coverage is StatementCoverage.NONE or raw.unlisted:
         status = CloseStatus.BALANCE_DELTA_ONLY
+    else:
+        status = CloseStatus.RECONCILED
     return BalanceClose(
         balance_id=balance.id,
         account_id=balance.account_id,
@@ -484,9 +511,30 @@ def _rises(readings: Sequence[Reading]) -> list[_Rise]:
     ]
 
 
-def _outcome(entry: Transaction, day: Day, credited: datetime) -> MatchStatus:
-    late = local_day(credited, day.zone) > local_day(entry_time(entry), day.zone)
+def _outcome(entry: Transaction, day: Day, credited: datetime, rise: bool = False) -> MatchStatus:
+    """LATE when credited on a later day than the entry's own. A rise is credited on the
+    day its reading closes: a reading exactly at midnight closes the day that ends there."""
+    on = closing_day(credited, day.zone) if rise else local_day(credited, day.zone)
+    late = on > local_day(entry_time(entry), day.zone)
     return MatchStatus.LATE if late else MatchStatus.MATCHED
+
+
+def _each_once(rows: Sequence[Transaction]) -> list[Transaction]:
+    """The rows in order, a provider id listed again left out."""
+    first: dict[str, Transaction] = {}
+    for row in rows:
+        first.setdefault(row.id, row)
+    return list(first.values())
+
+
+def closing_day(moment: datetime, zone: ZoneInfo) -> date:
+    """The day a reading at `moment` is the closing of (at midnight: the day before)."""
+    day = local_day(moment, zone)
+    return day - timedelta(days=1) if moment == day_of(day, zone).start else day
+
+
+def _closes(day: Day, moment: datetime) -> bool:
+    return day.start < moment <= day.end
 
 
 def entry_time(entry: Transaction) -> datetime:
@@ -535,7 +583,7 @@ def match_topups(
     if rows is not None:
         funding = [
             r
-            for r in rows
+            for r in _each_once(rows)  # a row listed twice is one credit
             if r.direction is Direction.CREDIT and r.status is TransactionStatus.SUCCEEDED
         ]
         claimed: set[int] = set()
@@ -587,13 +635,13 @@ def match_topups(
                 if later is not None:
                     later.remaining -= amount
                     waiting.remove(entry)
-                    found(entry, _outcome(entry, day, later.at), later.at, "rise")
+                    found(entry, _outcome(entry, day, later.at, rise=True), later.at, "rise")
         for entry in waiting:
             found(entry, MatchStatus.UNMATCHED, None, None)
         unjournaled = [
             UnjournaledCredit(balance.id, r.at, r.remaining, None)
             for r in rises
-            if r.remaining > 0 and day.holds(r.at)
+            if r.remaining > 0 and _closes(day, r.at)
         ]
     matches = tuple(results[e.id] for e in window if day.holds(entry_time(e)))
     return matches, tuple(unjournaled)
@@ -641,8 +689,10 @@ class DailyCloseService:
         now = datetime.fromtimestamp(self._clock(), UTC)
         return local_day(now, self.zone(account_id)) - timedelta(days=1)
 
-    async def close(self, day: date, account_ids: Sequence[str]) -> list[AccountClose]:
-        return list(await asyncio.gather(*(self._close(day, a) for a in account_ids)))
+    async def close(self, day: date | None, account_ids: Sequence[str]) -> list[AccountClose]:
+        """Each account's close of `day` (None: of its own yesterday, in its zone)."""
+        closes = (self._close(in_range(day or self.yesterday(a)), a) for a in account_ids)
+        return list(await asyncio.gather(*closes))
 
     async def _close(self, when: date, account_id: str) -> AccountClose:
         account = self._accounts[account_id]

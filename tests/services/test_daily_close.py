@@ -15,25 +15,53 @@ import httpx
 import pytest
 
 from gateway.cli import main as cli_main
-from gateway.domain import Asset, AssetKind, Direction, Money, Transaction, TransactionStatus
+from gateway.domain import (
+    Asset,
+    AssetKind,
+    Direction,
+    Money,
+    StatementCoverage,
+    Transaction,
+    TransactionStatus,
+)
 from gateway.services.daily_close import (
     CSV_COLUMNS,
     AccountClose,
     BalanceRef,
+    CloseStatus,
+    FindingKind,
     MatchStatus,
+    Reading,
+    close_balance,
     csv_rows,
     day_of,
     match_topups,
 )
 from gateway.simulator import Simulator
-from tests.helpers import DEMO_CONFIG, GatewayClient, serving
+from tests.helpers import (
+    DEMO_CONFIG,
+    FakeClock,
+    GatewayClient,
+    client,
+    demo_settings,
+    production,
+    running_gateway,
+    serving,
+)
 
 CAIRO = ZoneInfo("Africa/Cairo")
+ZONE_UTC = ZoneInfo("UTC")
 EGP = BalanceRef("p:available:EGP", "p", "EGP", AssetKind.CASH, "EGP", "EG")
 
 
 def row(
-    ref: str, amount: str, at: str, status: TransactionStatus, kind: str = "card"
+    ref: str,
+    amount: str,
+    at: str,
+    status: TransactionStatus,
+    kind: str = "card",
+    direction: Direction = Direction.CREDIT,
+    fee: str | None = None,
 ) -> Transaction:
     return Transaction.of(
         "p",
@@ -44,9 +72,67 @@ def row(
         raw_status=status.value,
         amount=Money(Decimal(amount), "EGP"),
         created_at=datetime.fromisoformat(at),
-        direction=Direction.CREDIT,
+        direction=direction,
         asset=Asset("EGP", "EGP", AssetKind.CASH),
+        fee=Money(Decimal(fee), "EGP") if fee is not None else None,
     )
+
+
+def reading(at: str, amount: str) -> Reading:
+    return Reading(datetime.fromisoformat(at), Decimal(amount))
+
+
+DONE = TransactionStatus.SUCCEEDED
+AFTER = datetime(2025, 5, 5, tzinfo=UTC)  # the days below are over
+
+
+def test_one_direction_that_explains_the_whole_day_is_reconciled() -> None:
+    """RECONCILED is opening + the statement's movements = closing, whatever the statement
+    covers; BALANCE_DELTA_ONLY is a difference in the direction it does not list."""
+    day = day_of(date(2025, 5, 1), ZONE_UTC)
+    payout = row("P", "100", "2025-05-01T10:00:00+00:00", DONE, "payout", Direction.DEBIT)
+    edges = [reading("2025-05-01T00:00:00+00:00", "1000")]
+    explained = [*edges, reading("2025-05-02T00:00:00+00:00", "900")]
+    collected = [*edges, reading("2025-05-02T00:00:00+00:00", "950")]
+    debits = StatementCoverage.DEBITS
+    assert close_balance(EGP, day, explained, [payout], debits, AFTER).status is (
+        CloseStatus.RECONCILED
+    )
+    rose = close_balance(EGP, day, collected, [payout], debits, AFTER)
+    assert rose.status is CloseStatus.BALANCE_DELTA_ONLY and rose.unlisted_credits == 50
+
+
+def test_a_fee_netted_is_tried_before_a_reversal_whatever_the_rows_order() -> None:
+    day = day_of(date(2025, 5, 1), ZONE_UTC)
+    push = row("A", "10", "2025-05-01T09:00:00+00:00", DONE, "PUSH", Direction.DEBIT)
+    pull = row("B", "1000", "2025-05-01T10:00:00+00:00", DONE, "PULL", fee="10")
+    readings = [reading("2025-05-01T00:00:00+00:00", "1000")]
+    readings.append(reading("2025-05-02T00:00:00+00:00", "1990"))
+    got = close_balance(EGP, day, readings, [push, pull], StatementCoverage.BOTH, AFTER)
+    assert [(f.kind, f.row_id) for f in got.findings] == [(FindingKind.FEE_NETTED, "p:B")]
+
+
+def test_a_reading_at_midnight_closes_the_day_it_ends_for_top_ups_too() -> None:
+    """The rise shown by the 00:00 reading is the day before's: a top-up at 23:50 it
+    credits is MATCHED there, and an unclaimed rise is that day's unjournaled credit."""
+    day, after = day_of(date(2025, 6, 1), ZONE_UTC), day_of(date(2025, 6, 2), ZONE_UTC)
+    readings = [
+        reading("2025-06-01T23:00:00+00:00", "1000"),
+        reading("2025-06-02T00:00:00+00:00", "1500"),
+    ]
+    top_up = row("T", "500", "2025-06-01T23:50:00+00:00", DONE, "top_up")
+    matches, _ = match_topups(EGP, day, [top_up], None, readings, frozenset(), AFTER)
+    assert [m.status for m in matches] == [MatchStatus.MATCHED]
+    _, loose = match_topups(EGP, day, [], None, readings, frozenset(), AFTER)
+    assert [c.amount for c in loose] == [Decimal(500)]
+    assert match_topups(EGP, after, [], None, readings, frozenset(), AFTER)[1] == ()
+
+
+def test_a_funding_row_listed_twice_is_one_credit_with_no_journal_entry() -> None:
+    day = day_of(date(2025, 5, 1), ZONE_UTC)
+    deposit = row("D", "50", "2025-05-01T10:00:00+00:00", DONE, "card")
+    _, loose = match_topups(EGP, day, [], [deposit, deposit], [], frozenset({"card"}), AFTER)
+    assert [c.row_id for c in loose] == ["p:D"]
 
 
 def test_a_dst_day_is_23_hours_in_cairo() -> None:
@@ -88,9 +174,37 @@ def test_an_account_that_could_not_be_read_is_one_incomplete_row() -> None:
     assert said["account"] == "magma" and said["balance"] == ""
 
 
-async def test_the_report_refuses_a_bad_date_and_an_unknown_account(gw: GatewayClient) -> None:
-    bad = await gw.http.get("/reports/daily-close.csv", params={"date": "yesterday"})
-    assert bad.status_code == 400 and "date" in bad.text
+@pytest.mark.parametrize(
+    "day", ["yesterday", "20240603", "2024-W23-1", "2025-02-30", "9999-12-31", "0001-01-01", ""]
+)
+async def test_the_report_refuses_anything_but_a_day_from_1970_to_2099(
+    gw: GatewayClient, day: str
+) -> None:
+    bad = await gw.http.get("/reports/daily-close.csv", params={"date": day})
+    assert bad.status_code == 400 and "`date`" in bad.text and "VALIDATION" in bad.text
+    asked = await gw.query("query($d: Date!) { dailyClose(date: $d) { accountId } }", {"d": day})
+    assert asked["errors"][0]["extensions"]["code"] == "VALIDATION", asked
+
+
+async def test_the_report_shows_a_key_its_own_accounts_only(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    """Without `accountIds`, a key limited to some accounts gets theirs (as in GraphQL),
+    and an account it may not see is unknown to it."""
+    muda = client("muda", "muda-key-123456789012", ("transactions:read",), ("muda-ug",))
+    settings = production(demo_settings(), muda)
+    async with running_gateway(settings, sim_transport, clock, key="muda-key-123456789012") as gw:
+        mine = await gw.http.get("/reports/daily-close.csv", params={"date": "2024-06-03"})
+        other = await gw.http.get(
+            "/reports/daily-close.csv", params={"date": "2024-06-03", "accountIds": "magma"}
+        )
+    assert mine.status_code == 200
+    accounts = {r["account"] for r in csv.DictReader(io.StringIO(mine.text))}
+    assert accounts == {"muda-ug"}
+    assert other.status_code == 400 and "'magma'" in other.text and "ourvoice" not in other.text
+
+
+async def test_the_report_refuses_an_unknown_account(gw: GatewayClient) -> None:
     unknown = await gw.http.get(
         "/reports/daily-close.csv", params={"date": "2024-06-03", "accountIds": "nope"}
     )
