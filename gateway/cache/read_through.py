@@ -115,9 +115,14 @@ class ReadThroughCache:
         freshness: Freshness,
         fetch: Callable[[], Awaitable[T]],
         codec: Codec[T],
+        max_age: float | None = None,
     ) -> Cached[T]:
+        """The key's value, fresh: younger than `max_age` seconds when given (a caller's
+        own bound, 0: read it now), else than `freshness.fresh_seconds`. The stale window
+        and the entry's lifetime are `freshness`'s either way."""
+        fresh_for = freshness.fresh_seconds if max_age is None else max_age
         entry = Entry.parse(await self.store.get(key))
-        if entry is not None and self._clock() - entry.stamp < freshness.fresh_seconds:
+        if entry is not None and self._clock() - entry.stamp < fresh_for:
             served = self._serve(entry, codec)
             if served is not None:
                 self._metrics.cache_events.labels(account, "hit").inc()
@@ -130,7 +135,10 @@ class ReadThroughCache:
             # The fill is not held in a local: its failure's traceback holds this frame,
             # and frame → fill → failure → frame would be a cycle the collector must free.
             result: Cached[T] = await asyncio.shield(
-                self._fill(key, lambda: self._load(key, account, freshness, fetch, codec, entry))
+                self._fill(
+                    key,
+                    lambda: self._load(key, account, freshness, fetch, codec, entry, fresh_for),
+                )
             )
         except BaseException:
             stats.cache_misses += 1
@@ -140,6 +148,10 @@ class ReadThroughCache:
         else:
             stats.cache_misses += 1
         return result
+
+    def now(self) -> float:
+        """The gateway's clock, as this cache judges freshness by it (Unix seconds)."""
+        return self._clock()
 
     async def drop(self, *keys: str) -> None:
         await self.store.delete(*keys)
@@ -173,6 +185,7 @@ class ReadThroughCache:
         fetch: Callable[[], Awaitable[T]],
         codec: Codec[T],
         entry: Entry | None,
+        fresh_for: float,
     ) -> Cached[T]:
         marker = keys.filling(key) if self.store.shared else None
         if marker and not await self.store.claim(
@@ -186,7 +199,7 @@ class ReadThroughCache:
             # Claimed — but another replica may have filled the key and let its marker go
             # between this replica's first read and its claim: read once more.
             latest = Entry.parse(await self.store.get(key))
-            if latest is not None and self._clock() - latest.stamp < freshness.fresh_seconds:
+            if latest is not None and self._clock() - latest.stamp < fresh_for:
                 served = self._serve(latest, codec)
                 if served is not None:
                     await self.store.delete(marker)

@@ -10,7 +10,14 @@ from gateway.domain import ProviderKind
 from gateway.errors import ErrorCode
 from gateway.schema.context import Context
 from gateway.schema.transactions import TransactionFilter, TransactionsResult, transactions_of
-from gateway.schema.types import Account, BalanceReport, Country, view
+from gateway.schema.types import (
+    MAX_AGE,
+    Account,
+    BalanceReport,
+    Country,
+    checked_max_age,
+    view,
+)
 
 
 @strawberry.type
@@ -30,13 +37,14 @@ class Query:
     @strawberry.field(
         description="Balances of the given accounts (default: all), fetched concurrently. "
         "A failing account is a ProviderFailure in its place; an unknown id is a NOT_FOUND "
-        "error and makes the report incomplete."
+        f"error and makes the report incomplete. {MAX_AGE}"
     )
     async def balances(
         self,
         info: strawberry.Info[Context, None],
         account_ids: list[strawberry.ID] | None = None,
         providers: list[ProviderKind] | None = None,
+        max_age_seconds: int | None = None,
     ) -> BalanceReport:
         context = info.context
         context.principal.require("balances:read")
@@ -56,7 +64,8 @@ class Query:
             if (account := context.visible(i))
             and (providers is None or account.provider in providers)
         ]
-        return BalanceReport(account_ids=wanted, all_found=not missing)
+        max_age = checked_max_age(max_age_seconds)
+        return BalanceReport(account_ids=wanted, all_found=not missing, max_age=max_age)
 
     @strawberry.field(description="One account's history, newest first, filtered and paginated.")
     async def transactions(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 
 from gateway.cache import keys
 from gateway.cache.codec import decode_balances, encode_balances
@@ -21,6 +22,8 @@ from gateway.domain import (
     AccountBalanceResult,
     AccountInfo,
     Balance,
+    FreshnessLimit,
+    FreshnessLimitCode,
     ProviderFailure,
     ProviderKind,
     StaleReason,
@@ -75,18 +78,30 @@ class BalanceService:
     def fresh_seconds(self, account_id: str) -> float:
         return self._accounts[account_id].fresh_seconds
 
-    async def balances(self, account_ids: Iterable[str]) -> list[AccountBalanceResult]:
-        """One result per id (ids must exist), in order, all read concurrently."""
-        return list(await asyncio.gather(*self.start(account_ids).values()))
+    def allowed_max_age(self, account_id: str, max_age: int | None) -> int | None:
+        """The freshness a read asking for `max_age` seconds gets: that, but never fresher
+        than the account's quota allows (None: the account's own `fresh_seconds`)."""
+        if max_age is None:
+            return None
+        return max(max_age, self._accounts[account_id].quota_interval_seconds)
 
-    def start(self, account_ids: Iterable[str]) -> dict[str, asyncio.Task[AccountBalanceResult]]:
+    async def balances(
+        self, account_ids: Iterable[str], max_age: int | None = None
+    ) -> list[AccountBalanceResult]:
+        """One result per id (ids must exist), in order, all read concurrently."""
+        return list(await asyncio.gather(*self.start(account_ids, max_age).values()))
+
+    def start(
+        self, account_ids: Iterable[str], max_age: int | None = None
+    ) -> dict[str, asyncio.Task[AccountBalanceResult]]:
         """Each account's read, started now under one deadline (ids must exist): await
         them together, or each as it finishes. A read never raises: a failure is its
-        result."""
+        result. `max_age`: the caller's bound in seconds on the answer's age (0: read it
+        now), within the account's quota — an answer older than asked says why."""
         ids = list(account_ids)
         log_context.stats().accounts += len(ids)
         with request_deadline(self.deadline_seconds):  # each task keeps this context
-            return {i: asyncio.ensure_future(self._balance(i)) for i in ids}
+            return {i: asyncio.ensure_future(self._balance(i, max_age)) for i in ids}
 
     async def invalidate(self, account_id: str) -> None:
         """Forget the account's cached balance and every cached response that included it."""
@@ -95,8 +110,9 @@ class BalanceService:
         for listener in self.invalidated:
             listener(account_id)
 
-    async def _balance(self, account_id: str) -> AccountBalanceResult:
-        result, known = await self._read(account_id)
+    async def _balance(self, account_id: str, max_age: int | None) -> AccountBalanceResult:
+        asked_at = self._cache.now()
+        result, known = await self._read(account_id, self.allowed_max_age(account_id, max_age))
         if not known:
             if not isinstance(result, AccountBalance):
                 # The listeners' last word on the account is this failure: the answer
@@ -104,9 +120,33 @@ class BalanceService:
                 self._built.pop(account_id, None)
             for listener in self.answered:
                 listener(result)
-        return result
+        return self._as_asked(result, max_age, asked_at)
 
-    async def _read(self, account_id: str) -> tuple[AccountBalanceResult, bool]:
+    def _as_asked(
+        self, result: AccountBalanceResult, max_age: int | None, asked_at: float
+    ) -> AccountBalanceResult:
+        """The answer, saying why when it is older than the caller's `max_age` was when
+        asked (a copy: the shared answer stays as every other reader sees it)."""
+        if max_age is None or not isinstance(result, AccountBalance):
+            return result
+        age = asked_at - result.fetched_at.timestamp()
+        if age <= max_age:
+            return result
+        allowed = self.allowed_max_age(result.account.id, max_age) or 0
+        if result.stale:
+            code, why = FreshnessLimitCode.STALE, "the provider failed; see staleReason"
+        elif allowed > max_age:
+            code = FreshnessLimitCode.QUOTA
+            why = f"its call quota allows one read every {allowed} s"
+        else:
+            code, why = FreshnessLimitCode.JOINED, "it joined a read already under way"
+        message = f"Read {age:.0f} s before it was asked for, not {max_age} s: {why}."
+        limit = FreshnessLimit(code, message, max_age, allowed)
+        return replace(result, freshness_limit=limit)
+
+    async def _read(
+        self, account_id: str, max_age: float | None
+    ) -> tuple[AccountBalanceResult, bool]:
         """The account's answer, and whether it is one already given (the same read)."""
         account = self._accounts[account_id]
         freshness = Freshness(account.fresh_seconds, account.stale_seconds)
@@ -114,7 +154,7 @@ class BalanceService:
         try:
             async with asyncio.timeout(self.deadline_seconds + DEADLINE_GRACE_SECONDS):
                 cached = await self._cache.read(
-                    keys.balance(account), account_id, freshness, fetch, BALANCES
+                    keys.balance(account), account_id, freshness, fetch, BALANCES, max_age
                 )
         except UpstreamError as exc:
             log.warning(

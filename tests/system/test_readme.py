@@ -281,6 +281,7 @@ CHECKS: dict[str, Check] = {
     "fault-on": Check(),
     "stale": Check(before=lambda demo: demo.clock.advance(16)),
     "fault-off": Check(contains("")),
+    "max-age": Check(),
     "transactions": Check(transactions),
     "transactions-collateral": Check(transactions_collateral),
     "topup": Check(),
