@@ -365,7 +365,12 @@ async def components(
         )
         generations = Generations(store)
         service = BalanceService(
-            accounts, adapters, cache, generations, settings.server.request_deadline_seconds
+            accounts,
+            adapters,
+            cache,
+            generations,
+            settings.server.request_deadline_seconds,
+            refresh_join_seconds=settings.cache.refresh_join_seconds,
         )
         gauges = BalanceGauges(clock)  # per-balance gauges, from every answer read
         metrics.registry.register(gauges)

@@ -5,6 +5,7 @@ All keys live under the store's namespace (`<[cache] namespace>:v1:`). The gramm
     balance:<account>:<credentials>                  an account's balances
     tx:<account>:<credentials>:<filter>:<page>       one upstream page of its history
     <balance or tx key>:filling                      single-flight marker (shared store only)
+    <balance key>:refreshed                          when a refresh last read it (its stamp)
     gen:<account>                                    the account's response generation
     response:<digest>                                a whole GraphQL response
     budget:<account>:minute|day:<window start>       the account's upstream call quota
@@ -37,7 +38,7 @@ from gateway.domain import TransactionFilter
 
 WINDOW_NAMES = ("minute", "day")
 GRAMMAR = re.compile(
-    r"(?:balance:{a}:{f}|tx:{a}:{f}:{h}:\d+)(?::filling)?"
+    r"(?:balance:{a}:{f}|tx:{a}:{f}:{h}:\d+)(?::filling)?|balance:{a}:{f}:refreshed"
     r"|gen:{a}|(?:response|apq):[0-9a-f]{{64}}|budget:{a}:(?:minute|day):\d+"
     r"|rate:(?:[a-z0-9][a-z0-9_-]*|jwt:[^\s]+|dev:anonymous)".format(
         a="[a-z0-9][a-z0-9_-]*", f="[0-9a-f]{20}", h="[0-9a-f]{16}"
@@ -57,6 +58,10 @@ def transactions_page(account: AccountConfig, flt: TransactionFilter, page: int)
 
 def filling(key: str) -> str:
     return f"{key}:filling"
+
+
+def refreshed(key: str) -> str:
+    return f"{key}:refreshed"
 
 
 def generation(account_id: str) -> str:

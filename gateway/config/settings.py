@@ -94,6 +94,7 @@ CACHE_KEYS = {
     "stale_seconds",
     "namespace",
     "fill_wait_seconds",
+    "refresh_join_seconds",
     "response_cache",
     "transactions_fresh_seconds",
     "username",
@@ -169,6 +170,9 @@ class CacheSettings:
     stale_seconds: float = 300.0
     namespace: str = "balance-gateway"
     fill_wait_seconds: float = 2.0
+    # `refreshBalances` takes an answer read at most this long before it was asked: the
+    # refreshes of one moment, on every replica, share one upstream read per account.
+    refresh_join_seconds: int = 5
     response_cache: bool = True
     transactions_fresh_seconds: float = 5.0
     # Redis's ACL user and password (a reference: env: or file:), never in the URL; and
@@ -490,6 +494,7 @@ def _cache(check: Checker, raw: Mapping[str, Any], development: bool) -> CacheSe
         stale_seconds=check.number(raw, "stale_seconds", "cache", 300.0, 7 * 86_400, zero=True),
         namespace=namespace,
         fill_wait_seconds=check.number(raw, "fill_wait_seconds", "cache", 2.0, 30),
+        refresh_join_seconds=check.whole(raw, "refresh_join_seconds", "cache", 5, 3600) or 5,
         response_cache=response_cache,
         transactions_fresh_seconds=check.number(
             raw, "transactions_fresh_seconds", "cache", 5.0, 3600, zero=True

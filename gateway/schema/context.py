@@ -41,41 +41,42 @@ class Context:
     live: BalanceWatch | None = None  # set for a Server-Sent Events stream
     stream_end: BaseException | None = None  # why a live stream ended early, if it did
     errors: list[GraphQLError] = field(default_factory=list)
-    # One read per account (and `maxAgeSeconds` asked) per request, however many fields
-    # ask for it.
-    _reads: dict[tuple[str, int | None], asyncio.Future[AccountBalanceResult]] = field(
+    # One read per account (and `maxAgeSeconds` asked, and whether it is a refresh) per
+    # request, however many fields ask for it.
+    _reads: dict[tuple[str, int | None, bool], asyncio.Future[AccountBalanceResult]] = field(
         default_factory=dict
     )
 
     async def balances(
-        self, account_ids: list[str], max_age: int | None = None
+        self, account_ids: list[str], max_age: int | None = None, refresh: bool = False
     ) -> list[AccountBalanceResult]:
         """The accounts' results, in order. Waiting never cancels a read: graphql-core
         cancels the siblings of a failed field, and the reads are shared by every field
         that asked for the same account — one field's cancellation must not fail the
         others."""
-        reads = self._read(account_ids, max_age)
+        reads = self._read(account_ids, max_age, refresh)
         if reads:
             await asyncio.wait(reads)
         return [read.result() for read in reads]
 
     async def arriving(
-        self, account_ids: list[str], max_age: int | None = None
+        self, account_ids: list[str], max_age: int | None = None, refresh: bool = False
     ) -> AsyncIterator[AccountBalanceResult]:
         """The accounts' results, each as soon as it is known (cached ones first)."""
-        for next_result in asyncio.as_completed(self._read(account_ids, max_age)):
+        for next_result in asyncio.as_completed(self._read(account_ids, max_age, refresh)):
             yield await next_result
 
     def _read(
-        self, account_ids: list[str], max_age: int | None
+        self, account_ids: list[str], max_age: int | None, refresh: bool
     ) -> list[asyncio.Future[AccountBalanceResult]]:
-        new = [i for i in dict.fromkeys(account_ids) if (i, max_age) not in self._reads]
+        new = [i for i in dict.fromkeys(account_ids) if (i, max_age, refresh) not in self._reads]
         if new:
-            for account_id, read in self.balance_service.start(new, max_age).items():
+            reads = self.balance_service.start(new, max_age, refresh=refresh)
+            for account_id, read in reads.items():
                 # runs before any awaiting field resumes
                 read.add_done_callback(lambda done: self._note(done, max_age))
-                self._reads[account_id, max_age] = read
-        return [self._reads[i, max_age] for i in account_ids]
+                self._reads[account_id, max_age, refresh] = read
+        return [self._reads[i, max_age, refresh] for i in account_ids]
 
     def asked_ids(self, account_ids: Sequence[object] | None) -> list[str]:
         """The ids a field asks for (default: every visible account), once each, at most

@@ -343,6 +343,7 @@ class BalanceReport:
     account_ids: strawberry.Private[list[str]]
     all_found: strawberry.Private[bool]  # no requested id was unknown
     max_age: strawberry.Private[int | None] = None  # `maxAgeSeconds`, as asked
+    refresh: strawberry.Private[bool] = False  # `refreshBalances`' report
 
     @strawberry.field(
         description="One result per account, in the order asked — or, under `@stream`, "
@@ -355,10 +356,16 @@ class BalanceReport:
         if streamed(info):
             arriving: Any = self._arriving(info.context)
             return cast(list[AccountBalanceResult], arriving)
-        return [result_of(r) for r in await info.context.balances(self.account_ids, self.max_age)]
+        return [
+            result_of(r)
+            for r in await info.context.balances(self.account_ids, self.max_age, self.refresh)
+        ]
+
+    async def _all(self, context: Context) -> list[domain.AccountBalanceResult]:
+        return await context.balances(self.account_ids, self.max_age, self.refresh)
 
     async def _arriving(self, context: Context) -> AsyncGenerator[AccountBalanceResult, None]:
-        async for result in context.arriving(self.account_ids, self.max_age):
+        async for result in context.arriving(self.account_ids, self.max_age, self.refresh):
             yield result_of(result)
 
     @strawberry.field(
@@ -366,14 +373,14 @@ class BalanceReport:
         "every account has (with `@stream` on `results`, `@defer` it to get it last)."
     )
     async def totals(self, info: strawberry.Info[Context, None]) -> list[CurrencyTotal]:
-        results = await info.context.balances(self.account_ids, self.max_age)
+        results = await self._all(info.context)
         return view(domain.totals(results), CurrencyTotal)
 
     @strawberry.field(
         description="True when every requested account answered (stale answers included)."
     )
     async def complete(self, info: strawberry.Info[Context, None]) -> bool:
-        results = await info.context.balances(self.account_ids, self.max_age)
+        results = await self._all(info.context)
         return self.all_found and all(isinstance(r, domain.AccountBalance) for r in results)
 
 

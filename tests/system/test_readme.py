@@ -282,6 +282,7 @@ CHECKS: dict[str, Check] = {
     "stale": Check(before=lambda demo: demo.clock.advance(16)),
     "fault-off": Check(contains("")),
     "max-age": Check(),
+    "refresh": Check(),
     "transactions": Check(transactions),
     "transactions-collateral": Check(transactions_collateral),
     "topup": Check(),
