@@ -372,6 +372,7 @@ async def components(
             settings.server.request_deadline_seconds,
             refresh_join_seconds=settings.cache.refresh_join_seconds,
         )
+        service.reporting = settings.reporting
         gauges = BalanceGauges(clock)  # per-balance gauges, from every answer read
         metrics.registry.register(gauges)
         service.answered.append(gauges.note)

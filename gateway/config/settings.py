@@ -37,6 +37,7 @@ from gateway.config.operations import (
     parse_tracing,
 )
 from gateway.config.provider_rules import ProviderLookup
+from gateway.config.reporting import ReportingSettings, parse_reporting
 from gateway.config.secret import Secret
 from gateway.config.security import Security, parse_security
 from gateway.config.tls import TLS_KEYS, TlsFiles, tls_files
@@ -65,6 +66,7 @@ TOP_LEVEL = {
     "live",
     "history",
     "webhooks",
+    "reporting",
 }
 SERVER_KEYS = {
     "profile",
@@ -250,6 +252,7 @@ class Settings:
     live: LiveSettings = field(default_factory=LiveSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
     webhooks: tuple[WebhookSettings, ...] = ()
+    reporting: ReportingSettings = field(default_factory=ReportingSettings)
 
 
 def config_path(cli_value: str | None, env: Mapping[str, str]) -> str:
@@ -333,6 +336,7 @@ def parse_settings(
     live = _live(check, check.table(data, "live", "live"))
     history = _history(check, check.table(data, "history", "history"), server.development)
     webhooks = _webhooks(check, check.table(data, "webhooks", "webhooks"), server.development)
+    reporting = parse_reporting(check, check.table(data, "reporting", "reporting"))
     if check.problems:
         raise ConfigError(check.problems)
     return Settings(
@@ -349,6 +353,7 @@ def parse_settings(
         live=live,
         history=history,
         webhooks=webhooks,
+        reporting=reporting,
     )
 
 

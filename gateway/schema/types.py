@@ -9,7 +9,7 @@ names are these types' fields (a test holds that), so nothing is copied per requ
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
@@ -23,6 +23,7 @@ from gateway.errors import ErrorCode as DomainErrorCode
 from gateway.schema.execution.per_object import PerObject
 from gateway.services.history import MAX_POINTS, RUNWAY_DAYS, SqlHistory, downsampled
 from gateway.services.history import runway as runway_of
+from gateway.services.reporting import reporting_totals
 
 if TYPE_CHECKING:
     from gateway.schema.context import Context
@@ -338,6 +339,45 @@ class CurrencyTotal:
     available: Money
 
 
+@strawberry.type(description="One currency's exact total, converted to the reporting currency.")
+class ConvertedTotal:
+    original: CurrencyTotal = strawberry.field(description="The exact total, in its currency.")
+    total: Money = strawberry.field(description="In the reporting currency, rounded once.")
+    available: Money
+    rate: Decimal = strawberry.field(
+        description="Units of the original currency per one unit of the reporting currency."
+    )
+    approximate: bool = strawberry.field(
+        description="False for the same currency and between EUR, XOF and XAF (a fixed "
+        "parity: 1 EUR = 655.957 XOF = 655.957 XAF); true for a market rate."
+    )
+    as_of: date | None = strawberry.field(description="The market rate's date; null if exact.")
+    source: str = strawberry.field(
+        description='"same currency", "fixed parity", or where the rate came from '
+        '("configuration", or the rates provider).'
+    )
+
+
+@strawberry.type(
+    description="One asset kind's total in the reporting currency (kinds are never mixed)."
+)
+class ReportingTotal:
+    kind: domain.AssetKind
+    total: Money = strawberry.field(
+        description="The sum of `converted` totals (each rounded first, so they add up)."
+    )
+    available: Money
+    approximate: bool = strawberry.field(description="Any part converted at a market rate.")
+    rounding: str = strawberry.field(
+        description='"half-even" (banker\'s) or "half-up", to the reporting currency\'s minor '
+        "unit ([reporting] rounding)."
+    )
+    converted: list[ConvertedTotal]
+    unconverted: list[CurrencyTotal] = strawberry.field(
+        description="Totals of a currency with no rate: listed, not added to `total`."
+    )
+
+
 @strawberry.type
 class BalanceReport:
     account_ids: strawberry.Private[list[str]]
@@ -375,6 +415,27 @@ class BalanceReport:
     async def totals(self, info: strawberry.Info[Context, None]) -> list[CurrencyTotal]:
         results = await self._all(info.context)
         return view(domain.totals(results), CurrencyTotal)
+
+    @strawberry.field(
+        description="Beside `totals`: per asset kind, the same totals in one reporting "
+        "currency (default: [reporting] currency; none: an empty list). XOF and XAF convert "
+        "to EUR exactly at their fixed parity; every other currency at a configured rate, "
+        "marked approximate with its rate and as-of; one without a rate is `unconverted`."
+    )
+    async def reporting_totals(
+        self, info: strawberry.Info[Context, None], reporting_currency: str | None = None
+    ) -> list[ReportingTotal]:
+        reporting = info.context.balance_service.reporting
+        currency = reporting_currency or reporting.currency
+        if currency is None:
+            return []
+        if not domain.is_known_currency(currency):
+            raise ClientError(f"Unknown reporting currency {currency!r}.")
+        results = await self._all(info.context)
+        found = reporting_totals(
+            domain.totals(results), currency, reporting.table, reporting.rounding
+        )
+        return cast(list[ReportingTotal], found)
 
     @strawberry.field(
         description="True when every requested account answered (stale answers included)."

@@ -25,6 +25,7 @@ from gateway.cache.read_through import (
 )
 from gateway.clock import request_deadline
 from gateway.config.accounts import AccountConfig
+from gateway.config.reporting import ReportingSettings
 from gateway.domain import (
     AccountBalance,
     AccountBalanceResult,
@@ -71,6 +72,7 @@ class BalanceService:
         # Told of every account's answer, as it is read (gauges, history).
         self.answered: list[Callable[[AccountBalanceResult], None]] = []
         self.history: SqlHistory | None = None  # `[history]` on: balances over time
+        self.reporting = ReportingSettings()  # `[reporting]`: totals in one currency
         # Per account, the last read and its answer, built once: every request that awaits
         # the same upstream read (one `Cached`, shared by the cache's single flight) is
         # given the same answer, and the listeners hear of it once. A cache hit is a copy

@@ -283,6 +283,7 @@ CHECKS: dict[str, Check] = {
     "fault-off": Check(contains("")),
     "max-age": Check(),
     "refresh": Check(),
+    "reporting-totals": Check(),
     "transactions": Check(transactions),
     "transactions-collateral": Check(transactions_collateral),
     "topup": Check(),
