@@ -28,10 +28,11 @@ from gateway.clock import Clock
 from gateway.config.accounts import AccountConfig
 from gateway.config.settings import ServerSettings, Settings
 from gateway.domain import Capability
+from gateway.errors import UpstreamContext
 from gateway.observability import log_context, log_format
 from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import NO_TRACING, Tracing
-from gateway.providers.base import upstream_context
+from gateway.providers.base import get_ok, upstream_context
 from gateway.providers.loading import spec
 from gateway.providers.protocols import TopUpProvider, TransactionSource
 from gateway.schema import build_schema
@@ -56,6 +57,7 @@ from gateway.services.history import HistoryRecorder, SqlHistory
 from gateway.services.journal import Journal, open_journal, postgres_refusal
 from gateway.services.live import BalanceWatch
 from gateway.services.notifications import Notifier
+from gateway.services.rates import RATES, HttpRates, RateSource, StaticRates
 from gateway.services.topups import JournalTransactions, TopUpService
 from gateway.services.transactions import TransactionService
 from gateway.upstream.breaker import CircuitBreaker
@@ -373,6 +375,7 @@ async def components(
             refresh_join_seconds=settings.cache.refresh_join_seconds,
         )
         service.reporting = settings.reporting
+        service.rates = rate_source(settings, http, store, cache, metrics, clock, sleep, tracing)
         gauges = BalanceGauges(clock)  # per-balance gauges, from every answer read
         metrics.registry.register(gauges)
         service.answered.append(gauges.note)
@@ -489,6 +492,42 @@ def cursor_secret(settings: Settings) -> bytes:
     return secrets.token_bytes(32)
 
 
+def rate_source(
+    settings: Settings,
+    http: UpstreamClient,
+    store: Store,
+    cache: ReadThroughCache,
+    metrics: Metrics,
+    clock: Clock,
+    sleep: Sleep,
+    tracing: Tracing,
+) -> RateSource:
+    """`[reporting]`'s rates: its static table, or its rates provider over HTTP."""
+    reporting = settings.reporting
+    if reporting.rates_url is None:
+        return StaticRates(reporting.table)
+    channel = channel_of(
+        RATES,
+        reporting.rates_timeout_seconds,
+        CallLimits(),
+        settings,
+        http,
+        store,
+        metrics,
+        clock,
+        sleep,
+        tracing,
+    )
+    url = reporting.rates_url
+    return HttpRates(
+        lambda: get_ok(channel, url, {"Accept": "application/json"}),
+        url,
+        cache,
+        reporting.rates_fresh_seconds,
+        settings.server.request_deadline_seconds,
+    )
+
+
 def channel_for(
     account: AccountConfig,
     settings: Settings,
@@ -499,18 +538,44 @@ def channel_for(
     sleep: Sleep,
     tracing: Tracing = NO_TRACING,
 ) -> Channel:
+    limits = CallLimits(account.calls_per_minute, account.calls_per_day)
+    return channel_of(
+        upstream_context(account),
+        account.timeout_seconds,
+        limits,
+        settings,
+        http,
+        store,
+        metrics,
+        clock,
+        sleep,
+        tracing,
+    )
+
+
+def channel_of(
+    context: UpstreamContext,
+    timeout_seconds: float,
+    limits: CallLimits,
+    settings: Settings,
+    http: UpstreamClient,
+    store: Store,
+    metrics: Metrics,
+    clock: Clock,
+    sleep: Sleep,
+    tracing: Tracing = NO_TRACING,
+) -> Channel:
+    """An upstream's channel: `[upstream]`'s retries, breaker and bulkhead, its own quota."""
     upstream = settings.upstream
     return Channel(
         http,
-        upstream_context(account),
-        timeout_seconds=account.timeout_seconds,
+        context,
+        timeout_seconds=timeout_seconds,
         retry=RetryPolicy(
             upstream.max_attempts, upstream.backoff_base_seconds, upstream.backoff_max_seconds
         ),
         breaker=CircuitBreaker(upstream.breaker_failures, upstream.breaker_cooldown_seconds, clock),
-        quota=Quota(
-            account.id, CallLimits(account.calls_per_minute, account.calls_per_day), store, clock
-        ),
+        quota=Quota(context.account, limits, store, clock),
         max_concurrency=upstream.max_concurrency,
         metrics=metrics,
         clock=clock,

@@ -8,6 +8,11 @@ and the rates other currencies convert by — a static table with its as-of date
     [reporting.rates]         # units of each currency per one `base` (default: currency)
     USD = "1.0842"
 
+Or, instead of `rates`, a rates provider over HTTP — `rates_url`, answering JSON in the
+shape of Frankfurter's (`{"base": "EUR", "date": "2024-06-03", "rates": {"USD": 1.0842}}`),
+read through the upstream channel (deadline, retries, breaker) and the shared cache for
+`rates_fresh_seconds`. Its URL carries no credentials.
+
 The CFA francs need no rate: 1 EUR = 655.957 XOF = 655.957 XAF, fixed.
 """
 
@@ -19,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 from gateway.config.checker import Checker
 from gateway.domain import is_known_currency
@@ -29,7 +35,16 @@ EURO_PARITY: dict[str, Decimal] = {
     "XOF": Decimal("655.957"),
     "XAF": Decimal("655.957"),
 }
-REPORTING_KEYS = {"currency", "rounding", "as_of", "base", "rates"}
+REPORTING_KEYS = {
+    "currency",
+    "rounding",
+    "as_of",
+    "base",
+    "rates",
+    "rates_url",
+    "rates_fresh_seconds",
+    "rates_timeout_seconds",
+}
 ROUNDING_MODES = ("half-even", "half-up")
 RATE = re.compile(r"[0-9]+(\.[0-9]+)?")
 
@@ -60,6 +75,9 @@ class ReportingSettings:
     currency: str | None = None  # None: no reporting currency unless a caller names one
     rounding: str = "half-even"
     table: RateTable = field(default_factory=RateTable)
+    rates_url: str | None = None  # a rates provider instead of `table`'s rates
+    rates_fresh_seconds: float = 3600.0
+    rates_timeout_seconds: float = 5.0
 
 
 def parse_reporting(check: Checker, raw: Mapping[str, Any]) -> ReportingSettings:
@@ -98,4 +116,30 @@ def parse_reporting(check: Checker, raw: Mapping[str, Any]) -> ReportingSettings
         as_of = None
     if table and as_of is None:
         check.add(f"{where}.as_of", "rates need the date they were taken", "as_of = 2024-06-03")
-    return ReportingSettings(currency, rounding, RateTable(base, as_of, rates))
+    rates_url = _rates_url(check, raw.get("rates_url"), bool(table))
+    return ReportingSettings(
+        currency,
+        rounding,
+        RateTable(base, as_of, rates),
+        rates_url,
+        check.number(raw, "rates_fresh_seconds", where, 3600.0, 86_400),
+        check.number(raw, "rates_timeout_seconds", where, 5.0, 60),
+    )
+
+
+def _rates_url(check: Checker, url: Any, static: bool) -> str | None:
+    """An http(s) URL without credentials in it, and not beside a static table."""
+    if url is None:
+        return None
+    location = "reporting.rates_url"
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        check.add(location, "must be an http:// or https:// URL", 'e.g. "https://rates…/latest"')
+        return None
+    if parts.username or parts.password:
+        check.add(location, "must carry no credentials", "remove the user and password")
+        return None
+    if static:
+        check.add(location, "one source of rates: rates_url or [reporting.rates]", "drop one")
+        return None
+    return str(url)

@@ -432,9 +432,8 @@ class BalanceReport:
         if not domain.is_known_currency(currency):
             raise ClientError(f"Unknown reporting currency {currency!r}.")
         results = await self._all(info.context)
-        found = reporting_totals(
-            domain.totals(results), currency, reporting.table, reporting.rounding
-        )
+        table = await info.context.balance_service.rates.table()
+        found = reporting_totals(domain.totals(results), currency, table, reporting.rounding)
         return cast(list[ReportingTotal], found)
 
     @strawberry.field(

@@ -8,6 +8,8 @@ __all__ = [
     "journal",
     "live",
     "notifications",
+    "rates",
+    "reporting",
     "topups",
     "transactions",
 ]

@@ -42,6 +42,7 @@ from gateway.errors import ErrorCode, UpstreamError
 from gateway.observability import log_context
 from gateway.providers.protocols import BalanceProvider
 from gateway.services.history import SqlHistory
+from gateway.services.rates import RateSource, StaticRates
 
 log = logging.getLogger("gateway.services.balances")
 BALANCES = Codec[tuple[Balance, ...]](encode_balances, decode_balances)
@@ -73,6 +74,7 @@ class BalanceService:
         self.answered: list[Callable[[AccountBalanceResult], None]] = []
         self.history: SqlHistory | None = None  # `[history]` on: balances over time
         self.reporting = ReportingSettings()  # `[reporting]`: totals in one currency
+        self.rates: RateSource = StaticRates(self.reporting.table)  # and their rates
         # Per account, the last read and its answer, built once: every request that awaits
         # the same upstream read (one `Cached`, shared by the cache's single flight) is
         # given the same answer, and the listeners hear of it once. A cache hit is a copy

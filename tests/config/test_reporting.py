@@ -53,3 +53,21 @@ def test_floats_unknown_currencies_and_a_missing_date_are_named() -> None:
     assert problems({**DEMO, "reporting": {"as_of": "June"}})["reporting.as_of"].startswith(
         "must be a date"
     )
+
+
+def test_a_rates_provider_url_carries_no_credentials_and_is_the_one_source() -> None:
+    settings = parse_settings(
+        {**DEMO, "reporting": {"currency": "EUR", "rates_url": "https://rates.example/latest"}}, {}
+    )
+    assert settings.reporting.rates_url == "https://rates.example/latest"
+    assert settings.reporting.rates_fresh_seconds == 3600
+    for url, said in (
+        ("https://user:pw@rates.example/latest", "must carry no credentials"),
+        ("ftp://rates.example/latest", "must be an http:// or https:// URL"),
+    ):
+        found = problems({**DEMO, "reporting": {"rates_url": url}})
+        assert found["reporting.rates_url"].startswith(said)
+    both = {"rates_url": "https://rates.example/", "as_of": "2024-06-03", "rates": {"USD": "1"}}
+    assert problems({**DEMO, "reporting": both})["reporting.rates_url"].startswith(
+        "one source of rates"
+    )
