@@ -15,6 +15,7 @@ SCOPES = (
     "topup:write",
     "metrics:read",
     "balances:refresh",
+    "debug",
 )
 
 

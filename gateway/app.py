@@ -353,11 +353,12 @@ async def components(
     recorder: HistoryRecorder | None = None
     notifier: Notifier | None = None
     webhooks = WebhookClient() if settings.webhooks else None
+    upstreams = Upstreams(settings, http, store, metrics, clock, sleep, tracing)
     try:
         adapters = {
             account.id: spec(account.provider.value).factory(
                 account,
-                channel_for(account, settings, http, store, metrics, clock, sleep, tracing),
+                upstreams.for_account(account),
                 clock,
             )
             for account in accounts.values()
@@ -375,7 +376,7 @@ async def components(
             refresh_join_seconds=settings.cache.refresh_join_seconds,
         )
         service.reporting = settings.reporting
-        service.rates = rate_source(settings, http, store, cache, metrics, clock, sleep, tracing)
+        service.rates = rate_source(settings, upstreams, cache)
         gauges = BalanceGauges(clock)  # per-balance gauges, from every answer read
         metrics.registry.register(gauges)
         service.answered.append(gauges.note)
@@ -492,32 +493,12 @@ def cursor_secret(settings: Settings) -> bytes:
     return secrets.token_bytes(32)
 
 
-def rate_source(
-    settings: Settings,
-    http: UpstreamClient,
-    store: Store,
-    cache: ReadThroughCache,
-    metrics: Metrics,
-    clock: Clock,
-    sleep: Sleep,
-    tracing: Tracing,
-) -> RateSource:
+def rate_source(settings: Settings, upstreams: Upstreams, cache: ReadThroughCache) -> RateSource:
     """`[reporting]`'s rates: its static table, or its rates provider over HTTP."""
     reporting = settings.reporting
     if reporting.rates_url is None:
         return StaticRates(reporting.table)
-    channel = channel_of(
-        RATES,
-        reporting.rates_timeout_seconds,
-        CallLimits(),
-        settings,
-        http,
-        store,
-        metrics,
-        clock,
-        sleep,
-        tracing,
-    )
+    channel = upstreams.channel(RATES, reporting.rates_timeout_seconds, CallLimits())
     url = reporting.rates_url
     return HttpRates(
         lambda: get_ok(channel, url, {"Accept": "application/json"}),
@@ -528,57 +509,42 @@ def rate_source(
     )
 
 
-def channel_for(
-    account: AccountConfig,
-    settings: Settings,
-    http: UpstreamClient,
-    store: Store,
-    metrics: Metrics,
-    clock: Clock,
-    sleep: Sleep,
-    tracing: Tracing = NO_TRACING,
-) -> Channel:
-    limits = CallLimits(account.calls_per_minute, account.calls_per_day)
-    return channel_of(
-        upstream_context(account),
-        account.timeout_seconds,
-        limits,
-        settings,
-        http,
-        store,
-        metrics,
-        clock,
-        sleep,
-        tracing,
-    )
+@dataclass(frozen=True)
+class Upstreams:
+    """What every upstream's channel is made of: `[upstream]`'s retries, breaker and
+    bulkhead over the shared HTTP client, and a quota counted in the shared store."""
 
+    settings: Settings
+    http: UpstreamClient
+    store: Store
+    metrics: Metrics
+    clock: Clock
+    sleep: Sleep
+    tracing: Tracing = NO_TRACING
 
-def channel_of(
-    context: UpstreamContext,
-    timeout_seconds: float,
-    limits: CallLimits,
-    settings: Settings,
-    http: UpstreamClient,
-    store: Store,
-    metrics: Metrics,
-    clock: Clock,
-    sleep: Sleep,
-    tracing: Tracing = NO_TRACING,
-) -> Channel:
-    """An upstream's channel: `[upstream]`'s retries, breaker and bulkhead, its own quota."""
-    upstream = settings.upstream
-    return Channel(
-        http,
-        context,
-        timeout_seconds=timeout_seconds,
-        retry=RetryPolicy(
-            upstream.max_attempts, upstream.backoff_base_seconds, upstream.backoff_max_seconds
-        ),
-        breaker=CircuitBreaker(upstream.breaker_failures, upstream.breaker_cooldown_seconds, clock),
-        quota=Quota(context.account, limits, store, clock),
-        max_concurrency=upstream.max_concurrency,
-        metrics=metrics,
-        clock=clock,
-        sleep=sleep,
-        tracing=tracing,
-    )
+    def for_account(self, account: AccountConfig) -> Channel:
+        limits = CallLimits(account.calls_per_minute, account.calls_per_day)
+        return self.channel(upstream_context(account), account.timeout_seconds, limits)
+
+    def channel(
+        self, context: UpstreamContext, timeout_seconds: float, limits: CallLimits
+    ) -> Channel:
+        upstream = self.settings.upstream
+        clock = self.clock
+        return Channel(
+            self.http,
+            context,
+            timeout_seconds=timeout_seconds,
+            retry=RetryPolicy(
+                upstream.max_attempts, upstream.backoff_base_seconds, upstream.backoff_max_seconds
+            ),
+            breaker=CircuitBreaker(
+                upstream.breaker_failures, upstream.breaker_cooldown_seconds, clock
+            ),
+            quota=Quota(context.account, limits, self.store, clock),
+            max_concurrency=upstream.max_concurrency,
+            metrics=self.metrics,
+            clock=clock,
+            sleep=self.sleep,
+            tracing=self.tracing,
+        )

@@ -39,7 +39,7 @@ from gateway.errors import (
     UpstreamUnauthorized,
     UpstreamUnavailable,
 )
-from gateway.observability import log_context
+from gateway.observability import log_context, request_trace
 from gateway.observability.metrics import Metrics
 
 T = TypeVar("T")
@@ -141,7 +141,9 @@ class ReadThroughCache:
             if served is not None:
                 self._metrics.cache_events.labels(account, "hit").inc()
                 log_context.stats().cache_hits += 1
+                request_trace.cache_state("fresh")
                 return served
+        request_trace.cache_state("joined" if key in self._flights else "miss")
         # This request's view (the metrics count each fill once, in `_load`): it waited for
         # a fill, its own or one it joined, and got fresh data, stale data or a failure.
         stats = log_context.stats()
@@ -161,6 +163,7 @@ class ReadThroughCache:
             raise
         if result.stale:
             stats.cache_stale += 1
+            request_trace.cache_state("stale")
         else:
             stats.cache_misses += 1
         return result
@@ -227,6 +230,7 @@ class ReadThroughCache:
         ):
             filled = await self._await_other_replica(key, codec, self._clock(), entry)
             if filled is not None:
+                request_trace.cache_state("joined")  # another replica's read
                 self._metrics.cache_events.labels(account, "hit").inc()
                 return filled
         elif marker:
@@ -236,6 +240,7 @@ class ReadThroughCache:
             if latest is not None and fresh:
                 served = self._serve(latest, codec)
                 if served is not None:
+                    request_trace.cache_state("joined")  # another replica's read, just done
                     await self.store.delete(marker)
                     self._metrics.cache_events.labels(account, "hit").inc()
                     return served

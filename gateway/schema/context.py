@@ -15,6 +15,7 @@ from gateway.access import DEVELOPMENT, Principal
 from gateway.domain import AccountBalance, AccountBalanceResult, AccountInfo
 from gateway.errors import ClientError
 from gateway.observability import log_context
+from gateway.observability.request_trace import RequestTrace
 from gateway.schema.transactions import (
     TransactionConnection,
     TransactionFilter,
@@ -41,6 +42,7 @@ class Context:
     live: BalanceWatch | None = None  # set for a Server-Sent Events stream
     stream_end: BaseException | None = None  # why a live stream ended early, if it did
     errors: list[GraphQLError] = field(default_factory=list)
+    trace: RequestTrace | None = None  # answered as `extensions.trace` (request_trace.py)
     # One read per account (and `maxAgeSeconds` asked, and whether it is a refresh) per
     # request, however many fields ask for it.
     _reads: dict[tuple[str, int | None, bool], asyncio.Future[AccountBalanceResult]] = field(

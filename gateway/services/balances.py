@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -39,7 +40,7 @@ from gateway.domain import (
     with_levels,
 )
 from gateway.errors import ErrorCode, UpstreamError
-from gateway.observability import log_context
+from gateway.observability import log_context, request_trace
 from gateway.providers.protocols import BalanceProvider
 from gateway.services.history import SqlHistory
 from gateway.services.rates import RateSource, StaticRates
@@ -156,7 +157,10 @@ class BalanceService:
         self, account_id: str, max_age: int | None, refresh: bool
     ) -> AccountBalanceResult:
         asked_at = self._cache.now()
+        traced = request_trace.account_read(account_id)
         result, known = await self._read(account_id, max_age, refresh)
+        if traced is not None:
+            traced.ended = time.monotonic()
         if refresh:
             await self._announce(result)
         if not known:
