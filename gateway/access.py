@@ -9,7 +9,14 @@ from dataclasses import dataclass
 
 from gateway.errors import Forbidden
 
-SCOPES = ("balances:read", "transactions:read", "topup:write", "metrics:read")
+SCOPES = (
+    "balances:read",
+    "transactions:read",
+    "topup:write",
+    "metrics:read",
+    "balances:refresh",
+    "debug",
+)
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,11 @@ from gateway.clock import Clock
 from gateway.config.accounts import AccountConfig
 from gateway.config.settings import ServerSettings, Settings
 from gateway.domain import Capability
+from gateway.errors import UpstreamContext
 from gateway.observability import log_context, log_format
 from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import NO_TRACING, Tracing
-from gateway.providers.base import upstream_context
+from gateway.providers.base import get_ok, upstream_context
 from gateway.providers.loading import spec
 from gateway.providers.protocols import TopUpProvider, TransactionSource
 from gateway.schema import build_schema
@@ -57,6 +58,7 @@ from gateway.services.history import HistoryRecorder, SqlHistory
 from gateway.services.journal import Journal, open_journal, postgres_refusal
 from gateway.services.live import BalanceWatch
 from gateway.services.notifications import Notifier
+from gateway.services.rates import RATES, HttpRates, RateSource, StaticRates
 from gateway.services.topups import JournalTransactions, TopUpService
 from gateway.services.transactions import TransactionService
 from gateway.upstream.breaker import CircuitBreaker
@@ -354,11 +356,12 @@ async def components(
     recorder: HistoryRecorder | None = None
     notifier: Notifier | None = None
     webhooks = WebhookClient() if settings.webhooks else None
+    upstreams = Upstreams(settings, http, store, metrics, clock, sleep, tracing)
     try:
         adapters = {
             account.id: spec(account.provider.value).factory(
                 account,
-                channel_for(account, settings, http, store, metrics, clock, sleep, tracing),
+                upstreams.for_account(account),
                 clock,
             )
             for account in accounts.values()
@@ -368,7 +371,16 @@ async def components(
         )
         generations = Generations(store)
         service = BalanceService(
-            accounts, adapters, cache, generations, settings.server.request_deadline_seconds
+            accounts,
+            adapters,
+            cache,
+            generations,
+            settings.server.request_deadline_seconds,
+            refresh_join_seconds=settings.cache.refresh_join_seconds,
+        )
+        service.reporting, service.rates = (
+            settings.reporting,
+            rate_source(settings, upstreams, cache),
         )
         gauges = BalanceGauges(clock)  # per-balance gauges, from every answer read
         metrics.registry.register(gauges)
@@ -415,12 +427,11 @@ async def components(
             settings.cache.transactions_fresh_seconds,
             settings.server.request_deadline_seconds,
         )
-        daily_close = DailyCloseService(
-            accounts, service, service.history, transactions, journal, clock
-        )
         yield Components(
             service=service,
-            daily_close=daily_close,
+            daily_close=DailyCloseService(
+                accounts, service, service.history, transactions, journal, clock
+            ),
             transactions=transactions,
             topups=topups,
             rate_limiter=RateLimiter(store, settings.security.rate_limit, clock),
@@ -490,31 +501,58 @@ def cursor_secret(settings: Settings) -> bytes:
     return secrets.token_bytes(32)
 
 
-def channel_for(
-    account: AccountConfig,
-    settings: Settings,
-    http: UpstreamClient,
-    store: Store,
-    metrics: Metrics,
-    clock: Clock,
-    sleep: Sleep,
-    tracing: Tracing = NO_TRACING,
-) -> Channel:
-    upstream = settings.upstream
-    return Channel(
-        http,
-        upstream_context(account),
-        timeout_seconds=account.timeout_seconds,
-        retry=RetryPolicy(
-            upstream.max_attempts, upstream.backoff_base_seconds, upstream.backoff_max_seconds
-        ),
-        breaker=CircuitBreaker(upstream.breaker_failures, upstream.breaker_cooldown_seconds, clock),
-        quota=Quota(
-            account.id, CallLimits(account.calls_per_minute, account.calls_per_day), store, clock
-        ),
-        max_concurrency=upstream.max_concurrency,
-        metrics=metrics,
-        clock=clock,
-        sleep=sleep,
-        tracing=tracing,
+def rate_source(settings: Settings, upstreams: Upstreams, cache: ReadThroughCache) -> RateSource:
+    """`[reporting]`'s rates: its static table, or its rates provider over HTTP."""
+    reporting = settings.reporting
+    if reporting.rates_url is None:
+        return StaticRates(reporting.table)
+    channel = upstreams.channel(RATES, reporting.rates_timeout_seconds, CallLimits())
+    url = reporting.rates_url
+    return HttpRates(
+        lambda: get_ok(channel, url, {"Accept": "application/json"}),
+        url,
+        cache,
+        reporting.rates_fresh_seconds,
+        settings.server.request_deadline_seconds,
     )
+
+
+@dataclass(frozen=True)
+class Upstreams:
+    """What every upstream's channel is made of: `[upstream]`'s retries, breaker and
+    bulkhead over the shared HTTP client, and a quota counted in the shared store."""
+
+    settings: Settings
+    http: UpstreamClient
+    store: Store
+    metrics: Metrics
+    clock: Clock
+    sleep: Sleep
+    tracing: Tracing = NO_TRACING
+
+    def for_account(self, account: AccountConfig) -> Channel:
+        limits = CallLimits(account.calls_per_minute, account.calls_per_day)
+        return self.channel(upstream_context(account), account.timeout_seconds, limits)
+
+    def channel(
+        self, context: UpstreamContext, timeout_seconds: float, limits: CallLimits
+    ) -> Channel:
+        upstream = self.settings.upstream
+        clock = self.clock
+        return Channel(
+            self.http,
+            context,
+            timeout_seconds=timeout_seconds,
+            retry=RetryPolicy(
+                upstream.max_attempts, upstream.backoff_base_seconds, upstream.backoff_max_seconds
+            ),
+            breaker=CircuitBreaker(
+                upstream.breaker_failures, upstream.breaker_cooldown_seconds, clock
+            ),
+            quota=Quota(context.account, limits, self.store, clock),
+            max_concurrency=upstream.max_concurrency,
+            metrics=self.metrics,
+            clock=clock,
+            sleep=self.sleep,
+            tracing=self.tracing,
+        )

@@ -282,6 +282,25 @@ class StaleReason:
     retry_after_seconds: int | None = None
 
 
+class FreshnessLimitCode(Enum):
+    """Why an answer is older than the `maxAgeSeconds` a caller asked for (stable codes)."""
+
+    QUOTA = "QUOTA"  # the provider's call quota allows no fresher read
+    STALE = "STALE"  # the provider failed: the last answer stands in (see `stale_reason`)
+    JOINED = "JOINED"  # joined a read another replica had started just before
+
+
+@dataclass(frozen=True)
+class FreshnessLimit:
+    """Why an answer is older than asked: the code, in words, what was asked and the
+    freshest the provider's quota allows (`allowed_max_age_seconds`)."""
+
+    code: FreshnessLimitCode
+    message: str
+    max_age_seconds: int
+    allowed_max_age_seconds: int
+
+
 @dataclass(frozen=True)
 class AccountBalance:
     account: AccountInfo
@@ -289,6 +308,8 @@ class AccountBalance:
     fetched_at: datetime
     stale: bool = False
     stale_reason: StaleReason | None = None  # set exactly when `stale`
+    # Set when a caller asked for `maxAgeSeconds` and this answer is older than that.
+    freshness_limit: FreshnessLimit | None = None
 
 
 @dataclass(frozen=True)

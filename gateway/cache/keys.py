@@ -5,11 +5,13 @@ All keys live under the store's namespace (`<[cache] namespace>:v1:`). The gramm
     balance:<account>:<credentials>                  an account's balances
     tx:<account>:<credentials>:<filter>:<page>       one upstream page of its history
     <balance or tx key>:filling                      single-flight marker (shared store only)
+    <balance key>:refreshed                          when a refresh last read it (its stamp)
     gen:<account>                                    the account's response generation
     response:<digest>                                a whole GraphQL response
     budget:<account>:minute|day:<window start>       the account's upstream call quota
     rate:<client>                                    a client's token bucket
     apq:<digest>                                     a document registered by its hash
+    rates:<digest>                                   a rates provider's table ([reporting])
 
     <account>      a configured account id: [a-z0-9][a-z0-9_-]*
     <credentials>  20 hex digits of a hash of the provider, base URL and credentials —
@@ -19,6 +21,7 @@ All keys live under the store's namespace (`<[cache] namespace>:v1:`). The gramm
     <digest>       64 hex digits: SHA-256 of the caller's scopes and visible accounts, the
                    generations of those accounts, and the document, variables and operation
                    (for `apq:`, the SHA-256 of the document itself)
+    (for `rates:`, the SHA-256 of the rates provider's URL)
     <client>       a configured client name, `jwt:<subject>` (from a verified token) or
                    `dev:anonymous`
 
@@ -37,8 +40,9 @@ from gateway.domain import TransactionFilter
 
 WINDOW_NAMES = ("minute", "day")
 GRAMMAR = re.compile(
-    r"(?:balance:{a}:{f}|tx:{a}:{f}:{h}:\d+)(?::filling)?"
-    r"|gen:{a}|(?:response|apq):[0-9a-f]{{64}}|budget:{a}:(?:minute|day):\d+"
+    r"(?:balance:{a}:{f}|tx:{a}:{f}:{h}:\d+)(?::filling)?|balance:{a}:{f}:refreshed"
+    r"|gen:{a}|(?:response|apq):[0-9a-f]{{64}}|rates:[0-9a-f]{{64}}(?::filling)?"
+    r"|budget:{a}:(?:minute|day):\d+"
     r"|rate:(?:[a-z0-9][a-z0-9_-]*|jwt:[^\s]+|dev:anonymous)".format(
         a="[a-z0-9][a-z0-9_-]*", f="[0-9a-f]{20}", h="[0-9a-f]{16}"
     )
@@ -59,6 +63,10 @@ def filling(key: str) -> str:
     return f"{key}:filling"
 
 
+def refreshed(key: str) -> str:
+    return f"{key}:refreshed"
+
+
 def generation(account_id: str) -> str:
     return f"gen:{account_id}"
 
@@ -70,6 +78,11 @@ def response(digest: str) -> str:
 def persisted_query(digest: str) -> str:
     """A document registered as an automatic persisted query (its SHA-256, hex)."""
     return f"apq:{digest}"
+
+
+def rates(digest: str) -> str:
+    """A rates provider's table: its URL only through a digest."""
+    return f"rates:{digest}"
 
 
 def quota_window(account_id: str, window: str, start: int) -> str:

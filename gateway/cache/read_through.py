@@ -11,6 +11,8 @@ the backend TTL (fresh + stale + margin) only evicts.
   marker: a replica that sees it waits up to `fill_wait_seconds` for the other's result,
   then fetches anyway; a replica that takes the marker reads the key once more first (the
   other may have filled it, and let its marker go, since this replica's first read);
+- a refresh (`Refresh`) takes only an entry a refresh read within its window (or one
+  younger than its `max_age`: the quota's interval), and marks the entry it fills;
 - the load fails with 5xx/429/timeout/connection/bad response/open circuit/spent budget →
   the entry, if still inside its stale window, is served with `stale=True` and its
   original `fetched_at`; 401/403 drop the entry and the failure is returned.
@@ -37,7 +39,7 @@ from gateway.errors import (
     UpstreamUnauthorized,
     UpstreamUnavailable,
 )
-from gateway.observability import log_context
+from gateway.observability import log_context, request_trace
 from gateway.observability.metrics import Metrics
 
 T = TypeVar("T")
@@ -55,6 +57,16 @@ STALE_ON = (
 class Freshness:
     fresh_seconds: float
     stale_seconds: float
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """A refresh's read: an entry a refresh read within the last `seconds` is fresh (the
+    refreshes of one moment, on every replica, share it); any other is read again. Its
+    stamp is kept under `key` (`keys.refreshed`), written before the fill's marker goes."""
+
+    key: str
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -115,14 +127,23 @@ class ReadThroughCache:
         freshness: Freshness,
         fetch: Callable[[], Awaitable[T]],
         codec: Codec[T],
+        max_age: float | None = None,
+        refresh: Refresh | None = None,
     ) -> Cached[T]:
-        entry = Entry.parse(await self.store.get(key))
-        if entry is not None and self._clock() - entry.stamp < freshness.fresh_seconds:
+        """The key's value, fresh: younger than `max_age` seconds when given (a caller's
+        own bound, 0: read it now), else than `freshness.fresh_seconds` — or, for a
+        `refresh`, read by a refresh within its window. The stale window and the entry's
+        lifetime are `freshness`'s either way."""
+        fresh_for = freshness.fresh_seconds if max_age is None else max_age
+        entry, fresh = await self._look(key, fresh_for, refresh)
+        if entry is not None and fresh:
             served = self._serve(entry, codec)
             if served is not None:
                 self._metrics.cache_events.labels(account, "hit").inc()
                 log_context.stats().cache_hits += 1
+                request_trace.cache_state("fresh")
                 return served
+        request_trace.cache_state("joined" if key in self._flights else "miss")
         # This request's view (the metrics count each fill once, in `_load`): it waited for
         # a fill, its own or one it joined, and got fresh data, stale data or a failure.
         stats = log_context.stats()
@@ -130,16 +151,43 @@ class ReadThroughCache:
             # The fill is not held in a local: its failure's traceback holds this frame,
             # and frame → fill → failure → frame would be a cycle the collector must free.
             result: Cached[T] = await asyncio.shield(
-                self._fill(key, lambda: self._load(key, account, freshness, fetch, codec, entry))
+                self._fill(
+                    key,
+                    lambda: self._load(
+                        key, account, freshness, fetch, codec, entry, fresh_for, refresh
+                    ),
+                )
             )
         except BaseException:
             stats.cache_misses += 1
             raise
         if result.stale:
             stats.cache_stale += 1
+            request_trace.cache_state("stale")
         else:
             stats.cache_misses += 1
         return result
+
+    async def _look(
+        self, key: str, fresh_for: float, refresh: Refresh | None
+    ) -> tuple[Entry | None, bool]:
+        """The stored entry (None: none, or not one), and whether it is fresh: younger than
+        `fresh_for`, or read by a refresh within its window (one round trip either way)."""
+        window = fresh_for
+        if refresh is None:
+            entry = Entry.parse(await self.store.get(key))
+        else:
+            raw, mark = await self.store.multi_get([key, refresh.key])
+            entry = Entry.parse(raw)
+            if entry is not None and mark == repr(entry.stamp):  # the mark's TTL only evicts
+                window = max(window, refresh.seconds)
+        if entry is None:
+            return None, False
+        return entry, self._clock() - entry.stamp < window
+
+    def now(self) -> float:
+        """The gateway's clock, as this cache judges freshness by it (Unix seconds)."""
+        return self._clock()
 
     async def drop(self, *keys: str) -> None:
         await self.store.delete(*keys)
@@ -173,22 +221,26 @@ class ReadThroughCache:
         fetch: Callable[[], Awaitable[T]],
         codec: Codec[T],
         entry: Entry | None,
+        fresh_for: float,
+        refresh: Refresh | None,
     ) -> Cached[T]:
         marker = keys.filling(key) if self.store.shared else None
         if marker and not await self.store.claim(
             marker, secrets.token_hex(8), self.fill_wait_seconds
         ):
-            filled = await self._await_other_replica(key, codec, since=self._clock())
+            filled = await self._await_other_replica(key, codec, self._clock(), entry)
             if filled is not None:
+                request_trace.cache_state("joined")  # another replica's read
                 self._metrics.cache_events.labels(account, "hit").inc()
                 return filled
         elif marker:
             # Claimed — but another replica may have filled the key and let its marker go
             # between this replica's first read and its claim: read once more.
-            latest = Entry.parse(await self.store.get(key))
-            if latest is not None and self._clock() - latest.stamp < freshness.fresh_seconds:
+            latest, fresh = await self._look(key, fresh_for, refresh)
+            if latest is not None and fresh:
                 served = self._serve(latest, codec)
                 if served is not None:
+                    request_trace.cache_state("joined")  # another replica's read, just done
                     await self.store.delete(marker)
                     self._metrics.cache_events.labels(account, "hit").inc()
                     return served
@@ -215,20 +267,23 @@ class ReadThroughCache:
         fetched = Entry(self._clock(), codec.encode(value))
         ttl = freshness.fresh_seconds + freshness.stale_seconds + EVICTION_MARGIN_SECONDS
         await self.store.set(key, fetched.dump(), ttl)
+        if refresh is not None:  # before the marker goes: a replica then finds both
+            await self.store.set(refresh.key, repr(fetched.stamp), refresh.seconds)
         if marker:
             await self.store.delete(marker)
         return Cached(value, datetime.fromtimestamp(fetched.stamp, UTC))
 
     async def _await_other_replica(
-        self, key: str, codec: Codec[T], since: float
+        self, key: str, codec: Codec[T], since: float, seen: Entry | None
     ) -> Cached[T] | None:
-        """Poll for the entry another replica is filling, for a bounded time."""
+        """Poll for the entry another replica is filling, for a bounded time: one written
+        since (a second's leeway for the replicas' clocks), never the one already `seen`."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.fill_wait_seconds
         while loop.time() < give_up:
             await asyncio.sleep(self.poll_seconds)
             entry = Entry.parse(await self.store.get(key))
-            if entry is not None and entry.stamp >= since - 1:
+            if entry is not None and entry.stamp >= since - 1 and entry != seen:
                 return self._serve(entry, codec)
         return None
 

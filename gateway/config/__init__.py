@@ -5,6 +5,7 @@ __all__ = [
     "accounts",
     "call_budgets",
     "documents",
+    "reporting",
     "security",
     "settings",
     "webhook_secret",

@@ -7,6 +7,7 @@ thresholds (`[[accounts.ID.thresholds]]`) — checked against its provider kind'
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -100,6 +101,19 @@ class AccountConfig:
         for name in sorted(self.credentials):
             digest.update(f"\n{name}={self.credentials[name].digest()}".encode())
         return digest.hexdigest()[:20]
+
+    @cached_property
+    def quota_interval_seconds(self) -> int:
+        """The shortest interval between two balance reads its call quota allows, in whole
+        seconds rounded up — one read per `60 / calls_per_minute` and per
+        `86,400 / calls_per_day` seconds, the longer (0: no quota). No caller's
+        `maxAgeSeconds` reads more often."""
+        intervals = [0]
+        if self.calls_per_minute:
+            intervals.append(math.ceil(60 / self.calls_per_minute))
+        if self.calls_per_day:
+            intervals.append(math.ceil(86_400 / self.calls_per_day))
+        return max(intervals)
 
     def secret(self, name: str) -> str:
         return self.credentials[name].reveal()

@@ -37,6 +37,7 @@ from gateway.config.operations import (
     parse_tracing,
 )
 from gateway.config.provider_rules import ProviderLookup
+from gateway.config.reporting import ReportingSettings, parse_reporting
 from gateway.config.secret import Secret
 from gateway.config.security import Security, parse_security
 from gateway.config.tls import TLS_KEYS, TlsFiles, tls_files
@@ -65,6 +66,7 @@ TOP_LEVEL = {
     "live",
     "history",
     "webhooks",
+    "reporting",
 }
 SERVER_KEYS = {
     "profile",
@@ -94,6 +96,7 @@ CACHE_KEYS = {
     "stale_seconds",
     "namespace",
     "fill_wait_seconds",
+    "refresh_join_seconds",
     "response_cache",
     "transactions_fresh_seconds",
     "username",
@@ -169,6 +172,9 @@ class CacheSettings:
     stale_seconds: float = 300.0
     namespace: str = "balance-gateway"
     fill_wait_seconds: float = 2.0
+    # `refreshBalances` takes an answer read at most this long before it was asked: the
+    # refreshes of one moment, on every replica, share one upstream read per account.
+    refresh_join_seconds: int = 5
     response_cache: bool = True
     transactions_fresh_seconds: float = 5.0
     # Redis's ACL user and password (a reference: env: or file:), never in the URL; and
@@ -246,6 +252,7 @@ class Settings:
     live: LiveSettings = field(default_factory=LiveSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
     webhooks: tuple[WebhookSettings, ...] = ()
+    reporting: ReportingSettings = field(default_factory=ReportingSettings)
 
 
 def config_path(cli_value: str | None, env: Mapping[str, str]) -> str:
@@ -329,6 +336,7 @@ def parse_settings(
     live = _live(check, check.table(data, "live", "live"))
     history = _history(check, check.table(data, "history", "history"), server.development)
     webhooks = _webhooks(check, check.table(data, "webhooks", "webhooks"), server.development)
+    reporting = parse_reporting(check, check.table(data, "reporting", "reporting"))
     if check.problems:
         raise ConfigError(check.problems)
     return Settings(
@@ -345,6 +353,7 @@ def parse_settings(
         live=live,
         history=history,
         webhooks=webhooks,
+        reporting=reporting,
     )
 
 
@@ -490,6 +499,7 @@ def _cache(check: Checker, raw: Mapping[str, Any], development: bool) -> CacheSe
         stale_seconds=check.number(raw, "stale_seconds", "cache", 300.0, 7 * 86_400, zero=True),
         namespace=namespace,
         fill_wait_seconds=check.number(raw, "fill_wait_seconds", "cache", 2.0, 30),
+        refresh_join_seconds=check.whole(raw, "refresh_join_seconds", "cache", 5, 3600) or 5,
         response_cache=response_cache,
         transactions_fresh_seconds=check.number(
             raw, "transactions_fresh_seconds", "cache", 5.0, 3600, zero=True

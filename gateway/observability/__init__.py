@@ -7,5 +7,6 @@ __all__ = [
     "log_context",
     "log_format",
     "metrics",
+    "request_trace",
     "tracing",
 ]

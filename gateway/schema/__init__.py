@@ -18,7 +18,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from gateway.config.security import RequestLimits
-from gateway.schema.errors import DeferredErrors
+from gateway.schema.errors import DeferredErrors, TraceResults
 from gateway.schema.execution.fast_completion import FastCompletionContext
 from gateway.schema.execution.limits import limits_rule
 from gateway.schema.execution.operation_choice import NamedOperation
@@ -57,6 +57,7 @@ def build_schema(
         lambda: TextValidationCache(validated),
         NamedOperation,  # after the cached validation result is set
         DeferredErrors,
+        TraceResults,
     ]
     if not development:
         extensions.append(DisableIntrospection)

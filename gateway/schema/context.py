@@ -15,6 +15,7 @@ from gateway.access import DEVELOPMENT, Principal
 from gateway.domain import AccountBalance, AccountBalanceResult, AccountInfo
 from gateway.errors import ClientError
 from gateway.observability import log_context
+from gateway.observability.request_trace import RequestTrace
 from gateway.schema.transactions import (
     TransactionConnection,
     TransactionFilter,
@@ -43,31 +44,43 @@ class Context:
     live: BalanceWatch | None = None  # set for a Server-Sent Events stream
     stream_end: BaseException | None = None  # why a live stream ended early, if it did
     errors: list[GraphQLError] = field(default_factory=list)
-    # One read per account per request, however many fields ask for it.
-    _reads: dict[str, asyncio.Future[AccountBalanceResult]] = field(default_factory=dict)
+    trace: RequestTrace | None = None  # answered as `extensions.trace` (request_trace.py)
+    # One read per account (and `maxAgeSeconds` asked, and whether it is a refresh) per
+    # request, however many fields ask for it.
+    _reads: dict[tuple[str, int | None, bool], asyncio.Future[AccountBalanceResult]] = field(
+        default_factory=dict
+    )
 
-    async def balances(self, account_ids: list[str]) -> list[AccountBalanceResult]:
+    async def balances(
+        self, account_ids: list[str], max_age: int | None = None, refresh: bool = False
+    ) -> list[AccountBalanceResult]:
         """The accounts' results, in order. Waiting never cancels a read: graphql-core
         cancels the siblings of a failed field, and the reads are shared by every field
         that asked for the same account — one field's cancellation must not fail the
         others."""
-        reads = self._read(account_ids)
+        reads = self._read(account_ids, max_age, refresh)
         if reads:
             await asyncio.wait(reads)
         return [read.result() for read in reads]
 
-    async def arriving(self, account_ids: list[str]) -> AsyncIterator[AccountBalanceResult]:
+    async def arriving(
+        self, account_ids: list[str], max_age: int | None = None, refresh: bool = False
+    ) -> AsyncIterator[AccountBalanceResult]:
         """The accounts' results, each as soon as it is known (cached ones first)."""
-        for next_result in asyncio.as_completed(self._read(account_ids)):
+        for next_result in asyncio.as_completed(self._read(account_ids, max_age, refresh)):
             yield await next_result
 
-    def _read(self, account_ids: list[str]) -> list[asyncio.Future[AccountBalanceResult]]:
-        new = [i for i in dict.fromkeys(account_ids) if i not in self._reads]
+    def _read(
+        self, account_ids: list[str], max_age: int | None, refresh: bool
+    ) -> list[asyncio.Future[AccountBalanceResult]]:
+        new = [i for i in dict.fromkeys(account_ids) if (i, max_age, refresh) not in self._reads]
         if new:
-            for account_id, read in self.balance_service.start(new).items():
-                read.add_done_callback(self._note)  # runs before any awaiting field resumes
-                self._reads[account_id] = read
-        return [self._reads[i] for i in account_ids]
+            reads = self.balance_service.start(new, max_age, refresh=refresh)
+            for account_id, read in reads.items():
+                # runs before any awaiting field resumes
+                read.add_done_callback(lambda done: self._note(done, max_age))
+                self._reads[account_id, max_age, refresh] = read
+        return [self._reads[i, max_age, refresh] for i in account_ids]
 
     def asked_ids(self, account_ids: Sequence[object] | None) -> list[str]:
         """The ids a field asks for (default: every visible account), once each, at most
@@ -96,9 +109,10 @@ class Context:
     def visible_accounts(self) -> list[AccountInfo]:
         return [a for a in self.balance_service.accounts() if self.principal.can_see(a.id)]
 
-    def _note(self, read: asyncio.Future[AccountBalanceResult]) -> None:
+    def _note(self, read: asyncio.Future[AccountBalanceResult], max_age: int | None) -> None:
         """A failure counts in the request's stats. Failures and stale answers are never
-        cached; fresh ones until they go stale."""
+        cached; fresh ones until they go stale — or, read for a `maxAgeSeconds`, until
+        they are older than that (what a stored answer says of its age stays true)."""
         if read.cancelled():
             return
         result = read.result()
@@ -109,5 +123,6 @@ class Context:
         if result.stale:
             self.cacheable = False
             return
-        fresh = self.balance_service.fresh_seconds(result.account.id)
+        account = result.account.id
+        fresh = self.balance_service.fresh_seconds(account) if max_age is None else max_age
         self.cache_until = min(self.cache_until, result.fetched_at.timestamp() + fresh)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
@@ -76,3 +77,11 @@ class DeferredErrors(SchemaExtension):
         deferred = getattr(self.execution_context.context, "errors", None) or []
         if result is not None and deferred:
             result.errors = [*(result.errors or []), *deferred]
+
+
+class TraceResults(SchemaExtension):
+    """A traced request's trace (`context.trace`), as `extensions.trace` of its answer."""
+
+    def get_results(self) -> dict[str, Any]:
+        trace = getattr(self.execution_context.context, "trace", None)
+        return {} if trace is None else {"trace": trace.as_json()}

@@ -13,7 +13,45 @@ from gateway.errors import ErrorCode
 from gateway.schema.context import Context
 from gateway.schema.daily_close import DailyClose, daily_close_of
 from gateway.schema.transactions import TransactionFilter, TransactionsResult, transactions_of
-from gateway.schema.types import Account, BalanceReport, Country, view
+from gateway.schema.types import (
+    MAX_AGE,
+    Account,
+    BalanceReport,
+    Country,
+    checked_max_age,
+    view,
+)
+
+
+def report_of(
+    info: strawberry.Info[Context, None],
+    account_ids: list[strawberry.ID] | None,
+    providers: list[ProviderKind] | None,
+    *,
+    max_age: int | None = None,
+    refresh: bool = False,
+) -> BalanceReport:
+    """The report on the accounts asked for (default: every visible one) of `providers`;
+    an unknown id is a NOT_FOUND error, and the report incomplete."""
+    context = info.context
+    ids = context.asked_ids(account_ids)
+    missing = [i for i in ids if context.visible(i) is None]
+    for account_id in missing:
+        context.errors.append(
+            GraphQLError(
+                f"No account {account_id!r}.",
+                path=info.path.as_list(),
+                extensions={"code": ErrorCode.NOT_FOUND.value},
+            )
+        )
+    wanted = [
+        i
+        for i in ids
+        if (account := context.visible(i)) and (providers is None or account.provider in providers)
+    ]
+    return BalanceReport(
+        account_ids=wanted, all_found=not missing, max_age=max_age, refresh=refresh
+    )
 
 
 @strawberry.type
@@ -33,33 +71,17 @@ class Query:
     @strawberry.field(
         description="Balances of the given accounts (default: all), fetched concurrently. "
         "A failing account is a ProviderFailure in its place; an unknown id is a NOT_FOUND "
-        "error and makes the report incomplete."
+        f"error and makes the report incomplete. {MAX_AGE}"
     )
     async def balances(
         self,
         info: strawberry.Info[Context, None],
         account_ids: list[strawberry.ID] | None = None,
         providers: list[ProviderKind] | None = None,
+        max_age_seconds: int | None = None,
     ) -> BalanceReport:
-        context = info.context
-        context.principal.require("balances:read")
-        ids = context.asked_ids(account_ids)
-        missing = [i for i in ids if context.visible(i) is None]
-        for account_id in missing:
-            info.context.errors.append(
-                GraphQLError(
-                    f"No account {account_id!r}.",
-                    path=info.path.as_list(),
-                    extensions={"code": ErrorCode.NOT_FOUND.value},
-                )
-            )
-        wanted = [
-            i
-            for i in ids
-            if (account := context.visible(i))
-            and (providers is None or account.provider in providers)
-        ]
-        return BalanceReport(account_ids=wanted, all_found=not missing)
+        info.context.principal.require("balances:read")
+        return report_of(info, account_ids, providers, max_age=checked_max_age(max_age_seconds))
 
     @strawberry.field(description="One account's history, newest first, filtered and paginated.")
     async def transactions(

@@ -19,7 +19,9 @@ from graphql import (
 
 from gateway.errors import ErrorCode, GatewayError
 from gateway.schema.context import Context
+from gateway.schema.refresh import refresh_balances
 from gateway.schema.transactions import Transaction
+from gateway.schema.types import BalanceReport
 from gateway.services.topups import Pending, Rejected, Succeeded, TopUpRequest
 
 
@@ -61,6 +63,17 @@ TopUpResult = Annotated[
 
 @strawberry.type
 class Mutation:
+    refresh_balances: BalanceReport = strawberry.mutation(
+        resolver=refresh_balances,
+        description="Re-read these accounts (default: every one the caller may see) from "
+        "their providers and answer with the new report: one upstream read per account for "
+        "every refresh asked at the same moment (within `[cache] refresh_join_seconds`), on "
+        "every replica sharing the cache, and never more often than the account's quota "
+        "allows (then `freshnessLimit` says so). Cached responses holding the old balances "
+        "stop matching at once, and this replica's live streams are told. Needs the "
+        "`balances:refresh` and `balances:read` scopes.",
+    )
+
     @strawberry.mutation(
         description="Credit an account, at most once per idempotency key. An unknown outcome "
         "is TopUpPending, never a guess."

@@ -9,7 +9,7 @@ names are these types' fields (a test holds that), so nothing is copied per requ
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
@@ -23,6 +23,7 @@ from gateway.errors import ErrorCode as DomainErrorCode
 from gateway.schema.execution.per_object import PerObject
 from gateway.services.history import MAX_POINTS, RUNWAY_DAYS, SqlHistory, downsampled
 from gateway.services.history import runway as runway_of
+from gateway.services.reporting import reporting_totals
 
 if TYPE_CHECKING:
     from gateway.schema.context import Context
@@ -34,12 +35,33 @@ strawberry.enum(domain.Capability, name="Capability")
 strawberry.enum(domain.AssetKind, name="AssetKind")
 strawberry.enum(DomainErrorCode, name="ErrorCode")
 strawberry.enum(
+    domain.FreshnessLimitCode,
+    name="FreshnessLimitCode",
+    description="Why an answer is older than the `maxAgeSeconds` asked: QUOTA, the "
+    "provider's call quota allows no fresher read; STALE, the provider failed and the last "
+    "answer stands in (see `staleReason`); JOINED, it joined a read already under way.",
+)
+MAX_AGE_LIMIT = 7 * 86_400  # the longest `maxAgeSeconds` (as `stale_seconds` allows)
+strawberry.enum(
     domain.Level,
     name="BalanceLevel",
     description="Where a balance's available amount stands against its configured thresholds.",
 )
 
 V = TypeVar("V")
+MAX_AGE = (
+    "`maxAgeSeconds`: an answer read at most that long before it was asked for (0: read "
+    "now), through the shared cache and its single flight — but never more often than the "
+    "provider's call quota allows: then the freshest answer allowed, with "
+    "`freshnessLimit` saying why. Without it, the account's own `fresh_seconds`."
+)
+
+
+def checked_max_age(seconds: int | None) -> int | None:
+    """A caller's `maxAgeSeconds`, within 0 and `MAX_AGE_LIMIT` (else its mistake)."""
+    if seconds is not None and not 0 <= seconds <= MAX_AGE_LIMIT:
+        raise ClientError(f"`maxAgeSeconds` must be from 0 to {MAX_AGE_LIMIT}.")
+    return seconds
 
 
 def view(values: Sequence[Any], as_type: type[V]) -> list[V]:
@@ -203,10 +225,12 @@ class Account:
             capabilities=list(info.capabilities),
         )
 
-    @strawberry.field
-    async def balance(self, info: strawberry.Info[Context, None]) -> AccountBalanceResult:
+    @strawberry.field(description=f"This account's balances. {MAX_AGE}")
+    async def balance(
+        self, info: strawberry.Info[Context, None], max_age_seconds: int | None = None
+    ) -> AccountBalanceResult:
         info.context.principal.require("balances:read")
-        (result,) = await info.context.balances([str(self.id)])
+        (result,) = await info.context.balances([str(self.id)], checked_max_age(max_age_seconds))
         return result_of(result)
 
     @strawberry.field(description="This account's history, newest first.")
@@ -239,6 +263,23 @@ class AccountBalance:
     stale_reason: StaleReason | None = strawberry.field(
         description="Set exactly when `stale`: the provider's failure (code and message) "
         "that this cached answer stands in for."
+    )
+    freshness_limit: FreshnessLimit | None = strawberry.field(
+        default=None,
+        description="Set when `maxAgeSeconds` was asked and this answer is older than that "
+        "was when asked: why (the quota, a failure, a read joined), and the freshest the "
+        "quota allows.",
+    )
+
+
+@strawberry.type(description="Why an answer is older than the `maxAgeSeconds` asked.")
+class FreshnessLimit:
+    code: domain.FreshnessLimitCode
+    message: str
+    max_age_seconds: int = strawberry.field(description="What was asked.")
+    allowed_max_age_seconds: int = strawberry.field(
+        description="The freshest the provider's call quota allows: one read every so many "
+        "whole seconds (from `calls_per_minute` and `calls_per_day`, rounded up)."
     )
 
 
@@ -279,6 +320,7 @@ def _view_of(result: domain.AccountBalanceResult) -> AccountBalance | ProviderFa
                 message=result.stale_reason.message,
                 retry_after_seconds=result.stale_reason.retry_after_seconds,
             ),
+            freshness_limit=cast(FreshnessLimit | None, result.freshness_limit),
         )
     return ProviderFailure(
         account=Account.of(result.account),
@@ -297,10 +339,51 @@ class CurrencyTotal:
     available: Money
 
 
+@strawberry.type(description="One currency's exact total, converted to the reporting currency.")
+class ConvertedTotal:
+    original: CurrencyTotal = strawberry.field(description="The exact total, in its currency.")
+    total: Money = strawberry.field(description="In the reporting currency, rounded once.")
+    available: Money
+    rate: Decimal = strawberry.field(
+        description="Units of the original currency per one unit of the reporting currency."
+    )
+    approximate: bool = strawberry.field(
+        description="False for the same currency and between EUR, XOF and XAF (a fixed "
+        "parity: 1 EUR = 655.957 XOF = 655.957 XAF); true for a market rate."
+    )
+    as_of: date | None = strawberry.field(description="The market rate's date; null if exact.")
+    source: str = strawberry.field(
+        description='"same currency", "fixed parity", or where the rate came from '
+        '("configuration", or the rates provider).'
+    )
+
+
+@strawberry.type(
+    description="One asset kind's total in the reporting currency (kinds are never mixed)."
+)
+class ReportingTotal:
+    kind: domain.AssetKind
+    total: Money = strawberry.field(
+        description="The sum of `converted` totals (each rounded first, so they add up)."
+    )
+    available: Money
+    approximate: bool = strawberry.field(description="Any part converted at a market rate.")
+    rounding: str = strawberry.field(
+        description='"half-even" (banker\'s) or "half-up", to the reporting currency\'s minor '
+        "unit ([reporting] rounding)."
+    )
+    converted: list[ConvertedTotal]
+    unconverted: list[CurrencyTotal] = strawberry.field(
+        description="Totals of a currency with no rate: listed, not added to `total`."
+    )
+
+
 @strawberry.type
 class BalanceReport:
     account_ids: strawberry.Private[list[str]]
     all_found: strawberry.Private[bool]  # no requested id was unknown
+    max_age: strawberry.Private[int | None] = None  # `maxAgeSeconds`, as asked
+    refresh: strawberry.Private[bool] = False  # `refreshBalances`' report
 
     @strawberry.field(
         description="One result per account, in the order asked — or, under `@stream`, "
@@ -313,10 +396,16 @@ class BalanceReport:
         if streamed(info):
             arriving: Any = self._arriving(info.context)
             return cast(list[AccountBalanceResult], arriving)
-        return [result_of(r) for r in await info.context.balances(self.account_ids)]
+        return [
+            result_of(r)
+            for r in await info.context.balances(self.account_ids, self.max_age, self.refresh)
+        ]
+
+    async def _all(self, context: Context) -> list[domain.AccountBalanceResult]:
+        return await context.balances(self.account_ids, self.max_age, self.refresh)
 
     async def _arriving(self, context: Context) -> AsyncGenerator[AccountBalanceResult, None]:
-        async for result in context.arriving(self.account_ids):
+        async for result in context.arriving(self.account_ids, self.max_age, self.refresh):
             yield result_of(result)
 
     @strawberry.field(
@@ -324,14 +413,34 @@ class BalanceReport:
         "every account has (with `@stream` on `results`, `@defer` it to get it last)."
     )
     async def totals(self, info: strawberry.Info[Context, None]) -> list[CurrencyTotal]:
-        results = await info.context.balances(self.account_ids)
+        results = await self._all(info.context)
         return view(domain.totals(results), CurrencyTotal)
+
+    @strawberry.field(
+        description="Beside `totals`: per asset kind, the same totals in one reporting "
+        "currency (default: [reporting] currency; none: an empty list). XOF and XAF convert "
+        "to EUR exactly at their fixed parity; every other currency at a configured rate, "
+        "marked approximate with its rate and as-of; one without a rate is `unconverted`."
+    )
+    async def reporting_totals(
+        self, info: strawberry.Info[Context, None], reporting_currency: str | None = None
+    ) -> list[ReportingTotal]:
+        reporting = info.context.balance_service.reporting
+        currency = reporting_currency or reporting.currency
+        if currency is None:
+            return []
+        if not domain.is_known_currency(currency):
+            raise ClientError(f"Unknown reporting currency {currency!r}.")
+        results = await self._all(info.context)
+        table = await info.context.balance_service.rates.table()
+        found = reporting_totals(domain.totals(results), currency, table, reporting.rounding)
+        return cast(list[ReportingTotal], found)
 
     @strawberry.field(
         description="True when every requested account answered (stale answers included)."
     )
     async def complete(self, info: strawberry.Info[Context, None]) -> bool:
-        results = await info.context.balances(self.account_ids)
+        results = await self._all(info.context)
         return self.all_found and all(isinstance(r, domain.AccountBalance) for r in results)
 
 

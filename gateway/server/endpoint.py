@@ -46,9 +46,10 @@ from gateway.clock import Clock
 from gateway.config.documents import TrustedDocumentsSettings
 from gateway.config.security import RequestLimits
 from gateway.errors import GatewayError, Overloaded, RateLimited
-from gateway.observability import log_context
+from gateway.observability import log_context, request_trace
 from gateway.observability.log_context import client_name
 from gateway.observability.metrics import Metrics
+from gateway.observability.request_trace import RequestTrace
 from gateway.schema.context import Context
 from gateway.server.admission import Admission, Kind
 from gateway.server.auth import Authenticator
@@ -268,8 +269,10 @@ class GraphQLEndpoint:
             if parts_media is None:
                 raise NOT_IN_PARTS
             return await self._in_parts(request, principal, payload, media, parts_media, deadline)
+        # A traced request is answered afresh, its trace never stored nor served again.
+        trace = RequestTrace() if request_trace.wanted(request.headers, principal.scopes) else None
         cache_key = None
-        if request.method == "POST":
+        if request.method == "POST" and trace is None:
             learnt: Learnt | None = request.scope.get(LEARNT)
             missed = None if learnt is None else learnt.cache_key  # looked up early: a miss
             cache_key = await self._cache_key(payload, request.state.body, principal, missed)
@@ -284,15 +287,17 @@ class GraphQLEndpoint:
                     stats.accounts = hit.accounts
                     return Response(hit.body, media_type=media)
         context = self.context_for(request, principal, operation_name)
+        context.trace = trace
         # A query is answered by its deadline or not at all, and cancelled if its client
         # goes; anything naming a mutation runs to its end (its upstream calls have their
         # own timeouts), so a top-up's outcome is recorded rather than left to its lease.
         cancellable = kind != "mutation"
         try:
             async with asyncio.timeout_at(deadline if cancellable else None):
-                response = await until_disconnected(
-                    request, self.graphql.run(request, context=context), cancellable
-                )
+                with request_trace.tracing(trace):
+                    response = await until_disconnected(
+                        request, self.graphql.run(request, context=context), cancellable
+                    )
         except HTTPException as exc:  # Strawberry's own refusals, in our error shape
             return refusal(Refused(exc.status_code, exc.reason))
         except TimeoutError:
@@ -491,6 +496,8 @@ class GraphQLEndpoint:
         if self.response_cache is None:
             return None
         headers = Headers(scope=scope)
+        if request_trace.TRACE_HEADER in headers:
+            return None  # a trace asked for: never answered from the cache
         media = negotiate(headers.get("accept"))
         declared = headers.get("content-length", "")
         if (

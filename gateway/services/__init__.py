@@ -9,6 +9,8 @@ __all__ = [
     "journal",
     "live",
     "notifications",
+    "rates",
+    "reporting",
     "topups",
     "transactions",
 ]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,9 +24,26 @@ from gateway.registry import PROVIDERS
 from gateway.simulator.books import STATEMENT_FAULTS, movement_from_json
 from gateway.simulator.fake import Fake
 from gateway.simulator.loading import fake_spec
-from gateway.simulator.state import SWITCHES, FaultError, Faults, SimState
+from gateway.simulator.state import (
+    SWITCHES,
+    FaultError,
+    Faults,
+    SimState,
+    json_response,
+    with_faults,
+)
 
 Tenants = Mapping[str, tuple[Any, ...]]  # provider kind → the tenants its fake knows
+# A rates provider (for `[reporting] rates_url`): illustrative figures, not market data.
+RATES_PATH, RATES_TENANT = "/rates/latest", "rates"
+SIM_RATES = {
+    "USD": Decimal("1.0842"),
+    "GBP": Decimal("0.8497"),
+    "KES": Decimal("140.12"),
+    "UGX": Decimal("4012.5"),
+    "EGP": Decimal("51.47"),
+    "ZAR": Decimal("20.161"),
+}
 
 
 class Simulator:
@@ -57,6 +76,7 @@ class Simulator:
                 ),
                 Route("/_sim/calls", self._calls, methods=["GET"]),
                 Route("/_sim/books/{tenant}", self._post_movement, methods=["POST"]),
+                Route(RATES_PATH, self._rates, methods=["GET"]),
             ]
         )
 
@@ -82,6 +102,7 @@ class Simulator:
                     "GET /_sim/calls": "calls counted per account and route",
                     "POST /_sim/books/{account}": "a movement of money, perhaps with a "
                     "statement fault (see docs/architecture.md)",
+                    f"GET {RATES_PATH}": "exchange rates per EUR (for [reporting] rates_url)",
                 },
             }
         )
@@ -91,7 +112,7 @@ class Simulator:
 
     async def _set_faults(self, request: Request) -> Response:
         tenant = request.path_params["tenant"]
-        if tenant not in self.tenants:
+        if tenant not in self.tenants and tenant != RATES_TENANT:  # the rates: as an account
             return JSONResponse({"error": f"no account {tenant!r}", "accounts": self.tenants}, 404)
         if request.method == "DELETE":
             self.state.clear_faults(tenant)
@@ -142,6 +163,19 @@ class Simulator:
             return JSONResponse({"error": str(exc), "faults": STATEMENT_FAULTS}, 400)
         self.state.books.post(tenant, movement)
         return JSONResponse({"posted": movement.id}, 201)
+    async def _rates(self, request: Request) -> Response:
+        """A rates provider in the shape of Frankfurter's (ECB reference rates): units of
+        each currency per one EUR, as JSON numbers, dated by the simulator's clock. Its
+        faults are those of the tenant `rates`; its calls are counted as `rates:latest`."""
+        day = datetime.fromtimestamp(self.state.clock(), UTC).date().isoformat()
+        body = {"amount": Decimal(1), "base": "EUR", "date": day, "rates": dict(SIM_RATES)}
+
+        async def answer() -> Response:
+            return json_response(body)
+
+        return await with_faults(
+            self.state, RATES_TENANT, "latest", lambda status, text: {"message": text}, answer
+        )
 
     async def _calls(self, request: Request) -> Response:
         return JSONResponse(dict(self.state.calls))

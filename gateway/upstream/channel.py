@@ -13,9 +13,10 @@ Non-idempotent calls (money) are attempted exactly once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -29,8 +30,9 @@ from gateway.errors import (
     UpstreamRateLimited,
     UpstreamTimeout,
 )
-from gateway.observability import log_context
+from gateway.observability import log_context, request_trace
 from gateway.observability.metrics import Metrics
+from gateway.observability.request_trace import Attempt
 from gateway.observability.tracing import NO_TRACING, Tracing
 from gateway.upstream.breaker import BreakerState, CircuitBreaker
 from gateway.upstream.client import UpstreamClient, UpstreamResponse, parse_retry_after
@@ -148,66 +150,92 @@ class Channel:
         number: int = 1,
         waited: float = 0.0,
     ) -> UpstreamResponse:
-        remaining = remaining_seconds()
-        if remaining is not None and remaining <= 0:
-            raise UpstreamTimeout(self.context, detail="request deadline reached").unsent()
-        if self.breaker.state is BreakerState.OPEN:
-            self._refuse_open()
-        await self._take_quota()
-        if not self.breaker.allow():
-            self._refuse_open()
-        timeout = (
-            self.timeout_seconds if remaining is None else min(self.timeout_seconds, remaining)
-        )
+        with self._traced(method, url, number, waited) as noted:
+            remaining = remaining_seconds()
+            if remaining is not None and remaining <= 0:
+                raise UpstreamTimeout(self.context, detail="request deadline reached").unsent()
+            if self.breaker.state is BreakerState.OPEN:
+                self._refuse_open()
+            await self._take_quota()
+            if not self.breaker.allow():
+                self._refuse_open()
+            timeout = (
+                self.timeout_seconds if remaining is None else min(self.timeout_seconds, remaining)
+            )
+            started = time.monotonic()
+            await self._acquire_slot(timeout)
+            outcome = "error"  # until the exchange says otherwise: never "ok" by default
+            self._in_flight.inc()
+            log_context.stats().upstream_calls += 1
+            where = urlsplit(url)
+            span = self.tracing.upstream(
+                method,
+                where.hostname or "",
+                where.path,
+                self.context.provider,
+                self.context.account,
+                number,
+                waited,
+            )
+            try:
+                with span as traced:
+                    sent = dict((headers() if callable(headers) else headers) or {})
+                    self.tracing.inject(sent)  # W3C traceparent: this attempt is the parent
+                    try:
+                        response = await self.http.send(
+                            self.context,
+                            method,
+                            url,
+                            headers=sent,
+                            json_body=json_body,
+                            content=content,
+                            timeout_seconds=timeout - (time.monotonic() - started),
+                        )
+                        outcome = outcome_of_status(response.status)
+                        if noted is not None:  # a traced request's
+                            noted.status, noted.outcome = response.status, outcome
+                        traced.set_attribute("http.response.status_code", response.status)
+                        return response
+                    except UpstreamBadResponse:
+                        outcome = "bad_response"
+                        raise
+                    except UpstreamTimeout:
+                        outcome = "timeout"
+                        raise
+                    except UpstreamError:
+                        outcome = "connection"
+                        raise
+                    finally:
+                        traced.set_attribute("balance_gateway.outcome", outcome)
+                        if outcome != "ok":
+                            self.tracing.upstream_failed(traced, outcome)
+            finally:
+                self._slots.release()
+                self._in_flight.dec()
+                self._record(outcome, time.monotonic() - started)
+
+    @contextlib.contextmanager
+    def _traced(
+        self, method: str, url: str, number: int, waited: float
+    ) -> Iterator[Attempt | None]:
+        """The attempt, for a traced request (`request_trace.py`: its method and path only,
+        never a query string or header), with what refused it if it was not sent."""
+        breaker = self.breaker.state.name.lower()
+        traced = request_trace.attempt(f"{method} {urlsplit(url).path}", number, waited, breaker)
+        if traced is None:
+            yield None
+            return
+        traced.quota = "ok" if self.quota.limited else "none"
         started = time.monotonic()
-        await self._acquire_slot(timeout)
-        outcome = "error"  # until the exchange says otherwise: never "ok" by default
-        self._in_flight.inc()
-        log_context.stats().upstream_calls += 1
-        where = urlsplit(url)
-        span = self.tracing.upstream(
-            method,
-            where.hostname or "",
-            where.path,
-            self.context.provider,
-            self.context.account,
-            number,
-            waited,
-        )
         try:
-            with span as traced:
-                sent = dict((headers() if callable(headers) else headers) or {})
-                self.tracing.inject(sent)  # W3C traceparent: this attempt is the parent
-                try:
-                    response = await self.http.send(
-                        self.context,
-                        method,
-                        url,
-                        headers=sent,
-                        json_body=json_body,
-                        content=content,
-                        timeout_seconds=timeout - (time.monotonic() - started),
-                    )
-                    outcome = outcome_of_status(response.status)
-                    traced.set_attribute("http.response.status_code", response.status)
-                    return response
-                except UpstreamBadResponse:
-                    outcome = "bad_response"
-                    raise
-                except UpstreamTimeout:
-                    outcome = "timeout"
-                    raise
-                except UpstreamError:
-                    outcome = "connection"
-                    raise
-                finally:
-                    traced.set_attribute("balance_gateway.outcome", outcome)
-                    if outcome != "ok":
-                        self.tracing.upstream_failed(traced, outcome)
+            yield traced
+        except UpstreamError as exc:
+            traced.outcome = REFUSALS.get(type(exc), "connection")
+            if isinstance(exc, UpstreamRateLimited):  # only the quota raises it here
+                traced.quota = "spent"
+            raise
         finally:
-            self._slots.release()
-            self._in_flight.dec()
-            self._record(outcome, time.monotonic() - started)
+            traced.seconds = time.monotonic() - started
 
     async def _take_quota(self) -> None:
         if not self.quota.limited:
@@ -249,6 +277,15 @@ class Channel:
         self._metrics.upstream_requests.labels(account, outcome).inc()
         self._metrics.upstream_latency.labels(account, outcome).observe(seconds)
         self._breaker_state.set(self.breaker.state.value)
+
+
+# How an attempt that raised is told in a request's trace.
+REFUSALS: dict[type[UpstreamError], str] = {
+    CircuitOpen: "circuit_open",
+    UpstreamRateLimited: "quota_spent",
+    UpstreamTimeout: "timeout",
+    UpstreamBadResponse: "bad_response",
+}
 
 
 def outcome_of_status(status: int) -> str:

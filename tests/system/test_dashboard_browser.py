@@ -99,6 +99,15 @@ async def test_the_dashboard_in_a_browser(tmp_path: Path, node: tuple[str, str])
                     == "history before the demo started is made up"
                 )
                 assert await sn_balance.locator(".total").text_content() == "of 50,000 XOF total"
+                # The reporting currency's totals ([reporting] in the demo): the CFA
+                # francs exact, the rest at the demo's rates, CDF named as left out.
+                reporting = page.locator("#totals li.reporting")
+                credit = await reporting.filter(has_text="prepaid credit").text_content() or ""
+                assert "All in EUR" in credit and "exact (fixed parity)" in credit
+                assert "≈" not in credit
+                cash = await reporting.filter(has_text="cash").text_content() or ""
+                assert "≈ " in cash and "rates as of 2024-06-03" in cash
+                assert "not converted: CDF" in cash and "rounded half-even" in cash
                 magma = card(page, "magma")
                 magma_text = await magma.text_content() or ""
                 assert "98,000,000 GNF" in magma_text and "15,230.75 GHS" in magma_text

@@ -101,5 +101,8 @@ def test_graphiql_renders_loads_the_schema_and_runs_the_demo_query_offline(
     assert not [line for line in console if line.startswith(("error", "pageerror"))], console
     report = json.loads(answer)["data"]["balances"]
     assert report["complete"] is True
+    # the development caller's trace, asked for by the header GraphiQL starts with
+    traced = {a["account"] for a in json.loads(answer)["extensions"]["trace"]["accounts"]}
+    assert "ourvoice-sn" in traced
     (ourvoice,) = [r for r in report["results"] if r["account"]["id"] == "ourvoice-sn"]
     assert ourvoice["balances"][0]["total"] == {"amount": "50000", "currency": "XOF"}

@@ -251,6 +251,16 @@ def keys_new(outcome: Outcome) -> None:
     assert 'accounts = ["magma", "muda-ug"]' in outcome.stdout
 
 
+def traced_magma(outcome: Outcome) -> None:
+    """The trace of one account's read: its cache state, its attempts, microseconds."""
+    assert outcome.json["data"]["balances"]["complete"] is True
+    (magma,) = outcome.json["extensions"]["trace"]["accounts"]
+    assert magma["account"] == "magma" and magma["cache"] in ("fresh", "miss")
+    assert isinstance(magma["durationUs"], int) and magma["durationUs"] >= magma["gatewayUs"]
+    for attempt in magma["upstream"]:
+        assert attempt["request"].startswith("GET /") and "?" not in attempt["request"]
+
+
 def contains(*texts: str) -> Callable[[Outcome], None]:
     def check(outcome: Outcome) -> None:
         for text in texts:
@@ -289,6 +299,10 @@ CHECKS: dict[str, Check] = {
     "fault-on": Check(),
     "stale": Check(before=lambda demo: demo.clock.advance(16)),
     "fault-off": Check(contains("")),
+    "max-age": Check(),
+    "refresh": Check(),
+    "reporting-totals": Check(),
+    "trace": Check(traced_magma),
     "transactions": Check(transactions),
     "transactions-collateral": Check(transactions_collateral),
     "topup": Check(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import html
+import json
 import logging
 from importlib import resources
 from pathlib import Path
@@ -54,6 +55,8 @@ OWN_FILES = {
 }
 
 # GraphiQL's first tab: the README's demo query, word for word (a test holds them equal).
+# The headers editor's first content: every answer with its trace (`extensions.trace`).
+TRACE_HEADERS = json.dumps({"X-Gateway-Trace": "1"})
 DEMO_QUERY = (
     resources.files("gateway.server.pages")
     .joinpath("static", "demo-query.graphql")
@@ -116,7 +119,8 @@ class GraphiQLPage:
             f'<link rel="icon" href="{ICON}">\n'
             + "\n".join(styles)
             + '\n<link rel="stylesheet" href="/graphiql/app.css">\n</head>\n<body>\n'
-            f'<div id="graphiql" data-default-query="{html.escape(DEMO_QUERY)}">'
+            f'<div id="graphiql" data-default-query="{html.escape(DEMO_QUERY)}" '
+            f'data-default-headers="{html.escape(TRACE_HEADERS)}">'
             "Loading GraphiQL…</div>\n"
             + "\n".join(scripts)
             + '\n<script src="/graphiql/app.js"></script>\n</body>\n</html>\n'

@@ -10,6 +10,10 @@ const QUERY = `query Dashboard {
   balances {
     complete
     totals { currency kind total { amount currency } available { amount currency } }
+    reportingTotals {
+      kind available { amount currency } approximate rounding
+      converted { approximate asOf } unconverted { currency }
+    }
     results {
       __typename
       ... on AccountBalance {
@@ -197,6 +201,23 @@ function armTopUp(form, accountId) {
   });
 }
 
+// A kind's total in the reporting currency ([reporting] currency; none: not shown): "≈"
+// and the rates' date when a market rate went into it, the currencies left out named.
+function reportingTotal(t) {
+  const item = element("li", "total reporting");
+  const kind = t.kind.toLowerCase().replace("_", " ");
+  item.append(element("span", "kind", `All in ${t.available.currency} · ${kind}`));
+  item.append(element("span", "amount", `${t.approximate ? "≈ " : ""}${money(t.available)}`));
+  const dates = [...new Set(t.converted.filter((c) => c.approximate).map((c) => c.asOf))];
+  const notes = [];
+  if (dates.length) notes.push(`rates as of ${dates.join(", ")}`);
+  else notes.push("exact (fixed parity)");
+  if (t.unconverted.length) notes.push(`not converted: ${t.unconverted.map((u) => u.currency).join(", ")}`);
+  notes.push(`rounded ${t.rounding}`);
+  item.append(element("span", "note", notes.join(" · ")));
+  return item;
+}
+
 function render(report) {
   const totals = $("#totals");
   totals.replaceChildren(...report.totals.map((t) => {
@@ -204,7 +225,7 @@ function render(report) {
     item.append(element("span", "kind", `${t.currency} · ${t.kind.toLowerCase().replace("_", " ")}`));
     item.append(element("span", "amount", money(t.available)));
     return item;
-  }));
+  }), ...report.reportingTotals.map(reportingTotal));
   const accounts = $("#accounts");
   const open = document.activeElement && document.activeElement.closest(".topup");
   if (open) return; // never redraw under someone typing a top-up
