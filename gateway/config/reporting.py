@@ -47,6 +47,19 @@ REPORTING_KEYS = {
 }
 ROUNDING_MODES = ("half-even", "half-up")
 RATE = re.compile(r"[0-9]+(\.[0-9]+)?")
+# A rate's domain: units of a currency per one base unit, from a millionth to a billion
+# (today's extremes are about 0.3 and 50,000 per euro), at most 20 significant digits.
+# Outside it a rate is a mistake or a hostile answer, and converting by it would leave the
+# money domain: it is refused (configuration) or skipped (a rates provider).
+RATE_MIN, RATE_MAX, RATE_DIGITS = Decimal("0.000001"), Decimal(1_000_000_000), 20
+
+
+def rate_in_domain(rate: Decimal) -> bool:
+    return (
+        rate.is_finite()
+        and RATE_MIN <= rate <= RATE_MAX
+        and len(rate.normalize().as_tuple().digits) <= RATE_DIGITS
+    )
 
 
 @dataclass(frozen=True)
@@ -97,10 +110,15 @@ def parse_reporting(check: Checker, raw: Mapping[str, Any]) -> ReportingSettings
     for code, value in table.items():
         if not is_known_currency(code):
             check.add(f"{where}.rates.{code}", "unknown currency", "use an ISO 4217 code")
-        elif not isinstance(value, str) or not RATE.fullmatch(value) or Decimal(value) == 0:
+        elif (
+            not isinstance(value, str)
+            or not RATE.fullmatch(value)
+            or not rate_in_domain(Decimal(value))
+        ):
             check.add(
                 f"{where}.rates.{code}",
-                "must be a positive decimal as a string (exact: never a TOML float)",
+                "must be a decimal as a string (exact: never a TOML float), from "
+                f"{RATE_MIN} to {RATE_MAX:,} with at most {RATE_DIGITS} significant digits",
                 f'e.g. {code} = "1.0842"',
             )
         else:

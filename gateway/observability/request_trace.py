@@ -111,6 +111,24 @@ def account_read(account: str) -> AccountTrace | None:
     return entry
 
 
+@contextlib.contextmanager
+def source_read(name: str) -> Iterator[None]:
+    """Record the block as a read of its own, named `name` (the rates provider's), within
+    whatever else this task records."""
+    request = _REQUEST.get()
+    if request is None:
+        yield
+        return
+    entry = AccountTrace(name)
+    request.accounts.append(entry)
+    token = _ACCOUNT.set(entry)
+    try:
+        yield
+    finally:
+        entry.ended = time.monotonic()
+        _ACCOUNT.reset(token)
+
+
 def cache_state(state: str) -> None:
     """How the cache answered the account's read: fresh, stale, miss or joined."""
     entry = _ACCOUNT.get()

@@ -426,7 +426,7 @@ class BalanceReport:
         self, info: strawberry.Info[Context, None], reporting_currency: str | None = None
     ) -> list[ReportingTotal]:
         reporting = info.context.balance_service.reporting
-        currency = reporting_currency or reporting.currency
+        currency = reporting.currency if reporting_currency is None else reporting_currency
         if currency is None:
             return []
         if not domain.is_known_currency(currency):

@@ -316,7 +316,9 @@ class GraphQLEndpoint:
             stats = log_context.stats()
             stored = StoredResponse(bytes(response.body), stats.operation_name, stats.accounts)
             await self.response_cache.put(cache_key, stored, context.cache_until)
-        if trusted and request.method == "GET":
+        if trace is not None:  # a trace is for this request: no cache keeps it
+            response.headers["Cache-Control"] = "no-store"
+        elif trusted and request.method == "GET":
             self._cacheable_by_http(request, response, context)
         return response
 
@@ -333,7 +335,7 @@ class GraphQLEndpoint:
         ):
             return
         response.headers["Cache-Control"] = f"public, max-age={seconds}"
-        response.headers["Vary"] = "Authorization, X-API-Key, Accept"
+        response.headers["Vary"] = "Authorization, X-API-Key, Accept, X-Gateway-Trace"
 
     async def _in_parts(
         self,

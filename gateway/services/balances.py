@@ -170,17 +170,18 @@ class BalanceService:
                 self._built.pop(account_id, None)
             for listener in self.answered:
                 listener(result)
-        return self._as_asked(result, max_age, asked_at)
+        return self._as_asked(result, max_age, asked_at, refresh)
 
     def _as_asked(
-        self, result: AccountBalanceResult, max_age: int | None, asked_at: float
+        self, result: AccountBalanceResult, max_age: int | None, asked_at: float, refresh: bool
     ) -> AccountBalanceResult:
         """The answer, saying why when it is older than the caller's `max_age` was when
-        asked (a copy: the shared answer stays as every other reader sees it)."""
+        asked — or, for a refresh, stale at all: a refresh asked for a new read (a copy:
+        the shared answer stays as every other reader sees it)."""
         if max_age is None or not isinstance(result, AccountBalance):
             return result
         age = asked_at - result.fetched_at.timestamp()
-        if age <= max_age + DATETIME_RESOLUTION:
+        if age <= max_age + DATETIME_RESOLUTION and not (refresh and result.stale):
             return result
         allowed = self.allowed_max_age(result.account.id, max_age) or 0
         if result.stale:
@@ -190,7 +191,8 @@ class BalanceService:
             why = f"its call quota allows one read every {allowed} s"
         else:
             code, why = FreshnessLimitCode.JOINED, "it joined a read already under way"
-        message = f"Read {age:.0f} s before it was asked for, not {max_age} s: {why}."
+        bound = "" if result.stale else f", not {max_age} s"
+        message = f"Read {age:.0f} s before it was asked for{bound}: {why}."
         limit = FreshnessLimit(code, message, max_age, allowed)
         return replace(result, freshness_limit=limit)
 

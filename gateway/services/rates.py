@@ -8,8 +8,9 @@ key across replicas sharing Redis, and for a week after served stale while it fa
 Its answer, in the shape of Frankfurter's (ECB reference rates) —
 `{"base": "EUR", "date": "2024-06-03", "rates": {"USD": 1.0842}}` — is
 read with every number as an exact Decimal from its text; currencies the gateway does not
-know are skipped. A provider that cannot be read leaves only the exact conversions (the
-CFA francs' parity): every other currency is then listed as unconverted, never guessed.
+know are skipped, and so are rates outside the domain (`rate_in_domain`). A provider that
+cannot be read leaves only the exact conversions (the CFA francs' parity): every other
+currency is then listed as unconverted, never guessed.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from urllib.parse import urlsplit
 from gateway.cache import keys
 from gateway.cache.read_through import Codec, Freshness, ReadThroughCache
 from gateway.clock import request_deadline
-from gateway.config.reporting import RateTable
+from gateway.config.reporting import RATE_MAX, RATE_MIN, RateTable, rate_in_domain
 from gateway.domain import is_known_currency
 from gateway.errors import UpstreamBadResponse, UpstreamContext, UpstreamError
+from gateway.observability import request_trace
 
 log = logging.getLogger("gateway.services.rates")
 RATES_STALE_SECONDS = 7 * 86_400.0
@@ -54,15 +56,18 @@ def parse_rates(body: bytes, source: str) -> RateTable:
     try:
         data: Any = json.loads(body, parse_float=Decimal, parse_int=Decimal)
         base, day, rates = data["base"], date.fromisoformat(data["date"]), dict(data["rates"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError, ArithmeticError) as exc:
+        # RecursionError: nesting deeper than the parser goes ("[[[[…")
         raise UpstreamBadResponse(RATES, detail=f"rates: {type(exc).__name__}") from None
     if not is_known_currency(base):
         raise UpstreamBadResponse(RATES, detail="rates: unknown base currency")
     table = {
         code: rate
         for code, rate in rates.items()
-        if is_known_currency(code) and isinstance(rate, Decimal) and rate > 0
+        if is_known_currency(code) and isinstance(rate, Decimal) and rate_in_domain(rate)
     }
+    if len(table) < sum(1 for code in rates if is_known_currency(code)):
+        log.warning("rates provider: rates outside %s to %s skipped", RATE_MIN, RATE_MAX)
     return RateTable(base, day, table, source)
 
 
@@ -110,7 +115,7 @@ class HttpRates:
     async def table(self) -> RateTable:
         """The provider's table (fresh, or stale while it fails); without it, no rates."""
         try:
-            with request_deadline(self._deadline_seconds):
+            with request_deadline(self._deadline_seconds), request_trace.source_read("rates"):
                 cached = await self._cache.read(
                     self._key, RATES.account, self._freshness, self._fetch, TABLES
                 )

@@ -32,12 +32,16 @@ CROSS_RATE = Context(prec=20)  # a rate through the table's base: shown as it is
 
 @dataclass(frozen=True)
 class Rate:
-    """Units of a currency per one unit of the reporting currency."""
+    """Units of a currency per one unit of the reporting currency: `units` as shown, and
+    the conversion as used — an amount times `times`, divided by `per`, rounded once. A
+    fixed parity converts exactly (EUR → XOF is × 655.957), whatever `units` shows."""
 
     units: Decimal
     approximate: bool
     as_of: date | None  # None when exact (a fixed parity has no date)
     source: str  # "fixed parity", or the table's source
+    times: Decimal = Decimal(1)
+    per: Decimal | None = None  # None: `units`
 
 
 @dataclass(frozen=True)
@@ -69,9 +73,10 @@ def rate(currency: str, reporting: str, table: RateTable) -> Rate | None:
     if currency == reporting:
         return Rate(Decimal(1), False, None, "same currency")
     if currency in EURO_PARITY and reporting in EURO_PARITY:
-        with localcontext(DIVISION):
-            units = EURO_PARITY[currency] / EURO_PARITY[reporting]
-        return Rate(units, False, None, "fixed parity")
+        own, other = EURO_PARITY[currency], EURO_PARITY[reporting]
+        with localcontext(CROSS_RATE):
+            shown = own / other  # 1/655.957 does not end: shown to 20 digits, used exactly
+        return Rate(shown, False, None, "fixed parity", times=other, per=own)
     mine, theirs = table.per_base(currency), table.per_base(reporting)
     if mine is None or theirs is None:
         return None
@@ -81,12 +86,13 @@ def rate(currency: str, reporting: str, table: RateTable) -> Rate | None:
     return Rate(units, not exact, None if exact else table.as_of, table.source)
 
 
-def convert(amount: Decimal, units: Decimal, reporting: str, rounding: str) -> Decimal:
-    """`amount` of a currency worth `units` of it per reporting unit, in the reporting
-    currency: rounded once to its minor unit."""
+def convert(amount: Decimal, found: Rate, reporting: str, rounding: str) -> Decimal:
+    """`amount` of a currency converted at `found`, in the reporting currency: rounded once
+    to its minor unit (one division, so a tie is a tie)."""
     step = Decimal(1).scaleb(-CURRENCY_EXPONENTS[reporting])
+    per = found.units if found.per is None else found.per
     with localcontext(DIVISION):
-        return (amount / units).quantize(step, rounding=ROUNDINGS[rounding])
+        return (amount * found.times / per).quantize(step, rounding=ROUNDINGS[rounding])
 
 
 def _converted(
@@ -95,10 +101,10 @@ def _converted(
     """One total converted (None: the result would leave the money domain)."""
     try:
         total, available = (
-            Money(convert(money.amount, found.units, reporting, rounding), reporting)
+            Money(convert(money.amount, found, reporting, rounding), reporting)
             for money in (original.total, original.available)
         )
-    except ValueError:
+    except (ValueError, ArithmeticError):  # past the money domain, or the digits it allows
         return None
     return ConvertedTotal(
         original, total, available, found.units, found.approximate, found.as_of, found.source
@@ -111,8 +117,8 @@ def reporting_totals(
     """Per asset kind (in `AssetKind`'s order, kinds present only), the exact per-currency
     totals converted to `reporting`, summed; those without a rate listed apart."""
     by_kind: dict[AssetKind, list[CurrencyTotal]] = {}
-    for total in totals:
-        by_kind.setdefault(total.kind, []).append(total)
+    for each in totals:
+        by_kind.setdefault(each.kind, []).append(each)
     answer = []
     for kind in AssetKind:
         if kind not in by_kind:
@@ -125,14 +131,19 @@ def reporting_totals(
                 unconverted.append(original)
             else:
                 converted.append(part)
-        with localcontext(DIVISION):
-            in_total = sum((c.total.amount for c in converted), Decimal(0))
-            in_available = sum((c.available.amount for c in converted), Decimal(0))
+        while True:  # parts that together leave the money domain: the largest unconverted
+            try:
+                total, available = _sums(converted, reporting)
+                break
+            except ValueError:
+                largest = max(converted, key=lambda c: abs(c.total.amount))
+                converted.remove(largest)
+                unconverted.append(largest.original)
         answer.append(
             ReportingTotal(
                 kind,
-                Money(in_total, reporting),
-                Money(in_available, reporting),
+                total,
+                available,
                 any(c.approximate for c in converted),
                 rounding,
                 tuple(converted),
@@ -140,3 +151,12 @@ def reporting_totals(
             )
         )
     return answer
+
+
+def _sums(parts: Iterable[ConvertedTotal], reporting: str) -> tuple[Money, Money]:
+    """The parts' total and available sums (ValueError: past the money domain)."""
+    listed = list(parts)
+    with localcontext(DIVISION):
+        total = sum((c.total.amount for c in listed), Decimal(0))
+        available = sum((c.available.amount for c in listed), Decimal(0))
+    return Money(total, reporting), Money(available, reporting)

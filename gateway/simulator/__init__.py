@@ -163,6 +163,7 @@ class Simulator:
             return JSONResponse({"error": str(exc), "faults": STATEMENT_FAULTS}, 400)
         self.state.books.post(tenant, movement)
         return JSONResponse({"posted": movement.id}, 201)
+
     async def _rates(self, request: Request) -> Response:
         """A rates provider in the shape of Frankfurter's (ECB reference rates): units of
         each currency per one EUR, as JSON numbers, dated by the simulator's clock. Its

@@ -49,6 +49,8 @@ def test_floats_unknown_currencies_and_a_missing_date_are_named() -> None:
     assert "never a TOML float" in found["reporting.rates.USD"]
     assert "never a TOML float" in found["reporting.rates.EGP"]  # zero is no rate
     assert found["reporting.rates.XYZ"].startswith("unknown currency")
+    wild = problems({**DEMO, "reporting": {"as_of": "2024-06-03", "rates": {"USD": "0.0000001"}}})
+    assert "from 0.000001 to 1,000,000,000" in wild["reporting.rates.USD"]
     assert found["reporting.as_of"].startswith("rates need the date")
     assert problems({**DEMO, "reporting": {"as_of": "June"}})["reporting.as_of"].startswith(
         "must be a date"

@@ -147,3 +147,16 @@ async def test_no_secret_in_any_trace() -> None:
     for name, value in CANARIES.items():
         for text in texts:
             assert value not in text, f"{name} leaked into a trace"
+
+
+async def test_a_rates_providers_read_is_listed_like_an_accounts(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    settings = demo_settings()
+    url = "http://127.0.0.1:8001/rates/latest"
+    reporting = dataclasses.replace(settings.reporting, currency="EUR", rates_url=url)
+    settings = dataclasses.replace(settings, reporting=reporting)
+    async with running_gateway(settings, sim_transport, clock) as gateway:
+        answer = await traced(gateway, "{ balances { reportingTotals { kind } } }")
+    (rates,) = [a for a in answer["extensions"]["trace"]["accounts"] if a["account"] == "rates"]
+    assert [a["request"] for a in rates["upstream"]] == ["GET /rates/latest"]

@@ -112,10 +112,15 @@ async def test_a_trusted_query_over_get_is_cacheable_per_credential_and_mutation
     arbitrary = await gw.http.get("/graphql", params={"query": DASHBOARD})
     mutation = await gw.http.get("/graphql", params={"documentId": f"sha256:{digest(TOP_UP)}"})
     posted = await post(gw, {"documentId": ID})
+    traced = await gw.http.get(
+        "/graphql", params={"documentId": ID}, headers={"x-gateway-trace": "1"}
+    )
+    assert traced.headers["cache-control"] == "no-store"  # a trace: kept by no cache
+    assert "trace" in traced.json()["extensions"]
     assert first.status_code == 200 and first.json()["data"]["balances"]["complete"] is True
     assert first.headers["cache-control"] == "public, max-age=15"  # the demo's fresh window
     assert later.headers["cache-control"] == "public, max-age=10"
-    assert first.headers["vary"] == "Authorization, X-API-Key, Accept"
+    assert first.headers["vary"] == "Authorization, X-API-Key, Accept, X-Gateway-Trace"
     assert arbitrary.status_code == 403  # enforce: only ids, over GET as over POST
     assert mutation.status_code == 405  # a mutation never over GET
     assert posted.headers["cache-control"] == "no-store"  # POST answers are never cached

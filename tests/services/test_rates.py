@@ -45,6 +45,14 @@ def by_kind(answer: dict[str, Any]) -> dict[str, Any]:
     return {r["kind"]: r for r in answer["data"]["balances"]["reportingTotals"]}
 
 
+def test_a_hostile_answer_is_refused_or_its_wild_rates_skipped() -> None:
+    with pytest.raises(UpstreamBadResponse):
+        parse_rates(b"[" * 100_000, "x")  # deeper than the parser goes
+    body = b'{"base": "EUR", "date": "2024-06-03", "rates": {"USD": 1e-60, "GBP": 1e-999999999,'
+    body += b' "ZAR": 1e12, "KES": 140.1}}'
+    assert parse_rates(body, "x").rates == {"KES": Decimal("140.1")}
+
+
 async def test_the_providers_rates_convert_and_are_read_once_per_window(
     sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
 ) -> None:

@@ -119,3 +119,17 @@ async def test_refreshing_needs_its_own_scope(
     assert answer["data"] is None
     assert answer["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert sim.state.calls_to("magma", "balance") == 0
+
+
+async def test_a_refresh_the_provider_fails_says_its_answer_is_stale(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    """Within the join window, too: a refresh asked for a new read, and the old one it got
+    says why (STALE; `staleReason` has the failure)."""
+    async with running_gateway(demo_settings(), sim_transport, clock) as gateway:
+        await gateway.query(QUERY)
+        sim.state.set_faults("ourvoice-sn", status=503)
+        clock.advance(2)
+        answer = await gateway.query(REFRESH, {"ids": ["ourvoice-sn"]})
+    (result,) = answer["data"]["refreshBalances"]["results"]
+    assert result["freshnessLimit"] == {"code": "STALE"}

@@ -44,6 +44,28 @@ def test_the_cfa_francs_convert_exactly_at_their_fixed_parity() -> None:
     assert francs.total == Money(Decimal("50000"), "XAF") and not francs.approximate
 
 
+@pytest.mark.parametrize(("rounding", "francs"), [("half-even", "327978"), ("half-up", "327979")])
+def test_euros_to_francs_are_exact_a_tie_rounded_once(rounding: str, francs: str) -> None:
+    """EUR 500.00 is XOF 327,978.5 exactly: a tie, rounded once by the stated mode (never
+    through 1/655.957, which does not end)."""
+    (cash,) = reporting_totals([total("EUR", "500.00")], "XOF", TABLE, rounding)
+    (eur,) = cash.converted
+    assert eur.total == Money(Decimal(francs), "XOF") and not eur.approximate
+
+
+def test_a_rate_that_would_leave_the_money_domain_leaves_its_currency_unconverted() -> None:
+    tiny = RateTable("EUR", AS_OF, {"USD": Decimal("1e-60"), "KES": Decimal("1E-999999999")})
+    parts = [total("USD", "5"), total("KES", "7"), total("XOF", "655957")]
+    (cash,) = reporting_totals(parts, "EUR", tiny, "half-even")
+    assert [u.currency for u in cash.unconverted] == ["USD", "KES"]
+    assert cash.total == Money(Decimal("1000.00"), "EUR")
+    wide = RateTable("EUR", AS_OF, {"USD": Decimal(1), "GBP": Decimal(1)})
+    big = [total("USD", "9" + "0" * 23), total("GBP", "8" + "0" * 23)]
+    (cash,) = reporting_totals(big, "EUR", wide, "half-even")  # together past the domain
+    assert [u.currency for u in cash.unconverted] == ["USD"]
+    assert cash.total.amount == Decimal("8" + "0" * 23)
+
+
 def test_other_currencies_are_approximate_with_their_rate_and_as_of() -> None:
     (cash,) = reporting_totals(
         [total("USD", "1084.20"), total("XOF", "50000")], "EUR", TABLE, "half-even"
