@@ -51,6 +51,7 @@ from gateway.server.readiness import Draining, Readiness
 from gateway.server.request_metrics import observer
 from gateway.server.view import GatewayGraphQL
 from gateway.services.balances import BalanceService
+from gateway.services.close_watch import CloseWatch
 from gateway.services.cursor import Cursors
 from gateway.services.daily_close import DailyCloseService
 from gateway.services.gauges import BalanceGauges
@@ -133,7 +134,11 @@ def create_app(
             )
             app.state.journal, app.state.service = built.journal, built.service
             app.state.daily_close = built.daily_close
-            app.state.recorder, app.state.notifier = built.recorder, built.notifier
+            app.state.recorder, app.state.notifier, app.state.close_watch = (
+                built.recorder,
+                built.notifier,
+                built.close_watch,
+            )
             app.state.graphql = GraphQLEndpoint(
                 graphql,
                 built.service,
@@ -334,6 +339,7 @@ class Components:
     daily_close: DailyCloseService
     recorder: HistoryRecorder | None = None  # [history] on
     notifier: Notifier | None = None  # [webhooks] configured
+    close_watch: CloseWatch | None = None  # [daily_close] watch
 
 
 @asynccontextmanager
@@ -427,11 +433,12 @@ async def components(
             settings.cache.transactions_fresh_seconds,
             settings.server.request_deadline_seconds,
         )
+        daily_close = DailyCloseService(
+            accounts, service, service.history, transactions, journal, clock
+        )
         yield Components(
             service=service,
-            daily_close=DailyCloseService(
-                accounts, service, service.history, transactions, journal, clock
-            ),
+            daily_close=daily_close,
             transactions=transactions,
             topups=topups,
             rate_limiter=RateLimiter(store, settings.security.rate_limit, clock),
@@ -442,6 +449,9 @@ async def components(
             journal=journal,
             recorder=recorder,
             notifier=notifier,
+            close_watch=close_watch_for(
+                settings, daily_close, notifier, clock, metrics, background
+            ),
         )
     finally:
         # What is queued is written before the writers stop (bounded: a database that does
@@ -463,6 +473,30 @@ async def components(
         await http.aclose()
         await store.close()
         await journal.close()
+
+
+def close_watch_for(
+    settings: Settings,
+    daily_close: DailyCloseService,
+    notifier: Notifier | None,
+    clock: Clock,
+    metrics: Metrics,
+    background: list[asyncio.Future[None]],
+) -> CloseWatch | None:
+    """Yesterday's close computed in the background (`[daily_close] watch`, history on):
+    the gauge, and the webhook event when `notifier`."""
+    if not (settings.daily_close.watch and settings.history.enabled):
+        return None
+    watch = CloseWatch(
+        daily_close,
+        list(settings.accounts),
+        clock,
+        settings.daily_close.after_minutes * 60.0,
+        notifier,
+    )
+    metrics.registry.register(watch)
+    background.append(asyncio.ensure_future(watch.run()))
+    return watch
 
 
 def capabilities(

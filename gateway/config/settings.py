@@ -65,6 +65,7 @@ TOP_LEVEL = {
     "trusted_documents",
     "live",
     "history",
+    "daily_close",
     "webhooks",
     "reporting",
 }
@@ -229,6 +230,15 @@ class HistorySettings:
 
 
 @dataclass(frozen=True)
+class DailyCloseSettings:
+    """`[daily_close]`: yesterday's close of every account computed in the background (the
+    gauge, the `daily_close.unexplained` webhook event)."""
+
+    watch: bool = False
+    after_minutes: int = 15  # computed this long after each account's local midnight
+
+
+@dataclass(frozen=True)
 class WebhookSettings:
     """`[webhooks.NAME]`: where balance-level events are POSTed, signed with `secret`."""
 
@@ -251,6 +261,7 @@ class Settings:
     documents: TrustedDocumentsSettings = field(default_factory=TrustedDocumentsSettings)
     live: LiveSettings = field(default_factory=LiveSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
+    daily_close: DailyCloseSettings = field(default_factory=DailyCloseSettings)
     webhooks: tuple[WebhookSettings, ...] = ()
     reporting: ReportingSettings = field(default_factory=ReportingSettings)
 
@@ -337,6 +348,7 @@ def parse_settings(
     history = _history(check, check.table(data, "history", "history"), server.development)
     webhooks = _webhooks(check, check.table(data, "webhooks", "webhooks"), server.development)
     reporting = parse_reporting(check, check.table(data, "reporting", "reporting"))
+    daily_close = _daily_close(check, check.table(data, "daily_close", "daily_close"), history)
     if check.problems:
         raise ConfigError(check.problems)
     return Settings(
@@ -352,6 +364,7 @@ def parse_settings(
         documents=documents,
         live=live,
         history=history,
+        daily_close=daily_close,
         webhooks=webhooks,
         reporting=reporting,
     )
@@ -662,6 +675,22 @@ def _history(check: Checker, raw: Mapping[str, Any], development: bool) -> Histo
         or d.retention_days,
         demo_past_days=demo_past,
     )
+
+
+def _daily_close(
+    check: Checker, raw: Mapping[str, Any], history: HistorySettings
+) -> DailyCloseSettings:
+    check.unknown(raw, {"watch", "after_minutes"}, "daily_close")
+    d = DailyCloseSettings()
+    watch = check.boolean(raw, "watch", "daily_close", d.watch)
+    if watch and not history.enabled:
+        check.add(
+            "daily_close.watch",
+            "the close is computed from the history, which is off",
+            "remove [history] enabled = false, or watch = false",
+        )
+    after = check.whole(raw, "after_minutes", "daily_close", d.after_minutes, 720)
+    return DailyCloseSettings(watch=watch, after_minutes=after or d.after_minutes)
 
 
 def _upstream(check: Checker, raw: Mapping[str, Any]) -> UpstreamSettings:

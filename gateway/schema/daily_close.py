@@ -3,6 +3,7 @@ balance's statement and the day's top-ups matched (gateway/services/daily_close.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -125,7 +126,10 @@ class DailyClose:
 
 
 async def daily_close_of(
-    context: Context, day: date, account_ids: list[strawberry.ID] | None, path: list[str | int]
+    context: Context,
+    day: date | None,
+    account_ids: list[strawberry.ID] | None,
+    path: list[str | int],
 ) -> list[DailyClose]:
     context.principal.require("transactions:read")
     context.cacheable = False
@@ -141,7 +145,12 @@ async def daily_close_of(
             )
     service = context.daily_close
     assert service is not None  # the app always builds it
-    found = await service.close(day, [i for i in ids if context.visible(i) is not None])
+    visible = [i for i in ids if context.visible(i) is not None]
+    if day is not None:
+        found = await service.close(day, visible)
+    else:  # each account's own yesterday, as its reporting time zone has it
+        each = await asyncio.gather(*(service.close(service.yesterday(i), [i]) for i in visible))
+        found = [close for closes in each for close in closes]
     answer = []
     for result in found:
         info = context.visible(result.account_id)

@@ -97,13 +97,14 @@ class Query:
     @strawberry.field(
         description="Each account's daily close for `date` (a calendar day of the account's "
         "reporting time zone): per balance, opening, the provider's own movements, closing "
-        "and the difference nothing explains, and the day's top-ups matched. Needs "
+        "and the difference nothing explains, and the day's top-ups matched. Without "
+        "`date`: each account's yesterday in its reporting time zone. Needs "
         "transactions:read. An unknown id is a NOT_FOUND error."
     )
     async def daily_close(
         self,
         info: strawberry.Info[Context, None],
-        date: datetime.date,
+        date: datetime.date | None = None,
         account_ids: list[strawberry.ID] | None = None,
     ) -> list[DailyClose]:
         return await daily_close_of(info.context, date, account_ids, info.path.as_list())

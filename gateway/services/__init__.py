@@ -2,6 +2,7 @@
 
 __all__ = [
     "balances",
+    "close_watch",
     "cursor",
     "daily_close",
     "gauges",

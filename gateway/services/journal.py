@@ -101,6 +101,16 @@ OUTBOX_SCHEMA = """CREATE TABLE IF NOT EXISTS webhook_outbox (
     last_error TEXT,
     PRIMARY KEY (id, endpoint)
 )"""
+# One row per balance and day whose close raised a `daily_close.unexplained` event: the
+# primary key lets one replica of all that close the same day create it (`notifications.py`).
+CLOSE_EVENTS_SCHEMA = """CREATE TABLE IF NOT EXISTS daily_close_events (
+    balance TEXT NOT NULL,
+    day TEXT NOT NULL,
+    account TEXT NOT NULL,
+    event TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (balance, day)
+)"""
 # What the hourly prunes and the delivery loop scan.
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS balance_points_at ON balance_points (at)",
@@ -108,6 +118,7 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS webhook_outbox_due ON webhook_outbox (state, next_at)",
     "CREATE INDEX IF NOT EXISTS webhook_outbox_created ON webhook_outbox (created_at)",
     "CREATE INDEX IF NOT EXISTS webhook_outbox_order ON webhook_outbox (endpoint, balance, at)",
+    "CREATE INDEX IF NOT EXISTS daily_close_events_created ON daily_close_events (created_at)",
 )
 SCHEMAS = (
     SCHEMA,
@@ -115,6 +126,7 @@ SCHEMAS = (
     LEGACY_HISTORY_SCHEMA,
     ALERTS_SCHEMA,
     OUTBOX_SCHEMA,
+    CLOSE_EVENTS_SCHEMA,
     *INDEXES,
     *MIGRATIONS,
 )

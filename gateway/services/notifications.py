@@ -1,6 +1,7 @@
 """Webhook notifications: one event each time a balance's alert level changes — into
 WARNING or CRITICAL, and back to OK (`balance.recovered`) — with hysteresis
-(`alert_levels.py`), exactly once across replicas and restarts, delivered at least once,
+(`alert_levels.py`), and one `daily_close.unexplained` per balance and day whose close is
+UNEXPLAINED (`close_watch.py`), exactly once across replicas and restarts, delivered at least once,
 in order per balance and endpoint, signed per Standard Webhooks. Everything lives in the
 journal's database, which is the only memory that decides what is notified:
 
@@ -9,6 +10,9 @@ journal's database, which is the only memory that decides what is notified:
   of all replicas that read the same balance, each read is applied once, in read-time order
   (a read not newer than the last applied is ignored); a replica that loses the race reads
   again and re-applies. A balance first seen counts as coming from OK.
+- A day's close event is created by whichever replica first inserts its (balance, day) into
+  `daily_close_events`, in the transaction that writes its deliveries: a replica that
+  closes the same day later finds the row and creates nothing.
 - A level change and its deliveries (`webhook_outbox`, one row per event per endpoint) are
   written in one transaction: either both are stored or neither, so a failure in between
   (a locked database, a failover) loses no event — the next read tries again.
@@ -37,12 +41,14 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from gateway.config.settings import WebhookSettings
 from gateway.config.webhook_secret import webhook_key
 from gateway.domain import AccountBalanceResult, Balance, Level, Money
 from gateway.observability.metrics import Metrics
 from gateway.services.alert_levels import next_level
+from gateway.services.daily_close import BalanceClose, CloseStatus
 from gateway.services.fresh_reads import FreshReads
 from gateway.services.journal import Database, Statements
 
@@ -60,6 +66,7 @@ EVENT_TYPES = {
     Level.CRITICAL: "balance.critical",
     Level.OK: "balance.recovered",
 }
+CLOSE_EVENT = "daily_close.unexplained"
 # POSTs a body to a URL with headers; the HTTP status, or raises when nothing came back
 # (`gateway/upstream/webhooks.py` over httpx; services load no HTTP library themselves).
 Post = Callable[[str, str, Mapping[str, str]], Awaitable[int]]
@@ -119,6 +126,45 @@ def event_body(
                     "critical": money(thresholds.critical),
                     "hysteresis": money(thresholds.hysteresis),
                 },
+            },
+        },
+        separators=(",", ":"),
+    )
+
+
+def close_event_body(event_id: str, statement: BalanceClose, now: float) -> str:
+    """The JSON of a `daily_close.unexplained` event: the balance's day, its figures as
+    exact decimal strings in `currency`, and the findings."""
+
+    def exact(value: Decimal | None) -> str | None:
+        return None if value is None else format(value, "f")
+
+    return json.dumps(
+        {
+            "id": event_id,
+            "type": CLOSE_EVENT,
+            "timestamp": _utc(now),
+            "created_at": _utc(now),
+            "data": {
+                "account": statement.account_id,
+                "balance": statement.balance_id,
+                "day": statement.day.isoformat(),
+                "zone": statement.zone,
+                "status": statement.status.value,
+                "unexplained": exact(statement.unexplained),
+                "currency": statement.currency,
+                "opening": exact(statement.opening),
+                "expected_closing": exact(statement.expected_closing),
+                "closing": exact(statement.closing),
+                "findings": [
+                    {
+                        "kind": f.kind.value,
+                        "amount": exact(f.amount),
+                        "row_id": f.row_id,
+                        "note": f.note,
+                    }
+                    for f in statement.findings
+                ],
             },
         },
         separators=(",", ":"),
@@ -212,14 +258,54 @@ class Notifier:
         that records the change."""
         event_id = f"evt_{uuid.uuid4().hex}"
         body = event_body(event_id, account, balance, level, previous, at, now)
+        await self._enqueue(tx, event_id, balance.id, at, now, body)
+        log.info(
+            "balance %s: %s → %s (event %s)", balance.id, previous.value, level.value, event_id
+        )
+        return event_id
+
+    async def _enqueue(
+        self, tx: Statements, event_id: str, balance: str, at: float, now: float, body: str
+    ) -> None:
+        """One pending delivery of the event per endpoint, due now."""
         for name in self.endpoints:
             await tx.run(
                 "INSERT INTO webhook_outbox (id, endpoint, balance, at, created_at, body, "
                 "state, attempts, next_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?)",
-                (event_id, name, balance.id, at, now, body, now),
+                (event_id, name, balance, at, now, body, now),
             )
+
+    async def close_unexplained(self, statement: BalanceClose) -> str | None:
+        """The `daily_close.unexplained` event of an UNEXPLAINED day of a balance, created
+        by the first replica to record (balance, day), with its deliveries, in one
+        transaction; None when the day is not UNEXPLAINED or its event already exists."""
+        if statement.status is not CloseStatus.UNEXPLAINED:
+            return None
+        event_id = f"evt_{uuid.uuid4().hex}"
+        async with self._db.transaction() as tx:
+            now = self.clock()
+            _, won = await tx.run(
+                "INSERT INTO daily_close_events (balance, day, account, event, created_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (
+                    statement.balance_id,
+                    statement.day.isoformat(),
+                    statement.account_id,
+                    event_id,
+                    now,
+                ),
+            )
+            if not won:
+                return None  # another replica (or an earlier pass) created it
+            body = close_event_body(event_id, statement, now)
+            await self._enqueue(tx, event_id, statement.balance_id, now, now, body)
         log.info(
-            "balance %s: %s → %s (event %s)", balance.id, previous.value, level.value, event_id
+            "balance %s: the close of %s is UNEXPLAINED by %s %s (event %s)",
+            statement.balance_id,
+            statement.day.isoformat(),
+            statement.unexplained,
+            statement.currency,
+            event_id,
         )
         return event_id
 
@@ -311,6 +397,9 @@ class Notifier:
             "DELETE FROM webhook_outbox WHERE created_at < ? "  # noqa: S608 - constants
             f"AND (state <> 'pending' OR endpoint NOT IN ({marks}))",
             (now - self.retention_seconds, *names),
+        )
+        await self._db.run(
+            "DELETE FROM daily_close_events WHERE created_at < ?", (now - self.retention_seconds,)
         )
         return deleted
 

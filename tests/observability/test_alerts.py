@@ -7,13 +7,18 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import yaml
+from prometheus_client import CollectorRegistry, generate_latest
 
-from gateway.domain import Money, ThresholdRule, Thresholds
+from gateway.domain import Money, StatementCoverage, ThresholdRule, Thresholds
+from gateway.services.close_watch import CloseWatch
+from gateway.services.daily_close import AccountClose, BalanceClose, CloseStatus
 from gateway.simulator import Simulator
 from tests.helpers import (
     ROOT,
@@ -82,6 +87,9 @@ async def test_the_scrape_passes_promtool_check_metrics(
             '"MTN MOMO", paymentReference: "r", idempotencyKey: "promtool"}) { __typename } }'
         )
         scrape = (await gw.http.get("/metrics")).text
+    registry = CollectorRegistry()
+    registry.register(closes_watched())  # the daily close's gauge, with a figure
+    scrape += generate_latest(registry).decode()
     checked = await asyncio.to_thread(
         subprocess.run,
         [promtool, "check", "metrics"],
@@ -99,7 +107,7 @@ def test_the_rules_are_valid(promtool: str) -> None:
         [promtool, "check", "rules", str(RULES)], check=False, capture_output=True, text=True
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 6 rules found" in checked.stdout
+    assert "SUCCESS: 7 rules found" in checked.stdout
 
 
 def test_the_rules_fire_as_their_unit_tests_say(promtool: str) -> None:
@@ -124,6 +132,7 @@ async def test_the_rules_ask_only_for_series_the_gateway_exports(
     async with running_gateway(settings, sim_transport, clock) as gw:
         await gw.query("{ balances { complete } }")
         exported = set(re.findall(r"^(gateway_\w+)\{", (await gw.http.get("/metrics")).text, re.M))
+    exported |= {m.name for m in closes_watched().collect() if m.samples}
     assert wanted and wanted <= exported, wanted - exported
     assert {r["alert"] for r in rules} == {
         "BalanceBelowWarning",
@@ -132,7 +141,34 @@ async def test_the_rules_ask_only_for_series_the_gateway_exports(
         "ProviderFailing",
         "BalanceRunsOutWithinADay",
         "ThresholdCurrencyMismatch",
+        "DailyCloseUnexplained",
     }
+
+
+def closes_watched() -> CloseWatch:
+    """A close watch holding one UNEXPLAINED day (the demo's readings make no whole day)."""
+    statement = BalanceClose(
+        "muda-ug:UGX:issuer_ugx",
+        "muda-ug",
+        "UGX",
+        date(2024, 6, 3),
+        "UTC",
+        StatementCoverage.BOTH,
+        CloseStatus.UNEXPLAINED,
+        Decimal(0),
+        None,
+        Decimal(900),
+        None,
+        Decimal(0),
+        Decimal(0),
+        Decimal(0),
+        Decimal(0),
+        Decimal(0),
+        Decimal(900),
+    )
+    watch = CloseWatch(cast(Any, None), ["muda-ug"], FakeClock(), 900.0)
+    watch.closes["muda-ug"] = AccountClose("muda-ug", date(2024, 6, 3), "UTC", (statement,), (), ())
+    return watch
 
 
 def test_the_kubernetes_base_ships_the_same_rules() -> None:

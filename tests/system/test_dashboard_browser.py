@@ -120,6 +120,16 @@ async def test_the_dashboard_in_a_browser(tmp_path: Path, node: tuple[str, str])
                 assert "4,621 UGX" in muda_text and "1,520.50 KES" in muda_text
                 assert "12.25 TZS" in muda_text and "0000000" not in muda_text
 
+                # Yesterday's close: the demo has no reading of yesterday, so each balance
+                # is INCOMPLETE and says what is missing.
+                close = page.locator('#close article[data-close-account="muda-ug"]')
+                await close.wait_for(timeout=30_000)
+                first = close.locator("li.balance").first
+                assert await first.locator(".badge").text_content() == "INCOMPLETE"
+                assert (await first.locator(".why").text_content() or "").startswith(
+                    "Incomplete — opening: no balance reading in the hour before the day began"
+                )
+
                 # A failing provider: the cached answer, marked stale, with the reason.
                 simulator.state.set_faults("magma", status=503)
                 clock.advance(16)  # past the fresh window

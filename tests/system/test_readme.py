@@ -208,6 +208,16 @@ def balance_level(outcome: Outcome) -> None:
     }
 
 
+def daily_close_yesterday(outcome: Outcome) -> None:
+    """The demo's yesterday: no reading of it (the made-up week is no reading), so every
+    balance is INCOMPLETE and says why."""
+    (close,) = outcome.json["data"]["dailyClose"]
+    assert close["zone"] == "UTC" and close["statements"], close
+    for statement in close["statements"]:
+        assert statement["status"] == "INCOMPLETE" and statement["missing"], statement
+        assert statement["unexplained"] is None
+
+
 def balance_history(outcome: Outcome) -> None:
     (result,) = outcome.json["data"]["balances"]["results"]
     (balance,) = result["balances"]
@@ -354,6 +364,8 @@ CHECKS: dict[str, Check] = {
     ),
     "balance-level": Check(balance_level),
     "balance-history": Check(balance_history, written=True),
+    "daily-close-yesterday": Check(daily_close_yesterday),
+    "daily-close-watch": Check(contains("configuration OK")),
     # The long profile takes minutes; here one trace on each database, the same command.
     "fleet-long": Check(
         contains("fleet[processes]"),

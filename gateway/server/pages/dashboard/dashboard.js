@@ -1,5 +1,6 @@
 // The balances page: every balance this key may see, refreshed every 15 seconds, with
-// levels, stale and failure badges, history and runway, and a top-up form. The key is
+// levels, stale and failure badges, history and runway, and a top-up form; and each
+// account's close of yesterday (a key with transactions:read), read at load and hourly. The key is
 // entered once, kept in sessionStorage (this tab only) and sent as a header — never in a
 // URL. Amounts are the gateway's exact strings (money.js): no float arithmetic here.
 import { age, grouped, money } from "./money.js";
@@ -31,6 +32,16 @@ const QUERY = `query Dashboard {
     }
   }
 }`;
+const CLOSE = `query DailyClose {
+  dailyClose {
+    account { id label } day zone problem
+    statements {
+      balanceId currency coverage status closing unexplained missing
+      findings { kind amount note }
+    }
+  }
+}`;
+const CLOSE_REFRESH_MS = 3600000;
 const TOP_UP = `mutation TopUp($input: TopUpInput!) {
   topUp(input: $input) {
     __typename
@@ -218,6 +229,74 @@ function reportingTotal(t) {
   return item;
 }
 
+// Yesterday's close: per balance its status, unexplained amount and closing, and in
+// words why a day is INCOMPLETE or shows only the balance's change.
+const COVERAGE = {
+  NONE: "The provider publishes no statement: only the change of the balance is known.",
+  DEBITS: "The statement lists money out only; money in is in no statement.",
+  CREDITS: "The statement lists money in only; money out is in no statement.",
+};
+
+function explanation(statement) {
+  if (statement.status === "INCOMPLETE") {
+    return `Incomplete — ${statement.missing.join("; ")}.`;
+  }
+  if (statement.status === "BALANCE_DELTA_ONLY") return COVERAGE[statement.coverage] || "";
+  if (statement.status === "RECONCILED") return "Opening plus the statement's movements is the closing, to the last digit.";
+  return statement.findings
+    .map((f) => `${f.kind.replaceAll("_", " ").toLowerCase()}: ${money({ amount: f.amount, currency: statement.currency })} — ${f.note}`)
+    .join("; ") || "A difference no finding explains.";
+}
+
+function closeItem(statement) {
+  const item = element("li", `balance close-${statement.status.toLowerCase()}`);
+  item.dataset.balance = statement.balanceId;
+  const head = element("p", "line");
+  head.append(element("span", "asset", statement.balanceId));
+  head.append(badge(`close ${statement.status.toLowerCase()}`, statement.status));
+  item.append(head);
+  const figures = element("dl", "figures");
+  for (const [name, value] of [["Unexplained", statement.unexplained], ["Closing", statement.closing]]) {
+    figures.append(element("dt", "", name));
+    const figure = element("dd", `amount ${name.toLowerCase()}`,
+      value === null ? "—" : money({ amount: value, currency: statement.currency }));
+    figure.dataset.amount = value === null ? "" : value; // the gateway's exact figure
+    figures.append(figure);
+  }
+  item.append(figures);
+  item.append(element("p", "why", explanation(statement)));
+  return item;
+}
+
+function closeCard(close) {
+  const card = element("article", "card");
+  card.dataset.closeAccount = close.account.id;
+  const header = element("header");
+  header.append(element("h3", "label", close.account.label));
+  header.append(element("p", "meta day", `${close.day} · ${close.zone}`));
+  card.append(header);
+  if (close.problem) {
+    card.append(element("p", "why", `No close: ${close.problem}.`));
+    return card;
+  }
+  const list = element("ul", "balances");
+  list.append(...close.statements.map(closeItem));
+  card.append(list);
+  return card;
+}
+
+async function refreshClose() {
+  const section = $("#close");
+  try {
+    const answer = await graphql(CLOSE);
+    $("#closes").replaceChildren(...answer.data.dailyClose.map(closeCard));
+    section.hidden = false;
+  } catch (error) {
+    section.hidden = true; // a key without transactions:read does not see the close
+    $("#closes").replaceChildren();
+  }
+}
+
 function render(report) {
   const totals = $("#totals");
   totals.replaceChildren(...report.totals.map((t) => {
@@ -249,13 +328,18 @@ $("#key-form").addEventListener("submit", (event) => {
   if (key) sessionStorage.setItem(KEY, key);
   $("#key").value = "";
   refresh();
+  refreshClose();
 });
 $("#forget").addEventListener("click", () => {
   sessionStorage.removeItem(KEY);
   $("#accounts").replaceChildren();
   $("#totals").replaceChildren();
+  $("#closes").replaceChildren();
+  $("#close").hidden = true;
   status("Key forgotten.");
 });
 
 refresh();
+refreshClose();
 setInterval(refresh, REFRESH_MS);
+setInterval(refreshClose, CLOSE_REFRESH_MS);
