@@ -161,7 +161,7 @@ def test_the_acl_user_can_touch_nothing_outside_its_prefix(
 
 def subscribe(client: redis.Redis, channel: str) -> None:
     """SUBSCRIBE, and Redis's answer to it (its refusal raised)."""
-    subscription = client.pubsub()
+    subscription = client.pubsub()  # type: ignore[no-untyped-call]
     try:
         subscription.subscribe(channel)
         subscription.get_message(timeout=5)
