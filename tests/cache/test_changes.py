@@ -51,6 +51,28 @@ async def two_replicas(
         yield a_url, (b_url, b_app), b_ticker
 
 
+Replicas = tuple[Any, Any, Ticker]
+
+
+@pytest.fixture
+async def on_redis(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock, redis_url: str, namespace: str
+) -> AsyncIterator[Replicas]:
+    """Two replicas on the shared Redis, under this test's namespace."""
+    async with two_replicas(sim_transport, clock, redis_url, namespace) as replicas:
+        yield replicas
+
+
+@pytest.fixture
+async def on_own_redis(
+    own_redis: RedisProcess, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> AsyncIterator[Replicas]:
+    """Two replicas on a redis-server of this test's own (`own_redis`, which it may stop)."""
+    url = f"redis://127.0.0.1:{own_redis.port}/0"
+    async with two_replicas(sim_transport, clock, url, "changes") as replicas:
+        yield replicas
+
+
 async def post(http: httpx.AsyncClient, url: str, query: str, variables: dict[str, Any]) -> Any:
     answer = await http.post(f"{url}/graphql", json={"query": query, "variables": variables})
     assert answer.status_code == 200, answer.text
@@ -58,14 +80,10 @@ async def post(http: httpx.AsyncClient, url: str, query: str, variables: dict[st
 
 
 async def test_a_refresh_and_a_top_up_on_one_replica_reach_the_other_replicas_streams_at_once(
-    sim: Simulator,
-    sim_transport: httpx.AsyncBaseTransport,
-    clock: FakeClock,
-    redis_url: str,
-    namespace: str,
+    sim: Simulator, clock: FakeClock, on_redis: Replicas
 ) -> None:
+    a, (b, _), _ = on_redis
     async with (
-        two_replicas(sim_transport, clock, redis_url, namespace) as (a, (b, _), _),
         httpx.AsyncClient(timeout=30) as http,
         stream(http, b, ["ourvoice-sn"]) as events,
     ):
@@ -92,14 +110,13 @@ async def until(condition: Callable[[], bool], tick: Callable[[], None]) -> None
 
 async def test_redis_restarted_the_replicas_keep_serving_and_subscribe_again(
     own_redis: RedisProcess,
+    on_own_redis: Replicas,
     sim: Simulator,
-    sim_transport: httpx.AsyncBaseTransport,
     clock: FakeClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    url = f"redis://127.0.0.1:{own_redis.port}/0"
+    a, (b, b_app), b_ticker = on_own_redis
     async with (
-        two_replicas(sim_transport, clock, url, "changes") as (a, (b, b_app), b_ticker),
         httpx.AsyncClient(timeout=30) as http,
         stream(http, b, ["ourvoice-sn"]) as events,
     ):
