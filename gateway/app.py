@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
+from gateway.cache.changes import ChangeFeed
 from gateway.cache.read_through import Generations, ReadThroughCache
 from gateway.cache.responses import ResponseCache
 from gateway.cache.store import RedisAccess, Store, open_store
@@ -167,7 +168,6 @@ def create_app(
                 max_streams_per_client=settings.live.max_streams_per_client,
                 metrics=metrics,
             )
-            built.service.invalidated.append(live.wake)  # a top-up is pushed at once
             draining.listeners.append(live.close_all)  # streams move to other replicas
             app.state.live = live
             app.state.events = EventStreams(
@@ -178,16 +178,18 @@ def create_app(
                 settings.live.max_streams_per_client,
             )
             settle_the_collector()
-            probe = None
+            running = hear_changes(built, live, live_sleep)
             if admission.adaptive is not None:
-                probe = asyncio.create_task(
-                    LoopDelayProbe(admission.observe).run(), name="admission"
+                running.append(
+                    asyncio.create_task(LoopDelayProbe(admission.observe).run(), name="admission")
                 )
             try:
                 yield
             finally:
-                if probe is not None:
-                    probe.cancel()
+                for task in running:
+                    task.cancel()
+                if running:  # (the subscription's connection back before the store closes)
+                    await asyncio.wait(running)
                 live.close_all()
                 tracing.close()
 
@@ -219,6 +221,19 @@ def create_app(
         access = settings.logging.access_log
         app.state.early_shed = EarlyShed(admission, observe, access=access, cors=cors)
     return app
+
+
+def hear_changes(built: Components, live: BalanceWatch, sleep: Sleep) -> list[asyncio.Task[None]]:
+    """A change made here wakes this process's live streams (a top-up, a refresh), and on a
+    shared cache every other replica's too, at once (Redis pub/sub: `cache/changes.py`):
+    the subscription's task, or none in memory."""
+    changes = ChangeFeed(built.store, sleep)
+    changes.heard.append(live.wake)
+    built.service.invalidated.append(live.wake)
+    built.service.changes = changes
+    if not built.store.shared:
+        return []
+    return [asyncio.create_task(changes.run(), name="balance changes")]
 
 
 def admission_for(server: ServerSettings, metrics: Metrics) -> Admission:

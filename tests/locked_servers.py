@@ -34,15 +34,18 @@ SECURITY_PAGE = ROOT / "docs" / "security.md"
 
 def documented_acl() -> str:
     """The ACL rules docs/security.md gives for the gateway's Redis user, with `{password}`
-    and `{namespace}` (the key prefix, `<namespace>:v1`) to fill in: the tests run exactly
-    the documented line."""
+    and `{namespace}` (the key and channel prefix, `<namespace>:v1`) to fill in: the tests
+    run exactly the documented line."""
     page = SECURITY_PAGE.read_text(encoding="utf-8")
     found = re.search(r"<!-- redis-acl -->\n```text\nACL SETUSER balance-gateway (.*)\n```", page)
     assert found is not None, "docs/security.md lost its Redis ACL line"
     rules = found.group(1)
     assert ">CHANGE-ME" in rules and "~balance-gateway:v1:*" in rules, rules
-    return rules.replace(">CHANGE-ME", ">{password}").replace(
-        "~balance-gateway:v1:*", "~{namespace}:*"
+    assert "&balance-gateway:v1:*" in rules, rules  # its channels: the same prefix
+    return (
+        rules.replace(">CHANGE-ME", ">{password}")
+        .replace("~balance-gateway:v1:*", "~{namespace}:*")
+        .replace("&balance-gateway:v1:*", "&{namespace}:*")
     )
 
 

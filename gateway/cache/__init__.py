@@ -1,7 +1,9 @@
 """Caching behind one store: balances read through it, whole answers kept in it, every key's
-grammar in `keys.py`. Its public surface, what other layers import:"""
+grammar in `keys.py`, a changed balance told to every replica (`changes.py`). Its public
+surface, what other layers import:"""
 
 __all__ = [
+    "changes",
     "codec",
     "keys",
     "read_through",

@@ -25,6 +25,10 @@ All keys live under the store's namespace (`<[cache] namespace>:v1:`). The gramm
     <client>       a configured client name, `jwt:<subject>` (from a verified token) or
                    `dev:anonymous`
 
+One pub/sub channel, named under the namespace as a key is (`cache/changes.py`):
+
+    changed                                          `<origin> <account>`: its balance changed
+
 The rule this module makes auditable: a key names an account and a digest of its
 credentials, never a secret, and never text a caller typed except through a digest.
 `GRAMMAR` matches exactly the keys above; a test holds every key written to Redis to it.
@@ -91,3 +95,6 @@ def quota_window(account_id: str, window: str, start: int) -> str:
 
 def rate(client: str) -> str:
     return f"rate:{client}"
+
+
+CHANGED = "changed"  # the channel: an account's balance changed on some replica

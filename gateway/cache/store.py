@@ -5,15 +5,18 @@ strings the caller serialized, so every reader gets its own copy. A store never 
 when its backend fails (Redis down or failing mid-run) an operation returns its "nothing"
 answer, a warning is logged at most once per `WARN_EVERY_SECONDS`, and the next operation
 simply tries again — so recovery is automatic. Never call `clear()` on a shared Redis: it
-issues FLUSHDB whatever the namespace.
+issues FLUSHDB whatever the namespace. The one exception is a subscription (Redis pub/sub,
+`subscription()`): it raises when Redis fails, and its caller subscribes again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -29,7 +32,7 @@ from redis.exceptions import (
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from gateway._compat.aiocache import eval_script, memory_reader
+from gateway._compat.aiocache import eval_script, memory_reader, publish, pubsub
 from gateway.clock import whole_seconds
 from gateway.observability.metrics import Metrics
 
@@ -56,9 +59,17 @@ return 1
 
 
 class Store:
-    def __init__(self, backend: Any, *, shared: bool, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        backend: Any,
+        *,
+        shared: bool,
+        metrics: Metrics | None = None,
+        timeout_seconds: float = OPERATION_TIMEOUT_SECONDS,
+    ) -> None:
         self._backend = backend
         self.shared = shared  # True when other replicas see the same data
+        self.timeout_seconds = timeout_seconds  # (aiocache bounds its own operations)
         # In-process values are read straight from the dictionary (_compat/aiocache.py).
         self._read = None if shared else memory_reader(backend)
         self._last_warning = 0.0
@@ -68,7 +79,18 @@ class Store:
         operations = (metrics or Metrics()).store_operations
         self._count = {
             name: operations.labels(name)
-            for name in ("get", "multi_get", "set", "claim", "delete", "incr", "script", "ping")
+            for name in (
+                "get",
+                "multi_get",
+                "set",
+                "claim",
+                "delete",
+                "incr",
+                "script",
+                "ping",
+                "publish",
+                "subscribe",
+            )
         }
 
     async def reach(self) -> tuple[Reach, str]:
@@ -113,6 +135,7 @@ class Store:
             ("EXPIRE", lambda: backend.expire(PROBE_COUNT, PROBE_SECONDS)),
             ("DEL", lambda: backend.delete(PROBE_CLAIM)),
             ("EVAL", lambda: eval_script(backend, PROBE_SCRIPT, PROBE_BUCKET, PROBE_SECONDS)),
+            ("PUBLISH", lambda: publish(backend, PROBE, "")),  # on the probe's own channel
         ]
 
     def _unanswered(self, operation: str, exc: BaseException) -> tuple[Reach, str]:
@@ -230,6 +253,40 @@ class Store:
         self._ok("script")
         return result
 
+    async def publish(self, channel: str, message: str) -> None:
+        """Hand `message` to every replica subscribed to `channel` (under the namespace, as
+        a key is) — nobody's when none listens. Nothing on an in-process store."""
+        if not self.shared:
+            return
+        self._count["publish"].inc()
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                await publish(self._backend, channel, message)
+        except Exception as exc:
+            self._failed("publish", exc)
+        else:
+            self._ok("publish")
+
+    @contextlib.asynccontextmanager
+    async def subscription(self, channel: str) -> AsyncIterator[AsyncIterator[str]]:
+        """The messages published on `channel` from now on, as they come, once Redis has
+        confirmed the subscription (within the operation's timeout). Unlike every other
+        operation this one raises — when Redis cannot be reached, refuses (`refusal()`
+        says why) or drops the connection — and the caller subscribes again. It holds one
+        of the pool's connections while the block runs. A shared store only."""
+        if not self.shared:
+            raise ValueError("an in-process store has no subscriptions")
+        self._count["subscribe"].inc()
+        client, name = pubsub(self._backend, channel)
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                await client.subscribe(name)
+                await client.get_message(timeout=None)  # its confirmation, or Redis's refusal
+            yield _messages(client)
+        finally:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
     async def close(self) -> None:
         try:
             await self._backend.close()
@@ -260,6 +317,15 @@ def refusal(exc: BaseException) -> str | None:
 # What Redis answers when a script calls a command the ACL user may not run (a plain
 # ResponseError: redis-py maps only NOPERM to NoPermissionError).
 SCRIPT_REFUSED = "The user executing the script can't run this command"
+
+
+async def _messages(client: Any) -> AsyncIterator[str]:
+    """A subscription's messages, as text (Redis's own notices left out)."""
+    while True:
+        message = await client.get_message(ignore_subscribe_messages=True, timeout=None)
+        if message is not None and message.get("type") == "message":
+            data = message.get("data")
+            yield data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
 
 
 def _text(value: object) -> str | None:
@@ -336,5 +402,5 @@ def open_store(
             connection_pool_class=BlockingConnectionPool,
             connection_pool_kwargs=pool,
         )
-        return Store(backend, shared=True, metrics=metrics)
+        return Store(backend, shared=True, metrics=metrics, timeout_seconds=timeout_seconds)
     raise ValueError(f"unsupported cache URL scheme {parts.scheme!r}")

@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from gateway.cache import keys
+from gateway.cache.changes import ChangeFeed
 from gateway.cache.codec import decode_balances, encode_balances
 from gateway.cache.read_through import (
     Cached,
@@ -71,6 +72,8 @@ class BalanceService:
         self.deadline_seconds = deadline_seconds
         # Told of every invalidation (a top-up changed the balance): live streams re-read.
         self.invalidated: list[Callable[[str], None]] = []
+        # Tells every other process of it too (a shared cache: their live streams re-read).
+        self.changes: ChangeFeed | None = None
         # Told of every account's answer, as it is read (gauges, history).
         self.answered: list[Callable[[AccountBalanceResult], None]] = []
         self.history: SqlHistory | None = None  # `[history]` on: balances over time
@@ -137,10 +140,13 @@ class BalanceService:
         await self._changed(account_id)
 
     async def _changed(self, account_id: str) -> None:
-        """Cached responses that included the account stop matching; listeners re-read."""
+        """Cached responses that included the account stop matching on every replica;
+        this process's listeners re-read, and every other process's through `changes`."""
         await self.generations.bump(account_id)
         for listener in self.invalidated:
             listener(account_id)
+        if self.changes is not None:
+            await self.changes.announce(account_id)
 
     async def _announce(self, result: AccountBalanceResult) -> None:
         """A refresh's answer, announced once per new read (in this process): not a stale

@@ -10,6 +10,7 @@ gateway runs take it out of readiness until they are back."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +22,8 @@ import pytest
 import redis
 
 from gateway.app import store_for
+from gateway.cache import keys
+from gateway.cache.store import refusal
 from gateway.config.secret import Secret
 from gateway.config.settings import CacheSettings, Settings
 from gateway.config.tls import TlsFiles
@@ -135,20 +138,61 @@ def test_the_acl_user_can_touch_nothing_outside_its_prefix(
             "list every key": lambda: client.keys("*"),
             "flush the database": lambda: client.flushdb(asynchronous=False),
             "read the configuration": lambda: client.config_get("*"),
-            "subscribe to a channel": lambda: client.publish("news", "x"),
+            "publish on another channel": lambda: client.publish("news", "x"),
+            "publish on another namespace's": lambda: client.publish("other:v1:changed", "x"),
+            "subscribe to another namespace's": lambda: subscribe(client, "other:v1:changed"),
         }
         for what, attempt in attempts.items():
             with pytest.raises(redis.exceptions.NoPermissionError):
                 attempt()
             refused.append(what)
         allowed = client.set("locked:v1:mine", "1") and client.get("locked:v1:mine")
+        published = client.publish("locked:v1:changed", "x")  # its own channel: 0 listening
+        subscribe(client, "locked:v1:changed")
     finally:
         client.close()
     with admin(server) as root:
         untouched = root.get("other-app:secret")
     assert refused == list(attempts)
     assert allowed == b"1"
+    assert published == 0
     assert untouched == b"floats"
+
+
+def subscribe(client: redis.Redis, channel: str) -> None:
+    """SUBSCRIBE, and Redis's answer to it (its refusal raised)."""
+    subscription = client.pubsub()  # type: ignore[no-untyped-call]
+    try:
+        subscription.subscribe(channel)
+        subscription.get_message(timeout=5)
+    finally:
+        subscription.close()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["password", "tls"])
+async def test_replicas_tell_each_other_of_changes_through_the_acl_user_on_their_channel_only(
+    locked_redis_server: LockedRedis, tls: bool
+) -> None:
+    """One replica's store publishes, another's subscription hears it — through the ACL
+    user; a gateway configured with another namespace is refused that namespace's channel
+    (the ACL holds it to `locked:v1:`), saying so."""
+    server = locked_redis_server
+    ours, theirs = (store_for(with_cache(cache_of(server, tls))) for _ in range(2))
+    elsewhere = store_for(with_cache(cache_of(server, tls, namespace="other")))
+    try:
+        async with theirs.subscription(keys.CHANGED) as messages:
+            await ours.publish(keys.CHANGED, "abc magma")
+            async with asyncio.timeout(10):  # a bound on Redis, not a timing test
+                heard = await anext(messages)
+        with pytest.raises(redis.exceptions.NoPermissionError) as raised:
+            async with elsewhere.subscription(keys.CHANGED):
+                pass
+    finally:
+        for store in (ours, theirs, elsewhere):
+            await store.close()
+    assert heard == "abc magma"
+    assert "the ACL user may not" in (refusal(raised.value) or "")
+    assert ours.healthy and denied(server)[0][b"object"] == b"other:v1:changed"
 
 
 @pytest.mark.parametrize(
@@ -207,7 +251,9 @@ async def test_credentials_revoked_while_running_take_the_gateway_out_of_readine
     assert (back.status_code, back.json()["status"]) == (200, "ready")
 
 
-@pytest.mark.parametrize("command", ["get", "mget", "setex", "incrby", "del", "eval", "hset"])
+@pytest.mark.parametrize(
+    "command", ["get", "mget", "setex", "incrby", "del", "eval", "hset", "publish"]
+)
 async def test_an_acl_that_lost_one_command_is_refused_naming_it(
     locked_redis_server: LockedRedis, command: str
 ) -> None:

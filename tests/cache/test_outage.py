@@ -1,80 +1,22 @@
 """Redis failing mid-run: answers continue from the upstreams (readiness says `degraded`,
 still 200), then caching recovers.
 
-Uses its own redis-server on a spare port (started and killed here), never the shared one.
+Uses its own redis-server on a spare port (`own_redis`: started and killed here), never
+the shared one.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import subprocess
-import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
-import redis
 
 from gateway.simulator import Simulator
-from tests.helpers import FakeClock, demo_settings, free_port, running_gateway, with_cache
+from tests.cache.conftest import RedisProcess
+from tests.helpers import FakeClock, demo_settings, running_gateway, with_cache
 
 QUERY = '{ balances(accountIds: ["magma"]) { complete results { __typename } } }'
-
-
-class RedisProcess:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port)
-        try:
-            for _ in range(200):
-                try:
-                    if client.ping():
-                        return
-                except redis.ConnectionError:
-                    time.sleep(0.02)
-            raise RuntimeError("redis-server did not start")
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(5)
-            self.process = None
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisProcess]:
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("redis-server is required in CI")
-        pytest.skip("no redis-server binary")
-    server = RedisProcess(free_port())
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def test_redis_dying_mid_run_then_returning(

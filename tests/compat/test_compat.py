@@ -134,6 +134,28 @@ async def test_aiocache_redis_backend_still_has_a_client_and_namespaced_keys(
     ], "aiocache's RedisCache.client or build_key moved"
 
 
+async def test_aiocache_redis_backend_still_publishes_and_subscribes_on_namespaced_channels(
+    redis_url: str, namespace: str
+) -> None:
+    store = open_store(redis_url, namespace)
+    try:
+        subscription, channel = aiocache_compat.pubsub(store._backend, "c")
+        await subscription.subscribe(channel)
+        await subscription.get_message(timeout=None)  # the confirmation
+        listening = await aiocache_compat.publish(store._backend, "c", "hello")
+        async with asyncio.timeout(10):  # a bound on Redis, not a timing test
+            message = await subscription.get_message(ignore_subscribe_messages=True, timeout=None)
+        await subscription.aclose()
+    finally:
+        await store.close()
+    assert channel == f"{namespace}:c", "aiocache's RedisCache.build_key moved"
+    assert (listening, message["channel"], message["data"]) == (
+        1,
+        channel.encode(),
+        b"hello",
+    ), "aiocache's RedisCache.client no longer has redis-py's pub/sub"
+
+
 async def test_aiocache_memory_backend_still_keeps_its_values_in_a_namespaced_dict() -> None:
     store = open_store("memory://", "ns-")
     await store.set("k", "v", 60)
