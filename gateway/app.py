@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
+from gateway._compat.strawberry import core_schema
 from gateway.cache.read_through import Generations, ReadThroughCache
 from gateway.cache.responses import ResponseCache
 from gateway.cache.store import RedisAccess, Store, open_store
@@ -43,6 +44,7 @@ from gateway.server.documents import TrustedDocuments
 from gateway.server.early_shed import EarlyShed
 from gateway.server.endpoint import GraphQLEndpoint
 from gateway.server.events import EventStreams
+from gateway.server.mcp import McpEndpoint
 from gateway.server.persisted_queries import PersistedQueries
 from gateway.server.rate_limit import RateLimiter
 from gateway.server.readiness import Draining, Readiness
@@ -127,8 +129,7 @@ def create_app(
             app.state.readiness = Readiness(
                 built.store, built.journal if takes_top_ups else None, draining
             )
-            app.state.journal = built.journal
-            app.state.service = built.service
+            app.state.journal, app.state.service = built.journal, built.service
             app.state.recorder, app.state.notifier = built.recorder, built.notifier
             app.state.graphql = GraphQLEndpoint(
                 graphql,
@@ -149,6 +150,10 @@ def create_app(
                     settings.documents,
                     PersistedQueries(built.store, schema, limits.max_tokens),
                 ),
+            )
+            # The manifest's documents as MCP tools, behind the same gate (`server/mcp.py`).
+            app.state.mcp = McpEndpoint.of_manifest(
+                app.state.graphql, dict(settings.documents.documents), core_schema(schema)
             )
             live = BalanceWatch(
                 built.service,
@@ -174,7 +179,8 @@ def create_app(
                     LoopDelayProbe(admission.observe).run(), name="admission"
                 )
             try:
-                yield
+                async with app.state.mcp.running():
+                    yield
             finally:
                 if probe is not None:
                     probe.cancel()

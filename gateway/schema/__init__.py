@@ -83,5 +83,6 @@ __all__ = [
     "context",
     "errors",
     "execution",
+    "scalars",
     "sdl",
 ]

@@ -9,6 +9,7 @@ __all__ = [
     "edge",
     "endpoint",
     "events",
+    "mcp",
     "pages",
     "persisted_queries",
     "rate_limit",

@@ -2,7 +2,8 @@
 
 Routes: `GET /` (where things are), `GET /healthz` (liveness), `GET /readyz` (readiness,
 `readiness.py`), `GET /metrics` (the `metrics:read` scope), `/graphql` (GraphiQL for a browser
-in development, else the endpoint) and GraphiQL's own files. Middleware, outermost first:
+in development, else the endpoint), `/mcp` (the trusted documents as MCP tools, `mcp.py`)
+and GraphiQL's own files. Middleware, outermost first:
 a request id for every request, its span, slow readers cut off (`slow_readers.py`), a
 response-cache hit answered at once (`cached_answers.py`), then CORS for the configured
 origins. Admission control is the endpoints' (`admission.py`):
@@ -32,6 +33,8 @@ from gateway.observability.tracing import NO_TRACING, TracedRequests, Tracing
 from gateway.server.cached_answers import CachedAnswers
 from gateway.server.endpoint import GraphQLEndpoint
 from gateway.server.events import EventStreams
+from gateway.server.mcp import PATH as MCP_PATH
+from gateway.server.mcp import McpRoute
 from gateway.server.outcomes import refusal
 from gateway.server.pages.dashboard import DashboardPage
 from gateway.server.pages.graphiql import GraphiQLPage, wants_html
@@ -98,6 +101,7 @@ def routes(metrics: Metrics, development: bool, clock: Clock) -> list[BaseRoute]
         Route("/metrics", metrics_page, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/graphql/stream", stream, methods=["GET", "POST", "PUT", "DELETE"]),
+        Route(MCP_PATH, McpRoute()),  # every method: a refusal of its own, in JSON-RPC
     ]
     found.extend(DashboardPage().routes())  # every profile: it holds no data, no secret
     if graphiql is not None:

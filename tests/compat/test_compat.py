@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from gateway._compat import aiocache as aiocache_compat
 from gateway._compat import graphql as graphql_compat
+from gateway._compat import mcp as mcp_compat
 from gateway._compat import starlette as starlette_compat
 from gateway._compat import strawberry as strawberry_compat
 from gateway._compat import uvicorn as uvicorn_compat
@@ -278,3 +279,34 @@ def test_strawberry_still_marks_a_plain_fields_resolver_as_its_default() -> None
     fields = strawberry_compat.core_schema(strawberry.Schema(query=Plain)).query_type.fields  # type: ignore[union-attr]
     assert strawberry_compat.is_default_resolver(fields["name"].resolve), "`_is_default` moved"
     assert not strawberry_compat.is_default_resolver(fields["computed"].resolve)
+
+
+async def test_the_mcp_low_level_server_still_dispatches_tools_through_its_handler_map() -> None:
+    """`Server.request_handlers` still routes `tools/list` and `tools/call` to what
+    `_compat/mcp.py` puts there — and the server still advertises tools because of it —
+    with the tool's name and arguments as a client sent them."""
+    from mcp import types
+    from mcp.server.lowlevel import Server
+    from mcp.shared.memory import create_connected_server_and_client_session
+
+    server: Server[Any, Any] = Server("probe")
+    called: list[tuple[str, dict[str, Any]]] = []
+    probe = types.Tool(name="Probe", inputSchema={"type": "object"})
+
+    async def listed() -> list[types.Tool]:
+        return [probe]
+
+    async def call(name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        called.append((name, arguments))
+        return types.CallToolResult(content=[], structuredContent={"ok": True})
+
+    mcp_compat.on_list_tools(server, listed)
+    mcp_compat.on_call_tool(server, call)
+    async with create_connected_server_and_client_session(server) as session:
+        assert session.get_server_capabilities().tools is not None  # type: ignore[union-attr]
+        assert [t.name for t in (await session.list_tools()).tools] == ["Probe"]
+        result = await session.call_tool("Probe", {"x": 1})
+        nameless = await session.call_tool("Nobody", None)
+    assert result.structuredContent == {"ok": True} and not result.isError
+    assert nameless.structuredContent == {"ok": True}  # no cache consulted on the way
+    assert called == [("Probe", {"x": 1}), ("Nobody", {})]

@@ -27,7 +27,6 @@ import contextlib
 import hashlib
 import json
 import re
-import shutil
 import time
 import tomllib
 from collections.abc import Callable
@@ -43,9 +42,9 @@ from gateway.observability.log_context import RequestContext
 from gateway.simulator import create_simulator
 from gateway.simulator.state import SimState
 from tests.helpers import (
-    DEMO_CONFIG,
     ROOT,
     FakeClock,
+    demo_text,
     load_settings,
     merge,
     multipart_parts,
@@ -200,6 +199,11 @@ def balance_history(outcome: Outcome) -> None:
     assert balance["runway"] is not None and balance["runway"]["burnPerDay"]["currency"] == "XOF"
 
 
+def balances_at_or_below(outcome: Outcome) -> None:
+    (line,) = outcome.json["data"]["balances"]["balances"]  # the demo's one at WARNING
+    assert line["account"] == {"id": "ourvoice-sn"} and line["balance"]["level"] == "WARNING"
+
+
 def transactions(outcome: Outcome) -> None:
     connection = outcome.json["data"]["transactions"]
     assert connection["totalCount"] > 0 and len(connection["edges"]) == 20
@@ -234,6 +238,16 @@ def keys_new(outcome: Outcome) -> None:
     assert 'accounts = ["magma", "muda-ug"]' in outcome.stdout
 
 
+def mcp_python_client(outcome: Outcome) -> None:
+    tools, first = outcome.stdout.splitlines()
+    assert (
+        tools == "AccountsBelowLevel BalancesAtAGlance RecentTransactions RunwaySoonestFirst TopUp"
+    )
+    account, year = first.split()
+    assert account in {"magma", "muda-ug", "ourvoice-ci", "ourvoice-sn", "paymob-eg"}
+    assert year.isdigit() and len(year) == 4
+
+
 def contains(text: str) -> Callable[[Outcome], None]:
     def check(outcome: Outcome) -> None:
         assert text in outcome.stdout, outcome.stdout
@@ -254,6 +268,7 @@ CHECKS: dict[str, Check] = {
     "fault-on": Check(),
     "stale": Check(before=lambda demo: demo.clock.advance(16)),
     "fault-off": Check(contains("")),
+    "balances-at-or-below": Check(balances_at_or_below),
     "transactions": Check(transactions),
     "transactions-collateral": Check(transactions_collateral),
     "topup": Check(),
@@ -299,6 +314,9 @@ CHECKS: dict[str, Check] = {
         contains("fleet[processes]"),
         instead="FLEET_EXAMPLES=1 FLEET_PROCESS_EXAMPLES=1 make --no-print-directory fleet",
     ),
+    "mcp-curl": Check(),
+    "mcp-python-client": Check(mcp_python_client),
+    "mcp-topup-without-key": Check(),
     "live-stream": Check(
         contains('event: next\ndata: {"data":{"balanceUpdates":{"__typename":"AccountBalance"}}}')
     ),
@@ -363,7 +381,7 @@ async def test_every_readme_example_runs_with_its_shown_outcome(tmp_path: Path) 
     the demo's state answers as shown again (the stand-in commands run once)."""
     found = all_examples()
     config = tmp_path / "demo.toml"  # its journal lands beside it, as deploy/'s does
-    shutil.copy(DEMO_CONFIG, config)
+    config.write_text(demo_text())
     for run_number in (1, 2, 3):
         if run_number > 1:
             assert cli_main(["demo", "reset", "--config", str(config)]) == 0
