@@ -529,6 +529,91 @@ def cached_case(
     return cases, body
 
 
+# /mcp (issue #30): a tool call's overhead over the same document sent to /graphql.
+MCP_KEY = "bgw_bench-mcp-" + "m" * 32
+MCP_TOOL = "BalancesAtAGlance"  # a demo tool (deploy/documents/), run by both paths
+MCP_REQUESTS = 1000  # per path and run, alternating one of each, after MCP_WARMUP each
+MCP_WARMUP = 100
+
+
+def mcp_config(up_url: str) -> str:
+    """4 accounts (one of each provider), balances fresh for
+    the whole run (both paths read them from the same cache, never the upstream), no
+    response cache (it would answer /graphql without running the document), the demo's
+    manifest: the document both paths run."""
+    manifest = ROOT / "deploy" / "demo-documents.json"
+    client = (
+        f'[clients.bench-mcp]\nkey_sha256 = "{key_hash(MCP_KEY)}"\n'
+        'scopes = ["balances:read", "transactions:read"]\naccounts = ["*"]\n'
+    )
+    documents = f'[trusted_documents]\nmode = "allow"\nmanifest = "{manifest}"\n'
+    return config(up_url, 1, 3600, False, extra=f"\n{client}\n{documents}")
+
+
+def mcp_latencies(url: str, document_id: str, requests: int) -> dict[str, list[float]]:
+    """`requests` of each, one after the other on one connection each (a single agent's
+    calls): POST /graphql naming the document by id, and the MCP `tools/call` of its tool
+    as the SDK's client sends it (stateless: no session to open first). Seconds each."""
+    graphql = {"documentId": f"sha256:{document_id}", "variables": {}}
+    call = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": MCP_TOOL, "arguments": {}},
+    }
+    mcp_headers = {
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": "2025-11-25",
+    }
+    times: dict[str, list[float]] = {"graphql": [], "mcp": []}
+    with (
+        httpx.Client(base_url=url, headers={"X-API-Key": MCP_KEY}, timeout=30) as g,
+        httpx.Client(base_url=url, headers={"X-API-Key": MCP_KEY, **mcp_headers}) as m,
+    ):
+        for _ in range(requests):
+            started = time.perf_counter()
+            answer = g.post("/graphql", json=graphql)
+            times["graphql"].append(time.perf_counter() - started)
+            assert answer.status_code == 200 and b'"complete":true' in answer.content
+            started = time.perf_counter()
+            tool = m.post("/mcp", json=call)
+            times["mcp"].append(time.perf_counter() - started)
+            result = tool.json()["result"]
+            assert result["isError"] is False and result["structuredContent"]["balances"]
+    return times
+
+
+def mcp_case(up_url: str, runs: int) -> dict[str, float]:
+    """The tool call's p50 / p95 / p99 and the GraphQL request's, over every run's
+    requests; the overhead is the difference (the target: p95 at most 5 ms more)."""
+    manifest = json.loads((ROOT / "deploy" / "demo-documents.json").read_text())
+    (document_id,) = [i for i, text in manifest.items() if f"query {MCP_TOOL} " in text]
+    times: dict[str, list[float]] = {"graphql": [], "mcp": []}
+    with Gateway(mcp_config(up_url)) as gw:
+        mcp_latencies(gw.url, document_id, MCP_WARMUP)
+        for _ in range(runs):
+            for path, found in mcp_latencies(gw.url, document_id, MCP_REQUESTS).items():
+                times[path] += found
+    result: dict[str, float] = {"requests": float(len(times["mcp"]))}
+    for path, found in times.items():
+        for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
+            result[f"{path}_{name}_ms"] = percentile(found, q) * 1000
+    for name in ("p50", "p95", "p99"):
+        result[f"overhead_{name}_ms"] = result[f"mcp_{name}_ms"] - result[f"graphql_{name}_ms"]
+    return result
+
+
+def print_mcp(r: dict[str, float]) -> None:
+    print(f"MCP tool call ({MCP_TOOL}, 4 accounts cached, {r['requests']:.0f} calls) vs the same")
+    print("document over /graphql, one client:")
+    for name in ("p50", "p95", "p99"):
+        print(
+            f"  {name}: /graphql {r[f'graphql_{name}_ms']:.2f} ms, /mcp {r[f'mcp_{name}_ms']:.2f}"
+            f" ms: +{r[f'overhead_{name}_ms']:.2f} ms"
+        )
+    print(f"target: overhead p95 ≤ 5 ms: +{r['overhead_p95_ms']:.2f} ms")
+
+
 def wanted(only: str | None, case: str) -> bool:
     return only in (None, case)
 
@@ -540,7 +625,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     parser.add_argument(
         "--only",
-        choices=("scale", "cached", "overload", "first-result", "hive"),
+        choices=("scale", "cached", "overload", "first-result", "mcp", "hive"),
         help="run one case (the others keep their last results); hive: side by side with "
         "Hive Gateway (npm packages installed by bench/hive.py; never in a full run)",
     )
@@ -571,7 +656,8 @@ def main() -> int:
     if args.report:
         print_report(json.loads(Path(args.out).read_text()))
         return 0
-    for tool in ("wrk", "taskset", *(("node", "npm") if args.only == "hive" else ())):
+    needs = ("taskset", *(() if args.only == "mcp" else ("wrk",)))
+    for tool in (*needs, *(("node", "npm") if args.only == "hive" else ())):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed: see bench/README.md")
     sim_port, up_port = free_port(), free_port()
@@ -625,6 +711,8 @@ def main() -> int:
                 )
             if wanted(args.only, "first-result"):
                 results["first result"] = first_result_case(sim_url, 10 * args.runs)
+            if wanted(args.only, "mcp"):
+                results["mcp"] = mcp_case(up_url, args.runs)
             if args.only == "hive":  # opt-in: it installs npm packages
                 import hive
 
@@ -1173,6 +1261,8 @@ def print_report(r: dict[str, Any]) -> None:
         print_overload(r["overload"])
     if "first result" in r:
         print_first_result(r["first result"])
+    if "mcp" in r:
+        print_mcp(r["mcp"])
     if "hive" in r:
         import hive
 

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
+from gateway._compat.strawberry import core_schema
 from gateway.cache.changes import ChangeFeed
 from gateway.cache.read_through import Generations, ReadThroughCache
 from gateway.cache.responses import ResponseCache
@@ -46,6 +47,7 @@ from gateway.server.early_shed import EarlyShed
 from gateway.server.endpoint import GraphQLEndpoint
 from gateway.server.events import EventStreams
 from gateway.server.exposition import Exposition
+from gateway.server.mcp import McpEndpoint
 from gateway.server.persisted_queries import PersistedQueries
 from gateway.server.rate_limit import RateLimiter
 from gateway.server.readiness import Draining, Readiness
@@ -133,8 +135,11 @@ def create_app(
             app.state.readiness = Readiness(
                 built.store, built.journal if takes_top_ups else None, draining
             )
-            app.state.journal, app.state.service = built.journal, built.service
-            app.state.daily_close = built.daily_close
+            app.state.journal, app.state.service, app.state.daily_close = (
+                built.journal,
+                built.service,
+                built.daily_close,
+            )
             app.state.recorder, app.state.notifier, app.state.close_watch = (
                 built.recorder,
                 built.notifier,
@@ -161,7 +166,11 @@ def create_app(
                 ),
                 daily_close=built.daily_close,
             )
-            live = BalanceWatch(
+            # The manifest's documents as MCP tools, behind the same gate (`server/mcp.py`).
+            app.state.mcp = McpEndpoint.of_manifest(
+                app.state.graphql, dict(settings.documents.documents), core_schema(schema)
+            )
+            app.state.live = live = BalanceWatch(
                 built.service,
                 live_sleep,
                 max_streams=settings.live.max_streams,
@@ -169,7 +178,6 @@ def create_app(
                 metrics=metrics,
             )
             draining.listeners.append(live.close_all)  # streams move to other replicas
-            app.state.live = live
             app.state.events = EventStreams(
                 app.state.graphql,
                 live,
@@ -184,7 +192,8 @@ def create_app(
                     asyncio.create_task(LoopDelayProbe(admission.observe).run(), name="admission")
                 )
             try:
-                yield
+                async with app.state.mcp.running():
+                    yield
             finally:
                 for task in running:
                     task.cancel()

@@ -95,6 +95,7 @@ def ready_lines(settings: Settings, url: str, simulator_url: str | None, workers
     lines.append(
         f"  GraphQL    {url}/graphql   ({graphql if settings.server.development else 'POST'})"
     )
+    lines.append(f"  MCP        {url}/mcp   (the trusted documents as tools for AI agents)")
     lines.append(f"  dashboard  {url}/dashboard   (balances at a glance, in a browser)")
     lines.append(f"  health     {url}/healthz   (liveness), {url}/readyz (readiness)")
     metrics = "open to the no-key client" if settings.server.development else "metrics:read"
@@ -125,6 +126,7 @@ def ready_event(
         "profile": settings.server.profile,
         "workers": workers,
         "graphql": f"{url}/graphql",
+        "mcp": f"{url}/mcp",
         "dashboard": f"{url}/dashboard",
         "health": f"{url}/healthz",
         "readiness": f"{url}/readyz",

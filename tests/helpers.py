@@ -77,6 +77,16 @@ def load_settings(
     return gateway_settings.load_settings(path, env, simulator_port, providers=provider_spec)
 
 
+DEMO_MANIFEST = 'manifest = "demo-documents.json"'
+
+
+def demo_text(text: str | None = None) -> str:
+    """The demo config's text (or `text`, made from it) to write elsewhere: its manifest
+    named by its absolute path, which a relative one is not from another folder."""
+    manifest = DEMO_CONFIG.parent / "demo-documents.json"
+    return (text or DEMO_CONFIG.read_text()).replace(DEMO_MANIFEST, f'manifest = "{manifest}"')
+
+
 def demo_accounts() -> dict[str, AccountConfig]:
     """The demo config's accounts (for modules that need an account, not a whole gateway)."""
     return load_settings(str(DEMO_CONFIG), env={}).accounts

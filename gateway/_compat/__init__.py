@@ -6,6 +6,7 @@ __all__ = [
     "aiocache",
     "graphql",
     "httpx_aiohttp",
+    "mcp",
     "starlette",
     "strawberry",
     "uvicorn",

@@ -7,6 +7,9 @@ does not re-export. `HOOKS` names each method with the parameters the override r
 
 `helpers_holding_weakly` replaces the executor's `async_helpers` (an attribute graphql-core
 sets in `Executor.__init__`, bound to its `track_async_work`) — see its doc.
+
+`settle_siblings` replaces `gather_with_cancel` as `graphql.execution.executor` imported it
+— see its doc.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from inspect import isawaitable
 from typing import Any
 
 from graphql import GraphQLResolveInfoHelpers
+from graphql.execution import executor as graphql_executor
 from graphql.execution.collect_fields import FieldDetailsList
 from graphql.pyutils import gather_with_cancel
 
-__all__ = ["HOOKS", "FieldDetailsList", "helpers_holding_weakly"]
+__all__ = ["HOOKS", "FieldDetailsList", "helpers_holding_weakly", "settle_siblings"]
 
 HOOKS: dict[str, tuple[str, ...]] = {
     "collect_and_execute_subfields": (
@@ -66,3 +70,25 @@ def helpers_holding_weakly(executor: Any) -> GraphQLResolveInfoHelpers:
 def _retrieved(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
+
+
+async def _settling_gather(*awaitables: Awaitable[Any]) -> list[Any]:
+    """As `gather_with_cancel`, but the siblings of the first failure run to their end
+    rather than being cancelled (their results dropped, their errors retrieved)."""
+    futures = [asyncio.ensure_future(aw) for aw in awaitables]
+    try:
+        return await asyncio.gather(*futures)
+    except Exception:
+        await asyncio.gather(*futures, return_exceptions=True)
+        raise
+
+
+def settle_siblings() -> None:
+    """graphql-core 3.3 gathers a list's items and an object's fields with
+    `gather_with_cancel`: when one fails where the schema allows no null (the error then
+    nulls its parent), the others are cancelled — and one cancelled before it began never
+    awaits the resolver coroutine graphql-core already made for it: "coroutine … was never
+    awaited" on stderr for a client's bad argument deep in a list (the fuzz test found it).
+    Installed, the siblings finish (bounded by the request's deadline, as any read) and
+    nothing is left unawaited. Idempotent."""
+    graphql_executor.gather_with_cancel = _settling_gather  # type: ignore[attr-defined]

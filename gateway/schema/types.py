@@ -8,9 +8,12 @@ names are these types' fields (a test holds that), so nothing is copied per requ
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections.abc import AsyncGenerator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import strawberry
@@ -22,6 +25,7 @@ from gateway.errors import ClientError
 from gateway.errors import ErrorCode as DomainErrorCode
 from gateway.schema.execution.per_object import PerObject
 from gateway.services.history import MAX_POINTS, RUNWAY_DAYS, SqlHistory, downsampled
+from gateway.services.history import Runway as RunwayValue
 from gateway.services.history import runway as runway_of
 from gateway.services.reporting import reporting_totals
 
@@ -169,14 +173,18 @@ class Balance:
         "`[history]` is off."
     )
     async def runway(self, info: strawberry.Info[Context, None]) -> Runway | None:
-        store = info.context.balance_service.history
-        if store is None:
-            return None
-        now = store.now()
-        await made_up_past(self, store, now)
-        points = await store.window(str(self.id), now - RUNWAY_DAYS * 86400, now)
-        found = runway_of(points, cast(domain.Balance, self), now)
-        return cast(Runway | None, found)
+        return cast(Runway | None, await runway_for(cast(domain.Balance, self), info.context))
+
+
+async def runway_for(balance: domain.Balance, context: Context) -> RunwayValue | None:
+    """`Balance.runway` of one balance (`BalanceReport.balances` orders by it too)."""
+    store = context.balance_service.history
+    if store is None:
+        return None
+    now = store.now()
+    await made_up_past(cast(Balance, balance), store, now)
+    points = await store.window(str(balance.id), now - RUNWAY_DAYS * 86400, now)
+    return runway_of(points, balance, now)
 
 
 async def made_up_past(balance: Balance, store: SqlHistory, now: float) -> None:
@@ -378,6 +386,26 @@ class ReportingTotal:
     )
 
 
+@strawberry.enum(description="How `BalanceReport.balances` are ordered.")
+class BalanceOrder(Enum):
+    RUNWAY = strawberry.enum_value(
+        "RUNWAY",
+        description="Soonest to run out first (`Balance.runway.zeroAt`); those without a "
+        "runway last, in the order of `results`.",
+    )
+
+
+# "At or below" a level: that level or a worse one.
+LEVEL_RANK = {domain.Level.OK: 0, domain.Level.WARNING: 1, domain.Level.CRITICAL: 2}
+
+
+@strawberry.type(description="One balance with its account (`BalanceReport.balances`).")
+class BalanceLine:
+    account: Account
+    balance: Balance
+    stale: bool = strawberry.field(description="As the account's `AccountBalance.stale`.")
+
+
 @strawberry.type
 class BalanceReport:
     account_ids: strawberry.Private[list[str]]
@@ -435,6 +463,44 @@ class BalanceReport:
         table = await info.context.balance_service.rates.table()
         found = reporting_totals(domain.totals(results), currency, table, reporting.rounding)
         return cast(list[ReportingTotal], found)
+
+    @strawberry.field(
+        name="balances",
+        description="Every balance of the accounts that answered, each with its account: "
+        "in the order of `results`, or as `orderBy` says; with `atOrBelow`, only those at "
+        "that level or a worse one (WARNING: WARNING and CRITICAL), a balance without a "
+        "level left out.",
+    )
+    async def lines(
+        self,
+        info: strawberry.Info[Context, None],
+        at_or_below: domain.Level | None = None,
+        order_by: BalanceOrder | None = None,
+    ) -> list[BalanceLine]:
+        results = await info.context.balances(self.account_ids)
+        lines = [
+            BalanceLine(account=Account.of(r.account), balance=cast(Balance, b), stale=r.stale)
+            for r in results
+            if isinstance(r, domain.AccountBalance)
+            for b in r.balances
+        ]
+        if at_or_below is not None:
+            least = LEVEL_RANK[at_or_below]
+            lines = [
+                line
+                for line in lines
+                if line.balance.level is not None and LEVEL_RANK[line.balance.level] >= least
+            ]
+        if order_by is BalanceOrder.RUNWAY:
+            runways = await asyncio.gather(
+                *(runway_for(cast(domain.Balance, line.balance), info.context) for line in lines)
+            )
+            soonest = {
+                id(line): math.inf if r is None else r.zero_at.timestamp()
+                for line, r in zip(lines, runways, strict=True)
+            }
+            lines.sort(key=lambda line: soonest[id(line)])
+        return lines
 
     @strawberry.field(
         description="True when every requested account answered (stale answers included)."

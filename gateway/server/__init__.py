@@ -10,6 +10,7 @@ __all__ = [
     "endpoint",
     "events",
     "exposition",
+    "mcp",
     "metrics_listener",
     "pages",
     "persisted_queries",

@@ -2,7 +2,8 @@
 
 Routes: `GET /` (where things are), `GET /healthz` (liveness), `GET /readyz` (readiness,
 `readiness.py`), `GET /metrics` (the `metrics:read` scope), `/graphql` (GraphiQL for a browser
-in development, else the endpoint) and GraphiQL's own files. Middleware, outermost first:
+in development, else the endpoint), `/mcp` (the trusted documents as MCP tools, `mcp.py`)
+and GraphiQL's own files. Middleware, outermost first:
 a request id for every request, its span, slow readers cut off (`slow_readers.py`), a
 response-cache hit answered at once (`cached_answers.py`), then CORS for the configured
 origins. Admission control is the endpoints' (`admission.py`):
@@ -30,6 +31,8 @@ from gateway.server.cached_answers import CachedAnswers
 from gateway.server.endpoint import GraphQLEndpoint
 from gateway.server.events import EventStreams
 from gateway.server.exposition import Exposition, metrics_response
+from gateway.server.mcp import PATH as MCP_PATH
+from gateway.server.mcp import McpRoute
 from gateway.server.outcomes import refusal
 from gateway.server.pages.dashboard import DashboardPage
 from gateway.server.pages.graphiql import GraphiQLPage, wants_html
@@ -108,6 +111,7 @@ def routes(development: bool) -> list[BaseRoute]:
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/graphql/stream", stream, methods=["GET", "POST", "PUT", "DELETE"]),
         Route("/reports/daily-close.csv", daily_close_csv, methods=["GET"]),
+        Route(MCP_PATH, McpRoute()),  # every method: a refusal of its own, in JSON-RPC
     ]
     found.extend(DashboardPage().routes())  # every profile: it holds no data, no secret
     if graphiql is not None:

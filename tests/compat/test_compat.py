@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from gateway._compat import aiocache as aiocache_compat
 from gateway._compat import graphql as graphql_compat
+from gateway._compat import mcp as mcp_compat
 from gateway._compat import starlette as starlette_compat
 from gateway._compat import strawberry as strawberry_compat
 from gateway._compat import uvicorn as uvicorn_compat
@@ -91,6 +92,35 @@ def test_graphql_core_executor_still_binds_the_async_helpers_we_replace() -> Non
     assert getattr(helpers.gather, "__func__", None) is ExecutionContext.gather_async_work
     source = inspect.getsource(ExecutionContext.gather_async_work)
     assert "return gather_with_cancel(*values)" in source, "gather_async_work changed"
+
+
+def test_graphql_core_still_gathers_fields_and_items_through_its_module_global() -> None:
+    """`settle_siblings` replaces `graphql.execution.executor.gather_with_cancel`: that
+    works while the executor calls it by that module-level name, where it gathers an
+    object's fields and a list's items."""
+    from graphql.execution import executor as module
+
+    source = inspect.getsource(module)
+    assert "from ..pyutils import" in source and "gather_with_cancel" in source
+    assert source.count("await gather_with_cancel(") >= 3, "the executor gathers otherwise now"
+    graphql_compat.settle_siblings()
+    assert module.gather_with_cancel is graphql_compat._settling_gather  # type: ignore[attr-defined]
+
+
+async def test_a_failed_sibling_leaves_the_others_to_finish() -> None:
+    finished: list[int] = []
+
+    async def fails() -> None:
+        raise ValueError("a sibling's error")
+
+    async def works(n: int) -> int:
+        await asyncio.sleep(0)
+        finished.append(n)
+        return n
+
+    with pytest.raises(ValueError, match="sibling"):
+        await graphql_compat._settling_gather(fails(), works(1), works(2))
+    assert sorted(finished) == [1, 2]
 
 
 async def test_starlette_request_still_reads_its_body_from_the_cache_set_body_fills() -> None:
@@ -300,3 +330,34 @@ def test_strawberry_still_marks_a_plain_fields_resolver_as_its_default() -> None
     fields = strawberry_compat.core_schema(strawberry.Schema(query=Plain)).query_type.fields  # type: ignore[union-attr]
     assert strawberry_compat.is_default_resolver(fields["name"].resolve), "`_is_default` moved"
     assert not strawberry_compat.is_default_resolver(fields["computed"].resolve)
+
+
+async def test_the_mcp_low_level_server_still_dispatches_tools_through_its_handler_map() -> None:
+    """`Server.request_handlers` still routes `tools/list` and `tools/call` to what
+    `_compat/mcp.py` puts there — and the server still advertises tools because of it —
+    with the tool's name and arguments as a client sent them."""
+    from mcp import types
+    from mcp.server.lowlevel import Server
+    from mcp.shared.memory import create_connected_server_and_client_session
+
+    server: Server[Any, Any] = Server("probe")
+    called: list[tuple[str, dict[str, Any]]] = []
+    probe = types.Tool(name="Probe", inputSchema={"type": "object"})
+
+    async def listed() -> list[types.Tool]:
+        return [probe]
+
+    async def call(name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        called.append((name, arguments))
+        return types.CallToolResult(content=[], structuredContent={"ok": True})
+
+    mcp_compat.on_list_tools(server, listed)
+    mcp_compat.on_call_tool(server, call)
+    async with create_connected_server_and_client_session(server) as session:
+        assert session.get_server_capabilities().tools is not None  # type: ignore[union-attr]
+        assert [t.name for t in (await session.list_tools()).tools] == ["Probe"]
+        result = await session.call_tool("Probe", {"x": 1})
+        nameless = await session.call_tool("Nobody", None)
+    assert result.structuredContent == {"ok": True} and not result.isError
+    assert nameless.structuredContent == {"ok": True}  # no cache consulted on the way
+    assert called == [("Probe", {"x": 1}), ("Nobody", {})]

@@ -19,7 +19,7 @@ from gateway.config.call_budgets import (
     reads_a_day,
     shared_cache,
 )
-from tests.helpers import DEMO_CONFIG, demo_accounts
+from tests.helpers import DEMO_CONFIG, demo_accounts, demo_text
 
 MEMORY, REDIS = "memory://", "redis://redis:6379/0"
 
@@ -107,7 +107,7 @@ def test_a_budget_no_fresh_seconds_can_meet_asks_for_fewer_processes_or_redis() 
 def config(tmp_path: Path, fresh: str, tables: str = "") -> str:
     """The demo config with its Muda account's `fresh_seconds` line as `fresh`, and more
     `tables` at its end."""
-    text = DEMO_CONFIG.read_text()
+    text = demo_text()
     (line,) = [line for line in text.splitlines() if line.startswith("fresh_seconds = 20")]
     path = tmp_path / "demo.toml"
     path.write_text(text.replace(line, fresh) + tables)
@@ -147,7 +147,7 @@ def test_check_config_counts_the_workers_the_file_runs(
 ) -> None:
     """`[server] workers` are processes too: each replica runs that many, each with its own
     memory:// cache."""
-    text = DEMO_CONFIG.read_text().replace("[server]\n", "[server]\nworkers = 4\n", 1)
+    text = demo_text().replace("[server]\n", "[server]\nworkers = 4\n", 1)
     path = tmp_path / "workers.toml"
     path.write_text(text)
     assert cli_main(["check-config", "--config", str(path), "--replicas", "2"]) == 0

@@ -9,9 +9,9 @@ from decimal import Decimal
 
 from gateway.config.reporting import RateTable, ReportingSettings
 from tests.config.test_settings import problems
-from tests.helpers import DEMO_CONFIG, parse_settings
+from tests.helpers import demo_text, parse_settings
 
-DEMO = {k: v for k, v in tomllib.loads(DEMO_CONFIG.read_text()).items() if k != "reporting"}
+DEMO = {k: v for k, v in tomllib.loads(demo_text()).items() if k != "reporting"}
 
 
 def test_a_static_table_with_its_date_is_read_exactly() -> None:

@@ -359,3 +359,54 @@ async def test_a_top_up_whose_client_leaves_mid_call_completes_and_is_journaled(
     assert sim.state.calls_to("ourvoice-sn", "topup") == 1
     assert len(ourvoice_fake(sim).credits["ourvoice-sn"]) == 1
     assert_no_server_error(logs)
+
+
+def tool_call(name: str, arguments: dict[str, Any]) -> bytes:
+    """A raw MCP `tools/call` (stateless `/mcp`: no session to open first)."""
+    params = {"name": name, "arguments": arguments}
+    message = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params})
+    return head("/mcp", len(message), "application/json, text/event-stream") + message.encode()
+
+
+async def test_a_tool_call_whose_client_leaves_while_its_query_runs_is_cancelled(
+    sim: Simulator, clock: FakeClock, logs: pytest.LogCaptureFixture
+) -> None:
+    async with real_server(sim, clock) as (_, gate, address):
+        _, writer = await asyncio.open_connection(*address)
+        writer.write(tool_call("BalancesAtAGlance", {}))
+        await writer.drain()
+        await until(gate.entered.is_set, "provider call held")
+        writer.close()
+        await until(gate.cancelled.is_set, "the held provider call cancelled")
+        await until(lambda: len(access(logs, "/mcp")) == 1, "access line")
+    [line] = access(logs, "/mcp")
+    assert (line["status"], line["outcome"], line["operation_type"]) == (499, "cancelled", "query")
+    assert line["operation_name"] == "BalancesAtAGlance"
+    assert_no_server_error(logs)
+
+
+async def test_a_top_up_tool_call_whose_client_leaves_mid_call_completes_and_is_journaled(
+    sim: Simulator, clock: FakeClock, logs: pytest.LogCaptureFixture
+) -> None:
+    settings = demo_settings()
+    arguments = {**topup("mcp-left-early")["input"], "currency": None}
+    async with real_server(sim, clock, TOP_UP_PATH, settings) as (server, gate, address):
+        _, writer = await asyncio.open_connection(*address)
+        writer.write(tool_call("TopUp", arguments))
+        await writer.drain()
+        await until(gate.entered.is_set, "top-up call held at the provider")
+        writer.close()
+        await until(lambda: not server.server_state.connections, "the server to see it leave")
+        gate.opened.set()  # the provider answers only now that the client is gone
+        await until(lambda: len(access(logs, "/mcp")) == 1, "access line")
+        journal = open_journal(settings.idempotency.url)
+        try:
+            record = await journal.get("dev:anonymous", "mcp-left-early")
+        finally:
+            await journal.close()
+    [line] = access(logs, "/mcp")
+    assert (line["operation_type"], line["operation_name"]) == ("mutation", "TopUp")
+    assert record is not None and record.state == "succeeded"
+    assert sim.state.calls_to("ourvoice-sn", "topup") == 1
+    assert len(ourvoice_fake(sim).credits["ourvoice-sn"]) == 1
+    assert_no_server_error(logs)

@@ -368,9 +368,9 @@ def test_an_operator_resolves_a_pending_top_up(
 
 
 def _config_with(url: str) -> str:
-    from tests.helpers import DEMO_CONFIG
+    from tests.helpers import demo_text
 
-    text = DEMO_CONFIG.read_text()
+    text = demo_text()
     return text.replace('url = "sqlite:///.data/demo-topups.db"', f'url = "{url}"')
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from gateway.server.auth import key_hash
-from tests.helpers import DEMO_CONFIG, ROOT, free_port
+from tests.helpers import ROOT, demo_text, free_port
 
 CLI = ROOT / ".venv" / "bin" / "balance-gateway"
 START_SECONDS = 30.0
@@ -155,9 +155,7 @@ def demo_config(folder: Path, text: str | None = None) -> Path:
     there instead of `.data/` in the checkout."""
     config = folder / "demo.toml"
     journal = f"sqlite:///{folder / 'journal.db'}"
-    config.write_text(
-        (text or DEMO_CONFIG.read_text()).replace("sqlite:///.data/demo-topups.db", journal)
-    )
+    config.write_text(demo_text(text).replace("sqlite:///.data/demo-topups.db", journal))
     return config
 
 

@@ -13,7 +13,6 @@ import asyncio
 import csv
 import dataclasses
 import io
-import shutil
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -29,7 +28,7 @@ from gateway.server.auth import key_hash
 from gateway.simulator import create_simulator
 from gateway.simulator.books import Movement
 from gateway.simulator.state import SimState
-from tests.helpers import DEMO_CONFIG, FakeClock, load_settings, serving
+from tests.helpers import FakeClock, demo_text, load_settings, serving
 from tests.system.test_graphiql_browser import CHROMIUM, FLAGS, browser_or_skip
 
 CLOSE = """{ dailyClose { account { id } day
@@ -52,7 +51,7 @@ async def test_the_demo_close_is_the_same_in_the_csv_cli_graphql_and_dashboard(
     from playwright.async_api import async_playwright
 
     config = tmp_path / "demo.toml"
-    shutil.copy(DEMO_CONFIG, config)  # its journal lands beside it, for the CLI too
+    config.write_text(demo_text())  # its journal lands beside it, for the CLI too
     now = time.time()
     today = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start = today.timestamp() - 86400 - 4 * 3600  # before Cairo's yesterday began

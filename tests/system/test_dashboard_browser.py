@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -24,7 +23,7 @@ from gateway.app import create_app
 from gateway.observability.log_context import RequestContext
 from gateway.simulator import create_simulator
 from gateway.simulator.state import SimState
-from tests.helpers import DEMO_CONFIG, FakeClock, load_settings, ourvoice_fake, serving
+from tests.helpers import FakeClock, demo_text, load_settings, ourvoice_fake, serving
 from tests.system.processes import npm_installed
 from tests.system.test_graphiql_browser import CHROMIUM, FLAGS, browser_or_skip
 
@@ -47,7 +46,7 @@ async def test_the_dashboard_in_a_browser(tmp_path: Path, node: tuple[str, str])
     _, npm = node
     axe = npm_installed(npm, tmp_path / "axe", [AXE]) / "node_modules" / "axe-core" / "axe.min.js"
     config = tmp_path / "demo.toml"
-    shutil.copy(DEMO_CONFIG, config)  # its journal lands beside it
+    config.write_text(demo_text())  # its journal lands beside it
     clock = FakeClock(time.time())
     simulator = create_simulator(SimState(clock=clock))
     blocked: list[str] = []

@@ -40,6 +40,7 @@ def test_make_run_prints_its_addresses_follows_sim_port_and_stops_quietly(
         status = run.stop(signal.SIGINT, group=True)  # what Ctrl-C in a terminal does
     for line in (
         f"GraphQL    http://127.0.0.1:{port}/graphql",
+        f"MCP        http://127.0.0.1:{port}/mcp",
         f"dashboard  http://127.0.0.1:{port}/dashboard",
         f"health     http://127.0.0.1:{port}/healthz",
         f"metrics    http://127.0.0.1:{port}/metrics",

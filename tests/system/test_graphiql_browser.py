@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.helpers import DEMO_CONFIG, free_port
+from tests.helpers import demo_text, free_port
 from tests.system.processes import CLI, clean_env, started
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -40,7 +39,7 @@ def test_graphiql_renders_loads_the_schema_and_runs_the_demo_query_offline(
     from playwright.sync_api import Route, sync_playwright
 
     config = tmp_path / "demo.toml"
-    shutil.copy(DEMO_CONFIG, config)  # its journal lands beside it, not in the repository
+    config.write_text(demo_text())  # its journal lands beside it, not in the repository
     port, sim_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     argv = [str(CLI), "serve", "--config", str(config), "--port", str(port)]

@@ -76,6 +76,7 @@ def test_serve_in_production_and_simulate_log_one_access_line_per_request(
     assert sent[7].json() == {
         "service": "balance-gateway",
         "graphql": "/graphql",
+        "mcp": "/mcp",
         "dashboard": "/dashboard",
         "health": "/healthz",
         "ready": "/readyz",

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 from pathlib import Path
 
 from gateway.services.journal import Record, open_journal
-from tests.helpers import DEMO_CONFIG
+from tests.helpers import demo_text
 from tests.system.processes import CLI, completed
 
 
@@ -20,7 +19,7 @@ def test_topups_list_reads_the_journal_beside_the_config_from_any_folder(tmp_pat
     deploy = tmp_path / "deploy"
     deploy.mkdir()
     config = deploy / "demo.toml"
-    shutil.copy(DEMO_CONFIG, config)  # its journal: sqlite:///.data/demo-topups.db
+    config.write_text(demo_text())  # its journal: sqlite:///.data/demo-topups.db
     elsewhere = tmp_path / "somewhere" / "else"
     elsewhere.mkdir(parents=True)
 

@@ -32,7 +32,6 @@ import contextlib
 import hashlib
 import json
 import re
-import shutil
 import time
 import tomllib
 from collections.abc import Callable
@@ -49,9 +48,9 @@ from gateway.server.metrics_listener import metrics_only
 from gateway.simulator import create_simulator
 from gateway.simulator.state import SimState
 from tests.helpers import (
-    DEMO_CONFIG,
     ROOT,
     FakeClock,
+    demo_text,
     load_settings,
     merge,
     multipart_parts,
@@ -271,6 +270,21 @@ def traced_magma(outcome: Outcome) -> None:
         assert attempt["request"].startswith("GET /") and "?" not in attempt["request"]
 
 
+def balances_at_or_below(outcome: Outcome) -> None:
+    (line,) = outcome.json["data"]["balances"]["balances"]  # the demo's one at WARNING
+    assert line["account"] == {"id": "ourvoice-sn"} and line["balance"]["level"] == "WARNING"
+
+
+def mcp_python_client(outcome: Outcome) -> None:
+    tools, first = outcome.stdout.splitlines()
+    assert (
+        tools == "AccountsBelowLevel BalancesAtAGlance RecentTransactions RunwaySoonestFirst TopUp"
+    )
+    account, year = first.split()
+    assert account in {"magma", "muda-ug", "ourvoice-ci", "ourvoice-sn", "paymob-eg"}
+    assert year.isdigit() and len(year) == 4
+
+
 def contains(*texts: str) -> Callable[[Outcome], None]:
     def check(outcome: Outcome) -> None:
         for text in texts:
@@ -374,6 +388,10 @@ CHECKS: dict[str, Check] = {
     "live-stream": Check(
         contains('event: next\ndata: {"data":{"balanceUpdates":{"__typename":"AccountBalance"}}}')
     ),
+    "balances-at-or-below": Check(balances_at_or_below),
+    "mcp-curl": Check(),
+    "mcp-python-client": Check(mcp_python_client),
+    "mcp-topup-without-key": Check(),
 }
 
 
@@ -438,7 +456,7 @@ async def test_every_readme_example_runs_with_its_shown_outcome(tmp_path: Path) 
     the demo's state answers as shown again (the stand-in commands run once)."""
     found = all_examples()
     config = tmp_path / "demo.toml"  # its journal lands beside it, as deploy/'s does
-    shutil.copy(DEMO_CONFIG, config)
+    config.write_text(demo_text())
     for run_number in (1, 2, 3):
         if run_number > 1:
             assert cli_main(["demo", "reset", "--config", str(config)]) == 0

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from gateway.services.journal import open_journal
-from tests.helpers import DEMO_CONFIG, free_port
+from tests.helpers import demo_text, free_port
 from tests.system.processes import (
     CLI,
     KEY,
@@ -135,9 +135,7 @@ def test_sigterm_under_the_demo_keeps_its_simulator_serving_through_the_drain(
     gw_port, sim_port = free_port(), free_port()
     gw_url = f"http://127.0.0.1:{gw_port}"
     config = tmp_path / "demo.toml"
-    config.write_text(
-        DEMO_CONFIG.read_text().replace("[server]\n", "[server]\ndrain_seconds = 30\n", 1)
-    )
+    config.write_text(demo_text().replace("[server]\n", "[server]\ndrain_seconds = 30\n", 1))
     command = [str(CLI), "serve", "--config", str(config), "--port", str(gw_port)]
     with started([*command, "--simulator-port", str(sim_port)], tmp_path, env=clean_env()) as gw:
         gw.wait_http(f"{gw_url}/readyz")

@@ -26,6 +26,7 @@ def home(development: bool, version: str) -> Response:
             {
                 "service": "balance-gateway",
                 "graphql": "/graphql",
+                "mcp": "/mcp",
                 "dashboard": "/dashboard",
                 "health": "/healthz",
                 "ready": "/readyz",

@@ -1,0 +1,322 @@
+"""`/mcp`: the trusted documents as tools for AI agents — the Model Context Protocol over
+Streamable HTTP, served by the official SDK's transport (`mcp`), behind the same gate as
+`/graphql`.
+
+Each request meets, in order: POST only (405 otherwise: stateless, there is no stream to
+GET and no session to DELETE); the credentials and the client's rate, exactly as on
+`/graphql` (`GraphQLEndpoint.principal`: the same 401 and 429, as JSON-RPC errors); then
+the SDK's transport, which reads the body (at most `[limits] max_body_bytes`) and the
+JSON-RPC message. `tools/list` answers the tools whose every scope the caller holds
+(`mcp_tools.py`); `tools/call` runs one — a tool the caller may not use is answered as one
+that does not exist — as the `/graphql` endpoint runs a document: admitted as a query or a
+mutation (`admission.py`: the same slots, the same 503), through the same schema and the
+same per-request context (the caller's scopes and visible accounts), a query within the
+request deadline and cancelled if its client leaves, a mutation run to its end, errors
+masked as there. Only the manifest's own text ever runs: a tool names a document, and the
+caller gives its variables, nothing else. Its answer is the GraphQL `data` as the tool's
+structured content (and as JSON text); with GraphQL errors, the text is the whole answer,
+`{"errors", "data"}`, and a request that executed nothing is a tool error (`isError`).
+
+Stateless, with JSON answers: every POST is a whole exchange, so any replica or worker
+answers any request (no session to pin a client to a process, nothing kept between
+requests), and nothing streams — a tool's answer is one JSON document, as a GraphQL
+answer is. The SDK's session manager still runs for the app's life (its task group holds
+each request's server), entered in the app's lifespan.
+
+The access line names the tool's operation, as `/graphql`'s names it: the SDK serves each
+request from a task of its own, which runs the document in the request's context (its
+id, client, stats and span) carried over to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from graphql import GraphQLSchema
+from mcp import types
+from mcp.server.lowlevel import Server
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
+
+from gateway import __version__
+from gateway._compat.mcp import on_call_tool, on_list_tools
+from gateway.access import Principal
+from gateway.errors import ErrorCode, GatewayError
+from gateway.observability import log_context
+from gateway.server.admission import Kind
+from gateway.server.endpoint import LATE, GraphQLEndpoint
+from gateway.server.mcp_tools import Tool, tools_of
+from gateway.server.outcomes import STATUS, classify, while_connected
+from gateway.server.refused import Refused
+
+log = logging.getLogger("gateway.mcp")
+
+PATH = "/mcp"
+PRINCIPAL = "gateway.mcp.principal"  # scope keys: who asks, and the request's context
+CARRIED = "gateway.mcp.context"
+SERVER_ERROR = -32000  # JSON-RPC's range for a server's own errors: a refusal's code
+INSTRUCTIONS = (
+    "Balance Gateway: the balances, levels, runway and transactions of the payment and "
+    "credit accounts this key may see, and top-ups if it may make them. Amounts are exact "
+    "decimal strings; never round them. A tool that moves money takes your own idempotency "
+    "key: a new one for each distinct top-up, the same one to retry it."
+)
+POST_ONLY = Refused(
+    405,
+    "POST a JSON-RPC message: this MCP endpoint is stateless (no stream to GET, no session "
+    "to DELETE).",
+    headers={"Allow": "POST"},
+)
+
+
+class McpEndpoint:
+    """The MCP server of the manifest's tools, and the ASGI app of `/mcp`."""
+
+    def __init__(self, endpoint: GraphQLEndpoint, tools: list[Tool]) -> None:
+        logging.getLogger("mcp").setLevel(logging.WARNING)  # not a line per request
+        self.endpoint = endpoint
+        self.tools = {tool.name: tool for tool in tools}
+        self.listed = {tool.name: listing(tool) for tool in tools}
+        self.server: Server[Any, Any] = Server(
+            "balance-gateway", version=__version__, instructions=INSTRUCTIONS
+        )
+        on_list_tools(self.server, self._list)
+        on_call_tool(self.server, self._call)
+        self.manager = StreamableHTTPSessionManager(
+            self.server,
+            json_response=True,
+            stateless=True,
+            max_request_body_size=endpoint.limits.max_body_bytes,
+        )
+
+    @classmethod
+    def of_manifest(
+        cls, endpoint: GraphQLEndpoint, documents: dict[str, str], schema: GraphQLSchema
+    ) -> McpEndpoint:
+        """The manifest's tools (what is not one is logged, once, with why)."""
+        tools, left_out = tools_of(documents, schema)
+        for reason in left_out:
+            log.warning("MCP: not a tool: %s", reason)
+        return cls(endpoint, tools)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """For the app's life (its lifespan): the SDK's task group for the requests — in
+        a task of its own, which an anyio task group needs to be left in the task that
+        entered it, whichever tasks start and end the lifespan."""
+        stop = asyncio.Event()
+        up = asyncio.get_running_loop().create_future()
+
+        async def hold() -> None:
+            async with self.manager.run():
+                up.set_result(None)
+                await stop.wait()
+
+        held = asyncio.create_task(hold(), name="mcp-sessions")
+        await asyncio.wait((up, held), return_when=asyncio.FIRST_COMPLETED)
+        if held.done():
+            held.result()  # it failed to start: say why
+        try:
+            yield
+        finally:
+            stop.set()
+            await held
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        request = Request(scope, receive)
+        stats = log_context.stats()
+        try:
+            if request.method != "POST":
+                raise POST_ONLY
+            principal = await self.endpoint.principal(request)
+        except GatewayError as exc:
+            answer = jsonrpc_refusal(exc)
+            classify(answer.status_code, stats)
+            await answer(scope, receive, send)
+            return
+        scope[PRINCIPAL] = principal
+        scope[CARRIED] = contextvars.copy_context()
+        status = 0
+
+        async def sending(message: Any) -> None:
+            """The SDK's answer, `no-store` — or to nobody (the access line's 499) when
+            the tool call found its client gone."""
+            nonlocal status
+            if stats.outcome == "cancelled":
+                return
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", ()), (b"cache-control", b"no-store")],
+                }
+            await send(message)
+
+        await self.manager.handle_request(scope, receive, sending)
+        classify(200 if 200 <= status < 300 else status or 500, stats)  # 202: a notification
+
+    async def _list(self) -> list[types.Tool]:
+        principal = self._principal()
+        return [self.listed[t.name] for t in self.tools.values() if t.usable_by(principal.scopes)]
+
+    def _request(self) -> Request:
+        request = self.server.request_context.request
+        assert isinstance(request, Request)  # the SDK's Streamable HTTP hands on ours
+        return request
+
+    def _principal(self) -> Principal:
+        principal = self._request().scope[PRINCIPAL]
+        assert isinstance(principal, Principal)
+        return principal
+
+    async def _call(self, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        """A tool called: run in the request's own context (its access line, its span).
+        A tool the caller may not use is one that does not exist."""
+        request = self._request()
+        principal = self._principal()
+        carried: contextvars.Context = request.scope[CARRIED]
+        tool = self.tools.get(name)
+        if tool is None or not tool.usable_by(principal.scopes):
+            return carried.run(unknown_tool, name)
+        run = asyncio.get_running_loop().create_task(
+            self._run(tool, arguments, request, principal), context=carried
+        )
+        if tool.read_only:
+            return await run  # cancelled with the request
+        return await asyncio.shield(run)  # money moving runs to its end, as on /graphql
+
+    async def _run(
+        self, tool: Tool, arguments: dict[str, Any], request: Request, principal: Principal
+    ) -> types.CallToolResult:
+        stats = log_context.stats()
+        unknown = sorted(set(arguments) - set(tool.input_schema["properties"]))
+        if unknown:
+            stats.outcome = "client_error"
+            return tool_error(f"{tool.name} takes no {', '.join(unknown)}.", ErrorCode.VALIDATION)
+        endpoint = self.endpoint
+        kind: Kind = "query" if tool.read_only else "mutation"
+        deadline = asyncio.get_running_loop().time() + endpoint.deadline_seconds
+        try:
+            release = await endpoint.admit(request, kind, endpoint.deadline_seconds)
+        except GatewayError as exc:
+            stats.outcome, stats.reason = "refused", "overloaded"
+            return tool_error(exc.message, exc.code)
+        if release is None:  # the client left while it waited: nobody reads this
+            stats.outcome = "cancelled"
+            return tool_error("The client left.", ErrorCode.OVERLOADED)
+        try:
+            context = endpoint.context_for(request, principal, tool.name)
+            execution = endpoint.graphql.schema.execute(
+                tool.document,
+                variable_values=arguments,
+                context_value=context,
+                operation_name=tool.name,
+                allowed_operation_types=(
+                    OperationType.QUERY if tool.read_only else OperationType.MUTATION,
+                ),
+            )
+            if not tool.read_only:
+                return self._answer(await execution)
+            done: list[ExecutionResult] = []
+
+            async def answered() -> None:
+                done.append(await execution)
+
+            try:
+                async with asyncio.timeout_at(deadline):
+                    if not await while_connected(request, answered()):
+                        stats.outcome = "cancelled"
+                        return tool_error("The client left.", ErrorCode.OVERLOADED)
+            except TimeoutError:
+                stats.outcome, stats.reason = "refused", "deadline"
+                return tool_error(LATE.message, LATE.code)
+            return self._answer(done[0])
+        finally:
+            release()
+
+    def _answer(self, result: ExecutionResult) -> types.CallToolResult:
+        """The GraphQL answer as a tool's: `data` structured; errors, masked as on
+        `/graphql`, in the text; a tool error when nothing executed."""
+        if not result.errors:
+            text = orjson.dumps(result.data).decode()
+            return types.CallToolResult(
+                content=[types.TextContent(type="text", text=text)],
+                structuredContent=result.data,
+            )
+        errors = [e.formatted for e in self.endpoint.graphql.mask(result.errors)]
+        whole = {"errors": errors, "data": result.data}
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=orjson.dumps(whole).decode())],
+            structuredContent=result.data,
+            isError=result.data is None,
+        )
+
+
+def listing(tool: Tool) -> types.Tool:
+    """A tool as `tools/list` shows it: a query read-only; a mutation destructive, and not
+    idempotent (only the same idempotency key makes a repeat harmless)."""
+    if tool.read_only:
+        hints = types.ToolAnnotations(title=tool.name, readOnlyHint=True, openWorldHint=False)
+    else:
+        hints = types.ToolAnnotations(
+            title=tool.name,
+            readOnlyHint=False,
+            destructiveHint=True,
+            idempotentHint=False,
+            openWorldHint=True,
+        )
+    return types.Tool(
+        name=tool.name,
+        description=tool.description,
+        inputSchema=tool.input_schema,
+        annotations=hints,
+        _meta={"balance-gateway/documentId": f"sha256:{tool.document_id}"},
+    )
+
+
+def unknown_tool(name: str) -> types.CallToolResult:
+    log_context.stats().outcome = "client_error"
+    return tool_error(f"Unknown tool: {name}", ErrorCode.NOT_FOUND)
+
+
+def tool_error(message: str, code: ErrorCode) -> types.CallToolResult:
+    """A tool's refusal, in the GraphQL error shape."""
+    body = {"errors": [{"message": message, "extensions": {"code": code.value}}]}
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=orjson.dumps(body).decode())],
+        isError=True,
+    )
+
+
+def jsonrpc_refusal(exc: GatewayError) -> Response:
+    """A refusal before the SDK reads the request — its status and headers as on `/graphql`
+    — as a JSON-RPC error (no id: the message was not read)."""
+    status = exc.status if isinstance(exc, Refused) else STATUS.get(exc.code, 400)
+    headers = {"Cache-Control": "no-store"}
+    if exc.retry_after_seconds:
+        headers["Retry-After"] = str(exc.retry_after_seconds)
+    if isinstance(exc, Refused):
+        headers.update(exc.headers)
+    error = {"code": SERVER_ERROR, "message": exc.message, "data": {"code": exc.code.value}}
+    return JSONResponse({"jsonrpc": "2.0", "id": None, "error": error}, status, headers)
+
+
+class McpRoute:
+    """`/mcp`'s ASGI app: the endpoint the lifespan built (503 before it has)."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        found: McpEndpoint | None = getattr(scope["app"].state, "mcp", None)
+        if found is None:
+            starting = Refused(503, "Starting: retry shortly.", ErrorCode.OVERLOADED)
+            await jsonrpc_refusal(starting)(scope, receive, send)
+            return
+        await found(scope, receive, send)
