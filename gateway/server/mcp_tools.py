@@ -56,7 +56,9 @@ SCOPE_OF: Mapping[tuple[str, str], str] = {
     ("Account", "balance"): "balances:read",
     ("Query", "transactions"): "transactions:read",
     ("Account", "transactions"): "transactions:read",
+    ("Query", "dailyClose"): "transactions:read",
     ("Mutation", "topUp"): "topup:write",
+    ("Mutation", "refreshBalances"): "balances:refresh",
 }
 
 # JSON Schema of the scalars a variable may be; another (none today) is left unconstrained.
