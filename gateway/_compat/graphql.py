@@ -23,7 +23,6 @@ from typing import Any
 from graphql import GraphQLResolveInfoHelpers
 from graphql.execution import executor as graphql_executor
 from graphql.execution.collect_fields import FieldDetailsList
-from graphql.pyutils import gather_with_cancel
 
 __all__ = ["HOOKS", "FieldDetailsList", "helpers_holding_weakly", "settle_siblings"]
 
@@ -47,13 +46,14 @@ def helpers_holding_weakly(executor: Any) -> GraphQLResolveInfoHelpers:
     requests, tens of milliseconds each under load (issue #24's late sheds). Held weakly,
     the request is freed when its last reference goes.
 
-    `gather` is what `Executor.gather_async_work` does. `track` hands the work to the
-    executor while it lives; once it is gone (nothing would wait for its work any more)
-    the awaitables are still settled, their errors retrieved."""
+    `gather` is what `Executor.gather_async_work` does, its siblings settled as
+    `settle_siblings` says (one way of gathering for the whole execution). `track` hands
+    the work to the executor while it lives; once it is gone (nothing would wait for its
+    work any more) the awaitables are still settled, their errors retrieved."""
     owner = weakref.ref(executor)
 
     def gather(values: Sequence[Awaitable[Any]]) -> Awaitable[list[Any]]:
-        return gather_with_cancel(*values)
+        return _settling_gather(*values)  # as the executor's own, once `settle_siblings`
 
     def track(values: Sequence[Any]) -> None:
         live = owner()

@@ -40,8 +40,8 @@ class Rate:
     approximate: bool
     as_of: date | None  # None when exact (a fixed parity has no date)
     source: str  # "fixed parity", or the table's source
-    times: Decimal = Decimal(1)
-    per: Decimal | None = None  # None: `units`
+    times: Decimal
+    per: Decimal
 
 
 @dataclass(frozen=True)
@@ -71,28 +71,28 @@ class ReportingTotal:
 def rate(currency: str, reporting: str, table: RateTable) -> Rate | None:
     """Units of `currency` per one `reporting` unit (None: no rate for one of them)."""
     if currency == reporting:
-        return Rate(Decimal(1), False, None, "same currency")
+        return Rate(Decimal(1), False, None, "same currency", Decimal(1), Decimal(1))
     if currency in EURO_PARITY and reporting in EURO_PARITY:
         own, other = EURO_PARITY[currency], EURO_PARITY[reporting]
         with localcontext(CROSS_RATE):
             shown = own / other  # 1/655.957 does not end: shown to 20 digits, used exactly
-        return Rate(shown, False, None, "fixed parity", times=other, per=own)
+        return Rate(shown, False, None, "fixed parity", other, own)
     mine, theirs = table.per_base(currency), table.per_base(reporting)
     if mine is None or theirs is None:
         return None
     with localcontext(CROSS_RATE):
         units = mine[0] / theirs[0]
     exact = mine[1] and theirs[1]
-    return Rate(units, not exact, None if exact else table.as_of, table.source)
+    as_of = None if exact else table.as_of
+    return Rate(units, not exact, as_of, table.source, Decimal(1), units)  # used as shown
 
 
 def convert(amount: Decimal, found: Rate, reporting: str, rounding: str) -> Decimal:
     """`amount` of a currency converted at `found`, in the reporting currency: rounded once
     to its minor unit (one division, so a tie is a tie)."""
     step = Decimal(1).scaleb(-CURRENCY_EXPONENTS[reporting])
-    per = found.units if found.per is None else found.per
     with localcontext(DIVISION):
-        return (amount * found.times / per).quantize(step, rounding=ROUNDINGS[rounding])
+        return (amount * found.times / found.per).quantize(step, rounding=ROUNDINGS[rounding])
 
 
 def _converted(
