@@ -11,9 +11,10 @@ JSON-RPC message. `tools/list` answers the tools whose every scope the caller ho
 that does not exist — as the `/graphql` endpoint runs a document: admitted as a query or a
 mutation (`admission.py`: the same slots, the same 503), through the same schema and the
 same per-request context (the caller's scopes and visible accounts), a query within the
-request deadline and cancelled if its client leaves, a mutation run to its end, errors
-masked as there. Only the manifest's own text ever runs: a tool names a document, and the
-caller gives its variables, nothing else. Its answer is the GraphQL `data` as the tool's
+request deadline and cancelled if its client leaves, a mutation run to its end (to nobody,
+499 in the access line, if its client left meanwhile), errors masked as there. Only the
+manifest's own text ever runs: a tool names a document, and the caller gives its
+variables, nothing else. Its answer is the GraphQL `data` as the tool's
 structured content (and as JSON text); with GraphQL errors, the text is the whole answer,
 `{"errors", "data"}`, and a request that executed nothing is a tool error (`isError`).
 
@@ -33,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -225,7 +226,7 @@ class McpEndpoint:
                 ),
             )
             if not tool.read_only:
-                return self._answer(await execution)
+                return await self._to_its_end(execution, request)
             done: list[ExecutionResult] = []
 
             async def answered() -> None:
@@ -242,6 +243,24 @@ class McpEndpoint:
             return self._answer(done[0])
         finally:
             release()
+
+    async def _to_its_end(
+        self, execution: Awaitable[ExecutionResult], request: Request
+    ) -> types.CallToolResult:
+        """A mutation run to its end whether or not its client stays (its outcome
+        journaled, as on `/graphql`) — and answered to nobody if it left meanwhile: the
+        access line's 499 (`cancelled`), never a 200 no one read."""
+        running = asyncio.ensure_future(execution)
+
+        async def finished() -> None:
+            await asyncio.shield(running)  # the client leaving cancels the wait, not the run
+
+        connected = await while_connected(request, finished())
+        result = await running
+        if not connected:
+            log_context.stats().outcome = "cancelled"
+            return tool_error("The client left.", ErrorCode.OVERLOADED)
+        return self._answer(result)
 
     def _answer(self, result: ExecutionResult) -> types.CallToolResult:
         """The GraphQL answer as a tool's: `data` structured; errors, masked as on

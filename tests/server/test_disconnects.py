@@ -405,6 +405,7 @@ async def test_a_top_up_tool_call_whose_client_leaves_mid_call_completes_and_is_
         finally:
             await journal.close()
     [line] = access(logs, "/mcp")
+    assert (line["status"], line["outcome"], line["bytes"]) == (499, "cancelled", 0)  # never 200
     assert (line["operation_type"], line["operation_name"]) == ("mutation", "TopUp")
     assert record is not None and record.state == "succeeded"
     assert sim.state.calls_to("ourvoice-sn", "topup") == 1
