@@ -83,7 +83,6 @@ class McpEndpoint:
     """The MCP server of the manifest's tools, and the ASGI app of `/mcp`."""
 
     def __init__(self, endpoint: GraphQLEndpoint, tools: list[Tool]) -> None:
-        logging.getLogger("mcp").setLevel(logging.WARNING)  # not a line per request
         self.endpoint = endpoint
         self.tools = {tool.name: tool for tool in tools}
         self.listed = {tool.name: listing(tool) for tool in tools}

@@ -10,9 +10,11 @@ import asyncio
 import dataclasses
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,6 +27,7 @@ from gateway.access import SCOPES, RateLimit
 from gateway.app import create_app
 from gateway.config.documents import digest
 from gateway.config.settings import Settings
+from gateway.observability import log_format
 from gateway.simulator import Simulator
 from tests.helpers import (
     FULL_KEY,
@@ -386,3 +389,37 @@ async def test_a_manifest_document_that_is_no_tool_is_said_at_start_and_not_list
     (said,) = [r.getMessage() for r in caplog.records if r.name == "gateway.mcp"]
     assert said.startswith(f"MCP: not a tool: document sha256:{digest(anonymous)[:12]}")
     assert said.endswith("its operation has no name: a tool is named by it")
+
+
+@pytest.mark.parametrize(("levels", "sdk_lines"), [((), False), ((("mcp", "info"),), True)])
+async def test_the_sdks_lines_stay_out_of_the_log_unless_asked_for(
+    sim_transport: httpx.AsyncBaseTransport,
+    clock: FakeClock,
+    tmp_path: Path,
+    levels: tuple[tuple[str, str], ...],
+    sdk_lines: bool,
+) -> None:
+    """At the default level the SDK's own line per request ("Processing request of type
+    CallToolRequest", …) is not written, the gateway's access line is; `[logging] levels`
+    still brings them back."""
+    stream = (tmp_path / "log").open("w+", encoding="utf-8")
+    try:
+        log_format.configure("info", "text", levels, stream)
+        async with (
+            served(mcp_settings(), sim_transport, clock) as gateway,
+            gateway.session() as session,
+        ):
+            await session.call_tool("BalancesAtAGlance", {})
+        stream.seek(0)
+        written = stream.read()
+    finally:
+        log_format.configure("warning")
+        stream.close()
+    assert logging.getLogger("mcp").level == logging.WARNING  # quiet again, once reconfigured
+    assert re.search(
+        r' INFO gateway\.access \[\S+ full\] "POST /mcp" 200 .* BalancesAtAGlance', written
+    )
+    sdk = re.findall(r" INFO (mcp\.\S+) .*", written)
+    assert bool(sdk) is sdk_lines, written
+    if sdk_lines:
+        assert "mcp.server.lowlevel.server" in sdk
