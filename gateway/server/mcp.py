@@ -24,9 +24,10 @@ requests), and nothing streams — a tool's answer is one JSON document, as a Gr
 answer is. The SDK's session manager still runs for the app's life (its task group holds
 each request's server), entered in the app's lifespan.
 
-The access line names the tool's operation, as `/graphql`'s names it: the SDK serves each
-request from a task of its own, which runs the document in the request's context (its
-id, client, stats and span) carried over to it.
+The access line names the tool's operation, as `/graphql`'s names it, and the request
+metrics count it as `mcp:<tool>` (`request_metrics.py`): the SDK serves each request from a
+task of its own, which runs the document in the request's context (its id, client, stats
+and span) carried over to it.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -188,15 +189,23 @@ class McpEndpoint:
         if tool is None or not tool.usable_by(principal.scopes):
             return carried.run(unknown_tool, name)
         run = asyncio.get_running_loop().create_task(
-            self._run(tool, arguments, request, principal), context=carried
+            self._in_flight(self._run(tool, arguments, request, principal)), context=carried
         )
         if tool.read_only:
             return await run  # cancelled with the request
         return await asyncio.shield(run)  # money moving runs to its end, as on /graphql
 
+    async def _in_flight(
+        self, call: Coroutine[Any, Any, types.CallToolResult]
+    ) -> types.CallToolResult:
+        """A tool call counted among the GraphQL requests being answered, to its end."""
+        with self.endpoint.metrics.graphql_in_flight.track_inprogress():
+            return await call
+
     async def _run(
         self, tool: Tool, arguments: dict[str, Any], request: Request, principal: Principal
     ) -> types.CallToolResult:
+        log_context.note_operation(tool.kind, tool.name)  # the access line's, the metrics'
         stats = log_context.stats()
         unknown = sorted(set(arguments) - set(tool.input_schema["properties"]))
         if unknown:
@@ -335,6 +344,7 @@ class McpRoute:
         found: McpEndpoint | None = getattr(scope["app"].state, "mcp", None)
         if found is None:
             starting = Refused(503, "Starting: retry shortly.", ErrorCode.OVERLOADED)
+            classify(starting.status, log_context.stats())
             await jsonrpc_refusal(starting)(scope, receive, send)
             return
         await found(scope, receive, send)

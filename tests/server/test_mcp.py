@@ -33,6 +33,7 @@ from tests.helpers import (
     FULL_KEY,
     DelayTransport,
     FakeClock,
+    Gate,
     client,
     credits,
     demo_settings,
@@ -40,6 +41,7 @@ from tests.helpers import (
     posts,
     production,
     refuse_float,
+    sample,
     serving,
     with_section,
 )
@@ -371,6 +373,60 @@ async def test_the_access_line_names_the_tools_operation(
     line = record.getMessage()
     assert line.startswith('"POST /mcp" 200') and line.endswith(" ok"), line
     assert getattr(record, "client", None) == "reader"
+
+
+async def test_mcp_requests_are_counted_in_the_request_metrics_by_tool(
+    gateway: Served,
+) -> None:
+    """Every POST to `/mcp` is a request in `gateway_requests_total`: a tool call named by
+    its tool (`mcp:<name>`, as the manifest names it), anything else — the handshake,
+    `tools/list`, a tool that does not exist, a refusal at the gate — `mcp:-`; and each
+    is timed in the request-duration histogram."""
+    async with gateway.session(READER) as session:
+        await session.call_tool("BalancesAtAGlance", {})
+        await session.call_tool("RecentTransactions", {"accountId": "nowhere"})
+        await session.call_tool("NoSuchTool", {"ignored": "x" * 200})
+    message = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    headers = {"accept": "application/json, text/event-stream", "X-API-Key": FULL_KEY}
+    async with httpx.AsyncClient(base_url=gateway.url, headers=headers) as http:
+        refused = await http.post("/mcp", json=message, headers={"X-API-Key": "bgw_wrong"})
+        text = (await http.get("/metrics")).text
+    assert refused.status_code == 401
+
+    def requests(kind: str, name: str, outcome: str, reason: str = "") -> float:
+        labels = {"operation_type": kind, "operation_name": name, "reason": reason}
+        return sample(text, "gateway_requests_total", outcome=outcome, **labels)
+
+    assert requests("query", "mcp:BalancesAtAGlance", "ok") == 1
+    assert requests("query", "mcp:RecentTransactions", "client_error") == 1  # NOT_FOUND
+    assert requests("unknown", "mcp:-", "client_error") == 1  # the unknown tool
+    assert requests("unknown", "mcp:-", "refused", "unauthenticated") == 1
+    assert requests("unknown", "mcp:-", "ok") >= 3  # initialize, initialized, tools/list
+    assert "NoSuchTool" not in text  # what a caller typed never becomes a label value
+    count = "gateway_request_duration_seconds_count"
+    assert sample(text, count, operation_type="query", outcome="ok") == 1  # the tool call
+
+
+async def test_a_tool_call_is_a_graphql_request_in_flight_while_it_runs(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    gate = Gate(sim_transport)
+    async with (
+        served(mcp_settings(), gate, clock) as gateway,
+        gateway.session() as session,
+        httpx.AsyncClient(base_url=gateway.url, headers={"X-API-Key": FULL_KEY}) as http,
+    ):
+        call = asyncio.create_task(session.call_tool("BalancesAtAGlance", {}))
+        try:
+            async with asyncio.timeout(20):
+                await gate.entered.wait()
+            running = sample((await http.get("/metrics")).text, "gateway_graphql_in_flight")
+        finally:
+            gate.opened.set()
+        answered = await call
+        after = sample((await http.get("/metrics")).text, "gateway_graphql_in_flight")
+    assert answered.isError is False
+    assert (running, after) == (1, 0)
 
 
 async def test_a_manifest_document_that_is_no_tool_is_said_at_start_and_not_listed(
