@@ -14,9 +14,10 @@ same per-request context (the caller's scopes and visible accounts), a query wit
 request deadline and cancelled if its client leaves, a mutation run to its end (to nobody,
 499 in the access line, if its client left meanwhile), errors masked as there. Only the
 manifest's own text ever runs: a tool names a document, and the caller gives its
-variables, nothing else. Its answer is the GraphQL `data` as the tool's
-structured content (and as JSON text); with GraphQL errors, the text is the whole answer,
-`{"errors", "data"}`, and a request that executed nothing is a tool error (`isError`).
+variables, nothing else. Its answer is the GraphQL `data` as the tool's structured
+content (and as JSON text), which its output schema describes (`mcp_output.py`); with
+GraphQL errors it is a tool error (`isError`) whose text is the whole answer,
+`{"errors", "data"}`, and has no structured content.
 
 Stateless, with JSON answers: every POST is a whole exchange, so any replica or worker
 answers any request (no session to pin a client to a process, nothing kept between
@@ -271,8 +272,10 @@ class McpEndpoint:
         return self._answer(result)
 
     def _answer(self, result: ExecutionResult) -> types.CallToolResult:
-        """The GraphQL answer as a tool's: `data` structured; errors, masked as on
-        `/graphql`, in the text; a tool error when nothing executed."""
+        """The GraphQL answer as a tool's: `data` structured (it is what the tool's output
+        schema describes); with errors, masked as on `/graphql`, a tool error whose text
+        is the whole answer, what `data` there is included — no structured content, which
+        a client would hold to the output schema."""
         if not result.errors:
             text = orjson.dumps(result.data).decode()
             return types.CallToolResult(
@@ -283,8 +286,7 @@ class McpEndpoint:
         whole = {"errors": errors, "data": result.data}
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=orjson.dumps(whole).decode())],
-            structuredContent=result.data,
-            isError=result.data is None,
+            isError=True,
         )
 
 
@@ -305,6 +307,7 @@ def listing(tool: Tool) -> types.Tool:
         name=tool.name,
         description=tool.description,
         inputSchema=tool.input_schema,
+        outputSchema=tool.output_schema,
         annotations=hints,
         _meta={"balance-gateway/documentId": f"sha256:{tool.document_id}"},
     )

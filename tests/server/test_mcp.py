@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 from mcp import ClientSession, types
 from mcp.client.streamable_http import streamable_http_client
@@ -45,6 +46,7 @@ from tests.helpers import (
     serving,
     with_section,
 )
+from tests.server.test_mcp_output import validator
 
 READER = "bgw_mcp-reader-key-000000000000000000"  # balances and transactions, no top-ups
 LEDGER = "bgw_mcp-ledger-key-111111111111111111"  # transactions only, one account
@@ -142,6 +144,9 @@ async def test_the_sdk_client_lists_every_demo_tool_for_a_key_of_every_scope(
         assert tool.annotations is not None and tool.annotations.title == name
         meta = tool.meta or {}
         assert meta["balance-gateway/documentId"].startswith("sha256:")
+        output = tool.outputSchema  # of the GraphQL `data`: an object of the root fields
+        assert output is not None and output["type"] == "object", name
+        jsonschema.Draft202012Validator.check_schema(output)
         if name == "TopUp":
             assert tool.annotations.readOnlyHint is False
             assert tool.annotations.destructiveHint is True
@@ -153,6 +158,12 @@ async def test_the_sdk_client_lists_every_demo_tool_for_a_key_of_every_scope(
     assert top_up["properties"]["amount"]["type"] == "string"  # exact decimals, never floats
     level = tools["AccountsBelowLevel"].inputSchema["properties"]["level"]
     assert level["enum"] == ["OK", "WARNING", "CRITICAL"] and level["default"] == "WARNING"
+    result = tools["TopUp"].outputSchema["properties"]["topUp"]  # type: ignore[index]
+    assert [m["properties"]["__typename"]["const"] for m in result["oneOf"]] == [
+        "TopUpSucceeded",
+        "TopUpPending",
+        "TopUpRejected",
+    ]
 
 
 async def test_every_demo_tool_answers_the_data_graphql_answers_for_its_document(
@@ -160,6 +171,51 @@ async def test_every_demo_tool_answers_the_data_graphql_answers_for_its_document
 ) -> None:
     await contract(gateway.url, FULL_KEY)
     assert credits(sim) == 1
+
+
+async def test_an_answer_with_a_provider_failing_in_place_is_one_the_output_schema_describes(
+    gateway: Served, sim: Simulator, clock: FakeClock
+) -> None:
+    sim.state.set_faults("magma", status=503)
+    clock.advance(3600)  # past every stale window: magma fails in place
+    async with gateway.session() as session:  # which validates each answer against it
+        tools = {t.name: t for t in (await session.list_tools()).tools}
+        glance = await session.call_tool("BalancesAtAGlance", {})
+        transactions = await session.call_tool("RecentTransactions", {"accountId": "magma"})
+    for name, result in (("BalancesAtAGlance", glance), ("RecentTransactions", transactions)):
+        assert result.isError is False, result.content
+        validator(tools[name].outputSchema or {}).validate(result.structuredContent)
+    results = (glance.structuredContent or {})["balances"]["results"]
+    assert "ProviderFailure" in {r["__typename"] for r in results}
+    assert (transactions.structuredContent or {})["transactions"]["__typename"] == (
+        "ProviderFailure"
+    )
+
+
+async def test_an_answer_with_graphql_errors_is_a_tool_error_with_the_whole_answer_as_text(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    """Errors beside partial `data` (an unknown account among known ones): a tool error,
+    its text the whole GraphQL answer and no structured content — which the SDK's client
+    would hold to the output schema, and it is the answer with errors, not `data` alone,
+    that the agent must see."""
+    some = (
+        "# Some accounts' balances.\n"
+        "query SomeBalances($ids: [ID!]) { balances(accountIds: $ids) "
+        "{ complete results { __typename } } }"
+    )
+    demo = mcp_settings()
+    documents = {**demo.documents.documents, digest(some): some}
+    settings = dataclasses.replace(
+        demo, documents=dataclasses.replace(demo.documents, documents=documents)
+    )
+    async with served(settings, sim_transport, clock) as gateway, gateway.session() as session:
+        result = await session.call_tool("SomeBalances", {"ids": ["muda-ug", "nowhere"]})
+    assert result.isError is True and result.structuredContent is None
+    answer = text_of(result)
+    assert [e["extensions"]["code"] for e in answer["errors"]] == ["NOT_FOUND"]
+    assert answer["data"]["balances"]["complete"] is False
+    assert answer["data"]["balances"]["results"][0]["__typename"] == "AccountBalance"
 
 
 def still(data: Any) -> Any:
@@ -205,6 +261,8 @@ async def contract(url: str, key: str | None, *, moving_clock: bool = False) -> 
                 assert same(result.structuredContent) == same(expected), name
             assert text_of(result) == result.structuredContent
             assert result.structuredContent, name  # something came back
+            # what the SDK's client checked too, formats included
+            validator(tools[name].outputSchema or {}).validate(result.structuredContent)
 
 
 async def test_the_demo_tools_answer_what_their_names_promise(gateway: Served) -> None:
