@@ -36,8 +36,10 @@ BEARER = re.compile(
 )
 BEARER_WORDS = ("bearer", "authorization", "x-api-key")
 TEXT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(client)s] %(message)s"
-# They log whole upstream URLs (and with them query strings) at INFO.
-QUIET_LIBRARIES = ("httpx", "httpcore")
+# Libraries held to warnings unless `[logging] levels` says otherwise: httpx and httpcore
+# log whole upstream URLs (and with them query strings) at INFO; the MCP SDK (`mcp`, its
+# server under `mcp.server.*`) two or three lines per `/mcp` request beside the access line.
+QUIET_LIBRARIES = ("httpx", "httpcore", "mcp")
 ACCESS = log_context.access_log.name
 
 _secrets: set[str] = set()
@@ -214,10 +216,10 @@ def configure(
     error = logging.getLogger("uvicorn.error")  # start and stop lines of a quiet server
     if _not_quiet not in error.filters:
         error.addFilter(_not_quiet)
+    while _finer:  # the last call's own levels undone first: a quiet library stays quiet
+        logging.getLogger(_finer.pop()).setLevel(logging.NOTSET)
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
-    while _finer:
-        logging.getLogger(_finer.pop()).setLevel(logging.NOTSET)
     for name, finer in levels:
         logging.getLogger(name).setLevel(finer.upper())
         _finer.append(name)

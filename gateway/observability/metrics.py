@@ -85,7 +85,9 @@ class Metrics:
             registry=r,
         )
         self.graphql_in_flight = Gauge(
-            "gateway_graphql_in_flight", "GraphQL requests being answered.", registry=r
+            "gateway_graphql_in_flight",
+            "GraphQL requests being answered (MCP tool calls included).",
+            registry=r,
         )
         self.admission_events = Counter(
             "gateway_admission_events",
@@ -114,8 +116,9 @@ class Metrics:
 
         self.requests = Counter(
             "gateway_requests",
-            "GraphQL requests by operation type, listed operation name, outcome (ok, partial, "
-            "client_error, refused, internal, cancelled) and refusal reason.",
+            "GraphQL requests (and MCP ones, their name mcp:<tool> or mcp:-) by operation "
+            "type, listed operation name, outcome (ok, partial, client_error, refused, "
+            "internal, cancelled) and refusal reason.",
             ["operation_type", "operation_name", "outcome", "reason"],
             registry=r,
         )
@@ -128,7 +131,7 @@ class Metrics:
         )
         self.request_duration = Histogram(
             "gateway_request_duration_seconds",
-            "GraphQL request duration, from the first byte read to the last byte sent.",
+            "GraphQL (and MCP) request duration, from the first byte read to the last byte sent.",
             ["operation_type", "outcome"],
             buckets=REQUEST_BUCKETS,
             registry=r,

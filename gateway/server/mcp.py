@@ -11,11 +11,13 @@ JSON-RPC message. `tools/list` answers the tools whose every scope the caller ho
 that does not exist — as the `/graphql` endpoint runs a document: admitted as a query or a
 mutation (`admission.py`: the same slots, the same 503), through the same schema and the
 same per-request context (the caller's scopes and visible accounts), a query within the
-request deadline and cancelled if its client leaves, a mutation run to its end, errors
-masked as there. Only the manifest's own text ever runs: a tool names a document, and the
-caller gives its variables, nothing else. Its answer is the GraphQL `data` as the tool's
-structured content (and as JSON text); with GraphQL errors, the text is the whole answer,
-`{"errors", "data"}`, and a request that executed nothing is a tool error (`isError`).
+request deadline and cancelled if its client leaves, a mutation run to its end (to nobody,
+499 in the access line, if its client left meanwhile), errors masked as there. Only the
+manifest's own text ever runs: a tool names a document, and the caller gives its
+variables, nothing else. Its answer is the GraphQL `data` as the tool's structured
+content (and as JSON text), which its output schema describes (`mcp_output.py`); with
+GraphQL errors it is a tool error (`isError`) whose text is the whole answer,
+`{"errors", "data"}`, and has no structured content.
 
 Stateless, with JSON answers: every POST is a whole exchange, so any replica or worker
 answers any request (no session to pin a client to a process, nothing kept between
@@ -23,9 +25,10 @@ requests), and nothing streams — a tool's answer is one JSON document, as a Gr
 answer is. The SDK's session manager still runs for the app's life (its task group holds
 each request's server), entered in the app's lifespan.
 
-The access line names the tool's operation, as `/graphql`'s names it: the SDK serves each
-request from a task of its own, which runs the document in the request's context (its
-id, client, stats and span) carried over to it.
+The access line names the tool's operation, as `/graphql`'s names it, and the request
+metrics count it as `mcp:<tool>` (`request_metrics.py`): the SDK serves each request from a
+task of its own, which runs the document in the request's context (its id, client, stats
+and span) carried over to it.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -82,7 +85,6 @@ class McpEndpoint:
     """The MCP server of the manifest's tools, and the ASGI app of `/mcp`."""
 
     def __init__(self, endpoint: GraphQLEndpoint, tools: list[Tool]) -> None:
-        logging.getLogger("mcp").setLevel(logging.WARNING)  # not a line per request
         self.endpoint = endpoint
         self.tools = {tool.name: tool for tool in tools}
         self.listed = {tool.name: listing(tool) for tool in tools}
@@ -188,15 +190,23 @@ class McpEndpoint:
         if tool is None or not tool.usable_by(principal.scopes):
             return carried.run(unknown_tool, name)
         run = asyncio.get_running_loop().create_task(
-            self._run(tool, arguments, request, principal), context=carried
+            self._in_flight(self._run(tool, arguments, request, principal)), context=carried
         )
         if tool.read_only:
             return await run  # cancelled with the request
         return await asyncio.shield(run)  # money moving runs to its end, as on /graphql
 
+    async def _in_flight(
+        self, call: Coroutine[Any, Any, types.CallToolResult]
+    ) -> types.CallToolResult:
+        """A tool call counted among the GraphQL requests being answered, to its end."""
+        with self.endpoint.metrics.graphql_in_flight.track_inprogress():
+            return await call
+
     async def _run(
         self, tool: Tool, arguments: dict[str, Any], request: Request, principal: Principal
     ) -> types.CallToolResult:
+        log_context.note_operation(tool.kind, tool.name)  # the access line's, the metrics'
         stats = log_context.stats()
         unknown = sorted(set(arguments) - set(tool.input_schema["properties"]))
         if unknown:
@@ -225,7 +235,7 @@ class McpEndpoint:
                 ),
             )
             if not tool.read_only:
-                return self._answer(await execution)
+                return await self._to_its_end(execution, request)
             done: list[ExecutionResult] = []
 
             async def answered() -> None:
@@ -243,9 +253,29 @@ class McpEndpoint:
         finally:
             release()
 
+    async def _to_its_end(
+        self, execution: Awaitable[ExecutionResult], request: Request
+    ) -> types.CallToolResult:
+        """A mutation run to its end whether or not its client stays (its outcome
+        journaled, as on `/graphql`) — and answered to nobody if it left meanwhile: the
+        access line's 499 (`cancelled`), never a 200 no one read."""
+        running = asyncio.ensure_future(execution)
+
+        async def finished() -> None:
+            await asyncio.shield(running)  # the client leaving cancels the wait, not the run
+
+        connected = await while_connected(request, finished())
+        result = await running
+        if not connected:
+            log_context.stats().outcome = "cancelled"
+            return tool_error("The client left.", ErrorCode.OVERLOADED)
+        return self._answer(result)
+
     def _answer(self, result: ExecutionResult) -> types.CallToolResult:
-        """The GraphQL answer as a tool's: `data` structured; errors, masked as on
-        `/graphql`, in the text; a tool error when nothing executed."""
+        """The GraphQL answer as a tool's: `data` structured (it is what the tool's output
+        schema describes); with errors, masked as on `/graphql`, a tool error whose text
+        is the whole answer, what `data` there is included — no structured content, which
+        a client would hold to the output schema."""
         if not result.errors:
             text = orjson.dumps(result.data).decode()
             return types.CallToolResult(
@@ -256,8 +286,7 @@ class McpEndpoint:
         whole = {"errors": errors, "data": result.data}
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=orjson.dumps(whole).decode())],
-            structuredContent=result.data,
-            isError=result.data is None,
+            isError=True,
         )
 
 
@@ -278,6 +307,7 @@ def listing(tool: Tool) -> types.Tool:
         name=tool.name,
         description=tool.description,
         inputSchema=tool.input_schema,
+        outputSchema=tool.output_schema,
         annotations=hints,
         _meta={"balance-gateway/documentId": f"sha256:{tool.document_id}"},
     )
@@ -317,6 +347,7 @@ class McpRoute:
         found: McpEndpoint | None = getattr(scope["app"].state, "mcp", None)
         if found is None:
             starting = Refused(503, "Starting: retry shortly.", ErrorCode.OVERLOADED)
+            classify(starting.status, log_context.stats())
             await jsonrpc_refusal(starting)(scope, receive, send)
             return
         await found(scope, receive, send)

@@ -4,7 +4,8 @@ A manifest document (`[trusted_documents]`) becomes a tool when it holds exactly
 named query or mutation that validates against the schema: the tool's name is the
 operation's name, its description the document's leading `#` comment, its input schema the
 operation's variables as JSON Schema (a non-null variable without a default is required;
-nothing else is accepted), and the scopes it needs are those of the fields it selects
+nothing else is accepted), its output schema that of the GraphQL `data` it answers
+(`mcp_output.py`), and the scopes it needs are those of the fields it selects
 (`SCOPE_OF`). Anything else in the manifest — an anonymous operation, several operations,
 a subscription, a name two documents share, a `topUp` whose idempotency key is not the
 caller's — is no tool, and `tools_of` says why (logged once at start).
@@ -21,6 +22,7 @@ from typing import Any
 from graphql import (
     DocumentNode,
     FieldNode,
+    FragmentDefinitionNode,
     GraphQLEnumType,
     GraphQLError,
     GraphQLInputObjectType,
@@ -47,6 +49,7 @@ from graphql import (
 )
 
 from gateway.schema.scalars import DECIMAL
+from gateway.server.mcp_output import output_schema
 
 # The scope each field needs, as its resolver requires it (`principal.require`): a tool is
 # listed to a caller holding every scope of the fields its document selects.
@@ -91,6 +94,7 @@ class Tool:
     document_id: str  # its SHA-256 (hex), as the manifest keys it
     kind: str  # "query" | "mutation"
     input_schema: dict[str, Any]
+    output_schema: dict[str, Any] = field(default_factory=dict)  # of `data`
     scopes: frozenset[str] = field(default_factory=frozenset)
 
     @property
@@ -152,8 +156,13 @@ def tool_of(document_id: str, text: str, schema: GraphQLSchema) -> Tool:
         document_id=document_id,
         kind=kind,
         input_schema=input_schema(operation, schema),
+        output_schema=output_schema(operation, fragments_of(document), schema),
         scopes=scopes_of(document, schema),
     )
+
+
+def fragments_of(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
+    return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
 
 
 def leading_comment(text: str) -> str:

@@ -404,8 +404,12 @@ async def test_a_top_up_tool_call_whose_client_leaves_mid_call_completes_and_is_
             record = await journal.get("dev:anonymous", "mcp-left-early")
         finally:
             await journal.close()
+        text = await metrics(address)
     [line] = access(logs, "/mcp")
+    assert (line["status"], line["outcome"], line["bytes"]) == (499, "cancelled", 0)  # never 200
     assert (line["operation_type"], line["operation_name"]) == ("mutation", "TopUp")
+    labels = {"operation_type": "mutation", "operation_name": "mcp:TopUp", "reason": ""}
+    assert sample(text, "gateway_requests_total", outcome="cancelled", **labels) == 1
     assert record is not None and record.state == "succeeded"
     assert sim.state.calls_to("ourvoice-sn", "topup") == 1
     assert len(ourvoice_fake(sim).credits["ourvoice-sn"]) == 1

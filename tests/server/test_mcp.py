@@ -10,12 +10,15 @@ import asyncio
 import dataclasses
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 from mcp import ClientSession, types
 from mcp.client.streamable_http import streamable_http_client
@@ -25,11 +28,13 @@ from gateway.access import SCOPES, RateLimit
 from gateway.app import create_app
 from gateway.config.documents import digest
 from gateway.config.settings import Settings
+from gateway.observability import log_format
 from gateway.simulator import Simulator
 from tests.helpers import (
     FULL_KEY,
     DelayTransport,
     FakeClock,
+    Gate,
     client,
     credits,
     demo_settings,
@@ -37,9 +42,11 @@ from tests.helpers import (
     posts,
     production,
     refuse_float,
+    sample,
     serving,
     with_section,
 )
+from tests.server.test_mcp_output import validator
 
 READER = "bgw_mcp-reader-key-000000000000000000"  # balances and transactions, no top-ups
 LEDGER = "bgw_mcp-ledger-key-111111111111111111"  # transactions only, one account
@@ -137,6 +144,9 @@ async def test_the_sdk_client_lists_every_demo_tool_for_a_key_of_every_scope(
         assert tool.annotations is not None and tool.annotations.title == name
         meta = tool.meta or {}
         assert meta["balance-gateway/documentId"].startswith("sha256:")
+        output = tool.outputSchema  # of the GraphQL `data`: an object of the root fields
+        assert output is not None and output["type"] == "object", name
+        jsonschema.Draft202012Validator.check_schema(output)
         if name == "TopUp":
             assert tool.annotations.readOnlyHint is False
             assert tool.annotations.destructiveHint is True
@@ -148,6 +158,12 @@ async def test_the_sdk_client_lists_every_demo_tool_for_a_key_of_every_scope(
     assert top_up["properties"]["amount"]["type"] == "string"  # exact decimals, never floats
     level = tools["AccountsBelowLevel"].inputSchema["properties"]["level"]
     assert level["enum"] == ["OK", "WARNING", "CRITICAL"] and level["default"] == "WARNING"
+    result = tools["TopUp"].outputSchema["properties"]["topUp"]  # type: ignore[index]
+    assert [m["properties"]["__typename"]["const"] for m in result["oneOf"]] == [
+        "TopUpSucceeded",
+        "TopUpPending",
+        "TopUpRejected",
+    ]
 
 
 async def test_every_demo_tool_answers_the_data_graphql_answers_for_its_document(
@@ -155,6 +171,51 @@ async def test_every_demo_tool_answers_the_data_graphql_answers_for_its_document
 ) -> None:
     await contract(gateway.url, FULL_KEY)
     assert credits(sim) == 1
+
+
+async def test_an_answer_with_a_provider_failing_in_place_is_one_the_output_schema_describes(
+    gateway: Served, sim: Simulator, clock: FakeClock
+) -> None:
+    sim.state.set_faults("magma", status=503)
+    clock.advance(3600)  # past every stale window: magma fails in place
+    async with gateway.session() as session:  # which validates each answer against it
+        tools = {t.name: t for t in (await session.list_tools()).tools}
+        glance = await session.call_tool("BalancesAtAGlance", {})
+        transactions = await session.call_tool("RecentTransactions", {"accountId": "magma"})
+    for name, result in (("BalancesAtAGlance", glance), ("RecentTransactions", transactions)):
+        assert result.isError is False, result.content
+        validator(tools[name].outputSchema or {}).validate(result.structuredContent)
+    results = (glance.structuredContent or {})["balances"]["results"]
+    assert "ProviderFailure" in {r["__typename"] for r in results}
+    assert (transactions.structuredContent or {})["transactions"]["__typename"] == (
+        "ProviderFailure"
+    )
+
+
+async def test_an_answer_with_graphql_errors_is_a_tool_error_with_the_whole_answer_as_text(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    """Errors beside partial `data` (an unknown account among known ones): a tool error,
+    its text the whole GraphQL answer and no structured content — which the SDK's client
+    would hold to the output schema, and it is the answer with errors, not `data` alone,
+    that the agent must see."""
+    some = (
+        "# Some accounts' balances.\n"
+        "query SomeBalances($ids: [ID!]) { balances(accountIds: $ids) "
+        "{ complete results { __typename } } }"
+    )
+    demo = mcp_settings()
+    documents = {**demo.documents.documents, digest(some): some}
+    settings = dataclasses.replace(
+        demo, documents=dataclasses.replace(demo.documents, documents=documents)
+    )
+    async with served(settings, sim_transport, clock) as gateway, gateway.session() as session:
+        result = await session.call_tool("SomeBalances", {"ids": ["muda-ug", "nowhere"]})
+    assert result.isError is True and result.structuredContent is None
+    answer = text_of(result)
+    assert [e["extensions"]["code"] for e in answer["errors"]] == ["NOT_FOUND"]
+    assert answer["data"]["balances"]["complete"] is False
+    assert answer["data"]["balances"]["results"][0]["__typename"] == "AccountBalance"
 
 
 def still(data: Any) -> Any:
@@ -200,6 +261,8 @@ async def contract(url: str, key: str | None, *, moving_clock: bool = False) -> 
                 assert same(result.structuredContent) == same(expected), name
             assert text_of(result) == result.structuredContent
             assert result.structuredContent, name  # something came back
+            # what the SDK's client checked too, formats included
+            validator(tools[name].outputSchema or {}).validate(result.structuredContent)
 
 
 async def test_the_demo_tools_answer_what_their_names_promise(gateway: Served) -> None:
@@ -370,6 +433,60 @@ async def test_the_access_line_names_the_tools_operation(
     assert getattr(record, "client", None) == "reader"
 
 
+async def test_mcp_requests_are_counted_in_the_request_metrics_by_tool(
+    gateway: Served,
+) -> None:
+    """Every POST to `/mcp` is a request in `gateway_requests_total`: a tool call named by
+    its tool (`mcp:<name>`, as the manifest names it), anything else — the handshake,
+    `tools/list`, a tool that does not exist, a refusal at the gate — `mcp:-`; and each
+    is timed in the request-duration histogram."""
+    async with gateway.session(READER) as session:
+        await session.call_tool("BalancesAtAGlance", {})
+        await session.call_tool("RecentTransactions", {"accountId": "nowhere"})
+        await session.call_tool("NoSuchTool", {"ignored": "x" * 200})
+    message = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    headers = {"accept": "application/json, text/event-stream", "X-API-Key": FULL_KEY}
+    async with httpx.AsyncClient(base_url=gateway.url, headers=headers) as http:
+        refused = await http.post("/mcp", json=message, headers={"X-API-Key": "bgw_wrong"})
+        text = (await http.get("/metrics")).text
+    assert refused.status_code == 401
+
+    def requests(kind: str, name: str, outcome: str, reason: str = "") -> float:
+        labels = {"operation_type": kind, "operation_name": name, "reason": reason}
+        return sample(text, "gateway_requests_total", outcome=outcome, **labels)
+
+    assert requests("query", "mcp:BalancesAtAGlance", "ok") == 1
+    assert requests("query", "mcp:RecentTransactions", "client_error") == 1  # NOT_FOUND
+    assert requests("unknown", "mcp:-", "client_error") == 1  # the unknown tool
+    assert requests("unknown", "mcp:-", "refused", "unauthenticated") == 1
+    assert requests("unknown", "mcp:-", "ok") >= 3  # initialize, initialized, tools/list
+    assert "NoSuchTool" not in text  # what a caller typed never becomes a label value
+    count = "gateway_request_duration_seconds_count"
+    assert sample(text, count, operation_type="query", outcome="ok") == 1  # the tool call
+
+
+async def test_a_tool_call_is_a_graphql_request_in_flight_while_it_runs(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    gate = Gate(sim_transport)
+    async with (
+        served(mcp_settings(), gate, clock) as gateway,
+        gateway.session() as session,
+        httpx.AsyncClient(base_url=gateway.url, headers={"X-API-Key": FULL_KEY}) as http,
+    ):
+        call = asyncio.create_task(session.call_tool("BalancesAtAGlance", {}))
+        try:
+            async with asyncio.timeout(20):
+                await gate.entered.wait()
+            running = sample((await http.get("/metrics")).text, "gateway_graphql_in_flight")
+        finally:
+            gate.opened.set()
+        answered = await call
+        after = sample((await http.get("/metrics")).text, "gateway_graphql_in_flight")
+    assert answered.isError is False
+    assert (running, after) == (1, 0)
+
+
 async def test_a_manifest_document_that_is_no_tool_is_said_at_start_and_not_listed(
     sim_transport: httpx.AsyncBaseTransport, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -386,3 +503,37 @@ async def test_a_manifest_document_that_is_no_tool_is_said_at_start_and_not_list
     (said,) = [r.getMessage() for r in caplog.records if r.name == "gateway.mcp"]
     assert said.startswith(f"MCP: not a tool: document sha256:{digest(anonymous)[:12]}")
     assert said.endswith("its operation has no name: a tool is named by it")
+
+
+@pytest.mark.parametrize(("levels", "sdk_lines"), [((), False), ((("mcp", "info"),), True)])
+async def test_the_sdks_lines_stay_out_of_the_log_unless_asked_for(
+    sim_transport: httpx.AsyncBaseTransport,
+    clock: FakeClock,
+    tmp_path: Path,
+    levels: tuple[tuple[str, str], ...],
+    sdk_lines: bool,
+) -> None:
+    """At the default level the SDK's own line per request ("Processing request of type
+    CallToolRequest", …) is not written, the gateway's access line is; `[logging] levels`
+    still brings them back."""
+    stream = (tmp_path / "log").open("w+", encoding="utf-8")
+    try:
+        log_format.configure("info", "text", levels, stream)
+        async with (
+            served(mcp_settings(), sim_transport, clock) as gateway,
+            gateway.session() as session,
+        ):
+            await session.call_tool("BalancesAtAGlance", {})
+        stream.seek(0)
+        written = stream.read()
+    finally:
+        log_format.configure("warning")
+        stream.close()
+    assert logging.getLogger("mcp").level == logging.WARNING  # quiet again, once reconfigured
+    assert re.search(
+        r' INFO gateway\.access \[\S+ full\] "POST /mcp" 200 .* BalancesAtAGlance', written
+    )
+    sdk = re.findall(r" INFO (mcp\.\S+) .*", written)
+    assert bool(sdk) is sdk_lines, written
+    if sdk_lines:
+        assert "mcp.server.lowlevel.server" in sdk
