@@ -51,17 +51,18 @@ from graphql import (
 from gateway.schema.scalars import DECIMAL
 from gateway.server.mcp_output import output_schema
 
-# The scope each field needs, as its resolver requires it (`principal.require`): a tool is
-# listed to a caller holding every scope of the fields its document selects.
+# The scopes each field needs, as its resolver requires them (`principal.require`): a tool
+# is listed to a caller holding every scope of the fields its document selects.
 # tests/server/test_mcp_tools.py holds this table to the schema's `require` calls.
-SCOPE_OF: Mapping[tuple[str, str], str] = {
-    ("Query", "balances"): "balances:read",
-    ("Account", "balance"): "balances:read",
-    ("Query", "transactions"): "transactions:read",
-    ("Account", "transactions"): "transactions:read",
-    ("Query", "dailyClose"): "transactions:read",
-    ("Mutation", "topUp"): "topup:write",
-    ("Mutation", "refreshBalances"): "balances:refresh",
+READ, HISTORY = frozenset({"balances:read"}), frozenset({"transactions:read"})
+SCOPE_OF: Mapping[tuple[str, str], frozenset[str]] = {
+    ("Query", "balances"): READ,
+    ("Account", "balance"): READ,
+    ("Query", "transactions"): HISTORY,
+    ("Account", "transactions"): HISTORY,
+    ("Query", "dailyClose"): HISTORY,
+    ("Mutation", "topUp"): frozenset({"topup:write"}),
+    ("Mutation", "refreshBalances"): frozenset({"balances:refresh", "balances:read"}),
 }
 
 # JSON Schema of the scalars a variable may be; another (none today) is left unconstrained.
@@ -80,6 +81,12 @@ SCALARS: Mapping[str, Mapping[str, Any]] = {
         "type": "string",
         "format": "date-time",
         "description": "An ISO-8601 instant with its zone, e.g. 2024-06-04T00:43:26Z.",
+    },
+    "Date": {
+        "type": "string",
+        "format": "date",
+        "pattern": r"^(19[7-9][0-9]|20[0-9][0-9])-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
+        "description": "A calendar day, YYYY-MM-DD, 1970-01-01 to 2099-12-31.",
     },
 }
 
@@ -270,7 +277,7 @@ def fields_of(
 
 def scopes_of(document: DocumentNode, schema: GraphQLSchema) -> frozenset[str]:
     """The scopes of every field the document selects."""
-    return frozenset(SCOPE_OF[f] for f in fields_of(document, schema) if f in SCOPE_OF)
+    return frozenset().union(*(SCOPE_OF[f] for f in fields_of(document, schema) if f in SCOPE_OF))
 
 
 def caller_keys(

@@ -4,6 +4,7 @@ the schema's resolvers require; the demo's manifest to its folder of `.graphql` 
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -154,15 +155,40 @@ def test_a_name_two_documents_share_is_no_tool_and_the_rest_are() -> None:
 
 
 def test_scope_of_names_the_scopes_the_schemas_resolvers_require() -> None:
-    """Every scope a resolver requires (`principal.require`) is one SCOPE_OF gives a
-    field, and every field it names exists: a scope added to a resolver and not here
-    would show a tool to a key that cannot use it."""
-    required = set()
+    """Each resolver's scopes (its `principal.require` calls, together) are the whole
+    scopes SCOPE_OF gives a field, and each field's are some resolver's: a scope added to a
+    resolver and not here would show a tool to a key that cannot use it (a resolver that
+    requires two — `refreshBalances` — is listed only to a key holding both)."""
+    together: set[frozenset[str]] = set()
     for path in sorted((ROOT / "gateway" / "schema").glob("*.py")):
-        required |= set(re.findall(r'require\("([a-z:]+)"\)', path.read_text(encoding="utf-8")))
-    assert required == set(SCOPE_OF.values()) and required <= set(SCOPES)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                found = re.findall(r"require\(['\"]([a-z:]+)['\"]\)", ast.unparse(node))
+                if found:
+                    together.add(frozenset(found))
+    assert together == set(SCOPE_OF.values())
+    assert frozenset({"balances:refresh", "balances:read"}) in together
+    assert set().union(*together) <= set(SCOPES)
     for type_name, field_name in SCOPE_OF:
         assert field_name in SCHEMA.get_type(type_name).fields  # type: ignore[union-attr]
+
+
+def test_a_tool_of_a_field_needing_two_scopes_is_listed_only_with_both() -> None:
+    refresh = "mutation RefreshAll { refreshBalances { totals { currency } } }"
+    (found,), _ = tools_of({digest(refresh): refresh}, SCHEMA)
+    assert found.scopes == {"balances:refresh", "balances:read"}
+    assert not found.usable_by(frozenset({"balances:refresh"}))
+    assert found.usable_by(frozenset({"balances:refresh", "balances:read"}))
+
+
+def test_a_date_variable_is_a_day_in_the_input_schema() -> None:
+    close = "query Close($date: Date) { dailyClose(date: $date) { day } }"
+    (found,), _ = tools_of({digest(close): close}, SCHEMA)
+    day, null = found.input_schema["properties"]["date"]["anyOf"]
+    assert null == {"type": "null"} and day["format"] == "date"
+    pattern = re.compile(day["pattern"])
+    assert pattern.match("2024-06-03") and not pattern.match("20240603")
+    assert not pattern.match("1969-12-31") and not pattern.match("2100-01-01")
 
 
 def test_the_demo_manifest_is_its_folder_of_documents_and_each_is_a_tool() -> None:
