@@ -168,7 +168,10 @@ def create_app(
             )
             # The manifest's documents as MCP tools, behind the same gate (`server/mcp.py`).
             app.state.mcp = McpEndpoint.of_manifest(
-                app.state.graphql, dict(settings.documents.documents), core_schema(schema)
+                app.state.graphql,
+                dict(settings.documents.documents),
+                core_schema(schema),
+                settings.server.cors_origins,
             )
             app.state.live = live = BalanceWatch(
                 built.service,

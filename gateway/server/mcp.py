@@ -3,12 +3,21 @@ Streamable HTTP, served by the official SDK's transport (`mcp`), behind the same
 `/graphql`.
 
 Each request meets, in order: POST only (405 otherwise: stateless, there is no stream to
-GET and no session to DELETE); the credentials and the client's rate, exactly as on
-`/graphql` (`GraphQLEndpoint.principal`: the same 401 and 429, as JSON-RPC errors); then
-the SDK's transport, which reads the body (at most `[limits] max_body_bytes`) and the
-JSON-RPC message. `tools/list` answers the tools whose every scope the caller holds
-(`mcp_tools.py`); `tools/call` runs one — a tool the caller may not use is answered as one
-that does not exist — as the `/graphql` endpoint runs a document: admitted as a query or a
+GET and no session to DELETE); an `Origin`, when a browser sends one, that is loopback or
+one of `[server] cors_origins` (403 otherwise: the MCP specification's guard against DNS
+rebinding, which a page of another site could otherwise use to reach a gateway on the
+reader's machine); the credentials and the client's rate, exactly as on `/graphql`
+(`GraphQLEndpoint.principal`: the same 401 and 429, as JSON-RPC errors); the body, read
+as `/graphql` reads one — `application/json`, uncompressed, at most `[limits]
+max_body_bytes`, whole within `body_timeout_seconds` (415, 413, 408) — and checked to be
+JSON the SDK can read without failing (UTF-8, numbers a double holds, nested at most
+`max_variables_depth` + 3 levels: a JSON-RPC parse error, 400); then the SDK's
+transport, handed that body, reads the JSON-RPC message (a message it refuses counts as
+`client_error`; its warning, with what the client sent, is not logged).
+
+`tools/list` answers the tools whose every scope the caller holds (`mcp_tools.py`);
+`tools/call` runs one — a tool the caller may not use is answered as one that does not
+exist — as the `/graphql` endpoint runs a document: admitted as a query or a
 mutation (`admission.py`: the same slots, the same 503), through the same schema and the
 same per-request context (the caller's scopes and visible accounts), a query within the
 request deadline and cancelled if its client leaves, a mutation run to its end (to nobody,
@@ -39,6 +48,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from graphql import GraphQLSchema
@@ -51,14 +61,15 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from gateway import __version__
-from gateway._compat.mcp import on_call_tool, on_list_tools
+from gateway._compat.mcp import on_call_tool, on_list_tools, quiet_root_records, serving_sdk
 from gateway.access import Principal
 from gateway.errors import ErrorCode, GatewayError
 from gateway.observability import log_context
 from gateway.server.admission import Kind
 from gateway.server.endpoint import LATE, GraphQLEndpoint
 from gateway.server.mcp_tools import Tool, tools_of
-from gateway.server.outcomes import STATUS, classify, while_connected
+from gateway.server.outcomes import GONE, STATUS, classify, while_connected
+from gateway.server.payload import body_refusal, nesting, read_capped
 from gateway.server.refused import Refused
 
 log = logging.getLogger("gateway.mcp")
@@ -66,7 +77,10 @@ log = logging.getLogger("gateway.mcp")
 PATH = "/mcp"
 PRINCIPAL = "gateway.mcp.principal"  # scope keys: who asks, and the request's context
 CARRIED = "gateway.mcp.context"
+RETRY_AFTER = "gateway.mcp.retry_after"  # a shed tool call's, for its answer's header
 SERVER_ERROR = -32000  # JSON-RPC's range for a server's own errors: a refusal's code
+PARSE_ERROR = -32700  # JSON-RPC's: the body is not JSON it can read
+LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 INSTRUCTIONS = (
     "Balance Gateway: the balances, levels, runway and transactions of the payment and "
     "credit accounts this key may see, and top-ups if it may make them. Amounts are exact "
@@ -84,8 +98,11 @@ POST_ONLY = Refused(
 class McpEndpoint:
     """The MCP server of the manifest's tools, and the ASGI app of `/mcp`."""
 
-    def __init__(self, endpoint: GraphQLEndpoint, tools: list[Tool]) -> None:
+    def __init__(
+        self, endpoint: GraphQLEndpoint, tools: list[Tool], origins: tuple[str, ...] = ()
+    ) -> None:
         self.endpoint = endpoint
+        self.origins = frozenset(origins)
         self.tools = {tool.name: tool for tool in tools}
         self.listed = {tool.name: listing(tool) for tool in tools}
         self.server: Server[Any, Any] = Server(
@@ -93,6 +110,7 @@ class McpEndpoint:
         )
         on_list_tools(self.server, self._list)
         on_call_tool(self.server, self._call)
+        quiet_root_records()  # the SDK's warnings carry what clients sent
         self.manager = StreamableHTTPSessionManager(
             self.server,
             json_response=True,
@@ -102,13 +120,18 @@ class McpEndpoint:
 
     @classmethod
     def of_manifest(
-        cls, endpoint: GraphQLEndpoint, documents: dict[str, str], schema: GraphQLSchema
+        cls,
+        endpoint: GraphQLEndpoint,
+        documents: dict[str, str],
+        schema: GraphQLSchema,
+        origins: tuple[str, ...] = (),
     ) -> McpEndpoint:
-        """The manifest's tools (what is not one is logged, once, with why)."""
+        """The manifest's tools (what is not one is logged, once, with why); `origins`:
+        the browser origins besides loopback that may call it (`[server] cors_origins`)."""
         tools, left_out = tools_of(documents, schema)
         for reason in left_out:
             log.warning("MCP: not a tool: %s", reason)
-        return cls(endpoint, tools)
+        return cls(endpoint, tools, origins)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -139,7 +162,10 @@ class McpEndpoint:
         try:
             if request.method != "POST":
                 raise POST_ONLY
+            if not origin_allowed(request.headers.get("origin"), self.origins):
+                raise FOREIGN_ORIGIN
             principal = await self.endpoint.principal(request)
+            body = await self._body(request)
         except GatewayError as exc:
             answer = jsonrpc_refusal(exc)
             classify(answer.status_code, stats)
@@ -148,6 +174,15 @@ class McpEndpoint:
         scope[PRINCIPAL] = principal
         scope[CARRIED] = contextvars.copy_context()
         status = 0
+        read = False
+
+        async def replaying() -> Any:
+            """The body already read, then the client's own messages (its leaving)."""
+            nonlocal read
+            if read:
+                return await receive()
+            read = True
+            return {"type": "http.request", "body": body, "more_body": False}
 
         async def sending(message: Any) -> None:
             """The SDK's answer, `no-store` — or to nobody (the access line's 499) when
@@ -157,14 +192,34 @@ class McpEndpoint:
                 return
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message = {
-                    **message,
-                    "headers": [*message.get("headers", ()), (b"cache-control", b"no-store")],
-                }
+                added = [(b"cache-control", b"no-store")]
+                if RETRY_AFTER in scope:  # shed: when to ask again, as /graphql's 503 says
+                    added.append((b"retry-after", str(scope[RETRY_AFTER]).encode()))
+                message = {**message, "headers": [*message.get("headers", ()), *added]}
+            elif status == 200 and stats.outcome is None and is_jsonrpc_error(message):
+                stats.outcome = "client_error"  # the SDK refused the message it read
             await send(message)
 
-        await self.manager.handle_request(scope, receive, sending)
+        with serving_sdk():
+            await self.manager.handle_request(scope, replaying, sending)
         classify(200 if 200 <= status < 300 else status or 500, stats)  # 202: a notification
+
+    async def _body(self, request: Request) -> bytes:
+        """The body, read and checked as described above."""
+        refused = body_refusal(request.headers)
+        if refused is not None:
+            raise refused
+        limits = self.endpoint.limits
+        body = await read_capped(request, limits.max_body_bytes, self.endpoint.body_timeout_seconds)
+        try:
+            message = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise NOT_JSON from None
+        if nesting(message) > limits.max_variables_depth + 3:  # message, params, arguments
+            raise Refused(
+                400, f"The message nests deeper than {limits.max_variables_depth + 3} levels."
+            )
+        return body
 
     async def _list(self) -> list[types.Tool]:
         principal = self._principal()
@@ -219,6 +274,7 @@ class McpEndpoint:
             release = await endpoint.admit(request, kind, endpoint.deadline_seconds)
         except GatewayError as exc:
             stats.outcome, stats.reason = "refused", "overloaded"
+            request.scope[RETRY_AFTER] = exc.retry_after_seconds or 1
             return tool_error(exc.message, exc.code)
         if release is None:  # the client left while it waited: nobody reads this
             stats.outcome = "cancelled"
@@ -327,16 +383,55 @@ def tool_error(message: str, code: ErrorCode) -> types.CallToolResult:
     )
 
 
+FOREIGN_ORIGIN = Refused(
+    403,
+    "This page's origin may not call /mcp: an MCP client sends no Origin; a browser page's "
+    "origin must be loopback or one of [server] cors_origins.",
+    ErrorCode.FORBIDDEN,
+)
+NOT_JSON = Refused(
+    400,
+    "The body is not JSON this endpoint reads: UTF-8, numbers a double can hold, nested at "
+    "most 1024 levels.",
+)
+
+
+def origin_allowed(origin: str | None, allowed: frozenset[str]) -> bool:
+    """No `Origin` (not a browser), a loopback one, or one the operator named."""
+    if origin is None or origin in allowed:
+        return True
+    try:
+        parts = urlsplit(origin)
+        return parts.scheme in ("http", "https") and parts.hostname in LOOPBACK
+    except ValueError:
+        return False
+
+
+def is_jsonrpc_error(message: Any) -> bool:
+    """Whether an answer's body is a JSON-RPC error (the SDK's, at HTTP 200)."""
+    if message.get("type") != "http.response.body":
+        return False
+    try:
+        answer = orjson.loads(message.get("body", b""))
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(answer, dict) and "error" in answer
+
+
 def jsonrpc_refusal(exc: GatewayError) -> Response:
     """A refusal before the SDK reads the request — its status and headers as on `/graphql`
-    — as a JSON-RPC error (no id: the message was not read)."""
+    — as a JSON-RPC error (no id: the message was not read); to nobody when the client
+    left while its body came (the access line's 499)."""
     status = exc.status if isinstance(exc, Refused) else STATUS.get(exc.code, 400)
+    if status == GONE:
+        return Response(status_code=GONE)
     headers = {"Cache-Control": "no-store"}
     if exc.retry_after_seconds:
         headers["Retry-After"] = str(exc.retry_after_seconds)
     if isinstance(exc, Refused):
         headers.update(exc.headers)
-    error = {"code": SERVER_ERROR, "message": exc.message, "data": {"code": exc.code.value}}
+    rpc = PARSE_ERROR if exc is NOT_JSON else SERVER_ERROR
+    error = {"code": rpc, "message": exc.message, "data": {"code": exc.code.value}}
     return JSONResponse({"jsonrpc": "2.0", "id": None, "error": error}, status, headers)
 
 

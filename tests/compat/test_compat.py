@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from typing import Any
 
 import httpx
@@ -361,3 +362,32 @@ async def test_the_mcp_low_level_server_still_dispatches_tools_through_its_handl
     assert result.structuredContent == {"ok": True} and not result.isError
     assert nameless.structuredContent == {"ok": True}  # no cache consulted on the way
     assert called == [("Probe", {"x": 1}), ("Nobody", {})]
+
+
+def test_the_mcp_sdk_still_logs_a_message_it_cannot_validate_through_the_root_logger() -> None:
+    """`_compat/mcp.quiet_root_records()` drops root records made while the SDK serves: the
+    SDK must still log that warning (with the client's input) through the root logger. If
+    it moves to a logger of its own, the filter no longer applies — and the warning, at
+    WARNING, would pass the `mcp` loggers' level: this fails first."""
+    import inspect
+
+    from mcp.shared import session
+
+    assert 'logging.warning(f"Failed to validate request: {e}")' in inspect.getsource(session)
+    kept: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            kept.append(record.getMessage())
+
+    root, handler = logging.getLogger(), Keep()
+    mcp_compat.quiet_root_records()
+    root.addHandler(handler)
+    try:
+        with mcp_compat.serving_sdk():
+            logging.warning("the client's input")
+            logging.error("the SDK's own failure")
+        logging.warning("anyone else's")
+    finally:
+        root.removeHandler(handler)
+    assert kept == ["the SDK's own failure", "anyone else's"]

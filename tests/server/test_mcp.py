@@ -406,9 +406,16 @@ async def test_a_tool_call_is_shed_as_graphql_requests_are(
         assert admission.try_enter("query")  # the one slot: taken
         try:
             shed = await session.call_tool("BalancesAtAGlance", {})
+            call = {"name": "BalancesAtAGlance", "arguments": {}}
+            message = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": call}
+            headers = {"accept": "application/json", "X-API-Key": FULL_KEY}
+            async with httpx.AsyncClient(base_url=gateway.url, headers=headers) as http:
+                raw = await http.post("/mcp", json=message)
         finally:
             admission.release("query")
         answered = await session.call_tool("BalancesAtAGlance", {})
+    assert raw.json()["result"]["isError"] is True
+    assert 1 <= int(raw.headers["retry-after"]) <= 3  # when to call again, as a 503 says
     assert shed.isError is True
     assert text_of(shed)["errors"][0]["extensions"]["code"] == "OVERLOADED"
     assert answered.isError is False
@@ -537,3 +544,125 @@ async def test_the_sdks_lines_stay_out_of_the_log_unless_asked_for(
     assert bool(sdk) is sdk_lines, written
     if sdk_lines:
         assert "mcp.server.lowlevel.server" in sdk
+
+
+LIST = b'{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}'
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b'{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "x": "\xff"}', "not UTF-8"),
+        (b'{"jsonrpc": "2.0", "id": 1' + b"0" * 5000 + b', "method": "ping"}', "a huge number"),
+        (b'{"jsonrpc": "2.0", "id": 1, "params": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", "deep"),
+        (b'{"jsonrpc": "2.0", "id": 1, "params": ' + b"[" * 40 + b"]" * 40 + b"}", "deep"),
+        (b'{"jsonrpc": "2.0", "id": 1, "method": "ping"', "cut short"),
+    ],
+)
+async def test_a_body_the_sdk_could_not_read_is_a_parse_error_never_a_500(
+    gateway: Served, caplog: pytest.LogCaptureFixture, body: bytes, why: str
+) -> None:
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    with caplog.at_level(logging.INFO):
+        async with httpx.AsyncClient(base_url=gateway.url, headers=headers) as http:
+            answer = await http.post("/mcp", content=body, headers={"X-API-Key": FULL_KEY})
+    assert answer.status_code == 400, why
+    error = answer.json()["error"]
+    assert error["code"] in (-32700, -32000) and error["data"] == {"code": "VALIDATION"}
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "gateway.access"]
+    assert line.startswith('"POST /mcp" 400') and "bad_request" in line
+
+
+async def test_a_body_is_read_as_graphql_reads_one(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    """Its media type, its encoding, and its time: a client trickling its body is cut at
+    `body_timeout_seconds` (408), as on /graphql — never a connection held for ever."""
+    settings = mcp_settings(body_timeout_seconds=0.2)
+    headers = {"accept": "application/json", "X-API-Key": FULL_KEY}
+    async with (
+        served(settings, sim_transport, clock) as gateway,
+        httpx.AsyncClient(base_url=gateway.url, headers=headers) as http,
+    ):
+        plain = await http.post("/mcp", content=LIST, headers={"content-type": "text/plain"})
+        zipped = await http.post(
+            "/mcp",
+            content=LIST,
+            headers={"content-type": "application/json", "content-encoding": "gzip"},
+        )
+
+        slow = await trickled(gateway.url, LIST[:10], len(LIST))
+    assert plain.status_code == 415 and zipped.status_code == 415
+    assert slow.startswith(b"HTTP/1.1 408 ")
+    assert b'"message":"The request body did not arrive within 0.2 s."' in slow
+
+
+async def trickled(url: str, part: bytes, length: int) -> bytes:
+    """What the server answers a POST to /mcp announcing `length` bytes and sending only
+    `part` of them (within 10 s)."""
+    host, port = httpx.URL(url).host, httpx.URL(url).port
+    assert port is not None
+    reader, writer = await asyncio.open_connection(host, port)
+    head = (
+        f"POST /mcp HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Accept: application/json\r\nX-API-Key: {FULL_KEY}\r\nContent-Length: {length}\r\n\r\n"
+    )
+    try:
+        writer.write(head.encode() + part)
+        await writer.drain()
+        async with asyncio.timeout(10):
+            return await reader.read(65536)
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    ("origin", "status"),
+    [
+        (None, 200),  # an MCP client, not a browser
+        ("http://localhost:6274", 200),  # a local inspector
+        ("http://127.0.0.1:3000", 200),
+        ("http://[::1]:3000", 200),
+        ("https://ops.example", 200),  # named in cors_origins
+        ("http://evil.example:8000", 403),  # a rebinding page: its name resolved to us
+        ("null", 403),
+        ("https://ops.example.evil", 403),
+    ],
+)
+async def test_a_browser_page_of_another_origin_is_refused(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock, origin: str | None, status: int
+) -> None:
+    settings = mcp_settings(cors_origins=["https://ops.example"])
+    headers = {"accept": "application/json", "content-type": "application/json"}
+    headers |= {"X-API-Key": FULL_KEY} | ({"origin": origin} if origin else {})
+    async with (
+        served(settings, sim_transport, clock) as gateway,
+        httpx.AsyncClient(base_url=gateway.url, headers=headers) as http,
+    ):
+        answer = await http.post("/mcp", content=LIST)
+    assert answer.status_code == status
+    if status == 403:
+        assert answer.json()["error"]["data"] == {"code": "FORBIDDEN"}
+
+
+async def test_a_message_the_sdk_refuses_is_a_client_error_and_its_words_are_not_logged(
+    gateway: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The SDK logs a message it cannot validate through the root logger, with what the
+    client sent (here an idempotency key); none of it is written, and the access line
+    counts the refusal as the client's."""
+    call = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "tools/call",
+        "params": {"name": "TopUp", "arguments": "idempotencyKey=secret-looking-key-42"},
+    }
+    headers = {"accept": "application/json", "X-API-Key": FULL_KEY}
+    with caplog.at_level(logging.DEBUG):
+        async with httpx.AsyncClient(base_url=gateway.url, headers=headers) as http:
+            answer = await http.post("/mcp", json=call)
+    assert answer.json()["error"]["code"] == -32602
+    assert not [r for r in caplog.records if "secret-looking-key-42" in r.getMessage()]
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "gateway.access"]
+    assert line.endswith(" client_error"), line
