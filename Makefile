@@ -41,7 +41,7 @@ typecheck: $(STAMP)
 
 # Coverage includes the CLI processes the system tests start; the gate is today's level.
 pytest: $(STAMP)
-	$(BIN)/pytest --cov=gateway --cov-report=term --cov-fail-under=95
+	$(BIN)/pytest --cov=gateway --cov-report=term --cov-fail-under=95 --durations=15
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -159,9 +159,8 @@ def _direct_writer(handler: logging.StreamHandler[Any], json: bool) -> Any:
         logger = logger.parent
 
     def write(message: str, fields: dict[str, Any]) -> None:
-        if (
+        if (  # (the root logger's own filters see only records made on it, never these)
             root.handlers != [handler]
-            or root.filters
             or handler.filters
             or handler.level > logging.INFO
             or not access.isEnabledFor(logging.INFO)

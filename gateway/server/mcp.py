@@ -173,6 +173,10 @@ class McpEndpoint:
             return
         scope[PRINCIPAL] = principal
         scope[CARRIED] = contextvars.copy_context()
+        scope["headers"] = [  # `Application/JSON` is ours; the SDK compares exactly
+            (name, b"application/json") if name == b"content-type" else (name, value)
+            for name, value in scope["headers"]
+        ]
         status = 0
         read = False
 
@@ -215,10 +219,11 @@ class McpEndpoint:
             message = orjson.loads(body)
         except orjson.JSONDecodeError:
             raise NOT_JSON from None
-        if nesting(message) > limits.max_variables_depth + 3:  # message, params, arguments
-            raise Refused(
-                400, f"The message nests deeper than {limits.max_variables_depth + 3} levels."
-            )
+        if isinstance(message, dict) and not isinstance(message.get("method"), str):
+            raise NOT_A_REQUEST  # a response: the SDK would log it whole, as an error
+        depth = limits.max_variables_depth + 3  # message, params, arguments
+        if nesting(message) > depth:
+            raise Unreadable(f"The message nests deeper than {depth} levels.")
         return body
 
     async def _list(self) -> list[types.Tool]:
@@ -304,6 +309,7 @@ class McpEndpoint:
                         return tool_error("The client left.", ErrorCode.OVERLOADED)
             except TimeoutError:
                 stats.outcome, stats.reason = "refused", "deadline"
+                request.scope[RETRY_AFTER] = LATE.retry_after_seconds or 1
                 return tool_error(LATE.message, LATE.code)
             return self._answer(done[0])
         finally:
@@ -389,10 +395,19 @@ FOREIGN_ORIGIN = Refused(
     "origin must be loopback or one of [server] cors_origins.",
     ErrorCode.FORBIDDEN,
 )
-NOT_JSON = Refused(
-    400,
-    "The body is not JSON this endpoint reads: UTF-8, numbers a double can hold, nested at "
-    "most 1024 levels.",
+
+
+class Unreadable(Refused):
+    """A body that is no JSON-RPC message this endpoint reads: a JSON-RPC parse error."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(400, message)
+
+
+NOT_JSON = Unreadable("The body is not JSON this endpoint reads: UTF-8, numbers a double holds.")
+NOT_A_REQUEST = Unreadable(
+    "Send one JSON-RPC request or notification (an object with a `method`): this endpoint "
+    "is stateless and asks its clients nothing, so it takes no responses."
 )
 
 
@@ -402,9 +417,15 @@ def origin_allowed(origin: str | None, allowed: frozenset[str]) -> bool:
         return True
     try:
         parts = urlsplit(origin)
-        return parts.scheme in ("http", "https") and parts.hostname in LOOPBACK
+        _ = parts.port  # a port that is not a number: no origin a browser sends
     except ValueError:
         return False
+    return (
+        parts.scheme in ("http", "https")
+        and parts.hostname in LOOPBACK
+        and "@" not in parts.netloc
+        and parts.path in ("", "/")
+    )
 
 
 def is_jsonrpc_error(message: Any) -> bool:
@@ -430,7 +451,7 @@ def jsonrpc_refusal(exc: GatewayError) -> Response:
         headers["Retry-After"] = str(exc.retry_after_seconds)
     if isinstance(exc, Refused):
         headers.update(exc.headers)
-    rpc = PARSE_ERROR if exc is NOT_JSON else SERVER_ERROR
+    rpc = PARSE_ERROR if isinstance(exc, Unreadable) else SERVER_ERROR
     error = {"code": rpc, "message": exc.message, "data": {"code": exc.code.value}}
     return JSONResponse({"jsonrpc": "2.0", "id": None, "error": error}, status, headers)
 

@@ -29,6 +29,7 @@ from gateway.app import create_app
 from gateway.config.documents import digest
 from gateway.config.settings import Settings
 from gateway.observability import log_format
+from gateway.server.mcp import origin_allowed
 from gateway.simulator import Simulator
 from tests.helpers import (
     FULL_KEY,
@@ -555,7 +556,13 @@ LIST = b'{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}'
         (b'{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "x": "\xff"}', "not UTF-8"),
         (b'{"jsonrpc": "2.0", "id": 1' + b"0" * 5000 + b', "method": "ping"}', "a huge number"),
         (b'{"jsonrpc": "2.0", "id": 1, "params": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", "deep"),
-        (b'{"jsonrpc": "2.0", "id": 1, "params": ' + b"[" * 40 + b"]" * 40 + b"}", "deep"),
+        (
+            b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": '
+            + b"[" * 40
+            + b"]" * 40
+            + b"}",
+            "deep",
+        ),
         (b'{"jsonrpc": "2.0", "id": 1, "method": "ping"', "cut short"),
     ],
 )
@@ -568,7 +575,7 @@ async def test_a_body_the_sdk_could_not_read_is_a_parse_error_never_a_500(
             answer = await http.post("/mcp", content=body, headers={"X-API-Key": FULL_KEY})
     assert answer.status_code == 400, why
     error = answer.json()["error"]
-    assert error["code"] in (-32700, -32000) and error["data"] == {"code": "VALIDATION"}
+    assert error["code"] == -32700 and error["data"] == {"code": "VALIDATION"}
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     (line,) = [r.getMessage() for r in caplog.records if r.name == "gateway.access"]
     assert line.startswith('"POST /mcp" 400') and "bad_request" in line
@@ -666,3 +673,35 @@ async def test_a_message_the_sdk_refuses_is_a_client_error_and_its_words_are_not
     assert not [r for r in caplog.records if "secret-looking-key-42" in r.getMessage()]
     (line,) = [r.getMessage() for r in caplog.records if r.name == "gateway.access"]
     assert line.endswith(" client_error"), line
+
+
+async def test_a_response_posted_by_a_client_is_refused_before_the_sdk_logs_it(
+    gateway: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stateless server asks its clients nothing: a JSON-RPC response or error sent to
+    it is refused (400, a parse error) — the SDK would log it whole, at ERROR."""
+    headers = {"accept": "application/json", "X-API-Key": FULL_KEY}
+    result = {"jsonrpc": "2.0", "id": 5, "result": {"secret": "SECRET-RESP-" + "A" * 5000}}
+    error = {"jsonrpc": "2.0", "id": 6, "error": {"code": 1, "message": "SECRET-RESP-B"}}
+    with caplog.at_level(logging.INFO):
+        async with httpx.AsyncClient(base_url=gateway.url, headers=headers) as http:
+            answers = [await http.post("/mcp", json=body) for body in (result, error)]
+            mixed = await http.post(
+                "/mcp", json=LIST_MESSAGE, headers={"content-type": "Application/JSON"}
+            )
+    for answer in answers:
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == -32700
+    assert not [r for r in caplog.records if "SECRET-RESP" in r.getMessage()]
+    assert mixed.status_code == 200 and mixed.json()["result"]["tools"]  # as /graphql takes it
+
+
+LIST_MESSAGE = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["http://evil.example@localhost", "http://localhost:evil", "http://localhost/x"],
+)
+def test_an_origin_no_browser_sends_is_not_loopback(origin: str) -> None:
+    assert not origin_allowed(origin, frozenset())
+    assert origin_allowed("http://LOCALHOST:6274/", frozenset())

@@ -333,3 +333,43 @@ def test_a_handler_between_the_access_logger_and_the_root_still_sees_the_line(
 
     written(tmp_path / "log", write, "info")
     assert len(seen) == 1 and seen[0].startswith('"POST /graphql" 200')
+
+
+def test_a_filter_on_the_root_logger_leaves_the_access_line_its_direct_way(
+    tmp_path: Path,
+) -> None:
+    """A root logger's own filters see only records made on the root logger (the MCP
+    SDK's, `_compat/mcp.quiet_root_records`), never the access logger's: with one
+    installed, the access line is still written without a log record."""
+    from gateway._compat import mcp as mcp_compat
+    from gateway.observability import log_context
+
+    made: list[str] = []
+    factory = logging.getLogRecordFactory()
+
+    def counting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        made.append(record.name)
+        return record
+
+    root = logging.getLogger()
+
+    def write() -> None:
+        others = [h for h in root.handlers if h is not root.handlers[-1]]
+        for handler in others:
+            root.removeHandler(handler)
+        mcp_compat.quiet_root_records()
+        logging.setLogRecordFactory(counting)
+        try:
+            log_context.write_access_line(
+                {"method": "POST", "path": "/mcp"}, 200, 1, 0.0, log_context.RequestStats()
+            )
+        finally:
+            logging.setLogRecordFactory(factory)
+            for handler in others:
+                root.addHandler(handler)
+
+    line = written(tmp_path / "log", write, "info")
+    assert '"POST /mcp" 200' in line
+    assert any(isinstance(f, mcp_compat.SdkRootRecords) for f in root.filters)
+    assert "gateway.access" not in made  # no record: the direct way
