@@ -49,8 +49,10 @@ bench: $(STAMP)
 # The fleet simulation's long profile against the reference model (docs/dashboard.md):
 # in-process, 3 replicas x 20 balances over a month and more of injected time on PostgreSQL
 # and on SQLite; then 3 real serve processes, restarted and killed (kill -9), on PostgreSQL.
+# FLEET_ONLY=sqlite (or postgresql): one journal database instead of both.
 fleet: $(STAMP)
-	FLEET_PROFILE=long $(BIN)/pytest -p no:cacheprovider --no-cov -s -q -k "reference_model" \
+	FLEET_PROFILE=long $(BIN)/pytest -p no:cacheprovider --no-cov -s -q \
+		-k "reference_model$(if $(FLEET_ONLY), and $(FLEET_ONLY))" \
 		tests/fleet/test_fleet_simulation.py tests/system/test_fleet_signals.py
 
 schema: $(STAMP)

@@ -13,7 +13,7 @@ cent, dates to the second). The webhook receiver verifies every delivery with th
 Hypothesis generates the traces (`tests/fleet/traces.py`): spending bursts, top-ups, flat
 weeks, flapping at, inside and across thresholds, provider outages, replica restarts, a
 change of `[history] every_seconds` with the fleet restarted. Seeded: `FLEET_SEED` (default
-22) and `FLEET_EXAMPLES` (default 20 per database) set the run; a failure shrinks to a
+22) and `FLEET_EXAMPLES` (default 12 per database) set the run; a failure shrinks to a
 minimal trace and prints it with the seed. The long profile is `make fleet` (docs/dashboard.md).
 Restarts here stop an app through its lifespan; `kill -9` of real processes is in
 `tests/system/test_fleet_signals.py`.
@@ -38,7 +38,7 @@ from tests.webhook_receiver import Receiver
 
 FLEET_SEED = int(os.environ.get("FLEET_SEED", "22"))
 LONG = os.environ.get("FLEET_PROFILE") == "long"  # make fleet
-EXAMPLES = int(os.environ.get("FLEET_EXAMPLES", "8" if LONG else "20"))
+EXAMPLES = int(os.environ.get("FLEET_EXAMPLES", "8" if LONG else "12"))
 # The bounded profile: 1-3 balances, 1-30 steps. The long one: 20 balances, 90-120 steps
 # (a month or more of injected time each).
 TRACES = (

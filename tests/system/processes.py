@@ -308,12 +308,22 @@ async def concurrently(
         )
 
 
+_INSTALLED: dict[tuple[str, ...], Path] = {}  # this session's installs, by their packages
+
+
 def npm_installed(npm: str, folder: Path, packages: Sequence[str]) -> Path:
-    """`packages` (pinned) installed from the npm registry into `folder`: never vendored."""
+    """`packages` (pinned) installed from the npm registry into `folder`: never vendored.
+    The same packages a second time in a session: `folder/node_modules` is a link to the
+    first install's (a parametrised test's second case installs nothing again)."""
     folder.mkdir(parents=True, exist_ok=True)
+    earlier = _INSTALLED.get(tuple(packages))
+    if earlier is not None and (earlier / "node_modules").is_dir():
+        (folder / "node_modules").symlink_to(earlier / "node_modules", target_is_directory=True)
+        return folder
     options = ["--no-audit", "--no-fund", "--loglevel=error", "--prefix", str(folder)]
     installed = completed([npm, "install", *options, *packages])
     assert installed.returncode == 0, installed.stderr
+    _INSTALLED[tuple(packages)] = folder
     return folder
 
 

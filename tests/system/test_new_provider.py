@@ -124,6 +124,7 @@ SEES_PROVIDERS = (
     "tests/observability",
     "tests/deploy",
 )
+FUZZ = "tests/app/test_fuzz.py::test_generated_queries_never_500_nor_leak"
 READS_PROVIDERS = re.compile(r"gateway\.registry|tests\.contract|get_type\(\"Provider\"\)")
 
 
@@ -197,7 +198,10 @@ def test_a_fifth_provider_is_four_files(tmp_path: Path) -> None:
     assert run("-m", "gateway", "export-schema").returncode == 0
     assert "ECHO_PAY" in (repo / "schema.graphql").read_text()
     pytest = ("-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=")
-    suite = run(*pytest, *(["tests"] if whole else provider_facing_tests()))
+    # Not the fuzz test (minutes on a copy): its queries, generated from the SDL, ask the
+    # demo's accounts, none of them Echo Pay's; the enum value it gains is one more value.
+    selection = ["tests"] if whole else [*provider_facing_tests(), "--deselect", FUZZ]
+    suite = run(*pytest, *selection)
     assert suite.returncode == 0, suite.stdout[-3000:] + suite.stderr[-3000:]
     assert " passed" in suite.stdout and " failed" not in suite.stdout
     ran = run(
