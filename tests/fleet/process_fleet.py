@@ -62,6 +62,9 @@ class ProcessReplica:
 
     async def start(self) -> None:
         env = clean_env(**{TEST_CLOCK_ENV: str(self.clock_file)})
+        # Unmeasured by the suite's coverage: minutes of the serve code the other system
+        # tests measure, a third slower traced (the suite's 15-minute budget).
+        env.pop("COVERAGE_PROCESS_CONFIG", None)
         argv = [str(CLI), "serve", "--config", str(self.config), "--port", str(self.port)]
         self.process = self._stack.enter_context(started(argv, self.logs, env=env))
         await asyncio.to_thread(self.process.wait_http, f"{self.url}/readyz")
