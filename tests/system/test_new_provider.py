@@ -6,7 +6,8 @@ itself), and then every test that can see a fifth provider passes with five: the
 built from the provider list (the contract suite, the simulator, the configuration's
 rules, the schema, the providers, the app-wide checks, observability, deploy) and every
 other test file that reads the list (the registry, the contract cases or the `Provider`
-enum), found by reading the files, so a new one is included by itself. The rest — caches,
+enum), found by reading the files, so a new one is included by itself (not the fuzz
+test: its queries ask the demo's accounts, none of them Echo Pay's). The rest — caches,
 upstream channels, services, the server, the process-level `system/` and `fleet/` tests —
 exercise mechanisms over the demo's named accounts, which a fifth provider does not
 change; `make test` runs them once (docs/testing.md shows the whole run on a copy)."""
