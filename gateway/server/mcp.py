@@ -200,8 +200,13 @@ class McpEndpoint:
                 if RETRY_AFTER in scope:  # shed: when to ask again, as /graphql's 503 says
                     added.append((b"retry-after", str(scope[RETRY_AFTER]).encode()))
                 message = {**message, "headers": [*message.get("headers", ()), *added]}
-            elif status == 200 and stats.outcome is None and is_jsonrpc_error(message):
-                stats.outcome = "client_error"  # the SDK refused the message it read
+            elif (  # no tool ran (a tool's answer is its own): did the SDK refuse the message?
+                status == 200
+                and stats.outcome is None
+                and stats.operation_type is None
+                and is_jsonrpc_error(message)
+            ):
+                stats.outcome = "client_error"
             await send(message)
 
         with serving_sdk():

@@ -4,11 +4,12 @@ profile and for `simulate` alone. Both run as their own OS processes, as deploye
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,21 @@ def written(
     finally:
         log_format.configure("warning")
         stream.close()
+
+
+@contextlib.contextmanager
+def the_cli_handler_alone() -> Iterator[None]:
+    """The root logger with the CLI's handler alone, as in production (pytest's own
+    handlers taken off for the while)."""
+    root = logging.getLogger()
+    others = [h for h in root.handlers if h is not root.handlers[-1]]
+    for handler in others:
+        root.removeHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in others:
+            root.addHandler(handler)
 
 
 @pytest.mark.parametrize("level", ["debug", "info"])
@@ -270,19 +286,12 @@ def test_the_access_line_is_written_as_logging_would_write_it(fmt: str, tmp_path
     stats = log_context.RequestStats(operation_type="query", operation_name="Dash", accounts=2)
     stats.outcome = "ok"
     scope = {"method": "POST", "path": "/graphql?k=provider-secret-value", "client": ("1.2.3.4", 5)}
-    root = logging.getLogger()
 
     def write() -> None:
         log_context.request_id.set("0123456789abcdef")
         log_context.client_name.set("ops")
-        others = [h for h in root.handlers if h is not root.handlers[-1]]
-        for handler in others:  # pytest's own: the CLI's handler alone, as in production
-            root.removeHandler(handler)
-        try:
+        with the_cli_handler_alone():
             log_context.write_access_line(scope, 200, 120, 0.0, stats)  # direct
-        finally:
-            for handler in others:
-                root.addHandler(handler)
         log_context.write_access_line(scope, 200, 120, 0.0, stats)  # through logging
 
     direct, logged = written(tmp_path / "log", write, "info", fmt).splitlines()
@@ -315,21 +324,16 @@ def test_a_handler_between_the_access_logger_and_the_root_still_sees_the_line(
 
     parent = logging.getLogger("gateway")
     collect = Collect()
-    root = logging.getLogger()
 
     def write() -> None:
-        others = [h for h in root.handlers if h is not root.handlers[-1]]
-        for handler in others:
-            root.removeHandler(handler)
         parent.addHandler(collect)
         try:
-            log_context.write_access_line(
-                {"method": "POST", "path": "/graphql"}, 200, 1, 0.0, log_context.RequestStats()
-            )
+            with the_cli_handler_alone():
+                log_context.write_access_line(
+                    {"method": "POST", "path": "/graphql"}, 200, 1, 0.0, log_context.RequestStats()
+                )
         finally:
             parent.removeHandler(collect)
-            for handler in others:
-                root.addHandler(handler)
 
     written(tmp_path / "log", write, "info")
     assert len(seen) == 1 and seen[0].startswith('"POST /graphql" 200')
@@ -355,19 +359,15 @@ def test_a_filter_on_the_root_logger_leaves_the_access_line_its_direct_way(
     root = logging.getLogger()
 
     def write() -> None:
-        others = [h for h in root.handlers if h is not root.handlers[-1]]
-        for handler in others:
-            root.removeHandler(handler)
         mcp_compat.quiet_root_records()
         logging.setLogRecordFactory(counting)
         try:
-            log_context.write_access_line(
-                {"method": "POST", "path": "/mcp"}, 200, 1, 0.0, log_context.RequestStats()
-            )
+            with the_cli_handler_alone():
+                log_context.write_access_line(
+                    {"method": "POST", "path": "/mcp"}, 200, 1, 0.0, log_context.RequestStats()
+                )
         finally:
             logging.setLogRecordFactory(factory)
-            for handler in others:
-                root.addHandler(handler)
 
     line = written(tmp_path / "log", write, "info")
     assert '"POST /mcp" 200' in line
