@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +82,7 @@ from gateway.server.outcomes import (
 from gateway.server.payload import body_refusal, checked_payload, get_payload, read_capped
 from gateway.server.rate_limit import RateLimiter
 from gateway.server.refused import Refused
+from gateway.server.shared_answers import SharedAnswers
 from gateway.server.view import GatewayGraphQL
 from gateway.services.balances import BalanceService
 from gateway.services.daily_close import DailyCloseService
@@ -171,6 +173,7 @@ class GraphQLEndpoint:
         self.admission = admission or Admission(100_000, 0, 0.0, metrics)
         self._visible_to: dict[str, list[str]] = {}  # by principal identity
         self._cache_hits = metrics.response_cache_events.labels("hit")
+        self.shared = SharedAnswers()
 
     async def __call__(self, request: Request) -> Response:
         """Answered within the deadline (or not at all: a 503 instead of a late answer),
@@ -276,51 +279,73 @@ class GraphQLEndpoint:
             learnt: Learnt | None = request.scope.get(LEARNT)
             missed = None if learnt is None else learnt.cache_key  # looked up early: a miss
             cache_key = await self._cache_key(payload, request.state.body, principal, missed)
-            if cache_key is not None and self.response_cache is not None:
-                hit = None if missed else await self.response_cache.get(cache_key)
-                self.metrics.response_cache_events.labels("hit" if hit else "miss").inc()
+            if cache_key is not None:
+                answered = await self._stored_or_shared(cache_key, bool(missed), media, deadline)
+                if answered is not None:
+                    return answered
+        with self.shared.leading(cache_key) if cache_key else nullcontext() as share:
+            context = self.context_for(request, principal, operation_name)
+            context.trace = trace
+            # A query is answered by its deadline or not at all, and cancelled if its client
+            # goes; anything naming a mutation runs to its end (its upstream calls have their
+            # own timeouts), so a top-up's outcome is recorded rather than left to its lease.
+            cancellable = kind != "mutation"
+            try:
+                async with asyncio.timeout_at(deadline if cancellable else None):
+                    with request_trace.tracing(trace):
+                        response = await until_disconnected(
+                            request, self.graphql.run(request, context=context), cancellable
+                        )
+            except HTTPException as exc:  # Strawberry's own refusals, in our error shape
+                return refusal(Refused(exc.status_code, exc.reason))
+            except TimeoutError:
                 stats = log_context.stats()
-                stats.response_cache = "hit" if hit else "miss"
-                if hit is not None:
-                    stats.operation_type = "query"  # only queries are cached
-                    stats.operation_name = hit.operation_name
-                    stats.accounts = hit.accounts
-                    return Response(hit.body, media_type=media)
-        context = self.context_for(request, principal, operation_name)
-        context.trace = trace
-        # A query is answered by its deadline or not at all, and cancelled if its client
-        # goes; anything naming a mutation runs to its end (its upstream calls have their
-        # own timeouts), so a top-up's outcome is recorded rather than left to its lease.
-        cancellable = kind != "mutation"
-        try:
-            async with asyncio.timeout_at(deadline if cancellable else None):
-                with request_trace.tracing(trace):
-                    response = await until_disconnected(
-                        request, self.graphql.run(request, context=context), cancellable
-                    )
-        except HTTPException as exc:  # Strawberry's own refusals, in our error shape
-            return refusal(Refused(exc.status_code, exc.reason))
-        except TimeoutError:
-            stats = log_context.stats()
-            stats.outcome, stats.reason = "refused", "deadline"
-            return refusal(LATE)
-        if media == GRAPHQL_RESPONSE:
-            response = as_graphql_response(response, request)
-        if (
-            cache_key is not None
-            and self.response_cache is not None
-            and response.status_code == 200
-            and context.cacheable
-            and not getattr(request.state, "graphql_errors", False)
-        ):
-            stats = log_context.stats()
-            stored = StoredResponse(bytes(response.body), stats.operation_name, stats.accounts)
-            await self.response_cache.put(cache_key, stored, context.cache_until)
-        if trace is not None:  # a trace is for this request: no cache keeps it
-            response.headers["Cache-Control"] = "no-store"
-        elif trusted and request.method == "GET":
-            self._cacheable_by_http(request, response, context)
-        return response
+                stats.outcome, stats.reason = "refused", "deadline"
+                return refusal(LATE)
+            if media == GRAPHQL_RESPONSE:
+                response = as_graphql_response(response, request)
+            if (
+                cache_key is not None
+                and response.status_code == 200
+                and not getattr(request.state, "graphql_errors", False)
+            ):
+                stats = log_context.stats()
+                stored = StoredResponse(bytes(response.body), stats.operation_name, stats.accounts)
+                if share is not None:
+                    share(stored)  # to identical requests waiting on this one
+                if self.response_cache is not None and context.cacheable:
+                    await self.response_cache.put(cache_key, stored, context.cache_until)
+            if trace is not None:  # a trace is for this request: no cache keeps it
+                response.headers["Cache-Control"] = "no-store"
+            elif trusted and request.method == "GET":
+                self._cacheable_by_http(request, response, context)
+            return response
+
+    async def _stored_or_shared(
+        self, key: str, missed: bool, media: str, deadline: float
+    ) -> Response | None:
+        """The stored answer for `key` (unless the lookup before the body missed already),
+        or the answer of an identical request running now (`shared_answers.py`), or a
+        refusal if that one is not done by this request's deadline; None: run it."""
+        hit = None if missed or self.response_cache is None else await self.response_cache.get(key)
+        running = None if hit else self.shared.running(key)
+        event = "hit" if hit else "joined" if running else "miss"
+        self.metrics.response_cache_events.labels(event).inc()
+        stats = log_context.stats()
+        stats.response_cache = event
+        if running is not None:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    hit = await asyncio.shield(running)
+            except TimeoutError:
+                stats.outcome, stats.reason = "refused", "deadline"
+                return refusal(LATE)
+        if hit is None:
+            return None
+        stats.operation_type = "query"  # only queries are cached or shared
+        stats.operation_name = hit.operation_name
+        stats.accounts = hit.accounts
+        return Response(hit.body, media_type=media)
 
     def _cacheable_by_http(self, request: Request, response: Response, context: Context) -> None:
         """A trusted query over GET that a cache may keep until its first balance stops
