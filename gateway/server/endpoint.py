@@ -238,12 +238,18 @@ class GraphQLEndpoint:
         document: str = payload["query"]
         operation_name = payload.get("operationName")
         kind = kind_of(shape_of(document, operation_name, self.limits.max_tokens).operation)
+        cache_key = await self._cache_key_of(request, principal, payload, media)
+        running = None if cache_key is None else self.shared.running(cache_key)
+        if running is not None:  # waits for an identical request's answer, taking no slot
+            joined = await self._joined(running, media, deadline)
+            if joined is not None:
+                return joined
         release = await self.admit(request, kind, deadline - asyncio.get_running_loop().time())
         if release is None:
             return Response(status_code=GONE)
         try:
             response = await self._admitted(
-                request, principal, payload, trusted, media, parts_media, deadline, kind
+                request, principal, payload, trusted, media, parts_media, deadline, kind, cache_key
             )
         except BaseException:
             release()
@@ -263,26 +269,21 @@ class GraphQLEndpoint:
         parts_media: str | None,
         deadline: float,
         kind: Kind,
+        cache_key: str | None,
     ) -> Response:
-        document: str = payload["query"]
         operation_name = payload.get("operationName")
-        if media is None or (
-            "@" in document and shape_of(document, operation_name, self.limits.max_tokens).in_parts
-        ):
+        if media is None or self._in_parts_asked(payload):
             if parts_media is None:
                 raise NOT_IN_PARTS
             return await self._in_parts(request, principal, payload, media, parts_media, deadline)
         # A traced request is answered afresh, its trace never stored nor served again.
         trace = RequestTrace() if request_trace.wanted(request.headers, principal.scopes) else None
-        cache_key = None
-        if request.method == "POST" and trace is None:
+        if cache_key is not None:
             learnt: Learnt | None = request.scope.get(LEARNT)
-            missed = None if learnt is None else learnt.cache_key  # looked up early: a miss
-            cache_key = await self._cache_key(payload, request.state.body, principal, missed)
-            if cache_key is not None:
-                answered = await self._stored_or_shared(cache_key, bool(missed), media, deadline)
-                if answered is not None:
-                    return answered
+            missed = learnt is not None and learnt.cache_key is not None  # looked up early
+            hit = await self._stored(cache_key, missed, media)
+            if hit is not None:
+                return hit
         with self.shared.leading(cache_key) if cache_key else nullcontext() as share:
             context = self.context_for(request, principal, operation_name)
             context.trace = trace
@@ -321,31 +322,45 @@ class GraphQLEndpoint:
                 self._cacheable_by_http(request, response, context)
             return response
 
-    async def _stored_or_shared(
-        self, key: str, missed: bool, media: str, deadline: float
-    ) -> Response | None:
-        """The stored answer for `key` (unless the lookup before the body missed already),
-        or the answer of an identical request running now (`shared_answers.py`), or a
-        refusal if that one is not done by this request's deadline; None: run it."""
+    def _in_parts_asked(self, payload: dict[str, Any]) -> bool:
+        """Whether the document asks for its answer in parts (`@defer`, `@stream`)."""
+        document: str = payload["query"]
+        operation_name = payload.get("operationName")
+        return (
+            "@" in document and shape_of(document, operation_name, self.limits.max_tokens).in_parts
+        )
+
+    async def _stored(self, key: str, missed: bool, media: str) -> Response | None:
+        """The stored answer for `key`, unless the lookup before the body missed already."""
         hit = None if missed or self.response_cache is None else await self.response_cache.get(key)
-        running = None if hit else self.shared.running(key)
-        event = "hit" if hit else "joined" if running else "miss"
-        self.metrics.response_cache_events.labels(event).inc()
+        self.metrics.response_cache_events.labels("hit" if hit else "miss").inc()
+        log_context.stats().response_cache = "hit" if hit else "miss"
+        return None if hit is None else self._answered_with(hit, media)
+
+    async def _joined(
+        self, running: asyncio.Future[StoredResponse | None], media: str | None, deadline: float
+    ) -> Response | None:
+        """The answer of an identical request running now (`shared_answers.py`), or a
+        refusal if it is not done by this request's deadline; None: the request runs on
+        its own (that one failed, was refused or its client left)."""
+        self.metrics.response_cache_events.labels("joined").inc()
         stats = log_context.stats()
-        stats.response_cache = event
-        if running is not None:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    hit = await asyncio.shield(running)
-            except TimeoutError:
-                stats.outcome, stats.reason = "refused", "deadline"
-                return refusal(LATE)
-        if hit is None:
-            return None
-        stats.operation_type = "query"  # only queries are cached or shared
-        stats.operation_name = hit.operation_name
-        stats.accounts = hit.accounts
-        return Response(hit.body, media_type=media)
+        stats.response_cache = "joined"
+        try:
+            async with asyncio.timeout_at(deadline):
+                shared = await asyncio.shield(running)
+        except TimeoutError:
+            stats.outcome, stats.reason = "refused", "deadline"
+            return refusal(LATE)
+        return None if shared is None else self._answered_with(shared, media)
+
+    @staticmethod
+    def _answered_with(answer: StoredResponse, media: str | None) -> Response:
+        stats = log_context.stats()
+        stats.operation_type = "query"  # only queries are stored or shared
+        stats.operation_name = answer.operation_name
+        stats.accounts = answer.accounts
+        return Response(answer.body, media_type=media)
 
     def _cacheable_by_http(self, request: Request, response: Response, context: Context) -> None:
         """A trusted query over GET that a cache may keep until its first balance stops
@@ -486,15 +501,24 @@ class GraphQLEndpoint:
         request.state.body = body
         return checked_payload(body, self.limits)
 
-    async def _cache_key(
-        self, payload: dict[str, Any], body: bytes, principal: Principal, known: str | None
+    async def _cache_key_of(
+        self, request: Request, principal: Principal, payload: dict[str, Any], media: str | None
     ) -> str | None:
-        """The response-cache key of a cacheable request (`known`: already computed)."""
-        if self.response_cache is None:
+        """The response-cache key of a request that may be answered from the cache or be
+        sent an identical request's answer: a POSTed query, answered whole, not traced
+        (its key already computed if it was looked up before its body was read)."""
+        if (
+            self.response_cache is None
+            or request.method != "POST"
+            or media is None
+            or request_trace.wanted(request.headers, principal.scopes)
+        ):
             return None
-        cacheable = CachedRequest.from_payload(payload, body)
-        if cacheable is None:
+        cacheable = CachedRequest.from_payload(payload, request.state.body)
+        if cacheable is None or self._in_parts_asked(payload):
             return None
+        learnt: Learnt | None = request.scope.get(LEARNT)
+        known = None if learnt is None else learnt.cache_key
         return known or await self._key(self.response_cache, cacheable, principal)
 
     async def _key(self, cache: ResponseCache, request: CachedRequest, principal: Principal) -> str:

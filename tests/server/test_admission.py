@@ -35,6 +35,9 @@ from tests.helpers import (
 )
 
 MAGMA = '{ balances(accountIds: ["magma"]) { complete } }'
+# Another request (one identical to a request running waits for its answer, taking no
+# slot: tests/server/test_shared_answers.py)
+OURVOICE = '{ balances(accountIds: ["ourvoice-sn"]) { complete } }'
 
 
 async def until(condition: Any) -> None:
@@ -116,7 +119,7 @@ async def test_excess_requests_get_a_fast_503_in_the_graphql_shape(
     sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
 ) -> None:
     async with one_slot_taken(sim_transport, clock) as (gw, gate, first):
-        shed = await gw.post(MAGMA)
+        shed = await gw.post(OURVOICE)
         gate.opened.set()
         answered = await first
         after = await gw.post(MAGMA)  # load gone: answered at once
@@ -384,7 +387,7 @@ async def test_queries_on_the_event_stream_path_are_refused_like_graphql_when_th
     sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
 ) -> None:
     async with one_slot_taken(sim_transport, clock) as (gw, gate, held):
-        on_graphql = await gw.post(MAGMA)
+        on_graphql = await gw.post(OURVOICE)
         on_stream = await gw.http.post(
             "/graphql/stream", json={"query": MAGMA}, headers={"accept": "text/event-stream"}
         )
@@ -423,7 +426,7 @@ async def test_top_ups_are_admitted_while_dashboards_are_shed(
             for a in ("magma", "muda-ug", "paymob-eg")
         ]
         await until(lambda: gate.waiting == 3)  # the dashboards' share is taken
-        shed = await gw.post(MAGMA)
+        shed = await gw.post(OURVOICE)
         top_up = asyncio.create_task(gw.query(TOP_UP, topup()))
         await until(lambda: gate.waiting == 4)  # admitted: it reached its provider
         gate.opened.set()

@@ -25,6 +25,7 @@ from tests.helpers import (
     production,
     running_gateway,
     with_section,
+    with_server,
 )
 
 QUERY = """query Dash($ids: [ID!]) { balances(accountIds: $ids) { complete results {
@@ -140,3 +141,26 @@ async def test_when_the_first_request_leaves_the_waiting_ones_run_on_their_own(
         answers = await asyncio.gather(*others)
     assert [a.status_code for a in answers] == [200] * 3
     assert {amount(a) for a in answers} == {"50000"}
+
+
+async def test_a_request_waiting_for_an_identical_answer_takes_no_slot(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    """Waiting costs the gateway nothing: with one slot, taken by the first request,
+    identical requests are sent its answer — another request is shed."""
+    settings = with_server(
+        uncached(), admission="fixed", max_concurrent_requests=1, reserved_for_mutations=0.0
+    )
+    gate = Gate(sim_transport)
+    async with running_gateway(settings, gate, clock) as gw:
+        ids = {"ids": ["ourvoice-sn"]}
+        first = asyncio.create_task(gw.post(QUERY, ids))
+        await gate.entered.wait()
+        others = [asyncio.create_task(gw.post(QUERY, ids)) for _ in range(5)]
+        await until_metric(gw, "joined", 5)
+        another = await gw.post(QUERY, {"ids": ["magma"]})
+        gate.opened.set()
+        answers = await asyncio.gather(first, *others)
+    assert another.status_code == 503
+    assert another.json()["errors"][0]["extensions"]["code"] == "OVERLOADED"
+    assert [a.status_code for a in answers] == [200] * 6
