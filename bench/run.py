@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import collections
 import contextlib
 import functools
 import json
@@ -170,6 +171,18 @@ class Gateway:
         """Its log so far (read without moving the offset it writes at)."""
         fd = self._logs.fileno()
         return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
+
+    def refusals(self) -> str:
+        """What its access log says of the answers that were not 200: how many of each
+        status and outcome (so a failed run says why)."""
+        seen = collections.Counter(
+            " ".join(match.groups())
+            for match in re.finditer(
+                r'gateway\.access .*?" (\d{3}) .* (\S+)$', self.log_text(), re.M
+            )
+            if match.group(1) != "200"
+        )
+        return ", ".join(f"{count} × {what}" for what, count in seen.most_common()) or "none"
 
     def peak_rss_mib(self) -> float:
         assert self.process is not None
@@ -471,15 +484,20 @@ def scale_case(
         with Gateway(config(up_url, per_provider, 0, True, providers)) as gw:
             assert gw.process is not None
             for c in CONNECTIONS:
-                row = measure(
-                    f"{gw.url}/graphql",
-                    c,
-                    seconds,
-                    runs,
-                    script,
-                    cpu_of={"gateway": gw.process.pid, "upstream": up_pid},
-                    counters={"upstream_calls_per_request": upstream_calls},
-                )
+                try:
+                    row = measure(
+                        f"{gw.url}/graphql",
+                        c,
+                        seconds,
+                        runs,
+                        script,
+                        cpu_of={"gateway": gw.process.pid, "upstream": up_pid},
+                        counters={"upstream_calls_per_request": upstream_calls},
+                    )
+                except RuntimeError as failed:
+                    raise RuntimeError(
+                        f"{failed}\nthe gateway's answers: {gw.refusals()}"
+                    ) from None
                 floor = upstream_floor(up_url, n, c, seconds)
                 row["accounts"] = n
                 row["connections"] = c

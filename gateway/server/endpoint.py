@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,7 +81,7 @@ from gateway.server.outcomes import (
 from gateway.server.payload import body_refusal, checked_payload, get_payload, read_capped
 from gateway.server.rate_limit import RateLimiter
 from gateway.server.refused import Refused
-from gateway.server.shared_answers import SharedAnswers
+from gateway.server.shared_answers import Leader, SharedAnswers
 from gateway.server.view import GatewayGraphQL
 from gateway.services.balances import BalanceService
 from gateway.services.daily_close import DailyCloseService
@@ -239,17 +238,42 @@ class GraphQLEndpoint:
         operation_name = payload.get("operationName")
         kind = kind_of(shape_of(document, operation_name, self.limits.max_tokens).operation)
         cache_key = await self._cache_key_of(request, principal, payload, media)
-        running = None if cache_key is None else self.shared.running(cache_key)
-        if running is not None:  # waits for an identical request's answer, taking no slot
-            joined = await self._joined(running, media, deadline)
+        leader = None
+        while cache_key is not None and leader is None:
+            running = self.shared.running(cache_key)
+            if running is None:  # no await between the look and the claim: one leads
+                leader = self.shared.lead(cache_key)
+                break
+            joined = await self._joined(running, media, deadline)  # taking no slot
             if joined is not None:
                 return joined
+        try:
+            return await self._gated(
+                request, principal, payload, trusted, media, parts_media, deadline, kind, leader
+            )
+        finally:
+            if leader is not None:
+                leader.close()
+
+    async def _gated(
+        self,
+        request: Request,
+        principal: Principal,
+        payload: dict[str, Any],
+        trusted: bool,
+        media: str | None,
+        parts_media: str | None,
+        deadline: float,
+        kind: Kind,
+        leader: Leader | None,
+    ) -> Response:
+        """Admitted (or shed), then run."""
         release = await self.admit(request, kind, deadline - asyncio.get_running_loop().time())
         if release is None:
             return Response(status_code=GONE)
         try:
             response = await self._admitted(
-                request, principal, payload, trusted, media, parts_media, deadline, kind, cache_key
+                request, principal, payload, trusted, media, parts_media, deadline, kind, leader
             )
         except BaseException:
             release()
@@ -269,7 +293,7 @@ class GraphQLEndpoint:
         parts_media: str | None,
         deadline: float,
         kind: Kind,
-        cache_key: str | None,
+        leader: Leader | None,
     ) -> Response:
         operation_name = payload.get("operationName")
         if media is None or self._in_parts_asked(payload):
@@ -278,49 +302,50 @@ class GraphQLEndpoint:
             return await self._in_parts(request, principal, payload, media, parts_media, deadline)
         # A traced request is answered afresh, its trace never stored nor served again.
         trace = RequestTrace() if request_trace.wanted(request.headers, principal.scopes) else None
-        if cache_key is not None:
+        if leader is not None:
             learnt: Learnt | None = request.scope.get(LEARNT)
             missed = learnt is not None and learnt.cache_key is not None  # looked up early
-            hit = await self._stored(cache_key, missed, media)
+            hit = None if missed else await self._stored(leader.key)
+            self.metrics.response_cache_events.labels("hit" if hit else "miss").inc()
+            log_context.stats().response_cache = "hit" if hit else "miss"
             if hit is not None:
-                return hit
-        with self.shared.leading(cache_key) if cache_key else nullcontext() as share:
-            context = self.context_for(request, principal, operation_name)
-            context.trace = trace
-            # A query is answered by its deadline or not at all, and cancelled if its client
-            # goes; anything naming a mutation runs to its end (its upstream calls have their
-            # own timeouts), so a top-up's outcome is recorded rather than left to its lease.
-            cancellable = kind != "mutation"
-            try:
-                async with asyncio.timeout_at(deadline if cancellable else None):
-                    with request_trace.tracing(trace):
-                        response = await until_disconnected(
-                            request, self.graphql.run(request, context=context), cancellable
-                        )
-            except HTTPException as exc:  # Strawberry's own refusals, in our error shape
-                return refusal(Refused(exc.status_code, exc.reason))
-            except TimeoutError:
-                stats = log_context.stats()
-                stats.outcome, stats.reason = "refused", "deadline"
-                return refusal(LATE)
-            if media == GRAPHQL_RESPONSE:
-                response = as_graphql_response(response, request)
-            if (
-                cache_key is not None
-                and response.status_code == 200
-                and not getattr(request.state, "graphql_errors", False)
-            ):
-                stats = log_context.stats()
-                stored = StoredResponse(bytes(response.body), stats.operation_name, stats.accounts)
-                if share is not None:
-                    share(stored)  # to identical requests waiting on this one
-                if self.response_cache is not None and context.cacheable:
-                    await self.response_cache.put(cache_key, stored, context.cache_until)
-            if trace is not None:  # a trace is for this request: no cache keeps it
-                response.headers["Cache-Control"] = "no-store"
-            elif trusted and request.method == "GET":
-                self._cacheable_by_http(request, response, context)
-            return response
+                leader.share(hit)
+                return self._answered_with(hit, media)
+        context = self.context_for(request, principal, operation_name)
+        context.trace = trace
+        # A query is answered by its deadline or not at all, and cancelled if its client
+        # goes; anything naming a mutation runs to its end (its upstream calls have their
+        # own timeouts), so a top-up's outcome is recorded rather than left to its lease.
+        cancellable = kind != "mutation"
+        try:
+            async with asyncio.timeout_at(deadline if cancellable else None):
+                with request_trace.tracing(trace):
+                    response = await until_disconnected(
+                        request, self.graphql.run(request, context=context), cancellable
+                    )
+        except HTTPException as exc:  # Strawberry's own refusals, in our error shape
+            return refusal(Refused(exc.status_code, exc.reason))
+        except TimeoutError:
+            stats = log_context.stats()
+            stats.outcome, stats.reason = "refused", "deadline"
+            return refusal(LATE)
+        if media == GRAPHQL_RESPONSE:
+            response = as_graphql_response(response, request)
+        if (
+            leader is not None
+            and response.status_code == 200
+            and not getattr(request.state, "graphql_errors", False)
+        ):
+            stats = log_context.stats()
+            stored = StoredResponse(bytes(response.body), stats.operation_name, stats.accounts)
+            leader.share(stored)  # to identical requests waiting on this one
+            if self.response_cache is not None and context.cacheable:
+                await self.response_cache.put(leader.key, stored, context.cache_until)
+        if trace is not None:  # a trace is for this request: no cache keeps it
+            response.headers["Cache-Control"] = "no-store"
+        elif trusted and request.method == "GET":
+            self._cacheable_by_http(request, response, context)
+        return response
 
     def _in_parts_asked(self, payload: dict[str, Any]) -> bool:
         """Whether the document asks for its answer in parts (`@defer`, `@stream`)."""
@@ -330,12 +355,9 @@ class GraphQLEndpoint:
             "@" in document and shape_of(document, operation_name, self.limits.max_tokens).in_parts
         )
 
-    async def _stored(self, key: str, missed: bool, media: str) -> Response | None:
-        """The stored answer for `key`, unless the lookup before the body missed already."""
-        hit = None if missed or self.response_cache is None else await self.response_cache.get(key)
-        self.metrics.response_cache_events.labels("hit" if hit else "miss").inc()
-        log_context.stats().response_cache = "hit" if hit else "miss"
-        return None if hit is None else self._answered_with(hit, media)
+    async def _stored(self, key: str) -> StoredResponse | None:
+        """The stored answer for `key`, if the response cache holds one."""
+        return None if self.response_cache is None else await self.response_cache.get(key)
 
     async def _joined(
         self, running: asyncio.Future[StoredResponse | None], media: str | None, deadline: float

@@ -15,19 +15,41 @@ response cache would share — with `fresh_seconds = 0` too, where nothing is st
 whole answer, not only the upstream read.
 
 Only a complete answer is handed on: a 200 without GraphQL errors. When the request
-running fails, is refused, late or cancelled (its client left), each waiting request runs
-on its own, as it would have without this. A waiting request keeps its own deadline.
+running ends without one — failed, refused, shed, late, or cancelled because its client
+left — the first of those waiting to wake takes its place (claimed before it yields to
+the event loop, so the others join it rather than all running at once: the clients of a
+load generator that stop together must not turn fifteen waiting requests into fifteen
+running ones); it then passes the gate and runs as any request. A waiting request keeps
+its own deadline and takes no admission slot: it costs the worker nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable, Iterator
 
 from gateway.cache.responses import StoredResponse
 
-Share = Callable[[StoredResponse], None]
+
+class Leader:
+    """The request whose answer the others with its key wait for."""
+
+    def __init__(self, answers: SharedAnswers, key: str) -> None:
+        self._answers, self.key = answers, key
+        self.future: asyncio.Future[StoredResponse | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+
+    def share(self, answer: StoredResponse) -> None:
+        """Hands its answer to those waiting (a complete one: see the module's doc)."""
+        if not self.future.done():
+            self.future.set_result(answer)
+
+    def close(self) -> None:
+        """Done: those still waiting without an answer wake to run, one at a time."""
+        if self._answers._running.get(self.key) is self.future:
+            del self._answers._running[self.key]
+        if not self.future.done():
+            self.future.set_result(None)
 
 
 class SharedAnswers:
@@ -38,24 +60,12 @@ class SharedAnswers:
         """The answer to come of a request with this key already running, if one is."""
         return self._running.get(key)
 
-    @contextlib.contextmanager
-    def leading(self, key: str) -> Iterator[Share]:
-        """Runs the request whose answer others with `key` wait for: it hands its answer
-        on (`share`) if it is complete; leaving without, they run on their own."""
-        future: asyncio.Future[StoredResponse | None] = asyncio.get_running_loop().create_future()
-        self._running[key] = future
-
-        def share(answer: StoredResponse) -> None:
-            if not future.done():
-                future.set_result(answer)
-
-        try:
-            yield share
-        finally:
-            if self._running.get(key) is future:
-                del self._running[key]
-            if not future.done():
-                future.set_result(None)
+    def lead(self, key: str) -> Leader:
+        """The caller runs the request with `key`; others that come meanwhile wait for it.
+        `close` the leader however the request ends."""
+        leader = Leader(self, key)
+        self._running[key] = leader.future
+        return leader
 
     def __len__(self) -> int:
         return len(self._running)

@@ -125,7 +125,7 @@ async def test_another_caller_another_body_or_a_balance_changed_since_is_never_s
     assert amount(answers[3]) == "65000"  # read after the change, not handed the first's
 
 
-async def test_when_the_first_request_leaves_the_waiting_ones_run_on_their_own(
+async def test_when_the_first_request_leaves_one_waiting_request_takes_its_place(
     sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
 ) -> None:
     gate = Gate(sim_transport)
@@ -137,8 +137,10 @@ async def test_when_the_first_request_leaves_the_waiting_ones_run_on_their_own(
         await until_metric(gw, "joined", 3)
         first.cancel()  # its client went away: its answer will never be made
         await asyncio.gather(first, return_exceptions=True)
+        await until_metric(gw, "joined", 5)  # one of them runs, the other two wait for it
         gate.opened.set()
         answers = await asyncio.gather(*others)
+        assert await events(gw, "miss") == 2  # the first, and the one that took its place
     assert [a.status_code for a in answers] == [200] * 3
     assert {amount(a) for a in answers} == {"50000"}
 
