@@ -81,9 +81,9 @@ from gateway.server.outcomes import (
 from gateway.server.payload import body_refusal, checked_payload, get_payload, read_capped
 from gateway.server.rate_limit import RateLimiter
 from gateway.server.refused import Refused
-from gateway.server.shared_answers import Leader, SharedAnswers
+from gateway.server.shared_answers import DECLINED, Declined, Leader, Outcome, SharedAnswers
 from gateway.server.view import GatewayGraphQL
-from gateway.services.balances import BalanceService
+from gateway.services.balances import DATETIME_RESOLUTION, BalanceService
 from gateway.services.daily_close import DailyCloseService
 from gateway.services.topups import TopUpService
 from gateway.services.transactions import TransactionService
@@ -239,14 +239,18 @@ class GraphQLEndpoint:
         kind = kind_of(shape_of(document, operation_name, self.limits.max_tokens).operation)
         cache_key = await self._cache_key_of(request, principal, payload, media)
         leader = None
-        while cache_key is not None and leader is None:
+        while cache_key is not None:
             running = self.shared.running(cache_key)
             if running is None:  # no await between the look and the claim: one leads
                 leader = self.shared.lead(cache_key)
                 break
             joined = await self._joined(running, media, deadline)  # taking no slot
-            if joined is not None:
+            if isinstance(joined, Response):
                 return joined
+            if joined is DECLINED:  # it ran, its answer is not for this one: run on its own
+                self.metrics.response_cache_events.labels("miss").inc()
+                log_context.stats().response_cache = "miss"
+                break
         try:
             return await self._gated(
                 request, principal, payload, trusted, media, parts_media, deadline, kind, leader
@@ -309,7 +313,7 @@ class GraphQLEndpoint:
             self.metrics.response_cache_events.labels("hit" if hit else "miss").inc()
             log_context.stats().response_cache = "hit" if hit else "miss"
             if hit is not None:
-                leader.share(hit)
+                leader.share(hit, self.clock())  # for those that asked before it was found
                 return self._answered_with(hit, media)
         context = self.context_for(request, principal, operation_name)
         context.trace = trace
@@ -324,6 +328,8 @@ class GraphQLEndpoint:
                         request, self.graphql.run(request, context=context), cancellable
                     )
         except HTTPException as exc:  # Strawberry's own refusals, in our error shape
+            if leader is not None:
+                leader.decline()  # the same request would be refused the same way
             return refusal(Refused(exc.status_code, exc.reason))
         except TimeoutError:
             stats = log_context.stats()
@@ -334,13 +340,16 @@ class GraphQLEndpoint:
         if (
             leader is not None
             and response.status_code == 200
+            and context.cacheable
             and not getattr(request.state, "graphql_errors", False)
         ):
             stats = log_context.stats()
             stored = StoredResponse(bytes(response.body), stats.operation_name, stats.accounts)
-            leader.share(stored)  # to identical requests waiting on this one
-            if self.response_cache is not None and context.cacheable:
+            leader.share(stored, context.cache_until)  # to identical requests waiting on it
+            if self.response_cache is not None:
                 await self.response_cache.put(leader.key, stored, context.cache_until)
+        elif leader is not None:
+            leader.decline()
         if trace is not None:  # a trace is for this request: no cache keeps it
             response.headers["Cache-Control"] = "no-store"
         elif trusted and request.method == "GET":
@@ -360,21 +369,27 @@ class GraphQLEndpoint:
         return None if self.response_cache is None else await self.response_cache.get(key)
 
     async def _joined(
-        self, running: asyncio.Future[StoredResponse | None], media: str | None, deadline: float
-    ) -> Response | None:
-        """The answer of an identical request running now (`shared_answers.py`), or a
-        refusal if it is not done by this request's deadline; None: the request runs on
-        its own (that one failed, was refused or its client left)."""
-        self.metrics.response_cache_events.labels("joined").inc()
-        stats = log_context.stats()
-        stats.response_cache = "joined"
+        self, running: asyncio.Future[Outcome], media: str | None, deadline: float
+    ) -> Response | Declined | None:
+        """The answer of an identical request running now (`shared_answers.py`) if it is
+        handed to this request, or a refusal if that one is not done by this request's
+        deadline; DECLINED: run on its own; None: that one ended without an answer."""
+        asked_at = self.clock()
         try:
             async with asyncio.timeout_at(deadline):
-                shared = await asyncio.shield(running)
+                outcome = await self.shared.outcome(running)
         except TimeoutError:
+            stats = log_context.stats()
             stats.outcome, stats.reason = "refused", "deadline"
             return refusal(LATE)
-        return None if shared is None else self._answered_with(shared, media)
+        if outcome is None or isinstance(outcome, Declined):
+            return outcome
+        answer, until = outcome
+        if asked_at > until + DATETIME_RESOLUTION:  # older than it would get on its own
+            return DECLINED
+        self.metrics.response_cache_events.labels("joined").inc()
+        log_context.stats().response_cache = "joined"
+        return self._answered_with(answer, media)
 
     @staticmethod
     def _answered_with(answer: StoredResponse, media: str | None) -> Response:
@@ -382,6 +397,8 @@ class GraphQLEndpoint:
         stats.operation_type = "query"  # only queries are stored or shared
         stats.operation_name = answer.operation_name
         stats.accounts = answer.accounts
+        if media == GRAPHQL_RESPONSE:  # as `as_graphql_response` names it
+            media = f"{GRAPHQL_RESPONSE}; charset=utf-8"
         return Response(answer.body, media_type=media)
 
     def _cacheable_by_http(self, request: Request, response: Response, context: Context) -> None:

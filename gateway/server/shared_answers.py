@@ -14,13 +14,17 @@ response cache would share — with `fresh_seconds = 0` too, where nothing is st
 "concurrent identical requests share one call" (docs/configuration.md) holds for the
 whole answer, not only the upstream read.
 
-Only a complete answer is handed on: a 200 without GraphQL errors. When the request
-running ends without one — failed, refused, shed, late, or cancelled because its client
-left — the first of those waiting to wake takes its place (claimed before it yields to
-the event loop, so the others join it rather than all running at once: the clients of a
-load generator that stop together must not turn fifteen waiting requests into fifteen
-running ones); it then passes the gate and runs as any request. A waiting request keeps
-its own deadline and takes no admission slot: it costs the worker nothing.
+What is handed on is what the response cache would store — a 200 without GraphQL errors,
+no account failed or stale — and only to a request that asked before the answer's first
+balance stopped being fresh (`Context.cache_until`: with `fresh_seconds = 0`, before its
+first read landed; with `maxAgeSeconds`, within that age): a request never gets an answer
+older than it would have got on its own. A request that is not handed the answer runs on
+its own. When the request running ends without any answer — cancelled because its client
+left, shed, late — the first of those waiting to wake takes its place (claimed before it
+yields to the event loop, so the others wait for it rather than all running at once: the
+clients of a load generator that stop together must not turn fifteen waiting requests
+into fifteen running ones). A waiting request keeps its own deadline and takes no
+admission slot: it costs the worker nothing.
 """
 
 from __future__ import annotations
@@ -30,22 +34,33 @@ import asyncio
 from gateway.cache.responses import StoredResponse
 
 
+class Declined:
+    """The request ran to its end, but its answer is not one to hand on."""
+
+
+DECLINED = Declined()
+Outcome = tuple[StoredResponse, float] | Declined | None  # None: it ended without an answer
+
+
 class Leader:
     """The request whose answer the others with its key wait for."""
 
     def __init__(self, answers: SharedAnswers, key: str) -> None:
         self._answers, self.key = answers, key
-        self.future: asyncio.Future[StoredResponse | None] = (
-            asyncio.get_running_loop().create_future()
-        )
+        self.future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
 
-    def share(self, answer: StoredResponse) -> None:
-        """Hands its answer to those waiting (a complete one: see the module's doc)."""
+    def share(self, answer: StoredResponse, until: float) -> None:
+        """Hands its answer to those waiting that asked by `until` (the gateway's clock)."""
         if not self.future.done():
-            self.future.set_result(answer)
+            self.future.set_result((answer, until))
+
+    def decline(self) -> None:
+        """Done, with an answer not to hand on: those waiting run on their own."""
+        if not self.future.done():
+            self.future.set_result(DECLINED)
 
     def close(self) -> None:
-        """Done: those still waiting without an answer wake to run, one at a time."""
+        """Done however it ended: without an answer, the first waiting takes its place."""
         if self._answers._running.get(self.key) is self.future:
             del self._answers._running[self.key]
         if not self.future.done():
@@ -54,10 +69,11 @@ class Leader:
 
 class SharedAnswers:
     def __init__(self) -> None:
-        self._running: dict[str, asyncio.Future[StoredResponse | None]] = {}
+        self._running: dict[str, asyncio.Future[Outcome]] = {}
+        self.waiting = 0  # requests waiting for another's answer now
 
-    def running(self, key: str) -> asyncio.Future[StoredResponse | None] | None:
-        """The answer to come of a request with this key already running, if one is."""
+    def running(self, key: str) -> asyncio.Future[Outcome] | None:
+        """What a request with this key already running will end with, if one is."""
         return self._running.get(key)
 
     def lead(self, key: str) -> Leader:
@@ -66,6 +82,14 @@ class SharedAnswers:
         leader = Leader(self, key)
         self._running[key] = leader.future
         return leader
+
+    async def outcome(self, running: asyncio.Future[Outcome]) -> Outcome:
+        """Waits for a running request's end (the wait cancelled, not the request)."""
+        self.waiting += 1
+        try:
+            return await asyncio.shield(running)
+        finally:
+            self.waiting -= 1
 
     def __len__(self) -> int:
         return len(self._running)

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.server.shared_answers import SharedAnswers
 from gateway.simulator import Simulator
 from tests.helpers import (
     FakeClock,
@@ -27,6 +28,7 @@ from tests.helpers import (
     with_section,
     with_server,
 )
+from tests.server.test_admission import until
 
 QUERY = """query Dash($ids: [ID!]) { balances(accountIds: $ids) { complete results {
   __typename ... on AccountBalance { balances { total { amount } } } } } }"""
@@ -40,6 +42,11 @@ def uncached() -> Any:
     """Nothing stored (`fresh_seconds = 0`): every request reads its upstream, and only
     requests in flight together share."""
     return with_section(demo_settings(), "cache", fresh_seconds=0)
+
+
+def shared(gw: GatewayClient) -> SharedAnswers:
+    answers: SharedAnswers = gw.app.state.graphql.shared
+    return answers
 
 
 async def events(gw: GatewayClient, event: str) -> float:
@@ -62,10 +69,11 @@ async def test_requests_that_arrive_while_an_identical_one_runs_are_sent_its_ans
         first = asyncio.create_task(gw.post(QUERY, ids))
         await gate.entered.wait()
         others = [asyncio.create_task(gw.post(QUERY, ids)) for _ in range(WAITING)]
-        await until_metric(gw, "joined", WAITING)
+        await until(lambda: shared(gw).waiting == WAITING)
         gate.opened.set()
         answers = await asyncio.gather(first, *others)
         assert await events(gw, "miss") == 1
+        assert await events(gw, "joined") == WAITING
     assert {a.status_code for a in answers} == {200}
     assert len({a.content for a in answers}) == 1  # byte for byte the first one's answer
     assert amount(answers[0]) == "50000"
@@ -134,13 +142,14 @@ async def test_when_the_first_request_leaves_one_waiting_request_takes_its_place
         first = asyncio.create_task(gw.post(QUERY, ids))
         await gate.entered.wait()
         others = [asyncio.create_task(gw.post(QUERY, ids)) for _ in range(3)]
-        await until_metric(gw, "joined", 3)
+        await until(lambda: shared(gw).waiting == 3)
         first.cancel()  # its client went away: its answer will never be made
         await asyncio.gather(first, return_exceptions=True)
-        await until_metric(gw, "joined", 5)  # one of them runs, the other two wait for it
+        await until(lambda: shared(gw).waiting == 2)  # one of them runs, two wait for it
         gate.opened.set()
         answers = await asyncio.gather(*others)
         assert await events(gw, "miss") == 2  # the first, and the one that took its place
+        assert await events(gw, "joined") == 2
     assert [a.status_code for a in answers] == [200] * 3
     assert {amount(a) for a in answers} == {"50000"}
 
@@ -159,10 +168,65 @@ async def test_a_request_waiting_for_an_identical_answer_takes_no_slot(
         first = asyncio.create_task(gw.post(QUERY, ids))
         await gate.entered.wait()
         others = [asyncio.create_task(gw.post(QUERY, ids)) for _ in range(5)]
-        await until_metric(gw, "joined", 5)
+        await until(lambda: shared(gw).waiting == 5)
         another = await gw.post(QUERY, {"ids": ["magma"]})
         gate.opened.set()
         answers = await asyncio.gather(first, *others)
     assert another.status_code == 503
     assert another.json()["errors"][0]["extensions"]["code"] == "OVERLOADED"
     assert [a.status_code for a in answers] == [200] * 6
+
+
+async def test_a_request_is_never_handed_an_answer_older_than_it_would_get_on_its_own(
+    sim: Simulator, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    """With nothing kept fresh, the first request's Our Voice read has landed while it
+    still waits on Magma; an identical request asking 30 s later reads Our Voice anew."""
+    gate = Gate(sim_transport, marker="/magma")
+    async with running_gateway(uncached(), gate, clock) as gw:
+        ids = {"ids": ["ourvoice-sn", "magma"]}
+        first = asyncio.create_task(gw.post(QUERY, ids))
+        await gate.entered.wait()  # Our Voice answered, Magma held
+        clock.advance(30)
+        ourvoice_fake(sim).balances["ourvoice-sn"] = Decimal("12345")
+        later = asyncio.create_task(gw.post(QUERY, ids))
+        await until(lambda: shared(gw).waiting == 1)
+        gate.opened.set()
+        answers = await asyncio.gather(first, later)
+        assert await events(gw, "joined") == 0
+    assert [amount(a) for a in answers] == ["50000", "12345"]
+
+
+async def test_an_answer_with_errors_is_not_handed_on_each_waiting_request_runs_its_own(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    gate = Gate(sim_transport)
+    async with running_gateway(uncached(), gate, clock) as gw:
+        ids = {"ids": ["ourvoice-sn", "no-such-account"]}
+        first = asyncio.create_task(gw.post(QUERY, ids))
+        await gate.entered.wait()
+        others = [asyncio.create_task(gw.post(QUERY, ids)) for _ in range(3)]
+        await until(lambda: shared(gw).waiting == 3)
+        gate.opened.set()
+        answers = await asyncio.gather(first, *others)
+        assert await events(gw, "joined") == 0
+        assert await events(gw, "miss") == 4
+    codes = {e["extensions"]["code"] for a in answers for e in a.json()["errors"]}
+    assert [a.status_code for a in answers] == [200] * 4 and codes == {"NOT_FOUND"}
+
+
+async def test_a_shared_answer_is_named_as_the_first_requests_was(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    gate = Gate(sim_transport)
+    accept = {"accept": "application/graphql-response+json"}
+    async with running_gateway(uncached(), gate, clock) as gw:
+        body = {"query": QUERY, "variables": {"ids": ["ourvoice-sn"]}}
+        first = asyncio.create_task(gw.http.post("/graphql", json=body, headers=accept))
+        await gate.entered.wait()
+        second = asyncio.create_task(gw.http.post("/graphql", json=body, headers=accept))
+        await until(lambda: shared(gw).waiting == 1)
+        gate.opened.set()
+        answers = await asyncio.gather(first, second)
+    assert answers[0].headers["content-type"] == answers[1].headers["content-type"]
+    assert answers[0].content == answers[1].content
