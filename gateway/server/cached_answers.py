@@ -12,7 +12,9 @@ write timeout). For a POST to `/graphql` it asks the endpoint, in the whole way'
    goes the whole way untouched (refused there, in its words, without waiting for a body).
 2. The body, read within `body_timeout_seconds` (else 408, as the whole way answers).
 3. `answer_from_cache`: the stored answer for this caller and this body byte for byte,
-   admitted as a query — and sent. Otherwise (a miss, no room, a body in several parts)
+   admitted as a query — or, when none is stored but an identical request is running,
+   that request's answer, waited for without a slot (`shared_answers.py`) — and sent.
+   Otherwise (a miss, no room, a body in several parts)
    the request goes on down the stack with its body handed on as it came, and with what
    was learnt (who asks, the rate token taken, the key looked up), so nothing is done
    twice.
@@ -28,6 +30,7 @@ from typing import Any
 
 from gateway.observability import log_context
 from gateway.observability.log_context import ASGIApp, Message, Receive, Scope, Send
+from gateway.server.media import content_type
 
 GRAPHQL_PATH = "/graphql"
 
@@ -60,14 +63,16 @@ class CachedAnswers:
             return
         stats = log_context.stats()
         stats.operation_type, stats.operation_name = "query", stored.operation_name
-        stats.accounts, stats.response_cache, stats.outcome = stored.accounts, "hit", "ok"
+        stats.accounts, stats.outcome = stored.accounts, "ok"
+        if stats.response_cache != "joined":  # an identical running request's answer
+            stats.response_cache = "hit"
         await send(
             {
                 "type": "http.response.start",
                 "status": 200,
                 "headers": [
                     (b"content-length", b"%d" % len(stored.body)),
-                    (b"content-type", learnt.media.encode()),
+                    (b"content-type", content_type(learnt.media).encode()),
                     (b"cache-control", b"no-store"),
                 ],
             }

@@ -61,6 +61,7 @@ from gateway.server.media import (
     GRAPHQL_RESPONSE,
     JSON,
     LEGACY_MULTIPART,
+    content_type,
     negotiate,
     streaming,
 )
@@ -114,6 +115,7 @@ class Learnt:
     media: str
     rate_taken: bool = False
     cache_key: str | None = None
+    declined: bool = False  # an identical request's answer was not for it: it runs alone
 
 
 NOT_ACCEPTABLE = Refused(
@@ -124,7 +126,7 @@ NOT_ACCEPTABLE = Refused(
 def as_graphql_response(response: Response, request: Request) -> Response:
     """Strawberry's JSON answer as application/graphql-response+json: a request error
     (nothing executed) becomes 400 without `data`; anything executed stays 200."""
-    media_type = f"{GRAPHQL_RESPONSE}; charset=utf-8"
+    media_type = content_type(GRAPHQL_RESPONSE)
     if response.status_code == 200 and getattr(request.state, "request_error", False):
         payload = orjson.loads(response.body)
         payload.pop("data", None)
@@ -239,6 +241,11 @@ class GraphQLEndpoint:
         kind = kind_of(shape_of(document, operation_name, self.limits.max_tokens).operation)
         cache_key = await self._cache_key_of(request, principal, payload, media)
         leader = None
+        learnt: Learnt | None = request.scope.get(LEARNT)
+        if learnt is not None and learnt.declined:  # waited already (`answer_from_cache`)
+            self.metrics.response_cache_events.labels("miss").inc()
+            log_context.stats().response_cache = "miss"
+            cache_key = None  # it runs alone
         while cache_key is not None:
             running = self.shared.running(cache_key)
             if running is None:  # no await between the look and the claim: one leads
@@ -374,14 +381,23 @@ class GraphQLEndpoint:
         """The answer of an identical request running now (`shared_answers.py`) if it is
         handed to this request, or a refusal if that one is not done by this request's
         deadline; DECLINED: run on its own; None: that one ended without an answer."""
-        asked_at = self.clock()
         try:
             async with asyncio.timeout_at(deadline):
-                outcome = await self.shared.outcome(running)
+                outcome = await self._outcome(running)
         except TimeoutError:
             stats = log_context.stats()
             stats.outcome, stats.reason = "refused", "deadline"
             return refusal(LATE)
+        if outcome is None or isinstance(outcome, Declined):
+            return outcome
+        return self._answered_with(outcome, media)
+
+    async def _outcome(self, running: asyncio.Future[Outcome]) -> StoredResponse | Declined | None:
+        """How the identical request running ends for this one, which asks now: its
+        answer (counted `joined`), DECLINED (not for this one: it runs on its own), or
+        None (that one ended without an answer)."""
+        asked_at = self.clock()
+        outcome = await self.shared.outcome(running)
         if outcome is None or isinstance(outcome, Declined):
             return outcome
         answer, until = outcome
@@ -389,7 +405,7 @@ class GraphQLEndpoint:
             return DECLINED
         self.metrics.response_cache_events.labels("joined").inc()
         log_context.stats().response_cache = "joined"
-        return self._answered_with(answer, media)
+        return answer
 
     @staticmethod
     def _answered_with(answer: StoredResponse, media: str | None) -> Response:
@@ -397,9 +413,7 @@ class GraphQLEndpoint:
         stats.operation_type = "query"  # only queries are stored or shared
         stats.operation_name = answer.operation_name
         stats.accounts = answer.accounts
-        if media == GRAPHQL_RESPONSE:  # as `as_graphql_response` names it
-            media = f"{GRAPHQL_RESPONSE}; charset=utf-8"
-        return Response(answer.body, media_type=media)
+        return Response(answer.body, media_type=None if media is None else content_type(media))
 
     def _cacheable_by_http(self, request: Request, response: Response, context: Context) -> None:
         """A trusted query over GET that a cache may keep until its first balance stops
@@ -610,6 +624,25 @@ class GraphQLEndpoint:
         client_name.set(principal.name)
         return learnt
 
+    async def _joined_early(self, learnt: Learnt, key: str) -> StoredResponse | None:
+        """The answer of an identical request running now, for a request not yet parsed:
+        the same bytes as the one running (which passed every check on them), from the
+        same caller — so it waits here, taking no slot (`shared_answers.py`). None: it
+        goes the whole way (which counts it a miss), to take the place of one that ended
+        without an answer, or to run alone (`declined`)."""
+        running = self.shared.running(key)
+        if running is None:
+            return None
+        try:
+            async with asyncio.timeout(self.deadline_seconds):  # the one running ends first
+                outcome = await self._outcome(running)
+        except TimeoutError:
+            return None
+        if isinstance(outcome, Declined):
+            learnt.declined = True
+            return None
+        return outcome
+
     def body_too_slow(self) -> Response:
         """The whole way's answer to a body that did not arrive in time."""
         late = Refused(
@@ -631,7 +664,7 @@ class GraphQLEndpoint:
             hit = await cache.get(key)
             if hit is None:
                 learnt.cache_key = key  # a miss: counted, and not looked up again, there
-                return None
+                return await self._joined_early(learnt, key)
             if not self.admission.try_enter("query"):
                 return None  # no room: shed there (or, waiting, looked up again when in)
             self.admission.release("query")  # answered at once, as the whole way's slot is

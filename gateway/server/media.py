@@ -24,6 +24,15 @@ from gateway.server.refused import Refused
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
+
+
+def content_type(media: str) -> str:
+    """The Content-Type a whole answer in `media` is sent with (a stored or shared one
+    too): `application/graphql-response+json` names its charset, as Strawberry's JSON
+    does not."""
+    return f"{GRAPHQL_RESPONSE}; charset=utf-8" if media == GRAPHQL_RESPONSE else media
+
+
 MULTIPART = "multipart/mixed"
 EVENT_STREAM = "text/event-stream"
 LEGACY_MULTIPART = "multipart/mixed;deferSpec=20220824"  # the parts in 2022's format
