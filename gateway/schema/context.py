@@ -5,6 +5,7 @@ each as it arrives for `@stream`), deferred errors, and how long the answer may 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
@@ -39,6 +40,10 @@ class Context:
     principal: Principal = DEVELOPMENT
     max_accounts: int = 100
     cache_until: float = 0.0
+    # Until when the answer's balances are as fresh as asked (their reads' fetch times
+    # plus the fresh window or `maxAgeSeconds`): an identical request that asked by then
+    # may be sent this answer (`server/shared_answers.py`); none read: no bound.
+    fresh_until: float = math.inf
     cacheable: bool = True
     operation_name: str | None = None  # as the client sent it (None: it named none)
     live: BalanceWatch | None = None  # set for a Server-Sent Events stream
@@ -125,4 +130,5 @@ class Context:
             return
         account = result.account.id
         fresh = self.balance_service.fresh_seconds(account) if max_age is None else max_age
-        self.cache_until = min(self.cache_until, result.fetched_at.timestamp() + fresh)
+        self.fresh_until = min(self.fresh_until, result.fetched_at.timestamp() + fresh)
+        self.cache_until = min(self.cache_until, self.fresh_until)

@@ -352,7 +352,7 @@ class GraphQLEndpoint:
         ):
             stats = log_context.stats()
             stored = StoredResponse(bytes(response.body), stats.operation_name, stats.accounts)
-            leader.share(stored, context.cache_until)  # to identical requests waiting on it
+            leader.share(stored, context.fresh_until)  # to identical requests waiting on it
             if self.response_cache is not None:
                 await self.response_cache.put(leader.key, stored, context.cache_until)
         elif leader is not None:

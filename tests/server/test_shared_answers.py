@@ -68,6 +68,7 @@ async def test_requests_that_arrive_while_an_identical_one_runs_are_sent_its_ans
         ids = {"ids": ["ourvoice-sn", "magma"]}
         first = asyncio.create_task(gw.post(QUERY, ids))
         await gate.entered.wait()
+        clock.advance(1)  # they ask after the first did, before its reads land
         others = [asyncio.create_task(gw.post(QUERY, ids)) for _ in range(WAITING)]
         await until(lambda: shared(gw).waiting == WAITING)
         gate.opened.set()
