@@ -259,40 +259,23 @@ class GraphQLEndpoint:
                 log_context.stats().response_cache = "miss"
                 break
         try:
-            return await self._gated(
-                request, principal, payload, trusted, media, parts_media, deadline, kind, leader
-            )
+            release = await self.admit(request, kind, deadline - asyncio.get_running_loop().time())
+            if release is None:
+                return Response(status_code=GONE)
+            try:
+                response = await self._admitted(
+                    request, principal, payload, trusted, media, parts_media, deadline, kind, leader
+                )
+            except BaseException:
+                release()
+                raise
+            if isinstance(response, StreamingResponse):  # in parts: held until the last is sent
+                return HeldUntilSent(response, release)
+            release()
+            return response
         finally:
             if leader is not None:
                 leader.close()
-
-    async def _gated(
-        self,
-        request: Request,
-        principal: Principal,
-        payload: dict[str, Any],
-        trusted: bool,
-        media: str | None,
-        parts_media: str | None,
-        deadline: float,
-        kind: Kind,
-        leader: Leader | None,
-    ) -> Response:
-        """Admitted (or shed), then run."""
-        release = await self.admit(request, kind, deadline - asyncio.get_running_loop().time())
-        if release is None:
-            return Response(status_code=GONE)
-        try:
-            response = await self._admitted(
-                request, principal, payload, trusted, media, parts_media, deadline, kind, leader
-            )
-        except BaseException:
-            release()
-            raise
-        if isinstance(response, StreamingResponse):  # in parts: held until the last is sent
-            return HeldUntilSent(response, release)
-        release()
-        return response
 
     async def _admitted(
         self,
