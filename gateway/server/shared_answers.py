@@ -16,7 +16,7 @@ whole answer, not only the upstream read.
 
 What is handed on is what the response cache would store — a 200 without GraphQL errors,
 no account failed or stale — and only to a request that asked before the answer's first
-balance stopped being fresh (`Context.cache_until`: with `fresh_seconds = 0`, before its
+balance stopped being fresh (`Context.fresh_until`: with `fresh_seconds = 0`, before its
 first read landed; with `maxAgeSeconds`, within that age): a request never gets an answer
 older than it would have got on its own. A request that is not handed the answer runs on
 its own. When the request running ends without any answer — cancelled because its client
