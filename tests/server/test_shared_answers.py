@@ -1,7 +1,8 @@
 """Identical requests in flight together get one answer, made once (server/shared_answers.py):
 the requests that arrive while the first is running wait for its bytes instead of running
 the same document again; another caller, another body or a balance invalidated in between
-is never handed that answer; a first request that fails leaves the others to run."""
+is never handed that answer, nor is a request that would get a fresher one alone, nor an
+answer with errors; when the first request's client leaves, one waiting takes its place."""
 
 from __future__ import annotations
 
