@@ -242,11 +242,8 @@ class GraphQLEndpoint:
         cache_key = await self._cache_key_of(request, principal, payload, media)
         leader = None
         learnt: Learnt | None = request.scope.get(LEARNT)
-        if learnt is not None and learnt.declined:  # waited already (`answer_from_cache`)
-            self.metrics.response_cache_events.labels("miss").inc()
-            log_context.stats().response_cache = "miss"
-            cache_key = None  # it runs alone
-        while cache_key is not None:
+        declined = learnt is not None and learnt.declined  # by `answer_from_cache`'s wait
+        while cache_key is not None and not declined:
             running = self.shared.running(cache_key)
             if running is None:  # no await between the look and the claim: one leads
                 leader = self.shared.lead(cache_key)
@@ -254,10 +251,9 @@ class GraphQLEndpoint:
             joined = await self._joined(running, media, deadline)  # taking no slot
             if isinstance(joined, Response):
                 return joined
-            if joined is DECLINED:  # it ran, its answer is not for this one: run on its own
-                self.metrics.response_cache_events.labels("miss").inc()
-                log_context.stats().response_cache = "miss"
-                break
+            declined = joined is DECLINED  # it ran, its answer is not for this one
+        if declined:
+            self._response_cache_event("miss")  # it runs on its own
         try:
             release = await self.admit(request, kind, deadline - asyncio.get_running_loop().time())
             if release is None:
@@ -300,8 +296,7 @@ class GraphQLEndpoint:
             learnt: Learnt | None = request.scope.get(LEARNT)
             missed = learnt is not None and learnt.cache_key is not None  # looked up early
             hit = None if missed else await self._stored(leader.key)
-            self.metrics.response_cache_events.labels("hit" if hit else "miss").inc()
-            log_context.stats().response_cache = "hit" if hit else "miss"
+            self._response_cache_event("hit" if hit else "miss")
             if hit is not None:
                 leader.share(hit, self.clock())  # for those that asked before it was found
                 return self._answered_with(hit, media)
@@ -386,9 +381,13 @@ class GraphQLEndpoint:
         answer, until = outcome
         if asked_at > until + DATETIME_RESOLUTION:  # older than it would get on its own
             return DECLINED
-        self.metrics.response_cache_events.labels("joined").inc()
-        log_context.stats().response_cache = "joined"
+        self._response_cache_event("joined")
         return answer
+
+    def _response_cache_event(self, event: str) -> None:
+        """What the response cache did for this request, counted and in its access line."""
+        self.metrics.response_cache_events.labels(event).inc()
+        log_context.stats().response_cache = event
 
     @staticmethod
     def _answered_with(answer: StoredResponse, media: str | None) -> Response:
@@ -651,5 +650,6 @@ class GraphQLEndpoint:
             if not self.admission.try_enter("query"):
                 return None  # no room: shed there (or, waiting, looked up again when in)
             self.admission.release("query")  # answered at once, as the whole way's slot is
-            self._cache_hits.inc()
+            self._cache_hits.inc()  # `_response_cache_event("hit")`, its child looked up once
+            log_context.stats().response_cache = "hit"
             return hit

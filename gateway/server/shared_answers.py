@@ -90,6 +90,3 @@ class SharedAnswers:
             return await asyncio.shield(running)
         finally:
             self.waiting -= 1
-
-    def __len__(self) -> int:
-        return len(self._running)
