@@ -4,6 +4,7 @@ release moves it. Nothing else in the gateway reaches past a library's public AP
 
 __all__ = [
     "aiocache",
+    "asyncio",
     "graphql",
     "httpx_aiohttp",
     "mcp",

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
+from gateway._compat.asyncio import started
 from gateway.cache import keys
 from gateway.cache.store import Store
 from gateway.clock import Clock
@@ -208,7 +209,7 @@ class ReadThroughCache:
         """The key's fill in flight, joined, or started now (`load()`)."""
         flight = self._flights.get(key)
         if flight is None:
-            flight = asyncio.ensure_future(load())
+            flight = started(load(), traceless=(UpstreamError,))  # refusals: no cycle
             self._flights[key] = flight
             flight.add_done_callback(lambda _: self._flights.pop(key, None))
         return flight

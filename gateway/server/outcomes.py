@@ -11,6 +11,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gateway._compat.asyncio import started
 from gateway.errors import ErrorCode, GatewayError
 from gateway.observability import log_context
 from gateway.server.refused import Refused
@@ -32,7 +33,7 @@ async def until_disconnected(
     """`work`'s response — unless the client disconnects first: then `cancellable` work is
     cancelled (no CPU or upstream calls for nobody), other work (a mutation) still runs to
     its end, and either way the answer is 499, to nobody."""
-    task = asyncio.ensure_future(work)
+    task = started(work)  # its upstream calls leave before the requests queued behind it
     watch = asyncio.ensure_future(_disconnect(request))
     try:
         await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
+from gateway._compat.asyncio import started
 from gateway.cache import keys
 from gateway.cache.changes import ChangeFeed
 from gateway.cache.codec import decode_balances, encode_balances
@@ -132,7 +133,7 @@ class BalanceService:
         if refresh:
             max_age = self.refresh_join_seconds
         with request_deadline(self.deadline_seconds):  # each task keeps this context
-            return {i: asyncio.ensure_future(self._balance(i, max_age, refresh)) for i in ids}
+            return {i: started(self._balance(i, max_age, refresh)) for i in ids}
 
     async def invalidate(self, account_id: str) -> None:
         """Forget the account's cached balance and every cached response that included it."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import traceback
 from typing import Any
 
 import httpx
@@ -391,3 +392,92 @@ def test_the_mcp_sdk_still_logs_a_message_it_cannot_validate_through_the_root_lo
     finally:
         root.removeHandler(handler)
     assert kept == ["the SDK's own failure", "anyone else's"]
+
+
+async def test_asyncio_still_lets_a_task_step_be_entered_and_left_from_outside() -> None:
+    """`_compat/asyncio.started` takes a task's first step in the caller's turn, entering
+    the new task as the current one with `asyncio.tasks._enter_task` / `_leave_task` (what
+    a task calls around each step). Fails loudly if they move or stop checking."""
+    import asyncio.tasks
+
+    loop = asyncio.get_running_loop()
+    me = asyncio.current_task()
+    assert me is not None
+    with pytest.raises(RuntimeError):  # still refuses a second current task
+        asyncio.tasks._enter_task(loop, me)
+    other = loop.create_task(asyncio.sleep(0))
+    asyncio.tasks._leave_task(loop, me)
+    asyncio.tasks._enter_task(loop, other)
+    seen = asyncio.current_task()
+    asyncio.tasks._leave_task(loop, other)
+    asyncio.tasks._enter_task(loop, me)
+    assert seen is other and asyncio.current_task() is me
+    await other
+
+
+async def test_a_started_task_has_taken_its_first_step_as_itself_in_its_own_context() -> None:
+    import contextvars
+
+    from gateway._compat.asyncio import started
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="caller's")
+    steps: list[tuple[str, asyncio.Task[Any] | None]] = []
+    go = asyncio.get_running_loop().create_future()
+
+    async def work() -> str:
+        var.set("the task's")
+        steps.append(("first", asyncio.current_task()))
+        await go
+        steps.append(("second", asyncio.current_task()))
+        return var.get()
+
+    me = asyncio.current_task()
+    task = started(work())
+    assert steps == [("first", task)]  # taken before the caller went on, as the task
+    assert asyncio.current_task() is me and var.get() == "caller's"
+    go.set_result(None)
+    assert await task == "the task's"
+    assert steps == [("first", task), ("second", task)]
+
+
+async def test_a_started_task_ends_as_its_coroutine_does_and_its_timeout_is_its_own() -> None:
+    from gateway._compat.asyncio import started
+
+    async def done() -> int:
+        return 7
+
+    async def fails() -> None:
+        raise ValueError("first step")
+
+    async def slow() -> None:
+        async with asyncio.timeout(0.01):  # entered in the first step: names the task
+            await asyncio.sleep(10)
+
+    assert await started(done()) == 7
+    with pytest.raises(ValueError, match="first step") as kept:
+        await started(fails())
+    assert "raise ValueError" in "".join(traceback.format_tb(kept.value.__traceback__))
+    with pytest.raises(ValueError, match="first step") as bare:
+        await started(fails(), traceless=(ValueError,))  # a refusal's: no frames kept
+    assert "raise ValueError" not in "".join(traceback.format_tb(bare.value.__traceback__))
+    with pytest.raises(TimeoutError):
+        await started(slow())  # the task timed out; the caller (this test) was not cancelled
+
+
+async def test_a_started_task_cancelled_before_its_turn_cancels_what_it_waits_on() -> None:
+    from gateway._compat.asyncio import started
+
+    inner = asyncio.ensure_future(asyncio.sleep(10))
+    unwound: list[str] = []
+
+    async def waits() -> None:
+        try:
+            await inner
+        finally:
+            unwound.append("finally")
+
+    task = started(waits())
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert task.cancelled() and inner.cancelled() and unwound == ["finally"]

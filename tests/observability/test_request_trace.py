@@ -18,6 +18,7 @@ from gateway.simulator import Simulator, create_simulator
 from gateway.simulator.state import SimState
 from tests.app.test_canary import CANARIES, canary_world
 from tests.helpers import (
+    DelayTransport,
     FakeClock,
     GatewayClient,
     client,
@@ -92,7 +93,10 @@ async def test_joined_reads_say_so_and_a_spent_quota_is_an_attempt_not_sent(
     account = dataclasses.replace(settings.accounts["paymob-eg"], fresh_seconds=0, calls_per_day=1)
     settings = dataclasses.replace(settings, accounts={**settings.accounts, "paymob-eg": account})
     query = '{ a: balances(accountIds: ["paymob-eg"]) { complete } }'
-    async with running_gateway(settings, sim_transport, clock) as gateway:
+    # A call that waits a little, as a real one does: a read takes its first step at once,
+    # and an in-process upstream would otherwise have answered before the second field asks.
+    upstream = DelayTransport(sim_transport)
+    async with running_gateway(settings, upstream, clock) as gateway:
         await traced(gateway, query)  # the day's one call
         spent = (await traced(gateway, query))["extensions"]["trace"]
         (paymob,) = spent["accounts"]

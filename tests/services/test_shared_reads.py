@@ -77,3 +77,24 @@ async def test_requests_sharing_a_read_share_its_answer_and_it_is_announced_once
     assert isinstance(failure, ProviderFailure)
     assert heard[-1] is failure
     await store.close()
+
+
+async def test_an_accounts_upstream_call_is_made_before_the_reads_are_handed_back(
+    clock: FakeClock,
+) -> None:
+    """A read goes as far as its upstream call at once — not when the event loop comes
+    round to it, behind every request that arrived in the same turn (bench/README.md's
+    convoy: the first of sixteen identical dashboards sent its calls after the other
+    fifteen had been read and set waiting for it)."""
+    store = open_store("memory://", "calls-first")
+    cache = ReadThroughCache(store, clock, Metrics())
+    upstream = Upstream()
+    service = BalanceService(
+        {"magma": ACCOUNT}, {"magma": upstream}, cache, Generations(store), 5.0
+    )
+    reads = service.start(["magma"])
+    assert upstream.calls == 1  # no await in between: the call was made in start()
+    upstream.release.set()
+    (answer,) = await asyncio.gather(*reads.values())
+    assert isinstance(answer, AccountBalance) and answer.balances[0].total.amount == 1
+    await store.close()

@@ -1,0 +1,124 @@
+"""A task that takes its first step at once (Python 3.12's eager tasks, on 3.11).
+
+`asyncio.ensure_future(coro)` runs nothing until the event loop comes round to the new task,
+behind everything already waiting — on a busy worker, every request that arrived in the
+same turn. A request's upstream calls then leave after those requests have been dealt with
+(the convoy of bench/README.md: the first of sixteen identical dashboards had its four
+upstream calls sent after the fifteen others had been read, checked and set waiting for
+it). `started(coro)` runs the coroutine now, up to its first real wait (an upstream call
+written to its socket and waiting for the answer), then hands it to a task that goes on
+from there.
+
+What it keeps of a task's semantics: during that first step the new task is the current
+task (so `asyncio.timeout`, `asyncio.current_task` and a cancellation name it, not the
+caller) and the coroutine runs in the task's own copy of the context (context variables it
+sets stay its own). A task cancelled before the loop reached it cancels what its first step
+was waiting on and is woken when that has ended, as a task waiting on a future is. The
+internals it touches — `asyncio.tasks._enter_task` / `_leave_task`, which a task calls
+around each of its steps — are guarded by tests/compat/test_compat.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.tasks
+import contextvars
+from collections.abc import Coroutine, Generator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_enter_task = asyncio.tasks._enter_task
+_leave_task = asyncio.tasks._leave_task
+
+
+class _FirstStepTaken(Coroutine[Any, Any, T]):
+    """The coroutine a task drives when its first step has been taken for it: the task's
+    first `send` gets what that step gave (the future it waits on, its result or its
+    exception), every later one goes to the coroutine itself."""
+
+    __slots__ = ("_coro", "_first", "_traceless")
+
+    def __init__(
+        self, coro: Coroutine[Any, Any, T], traceless: tuple[type[BaseException], ...]
+    ) -> None:
+        self._coro = coro
+        self._first: tuple[str, Any] | None = None
+        self._traceless = traceless
+
+    def take(self) -> None:
+        try:
+            self._first = ("wait", self._coro.send(None))
+        except StopIteration as done:
+            self._first = ("return", done.value)
+        except BaseException as error:  # the task raises it, as if its own step had
+            # The frames of a step taken here stay linked to the caller's frames, which
+            # hold the task: the error's traceback would keep a reference cycle for the
+            # collector. Errors of the caller's `traceless` types (expected refusals, raised
+            # every time a failing provider is asked) are kept without it.
+            if isinstance(error, self._traceless):
+                error = error.with_traceback(None)
+            self._first = ("raise", error)
+
+    def send(self, value: Any) -> Any:
+        if self._first is None:
+            return self._coro.send(value)
+        kind, what = self._first
+        self._first = None
+        if kind == "wait":
+            return what
+        if kind == "return":
+            raise StopIteration(what)
+        try:
+            raise what
+        finally:
+            del what  # this frame, in the error's traceback, must not hold the error
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        first, self._first = self._first, None
+        try:
+            if first is not None and first[0] == "wait":
+                waited = first[1]
+                # Cancelled before its first turn: as `Task.cancel` does for a waiting
+                # task, cancel what it waits on and wake when that has ended.
+                if isinstance(val if val is not None else typ, asyncio.CancelledError) and (
+                    isinstance(waited, asyncio.Future) and waited.cancel()
+                ):
+                    return waited
+            elif first is not None:
+                self._first = first  # an ended step: hand its outcome on at the next send
+                return self.send(None)
+            if val is None and tb is None:
+                return self._coro.throw(typ)
+            return self._coro.throw(typ, val, tb)
+        finally:
+            del typ, val, tb, first  # this frame, in the error's traceback, holds none of it
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self) -> Generator[Any, None, T]:
+        raise TypeError("driven by its task only")
+
+
+def started(
+    coro: Coroutine[Any, Any, T], traceless: tuple[type[BaseException], ...] = ()
+) -> asyncio.Task[T]:
+    """`coro` as a task whose first step has already run, in the task's own context and
+    as the current task; must be called from a running task. An error of a `traceless`
+    type raised by that first step is raised by the task without its traceback."""
+    loop = asyncio.get_running_loop()
+    caller = asyncio.current_task(loop)
+    taken = _FirstStepTaken(coro, traceless)
+    context = contextvars.copy_context()
+    task: asyncio.Task[T] = loop.create_task(taken, context=context)
+    if caller is not None:
+        _leave_task(loop, caller)
+    _enter_task(loop, task)
+    try:
+        context.run(taken.take)
+    finally:
+        _leave_task(loop, task)
+        if caller is not None:
+            _enter_task(loop, caller)
+    return task
