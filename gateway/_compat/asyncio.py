@@ -48,7 +48,7 @@ class _FirstStepTaken(Coroutine[Any, Any, T]):
 
     def take(self) -> None:
         try:
-            self._first = ("wait", self._coro.send(None))
+            waited = self._coro.send(None)
         except StopIteration as done:
             self._first = ("return", done.value)
         except BaseException as error:  # the task raises it, as if its own step had
@@ -59,6 +59,11 @@ class _FirstStepTaken(Coroutine[Any, Any, T]):
             if isinstance(error, self._traceless):
                 error = error.with_traceback(None)
             self._first = ("raise", error)
+        else:
+            # Received, as a task receives what its step waits on: until the task holds it,
+            # another task may await the same future (it must not look awaited already).
+            _blocking(waited, False)
+            self._first = ("wait", waited)
 
     def send(self, value: Any) -> Any:
         if self._first is None:
@@ -66,7 +71,7 @@ class _FirstStepTaken(Coroutine[Any, Any, T]):
         kind, what = self._first
         self._first = None
         if kind == "wait":
-            return what
+            return _blocking(what, True)
         if kind == "return":
             raise StopIteration(what)
         try:
@@ -76,23 +81,27 @@ class _FirstStepTaken(Coroutine[Any, Any, T]):
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
         first, self._first = self._first, None
+        error = val if val is not None else typ
         try:
-            if first is not None and first[0] == "wait":
-                waited = first[1]
-                # Cancelled before its first turn: as `Task.cancel` does for a waiting
-                # task, cancel what it waits on and wake when that has ended.
-                if isinstance(val if val is not None else typ, asyncio.CancelledError) and (
-                    isinstance(waited, asyncio.Future) and waited.cancel()
-                ):
-                    return waited
-            elif first is not None:
-                self._first = first  # an ended step: hand its outcome on at the next send
+            if first is not None and isinstance(_instance(error), asyncio.CancelledError):
+                # Cancelled before its first turn.
+                kind, what = first
+                if kind == "wait":
+                    # As `Task.cancel` does for a waiting task: cancel what it waits on
+                    # (with the message) and wake when that has ended.
+                    message = _instance(error).args[0] if _instance(error).args else None
+                    if isinstance(what, asyncio.Future) and what.cancel(message):
+                        return _blocking(what, True)
+                elif kind == "return":
+                    raise _instance(error)  # ends cancelled, as a task cancelled at its end
+            if first is not None and first[0] != "wait":
+                self._first = first  # an ended step: its error is handed on, not lost
                 return self.send(None)
             if val is None and tb is None:
                 return self._coro.throw(typ)
             return self._coro.throw(typ, val, tb)
         finally:
-            del typ, val, tb, first  # this frame, in the error's traceback, holds none of it
+            del typ, val, tb, first, error  # this frame, in a traceback, holds none of it
 
     def close(self) -> None:
         self._coro.close()
@@ -100,13 +109,32 @@ class _FirstStepTaken(Coroutine[Any, Any, T]):
     def __await__(self) -> Generator[Any, None, T]:
         raise TypeError("driven by its task only")
 
+    def __getattr__(self, name: str) -> Any:
+        """The coroutine's name, code and frame: the task's repr, its stack and asyncio's
+        warnings name the coroutine, not this wrapper."""
+        if name in ("__name__", "__qualname__", "cr_code", "cr_frame", "cr_running", "cr_await"):
+            return getattr(self._coro, name)
+        raise AttributeError(name)
+
+
+def _blocking(waited: Any, blocking: bool) -> Any:
+    if getattr(waited, "_asyncio_future_blocking", None) is not None:
+        waited._asyncio_future_blocking = blocking
+    return waited
+
+
+def _instance(error: Any) -> Any:
+    return error() if isinstance(error, type) else error
+
 
 def started(
     coro: Coroutine[Any, Any, T], traceless: tuple[type[BaseException], ...] = ()
 ) -> asyncio.Task[T]:
     """`coro` as a task whose first step has already run, in the task's own context and
     as the current task; must be called from a running task. An error of a `traceless`
-    type raised by that first step is raised by the task without its traceback."""
+    type raised by that first step is raised by the task without its traceback. Not for
+    an `except` block: the first step would see the caller's exception as being handled
+    (and chain its own errors to it)."""
     loop = asyncio.get_running_loop()
     caller = asyncio.current_task(loop)
     taken = _FirstStepTaken(coro, traceless)

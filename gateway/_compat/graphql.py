@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from inspect import isawaitable
 from typing import Any
 
@@ -72,10 +72,17 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+Start = Callable[[Coroutine[Any, Any, Any]], "asyncio.Future[Any]"]
+_START: dict[str, Start] = {"sibling": asyncio.ensure_future}  # how a resolver coroutine runs
+
+
 async def _settling_gather(*awaitables: Awaitable[Any]) -> list[Any]:
     """As `gather_with_cancel`, but the siblings of the first failure run to their end
     rather than being cancelled (their results dropped, their errors retrieved)."""
-    futures = [asyncio.ensure_future(aw) for aw in awaitables]
+    futures = [
+        _START["sibling"](aw) if asyncio.iscoroutine(aw) else asyncio.ensure_future(aw)
+        for aw in awaitables
+    ]
     try:
         return await asyncio.gather(*futures)
     except Exception:
@@ -83,12 +90,14 @@ async def _settling_gather(*awaitables: Awaitable[Any]) -> list[Any]:
         raise
 
 
-def settle_siblings() -> None:
+def settle_siblings(start: Start = asyncio.ensure_future) -> None:
     """graphql-core 3.3 gathers a list's items and an object's fields with
     `gather_with_cancel`: when one fails where the schema allows no null (the error then
     nulls its parent), the others are cancelled — and one cancelled before it began never
     awaits the resolver coroutine graphql-core already made for it: "coroutine … was never
     awaited" on stderr for a client's bad argument deep in a list (the fuzz test found it).
     Installed, the siblings finish (bounded by the request's deadline, as any read) and
-    nothing is left unawaited. Idempotent."""
+    nothing is left unawaited. `start` runs each sibling (the gateway's: its first step at
+    once, so a field's upstream calls leave in the request's turn). Idempotent."""
+    _START["sibling"] = start
     graphql_executor.gather_with_cancel = _settling_gather  # type: ignore[attr-defined]

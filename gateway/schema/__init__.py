@@ -17,6 +17,7 @@ from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from gateway._compat.asyncio import started
 from gateway._compat.graphql import settle_siblings
 from gateway.config.security import RequestLimits
 from gateway.schema.errors import DeferredErrors, TraceResults
@@ -48,7 +49,9 @@ def build_schema(
     *, development: bool = False, limits: RequestLimits | None = None
 ) -> strawberry.Schema:
     limits = limits or RequestLimits()
-    settle_siblings()  # no resolver left unawaited when a sibling's error nulls its parent
+    # No resolver left unawaited when a sibling's error nulls its parent; each sibling's
+    # first step taken at once (its upstream calls leave in the request's turn).
+    settle_siblings(start=started)
     operation_limits = limits_rule(limits.max_depth, limits.max_aliases)
     validated = ValidationResults(max_entries=512)
     extensions: list[type[SchemaExtension] | object] = [

@@ -481,3 +481,53 @@ async def test_a_started_task_cancelled_before_its_turn_cancels_what_it_waits_on
     with pytest.raises(asyncio.CancelledError):
         await task
     assert task.cancelled() and inner.cancelled() and unwound == ["finally"]
+
+
+async def test_a_future_a_started_task_waits_on_can_be_awaited_by_others_too() -> None:
+    """Until its task's first turn, what the first step waits on must not look awaited
+    already (`_asyncio_future_blocking`): another task awaiting it would fail."""
+    from gateway._compat.asyncio import started
+
+    shared = asyncio.ensure_future(asyncio.sleep(0.001, "v"))
+    plain = asyncio.get_running_loop().create_future()
+
+    async def read(future: asyncio.Future[str]) -> str:
+        return await future
+
+    ordinary = asyncio.ensure_future(read(plain))  # queued before the started ones
+    tasks = [started(read(shared)), started(read(shared)), started(read(plain))]
+    plain.set_result("p")
+    assert await asyncio.gather(ordinary, *tasks) == ["p", "v", "v", "p"]
+
+
+async def test_a_started_task_cancelled_keeps_the_message_and_ends_cancelled() -> None:
+    from gateway._compat.asyncio import started
+
+    waited = asyncio.get_running_loop().create_future()
+
+    async def waits() -> None:
+        await waited
+
+    async def returns() -> int:
+        return 5
+
+    task = started(waits())
+    task.cancel("bye")
+    with pytest.raises(asyncio.CancelledError, match="bye"):
+        await task
+    ended = started(returns())
+    assert ended.cancel()  # asked before its first turn: it ends cancelled, as a task would
+    with pytest.raises(asyncio.CancelledError):
+        await ended
+    assert ended.cancelled()
+
+
+async def test_a_started_task_is_named_by_its_coroutine() -> None:
+    from gateway._compat.asyncio import started
+
+    async def named_work() -> None:
+        await asyncio.sleep(0)
+
+    task = started(named_work())
+    assert "named_work" in repr(task) and task.get_stack()  # the coroutine, not the wrapper
+    await task

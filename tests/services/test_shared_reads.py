@@ -9,6 +9,8 @@ import asyncio
 import dataclasses
 from decimal import Decimal
 
+import httpx
+
 from gateway.cache.read_through import Generations, ReadThroughCache
 from gateway.cache.store import open_store
 from gateway.domain import (
@@ -23,7 +25,14 @@ from gateway.domain import (
 from gateway.errors import UpstreamContext, UpstreamUnauthorized
 from gateway.observability.metrics import Metrics
 from gateway.services.balances import BalanceService
-from tests.helpers import FakeClock, demo_accounts
+from tests.helpers import (
+    DelayTransport,
+    FakeClock,
+    Recording,
+    demo_accounts,
+    demo_settings,
+    running_gateway,
+)
 
 ACCOUNT = dataclasses.replace(demo_accounts()["magma"], fresh_seconds=0)
 
@@ -98,3 +107,35 @@ async def test_an_accounts_upstream_call_is_made_before_the_reads_are_handed_bac
     (answer,) = await asyncio.gather(*reads.values())
     assert isinstance(answer, AccountBalance) and answer.balances[0].total.amount == 1
     await store.close()
+
+
+DASHBOARD = (  # bench/run.py's dashboard: totals and results, siblings gathered by graphql-core
+    "{ balances { complete totals { currency total { amount } } "
+    "results { __typename ... on AccountBalance { account { id } balances { id } } "
+    "... on ProviderFailure { account { id } code } } } }"
+)
+
+
+async def test_a_dashboards_upstream_calls_leave_before_the_requests_queued_behind_it(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    """A request and something queued behind it in the same turn of the event loop (as
+    the requests a worker read in one turn are): by the time the second runs, the
+    dashboard has sent every upstream call it can send without an answer — each
+    account's balance call, and Muda's token call (its balance call needs the token)."""
+    upstream = Recording(DelayTransport(sim_transport))
+    async with running_gateway(demo_settings(), upstream, clock) as gw:
+        seen: list[list[str]] = []
+
+        async def queued_behind() -> None:
+            seen.append(sorted(r.url.path for r in upstream.requests))
+
+        dashboard = asyncio.ensure_future(gw.query(DASHBOARD))
+        behind = asyncio.ensure_future(queued_behind())
+        answer = await dashboard
+        await behind
+    assert answer["data"]["balances"]["complete"] is True
+    calls = sorted(r.url.path for r in upstream.requests)
+    assert len(calls) == 6  # five accounts and Muda's token
+    (before,) = seen
+    assert len(before) == 5 and set(before) < set(calls), before  # all but the one after the token
