@@ -1,0 +1,42 @@
+"""`bench/ab.py`, two commits side by side, its pure parts: the alternating order and the
+medians per commit. (The run itself takes minutes and is never a test.)"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from types import ModuleType
+
+import pytest
+
+from tests.helpers import ROOT
+
+
+@pytest.fixture(scope="module")
+def ab() -> ModuleType:
+    bench = str(ROOT / "bench")
+    sys.path.insert(0, bench)  # ab.py imports run.py's helpers as `run`
+    try:
+        spec = importlib.util.spec_from_file_location("bench_ab", ROOT / "bench" / "ab.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(bench)
+    return module
+
+
+def test_rounds_alternate_which_commit_goes_first(ab: ModuleType) -> None:
+    assert ab.order(4) == [("A", "B"), ("B", "A"), ("A", "B"), ("B", "A")]
+
+
+def test_each_commits_figures_are_the_medians_of_its_rounds(ab: ModuleType) -> None:
+    rows = [
+        {"side": side, "connections": 16, "p50_ms": p50, "p99_ms": p50 + 5, "gw_cpu_ms": 1.0}
+        for side, p50 in [("A", 60.0), ("B", 56.0), ("B", 57.0), ("A", 59.0), ("A", 70.0)]
+    ]
+    rows.append({"side": "A", "connections": 1, "p50_ms": 55.0, "p99_ms": 58.0, "gw_cpu_ms": 7.0})
+    table = ab.medians(rows)
+    assert table["A", 16] == {"p50_ms": 60.0, "p99_ms": 65.0, "gw_cpu_ms": 1.0}
+    assert table["B", 16]["p50_ms"] == 56.5  # two rounds: their mean
+    assert table["A", 1]["gw_cpu_ms"] == 7.0
