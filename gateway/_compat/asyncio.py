@@ -16,6 +16,14 @@ sets stay its own). A task cancelled before the loop reached it cancels what its
 was waiting on and is woken when that has ended, as a task waiting on a future is. The
 internals it touches — `asyncio.tasks._enter_task` / `_leave_task`, which a task calls
 around each of its steps — are guarded by tests/compat/test_compat.py.
+
+Within a budget per turn of the loop (`Turn`, 2 ms of first steps by default): a turn
+that has spent it starts the rest as `ensure_future` does. The first request of a turn
+sends its calls at once (the convoy's first request is that one), but a turn is never
+stretched by the first steps of every request read in it — under overload, a loop whose
+turns grew that way looked late to the adaptive admission's probe and its limit fell to a
+fifth (bench/README.md), and a hundred-account dashboard's fan-out would hold the loop
+for its whole length.
 """
 
 from __future__ import annotations
@@ -23,7 +31,8 @@ from __future__ import annotations
 import asyncio
 import asyncio.tasks
 import contextvars
-from collections.abc import Coroutine, Generator
+import time
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -127,15 +136,59 @@ def _instance(error: Any) -> Any:
     return error() if isinstance(error, type) else error
 
 
+class Turn:
+    """How much of the loop's current turn first steps have taken: `budget` seconds of
+    them a turn, by `clock`; a new turn begins with the loop's next round of callbacks."""
+
+    def __init__(
+        self, budget: float = 0.002, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.budget = budget
+        self.clock = clock
+        self._spent = 0.0
+        self._depth = 0  # first steps running inside one another: the outermost counts
+        self._since = 0.0  # when the outermost began
+        self._loop: asyncio.AbstractEventLoop | None = None  # whose turn is counted
+
+    def allows(self, loop: asyncio.AbstractEventLoop) -> bool:
+        if self._loop is not loop:  # the first in this turn: the next one resets it
+            self._loop = loop
+            self._spent = 0.0
+            loop.call_soon(self._next_turn)
+        running = self.clock() - self._since if self._depth else 0.0
+        return self._spent + running < self.budget
+
+    def enter(self) -> None:
+        if self._depth == 0:
+            self._since = self.clock()
+        self._depth += 1
+
+    def leave(self) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._spent += self.clock() - self._since
+
+    def _next_turn(self) -> None:
+        self._loop = None
+
+
+TURN = Turn()
+
+
 def started(
-    coro: Coroutine[Any, Any, T], traceless: tuple[type[BaseException], ...] = ()
+    coro: Coroutine[Any, Any, T],
+    traceless: tuple[type[BaseException], ...] = (),
+    turn: Turn = TURN,
 ) -> asyncio.Task[T]:
     """`coro` as a task whose first step has already run, in the task's own context and
-    as the current task; must be called from a running task. An error of a `traceless`
+    as the current task — or, once this turn of the loop has spent `turn`'s budget, as a
+    task like any other; must be called from a running task. An error of a `traceless`
     type raised by that first step is raised by the task without its traceback. Not for
     an `except` block: the first step would see the caller's exception as being handled
     (and chain its own errors to it)."""
     loop = asyncio.get_running_loop()
+    if not turn.allows(loop):
+        return loop.create_task(coro)
     caller = asyncio.current_task(loop)
     taken = _FirstStepTaken(coro, traceless)
     context = contextvars.copy_context()
@@ -143,9 +196,11 @@ def started(
     if caller is not None:
         _leave_task(loop, caller)
     _enter_task(loop, task)
+    turn.enter()
     try:
         context.run(taken.take)
     finally:
+        turn.leave()
         _leave_task(loop, task)
         if caller is not None:
             _enter_task(loop, caller)

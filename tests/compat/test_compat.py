@@ -531,3 +531,35 @@ async def test_a_started_task_is_named_by_its_coroutine() -> None:
     task = started(named_work())
     assert "named_work" in repr(task) and task.get_stack()  # the coroutine, not the wrapper
     await task
+
+
+async def test_first_steps_are_taken_within_a_budget_per_turn_of_the_loop() -> None:
+    """Once a turn has spent its budget on first steps (by the turn's clock), the rest
+    start as ordinary tasks; the next turn has its budget again. A first step running
+    inside another counts from the outer one's start."""
+    from gateway._compat.asyncio import Turn, started
+
+    now = [0.0]
+    turn = Turn(budget=1.0, clock=lambda: now[0])
+    ran: list[str] = []
+
+    async def step(name: str, takes: float = 0.0) -> None:
+        ran.append(name)
+        now[0] += takes
+        await asyncio.sleep(0)
+
+    async def outer() -> None:
+        ran.append("outer")
+        now[0] += 2.0  # over the budget before its inner task starts
+        await started(step("inner"), turn=turn)
+
+    first = started(step("first", takes=0.6), turn=turn)
+    second = started(step("second", takes=0.6), turn=turn)  # 0.6 spent: still within
+    third = started(step("third"), turn=turn)  # 1.2 spent: an ordinary task
+    assert ran == ["first", "second"]
+    await asyncio.sleep(0)  # the next turn: the budget again
+    assert ran == ["first", "second", "third"]
+    nested = started(outer(), turn=turn)
+    assert ran[-1] == "outer"  # its inner one waits for its own turn
+    await asyncio.gather(first, second, third, nested)
+    assert ran[-1] == "inner"

@@ -121,8 +121,7 @@ async def test_a_dashboards_upstream_calls_leave_before_the_requests_queued_behi
 ) -> None:
     """A request and something queued behind it in the same turn of the event loop (as
     the requests a worker read in one turn are): by the time the second runs, the
-    dashboard has sent every upstream call it can send without an answer — each
-    account's balance call, and Muda's token call (its balance call needs the token)."""
+    dashboard has sent its upstream calls."""
     upstream = Recording(DelayTransport(sim_transport))
     async with running_gateway(demo_settings(), upstream, clock) as gw:
         seen: list[list[str]] = []
@@ -130,12 +129,17 @@ async def test_a_dashboards_upstream_calls_leave_before_the_requests_queued_behi
         async def queued_behind() -> None:
             seen.append(sorted(r.url.path for r in upstream.requests))
 
+        await gw.query(DASHBOARD)  # the document parsed and validated once per process
+        clock.advance(3600)  # every balance read again
+        upstream.requests.clear()
         dashboard = asyncio.ensure_future(gw.query(DASHBOARD))
         behind = asyncio.ensure_future(queued_behind())
         answer = await dashboard
         await behind
     assert answer["data"]["balances"]["complete"] is True
     calls = sorted(r.url.path for r in upstream.requests)
-    assert len(calls) == 6  # five accounts and Muda's token
+    assert len(calls) == 5  # each account's balance (Muda's token is still valid)
     (before,) = seen
-    assert len(before) == 5 and set(before) < set(calls), before  # all but the one after the token
+    # The first reads at least (within the turn's budget of first steps, 2 ms: four or
+    # five here — the rest, on a slower machine, as ordinary tasks). Before: none.
+    assert before and set(before) <= set(calls), before
