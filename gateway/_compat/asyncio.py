@@ -173,6 +173,9 @@ class Turn:
 
 
 TURN = Turn()
+# Whether `started` takes first steps at once in this context (a request's, and the tasks
+# it starts): off for a request admitted while the worker is busy (`Admission.roomy`).
+EAGER: contextvars.ContextVar[bool] = contextvars.ContextVar("eager", default=True)
 
 
 def started(
@@ -181,13 +184,13 @@ def started(
     turn: Turn = TURN,
 ) -> asyncio.Task[T]:
     """`coro` as a task whose first step has already run, in the task's own context and
-    as the current task — or, once this turn of the loop has spent `turn`'s budget, as a
-    task like any other; must be called from a running task. An error of a `traceless`
-    type raised by that first step is raised by the task without its traceback. Not for
-    an `except` block: the first step would see the caller's exception as being handled
-    (and chain its own errors to it)."""
+    as the current task — or, once this turn of the loop has spent `turn`'s budget or
+    where `EAGER` is off, as a task like any other; must be called from a running task.
+    An error of a `traceless` type raised by that first step is raised by the task
+    without its traceback. Not for an `except` block: the first step would see the
+    caller's exception as being handled (and chain its own errors to it)."""
     loop = asyncio.get_running_loop()
-    if not turn.allows(loop):
+    if not EAGER.get() or not turn.allows(loop):
         return loop.create_task(coro)
     caller = asyncio.current_task(loop)
     taken = _FirstStepTaken(coro, traceless)

@@ -138,6 +138,14 @@ class Admission:
             return running < limit or self.mutations < self.reserved()
         return running < max(1, limit - self.reserved())
 
+    def roomy(self) -> bool:
+        """Whether at most half the limit is running: room enough for a request to send
+        its upstream calls in the turn it runs (`_compat/asyncio.started`) rather than
+        after the others queued in that turn. Near the limit every admitted request's
+        first step would lengthen the loop's turns, which the probe reads as a late loop:
+        the adaptive limit would fall (bench/README.md)."""
+        return self.running <= self.limit // 2
+
     @property
     def waiting(self) -> int:
         return sum(len(w) for w in self._waiters.values())

@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from strawberry.types.graphql import OperationType as StrawberryOperation
 
+from gateway._compat.asyncio import EAGER
 from gateway._compat.starlette import set_body, set_query
 from gateway.access import Principal
 from gateway.cache.responses import (
@@ -306,6 +307,7 @@ class GraphQLEndpoint:
         # goes; anything naming a mutation runs to its end (its upstream calls have their
         # own timeouts), so a top-up's outcome is recorded rather than left to its lease.
         cancellable = kind != "mutation"
+        EAGER.set(self.admission.roomy())  # this request's own context (its task's)
         try:
             async with asyncio.timeout_at(deadline if cancellable else None):
                 with request_trace.tracing(trace):

@@ -563,3 +563,23 @@ async def test_first_steps_are_taken_within_a_budget_per_turn_of_the_loop() -> N
     assert ran[-1] == "outer"  # its inner one waits for its own turn
     await asyncio.gather(first, second, third, nested)
     assert ran[-1] == "inner"
+
+
+async def test_no_first_step_is_taken_where_eager_is_off() -> None:
+    import contextvars
+
+    from gateway._compat.asyncio import EAGER, started
+
+    ran: list[str] = []
+
+    async def step() -> None:
+        ran.append("step")
+
+    def busy() -> asyncio.Task[None]:
+        EAGER.set(False)  # as the endpoint does for a request admitted near the limit
+        return started(step())
+
+    task = contextvars.copy_context().run(busy)
+    assert ran == []  # an ordinary task: it runs in its turn
+    await task
+    assert ran == ["step"] and EAGER.get()  # the caller's own context untouched

@@ -459,3 +459,18 @@ def test_shed_clients_are_told_to_come_back_after_one_two_or_three_seconds() -> 
     """At random, so the clients shed together do not come back as one wave."""
     admission = Admission(1, 0, 0.0, Metrics())
     assert {admission.retry_after() for _ in range(300)} == {1, 2, 3}
+
+
+def test_a_request_sends_its_calls_in_its_own_turn_only_while_half_the_limit_is_free() -> None:
+    """`Admission.roomy` decides whether an admitted request's upstream calls leave in
+    the turn it runs (`_compat/asyncio.started`): near the limit that would lengthen the
+    loop's turns, and the adaptive limit would read them as a late loop and fall."""
+    admission = Admission(max_active=10, max_waiting=0, wait_seconds=0, metrics=Metrics())
+    seen = []
+    for _ in range(7):
+        seen.append(admission.roomy())
+        assert admission.try_enter("query")
+    assert seen == [True] * 6 + [False]  # 0..5 running of 10: roomy; 6: not
+    admission.release("query")
+    admission.release("query")
+    assert admission.roomy()
