@@ -174,7 +174,8 @@ class Turn:
 
 TURN = Turn()
 # Whether `started` takes first steps at once in this context (a request's, and the tasks
-# it starts): off for a request admitted while the worker is busy (`Admission.roomy`).
+# it starts): the endpoint turns it on only for a request others may join, and only while
+# the worker has room (`Admission.roomy`).
 EAGER: contextvars.ContextVar[bool] = contextvars.ContextVar("eager", default=True)
 
 

@@ -307,7 +307,10 @@ class GraphQLEndpoint:
         # goes; anything naming a mutation runs to its end (its upstream calls have their
         # own timeouts), so a top-up's outcome is recorded rather than left to its lease.
         cancellable = kind != "mutation"
-        EAGER.set(self.admission.roomy())  # this request's own context (its task's)
+        # Its upstream calls sent in the turn it runs — before the identical requests read
+        # in that turn are set waiting for it — only for a request others may join, and
+        # while the worker has room (`_compat/asyncio.started`, `Admission.roomy`).
+        EAGER.set(leader is not None and self.admission.roomy())  # this request's context
         try:
             async with asyncio.timeout_at(deadline if cancellable else None):
                 with request_trace.tracing(trace):
