@@ -72,60 +72,38 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=6)
     args = parser.parse_args()
     connections = [int(c) for c in args.connections.split(",")]
-    sim_port, up_port = bench.free_port(), bench.free_port()
-    sim_url, up_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{up_port}"
-    sim = bench.started(
-        bench.pinned(bench.LOAD_CPU, str(bench.BIN), "simulate", "--port", str(sim_port)),
-        f"{sim_url}/_sim/calls",
-    )
-    upstream = bench.started(
-        bench.pinned(
-            bench.LOAD_CPU,
-            sys.executable,
-            str(bench.ROOT / "bench" / "upstream.py"),
-            "--port",
-            str(up_port),
-            "--simulator",
-            sim_url,
-        ),
-        f"{up_url}/_upstream/cpu",
-    )
     rows: list[dict[str, float | str]] = []
-    try:
-        with (
-            checked_out(args.a) as tree_a,
-            checked_out(args.b) as tree_b,
-            tempfile.TemporaryDirectory() as tmp,
-        ):
-            trees = {"A": tree_a, "B": tree_b}
-            script = bench.post_script(Path(tmp))
-            per_provider, providers = bench.accounts(args.accounts)
-            config = bench.config(up_url, per_provider, 0, True, providers)
-            for first, second in order(args.rounds):
-                for side in (first, second):
-                    os.environ["PYTHONPATH"] = str(trees[side])  # the gateway's own code
-                    with bench.Gateway(config) as gw:
-                        assert gw.process is not None
-                        for c in connections:
-                            r = bench.measure(
-                                f"{gw.url}/graphql",
-                                c,
-                                args.seconds,
-                                args.runs,
-                                script,
-                                cpu_of={"gw": gw.process.pid},
-                            )
-                            rows.append({"side": side, "connections": c, **r})
-                            print(
-                                f"{side} {args.accounts} accounts × {c:>2}: p50 "
-                                f"{r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
-                                f"{r['gw_cpu_ms']:.2f} ms CPU/request",
-                                flush=True,
-                            )
-    finally:
-        for process in (upstream, sim):
-            process.terminate()
-            process.wait(10)
+    with (
+        bench.fake_upstream() as (_, up_url, _process),
+        checked_out(args.a) as tree_a,
+        checked_out(args.b) as tree_b,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        trees = {"A": tree_a, "B": tree_b}
+        script = bench.post_script(Path(tmp))
+        per_provider, providers = bench.accounts(args.accounts)
+        config = bench.config(up_url, per_provider, 0, True, providers)
+        for first, second in order(args.rounds):
+            for side in (first, second):
+                os.environ["PYTHONPATH"] = str(trees[side])  # the gateway's own code
+                with bench.Gateway(config) as gw:
+                    assert gw.process is not None
+                    for c in connections:
+                        r = bench.measure(
+                            f"{gw.url}/graphql",
+                            c,
+                            args.seconds,
+                            args.runs,
+                            script,
+                            cpu_of={"gw": gw.process.pid},
+                        )
+                        rows.append({"side": side, "connections": c, **r})
+                        print(
+                            f"{side} {args.accounts} accounts × {c:>2}: p50 "
+                            f"{r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+                            f"{r['gw_cpu_ms']:.2f} ms CPU/request",
+                            flush=True,
+                        )
     table = medians(rows)
     print(f"\nmedians of {args.rounds} rounds; A = {args.a}, B = {args.b}")
     for c in connections:

@@ -70,54 +70,31 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=20)
     args = parser.parse_args()
     spy = bench.BIN.parent / "py-spy"
-    sim_port, up_port = bench.free_port(), bench.free_port()
-    sim_url, up_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{up_port}"
-    sim = bench.started(
-        bench.pinned(bench.LOAD_CPU, str(bench.BIN), "simulate", "--port", str(sim_port)),
-        f"{sim_url}/_sim/calls",
-    )
-    upstream = bench.started(
-        bench.pinned(
-            bench.LOAD_CPU,
-            sys.executable,
-            str(bench.ROOT / "bench" / "upstream.py"),
-            "--port",
-            str(up_port),
-            "--simulator",
-            sim_url,
-        ),
-        f"{up_url}/_upstream/cpu",
-    )
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            script = bench.post_script(Path(tmp))
-            raw = Path(tmp) / "profile.txt"
-            per_provider, providers = bench.accounts(args.accounts)
-            config = bench.config(up_url, per_provider, 0, True, providers)
-            with bench.Gateway(config) as gw:
-                assert gw.process is not None
-                url = f"{gw.url}/graphql"
-                bench.wrk(url, args.connections, 3, script)  # warm-up
-                command = [str(spy), "record", "-p", str(gw.process.pid), "-f", "raw"]
-                command += ["-o", str(raw), "-d", str(args.seconds), "-r", "400"]
-                recording = subprocess.Popen(
-                    command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-                )
-                before = bench.cpu_seconds(gw.process.pid)
-                measured = bench.wrk(url, args.connections, args.seconds, script)
-                cpu = bench.cpu_seconds(gw.process.pid) - before
-                recording.wait(60)
-            requests = measured["rps"] * args.seconds
-            print(
-                f"{args.accounts} accounts, {args.connections} connection(s): "
-                f"p50 {measured['p50_ms']:.1f} ms, {cpu * 1000 / requests:.2f} ms CPU per "
-                f"request ({cpu * 1000 / requests / args.accounts:.3f} per account)"
+    with bench.fake_upstream() as (_, up_url, _process), tempfile.TemporaryDirectory() as tmp:
+        script = bench.post_script(Path(tmp))
+        raw = Path(tmp) / "profile.txt"
+        per_provider, providers = bench.accounts(args.accounts)
+        config = bench.config(up_url, per_provider, 0, True, providers)
+        with bench.Gateway(config) as gw:
+            assert gw.process is not None
+            url = f"{gw.url}/graphql"
+            bench.wrk(url, args.connections, 3, script)  # warm-up
+            command = [str(spy), "record", "-p", str(gw.process.pid), "-f", "raw"]
+            command += ["-o", str(raw), "-d", str(args.seconds), "-r", "400"]
+            recording = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            print("\n".join(summary(raw, args.top)))
-    finally:
-        for process in (upstream, sim):
-            process.terminate()
-            process.wait(10)
+            before = bench.cpu_seconds(gw.process.pid)
+            measured = bench.wrk(url, args.connections, args.seconds, script)
+            cpu = bench.cpu_seconds(gw.process.pid) - before
+            recording.wait(60)
+        requests = measured["rps"] * args.seconds
+        print(
+            f"{args.accounts} accounts, {args.connections} connection(s): "
+            f"p50 {measured['p50_ms']:.1f} ms, {cpu * 1000 / requests:.2f} ms CPU per "
+            f"request ({cpu * 1000 / requests / args.accounts:.3f} per account)"
+        )
+        print("\n".join(summary(raw, args.top)))
     return 0
 
 

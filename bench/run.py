@@ -417,6 +417,41 @@ def started(command: list[str], url: str, env: dict[str, str] | None = None) -> 
     return process
 
 
+@contextlib.contextmanager
+def fake_upstream(latency: float = LATENCY) -> Iterator[tuple[str, str, Any]]:
+    """The simulator and the bench's fake upstream in front of it (answering after
+    `latency` seconds), pinned to the load CPU: the simulator's URL, the upstream's URL
+    and its process; both stopped at the end."""
+    sim_port, up_port = free_port(), free_port()
+    sim_url, up_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{up_port}"
+    sim = started(
+        pinned(LOAD_CPU, str(BIN), "simulate", "--port", str(sim_port)), f"{sim_url}/_sim/calls"
+    )
+    try:
+        upstream = started(
+            pinned(
+                LOAD_CPU,
+                sys.executable,
+                str(ROOT / "bench" / "upstream.py"),
+                "--port",
+                str(up_port),
+                "--simulator",
+                sim_url,
+                "--latency",
+                str(latency),
+            ),
+            f"{up_url}/_upstream/cpu",
+        )
+        try:
+            yield sim_url, up_url, upstream
+        finally:
+            upstream.terminate()
+            upstream.wait(10)
+    finally:
+        sim.terminate()
+        sim.wait(10)
+
+
 def upstream_floor(up_url: str, per_request: int, connections: int, seconds: int) -> Any:
     """The raw aiohttp client's CPU per call, pinned to the gateway's CPU (bench/floors.py)."""
     command = pinned(GATEWAY_CPU, sys.executable, str(ROOT / "bench" / "floors.py"), "upstream")
@@ -678,34 +713,15 @@ def main() -> int:
     for tool in (*needs, *(("node", "npm") if args.only == "hive" else ())):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed: see bench/README.md")
-    sim_port, up_port = free_port(), free_port()
-    sim_url, up_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{up_port}"
-    sim = started(
-        pinned(LOAD_CPU, str(BIN), "simulate", "--port", str(sim_port)), f"{sim_url}/_sim/calls"
-    )
-    upstream = started(
-        pinned(
-            LOAD_CPU,
-            sys.executable,
-            str(ROOT / "bench" / "upstream.py"),
-            "--port",
-            str(up_port),
-            "--simulator",
-            sim_url,
-            "--latency",
-            str(LATENCY),
-        ),
-        f"{up_url}/_upstream/cpu",
-    )
-    for tenant in TENANTS:
-        httpx.put(f"{sim_url}/_sim/faults/{tenant}", json={"latency_seconds": LATENCY})
     previous = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
     results: dict[str, Any] = previous if args.only else {}
     results.update(
         {"latency_ms": LATENCY * 1000, "runs": args.runs, "seconds": args.seconds, "cpus": CPUS}
     )
     try:
-        with tempfile.TemporaryDirectory() as tmp:
+        with fake_upstream() as (sim_url, up_url, upstream), tempfile.TemporaryDirectory() as tmp:
+            for tenant in TENANTS:
+                httpx.put(f"{sim_url}/_sim/faults/{tenant}", json={"latency_seconds": LATENCY})
             script = post_script(Path(tmp))
             if wanted(args.only, "scale") or wanted(args.only, "cached"):
                 results["upstream"] = upstream_baseline(up_url, args.seconds, args.runs)
@@ -738,9 +754,6 @@ def main() -> int:
                     up_url, upstream.pid, args.seconds, args.runs, args.hive_dir
                 )
     finally:
-        for process in (upstream, sim):
-            process.terminate()
-            process.wait(10)
         for suffix in ("", "-wal", "-shm"):
             Path(f"{JOURNAL}{suffix}").unlink(missing_ok=True)
     if "scale" in results:

@@ -3,27 +3,16 @@ medians per commit. (The run itself takes minutes and is never a test.)"""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from types import ModuleType
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.bench.scripts import bench_script
 
 
 @pytest.fixture(scope="module")
 def ab() -> ModuleType:
-    bench = str(ROOT / "bench")
-    sys.path.insert(0, bench)  # ab.py imports run.py's helpers as `run`
-    try:
-        spec = importlib.util.spec_from_file_location("bench_ab", ROOT / "bench" / "ab.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(bench)
-    return module
+    return bench_script("ab")
 
 
 def test_rounds_alternate_which_commit_goes_first(ab: ModuleType) -> None:

@@ -5,11 +5,9 @@ checks, the interleaving, the pairs' ratios and the report. (The run itself is
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -17,21 +15,13 @@ from typing import Any
 import pytest
 from graphql import parse
 
-from tests.helpers import ROOT, load_settings
+from tests.bench.scripts import bench_script
+from tests.helpers import load_settings
 
 
 @pytest.fixture(scope="module")
 def hive() -> ModuleType:
-    bench = str(ROOT / "bench")
-    sys.path.insert(0, bench)  # hive.py imports run.py's helpers as `run`
-    try:
-        spec = importlib.util.spec_from_file_location("bench_hive", ROOT / "bench" / "hive.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(bench)
-    return module
+    return bench_script("hive")
 
 
 def test_the_packages_are_pinned_to_exact_versions(hive: ModuleType) -> None:
