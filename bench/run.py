@@ -450,6 +450,8 @@ def fake_upstream(latency: float = LATENCY) -> Iterator[tuple[str, str, Any]]:
     finally:
         sim.terminate()
         sim.wait(10)
+        for suffix in ("", "-wal", "-shm"):  # the gateways' journal (JOURNAL), this run's
+            Path(f"{JOURNAL}{suffix}").unlink(missing_ok=True)
 
 
 def upstream_floor(up_url: str, per_request: int, connections: int, seconds: int) -> Any:
@@ -718,44 +720,40 @@ def main() -> int:
     results.update(
         {"latency_ms": LATENCY * 1000, "runs": args.runs, "seconds": args.seconds, "cpus": CPUS}
     )
-    try:
-        with fake_upstream() as (sim_url, up_url, upstream), tempfile.TemporaryDirectory() as tmp:
-            for tenant in TENANTS:
-                httpx.put(f"{sim_url}/_sim/faults/{tenant}", json={"latency_seconds": LATENCY})
-            script = post_script(Path(tmp))
-            if wanted(args.only, "scale") or wanted(args.only, "cached"):
-                results["upstream"] = upstream_baseline(up_url, args.seconds, args.runs)
-            if wanted(args.only, "cached"):
-                cached, body = cached_case(up_url, script, args.seconds, args.runs)
-                results["cached"] = cached
-                results["http_floor"] = http_floor(body, script, args.seconds, args.runs)
-            if wanted(args.only, "scale"):
-                results["scale"] = scale_case(up_url, upstream.pid, script, args.seconds, args.runs)
-                results["upstream_cpu_seconds"] = float(httpx.get(f"{up_url}/_upstream/cpu").text)
-            if args.only is None:  # straight to the simulator, which counts the calls
-                with Gateway(config(sim_url, 1, 300, True)) as gw:
-                    results["cold burst"] = asyncio.run(cold_burst(gw.url, sim_url, 200))
-            if wanted(args.only, "overload"):
-                ramp = json.loads(Path(args.ramp_from).read_text()) if args.ramp_from else None
-                results["overload"] = overload_case(
-                    up_url,
-                    args.seconds,
-                    args.overload_server.replace("\\n", "\n") + "\n",
-                    ramp["overload"] if ramp else None,
-                )
-            if wanted(args.only, "first-result"):
-                results["first result"] = first_result_case(sim_url, 10 * args.runs)
-            if wanted(args.only, "mcp"):
-                results["mcp"] = mcp_case(up_url, args.runs)
-            if args.only == "hive":  # opt-in: it installs npm packages
-                import hive
+    with fake_upstream() as (sim_url, up_url, upstream), tempfile.TemporaryDirectory() as tmp:
+        for tenant in TENANTS:
+            httpx.put(f"{sim_url}/_sim/faults/{tenant}", json={"latency_seconds": LATENCY})
+        script = post_script(Path(tmp))
+        if wanted(args.only, "scale") or wanted(args.only, "cached"):
+            results["upstream"] = upstream_baseline(up_url, args.seconds, args.runs)
+        if wanted(args.only, "cached"):
+            cached, body = cached_case(up_url, script, args.seconds, args.runs)
+            results["cached"] = cached
+            results["http_floor"] = http_floor(body, script, args.seconds, args.runs)
+        if wanted(args.only, "scale"):
+            results["scale"] = scale_case(up_url, upstream.pid, script, args.seconds, args.runs)
+            results["upstream_cpu_seconds"] = float(httpx.get(f"{up_url}/_upstream/cpu").text)
+        if args.only is None:  # straight to the simulator, which counts the calls
+            with Gateway(config(sim_url, 1, 300, True)) as gw:
+                results["cold burst"] = asyncio.run(cold_burst(gw.url, sim_url, 200))
+        if wanted(args.only, "overload"):
+            ramp = json.loads(Path(args.ramp_from).read_text()) if args.ramp_from else None
+            results["overload"] = overload_case(
+                up_url,
+                args.seconds,
+                args.overload_server.replace("\\n", "\n") + "\n",
+                ramp["overload"] if ramp else None,
+            )
+        if wanted(args.only, "first-result"):
+            results["first result"] = first_result_case(sim_url, 10 * args.runs)
+        if wanted(args.only, "mcp"):
+            results["mcp"] = mcp_case(up_url, args.runs)
+        if args.only == "hive":  # opt-in: it installs npm packages
+            import hive
 
-                results["hive"] = hive.hive_case(
-                    up_url, upstream.pid, args.seconds, args.runs, args.hive_dir
-                )
-    finally:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{JOURNAL}{suffix}").unlink(missing_ok=True)
+            results["hive"] = hive.hive_case(
+                up_url, upstream.pid, args.seconds, args.runs, args.hive_dir
+            )
     if "scale" in results:
         results.update(derived(results))
     Path(args.out).write_text(json.dumps(results, indent=2))
