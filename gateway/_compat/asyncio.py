@@ -91,18 +91,19 @@ class _FirstStepTaken(Coroutine[Any, Any, T]):
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
         first, self._first = self._first, None
         error = val if val is not None else typ
+        error = error() if isinstance(error, type) else error
         try:
-            if first is not None and isinstance(_instance(error), asyncio.CancelledError):
+            if first is not None and isinstance(error, asyncio.CancelledError):
                 # Cancelled before its first turn.
                 kind, what = first
                 if kind == "wait":
                     # As `Task.cancel` does for a waiting task: cancel what it waits on
                     # (with the message) and wake when that has ended.
-                    message = _instance(error).args[0] if _instance(error).args else None
+                    message = error.args[0] if error.args else None
                     if isinstance(what, asyncio.Future) and what.cancel(message):
                         return _blocking(what, True)
                 elif kind == "return":
-                    raise _instance(error)  # ends cancelled, as a task cancelled at its end
+                    raise error  # ends cancelled, as a task cancelled at its end
             if first is not None and first[0] != "wait":
                 self._first = first  # an ended step: its error is handed on, not lost
                 return self.send(None)
@@ -130,10 +131,6 @@ def _blocking(waited: Any, blocking: bool) -> Any:
     if getattr(waited, "_asyncio_future_blocking", None) is not None:
         waited._asyncio_future_blocking = blocking
     return waited
-
-
-def _instance(error: Any) -> Any:
-    return error() if isinstance(error, type) else error
 
 
 class Turn:

@@ -13,6 +13,7 @@ import httpx
 
 from gateway.cache.read_through import Generations, ReadThroughCache
 from gateway.cache.store import open_store
+from gateway.config.settings import Settings
 from gateway.domain import (
     AccountBalance,
     AccountBalanceResult,
@@ -32,6 +33,7 @@ from tests.helpers import (
     demo_accounts,
     demo_settings,
     running_gateway,
+    with_section,
 )
 
 ACCOUNT = dataclasses.replace(demo_accounts()["magma"], fresh_seconds=0)
@@ -116,14 +118,14 @@ DASHBOARD = (  # bench/run.py's dashboard: totals and results, siblings gathered
 )
 
 
-async def test_a_dashboards_upstream_calls_leave_before_the_requests_queued_behind_it(
-    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
-) -> None:
-    """A request and something queued behind it in the same turn of the event loop (as
-    the requests a worker read in one turn are): by the time the second runs, the
-    dashboard has sent its upstream calls."""
+async def calls_sent_before_whats_queued_behind(
+    settings: Settings, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> tuple[list[str], list[str]]:
+    """The dashboard and something queued behind it in the same turn of the event loop
+    (as the requests a worker read in one turn are): the upstream calls made when the
+    second ran, and all the dashboard's calls."""
     upstream = Recording(DelayTransport(sim_transport))
-    async with running_gateway(demo_settings(), upstream, clock) as gw:
+    async with running_gateway(settings, upstream, clock) as gw:
         seen: list[list[str]] = []
 
         async def queued_behind() -> None:
@@ -137,9 +139,31 @@ async def test_a_dashboards_upstream_calls_leave_before_the_requests_queued_behi
         answer = await dashboard
         await behind
     assert answer["data"]["balances"]["complete"] is True
-    calls = sorted(r.url.path for r in upstream.requests)
-    assert len(calls) == 5  # each account's balance (Muda's token is still valid)
     (before,) = seen
+    return before, sorted(r.url.path for r in upstream.requests)
+
+
+async def test_a_dashboards_upstream_calls_leave_before_the_requests_queued_behind_it(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    """A request identical ones may wait for (the response cache is on) sends its
+    upstream calls before what is queued behind it runs."""
+    before, calls = await calls_sent_before_whats_queued_behind(
+        demo_settings(), sim_transport, clock
+    )
+    assert len(calls) == 5  # each account's balance (Muda's token is still valid)
     # The first reads at least (within the turn's budget of first steps, 2 ms: four or
     # five here — the rest, on a slower machine, as ordinary tasks). Before: none.
     assert before and set(before) <= set(calls), before
+
+
+async def test_a_request_nobody_can_join_starts_its_reads_in_turn(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    """Without the response cache no request waits for another's answer, and none takes
+    its first steps early: under overload, turns lengthened that way read as a late loop
+    to the adaptive admission, whose limit fell to a fifth (bench/README.md)."""
+    settings = with_section(demo_settings(), "cache", response_cache=False)
+    before, calls = await calls_sent_before_whats_queued_behind(settings, sim_transport, clock)
+    assert len(calls) == 5
+    assert before == []  # sent after what was queued behind it had run
