@@ -96,6 +96,28 @@ def test_graphql_core_executor_still_binds_the_async_helpers_we_replace() -> Non
     assert "return gather_with_cancel(*values)" in source, "gather_async_work changed"
 
 
+def test_graphql_core_event_executors_still_share_the_memo_we_give_each_its_own() -> None:
+    """`forget_field_groups` replaces two attributes graphql-core sets in `Executor.__init__`
+    and a subscription event's executor shares by being a shallow copy. If a release stops
+    sharing them (the leak fixed upstream), this fails: drop the override then."""
+    from graphql import ExecutionResult, parse
+    from graphql.pyutils import RefMap
+
+    core = strawberry_compat.core_schema(strawberry.Schema(query=Query))
+    executor = ExecutionContext.build(core, parse("{ hello }"))
+    assert isinstance(executor, ExecutionContext), executor
+    event = executor.build_per_event_executor(Query())
+    assert isinstance(executor._relevant_sub_fields, dict), "the subfield memo moved"
+    assert isinstance(executor._stream_usages, RefMap), "the stream-usage memo moved"
+    assert event._relevant_sub_fields is executor._relevant_sub_fields, "no longer shared"
+    assert event._stream_usages is executor._stream_usages, "no longer shared"
+    graphql_compat.forget_field_groups(event)
+    assert event._relevant_sub_fields == {} and len(event._stream_usages) == 0
+    assert event._relevant_sub_fields is not executor._relevant_sub_fields
+    answer = event.execute_operation(False)
+    assert isinstance(answer, ExecutionResult) and answer.data == {"hello": "world"}
+
+
 def test_graphql_core_still_gathers_fields_and_items_through_its_module_global() -> None:
     """`settle_siblings` replaces `graphql.execution.executor.gather_with_cancel`: that
     works while the executor calls it by that module-level name, where it gathers an

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import suppress
 from operator import attrgetter
-from typing import Any
+from typing import Any, cast
 from weakref import WeakKeyDictionary
 
 from graphql import (
@@ -47,7 +47,11 @@ from graphql import Visitor as Visitor_
 from graphql.pyutils import Path
 from strawberry.types.field import StrawberryField
 
-from gateway._compat.graphql import FieldDetailsList, helpers_holding_weakly
+from gateway._compat.graphql import (
+    FieldDetailsList,
+    forget_field_groups,
+    helpers_holding_weakly,
+)
 from gateway._compat.strawberry import ExecutionContextBase, is_default_resolver
 from gateway.schema.execution.per_object import PerObject
 
@@ -176,6 +180,14 @@ class FastCompletionContext(ExecutionContextBase):
         self._shared = shared.plans_for(
             self.operation, self.fragment_definitions, self.variable_values.coerced
         )
+
+    def build_per_event_executor(self, payload: Any) -> FastCompletionContext:
+        """A subscription event's executor, with its own memos of field groups: shared
+        with the subscription's (graphql-core copies it), they grew by every event."""
+        executor = cast("FastCompletionContext", super().build_per_event_executor(payload))
+        forget_field_groups(executor)
+        executor._local = {}
+        return executor
 
     def collect_and_execute_subfields(
         self,
