@@ -173,7 +173,7 @@ class FastCompletionContext(ExecutionContextBase):
         self._plans_allowed = manager is None or not manager.middlewares
         # Per execution, on the group's identity (as graphql-core memoizes
         # `collect_subfields`), the group kept alive so that its id is not reused.
-        self._local: dict[tuple[str, int], tuple[FieldDetailsList, Plan | None]] = {}
+        self.local_plans: dict[tuple[str, int], tuple[FieldDetailsList, Plan | None]] = {}
         shared = _SHARED.get(self.schema)
         if shared is None:
             shared = _SHARED[self.schema] = _SharedPlans()
@@ -186,7 +186,7 @@ class FastCompletionContext(ExecutionContextBase):
         with the subscription's (graphql-core copies it), they grew by every event."""
         executor = cast("FastCompletionContext", super().build_per_event_executor(payload))
         forget_field_groups(executor)
-        executor._local = {}
+        executor.local_plans = {}
         return executor
 
     def collect_and_execute_subfields(
@@ -211,10 +211,10 @@ class FastCompletionContext(ExecutionContextBase):
 
     def _plan(self, object_type: GraphQLObjectType, group: FieldDetailsList) -> Plan | None:
         key = (object_type.name, id(group))
-        known = self._local.get(key)
+        known = self.local_plans.get(key)
         if known is None:
             known = (group, self._shared_plan(object_type, group))
-            self._local[key] = known
+            self.local_plans[key] = known
         return known[1]
 
     def _shared_plan(self, object_type: GraphQLObjectType, group: FieldDetailsList) -> Plan | None:
