@@ -1,0 +1,102 @@
+"""An answer sent over time (`held_slot.py`): sent in the request's own task until its
+body ends or its client leaves, its slot released either way; a cancel from outside (the
+server stopping) is never mistaken for the client leaving."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import AsyncIterator, MutableMapping
+from typing import Any
+
+import pytest
+from starlette.responses import StreamingResponse
+
+from gateway.server.held_slot import HeldUntilSent, Once, until_disconnect
+from tests.server.test_admission import until
+
+
+class Exchange:
+    """One ASGI exchange: what was sent, and a client that leaves when told to."""
+
+    def __init__(self) -> None:
+        self.sent: list[MutableMapping[str, Any]] = []
+        self.left = asyncio.Event()
+
+    async def receive(self) -> dict[str, Any]:
+        await self.left.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: MutableMapping[str, Any]) -> None:
+        self.sent.append(message)
+
+    def bodies(self) -> list[bytes]:
+        return [m["body"] for m in self.sent if m["type"] == "http.response.body"]
+
+
+async def endless(ended: list[str]) -> AsyncIterator[bytes]:
+    try:
+        while True:
+            yield b"event"
+            await asyncio.sleep(0)
+    finally:
+        ended.append("body closed")
+
+
+def held(body: AsyncIterator[bytes], released: list[str]) -> HeldUntilSent:
+    return HeldUntilSent(StreamingResponse(body), Once(lambda: released.append("released")))
+
+
+async def test_a_body_that_ends_is_sent_whole_and_its_slot_released() -> None:
+    async def three() -> AsyncIterator[bytes]:
+        for part in (b"a", b"b", b"c"):
+            yield part
+
+    exchange, released = Exchange(), list[str]()
+    await held(three(), released)({"type": "http"}, exchange.receive, exchange.send)
+    assert exchange.bodies() == [b"a", b"b", b"c", b""]
+    assert released == ["released"]
+    await asyncio.sleep(0)  # the disconnect watch's cancel takes its turn
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_the_client_leaving_ends_the_sending_and_the_call_returns() -> None:
+    exchange, released, ended = Exchange(), list[str](), list[str]()
+    call = asyncio.ensure_future(
+        held(endless(ended), released)({"type": "http"}, exchange.receive, exchange.send)
+    )
+    await until(lambda: len(exchange.bodies()) >= 5)
+    exchange.left.set()
+    await call  # returns: the client's leaving is no error of the server's
+    sent = len(exchange.sent)
+    await asyncio.sleep(0)
+    assert len(exchange.sent) == sent  # nothing more is sent
+    assert ended == ["body closed"] and released == ["released"]
+
+
+async def test_a_cancel_from_outside_is_raised_even_when_the_client_left_too() -> None:
+    exchange, released, ended = Exchange(), list[str](), list[str]()
+    call = asyncio.ensure_future(
+        held(endless(ended), released)({"type": "http"}, exchange.receive, exchange.send)
+    )
+    await until(lambda: len(exchange.bodies()) >= 2)
+    exchange.left.set()
+    call.cancel()  # the server stops in the same turn
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert ended == ["body closed"] and released == ["released"]
+
+
+async def test_a_failed_receive_leaves_the_sending_alone_and_is_not_reported_lost(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken() -> dict[str, Any]:
+        raise RuntimeError("receive broke")
+
+    async def sending() -> None:
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    await until_disconnect(sending(), broken)  # ends as the sending does
+    gc.collect()  # a task whose error nobody read says so when it is freed
+    assert "never retrieved" not in caplog.text
