@@ -178,7 +178,7 @@ async def test_three_hundred_streams_nobody_reads_are_closed_and_memory_stays_fl
 ) -> None:
     """The start is a server that has served 300 streams whose clients read: 300 streams
     at once raise the allocator's high-water mark, read or not (Python keeps an arena
-    while any object in it lives; about 15 MiB here), and a wave that nobody reads must
+    while any object in it lives; about 13 MiB here), and a wave that nobody reads must
     not add more than a tenth to that (it adds about 1 %; 6 % while each event of a
     subscription grew its memo of field groups)."""
     streams, ticker = 300, Ticker()
