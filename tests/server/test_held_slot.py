@@ -60,11 +60,17 @@ async def test_a_body_that_ends_is_sent_whole_and_its_slot_released() -> None:
     assert asyncio.all_tasks() == {asyncio.current_task()}
 
 
-async def test_the_client_leaving_ends_the_sending_and_the_call_returns() -> None:
+def sending_endlessly() -> tuple[Exchange, list[str], list[str], asyncio.Future[None]]:
+    """An endless body being sent: the exchange, what was released, what ended, the call."""
     exchange, released, ended = Exchange(), list[str](), list[str]()
     call = asyncio.ensure_future(
         held(endless(ended), released)({"type": "http"}, exchange.receive, exchange.send)
     )
+    return exchange, released, ended, call
+
+
+async def test_the_client_leaving_ends_the_sending_and_the_call_returns() -> None:
+    exchange, released, ended, call = sending_endlessly()
     await until(lambda: len(exchange.bodies()) >= 5)
     exchange.left.set()
     await call  # returns: the client's leaving is no error of the server's
@@ -75,10 +81,7 @@ async def test_the_client_leaving_ends_the_sending_and_the_call_returns() -> Non
 
 
 async def test_a_cancel_from_outside_is_raised_even_when_the_client_left_too() -> None:
-    exchange, released, ended = Exchange(), list[str](), list[str]()
-    call = asyncio.ensure_future(
-        held(endless(ended), released)({"type": "http"}, exchange.receive, exchange.send)
-    )
+    exchange, released, ended, call = sending_endlessly()
     await until(lambda: len(exchange.bodies()) >= 2)
     exchange.left.set()
     call.cancel()  # the server stops in the same turn
