@@ -34,27 +34,35 @@ class HeldUntilSent(StreamingResponse):
 
 
 async def until_disconnect(sending: Awaitable[None], receive: Receive) -> None:
-    """`sending`, cancelled when `receive` says the client left (then this returns)."""
+    """`sending`, cancelled when `receive` says the client left (then this returns). The
+    body must not swallow that cancel (it would go on sending to nobody, to its end)."""
     task = asyncio.current_task()
     assert task is not None
     watch = asyncio.ensure_future(_disconnect(receive))
-    left = False
+    left = over = False
 
     def on_left(done: asyncio.Future[None]) -> None:
         nonlocal left
-        if not done.cancelled() and done.exception() is None:
-            left = True
-            task.cancel()
+        if done.cancelled() or done.exception() is not None or over:
+            return  # a receive that failed says nothing; after the sending, nothing to stop
+        left = True
+        task.cancel()
 
     watch.add_done_callback(on_left)
     try:
         await sending
     except asyncio.CancelledError:
-        if not left or task.uncancel() > 0:
-            raise  # not the client's leaving, or cancelled from outside as well
+        if left:
+            left = False
+            if task.uncancel() == 0:
+                return  # the client's leaving, and nothing else, cancelled it
+        raise
     finally:
-        watch.remove_done_callback(on_left)  # once done, `on_left` reads its outcome
+        over = True  # a leaving seen in this very turn cancels nothing after it
+        watch.remove_done_callback(on_left)
         watch.cancel()
+        if left:  # the body ended another way after the cancel (swallowed, or failed)
+            task.uncancel()
 
 
 async def _disconnect(receive: Receive) -> None:

@@ -103,3 +103,54 @@ async def test_a_failed_receive_leaves_the_sending_alone_and_is_not_reported_los
     await until_disconnect(sending(), broken)  # ends as the sending does
     gc.collect()  # a task whose error nobody read says so when it is freed
     assert "never retrieved" not in caplog.text
+
+
+async def test_a_leaving_seen_as_the_body_ends_cancels_nothing_after_the_answer() -> None:
+    """The client leaves in the very turn the body's last step runs: the answer is sent,
+    and what the request does after it is not cancelled."""
+    gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def waits_then_ends() -> AsyncIterator[bytes]:
+        yield b"first"
+        await gate
+
+    exchange, released = Exchange(), list[str]()
+
+    async def request() -> str:
+        await held(waits_then_ends(), released)({"type": "http"}, exchange.receive, exchange.send)
+        for _ in range(5):
+            await asyncio.sleep(0)  # what a request may still await after its answer
+        return "went on"
+
+    call = asyncio.ensure_future(request())
+    await until(lambda: exchange.bodies() == [b"first"])
+    exchange.left.set()
+    gate.set_result(None)  # the same turn
+    assert await call == "went on"
+    assert released == ["released"]
+
+
+async def test_a_body_that_swallows_the_cancel_ends_and_leaves_nothing_pending() -> None:
+    log: list[str] = []
+
+    async def swallows() -> AsyncIterator[bytes]:
+        yield b"first"
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            log.append("swallowed")
+        yield b"last"
+
+    exchange, released = Exchange(), list[str]()
+
+    async def request() -> int:
+        await held(swallows(), released)({"type": "http"}, exchange.receive, exchange.send)
+        task = asyncio.current_task()
+        assert task is not None
+        return task.cancelling()
+
+    call = asyncio.ensure_future(request())
+    await until(lambda: exchange.bodies() == [b"first"])
+    exchange.left.set()
+    assert await call == 0  # no cancel left standing for whatever comes next
+    assert log == ["swallowed"] and released == ["released"]
