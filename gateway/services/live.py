@@ -60,9 +60,13 @@ class Subscriber:
     accounts: tuple[str, ...]
     items: list[AccountBalanceResult | BaseException] = field(default_factory=list)
     waiter: asyncio.Future[None] | None = None
+    ended: bool = False
 
     def offer(self, item: AccountBalanceResult | BaseException) -> bool:
-        """False when full (the subscriber is then dropped)."""
+        """False when full (the subscriber is then dropped); once ended, nothing more is
+        taken (and it is not dropped again)."""
+        if self.ended:
+            return True
         if len(self.items) >= QUEUE_SIZE:
             return False
         self.items.append(item)
@@ -70,7 +74,11 @@ class Subscriber:
         return True
 
     def end(self, reason: BaseException) -> None:
-        """Make room for the reason, so the subscriber learns why it ends."""
+        """Make room for the reason, so the subscriber learns why it ends — the first
+        reason: a subscriber told the process is stopping is not told it fell behind."""
+        if self.ended:
+            return
+        self.ended = True
         self.items[:] = [reason]
         self._wake()
 

@@ -25,7 +25,7 @@ import pytest
 from gateway.app import create_app
 from gateway.config.settings import LiveSettings, Settings
 from gateway.domain import ProviderFailure
-from gateway.services.live import QUEUE_SIZE, BalanceWatch, SlowConsumer
+from gateway.services.live import QUEUE_SIZE, BalanceWatch, Closing, SlowConsumer
 from gateway.simulator import Simulator
 from tests.helpers import (
     SUBSCRIBE,
@@ -402,3 +402,25 @@ async def test_a_long_subscription_holds_the_same_memory_after_a_thousand_events
     # 1,000 events: ≈ 390 kB with the leak, 40–60 kB without (the test's own client and
     # simulator, what is in flight at each count)
     assert held[1] - held[0] < 150_000, held
+
+
+async def test_a_subscriber_told_the_process_stops_is_not_then_told_it_fell_behind(
+    ticker: Ticker,
+) -> None:
+    """`close_all` ends every subscriber with `Closing` (reconnect elsewhere); results that
+    keep coming while its reader is slow neither pile up behind it nor replace it."""
+    from gateway.domain import AccountInfo, Capability, ProviderKind
+
+    info = AccountInfo("a", ProviderKind("muda"), "A", (Capability.BALANCE,))
+    service = ChangingService(ProviderFailure(info, "X", "m", True))
+    watch = BalanceWatch(service, ticker.sleep, max_streams=10, max_streams_per_client=10)  # type: ignore[arg-type]
+    async with watch.subscribe("c", ["a"]) as results:
+        watch.close_all()
+        for _ in range(QUEUE_SIZE + 5):  # the watcher still reads; nobody reads its results
+            ticker.tick()
+            for _ in range(5):
+                await asyncio.sleep(0)
+        with pytest.raises(Closing):
+            async for _ in results:
+                pass
+    assert service.reads > QUEUE_SIZE
