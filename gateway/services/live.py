@@ -53,7 +53,7 @@ def what_is_told(result: AccountBalanceResult) -> Hashable:
 @dataclass(eq=False, slots=True)
 class Subscriber:
     """A subscription's results waiting to be read: at most `QUEUE_SIZE`, then the reason
-    it ends. A list and one future, not an `asyncio.Queue` (three deques of 64 slots, ≈ 2 KB
+    it ends. A list and one future, not an `asyncio.Queue` (three deques of 64 slots, ≈ 3 KB
     a subscriber: memory that a wave of streams raises the process's high-water mark by)."""
 
     client: str
