@@ -267,19 +267,29 @@ class ChangingService:
         return [dataclasses.replace(self.result, code=f"CODE_{self.reads}")]
 
 
-async def test_a_subscriber_that_falls_behind_is_dropped_and_its_watcher_stops(
-    ticker: Ticker,
-) -> None:
+def changing_watch(ticker: Ticker) -> tuple[ChangingService, BalanceWatch]:
+    """A watch over one account whose every read is a change, its waits on `ticker`."""
     from gateway.domain import AccountInfo, Capability, ProviderKind
 
     info = AccountInfo("a", ProviderKind("muda"), "A", (Capability.BALANCE,))
     service = ChangingService(ProviderFailure(info, "X", "m", True))
     watch = BalanceWatch(service, ticker.sleep, max_streams=10, max_streams_per_client=10)  # type: ignore[arg-type]
+    return service, watch
+
+
+async def more_reads_than_a_queue_holds(ticker: Ticker) -> None:
+    for _ in range(QUEUE_SIZE + 5):  # the watcher reads; nobody reads its results
+        ticker.tick()
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+
+async def test_a_subscriber_that_falls_behind_is_dropped_and_its_watcher_stops(
+    ticker: Ticker,
+) -> None:
+    service, watch = changing_watch(ticker)
     async with watch.subscribe("c", ["a"]) as results:
-        for _ in range(QUEUE_SIZE + 5):  # nobody reads meanwhile
-            ticker.tick()
-            for _ in range(5):
-                await asyncio.sleep(0)
+        await more_reads_than_a_queue_holds(ticker)
         with pytest.raises(SlowConsumer):
             async for _ in results:
                 pass
@@ -409,17 +419,10 @@ async def test_a_subscriber_told_the_process_stops_is_not_then_told_it_fell_behi
 ) -> None:
     """`close_all` ends every subscriber with `Closing` (reconnect elsewhere); results that
     keep coming while its reader is slow neither pile up behind it nor replace it."""
-    from gateway.domain import AccountInfo, Capability, ProviderKind
-
-    info = AccountInfo("a", ProviderKind("muda"), "A", (Capability.BALANCE,))
-    service = ChangingService(ProviderFailure(info, "X", "m", True))
-    watch = BalanceWatch(service, ticker.sleep, max_streams=10, max_streams_per_client=10)  # type: ignore[arg-type]
+    service, watch = changing_watch(ticker)
     async with watch.subscribe("c", ["a"]) as results:
         watch.close_all()
-        for _ in range(QUEUE_SIZE + 5):  # the watcher still reads; nobody reads its results
-            ticker.tick()
-            for _ in range(5):
-                await asyncio.sleep(0)
+        await more_reads_than_a_queue_holds(ticker)
         with pytest.raises(Closing):
             async for _ in results:
                 pass
