@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from gateway.server.outcomes import disconnected
+
 
 class HeldUntilSent(StreamingResponse):
     """`response` as it would be sent, then `release()` (which must be idempotent).
@@ -38,7 +40,7 @@ async def until_disconnect(sending: Awaitable[None], receive: Receive) -> None:
     body must not swallow that cancel (it would go on sending to nobody, to its end)."""
     task = asyncio.current_task()
     assert task is not None
-    watch = asyncio.ensure_future(_disconnect(receive))
+    watch = asyncio.ensure_future(disconnected(receive))
     left = over = False
 
     def on_left(done: asyncio.Future[None]) -> None:
@@ -63,11 +65,6 @@ async def until_disconnect(sending: Awaitable[None], receive: Receive) -> None:
         watch.cancel()
         if left:  # the body ended another way after the cancel (swallowed, or failed)
             task.uncancel()
-
-
-async def _disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 class Once:

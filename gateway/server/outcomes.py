@@ -10,6 +10,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive
 
 from gateway._compat.asyncio import started
 from gateway.errors import ErrorCode, GatewayError
@@ -34,7 +35,7 @@ async def until_disconnected(
     cancelled (no CPU or upstream calls for nobody), other work (a mutation) still runs to
     its end, and either way the answer is 499, to nobody."""
     task = started(work)  # its upstream calls leave before the requests queued behind it
-    watch = asyncio.ensure_future(_disconnect(request))
+    watch = asyncio.ensure_future(disconnected(request.receive))
     try:
         await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
         left = watch.done() and not cancellable  # cancellable: `task` is cancelled below
@@ -55,7 +56,7 @@ async def while_connected(request: Request, waiting: Coroutine[Any, Any, None]) 
     """Waits for `waiting` (its exceptions raised here); False, and it is cancelled, if
     the client disconnects first — a place in a queue given up by a client who left."""
     task = asyncio.ensure_future(waiting)
-    watch = asyncio.ensure_future(_disconnect(request))
+    watch = asyncio.ensure_future(disconnected(request.receive))
     try:
         await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -69,9 +70,9 @@ async def while_connected(request: Request, waiting: Coroutine[Any, Any, None]) 
     return True
 
 
-async def _disconnect(request: Request) -> None:
+async def disconnected(receive: Receive) -> None:
     """Returns when the client disconnects (the body has been read by then)."""
-    while (await request.receive())["type"] != "http.disconnect":
+    while (await receive())["type"] != "http.disconnect":
         pass
 
 
