@@ -8,7 +8,8 @@ tell a 3 ms change from that).
 Each commit is checked out into a temporary worktree (the repository's own git, the
 current `.venv`), and its gateway runs from there (`PYTHONPATH`) — production profile,
 access log on, nothing cached, the bench's fake upstream at 50 ms, as `run.py`'s scale
-case. Each round runs A then B, or B then A (alternately), each a fresh gateway: a warm-up,
+case (`--fresh-seconds 15`: answered from the response cache, as its cached case). Each
+round runs A then B, or B then A (alternately), each a fresh gateway: a warm-up,
 then `--runs` wrk runs of `--seconds`. Prints every run and, per commit and connection
 count, the medians of the rounds' p50, p99 and gateway CPU per request, and B − A.
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as bench  # the benchmark's own gateway, config and wrk helpers
 
-FIGURES = ("p50_ms", "p99_ms", "gw_cpu_ms")
+FIGURES = ("rps", "p50_ms", "p99_ms", "gw_cpu_ms")
 
 
 def order(rounds: int) -> list[tuple[str, str]]:
@@ -70,6 +71,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=6)
+    parser.add_argument(
+        "--fresh-seconds",
+        type=int,
+        default=0,
+        help="the accounts' freshness: 0 (the default) reads the upstream for every request; "
+        "15 (the gateway's default) answers nearly every request from the response cache, as "
+        "run.py's cached case",
+    )
     args = parser.parse_args()
     connections = [int(c) for c in args.connections.split(",")]
     rows: list[dict[str, float | str]] = []
@@ -82,7 +91,7 @@ def main() -> int:
         trees = {"A": tree_a, "B": tree_b}
         script = bench.post_script(Path(tmp))
         per_provider, providers = bench.accounts(args.accounts)
-        config = bench.config(up_url, per_provider, 0, True, providers)
+        config = bench.config(up_url, per_provider, args.fresh_seconds, True, providers)
         for first, second in order(args.rounds):
             for side in (first, second):
                 os.environ["PYTHONPATH"] = str(trees[side])  # the gateway's own code
@@ -99,7 +108,7 @@ def main() -> int:
                         )
                         rows.append({"side": side, "connections": c, **r})
                         print(
-                            f"{side} {args.accounts} accounts × {c:>2}: p50 "
+                            f"{side} {args.accounts} accounts × {c:>2}: {r['rps']:.0f} req/s, p50 "
                             f"{r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
                             f"{r['gw_cpu_ms']:.2f} ms CPU/request",
                             flush=True,

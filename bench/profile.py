@@ -1,6 +1,7 @@
 """Where the gateway's CPU goes for one dashboard size: py-spy samples the real `serve`
 (production profile, default log level) while wrk asks for a dashboard of N accounts over
-C connections, nothing cached; prints the time by layer and the busiest frames.
+C connections, nothing cached (or, with `--fresh-seconds 15`, the cached dashboard); prints
+the time by layer and the busiest frames.
 
     .venv/bin/python bench/profile.py --accounts 32 --connections 1
 
@@ -68,13 +69,20 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--seconds", type=int, default=12)
     parser.add_argument("--top", type=int, default=20)
+    parser.add_argument(
+        "--fresh-seconds",
+        type=int,
+        default=0,
+        help="0 (the default): every request reads the upstream; 15: the cached dashboard",
+    )
+    parser.add_argument("--raw", type=Path, help="also keep py-spy's raw stacks in this file")
     args = parser.parse_args()
     spy = bench.BIN.parent / "py-spy"
     with bench.fake_upstream() as (_, up_url, _process), tempfile.TemporaryDirectory() as tmp:
         script = bench.post_script(Path(tmp))
         raw = Path(tmp) / "profile.txt"
         per_provider, providers = bench.accounts(args.accounts)
-        config = bench.config(up_url, per_provider, 0, True, providers)
+        config = bench.config(up_url, per_provider, args.fresh_seconds, True, providers)
         with bench.Gateway(config) as gw:
             assert gw.process is not None
             url = f"{gw.url}/graphql"
@@ -95,6 +103,8 @@ def main() -> int:
             f"request ({cpu * 1000 / requests / args.accounts:.3f} per account)"
         )
         print("\n".join(summary(raw, args.top)))
+        if args.raw:
+            args.raw.write_text(raw.read_text())
     return 0
 
 
