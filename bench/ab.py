@@ -17,6 +17,7 @@ count, the medians of the rounds' p50, p99 and gateway CPU per request, and B �
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -79,8 +80,17 @@ def main() -> int:
         "15 (the gateway's default) answers nearly every request from the response cache, as "
         "run.py's cached case",
     )
+    parser.add_argument(
+        "--together",
+        action="store_true",
+        help="both gateways up at once, started once, and each round one wrk run of "
+        "`--seconds` on each in turn: finer-grained than a fresh pair per round, for a "
+        "change of a few per cent that this machine's drift would hide",
+    )
     args = parser.parse_args()
     connections = [int(c) for c in args.connections.split(",")]
+    if args.together:
+        return together(args, connections)
     rows: list[dict[str, float | str]] = []
     with (
         bench.fake_upstream() as (_, up_url, _process),
@@ -113,15 +123,56 @@ def main() -> int:
                             f"{r['gw_cpu_ms']:.2f} ms CPU/request",
                             flush=True,
                         )
+    report(args, connections, rows)
+    return 0
+
+
+def together(args: argparse.Namespace, connections: list[int]) -> int:
+    """Both gateways up at once; each round, one run on each in turn (A B, B A, …)."""
+    rows: list[dict[str, float | str]] = []
+    with (
+        bench.fake_upstream() as (_, up_url, _process),
+        checked_out(args.a) as tree_a,
+        checked_out(args.b) as tree_b,
+        tempfile.TemporaryDirectory() as tmp,
+        contextlib.ExitStack() as stack,
+    ):
+        script = bench.post_script(Path(tmp))
+        per_provider, providers = bench.accounts(args.accounts)
+        config = bench.config(up_url, per_provider, args.fresh_seconds, True, providers)
+        gateways = {}
+        for side, tree in (("A", tree_a), ("B", tree_b)):
+            os.environ["PYTHONPATH"] = str(tree)  # the gateway's own code
+            gateways[side] = stack.enter_context(bench.Gateway(config))
+        for gw in gateways.values():
+            for c in connections:
+                bench.wrk(f"{gw.url}/graphql", c, 3, script)  # warm-up
+        for first, second in order(args.rounds):
+            for side in (first, second):
+                gw = gateways[side]
+                assert gw.process is not None
+                for c in connections:
+                    before = bench.cpu_ms(gw.process.pid)
+                    r: dict[str, float] = bench.wrk(f"{gw.url}/graphql", c, args.seconds, script)
+                    r["gw_cpu_ms"] = (bench.cpu_ms(gw.process.pid) - before) / (
+                        r["rps"] * args.seconds
+                    )
+                    rows.append({"side": side, "connections": c, **r})
+    report(args, connections, rows)
+    return 0
+
+
+def report(
+    args: argparse.Namespace, connections: list[int], rows: list[dict[str, float | str]]
+) -> None:
     table = medians(rows)
     print(f"\nmedians of {args.rounds} rounds; A = {args.a}, B = {args.b}")
     for c in connections:
         a, b = table["A", c], table["B", c]
         print(
             f"{args.accounts} × {c:>2}: "
-            + ", ".join(f"{f} {a[f]:.2f} → {b[f]:.2f} ({b[f] - a[f]:+.2f})" for f in FIGURES)
+            + ", ".join(f"{f} {a[f]:.3f} → {b[f]:.3f} ({b[f] - a[f]:+.3f})" for f in FIGURES)
         )
-    return 0
 
 
 if __name__ == "__main__":
