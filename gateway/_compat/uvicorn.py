@@ -35,8 +35,6 @@ clean Ctrl-C. `server/serving.py` handles the signals itself. Guarded in
 Each request's `cycle` gets a `Coalescing` transport
 (`cycle.transport`, which uvicorn's `RequestResponseCycle.send` writes through; guarded in
 `tests/compat/test_compat.py`): the response's head leaves with the first bytes of its body.
-`sends_without_waiting(transport)` rests on `RequestResponseCycle.send` waiting on nothing
-but `flow.drain()` while writing is paused (guarded there too).
 """
 
 from __future__ import annotations
@@ -71,15 +69,6 @@ def transport_of(scope: Any) -> asyncio.Transport | None:
     """The connection a request came on (None when not served by `guarded_protocol`)."""
     found = scope.get("extensions", {}).get(EXTENSION)
     return found.get("transport") if isinstance(found, dict) else None
-
-
-def sends_without_waiting(transport: asyncio.Transport) -> bool:
-    """Whether uvicorn's `send` on this connection runs to its end without waiting: it
-    waits only while the protocol's writing is paused (`flow.drain()`), and a transport
-    with nothing in its write buffer has resumed any pause (asyncio's and uvloop's both
-    call `resume_writing` as the buffer falls to its low-water mark). Guarded in
-    `tests/compat/test_compat.py`."""
-    return not transport.get_write_buffer_size()
 
 
 TOO_LARGE = _answer("431 Request Header Fields Too Large", "The request's headers are too large.")

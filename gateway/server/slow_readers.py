@@ -10,9 +10,7 @@ So, for `/graphql` and `/graphql/stream`:
   — instead of the megabytes Linux lets a socket queue;
 - a write that waits longer than `write_timeout` ends the response: the connection is cut
   at once (reset, its queued bytes dropped: a plain close would wait for them to drain),
-  the app sees the client gone, and the request is counted `slow_consumer`. Only a write
-  with bytes already queued before it can wait, so only such a write is timed (a timer
-  armed for every write cost each answer two timers).
+  the app sees the client gone, and the request is counted `slow_consumer`.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ import struct
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import Any
 
-from gateway._compat.uvicorn import sends_without_waiting, transport_of
+from gateway._compat.uvicorn import transport_of
 from gateway.observability import log_context
 from gateway.server.request_metrics import STREAM_PATH
 
@@ -68,9 +66,6 @@ class SlowReaders:
             nonlocal dropped
             if dropped:
                 return  # the connection is gone: as uvicorn does for a client that left
-            if sends_without_waiting(transport):  # nothing queued: no clock to arm
-                await send(message)
-                return
             try:
                 async with asyncio.timeout(self.write_timeout):
                     await send(message)

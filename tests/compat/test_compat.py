@@ -250,58 +250,6 @@ def test_uvicorn_cycles_still_write_through_their_own_transport_attribute() -> N
     )
 
 
-def test_uvicorn_cycles_still_wait_in_send_only_while_writing_is_paused() -> None:
-    """`sends_without_waiting` (a response's writes are timed only when something is
-    queued, `server/slow_readers.py`) holds while `send` awaits nothing but the drain."""
-    import ast
-    import textwrap
-
-    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
-
-    tree = ast.parse(textwrap.dedent(inspect.getsource(RequestResponseCycle.send)))
-    awaited = [ast.unparse(node.value) for node in ast.walk(tree) if isinstance(node, ast.Await)]
-    assert awaited == ["self.flow.drain()"], f"uvicorn's send now also awaits {awaited}"
-    drain = inspect.getsource(RequestResponseCycle.send).split("self.flow.drain()")[0]
-    assert "if self.flow.write_paused" in drain.splitlines()[-2], "the drain is no longer guarded"
-
-
-async def test_a_transport_with_nothing_queued_has_resumed_writing() -> None:
-    """The other half: the transport calls `resume_writing` as its buffer empties, so an
-    empty buffer means uvicorn's `flow.write_paused` is off (asyncio's own loop here;
-    uvloop's in the slow-reader tests, which run the server as `serve` does)."""
-    loop = asyncio.get_running_loop()
-    paused: list[bool] = []
-
-    class Recorder(asyncio.Protocol):
-        def pause_writing(self) -> None:
-            paused.append(True)
-
-        def resume_writing(self) -> None:
-            paused.append(False)
-
-    async def reader(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        while await r.read(1 << 16):
-            pass
-        w.close()
-
-    server = await asyncio.start_server(reader, "127.0.0.1", 0)
-    host, port = server.sockets[0].getsockname()[:2]
-    transport, _ = await loop.create_connection(Recorder, host, port)
-    try:
-        transport.set_write_buffer_limits(high=1024)
-        transport.write(b"x" * (8 * 1024 * 1024))  # more than the kernel takes at once
-        assert paused == [True] and not uvicorn_compat.sends_without_waiting(transport)
-        for _ in range(2000):
-            if uvicorn_compat.sends_without_waiting(transport):
-                break
-            await asyncio.sleep(0.005)
-        assert uvicorn_compat.sends_without_waiting(transport)
-        assert paused == [True, False]
-    finally:
-        transport.close()
-        server.close()
-
-
 class Recording:
     def __init__(self) -> None:
         self.writes: list[bytes] = []
