@@ -427,7 +427,7 @@ async def components(
                 clock,
                 demo_past_days=history.demo_past_days,
             )
-            recorder = HistoryRecorder(service.history, clock)
+            recorder = HistoryRecorder(service.history, clock, sleep)
             service.answered.append(recorder.note)
             background.append(asyncio.ensure_future(recorder.run()))
         if webhooks is not None:  # balance-level events, once across replicas and restarts

@@ -9,7 +9,8 @@ by buckets whatever the polling rate or the number of replicas. A bucket is the 
 its first second, so buckets of two settings never meet; rows are read by their time only,
 so a change of `every_seconds` hides none of them. Rows older than `retention_days` are
 deleted once an hour. Recording never slows an answer: each fresh read is queued once
-(`fresh_reads.py`, at most `QUEUE_SIZE`) and one task writes them. Until its read is
+(`fresh_reads.py`, at most `QUEUE_SIZE`) and one task writes them, what queued since its
+last write in one statement, at most one statement every `WRITE_EVERY_SECONDS`. Until its read is
 written, a process reads its own history as if it were (`unwritten`): a runway answered
 between a read and its write, and kept in the response cache, counts that read as its
 bucket's point — never a value the read has already replaced in that bucket.
@@ -26,7 +27,7 @@ last more than ten years.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -40,6 +41,11 @@ from gateway.services.journal import Database
 log = logging.getLogger("gateway.services.history")
 QUEUE_SIZE = 1000
 BATCH = 64  # queued reads written in one statement (one round trip, one commit)
+# After each write the writer rests this long, so the reads that land meanwhile (a
+# dashboard's accounts answer a few milliseconds apart) go in its next statement: at most
+# one statement per this many seconds, not one per read. A read after a quiet spell is
+# written at once; one inside the rest is written at most this much later.
+WRITE_EVERY_SECONDS = 0.2
 PRUNE_EVERY_SECONDS = 3600.0
 RUNWAY_DAYS = 7
 MIN_RUNWAY_SPAN_SECONDS = 3600.0
@@ -293,12 +299,18 @@ class SqlHistory:
 
 class HistoryRecorder:
     """Hears every answer the balance service reads (`note`: each fresh read once, see
-    `fresh_reads.py`); `run` writes them — what queued while the last write ran, in one
-    statement — and prunes once an hour."""
+    `fresh_reads.py`); `run` writes them — what queued since the last write, in one
+    statement, at most one every `WRITE_EVERY_SECONDS` — and prunes once an hour."""
 
-    def __init__(self, history: SqlHistory, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        history: SqlHistory,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[Any]],
+    ) -> None:
         self.history = history
         self.clock = clock
+        self.sleep = sleep
         self.reads = FreshReads(QUEUE_SIZE, "balance history is behind: points dropped")
 
     def note(self, result: AccountBalanceResult) -> None:
@@ -325,6 +337,7 @@ class HistoryRecorder:
             finally:
                 for _ in reads:
                     self.reads.done()
+            await self.sleep(WRITE_EVERY_SECONDS)  # what lands meanwhile goes together
 
     async def flush(self) -> None:
         """Until everything queued so far is written."""

@@ -35,7 +35,9 @@ from gateway.simulator import Simulator
 from tests.helpers import (
     FakeClock,
     GatewayClient,
+    Ticker,
     demo_settings,
+    no_sleep,
     ourvoice_fake,
     parse_settings,
     running_gateway,
@@ -117,7 +119,7 @@ async def test_a_read_not_yet_written_stands_as_its_buckets_point(history: SqlHi
     start = 1_800_000_000.0  # a bucket boundary
     await history.record("a", (balance(1000, key),), start - 7200)
     await history.record("a", (balance(400, key),), start + 5)  # a dip, written
-    recorder = HistoryRecorder(history, history.clock)
+    recorder = HistoryRecorder(history, history.clock, no_sleep)
     info = AccountInfo("a", ProviderKind("ourvoice"), "A", (Capability.BALANCE,))
     read_at = datetime.fromtimestamp(start + 20, UTC)  # the same bucket, later: it replaces
     recorder.note(AccountBalance(info, (balance(1000, key),), read_at))
@@ -141,6 +143,64 @@ async def test_a_read_not_yet_written_stands_as_its_buckets_point(history: SqlHi
     recorder.note(AccountBalance(info, (balance(1000, key),), earlier))
     points = await history.points(key, start, now)
     assert [p.available.amount for p in points] == [300]
+
+
+class CountedStatements:
+    """The journal's database, counting the inserts into the history it is asked to run."""
+
+    def __init__(self, database: Any) -> None:
+        self.database = database
+        self.inserts = 0
+
+    async def run(self, sql: str, args: Any = ()) -> Any:
+        self.inserts += sql.startswith("INSERT INTO balance_points")
+        return await self.database.run(sql, args)
+
+
+async def test_reads_that_land_while_the_writer_rests_share_one_statement(
+    journal_url: str,
+) -> None:
+    """A dashboard's accounts answer milliseconds apart: the first read is written at once,
+    the others — landing while the writer rests after it — in its next statement, not one
+    statement each; and all of them are there."""
+    journal = open_journal(journal_url)
+    database = CountedStatements(journal.database)
+    clock, rest = FakeClock(1_800_000_000.0), Ticker()
+    history = SqlHistory(database, every_seconds=60, retention_days=1, clock=clock)  # type: ignore[arg-type]
+    recorder = HistoryRecorder(history, clock, rest.sleep)
+    writer = asyncio.ensure_future(recorder.run())
+    run = uuid.uuid4().hex
+    keys = [f"a{i}:{run}" for i in range(4)]
+
+    def land(i: int) -> None:
+        info = AccountInfo(f"a{i}", ProviderKind("ourvoice"), "A", (Capability.BALANCE,))
+        read_at = datetime.fromtimestamp(clock() + i, UTC)
+        recorder.note(AccountBalance(info, (balance(100 + i, keys[i]),), read_at))
+
+    async def written(count: int) -> bool:
+        for _ in range(40):  # bounded: a statement takes a thread's turn, not 0.2 s
+            if database.inserts >= count:
+                return True
+            await asyncio.sleep(0.005)
+        return False
+
+    try:
+        land(0)
+        assert await written(1)
+        for i in range(1, 4):  # each lands after the last was given its time to be written
+            land(i)
+            assert not await written(2), "written alone, while the writer rests"
+        rest.tick()
+        await recorder.flush()
+        assert database.inserts == 2
+        for i, key in enumerate(keys):
+            (point,) = await history.points(key, 0, clock() + 10)
+            assert point.available == xof(100 + i)
+    finally:
+        writer.cancel()
+        for key in keys:
+            await journal.database.run("DELETE FROM balance_points WHERE balance = ?", (key,))
+        await journal.close()
 
 
 async def test_rows_past_the_retention_are_deleted(history: SqlHistory) -> None:
