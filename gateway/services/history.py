@@ -44,7 +44,8 @@ BATCH = 64  # queued reads written in one statement (one round trip, one commit)
 # After each write the writer rests this long, so the reads that land meanwhile (a
 # dashboard's accounts answer a few milliseconds apart) go in its next statement: at most
 # one statement per this many seconds, not one per read. A read after a quiet spell is
-# written at once; one inside the rest is written at most this much later.
+# written at once; one inside the rest is written at most this much later. A full BATCH
+# is followed by the next at once: a rest never caps how many reads a second are written.
 WRITE_EVERY_SECONDS = 0.2
 PRUNE_EVERY_SECONDS = 3600.0
 RUNWAY_DAYS = 7
@@ -300,7 +301,8 @@ class SqlHistory:
 class HistoryRecorder:
     """Hears every answer the balance service reads (`note`: each fresh read once, see
     `fresh_reads.py`); `run` writes them — what queued since the last write, in one
-    statement, at most one every `WRITE_EVERY_SECONDS` — and prunes once an hour."""
+    statement, resting `WRITE_EVERY_SECONDS` after each one that caught up — and prunes once
+    an hour."""
 
     def __init__(
         self,
@@ -337,7 +339,8 @@ class HistoryRecorder:
             finally:
                 for _ in reads:
                     self.reads.done()
-            await self.sleep(WRITE_EVERY_SECONDS)  # what lands meanwhile goes together
+            if len(reads) < BATCH:  # caught up: what lands meanwhile goes together
+                await self.sleep(WRITE_EVERY_SECONDS)
 
     async def flush(self) -> None:
         """Until everything queued so far is written."""

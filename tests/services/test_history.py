@@ -29,7 +29,14 @@ from gateway.domain import (
     Thresholds,
 )
 from gateway.errors import ConfigError
-from gateway.services.history import HistoryRecorder, Point, SqlHistory, downsampled, runway
+from gateway.services.history import (
+    BATCH,
+    HistoryRecorder,
+    Point,
+    SqlHistory,
+    downsampled,
+    runway,
+)
 from gateway.services.journal import open_journal
 from gateway.simulator import Simulator
 from tests.helpers import (
@@ -201,6 +208,32 @@ async def test_reads_that_land_while_the_writer_rests_share_one_statement(
         for key in keys:
             await journal.database.run("DELETE FROM balance_points WHERE balance = ?", (key,))
         await journal.close()
+
+
+async def test_a_writer_behind_writes_statement_after_statement_without_resting(
+    history: SqlHistory,
+) -> None:
+    """Reads arriving faster than a rest lets one statement carry (more than `BATCH` of
+    them) are written one full statement after another: the rest never caps the rate,
+    and nothing is dropped."""
+    rest = Ticker()  # never ticked: a writer that rests does not finish
+    recorder = HistoryRecorder(history, history.clock, rest.sleep)
+    run = uuid.uuid4().hex
+    count = 2 * BATCH + 10
+    keys = [f"a{i}:{run}" for i in range(count)]
+    for i, key in enumerate(keys):
+        info = AccountInfo(f"a{i}", ProviderKind("ourvoice"), "A", (Capability.BALANCE,))
+        read_at = datetime.fromtimestamp(history.clock(), UTC)
+        recorder.note(AccountBalance(info, (balance(i, key),), read_at))
+    writer = asyncio.ensure_future(recorder.run())
+    try:
+        async with asyncio.timeout(30):  # a bound on the test, not a timing assertion
+            await recorder.flush()
+    finally:
+        writer.cancel()
+    for i, key in enumerate(keys):
+        (point,) = await history.points(key, 0, history.clock() + 1)
+        assert point.available == xof(i)
 
 
 async def test_rows_past_the_retention_are_deleted(history: SqlHistory) -> None:
