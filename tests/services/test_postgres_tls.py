@@ -47,7 +47,7 @@ async def test_the_journal_writes_over_a_verified_tls_connection(
     finally:
         await journal.close()
     assert began is None  # the key was free: this caller owns it
-    assert kept == ["tls-1"]
+    assert "tls-1" in kept  # read back (the server is the run's own, shared by its tests)
     assert rows[0][0] is True and rows[0][1].startswith("TLS")
     assert await postgres_refusal(settings.idempotency.url, *postgres_access(settings)) is None
 
