@@ -495,9 +495,14 @@ class Ticker:
 
     def __init__(self) -> None:
         self._now = asyncio.Event()
+        self.waiting = 0  # how many sleep now
 
     async def sleep(self, seconds: float) -> None:
-        await self._now.wait()
+        self.waiting += 1
+        try:
+            await self._now.wait()
+        finally:
+            self.waiting -= 1
 
     def tick(self) -> None:
         waking, self._now = self._now, asyncio.Event()

@@ -10,7 +10,8 @@ its first second, so buckets of two settings never meet; rows are read by their 
 so a change of `every_seconds` hides none of them. Rows older than `retention_days` are
 deleted once an hour. Recording never slows an answer: each fresh read is queued once
 (`fresh_reads.py`, at most `QUEUE_SIZE`) and one task writes them, what queued since its
-last write in one statement, at most one statement every `WRITE_EVERY_SECONDS`. Until its read is
+last write in one statement, resting `WRITE_EVERY_SECONDS` after a write that caught up
+unless a statement's worth (`BATCH`) is waiting. Until its read is
 written, a process reads its own history as if it were (`unwritten`): a runway answered
 between a read and its write, and kept in the response cache, counts that read as its
 bucket's point — never a value the read has already replaced in that bucket.
@@ -26,6 +27,7 @@ last more than ten years.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -41,11 +43,11 @@ from gateway.services.journal import Database
 log = logging.getLogger("gateway.services.history")
 QUEUE_SIZE = 1000
 BATCH = 64  # queued reads written in one statement (one round trip, one commit)
-# After each write the writer rests this long, so the reads that land meanwhile (a
-# dashboard's accounts answer a few milliseconds apart) go in its next statement: at most
-# one statement per this many seconds, not one per read. A read after a quiet spell is
-# written at once; one inside the rest is written at most this much later. A full BATCH
-# is followed by the next at once: a rest never caps how many reads a second are written.
+# After a write that left fewer than BATCH reads waiting, the writer rests this long, so
+# the reads that land meanwhile (a dashboard's accounts answer a few milliseconds apart)
+# go in its next statement, not one statement each. A read after a quiet spell is written
+# at once, one inside a rest this much later; the rest ends as soon as BATCH reads wait,
+# so it never holds more than a statement's worth nor caps the rate reads are written at.
 WRITE_EVERY_SECONDS = 0.2
 PRUNE_EVERY_SECONDS = 3600.0
 RUNWAY_DAYS = 7
@@ -161,8 +163,9 @@ class SqlHistory:
         self.every_seconds = every_seconds
         self.retention_seconds = retention_days * 86400.0
         self.demo_past_days = demo_past_days
-        # Per balance, its latest read queued and not yet written (`expect`, `record_reads`).
-        self._unwritten: dict[str, Row] = {}
+        # Per balance and bucket, its latest read queued and not yet written (`expect`,
+        # `record_reads`): a later read in a new bucket never hides an earlier one's.
+        self._unwritten: dict[str, dict[int, Row]] = {}
 
     def now(self) -> float:
         """The clock, to the microsecond, as a read's time is kept (a datetime's
@@ -178,9 +181,10 @@ class SqlHistory:
         """A read queued for writing: until it is written, this process's reads of the
         history see it (`_with_unwritten`)."""
         for row in self._rows(read):
-            known = self._unwritten.get(row[0])
+            buckets = self._unwritten.setdefault(row[0], {})
+            known = buckets.get(row[2])
             if known is None or row[4] > known[4]:
-                self._unwritten[row[0]] = row
+                buckets[row[2]] = row
 
     def _rows(self, read: Read) -> list[Row]:
         account, balances, at = read
@@ -205,10 +209,13 @@ class SqlHistory:
         try:
             await self._insert(list(latest.values()), keep_later=True)
         finally:  # written, or failed (logged): either way no longer waiting
-            for balance, *_, at, _, _, _ in latest.values():
-                known = self._unwritten.get(balance)
+            for balance, _, bucket, _, at, _, _, _ in latest.values():
+                buckets = self._unwritten.get(balance, {})
+                known = buckets.get(bucket)
                 if known is not None and known[4] <= at:
-                    del self._unwritten[balance]
+                    del buckets[bucket]
+                    if not buckets:
+                        del self._unwritten[balance]
 
     async def make_up_past(self, account: str, balances: tuple[Balance, ...], at: float) -> None:
         """The demo only: a balance the history has never seen gets a made-up past (before
@@ -277,19 +284,18 @@ class SqlHistory:
     def _with_unwritten(
         self, balance: str, rows: list[tuple[Any, ...]], since: float, until: float
     ) -> list[Point]:
-        """Rows of `POINT_COLUMNS` as points, with this process's unwritten read of the
-        balance (if it falls after `since`, up to `until`) standing as its bucket's point."""
-        unwritten = self._unwritten.get(balance)
-        if unwritten is None or not since < unwritten[4] <= until:
-            return [_point(*row[:5]) for row in rows]
-        _, every, bucket, _, at, currency, total, available = unwritten
-        same_bucket = [r for r in rows if (r[4], r[5]) == (every, bucket)]
-        if any(float(r[0]) >= at for r in same_bucket):
-            return [_point(*row[:5]) for row in rows]  # written already, or replaced
-        kept = [r for r in rows if r not in same_bucket]
-        kept.append((at, currency, total, available, every))
-        kept.sort(key=lambda r: float(r[0]))
-        return [_point(*row[:5]) for row in kept]
+        """Rows of `POINT_COLUMNS` as points, with this process's unwritten reads of the
+        balance (those after `since`, up to `until`) standing as their buckets' points."""
+        for unwritten in self._unwritten.get(balance, {}).values():
+            _, every, bucket, _, at, currency, total, available = unwritten
+            if not since < at <= until:
+                continue
+            same_bucket = [r for r in rows if (r[4], r[5]) == (every, bucket)]
+            if any(float(r[0]) >= at for r in same_bucket):
+                continue  # written already, or replaced
+            rows = [r for r in rows if r not in same_bucket]
+            rows.append((at, currency, total, available, every, bucket))
+        return [_point(*row[:5]) for row in sorted(rows, key=lambda r: float(r[0]))]
 
     async def prune(self, now: float) -> int:
         _, deleted = await self._db.run(
@@ -301,8 +307,8 @@ class SqlHistory:
 class HistoryRecorder:
     """Hears every answer the balance service reads (`note`: each fresh read once, see
     `fresh_reads.py`); `run` writes them — what queued since the last write, in one
-    statement, resting `WRITE_EVERY_SECONDS` after each one that caught up — and prunes once
-    an hour."""
+    statement, resting `WRITE_EVERY_SECONDS` after one that caught up unless `BATCH` reads
+    wait — and prunes once an hour."""
 
     def __init__(
         self,
@@ -339,8 +345,20 @@ class HistoryRecorder:
             finally:
                 for _ in reads:
                     self.reads.done()
-            if len(reads) < BATCH:  # caught up: what lands meanwhile goes together
-                await self.sleep(WRITE_EVERY_SECONDS)
+            if self.reads.queued() < BATCH:  # caught up: what lands meanwhile goes together
+                await self._rest()
+
+    async def _rest(self) -> None:
+        """`WRITE_EVERY_SECONDS`, or until a statement's worth of reads waits."""
+        waits = [
+            asyncio.ensure_future(self.sleep(WRITE_EVERY_SECONDS)),
+            asyncio.ensure_future(self.reads.holding(BATCH)),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def flush(self) -> None:
         """Until everything queued so far is written."""

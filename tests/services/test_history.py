@@ -6,6 +6,7 @@ and the order they write in, retention, `Balance.history` downsampled server-sid
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
@@ -50,6 +51,7 @@ from tests.helpers import (
     running_gateway,
     with_section,
 )
+from tests.server.test_admission import until
 
 SN = "ourvoice-sn:credit:XOF"
 
@@ -153,15 +155,51 @@ async def test_a_read_not_yet_written_stands_as_its_buckets_point(history: SqlHi
 
 
 class CountedStatements:
-    """The journal's database, counting the inserts into the history it is asked to run."""
+    """The journal's database, counting the inserts into the history it has run."""
 
     def __init__(self, database: Any) -> None:
         self.database = database
         self.inserts = 0
 
     async def run(self, sql: str, args: Any = ()) -> Any:
+        done = await self.database.run(sql, args)
         self.inserts += sql.startswith("INSERT INTO balance_points")
-        return await self.database.run(sql, args)
+        return done
+
+
+@contextlib.asynccontextmanager
+async def resting_writer(journal_url: str) -> AsyncIterator[tuple[Any, ...]]:
+    """A history writer whose rests end only when the test ticks (or a batch waits):
+    (history, its counted database, the recorder, the rest, a way to land a read)."""
+    journal = open_journal(journal_url)
+    database = CountedStatements(journal.database)
+    clock, rest = FakeClock(1_800_000_000.0), Ticker()
+    history = SqlHistory(database, every_seconds=60, retention_days=1, clock=clock)  # type: ignore[arg-type]
+    recorder = HistoryRecorder(history, clock, rest.sleep)
+    run = uuid.uuid4().hex
+    landed: list[str] = []
+
+    def land(amount: int) -> str:
+        key = f"a{len(landed)}:{run}"
+        info = AccountInfo(f"a{len(landed)}", ProviderKind("ourvoice"), "A", (Capability.BALANCE,))
+        read_at = datetime.fromtimestamp(clock(), UTC)
+        recorder.note(AccountBalance(info, (balance(amount, key),), read_at))
+        landed.append(key)
+        return key
+
+    writer = asyncio.ensure_future(recorder.run())
+    try:
+        yield history, database, recorder, rest, land
+    finally:
+        writer.cancel()
+        for key in landed:
+            await journal.database.run("DELETE FROM balance_points WHERE balance = ?", (key,))
+        await journal.close()
+
+
+async def written(recorder: HistoryRecorder) -> None:
+    async with asyncio.timeout(30):  # a bound on the test, not a timing assertion
+        await recorder.flush()
 
 
 async def test_reads_that_land_while_the_writer_rests_share_one_statement(
@@ -170,70 +208,55 @@ async def test_reads_that_land_while_the_writer_rests_share_one_statement(
     """A dashboard's accounts answer milliseconds apart: the first read is written at once,
     the others — landing while the writer rests after it — in its next statement, not one
     statement each; and all of them are there."""
-    journal = open_journal(journal_url)
-    database = CountedStatements(journal.database)
-    clock, rest = FakeClock(1_800_000_000.0), Ticker()
-    history = SqlHistory(database, every_seconds=60, retention_days=1, clock=clock)  # type: ignore[arg-type]
-    recorder = HistoryRecorder(history, clock, rest.sleep)
-    writer = asyncio.ensure_future(recorder.run())
-    run = uuid.uuid4().hex
-    keys = [f"a{i}:{run}" for i in range(4)]
-
-    def land(i: int) -> None:
-        info = AccountInfo(f"a{i}", ProviderKind("ourvoice"), "A", (Capability.BALANCE,))
-        read_at = datetime.fromtimestamp(clock() + i, UTC)
-        recorder.note(AccountBalance(info, (balance(100 + i, keys[i]),), read_at))
-
-    async def written(count: int) -> bool:
-        for _ in range(40):  # bounded: a statement takes a thread's turn, not 0.2 s
-            if database.inserts >= count:
-                return True
-            await asyncio.sleep(0.005)
-        return False
-
-    try:
-        land(0)
-        assert await written(1)
-        for i in range(1, 4):  # each lands after the last was given its time to be written
-            land(i)
-            assert not await written(2), "written alone, while the writer rests"
+    async with resting_writer(journal_url) as (history, database, recorder, rest, land):
+        keys = [land(100)]
+        await until(lambda: rest.waiting == 1)  # written, and resting
+        assert database.inserts == 1
+        for amount in (101, 102, 103):
+            keys.append(land(amount))
+            for _ in range(10):
+                await asyncio.sleep(0)
+        assert database.inserts == 1  # none written alone
         rest.tick()
-        await recorder.flush()
+        await written(recorder)
         assert database.inserts == 2
         for i, key in enumerate(keys):
-            (point,) = await history.points(key, 0, clock() + 10)
+            (point,) = await history.points(key, 0, history.clock() + 1)
             assert point.available == xof(100 + i)
-    finally:
-        writer.cancel()
-        for key in keys:
-            await journal.database.run("DELETE FROM balance_points WHERE balance = ?", (key,))
-        await journal.close()
 
 
-async def test_a_writer_behind_writes_statement_after_statement_without_resting(
+async def test_a_statements_worth_of_reads_ends_the_rest_and_none_waits_behind_a_rest(
+    journal_url: str,
+) -> None:
+    """Reads arriving faster than a rest lets one statement carry: once `BATCH` of them
+    wait the writer writes them without waiting out its rest, and goes on statement after
+    statement while a full one waits — the rest never caps the rate, nothing is dropped."""
+    async with resting_writer(journal_url) as (history, database, recorder, rest, land):
+        keys = [land(0)]
+        await until(lambda: rest.waiting == 1)  # written, and resting (never ticked)
+        keys += [land(i) for i in range(1, 3 * BATCH + 1)]
+        await written(recorder)
+        assert database.inserts == 4  # the first alone, then three full statements
+        for i, key in enumerate(keys):
+            (point,) = await history.points(key, 0, history.clock() + 1)
+            assert point.available == xof(i)
+
+
+async def test_an_earlier_buckets_unwritten_read_is_not_hidden_by_a_later_one(
     history: SqlHistory,
 ) -> None:
-    """Reads arriving faster than a rest lets one statement carry (more than `BATCH` of
-    them) are written one full statement after another: the rest never caps the rate,
-    and nothing is dropped."""
-    rest = Ticker()  # never ticked: a writer that rests does not finish
-    recorder = HistoryRecorder(history, history.clock, rest.sleep)
-    run = uuid.uuid4().hex
-    count = 2 * BATCH + 10
-    keys = [f"a{i}:{run}" for i in range(count)]
-    for i, key in enumerate(keys):
-        info = AccountInfo(f"a{i}", ProviderKind("ourvoice"), "A", (Capability.BALANCE,))
-        read_at = datetime.fromtimestamp(history.clock(), UTC)
-        recorder.note(AccountBalance(info, (balance(i, key),), read_at))
-    writer = asyncio.ensure_future(recorder.run())
-    try:
-        async with asyncio.timeout(30):  # a bound on the test, not a timing assertion
-            await recorder.flush()
-    finally:
-        writer.cancel()
-    for i, key in enumerate(keys):
-        (point,) = await history.points(key, 0, history.clock() + 1)
-        assert point.available == xof(i)
+    """Two unwritten reads of one balance in two buckets: each stands as its bucket's
+    point — the earlier one is not hidden (nor the value it replaced shown instead)."""
+    key = f"a:{uuid.uuid4().hex}"
+    start = 1_800_000_000.0  # a bucket boundary (a multiple of 60)
+    await history.record("a", (balance(1000, key),), start + 1)  # written
+    for second, amount in ((50, 300), (65, 900)):  # queued, not yet written
+        history.expect(("a", (balance(amount, key),), start + second))
+    points = await history.points(key, start, start + 100)
+    assert [(p.at.timestamp() - start, p.available.amount) for p in points] == [
+        (50.0, Decimal(300)),
+        (65.0, Decimal(900)),
+    ]
 
 
 async def test_rows_past_the_retention_are_deleted(history: SqlHistory) -> None:
