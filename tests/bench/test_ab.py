@@ -21,11 +21,21 @@ def test_rounds_alternate_which_commit_goes_first(ab: ModuleType) -> None:
 
 def test_each_commits_figures_are_the_medians_of_its_rounds(ab: ModuleType) -> None:
     rows = [
-        {"side": side, "connections": 16, "p50_ms": p50, "p99_ms": p50 + 5, "gw_cpu_ms": 1.0}
+        {"side": side, "connections": 16, "rps": 100.0, "p50_ms": p50, "p99_ms": p50 + 5}
+        | {"gw_cpu_ms": 1.0}
         for side, p50 in [("A", 60.0), ("B", 56.0), ("B", 57.0), ("A", 59.0), ("A", 70.0)]
     ]
-    rows.append({"side": "A", "connections": 1, "p50_ms": 55.0, "p99_ms": 58.0, "gw_cpu_ms": 7.0})
+    rows.append(
+        {
+            "side": "A",
+            "connections": 1,
+            "rps": 9.0,
+            "p50_ms": 55.0,
+            "p99_ms": 58.0,
+            "gw_cpu_ms": 7.0,
+        }
+    )
     table = ab.medians(rows)
-    assert table["A", 16] == {"p50_ms": 60.0, "p99_ms": 65.0, "gw_cpu_ms": 1.0}
+    assert table["A", 16] == {"rps": 100.0, "p50_ms": 60.0, "p99_ms": 65.0, "gw_cpu_ms": 1.0}
     assert table["B", 16]["p50_ms"] == 56.5  # two rounds: their mean
     assert table["A", 1]["gw_cpu_ms"] == 7.0
