@@ -92,16 +92,7 @@ def main() -> int:
     if args.together:
         return together(args, connections)
     rows: list[dict[str, float | str]] = []
-    with (
-        bench.fake_upstream() as (_, up_url, _process),
-        checked_out(args.a) as tree_a,
-        checked_out(args.b) as tree_b,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
-        trees = {"A": tree_a, "B": tree_b}
-        script = bench.post_script(Path(tmp))
-        per_provider, providers = bench.accounts(args.accounts)
-        config = bench.config(up_url, per_provider, args.fresh_seconds, True, providers)
+    with side_by_side(args) as (trees, script, config):
         for first, second in order(args.rounds):
             for side in (first, second):
                 os.environ["PYTHONPATH"] = str(trees[side])  # the gateway's own code
@@ -116,13 +107,7 @@ def main() -> int:
                             script,
                             cpu_of={"gw": gw.process.pid},
                         )
-                        rows.append({"side": side, "connections": c, **r})
-                        print(
-                            f"{side} {args.accounts} accounts × {c:>2}: {r['rps']:.0f} req/s, p50 "
-                            f"{r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
-                            f"{r['gw_cpu_ms']:.2f} ms CPU/request",
-                            flush=True,
-                        )
+                        ran(rows, side, args.accounts, c, r)
     report(args, connections, rows)
     return 0
 
@@ -130,18 +115,9 @@ def main() -> int:
 def together(args: argparse.Namespace, connections: list[int]) -> int:
     """Both gateways up at once; each round, one run on each in turn (A B, B A, …)."""
     rows: list[dict[str, float | str]] = []
-    with (
-        bench.fake_upstream() as (_, up_url, _process),
-        checked_out(args.a) as tree_a,
-        checked_out(args.b) as tree_b,
-        tempfile.TemporaryDirectory() as tmp,
-        contextlib.ExitStack() as stack,
-    ):
-        script = bench.post_script(Path(tmp))
-        per_provider, providers = bench.accounts(args.accounts)
-        config = bench.config(up_url, per_provider, args.fresh_seconds, True, providers)
+    with side_by_side(args) as (trees, script, config), contextlib.ExitStack() as stack:
         gateways = {}
-        for side, tree in (("A", tree_a), ("B", tree_b)):
+        for side, tree in trees.items():
             os.environ["PYTHONPATH"] = str(tree)  # the gateway's own code
             gateways[side] = stack.enter_context(bench.Gateway(config))
         for gw in gateways.values():
@@ -157,9 +133,35 @@ def together(args: argparse.Namespace, connections: list[int]) -> int:
                     r["gw_cpu_ms"] = (bench.cpu_ms(gw.process.pid) - before) / (
                         r["rps"] * args.seconds
                     )
-                    rows.append({"side": side, "connections": c, **r})
+                    ran(rows, side, args.accounts, c, r)
     report(args, connections, rows)
     return 0
+
+
+@contextmanager
+def side_by_side(args: argparse.Namespace) -> Iterator[tuple[dict[str, Path], str, str]]:
+    """The fake upstream running, both commits checked out ("A", "B"), the wrk script and
+    the gateways' configuration."""
+    with (
+        bench.fake_upstream() as (_, up_url, _process),
+        checked_out(args.a) as tree_a,
+        checked_out(args.b) as tree_b,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        per_provider, providers = bench.accounts(args.accounts)
+        config = bench.config(up_url, per_provider, args.fresh_seconds, True, providers)
+        yield {"A": tree_a, "B": tree_b}, bench.post_script(Path(tmp)), config
+
+
+def ran(
+    rows: list[dict[str, float | str]], side: str, accounts: int, c: int, r: dict[str, float]
+) -> None:
+    rows.append({"side": side, "connections": c, **r})
+    print(
+        f"{side} {accounts} accounts × {c:>2}: {r['rps']:.0f} req/s, p50 "
+        f"{r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, {r['gw_cpu_ms']:.2f} ms CPU/request",
+        flush=True,
+    )
 
 
 def report(
