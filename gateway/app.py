@@ -99,9 +99,9 @@ def create_app(
     """Build the gateway. `transport` reaches the providers (default: aiohttp); `clock`
     (seconds since the epoch) drives freshness, budgets, breakers and token expiry; `sleep`
     is how retries wait and the history writer rests between statements (tests pass one
-    that does not); `live_sleep` how live streams wait
-    between reads and heartbeats (tests pass one they tick); `tracer_provider` receives
-    the spans when `[tracing]` is enabled (default: OTLP as the `OTEL_*` variables say)."""
+    that does not); `live_sleep` how live streams wait between reads and heartbeats (tests
+    pass one they tick); `tracer_provider` receives the spans when `[tracing]` is enabled
+    (default: OTLP as the `OTEL_*` variables say)."""
     metrics = Metrics()
     tracing = tracing_for(settings, tracer_provider)
     development = settings.server.development

@@ -11,10 +11,10 @@ so a change of `every_seconds` hides none of them. Rows older than `retention_da
 deleted once an hour. Recording never slows an answer: each fresh read is queued once
 (`fresh_reads.py`, at most `QUEUE_SIZE`) and one task writes them, what queued since its
 last write in one statement, resting `WRITE_EVERY_SECONDS` after a write that caught up
-unless a statement's worth (`BATCH`) is waiting. Until its read is
-written, a process reads its own history as if it were (`unwritten`): a runway answered
-between a read and its write, and kept in the response cache, counts that read as its
-bucket's point — never a value the read has already replaced in that bucket.
+unless a statement's worth (`BATCH`) is waiting. Until its read is written, a process
+reads its own history as if it were (`unwritten`): a runway answered between a read and
+its write, and kept in the response cache, counts that read as its bucket's point — never
+a value the read has already replaced in that bucket.
 
 Runway (docs/dashboard.md's definition, "Exactly what is kept"): over the window of
 `RUNWAY_DAYS` up to now, the falls of the available amount between points — the last point
