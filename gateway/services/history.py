@@ -199,14 +199,15 @@ class SqlHistory:
         them becomes the bucket's point unless the bucket already holds a later one."""
         latest: dict[tuple[str, int], Row] = {}  # (balance, bucket) → its latest row
         for read in reads:
-            account, balances, at = read
-            if self.demo_past_days and balances:
-                await self.make_up_past(account, balances, at)
             for row in self._rows(read):
                 known = latest.get((row[0], row[2]))
-                if known is None or at > known[4]:
+                if known is None or read[2] > known[4]:
                     latest[(row[0], row[2])] = row
         try:
+            if self.demo_past_days:
+                for account, balances, at in reads:
+                    if balances:
+                        await self.make_up_past(account, balances, at)
             await self._insert(list(latest.values()), keep_later=True)
         finally:  # written, or failed (logged): either way no longer waiting
             for balance, _, bucket, _, at, _, _, _ in latest.values():
@@ -320,6 +321,8 @@ class HistoryRecorder:
         self.clock = clock
         self.sleep = sleep
         self.reads = FreshReads(QUEUE_SIZE, "balance history is behind: points dropped")
+        self._hurried = asyncio.Event()  # set while a `flush` waits: no rest
+        self._flushes = 0
 
     def note(self, result: AccountBalanceResult) -> None:
         queued = self.reads.note(result)
@@ -345,14 +348,16 @@ class HistoryRecorder:
             finally:
                 for _ in reads:
                     self.reads.done()
-            if self.reads.queued() < BATCH:  # caught up: what lands meanwhile goes together
-                await self._rest()
+            if self.reads.queued() < BATCH and not self._hurried.is_set():
+                await self._rest()  # caught up: what lands meanwhile goes together
 
     async def _rest(self) -> None:
-        """`WRITE_EVERY_SECONDS`, or until a statement's worth of reads waits."""
+        """`WRITE_EVERY_SECONDS`, or until a statement's worth of reads waits, or until a
+        flush is asked for."""
         waits = [
             asyncio.ensure_future(self.sleep(WRITE_EVERY_SECONDS)),
             asyncio.ensure_future(self.reads.holding(BATCH)),
+            asyncio.ensure_future(self._hurried.wait()),
         ]
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -361,5 +366,13 @@ class HistoryRecorder:
                 wait.cancel()
 
     async def flush(self) -> None:
-        """Until everything queued so far is written."""
-        await self.reads.join()
+        """Until everything queued so far is written (the writer does not rest meanwhile:
+        a process stopping does not wait out a rest)."""
+        self._flushes += 1
+        self._hurried.set()
+        try:
+            await self.reads.join()
+        finally:
+            self._flushes -= 1
+            if not self._flushes:
+                self._hurried.clear()

@@ -168,14 +168,15 @@ class CountedStatements:
 
 
 @contextlib.asynccontextmanager
-async def resting_writer(journal_url: str) -> AsyncIterator[tuple[Any, ...]]:
-    """A history writer whose rests end only when the test ticks (or a batch waits):
-    (history, its counted database, the recorder, the rest, a way to land a read)."""
+async def resting_writer(journal_url: str, sleep: Any = None) -> AsyncIterator[tuple[Any, ...]]:
+    """A history writer whose rests end only when the test ticks (or a batch waits, or a
+    flush is asked for): (history, its counted database, the recorder, the rest, a way
+    to land a read)."""
     journal = open_journal(journal_url)
     database = CountedStatements(journal.database)
     clock, rest = FakeClock(1_800_000_000.0), Ticker()
     history = SqlHistory(database, every_seconds=60, retention_days=1, clock=clock)  # type: ignore[arg-type]
-    recorder = HistoryRecorder(history, clock, rest.sleep)
+    recorder = HistoryRecorder(history, clock, sleep or rest.sleep)
     run = uuid.uuid4().hex
     landed: list[str] = []
 
@@ -208,7 +209,7 @@ async def test_reads_that_land_while_the_writer_rests_share_one_statement(
     """A dashboard's accounts answer milliseconds apart: the first read is written at once,
     the others — landing while the writer rests after it — in its next statement, not one
     statement each; and all of them are there."""
-    async with resting_writer(journal_url) as (history, database, recorder, rest, land):
+    async with resting_writer(journal_url) as (history, database, _, rest, land):
         keys = [land(100)]
         await until(lambda: rest.waiting == 1)  # written, and resting
         assert database.inserts == 1
@@ -218,8 +219,7 @@ async def test_reads_that_land_while_the_writer_rests_share_one_statement(
                 await asyncio.sleep(0)
         assert database.inserts == 1  # none written alone
         rest.tick()
-        await written(recorder)
-        assert database.inserts == 2
+        await until(lambda: database.inserts == 2)
         for i, key in enumerate(keys):
             (point,) = await history.points(key, 0, history.clock() + 1)
             assert point.available == xof(100 + i)
@@ -231,15 +231,109 @@ async def test_a_statements_worth_of_reads_ends_the_rest_and_none_waits_behind_a
     """Reads arriving faster than a rest lets one statement carry: once `BATCH` of them
     wait the writer writes them without waiting out its rest, and goes on statement after
     statement while a full one waits — the rest never caps the rate, nothing is dropped."""
-    async with resting_writer(journal_url) as (history, database, recorder, rest, land):
+    async with resting_writer(journal_url) as (history, database, _, rest, land):
         keys = [land(0)]
         await until(lambda: rest.waiting == 1)  # written, and resting (never ticked)
-        keys += [land(i) for i in range(1, 3 * BATCH + 1)]
-        await written(recorder)
-        assert database.inserts == 4  # the first alone, then three full statements
+        keys += [land(i) for i in range(1, BATCH)]  # one short of a statement's worth
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert database.inserts == 1  # still resting
+        keys += [land(i) for i in range(BATCH, 3 * BATCH + 1)]
+        await until(lambda: database.inserts == 4)  # three full statements, no tick
         for i, key in enumerate(keys):
             (point,) = await history.points(key, 0, history.clock() + 1)
             assert point.available == xof(i)
+
+
+async def test_a_statements_worth_landed_as_the_rest_begins_ends_it(journal_url: str) -> None:
+    """The reads that land in the very turn the writer starts resting — before it waits
+    for them — end the rest as well as those landing after."""
+    lands: list[Any] = []
+
+    async def rest_as_reads_land(seconds: float) -> None:
+        if len(lands) == 1:  # the first rest only
+            lands.append([lands[0](i) for i in range(1, BATCH + 1)])
+        await asyncio.Event().wait()  # never ends: only the reads may end the rest
+
+    async with resting_writer(journal_url, rest_as_reads_land) as (history, database, *_, land):
+        lands.append(land)
+        land(0)
+        await until(lambda: database.inserts == 2)
+        for i, key in enumerate(lands[1], start=1):
+            (point,) = await history.points(key, 0, history.clock() + 1)
+            assert point.available == xof(i)
+
+
+async def test_a_flush_does_not_wait_out_a_rest(journal_url: str) -> None:
+    """What a stopping process flushes is written at once, not after the writer's rest."""
+    async with resting_writer(journal_url) as (history, database, recorder, rest, land):
+        land(1)
+        await until(lambda: rest.waiting == 1)  # written, and resting (never ticked)
+        key = land(2)
+        await written(recorder)
+        assert database.inserts == 2
+        (point,) = await history.points(key, 0, history.clock() + 1)
+        assert point.available == xof(2)
+
+
+class GatedInserts(CountedStatements):
+    """… each insert into the history waiting for the test's permit."""
+
+    def __init__(self, database: Any) -> None:
+        super().__init__(database)
+        self.permits = asyncio.Semaphore(0)
+        self.waiting = 0
+
+    async def run(self, sql: str, args: Any = ()) -> Any:
+        if sql.startswith("INSERT INTO balance_points"):
+            self.waiting += 1
+            await self.permits.acquire()
+            self.waiting -= 1
+        return await super().run(sql, args)
+
+
+async def test_a_written_read_stops_standing_in_and_a_later_buckets_read_still_does(
+    journal_url: str,
+) -> None:
+    """A read written is no longer this process's unwritten read of its bucket (a pruned
+    point does not come back from memory), while a read of the next bucket, queued
+    meanwhile, still stands in for its own until it is written."""
+    journal = open_journal(journal_url)
+    database = GatedInserts(journal.database)
+    start = 1_800_000_000.0  # a bucket boundary (a multiple of 60)
+    clock = FakeClock(start)
+    history = SqlHistory(database, every_seconds=60, retention_days=1, clock=clock)  # type: ignore[arg-type]
+    recorder = HistoryRecorder(history, clock, no_sleep)
+    key = f"a:{uuid.uuid4().hex}"
+    info = AccountInfo("a", ProviderKind("ourvoice"), "A", (Capability.BALANCE,))
+
+    def land(second: int, amount: int) -> None:
+        read_at = datetime.fromtimestamp(start + second, UTC)
+        recorder.note(AccountBalance(info, (balance(amount, key),), read_at))
+
+    writer = asyncio.ensure_future(recorder.run())
+    try:
+        land(50, 300)
+        await until(lambda: database.waiting == 1)  # its insert held
+        land(65, 900)  # the next bucket, queued while the first is being written
+        database.permits.release()
+        await until(lambda: database.inserts == 1 and database.waiting == 1)
+        points = await history.points(key, start, start + 100)
+        assert [(p.at.timestamp() - start, p.available.amount) for p in points] == [
+            (50.0, Decimal(300)),  # written
+            (65.0, Decimal(900)),  # not yet: it stands in
+        ]
+        await history.prune(start + 10 * 86400)  # the written point goes
+        points = await history.points(key, start, start + 100)
+        assert [(p.at.timestamp() - start, p.available.amount) for p in points] == [
+            (65.0, Decimal(900))
+        ]
+        database.permits.release()
+        await written(recorder)
+    finally:
+        writer.cancel()
+        await journal.database.run("DELETE FROM balance_points WHERE balance = ?", (key,))
+        await journal.close()
 
 
 async def test_an_earlier_buckets_unwritten_read_is_not_hidden_by_a_later_one(
@@ -257,6 +351,44 @@ async def test_an_earlier_buckets_unwritten_read_is_not_hidden_by_a_later_one(
         (50.0, Decimal(300)),
         (65.0, Decimal(900)),
     ]
+
+
+class FailingRead(CountedStatements):
+    """… whose first read of the history fails (the database went away for a moment)."""
+
+    def __init__(self, database: Any) -> None:
+        super().__init__(database)
+        self.failed = False
+
+    async def run(self, sql: str, args: Any = ()) -> Any:
+        if sql.startswith("SELECT") and not self.failed:
+            self.failed = True
+            raise ConnectionError("the database went away")
+        return await super().run(sql, args)
+
+
+async def test_a_read_whose_write_failed_does_not_stand_in_for_ever(journal_url: str) -> None:
+    """The demo makes up a past before a balance's first write (a read of the history):
+    when that fails, the read is no longer this process's unwritten point either — it is
+    not shown in place of what the database holds."""
+    journal = open_journal(journal_url)
+    start = 1_800_000_000.0
+    key = f"a:{uuid.uuid4().hex}"
+    history = SqlHistory(
+        FailingRead(journal.database),  # type: ignore[arg-type]
+        every_seconds=60,
+        retention_days=1,
+        clock=FakeClock(start),
+        demo_past_days=7,
+    )
+    read = ("a", (balance(5, key),), start + 50)
+    history.expect(read)
+    try:
+        with pytest.raises(ConnectionError):
+            await history.record_reads([read])
+        assert await history.points(key, start, start + 100) == []
+    finally:
+        await journal.close()
 
 
 async def test_rows_past_the_retention_are_deleted(history: SqlHistory) -> None:
