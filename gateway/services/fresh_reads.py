@@ -30,7 +30,6 @@ class FreshReads:
         self._behind = behind  # the warning when the queue is full
         self._warned = False
         self._keep = keep  # which of a read's balances the writer wants
-        self._holding: tuple[int, asyncio.Event] | None = None  # (count, set when queued)
 
     def note(self, result: AccountBalanceResult) -> Read | None:
         """Every answer the balance service reads; the read queued, if it was."""
@@ -50,8 +49,6 @@ class FreshReads:
                     log.warning("%s", self._behind)
                     self._warned = True
                 return None
-            if self._holding is not None and self._queue.qsize() >= self._holding[0]:
-                self._holding[1].set()
         self._queued[account] = result.fetched_at
         return read
 
@@ -68,17 +65,6 @@ class FreshReads:
     def queued(self) -> int:
         """How many reads wait to be written."""
         return self._queue.qsize()
-
-    async def holding(self, count: int) -> None:
-        """Until at least `count` reads wait (one waiter at a time: the writer's)."""
-        if self._queue.qsize() >= count:
-            return
-        holding = self._holding = (count, asyncio.Event())
-        try:
-            await holding[1].wait()
-        finally:
-            if self._holding is holding:
-                self._holding = None
 
     def done(self) -> None:
         self._queue.task_done()

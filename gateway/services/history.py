@@ -321,13 +321,15 @@ class HistoryRecorder:
         self.clock = clock
         self.sleep = sleep
         self.reads = FreshReads(QUEUE_SIZE, "balance history is behind: points dropped")
-        self._hurried = asyncio.Event()  # set while a `flush` waits: no rest
-        self._flushes = 0
+        self._wake = asyncio.Event()  # ends a rest: a statement's worth waits, or a flush
+        self._flushes = 0  # flushes waiting: no rest meanwhile
 
     def note(self, result: AccountBalanceResult) -> None:
         queued = self.reads.note(result)
         if queued is not None:
             self.history.expect(queued)
+            if self.reads.queued() >= BATCH:
+                self._wake.set()
 
     async def run(self) -> None:
         """Write queued points until cancelled (the app's lifespan runs it)."""
@@ -348,16 +350,16 @@ class HistoryRecorder:
             finally:
                 for _ in reads:
                     self.reads.done()
-            if self.reads.queued() < BATCH and not self._hurried.is_set():
+            if self.reads.queued() < BATCH and not self._flushes:
                 await self._rest()  # caught up: what lands meanwhile goes together
 
     async def _rest(self) -> None:
         """`WRITE_EVERY_SECONDS`, or until a statement's worth of reads waits, or until a
-        flush is asked for."""
+        flush is asked for (`_wake`)."""
+        self._wake.clear()
         waits = [
             asyncio.ensure_future(self.sleep(WRITE_EVERY_SECONDS)),
-            asyncio.ensure_future(self.reads.holding(BATCH)),
-            asyncio.ensure_future(self._hurried.wait()),
+            asyncio.ensure_future(self._wake.wait()),
         ]
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -369,10 +371,8 @@ class HistoryRecorder:
         """Until everything queued so far is written (the writer does not rest meanwhile:
         a process stopping does not wait out a rest)."""
         self._flushes += 1
-        self._hurried.set()
+        self._wake.set()
         try:
             await self.reads.join()
         finally:
             self._flushes -= 1
-            if not self._flushes:
-                self._hurried.clear()

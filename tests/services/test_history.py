@@ -167,13 +167,31 @@ class CountedStatements:
         return done
 
 
+class GatedInserts(CountedStatements):
+    """… each insert into the history waiting for the test's permit."""
+
+    def __init__(self, database: Any) -> None:
+        super().__init__(database)
+        self.permits = asyncio.Semaphore(0)
+        self.waiting = 0
+
+    async def run(self, sql: str, args: Any = ()) -> Any:
+        if sql.startswith("INSERT INTO balance_points"):
+            self.waiting += 1
+            await self.permits.acquire()
+            self.waiting -= 1
+        return await super().run(sql, args)
+
+
 @contextlib.asynccontextmanager
-async def resting_writer(journal_url: str, sleep: Any = None) -> AsyncIterator[tuple[Any, ...]]:
+async def resting_writer(
+    journal_url: str, sleep: Any = None, counted: Any = None
+) -> AsyncIterator[tuple[Any, ...]]:
     """A history writer whose rests end only when the test ticks (or a batch waits, or a
     flush is asked for): (history, its counted database, the recorder, the rest, a way
     to land a read)."""
     journal = open_journal(journal_url)
-    database = CountedStatements(journal.database)
+    database = (counted or CountedStatements)(journal.database)
     clock, rest = FakeClock(1_800_000_000.0), Ticker()
     history = SqlHistory(database, every_seconds=60, retention_days=1, clock=clock)  # type: ignore[arg-type]
     recorder = HistoryRecorder(history, clock, sleep or rest.sleep)
@@ -264,6 +282,25 @@ async def test_a_statements_worth_landed_as_the_rest_begins_ends_it(journal_url:
             assert point.available == xof(i)
 
 
+async def test_reads_queued_while_a_flush_waits_are_written_without_a_rest(
+    journal_url: str,
+) -> None:
+    """A flush asked for while a statement is being written, with another read queued
+    behind it: the writer goes on to that read instead of resting first."""
+    async with resting_writer(journal_url, counted=GatedInserts) as (history, database, *more):
+        recorder, _, land = more
+        land(1)
+        await until(lambda: database.waiting == 1)  # its insert held
+        flushing = asyncio.ensure_future(written(recorder))
+        key = land(2)  # queued behind it, while the flush waits
+        for _ in range(2):
+            database.permits.release()
+        await flushing
+        assert database.inserts == 2
+        (point,) = await history.points(key, 0, history.clock() + 1)
+        assert point.available == xof(2)
+
+
 async def test_a_flush_does_not_wait_out_a_rest(journal_url: str) -> None:
     """What a stopping process flushes is written at once, not after the writer's rest."""
     async with resting_writer(journal_url) as (history, database, recorder, rest, land):
@@ -274,22 +311,6 @@ async def test_a_flush_does_not_wait_out_a_rest(journal_url: str) -> None:
         assert database.inserts == 2
         (point,) = await history.points(key, 0, history.clock() + 1)
         assert point.available == xof(2)
-
-
-class GatedInserts(CountedStatements):
-    """… each insert into the history waiting for the test's permit."""
-
-    def __init__(self, database: Any) -> None:
-        super().__init__(database)
-        self.permits = asyncio.Semaphore(0)
-        self.waiting = 0
-
-    async def run(self, sql: str, args: Any = ()) -> Any:
-        if sql.startswith("INSERT INTO balance_points"):
-            self.waiting += 1
-            await self.permits.acquire()
-            self.waiting -= 1
-        return await super().run(sql, args)
 
 
 async def test_a_written_read_stops_standing_in_and_a_later_buckets_read_still_does(
