@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
+from gateway._compat.asyncio import TURN, Turn
 from gateway._compat.strawberry import core_schema
 from gateway.cache.changes import ChangeFeed
 from gateway.cache.read_through import Generations, ReadThroughCache
@@ -95,13 +96,16 @@ def create_app(
     sleep: Sleep = asyncio.sleep,
     live_sleep: Sleep = asyncio.sleep,
     tracer_provider: Any = None,
+    turn: Turn = TURN,
 ) -> Starlette:
     """Build the gateway. `transport` reaches the providers (default: aiohttp); `clock`
     (seconds since the epoch) drives freshness, budgets, breakers and token expiry; `sleep`
     is how retries wait and the history writer rests between statements (tests pass one
     that does not); `live_sleep` how live streams wait between reads and heartbeats (tests
     pass one they tick); `tracer_provider` receives the spans when `[tracing]` is enabled
-    (default: OTLP as the `OTEL_*` variables say)."""
+    (default: OTLP as the `OTEL_*` variables say); `turn` budgets the first steps a
+    request's reads take at once in one turn of the loop (`_compat/asyncio.started`:
+    2 ms by the process's counter; tests pass one on a clock they hold)."""
     metrics = Metrics()
     tracing = tracing_for(settings, tracer_provider)
     development = settings.server.development
@@ -166,6 +170,7 @@ def create_app(
                     PersistedQueries(built.store, schema, limits.max_tokens),
                 ),
                 daily_close=built.daily_close,
+                turn=turn,
             )
             # The manifest's documents as MCP tools, behind the same gate (`server/mcp.py`).
             app.state.mcp = McpEndpoint.of_manifest(

@@ -16,6 +16,7 @@ import httpx
 import pytest
 import uvicorn
 
+from gateway._compat.asyncio import TURN, Turn
 from gateway.access import SCOPES, RateLimit
 from gateway.app import create_app
 from gateway.cache.store import Store, open_store
@@ -247,11 +248,12 @@ async def running_gateway(
     transport: httpx.AsyncBaseTransport,
     clock: Callable[[], float],
     key: str | None = FULL_KEY,
+    turn: Turn = TURN,
 ) -> AsyncIterator[GatewayClient]:
     """The real app, lifespan included, reached in-process; providers via `transport`;
     requests carry `key` (harmless under the development profile, where a configured
-    client's key is checked but none is needed)."""
-    app = create_app(settings, transport=transport, clock=clock, sleep=no_sleep)
+    client's key is checked but none is needed); `turn` budgets first steps."""
+    app = create_app(settings, transport=transport, clock=clock, sleep=no_sleep, turn=turn)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(

@@ -170,25 +170,25 @@ class Turn:
 
 
 TURN = Turn()
-# Whether `started` takes first steps at once in this context (a request's, and the tasks
-# it starts): the endpoint turns it on only for a request others may join, and only while
-# the worker has room (`Admission.roomy`).
-EAGER: contextvars.ContextVar[bool] = contextvars.ContextVar("eager", default=True)
+# The turn whose budget `started` takes first steps from in this context (a request's, and
+# the tasks it starts), or None: none taken at once. The endpoint sets its app's turn only
+# for a request others may join, and only while the worker has room (`Admission.roomy`).
+EAGER: contextvars.ContextVar[Turn | None] = contextvars.ContextVar("eager", default=TURN)
 
 
 def started(
-    coro: Coroutine[Any, Any, T],
-    traceless: tuple[type[BaseException], ...] = (),
-    turn: Turn = TURN,
+    coro: Coroutine[Any, Any, T], traceless: tuple[type[BaseException], ...] = ()
 ) -> asyncio.Task[T]:
     """`coro` as a task whose first step has already run, in the task's own context and
-    as the current task — or, once this turn of the loop has spent `turn`'s budget or
-    where `EAGER` is off, as a task like any other; must be called from a running task.
+    as the current task — or, once this turn of the loop has spent the budget of `EAGER`'s
+    turn or where `EAGER` is None, as a task like any other; must be called from a running
+    task.
     An error of a `traceless` type raised by that first step is raised by the task
     without its traceback. Not for an `except` block: the first step would see the
     caller's exception as being handled (and chain its own errors to it)."""
     loop = asyncio.get_running_loop()
-    if not EAGER.get() or not turn.allows(loop):
+    turn = EAGER.get()
+    if turn is None or not turn.allows(loop):
         return loop.create_task(coro)
     caller = asyncio.current_task(loop)
     taken = _FirstStepTaken(coro, traceless)

@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from strawberry.types.graphql import OperationType as StrawberryOperation
 
-from gateway._compat.asyncio import EAGER
+from gateway._compat.asyncio import EAGER, TURN, Turn
 from gateway._compat.starlette import set_body, set_query
 from gateway.access import Principal
 from gateway.cache.responses import (
@@ -156,8 +156,10 @@ class GraphQLEndpoint:
         admission: Admission | None = None,
         documents: TrustedDocuments | None = None,
         daily_close: DailyCloseService | None = None,
+        turn: Turn = TURN,
     ) -> None:
         self.graphql = graphql
+        self.turn = turn
         self.daily_close = daily_close
         self.service = service
         self.transactions = transactions
@@ -310,7 +312,8 @@ class GraphQLEndpoint:
         # Its upstream calls sent in the turn it runs — before the identical requests read
         # in that turn are set waiting for it — only for a request others may join, and
         # while the worker has room (`_compat/asyncio.started`, `Admission.roomy`).
-        EAGER.set(leader is not None and self.admission.roomy())  # this request's context
+        roomy = leader is not None and self.admission.roomy()
+        EAGER.set(self.turn if roomy else None)  # this request's context
         try:
             async with asyncio.timeout_at(deadline if cancellable else None):
                 with request_trace.tracing(trace):

@@ -559,10 +559,9 @@ async def test_first_steps_are_taken_within_a_budget_per_turn_of_the_loop() -> N
     """Once a turn has spent its budget on first steps (by the turn's clock), the rest
     start as ordinary tasks; the next turn has its budget again. A first step running
     inside another counts from the outer one's start."""
-    from gateway._compat.asyncio import Turn, started
+    from gateway._compat.asyncio import EAGER, Turn, started
 
     now = [0.0]
-    turn = Turn(budget=1.0, clock=lambda: now[0])
     ran: list[str] = []
 
     async def step(name: str, takes: float = 0.0) -> None:
@@ -573,18 +572,22 @@ async def test_first_steps_are_taken_within_a_budget_per_turn_of_the_loop() -> N
     async def outer() -> None:
         ran.append("outer")
         now[0] += 2.0  # over the budget before its inner task starts
-        await started(step("inner"), turn=turn)
+        await started(step("inner"))
 
-    first = started(step("first", takes=0.6), turn=turn)
-    second = started(step("second", takes=0.6), turn=turn)  # 0.6 spent: still within
-    third = started(step("third"), turn=turn)  # 1.2 spent: an ordinary task
-    assert ran == ["first", "second"]
-    await asyncio.sleep(0)  # the next turn: the budget again
-    assert ran == ["first", "second", "third"]
-    nested = started(outer(), turn=turn)
-    assert ran[-1] == "outer"  # its inner one waits for its own turn
-    await asyncio.gather(first, second, third, nested)
-    assert ran[-1] == "inner"
+    reset = EAGER.set(Turn(budget=1.0, clock=lambda: now[0]))
+    try:
+        first = started(step("first", takes=0.6))
+        second = started(step("second", takes=0.6))  # 0.6 spent: still within
+        third = started(step("third"))  # 1.2 spent: an ordinary task
+        assert ran == ["first", "second"]
+        await asyncio.sleep(0)  # the next turn: the budget again
+        assert ran == ["first", "second", "third"]
+        nested = started(outer())
+        assert ran[-1] == "outer"  # its inner one waits for its own turn
+        await asyncio.gather(first, second, third, nested)
+        assert ran[-1] == "inner"
+    finally:
+        EAGER.reset(reset)
 
 
 async def test_no_first_step_is_taken_where_eager_is_off() -> None:
@@ -598,10 +601,10 @@ async def test_no_first_step_is_taken_where_eager_is_off() -> None:
         ran.append("step")
 
     def busy() -> asyncio.Task[None]:
-        EAGER.set(False)  # as the endpoint does for a request admitted near the limit
+        EAGER.set(None)  # as the endpoint does for a request admitted near the limit
         return started(step())
 
     task = contextvars.copy_context().run(busy)
     assert ran == []  # an ordinary task: it runs in its turn
     await task
-    assert ran == ["step"] and EAGER.get()  # the caller's own context untouched
+    assert ran == ["step"] and EAGER.get() is not None  # the caller's own context untouched

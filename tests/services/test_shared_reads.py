@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
+from collections.abc import Callable
 from decimal import Decimal
 
 import httpx
 
+from gateway._compat.asyncio import Turn
 from gateway.cache.read_through import Generations, ReadThroughCache
 from gateway.cache.store import open_store
 from gateway.config.settings import Settings
@@ -119,13 +122,18 @@ DASHBOARD = (  # bench/run.py's dashboard: totals and results, siblings gathered
 
 
 async def calls_sent_before_whats_queued_behind(
-    settings: Settings, sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+    settings: Settings,
+    sim_transport: httpx.AsyncBaseTransport,
+    clock: FakeClock,
+    turn_clock: Callable[[], float] = lambda: 0.0,
 ) -> tuple[list[str], list[str]]:
     """The dashboard and something queued behind it in the same turn of the event loop
     (as the requests a worker read in one turn are): the upstream calls made when the
-    second ran, and all the dashboard's calls."""
+    second ran, and all the dashboard's calls. First steps are timed by `turn_clock`
+    against the default budget (by default a clock that stands still: never spent)."""
     upstream = Recording(DelayTransport(sim_transport))
-    async with running_gateway(settings, upstream, clock) as gw:
+    turn = Turn(clock=turn_clock)
+    async with running_gateway(settings, upstream, clock, turn=turn) as gw:
         seen: list[list[str]] = []
 
         async def queued_behind() -> None:
@@ -152,9 +160,20 @@ async def test_a_dashboards_upstream_calls_leave_before_the_requests_queued_behi
         demo_settings(), sim_transport, clock
     )
     assert len(calls) == 5  # each account's balance (Muda's token is still valid)
-    # The first reads at least (within the turn's budget of first steps, 2 ms: four or
-    # five here — the rest, on a slower machine, as ordinary tasks). Before: none.
-    assert before and set(before) <= set(calls), before
+    assert before == calls  # all of them, within the turn's budget. Before: none.
+
+
+async def test_first_steps_over_the_turns_budget_wait_for_their_turn(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    """On a machine so slow the request's own first step spends the turn's budget (2 ms)
+    before its reads start, they start as ordinary tasks: the turn is not stretched."""
+    ticks = itertools.count(step=0.01)  # 10 ms pass between any two readings
+    before, calls = await calls_sent_before_whats_queued_behind(
+        demo_settings(), sim_transport, clock, lambda: next(ticks)
+    )
+    assert len(calls) == 5
+    assert before == []
 
 
 async def test_a_request_nobody_can_join_starts_its_reads_in_turn(
