@@ -6,13 +6,7 @@ import logging
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-)
+from strawberry.extensions import DisableIntrospection, ParserCache, SchemaExtension
 from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
@@ -21,6 +15,7 @@ from gateway._compat.asyncio import started
 from gateway._compat.graphql import settle_siblings
 from gateway.config.security import RequestLimits
 from gateway.schema.errors import DeferredErrors, TraceResults
+from gateway.schema.execution.document_limits import DocumentLimits
 from gateway.schema.execution.fast_completion import FastCompletionContext
 from gateway.schema.execution.limits import limits_rule
 from gateway.schema.execution.operation_choice import NamedOperation
@@ -55,10 +50,10 @@ def build_schema(
     operation_limits = limits_rule(limits.max_depth, limits.max_aliases)
     validated = ValidationResults(max_entries=512)
     extensions: list[type[SchemaExtension] | object] = [
-        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        # the token budget and validation's added rules: before the parser cache reads them
+        lambda: DocumentLimits(limits.max_tokens, [operation_limits, OneTopUpPerDocument]),
         lambda: ParserCache(maxsize=512),
         OperationNoted,
-        lambda: AddValidationRules([operation_limits, OneTopUpPerDocument]),
         lambda: TextValidationCache(validated),
         NamedOperation,  # after the cached validation result is set
         DeferredErrors,

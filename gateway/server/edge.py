@@ -4,11 +4,12 @@ Routes: `GET /` (where things are), `GET /healthz` (liveness), `GET /readyz` (re
 `readiness.py`), `GET /metrics` (the `metrics:read` scope), `/graphql` (GraphiQL for a browser
 in development, else the endpoint), `/mcp` (the trusted documents as MCP tools, `mcp.py`)
 and GraphiQL's own files. Middleware, outermost first:
-a request id for every request, its span, slow readers cut off (`slow_readers.py`), a
-response-cache hit answered at once (`cached_answers.py`), then CORS for the configured
-origins. Admission control is the endpoints' (`admission.py`):
-it needs to know a query from a mutation.
-The endpoint lives in `app.state.graphql` once the lifespan has built it.
+a request id for every request, its span (when tracing is on), slow readers cut off
+(`slow_readers.py`), `/graphql/stream` handed straight to its endpoint
+(`stream_dispatch.py`; after CORS when origins are configured), a response-cache hit
+answered at once (`cached_answers.py`), then CORS for the configured origins. Admission
+control is the endpoints' (`admission.py`): it needs to know a query from a mutation. The
+endpoint lives in `app.state.graphql` once the lifespan has built it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from gateway.server.pages.home import home
 from gateway.server.readiness import Readiness
 from gateway.server.request_metrics import Observer
 from gateway.server.slow_readers import SlowReaders
+from gateway.server.stream_dispatch import StreamDispatch
 from gateway.services.daily_close import csv_text, parse_day
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -149,13 +151,20 @@ def middleware(
     stack = [
         # outermost: every request has an id, one access line, its metrics
         Middleware(log_context.RequestContext, access=access_log, skip=skip, observe=observe),
-        Middleware(TracedRequests, tracing=tracing),
+    ]
+    if tracing.enabled:  # a span around each request (a layer less for all when off)
+        stack.append(Middleware(TracedRequests, tracing=tracing))
+    stack.append(
         Middleware(
             SlowReaders,
             write_timeout=server.write_timeout_seconds,
             buffer_bytes=server.stream_buffer_bytes,
-        ),
-    ]
+        )
+    )
+    # A stream's request passes no layer it does not need: each stays alive, in memory,
+    # as long as the stream is open (`stream_dispatch.py`) — CORS only when configured.
+    if not server.cors_origins:
+        stack.append(Middleware(StreamDispatch))
     if tracing is NO_TRACING:  # a response-cache hit answered here (a traced one: the whole way)
         stack.append(Middleware(CachedAnswers, cors=bool(server.cors_origins)))
     if server.cors_origins:
@@ -167,4 +176,5 @@ def middleware(
             "max_age": 600,
         }
         stack.append(Middleware(CORSMiddleware, **cors))
+        stack.append(Middleware(StreamDispatch))  # its answers with CORS headers
     return stack

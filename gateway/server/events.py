@@ -135,16 +135,30 @@ class EventStreams:
             await results.aclose()
 
     async def _with_heartbeats(self, results: AsyncGenerator[Any, None]) -> AsyncIterator[Any]:
-        """The results, with None whenever `heartbeat_seconds` pass without one."""
+        """The results, with None whenever `heartbeat_seconds` pass without one.
+
+        Waits on a future of its own that the first of the two wakes — not
+        `asyncio.wait`, whose two coroutines (≈ 1 KB) would stay alive, with everything
+        else a silent stream holds, as long as it waits."""
+        loop = asyncio.get_running_loop()
         pending: asyncio.Future[Any] | None = None
         try:
             while True:
                 if pending is None:
                     pending = asyncio.ensure_future(anext(results))
                 pause = asyncio.ensure_future(self.sleep(self.heartbeat_seconds))
+                woken = loop.create_future()
+
+                def wake(_: asyncio.Future[Any], woken: asyncio.Future[None] = woken) -> None:
+                    if not woken.done():
+                        woken.set_result(None)
+
+                pending.add_done_callback(wake)
+                pause.add_done_callback(wake)
                 try:
-                    await asyncio.wait((pending, pause), return_when=asyncio.FIRST_COMPLETED)
+                    await woken
                 finally:
+                    pending.remove_done_callback(wake)
                     pause.cancel()
                 if not pending.done():
                     yield None
