@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import re
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -535,7 +536,7 @@ async def test_the_sdks_lines_stay_out_of_the_log_unless_asked_for(
         stream.seek(0)
         written = stream.read()
     finally:
-        log_format.configure("warning")
+        log_format.configure("warning", stream=sys.__stderr__)  # never a closed one
         stream.close()
     assert logging.getLogger("mcp").level == logging.WARNING  # quiet again, once reconfigured
     assert re.search(

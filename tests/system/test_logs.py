@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,7 @@ def written(
         stream.seek(0)
         return stream.read()
     finally:
-        log_format.configure("warning")
+        log_format.configure("warning", stream=sys.__stderr__)  # never a closed one
         stream.close()
 
 
