@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.tasks
+import contextlib
 import contextvars
 import time
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -171,9 +172,20 @@ class Turn:
 
 TURN = Turn()
 # The turn whose budget `started` takes first steps from in this context (a request's, and
-# the tasks it starts), or None: none taken at once. The endpoint sets its app's turn only
-# for a request others may join, and only while the worker has room (`Admission.roomy`).
-EAGER: contextvars.ContextVar[Turn | None] = contextvars.ContextVar("eager", default=TURN)
+# the tasks it starts), or None (the default): none taken at once. The endpoint sets its
+# app's turn only for a request others may join, and only while the worker has room
+# (`Admission.roomy`); every other path starts its tasks as `ensure_future` does.
+EAGER: contextvars.ContextVar[Turn | None] = contextvars.ContextVar("eager", default=None)
+
+
+@contextlib.contextmanager
+def first_steps(turn: Turn | None) -> Iterator[None]:
+    """`started` takes first steps from `turn`'s budget within this block (None: none)."""
+    token = EAGER.set(turn)
+    try:
+        yield
+    finally:
+        EAGER.reset(token)
 
 
 def started(

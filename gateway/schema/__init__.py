@@ -6,7 +6,7 @@ import logging
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import DisableIntrospection, ParserCache, SchemaExtension
+from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
@@ -20,6 +20,7 @@ from gateway.schema.execution.fast_completion import FastCompletionContext
 from gateway.schema.execution.limits import limits_rule
 from gateway.schema.execution.operation_choice import NamedOperation
 from gateway.schema.execution.operation_stats import OperationNoted
+from gateway.schema.execution.parsed_documents import ParsedDocuments, remembered
 from gateway.schema.execution.validation_cache import TextValidationCache, ValidationResults
 from gateway.schema.live import Subscription
 from gateway.schema.query import Query
@@ -49,10 +50,11 @@ def build_schema(
     settle_siblings(start=started)
     operation_limits = limits_rule(limits.max_depth, limits.max_aliases)
     validated = ValidationResults(max_entries=512)
+    parse = remembered(512)
     extensions: list[type[SchemaExtension] | object] = [
-        # the token budget and validation's added rules: before the parser cache reads them
+        # the token budget and validation's added rules: before the parse reads them
         lambda: DocumentLimits(limits.max_tokens, [operation_limits, OneTopUpPerDocument]),
-        lambda: ParserCache(maxsize=512),
+        lambda: ParsedDocuments(parse),
         OperationNoted,
         lambda: TextValidationCache(validated),
         NamedOperation,  # after the cached validation result is set

@@ -39,8 +39,9 @@ from gateway.server.pages.dashboard import DashboardPage
 from gateway.server.pages.graphiql import GraphiQLPage, wants_html
 from gateway.server.pages.home import home
 from gateway.server.readiness import Readiness
-from gateway.server.request_metrics import Observer
+from gateway.server.request_metrics import STREAM_PATH, Observer
 from gateway.server.slow_readers import SlowReaders
+from gateway.server.stream_dispatch import METHODS as STREAM_METHODS
 from gateway.server.stream_dispatch import StreamDispatch
 from gateway.services.daily_close import csv_text, parse_day
 
@@ -111,7 +112,7 @@ def routes(development: bool) -> list[BaseRoute]:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_page, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
-        Route("/graphql/stream", stream, methods=["GET", "POST", "PUT", "DELETE"]),
+        Route(STREAM_PATH, stream, methods=sorted(STREAM_METHODS)),
         Route("/reports/daily-close.csv", daily_close_csv, methods=["GET"]),
         Route(MCP_PATH, McpRoute()),  # every method: a refusal of its own, in JSON-RPC
     ]

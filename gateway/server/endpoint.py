@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from strawberry.types.graphql import OperationType as StrawberryOperation
 
-from gateway._compat.asyncio import EAGER, TURN, Turn
+from gateway._compat.asyncio import TURN, Turn, first_steps
 from gateway._compat.starlette import set_body, set_query
 from gateway.access import Principal
 from gateway.cache.responses import (
@@ -313,10 +313,9 @@ class GraphQLEndpoint:
         # in that turn are set waiting for it — only for a request others may join, and
         # while the worker has room (`_compat/asyncio.started`, `Admission.roomy`).
         roomy = leader is not None and self.admission.roomy()
-        EAGER.set(self.turn if roomy else None)  # this request's context
         try:
             async with asyncio.timeout_at(deadline if cancellable else None):
-                with request_trace.tracing(trace):
+                with request_trace.tracing(trace), first_steps(self.turn if roomy else None):
                     response = await until_disconnected(
                         request, self.graphql.run(request, context=context), cancellable
                     )

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from gateway.observability.log_context import ASGIApp, Receive, Scope, Send
 from gateway.server.request_metrics import STREAM_PATH
 
-METHODS = frozenset(("GET", "POST", "PUT", "DELETE"))
+METHODS = frozenset(("GET", "POST", "PUT", "DELETE"))  # what the path answers (`edge.routes`)
 
 
 class StreamDispatch:

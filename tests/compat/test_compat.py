@@ -8,6 +8,7 @@ import asyncio
 import inspect
 import logging
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -437,7 +438,19 @@ async def test_asyncio_still_lets_a_task_step_be_entered_and_left_from_outside()
     await other
 
 
-async def test_a_started_task_has_taken_its_first_step_as_itself_in_its_own_context() -> None:
+@pytest.fixture
+def eager() -> Iterator[None]:
+    """First steps taken at once (as the endpoint has them for a request others may join),
+    from a turn whose budget is never spent."""
+    from gateway._compat.asyncio import Turn, first_steps
+
+    with first_steps(Turn(clock=lambda: 0.0)):
+        yield
+
+
+async def test_a_started_task_has_taken_its_first_step_as_itself_in_its_own_context(
+    eager: None,
+) -> None:
     import contextvars
 
     from gateway._compat.asyncio import started
@@ -462,7 +475,9 @@ async def test_a_started_task_has_taken_its_first_step_as_itself_in_its_own_cont
     assert steps == [("first", task), ("second", task)]
 
 
-async def test_a_started_task_ends_as_its_coroutine_does_and_its_timeout_is_its_own() -> None:
+async def test_a_started_task_ends_as_its_coroutine_does_and_its_timeout_is_its_own(
+    eager: None,
+) -> None:
     from gateway._compat.asyncio import started
 
     async def done() -> int:
@@ -486,7 +501,9 @@ async def test_a_started_task_ends_as_its_coroutine_does_and_its_timeout_is_its_
         await started(slow())  # the task timed out; the caller (this test) was not cancelled
 
 
-async def test_a_started_task_cancelled_before_its_turn_cancels_what_it_waits_on() -> None:
+async def test_a_started_task_cancelled_before_its_turn_cancels_what_it_waits_on(
+    eager: None,
+) -> None:
     from gateway._compat.asyncio import started
 
     inner = asyncio.ensure_future(asyncio.sleep(10))
@@ -505,7 +522,7 @@ async def test_a_started_task_cancelled_before_its_turn_cancels_what_it_waits_on
     assert task.cancelled() and inner.cancelled() and unwound == ["finally"]
 
 
-async def test_a_future_a_started_task_waits_on_can_be_awaited_by_others_too() -> None:
+async def test_a_future_a_started_task_waits_on_can_be_awaited_by_others_too(eager: None) -> None:
     """Until its task's first turn, what the first step waits on must not look awaited
     already (`_asyncio_future_blocking`): another task awaiting it would fail."""
     from gateway._compat.asyncio import started
@@ -522,7 +539,7 @@ async def test_a_future_a_started_task_waits_on_can_be_awaited_by_others_too() -
     assert await asyncio.gather(ordinary, *tasks) == ["p", "v", "v", "p"]
 
 
-async def test_a_started_task_cancelled_keeps_the_message_and_ends_cancelled() -> None:
+async def test_a_started_task_cancelled_keeps_the_message_and_ends_cancelled(eager: None) -> None:
     from gateway._compat.asyncio import started
 
     waited = asyncio.get_running_loop().create_future()
@@ -544,7 +561,7 @@ async def test_a_started_task_cancelled_keeps_the_message_and_ends_cancelled() -
     assert ended.cancelled()
 
 
-async def test_a_started_task_is_named_by_its_coroutine() -> None:
+async def test_a_started_task_is_named_by_its_coroutine(eager: None) -> None:
     from gateway._compat.asyncio import started
 
     async def named_work() -> None:
@@ -590,7 +607,7 @@ async def test_first_steps_are_taken_within_a_budget_per_turn_of_the_loop() -> N
         EAGER.reset(reset)
 
 
-async def test_no_first_step_is_taken_where_eager_is_off() -> None:
+async def test_no_first_step_is_taken_where_eager_is_off(eager: None) -> None:
     import contextvars
 
     from gateway._compat.asyncio import EAGER, started

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import httpx
 
-from gateway._compat.asyncio import Turn
+from gateway._compat.asyncio import EAGER, Turn, first_steps
 from gateway.cache.read_through import Generations, ReadThroughCache
 from gateway.cache.store import open_store
 from gateway.config.settings import Settings
@@ -99,17 +99,22 @@ async def test_an_accounts_upstream_call_is_made_before_the_reads_are_handed_bac
     """A read goes as far as its upstream call at once — not when the event loop comes
     round to it, behind every request that arrived in the same turn (bench/README.md's
     convoy: the first of sixteen identical dashboards sent its calls after the other
-    fifteen had been read and set waiting for it)."""
+    fifteen had been read and set waiting for it) — where first steps are on, as the
+    endpoint has them for a request others may join; elsewhere, in the loop's turn."""
     store = open_store("memory://", "calls-first")
     cache = ReadThroughCache(store, clock, Metrics())
     upstream = Upstream()
     service = BalanceService(
         {"magma": ACCOUNT}, {"magma": upstream}, cache, Generations(store), 5.0
     )
-    reads = service.start(["magma"])
+    ordinary = service.start(["magma"])
+    assert upstream.calls == 0  # not yet: a task like any other
+    with first_steps(Turn(clock=lambda: 0.0)):
+        reads = service.start(["magma"])
     assert upstream.calls == 1  # no await in between: the call was made in start()
     upstream.release.set()
     (answer,) = await asyncio.gather(*reads.values())
+    await asyncio.gather(*ordinary.values())
     assert isinstance(answer, AccountBalance) and answer.balances[0].total.amount == 1
     await store.close()
 
@@ -186,3 +191,16 @@ async def test_a_request_nobody_can_join_starts_its_reads_in_turn(
     before, calls = await calls_sent_before_whats_queued_behind(settings, sim_transport, clock)
     assert len(calls) == 5
     assert before == []  # sent after what was queued behind it had run
+
+
+async def test_a_requests_first_steps_end_with_it(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    """Served in the caller's own task (as in-process clients do), a request leaves the
+    first-steps setting as it found it: what comes after it is not run by its turn."""
+    async with running_gateway(demo_settings(), sim_transport, clock) as gw:
+        before = EAGER.get()
+        answer = await gw.query(DASHBOARD)
+        after = EAGER.get()
+    assert answer["data"]["balances"]["complete"] is True
+    assert before is None and after is None

@@ -7,7 +7,7 @@ operation, which for a subscription is its stream's whole life (≈ 1.8 KB an op
 for the two: memory a wave of streams raises the process's high-water mark by). Set from
 `on_parse`, they are gone once the document is parsed. Parsing always comes first, a
 cached document included (Strawberry enters the parsing hooks whether or not it parses),
-and this extension comes before the parser cache, which reads the options.
+and this extension comes before the parse (`parsed_documents.py`), which reads the options.
 """
 
 from __future__ import annotations

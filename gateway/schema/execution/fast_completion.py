@@ -271,8 +271,9 @@ class FastCompletionContext(ExecutionContextBase):
 
 
 class _SharedPlans:
-    """Plans shared by every execution of one parsed document (Strawberry's parser cache
-    hands out the same nodes for the same text) and one set of directive variables.
+    """Plans shared by every execution of one parsed document (the schema's parse cache,
+    `parsed_documents.py`, hands out the same nodes for the same text) and one set of
+    directive variables.
 
     A plan depends on the document's nodes, the object type and the values of variables
     that `@skip`/`@include` read; it holds no data. Entries keep their operation and
