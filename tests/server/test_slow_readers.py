@@ -64,6 +64,15 @@ def settings_for(streams: int, write_timeout: float) -> Settings:
     return dataclasses.replace(settings, server=server, live=live)
 
 
+def streaming_app(
+    settings: Settings, transport: httpx.AsyncBaseTransport, clock: FakeClock, ticker: Ticker
+) -> Any:
+    """The gateway for `settings`, its live streams waiting on `ticker`."""
+    return create_app(
+        settings, transport=transport, clock=clock, sleep=no_sleep, live_sleep=ticker.sleep
+    )
+
+
 def silent_subscriber(host: str, port: int) -> socket.socket:
     """A client that asks for a stream and never reads (its receive window kept small, so
     the server's buffers fill in seconds rather than minutes)."""
@@ -183,13 +192,7 @@ async def test_three_hundred_streams_nobody_reads_are_closed_and_memory_stays_fl
     not add more than a tenth to that (it adds about 1 %; 6 % while each event of a
     subscription grew its memo of field groups)."""
     streams, ticker = 300, Ticker()
-    app = create_app(
-        settings_for(streams, write_timeout=1.0),
-        transport=sim_transport,
-        clock=clock,
-        sleep=no_sleep,
-        live_sleep=ticker.sleep,
-    )
+    app = streaming_app(settings_for(streams, write_timeout=1.0), sim_transport, clock, ticker)
     async with served(app) as (host, port):
         async with changing_balances(sim, clock, ticker):
             read = await asyncio.gather(
@@ -226,13 +229,7 @@ async def test_an_open_stream_keeps_under_forty_kilobytes_of_objects_alive(
     `asyncio.wait` between heartbeats and kept two of Strawberry's operation hooks — the
     high-water mark a wave of streams leaves behind grows with it."""
     streams, ticker = 100, Ticker()
-    app = create_app(
-        settings_for(streams, write_timeout=60.0),
-        transport=sim_transport,
-        clock=clock,
-        sleep=no_sleep,
-        live_sleep=ticker.sleep,
-    )
+    app = streaming_app(settings_for(streams, write_timeout=60.0), sim_transport, clock, ticker)
     async with served(app) as (host, port):
         async with changing_balances(sim, clock, ticker):  # what a first stream loads
             await reading_subscriber(host, port, 2)
@@ -289,13 +286,7 @@ async def test_a_clients_connections_are_held_to_its_stream_limit_not_only_its_l
     connections are still open (their last events wait, until the write timeout): a third
     stream of the same client is refused until they are closed."""
     ticker = Ticker()
-    app = create_app(
-        settings_for(2, write_timeout=600),
-        transport=sim_transport,
-        clock=clock,
-        sleep=no_sleep,
-        live_sleep=ticker.sleep,
-    )
+    app = streaming_app(settings_for(2, write_timeout=600), sim_transport, clock, ticker)
     async with served(app) as (host, port), httpx.AsyncClient(timeout=30) as http:
         url = f"http://{host}:{port}/graphql/stream"
         body = {"query": SUBSCRIBE, "variables": {"ids": [ACCOUNT]}}
