@@ -49,6 +49,7 @@ from gateway.server.endpoint import GraphQLEndpoint
 from gateway.server.events import EventStreams
 from gateway.server.exposition import Exposition
 from gateway.server.mcp import McpEndpoint
+from gateway.server.memory_release import MemoryRelease
 from gateway.server.persisted_queries import PersistedQueries
 from gateway.server.rate_limit import RateLimiter
 from gateway.server.readiness import Draining, Readiness
@@ -233,11 +234,17 @@ def create_app(
     app.state.draining = draining
     app.state.admission = admission
     app.state.exposition = Exposition(metrics, app.state, clock)  # both ports' /metrics
+    app.state.memory_release = MemoryRelease(  # read by its server (`serving.py`)
+        settings.server.release_memory_after_connections, metrics.memory_releases
+    )
     app.state.early_shed = None  # a traced request is shed the whole way (its span)
     if tracing is NO_TRACING:
-        cors = bool(settings.server.cors_origins)
-        access = settings.logging.access_log
-        app.state.early_shed = EarlyShed(admission, observe, access=access, cors=cors)
+        app.state.early_shed = EarlyShed(
+            admission,
+            observe,
+            access=settings.logging.access_log,
+            cors=bool(settings.server.cors_origins),
+        )
     return app
 
 

@@ -7,6 +7,7 @@ __all__ = [
     "asyncio",
     "graphql",
     "httpx_aiohttp",
+    "libc",
     "mcp",
     "starlette",
     "strawberry",

@@ -31,7 +31,9 @@ armed again as after any answer — touching `on_message_begin`, `on_message_com
 itself in `capture_signals()` (not documented), which installs its own handlers and, after
 shutting down, raises the signal again — a KeyboardInterrupt traceback at the end of a
 clean Ctrl-C. `server/serving.py` handles the signals itself. Guarded in
-`tests/compat/test_compat.py`.
+`tests/compat/test_compat.py`. It also reports, on each of uvicorn's ticks (`on_tick`, every
+tenth of a second from its main loop), how many connections are open (`server_state.connections`:
+`server/memory_release.py`); guarded there too.
 Each request's `cycle` gets a `Coalescing` transport
 (`cycle.transport`, which uvicorn's `RequestResponseCycle.send` writes through; guarded in
 `tests/compat/test_compat.py`): the response's head leaves with the first bytes of its body.
@@ -49,11 +51,19 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
 class SignalsLeftAlone(uvicorn.Server):
-    """uvicorn's server, its `capture_signals` doing nothing (see the module doc)."""
+    """uvicorn's server, its `capture_signals` doing nothing and its ticks reported (see the
+    module doc)."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def on_tick(self, counter: int) -> bool:
+        self.ticked(len(self.server_state.connections))
+        return await super().on_tick(counter)
+
+    def ticked(self, connections: int) -> None:
+        """Every tenth of a second (uvicorn's tick), with how many connections are open."""
 
 
 def _answer(status: str, text: str) -> bytes:

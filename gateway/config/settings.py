@@ -87,6 +87,7 @@ SERVER_KEYS = {
     "reserved_for_mutations",
     "write_timeout_seconds",
     "stream_buffer_bytes",
+    "release_memory_after_connections",
     "drain_seconds",
     "shutdown_timeout_seconds",
     "workers",
@@ -154,6 +155,9 @@ class ServerSettings:
     # and as much in the kernel for one stream at most.
     write_timeout_seconds: float = 10.0
     stream_buffer_bytes: int = 64 * 1024
+    # Once this many connections have closed since their peak and a quarter of it is left
+    # open, glibc's free memory is given back to the system (server/memory_release.py); 0: never.
+    release_memory_after_connections: int = 64
     # SIGTERM: readiness turns 503 at once and requests are still served for `drain_seconds`
     # (load balancers need that long to notice); then the listener closes and in-flight
     # requests get `shutdown_timeout_seconds`. Together below Kubernetes' 30 s grace.
@@ -415,6 +419,7 @@ def _server(check: Checker, raw: Mapping[str, Any]) -> ServerSettings:
         write_timeout_seconds=check.number(raw, "write_timeout_seconds", "server", 10.0, 600),
         stream_buffer_bytes=check.whole(raw, "stream_buffer_bytes", "server", 64 * 1024, 1 << 24)
         or 64 * 1024,
+        release_memory_after_connections=_release_after(check, raw),
         drain_seconds=check.number(raw, "drain_seconds", "server", 5.0, 300, zero=True),
         shutdown_timeout_seconds=check.number(raw, "shutdown_timeout_seconds", "server", 20.0, 600),
         workers=check.whole(raw, "workers", "server", 1, 64) or 1,
@@ -439,6 +444,14 @@ def _queued(check: Checker, raw: Mapping[str, Any]) -> int:
     if raw.get("max_queued_requests") == 0:
         return 0
     return check.whole(raw, "max_queued_requests", "server", 256, 100_000) or 256
+
+
+def _release_after(check: Checker, raw: Mapping[str, Any]) -> int:
+    """0 is allowed: memory is never released."""
+    if raw.get("release_memory_after_connections") == 0:
+        return 0
+    name = "release_memory_after_connections"
+    return check.whole(raw, name, "server", 64, 1_000_000) or 64
 
 
 def _cursor_secret(check: Checker, raw: Mapping[str, Any], development: bool) -> Secret | None:

@@ -136,6 +136,12 @@ class Metrics:
             buckets=REQUEST_BUCKETS,
             registry=r,
         )
+        self.memory_releases = Counter(
+            "gateway_memory_releases",
+            "Times the C allocator's free memory was given back to the system after a wave "
+            "of connections ended.",
+            registry=r,
+        )
         self.rate_limit_refusals = Counter(
             "gateway_rate_limit_refusals",
             "Requests refused by a client's own rate limit (HTTP 429).",

@@ -33,6 +33,7 @@ import uvicorn
 from gateway._compat.uvicorn import SignalsLeftAlone, forwarded_client, guarded_protocol
 from gateway.observability import log_context
 from gateway.server.accepting import accepting_loop
+from gateway.server.memory_release import MemoryRelease
 from gateway.server.readiness import Draining
 
 log = logging.getLogger("gateway.serving")
@@ -72,7 +73,9 @@ class Server(SignalsLeftAlone):
             if sock.family == socket.AF_UNIX
             else dict(zip(("host", "port"), sock.getsockname()[:2], strict=True))
         )
-        early_shed = getattr(getattr(app, "state", None), "early_shed", None)  # app.py's
+        state = getattr(app, "state", None)  # app.py's
+        early_shed = getattr(state, "early_shed", None)
+        self.memory_release: MemoryRelease | None = getattr(state, "memory_release", None)
         protocol = guarded_protocol(
             limits.max_header_bytes,
             limits.header_timeout_seconds,
@@ -99,6 +102,10 @@ class Server(SignalsLeftAlone):
         self.quiet = quiet
         self.draining = draining
         self.drain_seconds = drain_seconds
+
+    def ticked(self, connections: int) -> None:
+        if self.memory_release is not None:
+            self.memory_release.seen(connections)
 
     def stop(self, *, drain: bool) -> None:
         """One signal's worth of stopping: drain (SIGTERM, once), then exit, then force."""

@@ -323,6 +323,51 @@ def test_uvicorn_server_still_wraps_its_serving_in_capture_signals() -> None:
         assert signal.getsignal(signal.SIGTERM) is before
 
 
+async def test_uvicorn_still_ticks_with_its_open_connections() -> None:
+    """`SignalsLeftAlone.on_tick` reports `len(server_state.connections)` (what
+    `server/memory_release.py` follows): uvicorn's main loop must still call `on_tick`,
+    and its state still keep the connections in a set."""
+    import uvicorn
+
+    seen: list[int] = []
+
+    class Ticking(uvicorn_compat.SignalsLeftAlone):
+        def ticked(self, connections: int) -> None:
+            seen.append(connections)
+
+    assert "await self.on_tick(counter)" in inspect.getsource(uvicorn.Server.main_loop)
+    server = Ticking(uvicorn.Config(app="gateway.app:create_app"))
+    assert isinstance(server.server_state.connections, set)
+    server.server_state.connections.update({object(), object()})  # type: ignore[arg-type]
+    assert await server.on_tick(10) is False  # uvicorn's own tick ran: not exiting
+    assert seen == [2]
+
+
+def test_glibc_still_gives_its_free_memory_back() -> None:
+    """`_compat/libc.py` finds `malloc_trim` in the running process on glibc (where this
+    runs), and it gives back memory freed in the middle of the heap (which glibc keeps
+    otherwise): 32 MiB of blocks freed, one kept after them."""
+    import platform
+    import re
+    from pathlib import Path
+
+    from gateway._compat import libc
+
+    def rss_mib() -> float:
+        status = Path("/proc/self/status").read_text()
+        return int(re.findall(r"VmRSS:\s+(\d+) kB", status)[0]) / 1024
+
+    assert platform.libc_ver()[0] == "glibc", "the gateway's images and CI run on glibc"
+    assert libc.MALLOC_TRIM is not None
+    blocks = [bytes(64 * 1024) for _ in range(512)]  # each under glibc's mmap threshold
+    kept = blocks[-1]
+    del blocks
+    held = rss_mib()
+    assert libc.release_free_memory() is True
+    assert rss_mib() < held - 16
+    assert len(kept) == 64 * 1024
+
+
 async def test_httpx_aiohttp_still_chains_aiohttps_error_to_the_one_it_raises() -> None:
     """A refused connection comes out of httpx-aiohttp as an httpx error whose cause is
     aiohttp's: what `upstream/client.transport_error` classifies by."""

@@ -325,7 +325,9 @@ def test_server_limits_parse_with_their_defaults_and_are_checked() -> None:
     assert (server.admission, server.min_concurrent_requests) == ("adaptive", 8)
     assert (server.admission_target_delay_seconds, server.queue_timeout_seconds) == (0.010, 0.0)
     assert (server.reserved_for_mutations, server.write_timeout_seconds) == (0.1, 10.0)
-    assert server.stream_buffer_bytes == 65536
+    assert (server.stream_buffer_bytes, server.release_memory_after_connections) == (65536, 64)
+    never = {**base, "server": {"profile": "development", "release_memory_after_connections": 0}}
+    assert parse_settings(never, {"MUDA_KEY": "k"}).server.release_memory_after_connections == 0
     bad = {
         "profile": "development",
         "max_concurrent_requests": 0,
@@ -336,6 +338,7 @@ def test_server_limits_parse_with_their_defaults_and_are_checked() -> None:
         "reserved_for_mutations": 0.9,
         "admission_target_delay_seconds": 0,
         "write_timeout_seconds": -1,
+        "release_memory_after_connections": 2.5,
     }
     found = problems({**base, "server": bad}, {"MUDA_KEY": "k"})
     assert {
@@ -347,6 +350,7 @@ def test_server_limits_parse_with_their_defaults_and_are_checked() -> None:
         "server.reserved_for_mutations",
         "server.admission_target_delay_seconds",
         "server.write_timeout_seconds",
+        "server.release_memory_after_connections",
     } <= set(found)
     crossed = {"profile": "development", "min_concurrent_requests": 300}
     assert "server.min_concurrent_requests" in problems(
