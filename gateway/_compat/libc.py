@@ -6,9 +6,9 @@ the memory it used is free but still counted against the process: glibc keeps fr
 for the next allocation and returns the top of a heap only past a threshold. Python's own
 allocator gives a 1 MiB arena back once every object in it is freed, but everything larger
 than 512 bytes (a dict's table, a socket's buffers, a response's bytes) comes from malloc.
-`malloc_trim(0)` releases every free page of every heap (measured after 300 streams nobody
-read: ≈ 3 MiB, a quarter of what the wave left behind; `server/memory_release.py` decides
-when).
+`malloc_trim(0)` releases every free page of every heap and says whether it released any
+(measured after 300 streams nobody read: ≈ 3 MiB, a quarter of what the wave left behind;
+`server/memory_release.py` decides when).
 
 `malloc_trim` is a glibc extension, not POSIX: `release_free_memory()` does nothing where
 the C library has none (musl, macOS) and says so by returning False. The symbol is looked
@@ -25,7 +25,7 @@ from collections.abc import Callable
 def _malloc_trim() -> Callable[[int], int] | None:
     try:
         function = ctypes.CDLL(None).malloc_trim
-    except (AttributeError, OSError):  # not glibc
+    except (AttributeError, OSError, TypeError):  # not glibc (Windows: no dlopen(NULL))
         return None
     function.argtypes = [ctypes.c_size_t]
     function.restype = ctypes.c_int
@@ -36,10 +36,7 @@ MALLOC_TRIM = _malloc_trim()
 
 
 def release_free_memory() -> bool:
-    """Gives the C allocator's free pages back to the system (it blocks for as long as that
-    takes — milliseconds — with the GIL released: call it from a thread). False where the
-    C library cannot."""
-    if MALLOC_TRIM is None:
-        return False
-    MALLOC_TRIM(0)
-    return True
+    """Gives the C allocator's free pages back to the system: True if it gave some. It
+    takes as long as walking the heaps does — milliseconds, with the GIL released but the
+    allocator's locks held: call it from a thread. False where the C library cannot."""
+    return MALLOC_TRIM is not None and MALLOC_TRIM(0) == 1

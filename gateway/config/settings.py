@@ -155,8 +155,8 @@ class ServerSettings:
     # and as much in the kernel for one stream at most.
     write_timeout_seconds: float = 10.0
     stream_buffer_bytes: int = 64 * 1024
-    # Once this many connections have closed since their peak and a quarter of it is left
-    # open, glibc's free memory is given back to the system (server/memory_release.py); 0: never.
+    # Once this many connections have closed since the most that were open and the count has
+    # held for a tick, glibc's free memory is given back (server/memory_release.py); 0: never.
     release_memory_after_connections: int = 64
     # SIGTERM: readiness turns 503 at once and requests are still served for `drain_seconds`
     # (load balancers need that long to notice); then the listener closes and in-flight
@@ -448,10 +448,16 @@ def _queued(check: Checker, raw: Mapping[str, Any]) -> int:
 
 def _release_after(check: Checker, raw: Mapping[str, Any]) -> int:
     """0 is allowed: memory is never released."""
-    if raw.get("release_memory_after_connections") == 0:
-        return 0
     name = "release_memory_after_connections"
-    return check.whole(raw, name, "server", 64, 1_000_000) or 64
+    value = raw.get(name, 64)
+    if type(value) is not int or not 0 <= value <= 1_000_000:
+        check.add(
+            f"server.{name}",
+            "must be a whole number from 0 (never) to 1000000",
+            f"for example {name} = 64",
+        )
+        return 64
+    return value
 
 
 def _cursor_secret(check: Checker, raw: Mapping[str, Any], development: bool) -> Secret | None:

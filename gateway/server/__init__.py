@@ -11,6 +11,7 @@ __all__ = [
     "events",
     "exposition",
     "mcp",
+    "memory_release",
     "metrics_listener",
     "pages",
     "persisted_queries",

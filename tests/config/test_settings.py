@@ -338,7 +338,7 @@ def test_server_limits_parse_with_their_defaults_and_are_checked() -> None:
         "reserved_for_mutations": 0.9,
         "admission_target_delay_seconds": 0,
         "write_timeout_seconds": -1,
-        "release_memory_after_connections": 2.5,
+        "release_memory_after_connections": 0.0,
     }
     found = problems({**base, "server": bad}, {"MUDA_KEY": "k"})
     assert {
