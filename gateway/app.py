@@ -235,7 +235,7 @@ def create_app(
     app.state.admission = admission
     app.state.exposition = Exposition(metrics, app.state, clock)  # both ports' /metrics
     app.state.memory_release = MemoryRelease(  # read by its server (`serving.py`)
-        settings.server.release_memory_after_connections, metrics.memory_releases, now=clock
+        settings.server.release_memory_after_connections, metrics.memory_releases
     )
     app.state.early_shed = None  # a traced request is shed the whole way (its span)
     if tracing is NO_TRACING:

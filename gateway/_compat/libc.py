@@ -7,7 +7,7 @@ for the next allocation and returns the top of a heap only past a threshold. Pyt
 allocator gives a 1 MiB arena back once every object in it is freed, but everything larger
 than 512 bytes (a dict's table, a socket's buffers, a response's bytes) comes from malloc.
 `malloc_trim(0)` releases every free page of every heap and says whether it released any
-(measured after 300 streams nobody read: ≈ 3 MiB, a quarter of what the wave left behind;
+(measured after 300 streams nobody read: ≈ 3 MiB of the ≈ 13 MiB the wave added;
 `server/memory_release.py` decides when).
 
 `malloc_trim` is a glibc extension, not POSIX: `release_free_memory()` does nothing where

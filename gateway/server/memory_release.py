@@ -11,8 +11,13 @@ a tick (the wave has finished closing), the C allocator's free pages are given b
 worker thread, counted by `gateway_memory_releases_total`, and the most-open count starts
 again from what is open. Long-lived streams held throughout do not hide a wave (what
 counts is how many closed); a steady load does not trigger it, nor does a keep-alive pool
-smaller than the setting; releases are at least `MIN_INTERVAL_SECONDS` (a minute) apart,
-so a load that comes and goes in bursts does not trim on every burst. 0 turns it off.
+smaller than the setting; releases are at least `MIN_INTERVAL_SECONDS` (a minute, on the
+monotonic clock: this is about the process's work, not the business's time) apart, so a
+load that comes and goes in bursts does not trim on every burst — though a busy server
+whose open count swings by the setting within a minute is trimmed about once a minute (a
+few milliseconds each). A wave that pauses while it closes may be given back in two
+steps, a minute apart. 0 turns it off; where the C library has no `malloc_trim` (musl,
+macOS) it does nothing.
 
 What it costs: the trim takes the allocator's locks, so the event loop may wait on its next
 large allocation for about as long as the main heap takes to trim — about 10 ms after
@@ -36,7 +41,6 @@ from collections.abc import Callable
 from prometheus_client import Counter
 
 from gateway._compat.libc import release_free_memory
-from gateway.clock import Clock
 
 log = logging.getLogger("gateway.memory")
 
@@ -49,7 +53,7 @@ class MemoryRelease:
         after_connections: int,
         released: Counter,
         release: Callable[[], bool] = release_free_memory,
-        now: Clock = time.time,
+        now: Callable[[], float] = time.monotonic,
     ) -> None:
         self.after_connections = after_connections
         self.released = released
@@ -60,17 +64,19 @@ class MemoryRelease:
         self.running: asyncio.Future[bool] | None = None
 
     def seen(self, connections: int) -> None:
-        """`connections` are open now (called on the event loop, every tick)."""
+        """`connections` are open now (called on the event loop, every tick; "held still"
+        is the same count on two ticks in a row)."""
         settled, self.last = connections == self.last, connections
         self.peak = max(self.peak, connections)
         if not self.after_connections or not settled or self.running is not None:
             return
         if self.peak - connections < self.after_connections:
             return
-        if self.last_release is not None and self.now() - self.last_release < MIN_INTERVAL_SECONDS:
+        now = self.now()
+        if self.last_release is not None and now - self.last_release < MIN_INTERVAL_SECONDS:
             return
         self.peak = connections
-        self.last_release = self.now()
+        self.last_release = now
         self.running = asyncio.ensure_future(asyncio.to_thread(self.release))
         self.running.add_done_callback(self._done)
 

@@ -104,8 +104,13 @@ class Server(SignalsLeftAlone):
         self.drain_seconds = drain_seconds
 
     def ticked(self, connections: int) -> None:
-        if self.memory_release is not None:
+        if self.memory_release is None:
+            return
+        try:
             self.memory_release.seen(connections)
+        except Exception:  # a bug there must not stop the server (uvicorn's tick raises on)
+            log.exception("memory release stopped")
+            self.memory_release = None
 
     def stop(self, *, drain: bool) -> None:
         """One signal's worth of stopping: drain (SIGTERM, once), then exit, then force."""

@@ -12,10 +12,12 @@ import logging
 import threading
 
 import pytest
+from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.observability.metrics import Metrics
 from gateway.server.memory_release import MIN_INTERVAL_SECONDS, MemoryRelease
+from gateway.server.serving import Server, listening_socket
 from tests.helpers import FakeClock, demo_settings
 
 
@@ -51,13 +53,14 @@ def policy_of(release: Releases, after: int = 64) -> tuple[MemoryRelease, Metric
 
 async def test_a_wave_is_given_back_once_it_has_finished_closing_in_a_worker_thread() -> None:
     release = Releases()
-    policy, metrics, _ = policy_of(release)
+    policy, metrics, clock = policy_of(release)
     await seen(policy, 2, 150, 300, 300, 120, 70, 0)  # still closing at each tick
     assert release.threads == []
     await seen(policy, 0)  # held still for a tick
     assert len(release.threads) == 1
     assert release.threads[0] is not threading.main_thread()
     assert counted(metrics) == 1
+    clock.advance(MIN_INTERVAL_SECONDS)
     await seen(policy, 0, 3, 0, 0, 60, 60, 0, 0)  # nothing like a wave since
     assert len(release.threads) == 1
 
@@ -136,3 +139,24 @@ def test_the_app_builds_it_from_its_setting() -> None:
         server = dataclasses.replace(settings.server, release_memory_after_connections=after)
         app = create_app(dataclasses.replace(settings, server=server))
         assert app.state.memory_release.after_connections == after
+
+
+async def test_a_policy_that_fails_is_logged_once_and_the_server_ticks_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Broken:
+        def seen(self, connections: int) -> None:
+            raise RuntimeError("a bug")
+
+    app = Starlette()
+    app.state.memory_release = Broken()
+    sock = listening_socket("127.0.0.1", 0)
+    try:
+        server = Server(app, sock)
+        with caplog.at_level(logging.ERROR, "gateway.serving"):
+            assert await server.on_tick(1) is False  # not stopping
+            assert await server.on_tick(2) is False
+    finally:
+        sock.close()
+    assert server.memory_release is None
+    assert caplog.text.count("memory release stopped") == 1
