@@ -197,7 +197,7 @@ async def test_three_hundred_streams_nobody_reads_are_closed_and_memory_stays_fl
     streams, ticker, release = 300, Ticker(), MeasuredRelease()
     app = streaming_app(settings_for(streams, write_timeout=1.0), sim_transport, clock, ticker)
     memory_releases = app.state.exposition.metrics.memory_releases
-    app.state.memory_release = MemoryRelease(64, memory_releases, release, clock)
+    app.state.memory_release = MemoryRelease(64, memory_releases, release)  # as the app has it
     async with served(app) as (host, port):
         async with changing_balances(sim, clock, ticker):  # what a first stream loads
             first = await reading_subscriber(host, port, 2)
