@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -509,3 +510,10 @@ class Ticker:
     def tick(self) -> None:
         waking, self._now = self._now, asyncio.Event()
         waking.set()
+
+
+def rss_mib() -> float:
+    """This process's resident memory (Linux)."""
+    match = re.search(r"VmRSS:\s+(\d+) kB", Path("/proc/self/status").read_text())
+    assert match
+    return int(match.group(1)) / 1024

@@ -348,14 +348,9 @@ def test_glibc_still_gives_its_free_memory_back() -> None:
     runs), and it gives back memory freed in the middle of the heap (which glibc keeps
     otherwise): 32 MiB of blocks freed, one kept after them."""
     import platform
-    import re
-    from pathlib import Path
 
     from gateway._compat import libc
-
-    def rss_mib() -> float:
-        status = Path("/proc/self/status").read_text()
-        return int(re.findall(r"VmRSS:\s+(\d+) kB", status)[0]) / 1024
+    from tests.helpers import rss_mib
 
     assert platform.libc_ver()[0] == "glibc", "the gateway's images and CI run on glibc"
     assert libc.MALLOC_TRIM is not None

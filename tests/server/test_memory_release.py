@@ -112,12 +112,12 @@ async def test_one_release_at_a_time_and_a_failing_one_is_logged(
 
     metrics, clock = Metrics(), FakeClock()
     policy = MemoryRelease(64, metrics.memory_releases, slow, clock)
-    await seen_without_waiting(policy, 300, 300, 0, 0)
+    seen_without_waiting(policy, 300, 300, 0, 0)
     running = policy.running
     assert running is not None
     await asyncio.to_thread(started.wait, 10)
     clock.advance(10 * MIN_INTERVAL_SECONDS)
-    await seen_without_waiting(policy, 400, 400, 0, 0)  # a second wave while it runs
+    seen_without_waiting(policy, 400, 400, 0, 0)  # a second wave while it runs
     assert policy.running is running
     finish.set()
     with caplog.at_level(logging.WARNING, "gateway.memory"):
@@ -128,7 +128,7 @@ async def test_one_release_at_a_time_and_a_failing_one_is_logged(
     assert "giving memory back failed: OSError('no')" in caplog.text
 
 
-async def seen_without_waiting(policy: MemoryRelease, *counts: int) -> None:
+def seen_without_waiting(policy: MemoryRelease, *counts: int) -> None:
     for count in counts:
         policy.seen(count)
 

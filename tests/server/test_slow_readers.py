@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import gc
 import json
-import re
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -31,7 +30,15 @@ from gateway.config.settings import Settings
 from gateway.server.memory_release import MemoryRelease
 from gateway.server.serving import Server, listening_socket
 from gateway.simulator import Simulator
-from tests.helpers import SUBSCRIBE, FakeClock, Ticker, demo_settings, no_sleep, ourvoice_fake
+from tests.helpers import (
+    SUBSCRIBE,
+    FakeClock,
+    Ticker,
+    demo_settings,
+    no_sleep,
+    ourvoice_fake,
+    rss_mib,
+)
 from tests.server.test_admission import until
 
 ACCOUNT = "ourvoice-sn"
@@ -99,13 +106,6 @@ def closed_by_server(sock: socket.socket) -> bool:
     never by reading, which would make the client a reader."""
     state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
     return state != TCP_ESTABLISHED
-
-
-def rss_mib() -> float:
-    status = Path("/proc/self/status").read_text()
-    match = re.search(r"VmRSS:\s+(\d+) kB", status)
-    assert match
-    return int(match.group(1)) / 1024
 
 
 def open_files() -> int:
