@@ -44,7 +44,8 @@ from gateway.server import edge
 from gateway.server.admission import AdaptiveLimit, Admission, LoopDelayProbe
 from gateway.server.auth import Authenticator, JwtVerifier
 from gateway.server.documents import TrustedDocuments
-from gateway.server.early_shed import EarlyShed
+from gateway.server.early_hits import EarlyHits
+from gateway.server.early_shed import EarlyShed, Record
 from gateway.server.endpoint import GraphQLEndpoint
 from gateway.server.events import EventStreams
 from gateway.server.exposition import Exposition
@@ -53,7 +54,7 @@ from gateway.server.memory_release import MemoryRelease
 from gateway.server.persisted_queries import PersistedQueries
 from gateway.server.rate_limit import RateLimiter
 from gateway.server.readiness import Draining, Readiness
-from gateway.server.request_metrics import observer
+from gateway.server.request_metrics import Observer, observer
 from gateway.server.view import GatewayGraphQL
 from gateway.services.balances import BalanceService
 from gateway.services.close_watch import CloseWatch
@@ -237,15 +238,21 @@ def create_app(
     app.state.memory_release = MemoryRelease(  # read by its server (`serving.py`)
         settings.server.release_memory_after_connections, metrics.memory_releases
     )
-    app.state.early_shed = None  # a traced request is shed the whole way (its span)
-    if tracing is NO_TRACING:
-        app.state.early_shed = EarlyShed(
-            admission,
-            observe,
-            access=settings.logging.access_log,
-            cors=bool(settings.server.cors_origins),
-        )
+    # a traced request is shed, or answered from the cache, the whole way (its span)
+    app.state.early_shed = early_answers(app.state, admission, observe, settings, tracing)
     return app
+
+
+def early_answers(
+    state: Any, admission: Admission, observe: Observer, settings: Settings, tracing: Tracing
+) -> EarlyShed | None:
+    """What the connection's protocol answers from a request's bytes (`serving.py`): a
+    query the gate sheds now, a response-cache hit — none when tracing is on."""
+    if tracing is not NO_TRACING:
+        return None
+    record = Record(observe, access=settings.logging.access_log)
+    cors = bool(settings.server.cors_origins)
+    return EarlyShed(admission, record, cors=cors, hits=EarlyHits(state, record, cors=cors).answer)
 
 
 def hear_changes(built: Components, live: BalanceWatch, sleep: Sleep) -> list[asyncio.Task[None]]:

@@ -87,16 +87,21 @@ class ResponseCache:
         self._clock = clock
 
     async def key(self, request: CachedRequest, caller: str, accounts: list[str]) -> str:
-        digest = hashlib.sha256(caller.encode())
-        generations = await self.generations.of(accounts)
-        for account, generation in zip(accounts, generations, strict=True):
-            digest.update(f"\n{account}={generation}".encode())
-        digest.update(b"\n")
-        digest.update(request.key_material)
-        return keys.response(digest.hexdigest())
+        return _key(request, caller, accounts, await self.generations.of(accounts))
+
+    def key_now(self, request: CachedRequest, caller: str, accounts: list[str]) -> str:
+        """`key` on an in-process store, without awaiting (`Store.in_process` only)."""
+        return _key(request, caller, accounts, self.generations.of_now(accounts))
 
     async def get(self, key: str) -> StoredResponse | None:
-        entry = Entry.parse(await self.store.get(key))  # here the stamp is "valid until"
+        return self._fresh(await self.store.get(key))
+
+    def get_now(self, key: str) -> StoredResponse | None:
+        """`get` on an in-process store, without awaiting (`Store.in_process` only)."""
+        return self._fresh(self.store.get_now(key))
+
+    def _fresh(self, stored: str | None) -> StoredResponse | None:
+        entry = Entry.parse(stored)  # here the stamp is "valid until"
         if entry is not None and self._clock() < entry.stamp:
             return StoredResponse.parse(entry.payload)
         return None
@@ -105,3 +110,12 @@ class ResponseCache:
         ttl = until - self._clock()
         if ttl > 0:
             await self.store.set(key, Entry(until, response.dump()).dump(), ttl + 1)
+
+
+def _key(request: CachedRequest, caller: str, accounts: list[str], generations: list[str]) -> str:
+    digest = hashlib.sha256(caller.encode())
+    for account, generation in zip(accounts, generations, strict=True):
+        digest.update(f"\n{account}={generation}".encode())
+    digest.update(b"\n")
+    digest.update(request.key_material)
+    return keys.response(digest.hexdigest())

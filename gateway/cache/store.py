@@ -166,10 +166,25 @@ class Store:
             log.warning("cache backend recovered (%s answered)", operation)
             self.healthy = True
 
+    @property
+    def in_process(self) -> bool:
+        """Whether values are read without I/O (`get_now`, `multi_get_now`)."""
+        return self._read is not None
+
+    def get_now(self, key: str) -> str | None:
+        """`get` on an in-process store, without awaiting (`in_process` only)."""
+        return self.multi_get_now([key], "get")[0]
+
+    def multi_get_now(self, keys: list[str], operation: str = "multi_get") -> list[str | None]:
+        """`multi_get` on an in-process store, without awaiting (`in_process` only)."""
+        assert self._read is not None, "an in-process store's method"
+        self._count[operation].inc()
+        return [_text(v) for v in self._read(keys)]
+
     async def get(self, key: str) -> str | None:
-        self._count["get"].inc()
         if self._read is not None:
-            return _text(self._read([key])[0])
+            return self.get_now(key)
+        self._count["get"].inc()
         try:
             value = await self._backend.get(key)
         except Exception as exc:
@@ -181,9 +196,9 @@ class Store:
     async def multi_get(self, keys: list[str]) -> list[str | None]:
         if not keys:
             return []
-        self._count["multi_get"].inc()
         if self._read is not None:
-            return [_text(v) for v in self._read(keys)]
+            return self.multi_get_now(keys)
+        self._count["multi_get"].inc()
         try:
             values = await self._backend.multi_get(keys)
         except Exception as exc:

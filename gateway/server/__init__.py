@@ -5,6 +5,7 @@ __all__ = [
     "admission",
     "auth",
     "documents",
+    "early_hits",
     "early_shed",
     "edge",
     "endpoint",

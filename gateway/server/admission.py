@@ -193,12 +193,16 @@ class Admission:
     def try_enter(self, kind: Kind) -> bool:
         """Take a slot if one is free now and no one waits ahead (True; `release(kind)` it
         later); False leaves everything as it was — `enter` then decides to wait or shed."""
-        if self.fits(kind) and not self._ahead(kind):
+        if self.has_room(kind):
             self._take(kind)
             self._admitted[kind].inc()
             self._metrics.admission_queue_seconds.observe(0.0)
             return True
         return False
+
+    def has_room(self, kind: Kind) -> bool:
+        """Whether `try_enter(kind)` would take a slot now."""
+        return self.fits(kind) and not self._ahead(kind)
 
     def full(self, kind: Kind, arriving: int = 0) -> bool:
         """Whether a request of `kind` arriving now, behind `arriving` more that will ask

@@ -154,6 +154,17 @@ class Authenticator:
             raise self._refuse("unknown API key")
         return principal
 
+    def without_io(self, headers: Mapping[str, str]) -> Principal | None:
+        """The caller, when `authenticate` would accept it without awaiting anything: a
+        configured API key, or none in development. None for anything else — a JWT, a
+        refusal — which `authenticate` judges (and words, and logs)."""
+        token = credential_of(headers)
+        if token is None:
+            return DEVELOPMENT if self.development else None
+        if self._jwt is not None and looks_like_jwt(token):
+            return None
+        return self._by_hash.get(key_hash(token))
+
     @staticmethod
     def _refuse(reason: str) -> Unauthenticated:
         log.info("authentication refused: %s", reason)

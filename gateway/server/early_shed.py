@@ -36,6 +36,7 @@ from typing import Any
 
 import orjson
 
+from gateway._compat.uvicorn import EarlyAnswer
 from gateway.errors import ErrorCode
 from gateway.observability import log_context
 from gateway.server.admission import BUSY, Admission
@@ -103,17 +104,87 @@ def sheddable(post: WholePost, *, cors: bool) -> bool:
     return isinstance(query, str) and not NOT_A_QUERY.search(query)
 
 
-class EarlyShed:
-    def __init__(
-        self, admission: Admission, observe: Observer | None, *, access: bool, cors: bool
-    ) -> None:
-        self.admission = admission
+SHED = b"HTTP/1.1 503 Service Unavailable"
+JSON_TYPE = (b"content-type", JSON)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer written from a request's bytes: its status line, its own headers, its
+    body, and what the request did (for the access line and the request metrics)."""
+
+    status_line: bytes
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+    stats: log_context.RequestStats
+    client_name: str = "-"
+
+    @property
+    def status(self) -> int:
+        return int(self.status_line.split(b" ")[1])
+
+
+class Record:
+    """What the whole way does around an answer, for one written from a request's bytes:
+    the server's default headers, `Cache-Control: no-store`, a new `X-Request-Id`, the
+    connection closed when the client asked, the access line and the request metrics."""
+
+    def __init__(self, observe: Observer | None, *, access: bool) -> None:
         self.observe = observe
         self.access = access
-        self.cors = cors
-        self._on_their_way = 0  # requests read this turn that the gate has still to see
         # how the access line finds the client behind a trusted proxy (serving.py sets it)
         self.forwarded_client: Callable[[Any, bytes], Any] | None = None
+
+    def answered(
+        self,
+        post: WholePost,
+        answer: Answer,
+        client: Any,
+        default_headers: Iterable[tuple[bytes, bytes]],
+        started: float | None = None,
+    ) -> tuple[bytes, bool]:
+        """(the answer's bytes, whether to close the connection after them), recorded."""
+        started = time.perf_counter() if started is None else started
+        rid = log_context.new_request_id()
+        head = [
+            answer.status_line,
+            *(b"%s: %s" % pair for pair in default_headers),
+            *(b"%s: %s" % pair for pair in answer.headers),
+            b"content-length: %d" % len(answer.body),
+            b"cache-control: no-store",
+            b"x-request-id: " + rid.encode(),
+        ]
+        options = post.headers.get(b"connection", b"").lower().split(b",")
+        close = any(option.strip() == b"close" for option in options)
+        if close:
+            head.append(b"connection: close")
+        forwarded = post.headers.get(b"x-forwarded-for")
+        if forwarded is not None and self.forwarded_client is not None:
+            client = self.forwarded_client(client, forwarded)
+        contextvars.Context().run(self._record, rid, client, started, answer)
+        return b"\r\n".join(head) + HEAD_END + answer.body, close
+
+    def _record(self, rid: str, client: Any, started: float, answer: Answer) -> None:
+        log_context.request_id.set(rid)
+        log_context.client_name.set(answer.client_name)
+        log_context.set_stats(answer.stats)
+        scope = {**SCOPE, "client": client}
+        status = answer.status
+        if self.observe is not None:
+            self.observe(scope, status, time.perf_counter() - started, answer.stats)
+        if self.access:
+            log_context.write_access_line(scope, status, len(answer.body), started, answer.stats)
+
+
+class EarlyShed:
+    def __init__(
+        self, admission: Admission, record: Record, *, cors: bool, hits: EarlyAnswer | None = None
+    ) -> None:
+        self.admission = admission
+        self.record = record
+        self.cors = cors
+        self.hits = hits  # a response-cache hit answered here (`early_hits.py`)
+        self._on_their_way = 0  # requests read this turn that the gate has still to see
 
     def _went_on(self) -> None:
         """A request to /graphql goes the whole way: most reach the gate in the loop's next
@@ -138,45 +209,18 @@ class EarlyShed:
         admission = self.admission
         busy = admission.running * 2 >= admission.limit  # (counting: see _went_on)
         if not admission.full("query", self._on_their_way if busy else 0):
-            if busy:
+            hit = None if self.hits is None else self.hits(data, client, default_headers)
+            if hit is None and busy:
                 self._went_on()
-            return None
+            return hit
         started = time.perf_counter()
         post = whole_post(data)
         if post is None or not sheddable(post, cors=self.cors):
             self._went_on()
             return None
         admission.shed("query")
-        rid = log_context.new_request_id()
-        head = [
-            b"HTTP/1.1 503 Service Unavailable",
-            *(b"%s: %s" % pair for pair in default_headers),
-            b"retry-after: %d" % admission.retry_after(),
-            b"content-length: %d" % len(BODY),
-            b"content-type: application/json",
-            b"cache-control: no-store",
-            b"x-request-id: " + rid.encode(),
-        ]
-        options = post.headers.get(b"connection", b"").lower().split(b",")
-        close = any(option.strip() == b"close" for option in options)
-        if close:
-            head.append(b"connection: close")
-        answer = b"\r\n".join(head) + HEAD_END + BODY
-        forwarded = post.headers.get(b"x-forwarded-for")
-        if forwarded is not None and self.forwarded_client is not None:
-            client = self.forwarded_client(client, forwarded)
-        contextvars.Context().run(self._record, rid, client, started)
-        return answer, close
-
-    def _record(self, rid: str, client: Any, started: float) -> None:
-        """The access line and request metrics of the whole way's shed answer (which is
-        shed before its operation is noted)."""
-        log_context.request_id.set(rid)
-        stats = log_context.RequestStats()
-        log_context.set_stats(stats)
+        stats = log_context.RequestStats()  # (shed before its operation is noted)
         classify(503, stats)
-        scope = {**SCOPE, "client": client}
-        if self.observe is not None:
-            self.observe(scope, 503, time.perf_counter() - started, stats)
-        if self.access:
-            log_context.write_access_line(scope, 503, len(BODY), started, stats)
+        retry_after = (b"retry-after", b"%d" % admission.retry_after())
+        answer = Answer(SHED, (retry_after, JSON_TYPE), BODY, stats)
+        return self.record.answered(post, answer, client, default_headers, started)

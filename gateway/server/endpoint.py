@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,6 +117,16 @@ class Learnt:
     rate_taken: bool = False
     cache_key: str | None = None
     declined: bool = False  # an identical request's answer was not for it: it runs alone
+
+
+@dataclass(frozen=True)
+class CachedNow:
+    """A response-cache hit found without awaiting (`GraphQLEndpoint.cached_now`): the
+    stored answer, the media type to send it in, who asked."""
+
+    stored: StoredResponse
+    media: str
+    client: str
 
 
 NOT_ACCEPTABLE = Refused(
@@ -566,8 +576,14 @@ class GraphQLEndpoint:
     async def _key(self, cache: ResponseCache, request: CachedRequest, principal: Principal) -> str:
         """Who a response is stored for — what the caller may see, and how its documents
         are checked (a stored answer passed that check) — and what was asked."""
-        identity = f"{principal.identity}|{self.documents.mode_for(principal)}"
-        return await cache.key(request, identity, self._visible(principal))
+        return await cache.key(request, self._caller(principal), self._visible(principal))
+
+    def _key_now(self, cache: ResponseCache, request: CachedRequest, principal: Principal) -> str:
+        """`_key` on an in-process store, without awaiting."""
+        return cache.key_now(request, self._caller(principal), self._visible(principal))
+
+    def _caller(self, principal: Principal) -> str:
+        return f"{principal.identity}|{self.documents.mode_for(principal)}"
 
     def _visible(self, principal: Principal) -> list[str]:
         """The accounts `principal` may see (the service's accounts are fixed at start)."""
@@ -589,17 +605,8 @@ class GraphQLEndpoint:
         if self.response_cache is None:
             return None
         headers = Headers(scope=scope)
-        if request_trace.TRACE_HEADER in headers:
-            return None  # a trace asked for: never answered from the cache
-        media = negotiate(headers.get("accept"))
-        declared = headers.get("content-length", "")
-        if (
-            media is None
-            or body_refusal(headers) is not None
-            or "expect" in headers
-            or not declared.isdigit()
-            or int(declared) > self.limits.max_body_bytes
-        ):
+        media = self._cacheable_head(headers)
+        if media is None:
             return None
         try:
             principal = await self.authenticator.authenticate(headers)
@@ -612,6 +619,50 @@ class GraphQLEndpoint:
         learnt.rate_taken = True
         client_name.set(principal.name)
         return learnt
+
+    def _cacheable_head(self, headers: Mapping[str, str]) -> str | None:
+        """The media type to answer in, when a request with these headers may be answered
+        from the response cache: the whole way would read its body (no refusal from the
+        headers alone, a declared length within bounds, no `100 Continue`) and no trace
+        is asked for. None: it goes the whole way."""
+        if request_trace.TRACE_HEADER in headers:
+            return None  # a trace asked for: never answered from the cache
+        media = negotiate(headers.get("accept"))
+        declared = headers.get("content-length", "")
+        if (
+            media is None
+            or body_refusal(headers) is not None
+            or "expect" in headers
+            or not declared.isdigit()
+            or int(declared) > self.limits.max_body_bytes
+        ):
+            return None
+        return media
+
+    def cached_now(self, headers: Mapping[str, str], body: bytes) -> CachedNow | None:
+        """A request's stored answer, found and admitted without awaiting anything
+        (`early_hits.py`): the whole way's checks for a response-cache hit in its order —
+        headers, the caller, its rate, the stored answer for this caller and this body byte
+        for byte, a slot — where each is this process's (an in-process store, an API key).
+        None, with nothing taken: it goes the whole way (a refusal, a JWT, a miss, no
+        room, a shared store)."""
+        cache = self.response_cache
+        if cache is None or not cache.store.in_process or NAMES_NOT_A_QUERY.search(body):
+            return None
+        media = self._cacheable_head(headers)
+        principal = None if media is None else self.authenticator.without_io(headers)
+        if media is None or principal is None:
+            return None
+        stored = cache.get_now(self._key_now(cache, CachedRequest(body), principal))
+        if stored is None or not self.admission.has_room("query"):
+            return None  # a miss (counted there), or no room now: the whole way decides
+        if not self.rate_limiter.take_now(principal):
+            return None  # refused there, in its words (a refusal takes no token)
+        if not self.admission.try_enter("query"):  # (it has room: nothing ran since)
+            return None
+        self.admission.release("query")  # answered at once, as the whole way's slot is
+        self._cache_hits.inc()
+        return CachedNow(stored, media, principal.name)
 
     async def _joined_early(self, learnt: Learnt, key: str) -> StoredResponse | None:
         """The answer of an identical request running now, for a request not yet parsed:

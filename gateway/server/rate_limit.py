@@ -50,6 +50,17 @@ class RateLimiter:
             allowed, tokens = self._take_local(client, now, rate, burst)
         return None if allowed else whole_seconds((1 - tokens) / rate, at_least=1)
 
+    def take_now(self, principal: Principal) -> bool | None:
+        """`take` without awaiting: whether the request may go (a refusal takes no token);
+        None, nothing taken, where the buckets are not this process's (a shared store)."""
+        if self.store.shared:
+            return None
+        if not principal.rate_limited:
+            return True
+        limit = principal.rate_limit or self.default
+        rate, burst = limit.requests_per_second, limit.burst
+        return bool(self._take_local(principal.name, self._clock(), rate, burst)[0])
+
     def _take_local(self, client: str, now: float, rate: float, burst: int) -> tuple[int, float]:
         tokens, updated = self._local.get(client, (float(burst), now))
         tokens = min(burst, tokens + max(0.0, now - updated) * rate)

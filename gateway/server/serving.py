@@ -97,7 +97,7 @@ class Server(SignalsLeftAlone):
             )
         )
         if early_shed is not None and self.config.proxy_headers:  # as uvicorn reads them
-            early_shed.forwarded_client = forwarded_client(self.config.forwarded_allow_ips)
+            early_shed.record.forwarded_client = forwarded_client(self.config.forwarded_allow_ips)
         self.socket = sock
         self.quiet = quiet
         self.draining = draining

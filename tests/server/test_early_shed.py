@@ -21,7 +21,7 @@ import pytest
 from gateway.app import create_app
 from gateway.observability.metrics import Metrics
 from gateway.server.admission import Admission
-from gateway.server.early_shed import EarlyShed, sheddable, whole_post
+from gateway.server.early_shed import EarlyShed, Record, sheddable, whole_post
 from gateway.server.serving import ConnectionLimits, Server
 from tests.helpers import TOP_UP, Gate, demo_settings, sample, topup, with_server
 from tests.server.test_admission import MAGMA, until
@@ -308,7 +308,7 @@ async def test_requests_read_in_one_turn_count_as_slots_taken_until_the_gate_has
     first and shed the others a turn later); next turn the gate's own count decides again."""
     admission = Admission(max_active=2, max_waiting=0, wait_seconds=0.0, metrics=Metrics())
     assert admission.try_enter("query")  # half full: what is read counts
-    early = EarlyShed(admission, None, access=False, cors=False)
+    early = EarlyShed(admission, Record(None, access=False), cors=False)
     read = [early.answer(post(query()), ("127.0.0.1", 1)) for _ in range(3)]
     await asyncio.sleep(0)  # the next turn: the first reached the gate, or did not
     later = early.answer(post(query()), ("127.0.0.1", 1))
@@ -330,7 +330,7 @@ async def test_an_empty_gate_sheds_nothing_early_however_many_arrive_in_a_turn()
     """Below half full, what is read is not counted: a turn of requests that will never
     take a slot (wrong keys, cached answers) cannot get a query shed while there is room."""
     admission = Admission(max_active=3, max_waiting=0, wait_seconds=0.0, metrics=Metrics())
-    early = EarlyShed(admission, None, access=False, cors=False)
+    early = EarlyShed(admission, Record(None, access=False), cors=False)
     read = [early.answer(post(query(), WRONG_KEY), ("127.0.0.1", 1)) for _ in range(10)]
     assert read == [None] * 10
 
