@@ -193,16 +193,24 @@ class Admission:
     def try_enter(self, kind: Kind) -> bool:
         """Take a slot if one is free now and no one waits ahead (True; `release(kind)` it
         later); False leaves everything as it was — `enter` then decides to wait or shed."""
-        if self.has_room(kind):
+        if self.passes(kind):
             self._take(kind)
-            self._admitted[kind].inc()
-            self._metrics.admission_queue_seconds.observe(0.0)
             return True
         return False
 
     def has_room(self, kind: Kind) -> bool:
         """Whether `try_enter(kind)` would take a slot now."""
         return self.fits(kind) and not self._ahead(kind)
+
+    def passes(self, kind: Kind) -> bool:
+        """For a request answered at once (a stored answer): admitted — counted as one that
+        took a slot and gave it back in the same step — when there is room now (True);
+        else nothing done (False: the caller sheds it, or lets it wait)."""
+        if not self.has_room(kind):
+            return False
+        self._admitted[kind].inc()
+        self._metrics.admission_queue_seconds.observe(0.0)
+        return True
 
     def full(self, kind: Kind, arriving: int = 0) -> bool:
         """Whether a request of `kind` arriving now, behind `arriving` more that will ask

@@ -658,9 +658,7 @@ class GraphQLEndpoint:
             return None  # a miss (counted there), or no room now: the whole way decides
         if not self.rate_limiter.take_now(principal):
             return None  # refused there, in its words (a refusal takes no token)
-        if not self.admission.try_enter("query"):  # (it has room: nothing ran since)
-            return None
-        self.admission.release("query")  # answered at once, as the whole way's slot is
+        self.admission.passes("query")  # (it has room: nothing ran since)
         self._cache_hits.inc()
         return CachedNow(stored, media, principal.name)
 
@@ -705,9 +703,8 @@ class GraphQLEndpoint:
             if hit is None:
                 learnt.cache_key = key  # a miss: counted, and not looked up again, there
                 return await self._joined_early(learnt, key)
-            if not self.admission.try_enter("query"):
+            if not self.admission.passes("query"):
                 return None  # no room: shed there (or, waiting, looked up again when in)
-            self.admission.release("query")  # answered at once, as the whole way's slot is
             self._cache_hits.inc()  # `_response_cache_event("hit")`, its child looked up once
             log_context.stats().response_cache = "hit"
             return hit
