@@ -43,11 +43,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = logging.getLogger("gateway.server")
 
 
 class SignalsLeftAlone(uvicorn.Server):
@@ -193,7 +196,11 @@ def guarded_protocol(
                     self._refuse(TOO_LARGE)
                     return
             if ask is not None:
-                early = ask(data, self.client, self.server_state.default_headers)
+                try:
+                    early = ask(data, self.client, self.server_state.default_headers)
+                except Exception:  # a fault of the early answer's: the whole way answers
+                    log.exception("answering a request from its bytes failed")
+                    early = None
                 if early is not None:
                     self._answered_early(*early)
                     return

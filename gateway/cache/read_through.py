@@ -302,11 +302,12 @@ class Generations:
         values = await self.store.multi_get([keys.generation(a) for a in account_ids])
         return [v or "0" for v in values]
 
-    def of_now(self, account_ids: list[str]) -> list[str]:
+    def of_now(self, account_ids: list[str], *, counted: bool = True) -> list[str]:
         """`of` on an in-process store, without awaiting (`Store.in_process` only)."""
         if not account_ids:
             return []
-        values = self.store.multi_get_now([keys.generation(a) for a in account_ids])
+        generations = [keys.generation(a) for a in account_ids]
+        values = self.store.multi_get_now(generations, counted=counted)
         return [v or "0" for v in values]
 
     async def bump(self, account_id: str) -> None:

@@ -90,15 +90,26 @@ class ResponseCache:
         return _key(request, caller, accounts, await self.generations.of(accounts))
 
     def key_now(self, request: CachedRequest, caller: str, accounts: list[str]) -> str:
-        """`key` on an in-process store, without awaiting (`Store.in_process` only)."""
-        return _key(request, caller, accounts, self.generations.of_now(accounts))
+        """`key` on an in-process store, without awaiting (`Store.in_process` only), its
+        store look not counted (`counted_hit`)."""
+        generations = self.generations.of_now(accounts, counted=False)
+        return _key(request, caller, accounts, generations)
 
     async def get(self, key: str) -> StoredResponse | None:
         return self._fresh(await self.store.get(key))
 
     def get_now(self, key: str) -> StoredResponse | None:
-        """`get` on an in-process store, without awaiting (`Store.in_process` only)."""
-        return self._fresh(self.store.get_now(key))
+        """`get` on an in-process store, without awaiting (`Store.in_process` only), its
+        store look not counted (`counted_hit`)."""
+        return self._fresh(self.store.get_now(key, counted=False))
+
+    def counted_hit(self, accounts: list[str]) -> None:
+        """The store operations of `key_now` and `get_now`, counted once the hit they
+        found is answered — as `key` and `get` count theirs (a look that finds nothing to
+        answer leaves the counts to the way that answers it)."""
+        if accounts:
+            self.store.count("multi_get")
+        self.store.count("get")
 
     def _fresh(self, stored: str | None) -> StoredResponse | None:
         entry = Entry.parse(stored)  # here the stamp is "valid until"

@@ -171,15 +171,23 @@ class Store:
         """Whether values are read without I/O (`get_now`, `multi_get_now`)."""
         return self._read is not None
 
-    def get_now(self, key: str) -> str | None:
+    def get_now(self, key: str, *, counted: bool = True) -> str | None:
         """`get` on an in-process store, without awaiting (`in_process` only)."""
-        return self.multi_get_now([key], "get")[0]
+        return self.multi_get_now([key], "get", counted=counted)[0]
 
-    def multi_get_now(self, keys: list[str], operation: str = "multi_get") -> list[str | None]:
-        """`multi_get` on an in-process store, without awaiting (`in_process` only)."""
+    def multi_get_now(
+        self, keys: list[str], operation: str = "multi_get", *, counted: bool = True
+    ) -> list[str | None]:
+        """`multi_get` on an in-process store, without awaiting (`in_process` only);
+        `counted=False`: a look the caller counts (`count`) only if it acts on it."""
         assert self._read is not None, "an in-process store's method"
-        self._count[operation].inc()
+        if counted:
+            self._count[operation].inc()
         return [_text(v) for v in self._read(keys)]
+
+    def count(self, operation: str) -> None:
+        """One `operation` (get, multi_get, …) counted, for a look made uncounted."""
+        self._count[operation].inc()
 
     async def get(self, key: str) -> str | None:
         if self._read is not None:

@@ -149,8 +149,8 @@ class Record:
         head = [
             answer.status_line,
             *(b"%s: %s" % pair for pair in default_headers),
-            *(b"%s: %s" % pair for pair in answer.headers),
             b"content-length: %d" % len(answer.body),
+            *(b"%s: %s" % pair for pair in answer.headers),
             b"cache-control: no-store",
             b"x-request-id: " + rid.encode(),
         ]

@@ -660,6 +660,7 @@ class GraphQLEndpoint:
             return None  # refused there, in its words (a refusal takes no token)
         self.admission.passes("query")  # (it has room: nothing ran since)
         self._cache_hits.inc()
+        cache.counted_hit(self._visible(principal))
         return CachedNow(stored, media, principal.name)
 
     async def _joined_early(self, learnt: Learnt, key: str) -> StoredResponse | None:

@@ -21,19 +21,20 @@ import pytest
 
 from gateway.access import SCOPES, RateLimit
 from gateway.app import create_app
+from gateway.config.secret import Secret
+from gateway.config.security import JwtConfig
 from gateway.server.early_hits import EarlyHits
 from gateway.server.early_shed import Record
 from gateway.server.serving import Server
 from tests.helpers import (
     FULL_KEY,
-    TOP_UP,
     FakeClock,
     client,
     demo_settings,
     production,
     running_gateway,
     sample,
-    topup,
+    with_section,
 )
 from tests.server.test_admission import until
 from tests.server.test_early_shed import BOUND, Connection, post, query
@@ -110,6 +111,13 @@ async def in_two_reads(conn: Connection, data: bytes) -> tuple[int, dict[str, st
     return await conn.ask(data[40:])
 
 
+def store_operations(page: str) -> dict[str, float]:
+    return {
+        op: sample(page, "gateway_store_operations_total", operation=op)
+        for op in ("get", "multi_get")
+    }
+
+
 def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
     """Each access line's fields, with the record's request id and client."""
     return [
@@ -124,12 +132,18 @@ async def test_a_hit_is_answered_from_its_bytes_as_the_stack_answers_it(
 ) -> None:
     caplog.set_level(logging.INFO, "gateway.access")
     miss = await conn.ask(post(BODY, KEY))
+    before = store_operations((await served.http.get("/metrics")).text)
     reached = served.app.reached
     stack = await in_two_reads(conn, post(BODY, KEY))  # the stack's early look answers it
     assert served.app.reached == reached + 1
+    between = store_operations((await served.http.get("/metrics")).text)
+    reached = served.app.reached
     early = await conn.ask(post(BODY, KEY))
-    assert served.app.reached == reached + 1  # answered without reaching the stack
+    assert served.app.reached == reached  # answered without reaching the stack
     page = (await served.http.get("/metrics")).text
+    by_stack_ops = {op: between[op] - before[op] for op in before}
+    assert {op: store_operations(page)[op] - between[op] for op in before} == by_stack_ops
+    assert by_stack_ops == {"get": 1, "multi_get": 1}
 
     assert miss[0] == stack[0] == early[0] == 200
     assert miss[2] == stack[2] == early[2]
@@ -137,7 +151,7 @@ async def test_a_hit_is_answered_from_its_bytes_as_the_stack_answers_it(
     assert {k: v for k, v in early[1].items() if k not in ("date", "x-request-id")} == same
     assert same["content-type"] == "application/json" and same["cache-control"] == "no-store"
     assert "date" in early[1] and early[1]["x-request-id"] != stack[1]["x-request-id"]
-    _, by_stack, by_bytes = access_lines(caplog)[:3]
+    _, by_stack, by_bytes = [line for line in access_lines(caplog) if line["method"] == "POST"]
     assert by_bytes["request_id"] == early[1]["x-request-id"]
     for line in (by_stack, by_bytes):
         del line["duration_ms"], line["request_id"]
@@ -174,6 +188,20 @@ async def test_the_answer_in_the_media_type_asked_for_and_the_connection_closed_
     assert served.app.reached == reached
     assert status == 200 and headers["connection"] == "close"
     assert await conn.closed()
+
+
+async def test_a_fault_in_answering_from_the_bytes_leaves_the_request_to_the_whole_way(
+    caplog: pytest.LogCaptureFixture, served: Served, conn: Connection
+) -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    served.app.state.early_shed.hits = broken
+    reached = served.app.reached
+    status, _, body = await conn.ask(post(BODY, KEY))
+    assert status == 200 and json.loads(body)["data"]["balances"]["complete"] is True
+    assert served.app.reached == reached + 1
+    assert "answering a request from its bytes failed" in caplog.text
 
 
 async def test_a_hit_takes_its_callers_rate_token_and_a_refusal_is_the_whole_ways(
@@ -238,9 +266,7 @@ async def test_the_stored_answer_is_found_from_the_bytes(hits: Any) -> None:
         post(BODY.replace(b'{"query"', b'{ "query"'), KEY),  # another entry: a miss
         post(BODY),  # no credentials (production)
         post(BODY, b"Authorization: Bearer not-a-key"),
-        post(BODY, b"Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.c2ln"),  # a JWT
         post(BODY, b"Authorization: Bearer " + LIMITED_KEY.encode()),  # another caller
-        post(query(TOP_UP, variables=topup("early-hit")), KEY),
         post(BODY, KEY, b"Accept: text/html"),
         post(BODY, KEY, b"X-Gateway-Trace: 1"),  # a request trace asked for
         post(BODY, KEY, b"Expect: 100-continue"),
@@ -255,9 +281,7 @@ async def test_the_stored_answer_is_found_from_the_bytes(hits: Any) -> None:
         "miss",
         "no credentials",
         "unknown key",
-        "jwt",
         "another caller",
-        "mutation",
         "not acceptable",
         "trace",
         "expect",
@@ -279,6 +303,8 @@ async def test_what_it_cannot_answer_goes_the_whole_way_with_nothing_taken(
     for name, labels in (
         ("gateway_response_cache_events_total", {"event": "hit"}),
         ("gateway_admission_events_total", {"operation_type": "query", "outcome": "admitted"}),
+        ("gateway_store_operations_total", {"operation": "get"}),
+        ("gateway_store_operations_total", {"operation": "multi_get"}),
     ):
         assert sample(after, name, **labels) == sample(page, name, **labels)
     assert gw.app.state.admission.running == 0
@@ -316,3 +342,19 @@ async def test_a_hit_without_room_takes_no_rate_token(
         refused = await gw.http.post("/graphql", content=BODY, headers=JSON_BODY)  # none left
     assert hit is not None and hit[0].startswith(b"HTTP/1.1 200 OK")
     assert refused.status_code == 429
+
+
+async def test_a_token_that_looks_like_a_jwt_goes_the_whole_way_when_jwts_are_checked(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    """A JWT's keys may have to be fetched: it is the whole way's to check, even when the
+    same text is a configured API key."""
+    token = "eyJhbGciOiJIUzI1NiJ9.e30.c2ln"
+    keyed = production(demo_settings(), client("keyed", token, ("balances:read",), None))
+    jwt = JwtConfig(("HS256",), "https://idp.test", "gateway", secret=Secret("s" * 32))
+    for settings, answered in ((keyed, True), (with_section(keyed, "security", jwt=jwt), False)):
+        async with running_gateway(settings, sim_transport, clock, token) as gw:
+            await gw.http.post("/graphql", content=BODY, headers=JSON_BODY)
+            early = EarlyHits(gw.app.state, Record(None, access=False), cors=False)
+            found = early.answer(post(BODY, b"Authorization: Bearer " + token.encode()), ("h", 1))
+        assert (found is not None) == answered
