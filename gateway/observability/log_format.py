@@ -17,7 +17,6 @@ arguments merged, traceback and stack — and in every JSON field.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import re
@@ -147,61 +146,11 @@ def _access_line(message: str, fields: dict[str, Any], json: bool) -> str:
     return redact(f"{utc_time(created)} INFO {ACCESS} [{rid} {client}] {message}")
 
 
-class Handler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The process's handler. Access lines written directly (`_direct_writer`) during a
-    turn of the event loop wait in `pending` until the turn ends, and leave in one write:
-    a busy worker answering many requests a turn makes one system call for their lines,
-    not one each. They leave before any other record this handler writes (the order
-    kept), and on every flush (so at exit too)."""
-
-    def __init__(self, stream: Any) -> None:
-        super().__init__(stream)
-        self.pending: list[str] = []
-
-    def add_pending(self, line: str) -> None:
-        """`line` written at the end of the loop's turn (at once when no loop runs here)."""
-        self.acquire()
-        try:
-            self.pending.append(line)
-            first = len(self.pending) == 1
-        finally:
-            self.release()
-        if first:
-            try:
-                asyncio.get_running_loop().call_soon(self.write_pending)
-            except RuntimeError:  # no loop in this thread: now
-                self.write_pending()
-
-    def write_pending(self) -> None:
-        self.acquire()
-        try:
-            if not self.pending:
-                return
-            text = "".join(self.pending)
-            self.pending.clear()
-            try:
-                self.stream.write(text)
-                super().flush()
-            except Exception:  # as logging does: its own complaint on stderr, never a request's
-                self.handleError(logging.makeLogRecord({"msg": text.rstrip("\n")}))
-        finally:
-            self.release()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.write_pending()
-        super().emit(record)
-
-    def flush(self) -> None:
-        self.write_pending()
-        super().flush()
-
-
-def _direct_writer(handler: Handler, json: bool) -> Any:
+def _direct_writer(handler: logging.StreamHandler[Any], json: bool) -> Any:
     """The access line written to `handler`'s stream as `logging` would write it — same
     text, same redaction — without a log record, its factory and its handlers' walk (a
-    sixth of a cached answer's time), at the end of the loop's turn with the others of
-    that turn (`Handler`). Only while that handler is the only one anything reaches and
-    nothing filters or silences the access logger; else through `logging`."""
+    sixth of a cached answer's time). Only while that handler is the only one anything
+    reaches and nothing filters or silences the access logger; else through `logging`."""
     root, access = logging.getLogger(), log_context.access_log
     between: list[logging.Logger] = []  # the access logger and its parents below the root
     logger: logging.Logger | None = access
@@ -219,7 +168,15 @@ def _direct_writer(handler: Handler, json: bool) -> Any:
         ):
             access.info("%s", message, extra={"access": fields})
             return
-        handler.add_pending(_access_line(message, fields, json) + handler.terminator)
+        line = _access_line(message, fields, json) + handler.terminator
+        handler.acquire()
+        try:
+            handler.stream.write(line)
+            handler.flush()
+        except Exception:  # as logging does: its own complaint on stderr, never the request's
+            access.info("%s", message, extra={"access": fields})
+        finally:
+            handler.release()
 
     return write
 
@@ -245,7 +202,7 @@ def configure(
     root = logging.getLogger()
     if _handler is not None:
         root.removeHandler(_handler)
-    _handler = Handler(stream or sys.stderr)
+    _handler = logging.StreamHandler(stream or sys.stderr)
     _handler.setFormatter(JsonFormatter() if format == "json" else TextFormatter())
     root.addHandler(_handler)
     log_context.set_access_writer(_direct_writer(_handler, format == "json"))

@@ -310,49 +310,6 @@ def test_the_access_line_is_written_as_logging_would_write_it(fmt: str, tmp_path
         assert direct.split(" ", 1)[1].startswith("INFO gateway.access [0123456789abcdef ops]")
 
 
-def test_access_lines_of_one_loop_turn_leave_in_one_write_in_order_before_other_records() -> None:
-    """A busy worker's access lines: those written during one turn of the event loop wait
-    for the turn's end and leave in one write; a record logged meanwhile goes after them;
-    nothing is written before the turn ends but what another record pushes out."""
-    import asyncio
-
-    from gateway.observability import log_context, log_format
-
-    class Writes:
-        def __init__(self) -> None:
-            self.writes: list[str] = []
-
-        def write(self, text: str) -> None:
-            self.writes.append(text)
-
-        def flush(self) -> None:
-            pass
-
-    stream = Writes()
-    scope = {"method": "POST", "path": "/graphql"}
-
-    async def one_turn() -> list[str]:
-        for status in (200, 201, 202):
-            log_context.write_access_line(scope, status, 1, 0.0, log_context.RequestStats())
-        during = list(stream.writes)
-        await asyncio.sleep(0)  # the turn ends
-        log_context.write_access_line(scope, 203, 1, 0.0, log_context.RequestStats())
-        logging.getLogger("gateway.test").warning("after 203")
-        await asyncio.sleep(0)
-        return during
-
-    try:
-        log_format.configure("info", "text", (), stream)
-        with the_cli_handler_alone():
-            during = asyncio.run(one_turn())
-    finally:
-        log_format.configure("warning", stream=sys.__stderr__)
-    assert during == []
-    first, second, third = stream.writes
-    assert [line.split('"')[2].split()[0] for line in first.splitlines()] == ["200", "201", "202"]
-    assert '"POST /graphql" 203' in second and "after 203" in third
-
-
 def test_a_handler_between_the_access_logger_and_the_root_still_sees_the_line(
     tmp_path: Path,
 ) -> None:
