@@ -7,9 +7,13 @@ middleware each wrapping `send`. `EarlyHits.answer` is asked by the connection's
 (through `EarlyShed`, when the gate would not shed the request: `_compat/uvicorn.
 guarded_protocol`) with the bytes it just read: when they are exactly one whole `POST
 /graphql` (`early_shed.whole_post`) that the endpoint finds stored and admits without
-awaiting anything (`GraphQLEndpoint.cached_now`: the whole way's checks in its order —
-headers, the caller, its rate, the stored answer for this caller and this body byte for
-byte, a slot), the answer is written there and then.
+awaiting anything (the whole way's checks in its order: `GraphQLEndpoint.cacheable_now` —
+headers, the caller —, then `cached_now` — the stored answer for this caller and this body
+byte for byte, a slot, its rate), the answer is written there and then. What a request's
+bytes say (`cacheable_now`) depends on them and the configuration alone, and a dashboard
+sends the same bytes again and again: it is remembered by their digest (up to 512
+distinct requests, then all forgotten); what the store, the gate and the rate bucket say
+is asked every time.
 
 It answers what the response cache's early look (`cached_answers.py`) answers: the same
 status, body, `Content-Type`, `Cache-Control`, `X-Request-Id` and the server's date; the
@@ -24,15 +28,19 @@ with a query string, HTTP/1.0. Not installed when tracing is on (as the early sh
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterable
 from typing import Any
 
 from gateway.observability import log_context
-from gateway.server.early_shed import Answer, Record, whole_post
+from gateway.server.early_shed import Answer, Record, WholePost, whole_post
+from gateway.server.endpoint import Cacheable
 from gateway.server.media import content_type
 
 OK = b"HTTP/1.1 200 OK"
+MAX_REMEMBERED = 512  # distinct requests whose reading is remembered (then all forgotten)
+UNSEEN: Any = object()
 
 
 class EarlyHits:
@@ -41,6 +49,11 @@ class EarlyHits:
         self.record = record
         self.cors = cors
         self._types: dict[str, tuple[bytes, bytes]] = {}  # media → its Content-Type header
+        self._endpoint: Any = None
+        # A request's bytes (by their digest: no credential kept) → what they say, or None:
+        # a dashboard sends the same bytes again and again, and what they say is decided by
+        # them and the configuration alone (`GraphQLEndpoint.cacheable_now`).
+        self._read: dict[bytes, tuple[WholePost, Cacheable] | None] = {}
 
     def answer(
         self, data: bytes, client: Any, default_headers: Iterable[tuple[bytes, bytes]] = ()
@@ -51,14 +64,19 @@ class EarlyHits:
         if endpoint is None or endpoint.response_cache is None:
             return None
         started = time.perf_counter()
-        post = whole_post(data)
-        if post is None:
+        if endpoint is not self._endpoint:  # (a new app's: nothing read for it yet)
+            self._endpoint, self._read = endpoint, {}
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+        read = self._read.get(digest, UNSEEN)
+        if read is UNSEEN:
+            read = self._reading(endpoint, data)
+            if len(self._read) >= MAX_REMEMBERED:
+                self._read.clear()
+            self._read[digest] = read
+        if read is None:
             return None
-        raw = post.headers
-        if b"transfer-encoding" in raw or b"upgrade" in raw or (self.cors and b"origin" in raw):
-            return None
-        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in raw.items()}
-        found = endpoint.cached_now(headers, post.body)
+        post, asked = read
+        found = endpoint.cached_now(asked)
         if found is None:
             return None
         stored = found.stored
@@ -70,3 +88,15 @@ class EarlyHits:
             kind = self._types[found.media] = (b"content-type", content_type(found.media).encode())
         answer = Answer(OK, (kind,), stored.body, stats, found.client)
         return self.record.answered(post, answer, client, default_headers, started)
+
+    def _reading(self, endpoint: Any, data: bytes) -> tuple[WholePost, Cacheable] | None:
+        """What `data` says: one whole request the response cache may answer, or None."""
+        post = whole_post(data)
+        if post is None:
+            return None
+        raw = post.headers
+        if b"transfer-encoding" in raw or b"upgrade" in raw or (self.cors and b"origin" in raw):
+            return None
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in raw.items()}
+        asked = endpoint.cacheable_now(headers, post.body)
+        return None if asked is None else (post, asked)

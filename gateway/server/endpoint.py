@@ -120,6 +120,16 @@ class Learnt:
 
 
 @dataclass(frozen=True)
+class Cacheable:
+    """A request the response cache may answer without awaiting anything
+    (`GraphQLEndpoint.cacheable_now`): its body, the media type to answer in, who asks."""
+
+    body: bytes
+    media: str
+    principal: Principal
+
+
+@dataclass(frozen=True)
 class CachedNow:
     """A response-cache hit found without awaiting (`GraphQLEndpoint.cached_now`): the
     stored answer, the media type to send it in, who asked."""
@@ -639,13 +649,13 @@ class GraphQLEndpoint:
             return None
         return media
 
-    def cached_now(self, headers: Mapping[str, str], body: bytes) -> CachedNow | None:
-        """A request's stored answer, found and admitted without awaiting anything
-        (`early_hits.py`): the whole way's checks for a response-cache hit in its order —
-        headers, the caller, its rate, the stored answer for this caller and this body byte
-        for byte, a slot — where each is this process's (an in-process store, an API key).
-        None, with nothing taken: it goes the whole way (a refusal, a JWT, a miss, no
-        room, a shared store)."""
+    def cacheable_now(self, headers: Mapping[str, str], body: bytes) -> Cacheable | None:
+        """What a request's headers and body say for an answer from the response cache
+        without awaiting anything (`early_hits.py`), in the whole way's order: headers,
+        then the caller — where each is this process's (an in-process store, an API key).
+        Depends on nothing but them and the configuration: a request sent again byte for
+        byte says the same. None: it goes the whole way (a refusal, a JWT, a shared store,
+        a body that names a mutation or subscription)."""
         cache = self.response_cache
         if cache is None or not cache.store.in_process or NAMES_NOT_A_QUERY.search(body):
             return None
@@ -653,7 +663,17 @@ class GraphQLEndpoint:
         principal = None if media is None else self.authenticator.without_io(headers)
         if media is None or principal is None:
             return None
-        stored = cache.get_now(self._key_now(cache, CachedRequest(body), principal))
+        return Cacheable(body, media, principal)
+
+    def cached_now(self, asked: Cacheable) -> CachedNow | None:
+        """Its stored answer, found and admitted without awaiting anything: the rest of the
+        whole way's checks for a response-cache hit — the stored answer for this caller and
+        this body byte for byte, a slot, the caller's rate. None, with nothing taken or
+        counted: it goes the whole way (a miss, no room, a rate refusal)."""
+        cache, principal = self.response_cache, asked.principal
+        if cache is None:
+            return None
+        stored = cache.get_now(self._key_now(cache, CachedRequest(asked.body), principal))
         if stored is None or not self.admission.has_room("query"):
             return None  # a miss (counted there), or no room now: the whole way decides
         if not self.rate_limiter.take_now(principal):
@@ -661,7 +681,7 @@ class GraphQLEndpoint:
         self.admission.passes("query")  # (it has room: nothing ran since)
         self._cache_hits.inc()
         cache.counted_hit(self._visible(principal))
-        return CachedNow(stored, media, principal.name)
+        return CachedNow(stored, asked.media, principal.name)
 
     async def _joined_early(self, learnt: Learnt, key: str) -> StoredResponse | None:
         """The answer of an identical request running now, for a request not yet parsed:

@@ -23,7 +23,7 @@ from gateway.access import SCOPES, RateLimit
 from gateway.app import create_app
 from gateway.config.secret import Secret
 from gateway.config.security import JwtConfig
-from gateway.server.early_hits import EarlyHits
+from gateway.server.early_hits import MAX_REMEMBERED, EarlyHits
 from gateway.server.early_shed import Record
 from gateway.server.serving import Server
 from tests.helpers import (
@@ -358,3 +358,23 @@ async def test_a_token_that_looks_like_a_jwt_goes_the_whole_way_when_jwts_are_ch
             early = EarlyHits(gw.app.state, Record(None, access=False), cors=False)
             found = early.answer(post(BODY, b"Authorization: Bearer " + token.encode()), ("h", 1))
         assert (found is not None) == answered
+
+
+async def test_the_same_bytes_again_are_answered_only_while_their_answer_is_stored(
+    hits: Any, clock: FakeClock
+) -> None:
+    """What a request's bytes say is remembered; what the store says is asked every time."""
+    early, _ = hits
+    data = post(BODY, KEY)
+    assert early.answer(data, ("127.0.0.1", 1)) is not None
+    assert early.answer(data, ("127.0.0.1", 1)) is not None
+    clock.advance(3600)  # the stored answer expired
+    assert early.answer(data, ("127.0.0.1", 1)) is None
+
+
+async def test_what_it_remembers_of_requests_is_bounded(hits: Any) -> None:
+    early, _ = hits
+    for n in range(MAX_REMEMBERED * 2 + 1):
+        assert early.answer(post(query(QUERY, variables={"n": n}), KEY), ("h", 1)) is None
+        assert len(early._read) <= MAX_REMEMBERED
+    assert early.answer(post(BODY, KEY), ("127.0.0.1", 1)) is not None
