@@ -12,8 +12,8 @@ headers, the caller —, then `cached_now` — the stored answer for this caller
 byte for byte, a slot, its rate), the answer is written there and then. What a request's
 bytes say (`cacheable_now`) depends on them and the configuration alone, and a dashboard
 sends the same bytes again and again: it is remembered by their digest (up to 512
-distinct requests, then all forgotten); what the store, the gate and the rate bucket say
-is asked every time.
+distinct requests of at most 4 KiB, then all forgotten; the caller as its principal, no
+credential kept); what the store, the gate and the rate bucket say is asked every time.
 
 It answers what the response cache's early look (`cached_answers.py`) answers: the same
 status, body, `Content-Type`, `Cache-Control`, `X-Request-Id` and the server's date; the
@@ -34,12 +34,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from gateway.observability import log_context
-from gateway.server.early_shed import Answer, Record, WholePost, whole_post
+from gateway.server.early_shed import Answer, Record, Reply, whole_post
 from gateway.server.endpoint import Cacheable
 from gateway.server.media import content_type
 
 OK = b"HTTP/1.1 200 OK"
 MAX_REMEMBERED = 512  # distinct requests whose reading is remembered (then all forgotten)
+MAX_REMEMBERED_BYTES = 4096  # a larger request is read every time (≤ 2 MiB remembered)
 UNSEEN: Any = object()
 
 
@@ -50,10 +51,11 @@ class EarlyHits:
         self.cors = cors
         self._types: dict[str, tuple[bytes, bytes]] = {}  # media → its Content-Type header
         self._endpoint: Any = None
-        # A request's bytes (by their digest: no credential kept) → what they say, or None:
-        # a dashboard sends the same bytes again and again, and what they say is decided by
-        # them and the configuration alone (`GraphQLEndpoint.cacheable_now`).
-        self._read: dict[bytes, tuple[WholePost, Cacheable] | None] = {}
+        # A request's bytes (by their digest) → what they say, or None: a dashboard sends
+        # the same bytes again and again, and what they say is decided by them and the
+        # configuration alone (`GraphQLEndpoint.cacheable_now`). Neither holds a credential:
+        # the caller is kept as its principal, the headers as what the answer needs.
+        self._read: dict[bytes, tuple[Reply, Cacheable] | None] = {}
 
     def answer(
         self, data: bytes, client: Any, default_headers: Iterable[tuple[bytes, bytes]] = ()
@@ -66,16 +68,19 @@ class EarlyHits:
         started = time.perf_counter()
         if endpoint is not self._endpoint:  # (a new app's: nothing read for it yet)
             self._endpoint, self._read = endpoint, {}
-        digest = hashlib.blake2b(data, digest_size=16).digest()
-        read = self._read.get(digest, UNSEEN)
-        if read is UNSEEN:
+        if len(data) > MAX_REMEMBERED_BYTES:
             read = self._reading(endpoint, data)
-            if len(self._read) >= MAX_REMEMBERED:
-                self._read.clear()
-            self._read[digest] = read
+        else:
+            digest = hashlib.blake2b(data, digest_size=16).digest()
+            read = self._read.get(digest, UNSEEN)
+            if read is UNSEEN:
+                read = self._reading(endpoint, data)
+                if len(self._read) >= MAX_REMEMBERED:
+                    self._read.clear()
+                self._read[digest] = read
         if read is None:
             return None
-        post, asked = read
+        reply, asked = read
         found = endpoint.cached_now(asked)
         if found is None:
             return None
@@ -87,9 +92,9 @@ class EarlyHits:
         if kind is None:
             kind = self._types[found.media] = (b"content-type", content_type(found.media).encode())
         answer = Answer(OK, (kind,), stored.body, stats, found.client)
-        return self.record.answered(post, answer, client, default_headers, started)
+        return self.record.answered(reply, answer, client, default_headers, started)
 
-    def _reading(self, endpoint: Any, data: bytes) -> tuple[WholePost, Cacheable] | None:
+    def _reading(self, endpoint: Any, data: bytes) -> tuple[Reply, Cacheable] | None:
         """What `data` says: one whole request the response cache may answer, or None."""
         post = whole_post(data)
         if post is None:
@@ -99,4 +104,4 @@ class EarlyHits:
             return None
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in raw.items()}
         asked = endpoint.cacheable_now(headers, post.body)
-        return None if asked is None else (post, asked)
+        return None if asked is None else (Reply.to(post), asked)

@@ -109,6 +109,21 @@ JSON_TYPE = (b"content-type", JSON)
 
 
 @dataclass(frozen=True)
+class Reply:
+    """What answering a request needs of its headers: whether the client asked for the
+    connection to be closed, and the `X-Forwarded-For` it sent (for the access line)."""
+
+    close: bool
+    forwarded: bytes | None
+
+    @classmethod
+    def to(cls, post: WholePost) -> Reply:
+        options = post.headers.get(b"connection", b"").lower().split(b",")
+        close = any(option.strip() == b"close" for option in options)
+        return cls(close, post.headers.get(b"x-forwarded-for"))
+
+
+@dataclass(frozen=True)
 class Answer:
     """An answer written from a request's bytes: its status line, its own headers, its
     body, and what the request did (for the access line and the request metrics)."""
@@ -137,7 +152,7 @@ class Record:
 
     def answered(
         self,
-        post: WholePost,
+        reply: Reply,
         answer: Answer,
         client: Any,
         default_headers: Iterable[tuple[bytes, bytes]],
@@ -154,15 +169,12 @@ class Record:
             b"cache-control: no-store",
             b"x-request-id: " + rid.encode(),
         ]
-        options = post.headers.get(b"connection", b"").lower().split(b",")
-        close = any(option.strip() == b"close" for option in options)
-        if close:
+        if reply.close:
             head.append(b"connection: close")
-        forwarded = post.headers.get(b"x-forwarded-for")
-        if forwarded is not None and self.forwarded_client is not None:
-            client = self.forwarded_client(client, forwarded)
+        if reply.forwarded is not None and self.forwarded_client is not None:
+            client = self.forwarded_client(client, reply.forwarded)
         contextvars.Context().run(self._record, rid, client, started, answer)
-        return b"\r\n".join(head) + HEAD_END + answer.body, close
+        return b"\r\n".join(head) + HEAD_END + answer.body, reply.close
 
     def _record(self, rid: str, client: Any, started: float, answer: Answer) -> None:
         log_context.request_id.set(rid)
@@ -223,4 +235,4 @@ class EarlyShed:
         classify(503, stats)
         retry_after = (b"retry-after", b"%d" % admission.retry_after())
         answer = Answer(SHED, (retry_after, JSON_TYPE), BODY, stats)
-        return self.record.answered(post, answer, client, default_headers, started)
+        return self.record.answered(Reply.to(post), answer, client, default_headers, started)

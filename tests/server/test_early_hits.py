@@ -23,7 +23,7 @@ from gateway.access import SCOPES, RateLimit
 from gateway.app import create_app
 from gateway.config.secret import Secret
 from gateway.config.security import JwtConfig
-from gateway.server.early_hits import MAX_REMEMBERED, EarlyHits
+from gateway.server.early_hits import MAX_REMEMBERED, MAX_REMEMBERED_BYTES, EarlyHits
 from gateway.server.early_shed import Record
 from gateway.server.serving import Server
 from tests.helpers import (
@@ -378,3 +378,29 @@ async def test_what_it_remembers_of_requests_is_bounded(hits: Any) -> None:
         assert early.answer(post(query(QUERY, variables={"n": n}), KEY), ("h", 1)) is None
         assert len(early._read) <= MAX_REMEMBERED
     assert early.answer(post(BODY, KEY), ("127.0.0.1", 1)) is not None
+
+
+async def test_what_it_remembers_keeps_callers_apart_and_no_credential(hits: Any) -> None:
+    """The same body from another caller is another request: the stored answer of one
+    is never handed to another key, a wrong key or none — on one `EarlyHits`."""
+    early, _ = hits
+    where = ("127.0.0.1", 1)
+    assert early.answer(post(BODY, KEY), where) is not None
+    assert early.answer(post(BODY, b"Authorization: Bearer not-a-key"), where) is None
+    assert early.answer(post(BODY), where) is None
+    limited = b"Authorization: Bearer " + LIMITED_KEY.encode()
+    assert early.answer(post(BODY, limited), where) is None
+    assert early.answer(post(BODY, KEY), where) is not None
+    remembered = repr(early._read)
+    assert FULL_KEY not in remembered and LIMITED_KEY not in remembered
+
+
+async def test_a_large_request_is_answered_but_not_remembered(
+    sim_transport: httpx.AsyncBaseTransport, clock: FakeClock
+) -> None:
+    padded = json.dumps({"query": QUERY + " " * MAX_REMEMBERED_BYTES}).encode()
+    async with running_gateway(production(demo_settings()), sim_transport, clock) as gw:
+        assert (await gw.http.post("/graphql", content=padded, headers=JSON_BODY)).is_success
+        early = EarlyHits(gw.app.state, Record(None, access=False), cors=False)
+        assert early.answer(post(padded, KEY), ("127.0.0.1", 1)) is not None
+        assert early._read == {}
