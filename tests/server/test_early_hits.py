@@ -37,7 +37,7 @@ from tests.helpers import (
     with_section,
 )
 from tests.server.test_admission import until
-from tests.server.test_early_shed import BOUND, Connection, post, query
+from tests.server.test_early_shed import BOUND, Connection, connected, post, query
 
 QUERY = "query Dash { balances { complete totals { currency total { amount } } } }"
 BODY = query(QUERY)
@@ -96,11 +96,8 @@ async def served(
 
 @pytest.fixture
 async def conn(served: Served) -> AsyncIterator[Connection]:
-    reader, writer = await asyncio.open_connection(*served.address)
-    try:
-        yield Connection(reader, writer)
-    finally:
-        writer.close()
+    async with connected(served.address) as connection:
+        yield connection
 
 
 async def in_two_reads(conn: Connection, data: bytes) -> tuple[int, dict[str, str], bytes]:

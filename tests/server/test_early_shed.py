@@ -10,6 +10,7 @@ response cycle, the pipeline, the keep-alive timer and the server's default head
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -202,14 +203,21 @@ class Connection:
             return await self.reader.read() == b""
 
 
-@pytest.fixture
-async def conn(full: Full) -> AsyncIterator[Connection]:
-    """A client connection to `full`."""
-    reader, writer = await asyncio.open_connection(*full.address)
+@contextlib.asynccontextmanager
+async def connected(address: tuple[str, int]) -> AsyncIterator[Connection]:
+    """A client connection to `address`, closed at the end."""
+    reader, writer = await asyncio.open_connection(*address)
     try:
         yield Connection(reader, writer)
     finally:
         writer.close()
+
+
+@pytest.fixture
+async def conn(full: Full) -> AsyncIterator[Connection]:
+    """A client connection to `full`."""
+    async with connected(full.address) as connection:
+        yield connection
 
 
 async def test_a_query_is_shed_before_its_caller_is_checked_with_the_whole_ways_answer(
