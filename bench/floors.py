@@ -6,7 +6,9 @@
 - **Upstream floor** (`python bench/floors.py upstream …`): a raw aiohttp client making the
   calls a dashboard makes — N concurrent GETs per "request", C requests in flight — against
   the same fake upstream, pinned to the gateway's CPU. Prints its CPU per call: what any
-  Python service pays per upstream call.
+  Python service pays per upstream call. With `--via httpx`, the same calls as an
+  `httpx.Request` through httpx-aiohttp's transport: what the gateway's required stack
+  pays per call before any of its own code (bench/README.md, "Where the time goes").
 """
 
 from __future__ import annotations
@@ -44,10 +46,16 @@ CALLS = [
 
 
 async def upstream_floor(
-    base: str, per_request: int, connections: int, seconds: float
+    base: str, per_request: int, connections: int, seconds: float, via: str = "aiohttp"
 ) -> dict[str, float]:
+    """`via` "aiohttp": the raw client; "httpx": the same calls as the gateway's stack must
+    make them — an `httpx.Request` sent through httpx-aiohttp's transport (its own aiohttp
+    session), read and closed — with nothing of the gateway around them."""
     import aiohttp
+    import httpx
+    from httpx_aiohttp import AiohttpTransport
 
+    transport = AiohttpTransport()
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:
         token_url = f"{base}/muda/v1/clients/oauth/token"
         credentials = {"api_key": "demo-muda-api-key", "secret_key": "demo-muda-secret-key"}
@@ -57,6 +65,15 @@ async def upstream_floor(
 
         async def call(i: int) -> None:
             url, auth = calls[i % len(calls)]
+            if via == "httpx":
+                request = httpx.Request("GET", url, headers={"Authorization": auth})
+                response = await transport.handle_async_request(request)
+                try:
+                    await response.aread()
+                    assert response.status_code == 200, response.status_code
+                finally:
+                    await response.aclose()
+                return
             async with session.get(url, headers={"Authorization": auth}) as r:
                 await r.read()
                 assert r.status == 200, r.status
@@ -77,6 +94,7 @@ async def upstream_floor(
 
         await asyncio.gather(*(loop() for _ in range(connections)))
         after = os.times()
+    await transport.aclose()
     cpu = (after.user + after.system) - (before.user + before.system)
     done = len(latencies) * per_request
     return {
@@ -93,10 +111,19 @@ def main() -> None:
     parser.add_argument("--per-request", type=int, default=4)
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument(
+        "--via",
+        choices=["aiohttp", "httpx"],
+        default="aiohttp",
+        help="the raw aiohttp client (the floor), or an httpx.Request through httpx-aiohttp's "
+        "transport (what the required stack costs before any of the gateway's own code)",
+    )
     args = parser.parse_args()
     import uvloop
 
-    result = uvloop.run(upstream_floor(args.url, args.per_request, args.connections, args.seconds))
+    result = uvloop.run(
+        upstream_floor(args.url, args.per_request, args.connections, args.seconds, args.via)
+    )
     print(json.dumps(result))
 
 
