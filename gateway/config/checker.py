@@ -76,15 +76,24 @@ class Checker:
         return float(value)
 
     def whole(
-        self, data: Mapping[str, Any], key: str, location: str, default: int | None, high: int
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        location: str,
+        default: int | None,
+        high: int,
+        *,
+        zero: str = "",
     ) -> int | None:
+        """A whole number from 1 to `high` — or from 0, when `zero` says what 0 means."""
         value = data.get(key, default)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+        lowest = 0 if zero else 1
+        if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= high:
             self.add(
                 f"{location}.{key}",
-                f"must be a whole number from 1 to {high}",
+                f"must be a whole number from {lowest}{f' ({zero})' if zero else ''} to {high}",
                 f"for example {key} = {default or 1}",
             )
             return default

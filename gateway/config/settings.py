@@ -404,7 +404,10 @@ def _server(check: Checker, raw: Mapping[str, Any]) -> ServerSettings:
         body_timeout_seconds=check.number(raw, "body_timeout_seconds", "server", 30.0, 600),
         max_concurrent_requests=check.whole(raw, "max_concurrent_requests", "server", 256, 100_000)
         or 256,
-        max_queued_requests=_queued(check, raw),
+        max_queued_requests=check.whole(
+            raw, "max_queued_requests", "server", 256, 100_000, zero="no queue"
+        )
+        or 0,
         queue_timeout_seconds=check.number(
             raw, "queue_timeout_seconds", "server", 0.0, 60, zero=True
         ),
@@ -419,7 +422,10 @@ def _server(check: Checker, raw: Mapping[str, Any]) -> ServerSettings:
         write_timeout_seconds=check.number(raw, "write_timeout_seconds", "server", 10.0, 600),
         stream_buffer_bytes=check.whole(raw, "stream_buffer_bytes", "server", 64 * 1024, 1 << 24)
         or 64 * 1024,
-        release_memory_after_connections=_release_after(check, raw),
+        release_memory_after_connections=check.whole(
+            raw, "release_memory_after_connections", "server", 64, 1_000_000, zero="never"
+        )
+        or 0,
         drain_seconds=check.number(raw, "drain_seconds", "server", 5.0, 300, zero=True),
         shutdown_timeout_seconds=check.number(raw, "shutdown_timeout_seconds", "server", 20.0, 600),
         workers=check.whole(raw, "workers", "server", 1, 64) or 1,
@@ -437,27 +443,6 @@ def _floor(check: Checker, raw: Mapping[str, Any]) -> int:
             "lower it, or raise max_concurrent_requests",
         )
     return floor
-
-
-def _queued(check: Checker, raw: Mapping[str, Any]) -> int:
-    """0 is allowed: no queue, shed as soon as every slot is taken."""
-    if raw.get("max_queued_requests") == 0:
-        return 0
-    return check.whole(raw, "max_queued_requests", "server", 256, 100_000) or 256
-
-
-def _release_after(check: Checker, raw: Mapping[str, Any]) -> int:
-    """0 is allowed: memory is never released."""
-    name = "release_memory_after_connections"
-    value = raw.get(name, 64)
-    if type(value) is not int or not 0 <= value <= 1_000_000:
-        check.add(
-            f"server.{name}",
-            "must be a whole number from 0 (never) to 1000000",
-            f"for example {name} = 64",
-        )
-        return 64
-    return value
 
 
 def _cursor_secret(check: Checker, raw: Mapping[str, Any], development: bool) -> Secret | None:

@@ -124,20 +124,20 @@ class Admission:
     def limit(self) -> int:
         return self._ceiling if self.adaptive is None else self.adaptive.limit
 
-    def reserved(self, limit: int | None = None) -> int:
-        """Slots only mutations may use: a share of the limit (`limit`: the current one,
-        already read), at least one (0: none)."""
+    def _reserved(self, limit: int) -> int:
+        """Slots only mutations may use: a share of `limit` (the current one, read once by
+        the caller), at least one (0: none)."""
         if not self.reserved_share:
             return 0
-        return max(1, round((self.limit if limit is None else limit) * self.reserved_share))
+        return max(1, round(limit * self.reserved_share))
 
     def fits(self, kind: Kind, arriving: int = 0) -> bool:
         """Whether a request of `kind` may start now (behind `arriving` more that will
         ask first)."""
         limit, running = self.limit, self.running + arriving
         if kind == "mutation":
-            return running < limit or self.mutations < self.reserved(limit)
-        return running < max(1, limit - self.reserved(limit))
+            return running < limit or self.mutations < self._reserved(limit)
+        return running < max(1, limit - self._reserved(limit))
 
     def roomy(self) -> bool:
         """Whether at most half the limit is running: room enough for a request to send

@@ -588,10 +588,6 @@ class GraphQLEndpoint:
         are checked (a stored answer passed that check) — and what was asked."""
         return await cache.key(request, self._caller(principal), self._visible(principal))
 
-    def _key_now(self, cache: ResponseCache, request: CachedRequest, principal: Principal) -> str:
-        """`_key` on an in-process store, without awaiting."""
-        return cache.key_now(request, self._caller(principal), self._visible(principal))
-
     def _caller(self, principal: Principal) -> str:
         return f"{principal.identity}|{self.documents.mode_for(principal)}"
 
@@ -673,14 +669,16 @@ class GraphQLEndpoint:
         cache, principal = self.response_cache, asked.principal
         if cache is None:
             return None
-        stored = cache.get_now(self._key_now(cache, CachedRequest(asked.body), principal))
+        visible = self._visible(principal)
+        key = cache.key_now(CachedRequest(asked.body), self._caller(principal), visible)
+        stored = cache.get_now(key)
         if stored is None or not self.admission.has_room("query"):
             return None  # a miss (counted there), or no room now: the whole way decides
         if not self.rate_limiter.take_now(principal):
             return None  # refused there, in its words (a refusal takes no token)
         self.admission.passes("query")  # (it has room: nothing ran since)
         self._cache_hits.inc()
-        cache.counted_hit(self._visible(principal))
+        cache.counted_hit(visible)
         return CachedNow(stored, asked.media, principal.name)
 
     async def _joined_early(self, learnt: Learnt, key: str) -> StoredResponse | None:

@@ -40,8 +40,7 @@ class RateLimiter:
         caller has none."""
         if not principal.rate_limited:
             return None
-        limit = principal.rate_limit or self.default
-        rate, burst, now = limit.requests_per_second, limit.burst, self._clock()
+        (rate, burst), now = self._limit(principal), self._clock()
         client = principal.name
         result = await self.store.script(BUCKET, keys.rate(client), rate, burst, now)
         if result is not None:
@@ -57,9 +56,13 @@ class RateLimiter:
             return None
         if not principal.rate_limited:
             return True
-        limit = principal.rate_limit or self.default
-        rate, burst = limit.requests_per_second, limit.burst
+        rate, burst = self._limit(principal)
         return bool(self._take_local(principal.name, self._clock(), rate, burst)[0])
+
+    def _limit(self, principal: Principal) -> tuple[float, int]:
+        """(requests per second, burst): the client's own limit, else the default."""
+        limit = principal.rate_limit or self.default
+        return limit.requests_per_second, limit.burst
 
     def _take_local(self, client: str, now: float, rate: float, burst: int) -> tuple[int, float]:
         tokens, updated = self._local.get(client, (float(burst), now))

@@ -352,6 +352,12 @@ def test_server_limits_parse_with_their_defaults_and_are_checked() -> None:
         "server.write_timeout_seconds",
         "server.release_memory_after_connections",
     } <= set(found)
+    for zero in (0.0, False):  # 0 means something for these two: only the whole number 0
+        for name in ("max_queued_requests", "release_memory_after_connections"):
+            refused = {**base, "server": {"profile": "development", name: zero}}
+            assert f"server.{name}" in problems(refused, {"MUDA_KEY": "k"})
+    queueless = {**base, "server": {"profile": "development", "max_queued_requests": 0}}
+    assert parse_settings(queueless, {"MUDA_KEY": "k"}).server.max_queued_requests == 0
     crossed = {"profile": "development", "min_concurrent_requests": 300}
     assert "server.min_concurrent_requests" in problems(
         {**base, "server": crossed}, {"MUDA_KEY": "k"}
