@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 from gateway._compat.asyncio import TURN, Turn
 from gateway._compat.strawberry import core_schema
 from gateway.cache.changes import ChangeFeed
+from gateway.cache.handout import Handout
 from gateway.cache.read_through import Generations, ReadThroughCache
 from gateway.cache.responses import ResponseCache
 from gateway.cache.store import RedisAccess, Store, open_store
@@ -132,10 +133,13 @@ def create_app(
     deadline = settings.server.request_deadline_seconds + 1.0
     draining = Draining()  # set by the server on SIGTERM (`serving.py`)
     admission = admission_for(settings.server, metrics)
+    handout = Handout()  # reads' results handed to their waiters a few per turn
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with components(settings, transport, clock, sleep, metrics, tracing) as built:
+        async with components(
+            settings, transport, clock, sleep, metrics, tracing, handout
+        ) as built:
             takes_top_ups = any(
                 Capability.TOP_UP in a.capabilities for a in settings.accounts.values()
             )
@@ -173,6 +177,7 @@ def create_app(
                 ),
                 daily_close=built.daily_close,
                 turn=turn,
+                handout=handout,
             )
             # The manifest's documents as MCP tools, behind the same gate (`server/mcp.py`).
             app.state.mcp = McpEndpoint.of_manifest(
@@ -200,7 +205,10 @@ def create_app(
             running = hear_changes(built, live, live_sleep)
             if admission.adaptive is not None:
                 running.append(
-                    asyncio.create_task(LoopDelayProbe(admission.observe).run(), name="admission")
+                    asyncio.create_task(
+                        LoopDelayProbe(admission.observe, handout.backlog_seconds).run(),
+                        name="admission",
+                    )
                 )
             try:
                 async with app.state.mcp.running():
@@ -397,6 +405,7 @@ async def components(
     sleep: Sleep,
     metrics: Metrics,
     tracing: Tracing = NO_TRACING,
+    handout: Handout | None = None,
 ) -> AsyncIterator[Components]:
     accounts = settings.accounts
 
@@ -420,7 +429,11 @@ async def components(
             for account in accounts.values()
         }
         cache = ReadThroughCache(
-            store, clock, metrics, fill_wait_seconds=settings.cache.fill_wait_seconds
+            store,
+            clock,
+            metrics,
+            fill_wait_seconds=settings.cache.fill_wait_seconds,
+            handout=handout,
         )
         generations = Generations(store)
         service = BalanceService(

@@ -29,6 +29,7 @@ from typing import Any, Generic, TypeVar
 
 from gateway._compat.asyncio import started
 from gateway.cache import keys
+from gateway.cache.handout import Handout
 from gateway.cache.store import Store
 from gateway.clock import Clock
 from gateway.errors import (
@@ -113,6 +114,7 @@ class ReadThroughCache:
         *,
         fill_wait_seconds: float = 2.0,
         poll_seconds: float = 0.02,
+        handout: Handout | None = None,
     ) -> None:
         self.store = store
         self._clock = clock
@@ -120,6 +122,7 @@ class ReadThroughCache:
         self.fill_wait_seconds = fill_wait_seconds
         self.poll_seconds = poll_seconds
         self._flights: dict[str, asyncio.Future[Any]] = {}
+        self._handout = handout or Handout()  # a fill handed to its waiters
 
     async def read(
         self,
@@ -151,7 +154,7 @@ class ReadThroughCache:
         try:
             # The fill is not held in a local: its failure's traceback holds this frame,
             # and frame → fill → failure → frame would be a cycle the collector must free.
-            result: Cached[T] = await asyncio.shield(
+            result: Cached[T] = await self._handout.wait(
                 self._fill(
                     key,
                     lambda: self._load(

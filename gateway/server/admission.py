@@ -6,8 +6,10 @@ requests that all want the CPU turn each other's 5 ms into seconds. So the limit
 requests running at once follows that wait, measured where it happens:
 
 - `LoopDelayProbe` asks the event loop to wake it every `PROBE_SECONDS` and measures how
-  late it woke: the time ready work waits for the CPU (the scheduling delay). The limit
-  follows the median of the last `WINDOW` of these: a queue that persists, not a burst.
+  late it woke: the time ready work waits for the CPU (the scheduling delay) — or, when
+  longer, how long the oldest read's result has waited to be handed to its request
+  (`cache/handout.py` wakes them a few per turn). The limit follows the median of the
+  last `WINDOW` of these: a queue that persists, not a burst.
 - `AdaptiveLimit` is a gradient limiter (in the spirit of TCP Vegas, Netflix's Gradient2,
   Envoy's adaptive concurrency) fed those delays: above the target, the limit shrinks in
   proportion (target / delay, at most halving); at or below it, and only while the limit
@@ -272,16 +274,20 @@ class Admission:
 
 class LoopDelayProbe:
     """Measures how late the event loop runs a timer, every `interval` seconds, and hands
-    each measurement to `observe` (`Admission.observe`) — until cancelled."""
+    each measurement to `observe` (`Admission.observe`) — until cancelled. Results
+    waiting to be handed to their requests (`backlog`: `cache/handout.Handout`, how long
+    the oldest has waited) are ready work waiting for the CPU too: the larger counts."""
 
     def __init__(
         self,
         observe: Callable[[float], None],
+        backlog: Callable[[], float] = lambda: 0.0,
         interval: float = PROBE_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.observe = observe
+        self.backlog = backlog
         self.interval = interval
         self.monotonic = monotonic
         self.sleep = sleep
@@ -290,4 +296,5 @@ class LoopDelayProbe:
         while True:
             started = self.monotonic()
             await self.sleep(self.interval)
-            self.observe(max(0.0, self.monotonic() - started - self.interval))
+            late = self.monotonic() - started - self.interval
+            self.observe(max(0.0, late, self.backlog()))

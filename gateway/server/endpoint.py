@@ -37,6 +37,7 @@ from strawberry.types.graphql import OperationType as StrawberryOperation
 from gateway._compat.asyncio import TURN, Turn, first_steps
 from gateway._compat.starlette import set_body, set_query
 from gateway.access import Principal
+from gateway.cache.handout import Handout
 from gateway.cache.responses import (
     NAMES_NOT_A_QUERY,
     CachedRequest,
@@ -177,6 +178,7 @@ class GraphQLEndpoint:
         documents: TrustedDocuments | None = None,
         daily_close: DailyCloseService | None = None,
         turn: Turn = TURN,
+        handout: Handout | None = None,
     ) -> None:
         self.graphql = graphql
         self.turn = turn
@@ -197,7 +199,7 @@ class GraphQLEndpoint:
         self.admission = admission or Admission(100_000, 0, 0.0, metrics)
         self._visible_to: dict[str, list[str]] = {}  # by principal identity
         self._cache_hits = metrics.response_cache_events.labels("hit")
-        self.shared = SharedAnswers()
+        self.shared = SharedAnswers(handout)
 
     async def __call__(self, request: Request) -> Response:
         """Answered within the deadline (or not at all: a 503 instead of a late answer),

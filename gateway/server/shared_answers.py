@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 
+from gateway.cache.handout import Handout
 from gateway.cache.responses import StoredResponse
 
 
@@ -68,7 +69,8 @@ class Leader:
 
 
 class SharedAnswers:
-    def __init__(self) -> None:
+    def __init__(self, handout: Handout | None = None) -> None:
+        self._handout = handout or Handout()  # the answer handed to its waiters
         self._running: dict[str, asyncio.Future[Outcome]] = {}
         self.waiting = 0  # requests waiting for another's answer now
 
@@ -87,6 +89,6 @@ class SharedAnswers:
         """Waits for a running request's end (the wait cancelled, not the request)."""
         self.waiting += 1
         try:
-            return await asyncio.shield(running)
+            return await self._handout.wait(running)
         finally:
             self.waiting -= 1

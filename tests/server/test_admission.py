@@ -455,6 +455,28 @@ async def test_the_probe_measures_how_late_the_loop_woke_it() -> None:
     assert seen == late
 
 
+async def test_the_probe_counts_results_waiting_to_be_handed_out_as_the_loops_delay() -> None:
+    """Results a handout (`cache/handout.py`) has not yet handed to their requests are
+    ready work waiting for the CPU: the probe observes the larger of the two."""
+    now, late, backlog = [100.0], [0.002, 0.03, 0.0], [0.02, 0.01, 0.0]
+    seen: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds + late[len(seen)]
+
+    def observe(delay: float) -> None:
+        seen.append(round(delay, 9))
+        if len(seen) == len(late):
+            raise asyncio.CancelledError
+
+    probe = LoopDelayProbe(
+        observe, lambda: backlog[len(seen)], monotonic=lambda: now[0], sleep=sleep
+    )
+    with pytest.raises(asyncio.CancelledError):
+        await probe.run()
+    assert seen == [0.02, 0.03, 0.0]
+
+
 def test_shed_clients_are_told_to_come_back_after_one_two_or_three_seconds() -> None:
     """At random, so the clients shed together do not come back as one wave."""
     admission = Admission(1, 0, 0.0, Metrics())
