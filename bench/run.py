@@ -707,6 +707,12 @@ def main() -> int:
         "'admission_target_delay_seconds = 0.05' (several: separated by \\n; the ramp keeps "
         "the defaults)",
     )
+    parser.add_argument(
+        "--overload-runs",
+        default=",".join(f"{m}x {a}" for m in MULTIPLES for a in ADMISSIONS),
+        metavar="LIST",
+        help="which overload runs after the ramp, e.g. '4x adaptive' (default: all four)",
+    )
     args = parser.parse_args()
     if args.report:
         print_report(json.loads(Path(args.out).read_text()))
@@ -743,6 +749,7 @@ def main() -> int:
                 args.seconds,
                 args.overload_server.replace("\\n", "\n") + "\n",
                 ramp["overload"] if ramp else None,
+                runs=[run.strip() for run in args.overload_runs.split(",")],
             )
         if wanted(args.only, "first-result"):
             results["first result"] = first_result_case(sim_url, 10 * args.runs)
@@ -1089,14 +1096,19 @@ def overload_run(
 
 
 def overload_case(
-    up_url: str, seconds: int, server: str = "", ramp_from: dict[str, Any] | None = None
+    up_url: str,
+    seconds: int,
+    server: str = "",
+    ramp_from: dict[str, Any] | None = None,
+    runs: list[str] | None = None,
 ) -> dict[str, Any]:
     """The sustainable load (RAMP, the fixed ceiling alone: what one worker serves with
     nothing shed, not what an admission policy lets in), then MULTIPLES of it with each
     admission, top-ups alongside; `server`: [server] lines for the adaptive runs (settings
     to try), the ramp always the same, or taken from `ramp_from` (an
-    earlier run's overload results). Every request asks every upstream (no cache;
-    concurrent requests still share reads in flight)."""
+    earlier run's overload results); `runs`: which of them, by name ("4x adaptive"; default
+    all). Every request asks every upstream (no cache; concurrent requests still share
+    reads in flight)."""
     seconds = max(seconds, 10)
     results: dict[str, Any] = {"ramp": {}}
     with on_load_cpu():
@@ -1119,6 +1131,8 @@ def overload_case(
         }
         for multiple in MULTIPLES:
             for admission in ADMISSIONS:
+                if runs is not None and f"{multiple}x {admission}" not in runs:
+                    continue
                 text = server if admission == "adaptive" else 'admission = "fixed"\n'
                 clients = multiple * int(pick["connections"])
                 row, notable = overload_run(up_url, clients, TOPUP_CLIENTS, seconds, text)

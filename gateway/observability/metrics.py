@@ -110,7 +110,10 @@ class Metrics:
         )
         self.loop_delay = Gauge(
             "gateway_event_loop_delay_seconds",
-            "How late the event loop last ran a timer: how long ready work waits for the CPU.",
+            (
+                "How long ready work waits for the CPU: how late the event loop last ran a "
+                "timer, or how long a read's result waited to be handed to its request."
+            ),
             registry=r,
         )
 
