@@ -25,6 +25,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from gateway._compat.asyncio import started
@@ -214,8 +215,15 @@ class ReadThroughCache:
         if flight is None:
             flight = started(load(), traceless=(UpstreamError,))  # refusals: no cycle
             self._flights[key] = flight
-            flight.add_done_callback(lambda _: self._flights.pop(key, None))
+            flight.add_done_callback(partial(self._landed, key))
         return flight
+
+    def _landed(self, key: str, flight: asyncio.Future[Any]) -> None:
+        """A fill has ended: the next read starts another. Its error is read here, so one
+        whose every waiter left (cancelled) is not reported as never retrieved."""
+        self._flights.pop(key, None)
+        if not flight.cancelled():
+            flight.exception()
 
     async def _load(
         self,

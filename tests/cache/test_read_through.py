@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 from decimal import Decimal
 from typing import Any
@@ -357,3 +358,27 @@ async def test_a_burst_of_concurrent_operations_waits_for_a_connection_never_fai
         await store.close()
     assert values == ["value"] * 400
     assert not [r for r in caplog.records if "failing" in r.getMessage()]
+
+
+async def test_a_read_whose_every_waiter_left_fails_without_a_never_retrieved_report(
+    cache: ReadThroughCache, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The waiters are handed the fill's end a few at a time (`cache/handout.py`); one that
+    left before it ended leaves nothing on it, so the cache reads the error itself."""
+    asked, answer = asyncio.Event(), asyncio.Event()
+
+    async def fetch() -> tuple[Balance, ...]:
+        asked.set()
+        await answer.wait()
+        raise ValueError("the read failed after everyone left")
+
+    reader = asyncio.create_task(cache.read("k", "acct", Freshness(60, 300), fetch, BALANCES))
+    await asked.wait()
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+    answer.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    gc.collect()
+    assert "never retrieved" not in caplog.text
