@@ -47,15 +47,15 @@ class Handout:
     ) -> None:
         self.per_batch = per_batch
         self.monotonic = monotonic
-        # Per event loop, its results not yet handed out: (when the flight ended, the
-        # flight, the waiter), oldest first — one queue per loop, so that an app whose
-        # lifespan runs on another loop (tests do) neither drops nor counts another's.
+        # Per event loop, its results not yet handed out, oldest first: one queue per
+        # loop, so that an app whose lifespan runs on another loop (tests do) neither
+        # drops nor counts another loop's waiters.
         self._landed: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Landed] = (
             weakref.WeakKeyDictionary()
         )
 
     async def wait(self, flight: asyncio.Future[T]) -> T:
-        """What `flight` ends with, woken in this handout's turn; cancelling the wait
+        """What `flight` ends with, handed out in its batch; cancelling the wait
         leaves `flight` running (and, as `asyncio.shield`, nothing of the wait on it)."""
         # An error's traceback holds this frame: it must hold neither future (each holds
         # the error), or every failed read would leave a cycle for the collector.
