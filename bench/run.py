@@ -713,6 +713,14 @@ def main() -> int:
         metavar="LIST",
         help="which overload runs after the ramp, e.g. '4x adaptive' (default: all four)",
     )
+    parser.add_argument(
+        "--overload-repeats",
+        type=int,
+        default=1,
+        metavar="N",
+        help="each overload run N times, each after the sustainable load once more; the "
+        "report shows every run and judges the median one (default 1)",
+    )
     args = parser.parse_args()
     if args.report:
         print_report(json.loads(Path(args.out).read_text()))
@@ -750,6 +758,7 @@ def main() -> int:
                 args.overload_server.replace("\\n", "\n") + "\n",
                 ramp["overload"] if ramp else None,
                 runs=[run.strip() for run in args.overload_runs.split(",")],
+                repeats=max(1, args.overload_repeats),
             )
         if wanted(args.only, "first-result"):
             results["first result"] = first_result_case(sim_url, 10 * args.runs)
@@ -1101,14 +1110,15 @@ def overload_case(
     server: str = "",
     ramp_from: dict[str, Any] | None = None,
     runs: list[str] | None = None,
+    repeats: int = 1,
 ) -> dict[str, Any]:
     """The sustainable load (RAMP, the fixed ceiling alone: what one worker serves with
     nothing shed, not what an admission policy lets in), then MULTIPLES of it with each
     admission, top-ups alongside; `server`: [server] lines for the adaptive runs (settings
     to try), the ramp always the same, or taken from `ramp_from` (an
     earlier run's overload results); `runs`: which of them, by name ("4x adaptive"; default
-    all). Every request asks every upstream (no cache; concurrent requests still share
-    reads in flight)."""
+    all), each run `repeats` times (`repeated`). Every request asks every upstream (no
+    cache; concurrent requests still share reads in flight)."""
     seconds = max(seconds, 10)
     results: dict[str, Any] = {"ramp": {}}
     with on_load_cpu():
@@ -1135,22 +1145,75 @@ def overload_case(
                     continue
                 text = server if admission == "adaptive" else 'admission = "fixed"\n'
                 clients = multiple * int(pick["connections"])
-                # This machine's speed drifts within minutes: the sustainable load once
-                # more just before, the rate the run is also held against.
-                again, _ = overload_run(up_url, int(pick["connections"]), 0, seconds, RAMP_SERVER)
-                row, notable = overload_run(up_url, clients, TOPUP_CLIENTS, seconds, text)
-                row["multiple"] = multiple
-                row["share_of_sustainable"] = row["accepted_rps"] / rate if rate else 0.0
-                row["sustainable_again_rps"] = again["accepted_rps"]
-                row["share_of_sustainable_again"] = (
-                    row["accepted_rps"] / again["accepted_rps"] if again["accepted_rps"] else 0.0
-                )
-                results[f"{multiple}x {admission}"] = row
-                print_overload_row(f"{multiple}x {admission}", row)
-                print_admission(row)
-                if notable:
-                    print(f"    gateway log:\n{notable}", flush=True)
+                rows = []
+                for _ in range(repeats):
+                    # This machine's speed drifts within minutes: the sustainable load once
+                    # more just before, the rate the run is also held against.
+                    again, _ = overload_run(
+                        up_url, int(pick["connections"]), 0, seconds, RAMP_SERVER
+                    )
+                    row, notable = overload_run(up_url, clients, TOPUP_CLIENTS, seconds, text)
+                    row["multiple"] = multiple
+                    row["share_of_sustainable"] = row["accepted_rps"] / rate if rate else 0.0
+                    row["sustainable_again_rps"] = again["accepted_rps"]
+                    row["share_of_sustainable_again"] = (
+                        row["accepted_rps"] / again["accepted_rps"]
+                        if again["accepted_rps"]
+                        else 0.0
+                    )
+                    rows.append(row)
+                    print_overload_row(f"{multiple}x {admission}", row)
+                    print_admission(row)
+                    if notable:
+                        print(f"    gateway log:\n{notable}", flush=True)
+                results[f"{multiple}x {admission}"] = repeated(rows)
     return results
+
+
+def repeated(rows: list[dict[str, float]]) -> dict[str, Any]:
+    """One overload setting's runs as one result: a single run as it is; several, as the
+    run whose accepted share of the sustainable load measured just before it is their
+    median (the lower middle one of an even count: one run, not an average of two), with
+    every run's shares (`shares`: of the ramp's rate; `shares_again`: of the load just
+    before) and the worst of all of them for the other figures of the issue's "Done when"
+    (`worst_accepted_p99_ms`, `worst_shed_max_ms`, `topups_shed_while_dashboards_shed_in_all`).
+    This machine spreads one setting's accepted rate over tens of per cent from run to run
+    (bench/README.md): a change of a few per cent shows only over several."""
+    if len(rows) == 1:
+        return rows[0]
+    ordered = sorted(rows, key=lambda row: row["share_of_sustainable_again"])
+    result: dict[str, Any] = dict(ordered[(len(ordered) - 1) // 2])
+    result.update(
+        repeats=len(rows),
+        shares=[row["share_of_sustainable"] for row in rows],
+        shares_again=[row["share_of_sustainable_again"] for row in rows],
+        worst_accepted_p99_ms=max(row["accepted_p99_ms"] for row in rows),
+        worst_shed_max_ms=max(row["shed_max_ms"] for row in rows),
+        topups_shed_while_dashboards_shed_in_all=sum(
+            row["topups_shed_while_dashboards_shed"] for row in rows
+        ),
+    )
+    return result
+
+
+def done_when(four: dict[str, Any]) -> list[tuple[str, bool]]:
+    """The issue's "Done when" for the 4 x adaptive result (`repeated`): each figure and
+    whether it was met — over several runs, the latencies and the top-ups in every one of
+    them, the accepted share in their median run."""
+    p99 = four.get("worst_accepted_p99_ms", four["accepted_p99_ms"])
+    shed = four.get("worst_shed_max_ms", four["shed_max_ms"])
+    topups = four.get(
+        "topups_shed_while_dashboards_shed_in_all", four["topups_shed_while_dashboards_shed"]
+    )
+    return [
+        (f"p99 accepted ≤ {DONE_ACCEPTED_P99_MS:.0f} ms", p99 <= DONE_ACCEPTED_P99_MS),
+        (f"every shed ≤ {DONE_SHED_MS:.0f} ms", shed <= DONE_SHED_MS),
+        (
+            f"accepted ≥ {DONE_SHARE:.0%} of the sustainable rate",
+            four["share_of_sustainable"] >= DONE_SHARE,
+        ),
+        ("no top-up shed while dashboards are", topups == 0),
+    ]
 
 
 def print_ramp_row(row: dict[str, float]) -> None:
@@ -1227,25 +1290,17 @@ def print_overload(r: dict[str, Any]) -> None:
             if name in r:
                 print_overload_row(name, r[name])
                 print_admission(r[name])
+            if "repeats" in r.get(name, {}):
+                shares = ", ".join(f"{share:.0%}" for share in r[name]["shares_again"])
+                print(
+                    f"    the median of {r[name]['repeats']} runs, which accepted {shares} of "
+                    "the load measured just before each"
+                )
     four = r.get("4x adaptive")
     if four:
-        checks = [
-            (
-                f"p99 accepted ≤ {DONE_ACCEPTED_P99_MS:.0f} ms",
-                four["accepted_p99_ms"] <= DONE_ACCEPTED_P99_MS,
-            ),
-            (f"every shed ≤ {DONE_SHED_MS:.0f} ms", four["shed_max_ms"] <= DONE_SHED_MS),
-            (
-                f"accepted ≥ {DONE_SHARE:.0%} of the sustainable rate",
-                four["share_of_sustainable"] >= DONE_SHARE,
-            ),
-            (
-                "no top-up shed while dashboards are",
-                four["topups_shed_while_dashboards_shed"] == 0,
-            ),
-        ]
-        verdicts = "; ".join(f"{name}: {'met' if ok else 'MISSED'}" for name, ok in checks)
-        print(f"done when (4x, adaptive): {verdicts}")
+        verdicts = "; ".join(f"{name}: {'met' if ok else 'MISSED'}" for name, ok in done_when(four))
+        runs = f", {four['repeats']} runs" if "repeats" in four else ""
+        print(f"done when (4x, adaptive{runs}): {verdicts}")
         if "share_of_sustainable_again" in four:
             print(
                 f"  (accepted: {four['share_of_sustainable']:.0%} of the ramp's sustainable "

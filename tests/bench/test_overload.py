@@ -1,6 +1,7 @@
 """`bench/run.py`'s overload case, its pure parts: the percentile, the sustainable pick,
-top-ups shed while dashboards were, a run's summary, and what it reads from the gateway's
-metrics and log. (The run itself is `bench/run.py --only overload`, never a test.)"""
+top-ups shed while dashboards were, a run's summary, several runs judged as one, and what
+it reads from the gateway's metrics and log. (The run itself is `bench/run.py --only
+overload`, never a test.)"""
 
 from __future__ import annotations
 
@@ -132,3 +133,43 @@ def test_the_gateway_log_is_read_for_errors_and_statuses(bench: ModuleType) -> N
         "log_shed_p99_ms": 3.1,
         "log_shed_max_ms": 3.1,
     }
+
+
+def overload_row(
+    share_again: float, share: float, p99: float, shed_max: float, near: int
+) -> dict[str, float]:
+    return {
+        "share_of_sustainable_again": share_again,
+        "share_of_sustainable": share,
+        "accepted_p99_ms": p99,
+        "shed_max_ms": shed_max,
+        "topups_shed_while_dashboards_shed": near,
+    }
+
+
+def test_repeated_runs_are_judged_by_their_median_share_and_their_worst_latencies(
+    bench: ModuleType,
+) -> None:
+    one = overload_row(0.8, 0.85, 200, 20, 0)
+    assert bench.repeated([one]) is one  # a single run as it is
+    assert [ok for _, ok in bench.done_when(one)] == [True, True, False, True]
+
+    runs = [
+        overload_row(0.95, 0.93, 300, 12, 0),
+        overload_row(0.70, 0.72, 900, 60, 0),  # a shed over 50 ms in this one
+        overload_row(0.91, 0.94, 250, 15, 0),
+    ]
+    three = bench.repeated(runs)
+    assert three["share_of_sustainable_again"] == 0.91  # the median run's own figures
+    assert three["share_of_sustainable"] == 0.94 and three["accepted_p99_ms"] == 250
+    assert three["shares_again"] == [0.95, 0.70, 0.91] and three["shares"] == [0.93, 0.72, 0.94]
+    assert (three["worst_accepted_p99_ms"], three["worst_shed_max_ms"]) == (900, 60)
+    verdicts = dict(bench.done_when(three))
+    assert verdicts["accepted ≥ 90% of the sustainable rate"]  # the median run: 94 %
+    assert not verdicts["every shed ≤ 50 ms"]  # every run's sheds count
+    assert verdicts["p99 accepted ≤ 1000 ms"]
+
+    runs[1]["topups_shed_while_dashboards_shed"] = 1
+    two = bench.repeated(runs[1:])  # even: the lower middle one, a run that happened
+    assert two["share_of_sustainable_again"] == 0.70
+    assert not dict(bench.done_when(two))["no top-up shed while dashboards are"]
