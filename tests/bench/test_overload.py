@@ -72,6 +72,16 @@ def test_a_top_up_shed_near_a_shed_dashboard_counts(bench: ModuleType) -> None:
     assert bench.shed_near([], dashboards, 1.0) == 0
 
 
+def test_a_shed_client_waits_its_retry_after_but_not_past_the_runs_end(
+    bench: ModuleType,
+) -> None:
+    # The run's wall time is what the gateway's CPU share is taken over: a client told
+    # 3 s, 1 s before the end, waits 1 s; one shed after the end does not wait at all.
+    assert bench.pause_after(2.0, now=100.0, stop=110.0) == 2.0
+    assert bench.pause_after(3.0, now=109.0, stop=110.0) == 1.0
+    assert bench.pause_after(3.0, now=110.5, stop=110.0) == 0.0
+
+
 def test_a_run_is_summarised_from_its_answers(bench: ModuleType) -> None:
     dashboards = [(200, 0.1 * i, 0.1) for i in range(1, 100)] + [
         (200, 10.4, 2.0),  # ended after the run: its latency counts, not its rate
