@@ -147,7 +147,7 @@ class ServerSettings:
     max_queued_requests: int = 256
     queue_timeout_seconds: float = 0.0
     admission: str = "adaptive"
-    admission_target_delay_seconds: float = 0.010
+    admission_target_delay_seconds: float = 0.020
     min_concurrent_requests: int = 8
     reserved_for_mutations: float = 0.1
     # A response (an event stream above all) whose reader stops: dropped after a write has
@@ -413,7 +413,7 @@ def _server(check: Checker, raw: Mapping[str, Any]) -> ServerSettings:
         ),
         admission=check.choice(raw, "admission", "server", ("adaptive", "fixed")),
         admission_target_delay_seconds=check.number(
-            raw, "admission_target_delay_seconds", "server", 0.010, 1.0
+            raw, "admission_target_delay_seconds", "server", 0.020, 1.0
         ),
         min_concurrent_requests=_floor(check, raw),
         reserved_for_mutations=check.number(

@@ -323,7 +323,7 @@ def test_server_limits_parse_with_their_defaults_and_are_checked() -> None:
     no_queue = {**base, "server": {"profile": "development", "max_queued_requests": 0}}
     assert parse_settings(no_queue, {"MUDA_KEY": "k"}).server.max_queued_requests == 0
     assert (server.admission, server.min_concurrent_requests) == ("adaptive", 8)
-    assert (server.admission_target_delay_seconds, server.queue_timeout_seconds) == (0.010, 0.0)
+    assert (server.admission_target_delay_seconds, server.queue_timeout_seconds) == (0.020, 0.0)
     assert (server.reserved_for_mutations, server.write_timeout_seconds) == (0.1, 10.0)
     assert (server.stream_buffer_bytes, server.release_memory_after_connections) == (65536, 64)
     never = {**base, "server": {"profile": "development", "release_memory_after_connections": 0}}
