@@ -9,6 +9,7 @@ import csv
 import io
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -39,7 +40,6 @@ from gateway.services.daily_close import (
 )
 from gateway.simulator import Simulator
 from tests.helpers import (
-    DEMO_CONFIG,
     FakeClock,
     GatewayClient,
     client,
@@ -48,6 +48,7 @@ from tests.helpers import (
     running_gateway,
     serving,
 )
+from tests.system.processes import demo_config
 
 CAIRO = ZoneInfo("Africa/Cairo")
 ZONE_UTC = ZoneInfo("UTC")
@@ -245,8 +246,14 @@ async def test_a_movement_posted_to_the_books_moves_the_balance_and_is_listed(
     assert edges[0]["node"]["providerId"] == "m-1"
 
 
-def test_the_cron_command_writes_the_csv(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cron_command_writes_the_csv(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     from gateway.simulator import create_simulator
+
+    # The demo config with a journal of its own: the checkout's (`deploy/.data/`) is what
+    # `make run` deletes and serves, which another test process may be doing meanwhile.
+    config = demo_config(tmp_path)
 
     async def run() -> int:
         async with serving(create_simulator().app) as url:
@@ -257,7 +264,7 @@ def test_the_cron_command_writes_the_csv(capsys: pytest.CaptureFixture[str]) -> 
                     "report",
                     "daily-close",
                     "--config",
-                    str(DEMO_CONFIG),
+                    str(config),
                     "--date",
                     "2024-06-03",
                     "--accounts",
