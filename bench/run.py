@@ -1205,6 +1205,12 @@ def repeated(rows: list[dict[str, float]]) -> dict[str, Any]:
     return result
 
 
+def percent(share: float) -> str:
+    """A share of the sustainable rate as a whole percentage, rounded down: a run that
+    accepted 89.8 % shows 89 %, not the 90 % it missed."""
+    return f"{math.floor(round(share * 100, 6)):.0f}%"
+
+
 def done_when(four: dict[str, Any]) -> list[tuple[str, bool]]:
     """The issue's "Done when" for the 4 x adaptive result (`repeated`): each figure and
     whether it was met — over several runs, the latencies and the top-ups in every one of
@@ -1239,7 +1245,7 @@ def print_ramp_row(row: dict[str, float]) -> None:
 def print_overload_row(name: str, o: dict[str, float]) -> None:
     print(
         f"  {name:12} {o['connections']:>5.0f} clients: accepted {o['accepted_rps']:4.0f} req/s "
-        f"= {o['share_of_sustainable']:4.0%}, p50 {o['accepted_p50_ms']:4.0f} ms, p99 "
+        f"= {percent(o['share_of_sustainable']):>4}, p50 {o['accepted_p50_ms']:4.0f} ms, p99 "
         f"{o['accepted_p99_ms']:5.0f} ms | shed {o['shed_rps']:4.0f} req/s, p99 "
         f"{o['shed_p99_ms']:4.0f} ms, max {o['shed_max_ms']:4.0f} ms (after the first second "
         f"{o.get('shed_max_after_1s_ms', 0):.0f} ms) | longest "
@@ -1254,7 +1260,7 @@ def print_overload_row(name: str, o: dict[str, float]) -> None:
     if "sustainable_again_rps" in o:
         print(
             f"    the sustainable load again just before: {o['sustainable_again_rps']:.0f} "
-            f"req/s, of which this run's accepted {o['share_of_sustainable_again']:.0%}",
+            f"req/s, of which this run's accepted {percent(o['share_of_sustainable_again'])}",
             flush=True,
         )
 
@@ -1300,7 +1306,7 @@ def print_overload(r: dict[str, Any]) -> None:
                 print_overload_row(name, r[name])
                 print_admission(r[name])
             if "repeats" in r.get(name, {}):
-                shares = ", ".join(f"{share:.0%}" for share in r[name]["shares_again"])
+                shares = ", ".join(percent(share) for share in r[name]["shares_again"])
                 print(
                     f"    the median of {r[name]['repeats']} runs, which accepted {shares} of "
                     "the load measured just before each"
@@ -1312,8 +1318,8 @@ def print_overload(r: dict[str, Any]) -> None:
         print(f"done when (4x, adaptive{runs}): {verdicts}")
         if "share_of_sustainable_again" in four:
             print(
-                f"  (accepted: {four['share_of_sustainable']:.0%} of the ramp's sustainable "
-                f"rate, {four['share_of_sustainable_again']:.0%} of the same load measured "
+                f"  (accepted: {percent(four['share_of_sustainable'])} of the ramp's sustainable "
+                f"rate, {percent(four['share_of_sustainable_again'])} of the same load measured "
                 "again just before the run)"
             )
 

@@ -82,6 +82,15 @@ def test_a_shed_client_waits_its_retry_after_but_not_past_the_runs_end(
     assert bench.pause_after(3.0, now=110.5, stop=110.0) == 0.0
 
 
+def test_a_share_is_shown_rounded_down_so_a_missed_figure_never_reads_as_met(
+    bench: ModuleType,
+) -> None:
+    assert bench.percent(0.898) == "89%"  # 90 % missed: not shown as 90 %
+    assert bench.percent(0.9) == "90%"
+    assert bench.percent(0.29) == "29%"  # not 28 (0.29 * 100 is 28.999...)
+    assert bench.percent(1.094) == "109%"
+
+
 def test_a_run_is_summarised_from_its_answers(bench: ModuleType) -> None:
     dashboards = [(200, 0.1 * i, 0.1) for i in range(1, 100)] + [
         (200, 10.4, 2.0),  # ended after the run: its latency counts, not its rate
